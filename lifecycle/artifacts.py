@@ -1,0 +1,249 @@
+"""Safe model artifacts: skops files only, inspected before anything is loaded.
+
+Nothing uploaded is ever unpickled. A file is refused unless it is a zip with skops' schema,
+small enough, with a sane number of entries, and every type it asks for is on the allow-list
+in settings (SKOPS_TRUSTED_PACKAGES / SKOPS_TRUSTED_BUILTINS). Only then does skops.io.load
+build it, trusting exactly those allowed types."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+import pickletools
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import skops.io as sio
+from django.conf import settings
+from sklearn.base import is_classifier, is_regressor
+
+from lifecycle.errors import ArtifactIntegrityError, LifecycleError, TooLarge
+
+SKOPS_FIX = (
+    'Save the fitted model with skops instead: `import skops.io; skops.io.dump(model, "model.skops")`, '
+    "then upload model.skops."
+)
+MAX_SCHEMA_BYTES = 64 * 1024 * 1024
+
+_COMPRESSED_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bz2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x5d\x00\x00": "lzma",
+    b"\x04\x22\x4d\x18": "lz4",
+    b"ZF": "joblib zlib",
+    b"\x78\x01": "zlib",
+    b"\x78\x5e": "zlib",
+    b"\x78\x9c": "zlib",
+    b"\x78\xda": "zlib",
+}
+
+
+class ArtifactRefused(LifecycleError):
+    code = "artifact_refused"
+
+
+@dataclass
+class InspectedArtifact:
+    model: Any
+    sha256: str
+    size: int
+    types: list[str]
+    estimator_class: str
+    sklearn_version: str
+    task: str
+    params: dict[str, Any]
+    classes: list[Any] = field(default_factory=list)
+    feature_names: list[str] | None = None
+    n_features: int | None = None
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _looks_like_pickle(data: bytes) -> bool:
+    if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
+        return True  # PROTO opcode: pickle protocol 2-5, also what joblib writes uncompressed
+    try:  # protocols 0 and 1: parse (never execute) the first opcodes
+        ops = list(itertools.islice(pickletools.genops(io.BytesIO(data[:4096])), 4))
+    except Exception:
+        return False
+    return len(ops) == 4 and data[:1] in (b"(", b"c", b"]", b"}", b")")
+
+
+def _sniff_refusal(data: bytes) -> str:
+    if _looks_like_pickle(data):
+        return (
+            "This file is a pickle (as written by pickle, joblib or cloudpickle). Pickles can run "
+            "arbitrary code when loaded, so they are never accepted. " + SKOPS_FIX
+        )
+    for magic, kind in _COMPRESSED_MAGIC.items():
+        if data.startswith(magic):
+            return (
+                f"This file is {kind}-compressed, as joblib.dump(..., compress=...) writes: a compressed "
+                "pickle, never accepted. " + SKOPS_FIX
+            )
+    return "This file is not a skops model file (it is not a skops zip archive). " + SKOPS_FIX
+
+
+def is_trusted_type(name: str) -> bool:
+    if name in settings.SKOPS_TRUSTED_BUILTINS:
+        return True
+    return name.split(".", 1)[0] in settings.SKOPS_TRUSTED_PACKAGES and "." in name
+
+
+def _schema_types(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
+            found.add(f"{node['__module__']}.{node['__class__']}")
+        for value in node.values():
+            _schema_types(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _schema_types(value, found)
+
+
+def _sklearn_version(schema: dict[str, Any]) -> str:
+    try:
+        raw = schema["content"]["content"]["_sklearn_version"]["content"]
+        return str(json.loads(raw))
+    except (KeyError, TypeError, ValueError):
+        return ""
+
+
+def _open_zip(data: bytes) -> dict[str, Any]:
+    """Check the zip directory (entry count, uncompressed size, names) and return the schema."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ArtifactRefused(f"The file is a damaged zip archive ({exc}). {SKOPS_FIX}", field="artifact")
+    if len(infos) > settings.SKOPS_MAX_ZIP_ENTRIES:
+        raise ArtifactRefused(
+            f"The archive has {len(infos)} entries; at most {settings.SKOPS_MAX_ZIP_ENTRIES} are accepted.",
+            field="artifact",
+        )
+    total = sum(i.file_size for i in infos)
+    if total > settings.SKOPS_MAX_UNCOMPRESSED_BYTES:
+        raise ArtifactRefused(
+            f"The archive unpacks to {total} bytes; at most {settings.SKOPS_MAX_UNCOMPRESSED_BYTES} are accepted.",
+            field="artifact",
+        )
+    names = {i.filename: i for i in infos}
+    if "schema.json" not in names:
+        hint = " It looks like a PyTorch or other zip file." if any(n.endswith(".pkl") for n in names) else ""
+        raise ArtifactRefused(f"The zip archive has no skops schema.json.{hint} {SKOPS_FIX}", field="artifact")
+    if names["schema.json"].file_size > MAX_SCHEMA_BYTES:
+        raise ArtifactRefused("The skops schema.json is too large.", field="artifact")
+    try:
+        schema = json.loads(archive.read("schema.json"))
+    except (ValueError, zipfile.BadZipFile, OSError) as exc:
+        raise ArtifactRefused(f"The skops schema.json cannot be read ({exc}).", field="artifact")
+    if not isinstance(schema, dict):
+        raise ArtifactRefused("The skops schema.json is not an object.", field="artifact")
+    return schema
+
+
+def inspect_artifact(data: bytes) -> InspectedArtifact:
+    """Validate and load an uploaded artifact. Raises ArtifactRefused / TooLarge naming the problem."""
+    limit = settings.MAX_ARTIFACT_BYTES
+    if len(data) > limit:
+        raise TooLarge(f"The artifact is {len(data)} bytes; the limit is {limit} bytes.", field="artifact")
+    if not data:
+        raise ArtifactRefused("The artifact file is empty.", field="artifact")
+    if not data.startswith(b"PK\x03\x04"):
+        raise ArtifactRefused(_sniff_refusal(data), field="artifact")
+    schema = _open_zip(data)
+
+    found: set[str] = set()
+    _schema_types(schema, found)
+    try:
+        found.update(sio.get_untrusted_types(data=data))
+    except Exception as exc:  # skops could not even list the types: not a file we can trust
+        raise ArtifactRefused(f"skops cannot read this file ({exc}).", field="artifact")
+    refused = sorted(t for t in found if not is_trusted_type(t))
+    if refused:
+        raise ArtifactRefused(
+            "The artifact asks for types that are not on the trusted allow-list: "
+            + ", ".join(refused)
+            + ". Only scikit-learn, NumPy and SciPy types are loaded; a risk officer must add any other.",
+            field="artifact",
+            details={"untrusted_types": refused},
+            code="untrusted_types",
+        )
+    try:
+        model = sio.load(data, trusted=sorted(found))
+    except Exception as exc:
+        raise ArtifactRefused(f"skops could not load the model ({type(exc).__name__}: {exc}).", field="artifact")
+
+    if not hasattr(model, "predict"):
+        raise ArtifactRefused(
+            f"The artifact holds a {type(model).__name__}, which has no predict(): upload a fitted estimator or pipeline.",
+            field="artifact",
+        )
+    if is_classifier(model):
+        task = "classification"
+    elif is_regressor(model):
+        task = "regression"
+    else:
+        raise ArtifactRefused(
+            f"{type(model).__name__} is neither a scikit-learn classifier nor a regressor.", field="artifact"
+        )
+    feature_names = getattr(model, "feature_names_in_", None)
+    classes = getattr(model, "classes_", None)
+    return InspectedArtifact(
+        model=model,
+        sha256=sha256_of(data),
+        size=len(data),
+        types=sorted(found),
+        estimator_class=f"{type(model).__module__}.{type(model).__qualname__}",
+        sklearn_version=_sklearn_version(schema),
+        task=task,
+        params=_json_params(model),
+        classes=[_jsonable(c) for c in classes] if classes is not None else [],
+        feature_names=[str(n) for n in feature_names] if feature_names is not None else None,
+        n_features=getattr(model, "n_features_in_", None),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _json_params(model: Any) -> dict[str, Any]:
+    """get_params(deep=False) as JSON; nested estimators are named by their class and params."""
+
+    def convert(value: Any) -> Any:
+        if hasattr(value, "get_params"):
+            return {"__estimator__": type(value).__name__, "params": convert(value.get_params(deep=False))}
+        if isinstance(value, dict):
+            return {str(k): convert(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        if value is None or isinstance(value, (str, bool, int, float)):
+            return value
+        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+            return value.item()
+        return repr(value)[:500]
+
+    return convert(model.get_params(deep=False))
+
+
+def read_verified_bytes(stored_file: Any, expected_sha256: str) -> bytes:
+    """Read an artifact from storage and check it against the SHA-256 recorded at upload."""
+    with stored_file.open("rb") as handle:
+        data = handle.read()
+    actual = sha256_of(data)
+    if actual != expected_sha256:
+        raise ArtifactIntegrityError(
+            f"The stored artifact's SHA-256 is {actual}, but {expected_sha256} was recorded at upload: "
+            "it was changed after upload and will not be loaded.",
+            details={"expected_sha256": expected_sha256, "actual_sha256": actual},
+        )
+    return data

@@ -1,0 +1,66 @@
+"""Parsing uploaded CSV datasets (bytes in, frame and facts out; no database)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+import pandas as pd
+from django.conf import settings
+from django.utils.text import slugify
+
+from lifecycle.artifacts import sha256_of
+from lifecycle.errors import LifecycleError, TooLarge
+
+
+@dataclass
+class ParsedDataset:
+    frame: pd.DataFrame
+    sha256: str
+    size: int
+    columns: list[dict[str, str]]
+    raw: bytes
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c["name"] for c in self.columns]
+
+
+def dtype_name(dtype: object) -> str:
+    kind = getattr(dtype, "kind", "O")
+    return {"i": "int64", "u": "int64", "f": "float64", "b": "bool"}.get(kind, "string")
+
+
+def dataset_name_from_filename(filename: str) -> str:
+    stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return (slugify(stem)[:100].strip("-") or "dataset").lower()
+
+
+def parse_csv(data: bytes, *, field: str) -> ParsedDataset:
+    """Parse a CSV upload. Raises LifecycleError naming `field` when it is not a usable table."""
+    limit = settings.MAX_DATASET_BYTES
+    if len(data) > limit:
+        raise TooLarge(f"The file is {len(data)} bytes; the limit is {limit} bytes.", field=field)
+    if not data.strip():
+        raise LifecycleError("The file is empty.", field=field)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LifecycleError(f"The file is not UTF-8 text (byte {exc.start}); upload a CSV file.", field=field)
+    header = next(csv.reader(io.StringIO(text)), [])
+    names = [h.strip() for h in header]
+    if not names or any(not n for n in names):
+        raise LifecycleError("The CSV header has an empty column name.", field=field)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise LifecycleError(f"The CSV header repeats column(s): {', '.join(duplicates)}.", field=field)
+    try:
+        frame = pd.read_csv(io.StringIO(text), skipinitialspace=True)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise LifecycleError(f"The file is not a readable CSV table: {exc}", field=field)
+    if frame.empty:
+        raise LifecycleError("The CSV has a header but no rows.", field=field)
+    frame.columns = names
+    columns = [{"name": name, "dtype": dtype_name(frame[name].dtype)} for name in names]
+    return ParsedDataset(frame=frame, sha256=sha256_of(data), size=len(data), columns=columns, raw=data)

@@ -1,0 +1,72 @@
+"""Forms for data scientists. They only parse; lifecycle.services validates and saves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from lifecycle.models import CARD_SECTIONS, Dataset, RiskTier
+
+
+class RegisterModelForm(forms.Form):
+    name = forms.CharField(max_length=64, help_text="Lowercase letters, digits and hyphens; used in API URLs.")
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    risk_tier = forms.ChoiceField(choices=RiskTier.choices, initial=RiskTier.MEDIUM)
+
+
+class CardFieldsMixin(forms.Form):
+    def add_card_fields(self) -> None:
+        for name, title, help_text in CARD_SECTIONS:
+            self.fields[name] = forms.CharField(
+                label=title, help_text=help_text, required=False, widget=forms.Textarea(attrs={"rows": 3})
+            )
+
+
+class DatasetSelect(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Dataset) -> str:
+        return f"{obj.name} v{obj.version} ({obj.row_count} rows, {obj.sha256[:12]}…)"
+
+
+class VersionForm(CardFieldsMixin):
+    artifact = forms.FileField(help_text='A skops file: skops.io.dump(model, "model.skops").', required=False)
+    training_data = forms.FileField(required=False, help_text="A CSV file with a header row.")
+    training_dataset = DatasetSelect(queryset=Dataset.objects.all(), required=False, empty_label="— upload a file —")
+    evaluation_data = forms.FileField(required=False, help_text="A CSV file with a header row.")
+    evaluation_dataset = DatasetSelect(queryset=Dataset.objects.all(), required=False, empty_label="— upload a file —")
+    label_column = forms.CharField(max_length=200, required=False)
+    sensitive_features = forms.CharField(
+        required=False,
+        help_text="Columns of the evaluation data to check for fairness, comma separated "
+        "(pick them from the list once the evaluation file is chosen).",
+    )
+    parent_version = forms.IntegerField(required=False, min_value=1)
+    code_repository = forms.CharField(max_length=500, required=False)
+    code_commit = forms.CharField(max_length=64, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.add_card_fields()
+
+    def sensitive_list(self) -> list[str]:
+        """Checkboxes and the text box share the name; each value may hold a comma list."""
+        values = self.data.getlist("sensitive_features") if hasattr(self.data, "getlist") else []
+        picked = [s.strip() for raw in values for s in raw.split(",") if s.strip()]
+        return list(dict.fromkeys(picked))
+
+
+class EditDraftForm(CardFieldsMixin):
+    sensitive_features = forms.CharField(required=False, help_text="Comma separated column names.")
+    code_repository = forms.CharField(max_length=500, required=False)
+    code_commit = forms.CharField(max_length=64, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.add_card_fields()
+
+    def sensitive_list(self) -> list[str]:
+        """Checkboxes and the text box share the name; each value may hold a comma list."""
+        values = self.data.getlist("sensitive_features") if hasattr(self.data, "getlist") else []
+        picked = [s.strip() for raw in values for s in raw.split(",") if s.strip()]
+        return list(dict.fromkeys(picked))

@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+
+class RiskTier(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class Task(models.TextChoices):
+    CLASSIFICATION = "classification", "Classification"
+    REGRESSION = "regression", "Regression"
+
+
+class Status(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    CHECKING = "checking", "Checking"
+    IN_REVIEW = "in_review", "In review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    PRODUCTION = "production", "Production"
+    RETIRED = "retired", "Retired"
+
+
+SERVABLE_STATUSES = (Status.APPROVED, Status.PRODUCTION)
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$",
+    "Use lowercase letters, digits and hyphens (it becomes part of API URLs), e.g. credit-risk.",
+)
+
+
+class RegisteredModel(models.Model):
+    name = models.CharField(max_length=64, unique=True, validators=[slug_validator])
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, default=RiskTier.MEDIUM)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("lifecycle:model-detail", args=[self.name])
+
+
+class Dataset(models.Model):
+    """A stored CSV, identified by name + sequential version and by its SHA-256."""
+
+    name = models.CharField(max_length=100, validators=[slug_validator])
+    version = models.PositiveIntegerField()
+    file = models.FileField(upload_to="datasets/", max_length=255)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size_bytes = models.PositiveBigIntegerField()
+    row_count = models.PositiveIntegerField()
+    columns = models.JSONField(help_text="[{'name': ..., 'dtype': ...}, ...] in file order")
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="dataset_name_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c["name"] for c in self.columns]
+
+
+class ModelVersion(models.Model):
+    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True)
+
+    artifact = models.FileField(upload_to="artifacts/", max_length=255)
+    artifact_sha256 = models.CharField(max_length=64)
+    artifact_size = models.PositiveBigIntegerField()
+    artifact_types = models.JSONField(default=list, help_text="Every type the skops file asked for.")
+    estimator_class = models.CharField(max_length=300)
+    sklearn_version = models.CharField(max_length=40, blank=True)
+    params = models.JSONField(default=dict, help_text="get_params(deep=False), as JSON")
+    task = models.CharField(max_length=20, choices=Task.choices)
+    input_schema = models.JSONField(help_text="[{'name': ..., 'dtype': ...}, ...] in the model's order")
+    classes = models.JSONField(default=list, blank=True)
+
+    label_column = models.CharField(max_length=200)
+    sensitive_features = models.JSONField(default=list, blank=True)
+    training_dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    evaluation_dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    code_repository = models.CharField(max_length=500, blank=True)
+    code_commit = models.CharField(max_length=64, blank=True)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["registered_model__name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["registered_model", "version"], name="version_number_unique"),
+            # At most one production version per registered model, enforced by the database.
+            models.UniqueConstraint(
+                fields=["registered_model"],
+                condition=Q(status="production"),
+                name="one_production_version_per_model",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in Status]), name="version_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.registered_model.name} v{self.version}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("lifecycle:version-detail", args=[self.registered_model.name, self.version])
+
+    @property
+    def is_servable(self) -> bool:
+        return self.status in SERVABLE_STATUSES
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status == Status.DRAFT
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c["name"] for c in self.input_schema]
+
+    def lineage(self) -> list[ModelVersion]:
+        """The parent chain, nearest first (bounded: a chain cannot loop, parents are older)."""
+        chain: list[ModelVersion] = []
+        node = self.parent
+        while node is not None and len(chain) < 1000:
+            chain.append(node)
+            node = node.parent
+        return chain
+
+
+CARD_SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("model_details", "Model details", "Who built it, when, version, type, training algorithm, licence, contact."),
+    ("intended_use", "Intended use", "Primary uses and users the model was built for."),
+    ("out_of_scope_uses", "Out-of-scope uses", "Uses the model must not be put to."),
+    ("factors", "Factors", "Groups, instruments and environments the evaluation looked at."),
+    ("metrics", "Metrics", "Which performance measures, decision thresholds and why."),
+    ("evaluation_data_notes", "Evaluation data", "Datasets, motivation, preprocessing."),
+    ("training_data_notes", "Training data", "Datasets, motivation, preprocessing."),
+    ("ethical_considerations", "Ethical considerations", "Sensitive data, risks, mitigations."),
+    ("caveats_and_recommendations", "Caveats and recommendations", "Known limits and advice."),
+)
+CARD_FIELDS = tuple(name for name, _, _ in CARD_SECTIONS)
+
+
+class ModelCard(models.Model):
+    """The model card of one version (Mitchell et al. 2019). Quantitative analyses are the
+    check results themselves and are shown beside the card, not typed into it."""
+
+    version = models.OneToOneField(ModelVersion, on_delete=models.PROTECT, related_name="card")
+    model_details = models.TextField(blank=True)
+    intended_use = models.TextField(blank=True)
+    out_of_scope_uses = models.TextField(blank=True)
+    factors = models.TextField(blank=True)
+    metrics = models.TextField(blank=True)
+    evaluation_data_notes = models.TextField(blank=True)
+    training_data_notes = models.TextField(blank=True)
+    ethical_considerations = models.TextField(blank=True)
+    caveats_and_recommendations = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Model card of {self.version}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in CARD_FIELDS}
+
+    def sections(self) -> list[dict[str, Any]]:
+        return [{"name": n, "title": t, "text": getattr(self, n)} for n, t, _ in CARD_SECTIONS]
+
+    def content_hash(self) -> str:
+        """SHA-256 of the card's text; an approval binds to it."""
+        blob = json.dumps(self.as_dict(), sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()

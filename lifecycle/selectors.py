@@ -1,0 +1,38 @@
+"""Reads that carry a rule: who may see which models and versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from governance.roles import roles_of
+from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel
+
+
+def can_read_registry(actor: Any) -> bool:
+    """People with a role see everything; an API key bound to no user sees servable versions."""
+    return bool(roles_of(actor)) or _is_api_client(actor)
+
+
+def _is_api_client(actor: Any) -> bool:
+    return getattr(actor, "is_authenticated", False) and not hasattr(actor, "groups")
+
+
+def visible_models() -> QuerySet[RegisteredModel]:
+    return RegisteredModel.objects.select_related("owner").prefetch_related("versions")
+
+
+def visible_versions(actor: Any, model: RegisteredModel) -> QuerySet[ModelVersion]:
+    versions = model.versions.select_related("training_dataset", "evaluation_dataset", "parent", "created_by")
+    if roles_of(actor):
+        return versions.order_by("-version")
+    return versions.filter(status__in=SERVABLE_STATUSES).order_by("-version")
+
+
+def production_version(model: RegisteredModel) -> ModelVersion | None:
+    return next((v for v in model.versions.all() if v.status == "production"), None)
+
+
+def approved_versions(model: RegisteredModel) -> list[ModelVersion]:
+    return sorted((v for v in model.versions.all() if v.status == "approved"), key=lambda v: -v.version)
