@@ -176,7 +176,7 @@ def inspect_artifact(data: bytes) -> InspectedArtifact:
             code="untrusted_types",
         )
     try:
-        model = sio.load(data, trusted=sorted(found))
+        model = sio.loads(data, trusted=sorted(found))
     except Exception as exc:
         raise ArtifactRefused(f"skops could not load the model ({type(exc).__name__}: {exc}).", field="artifact")
 

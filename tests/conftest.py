@@ -1,0 +1,137 @@
+"""Personas, real demo data and real skops artifacts shared by the whole suite."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+import skops.io as sio
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from governance.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
+from lifecycle import demo_data, services
+from lifecycle.models import CARD_FIELDS, ModelVersion, RegisteredModel
+from tests.factories import RegisteredModelFactory, UserFactory
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings: Any, tmp_path: Path) -> Path:
+    """Every test stores files in its own folder, so 'no file left behind' can be checked."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = str(root)
+    return root
+
+
+def stored_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+# --- personas ---------------------------------------------------------------------------
+@pytest.fixture
+def data_scientist(db: None) -> Any:
+    return UserFactory(username="dana", roles=[DATA_SCIENTISTS])
+
+
+@pytest.fixture
+def second_scientist(db: None) -> Any:
+    return UserFactory(username="sam", roles=[DATA_SCIENTISTS])
+
+
+@pytest.fixture
+def risk_officer(db: None) -> Any:
+    return UserFactory(username="rita", roles=[RISK_OFFICERS])
+
+
+@pytest.fixture
+def second_officer(db: None) -> Any:
+    return UserFactory(username="omar", roles=[RISK_OFFICERS])
+
+
+@pytest.fixture
+def auditor(db: None) -> Any:
+    return UserFactory(username="audrey", roles=[AUDITORS])
+
+
+@pytest.fixture
+def outsider(db: None) -> Any:
+    return UserFactory(username="olly", roles=[])
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+# --- data and artifacts -----------------------------------------------------------------
+@pytest.fixture(scope="session")
+def german() -> Any:
+    return demo_data.split(demo_data.load_german_credit())
+
+
+@pytest.fixture(scope="session")
+def train_csv(german: Any) -> bytes:
+    return demo_data.to_csv_bytes(german[0])
+
+
+@pytest.fixture(scope="session")
+def eval_csv(german: Any) -> bytes:
+    return demo_data.to_csv_bytes(german[1])
+
+
+@pytest.fixture(scope="session")
+def logreg(german: Any) -> Any:
+    return demo_data.train_logistic_regression(german[0])
+
+
+@pytest.fixture(scope="session")
+def skops_bytes(logreg: Any) -> bytes:
+    return sio.dumps(logreg)
+
+
+def upload(name: str, data: bytes, content_type: str = "application/octet-stream") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+CARD = {name: f"{name.replace('_', ' ').capitalize()} written by the data scientist." for name in CARD_FIELDS}
+CARD["training_data_notes"] = ""  # left empty: pre-filled from lineage
+
+
+@pytest.fixture
+def registered_model(data_scientist: Any) -> RegisteredModel:
+    return RegisteredModelFactory(name="credit-risk", owner=data_scientist)
+
+
+def make_version(
+    actor: Any, model: RegisteredModel, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes, **overrides: Any
+) -> ModelVersion:
+    kwargs: dict[str, Any] = {
+        "actor": actor,
+        "model_name": model.name,
+        "artifact": upload("model.skops", skops_bytes),
+        "training": services.DatasetChoice(upload=upload("german-train.csv", train_csv, "text/csv")),
+        "evaluation": services.DatasetChoice(upload=upload("german-eval.csv", eval_csv, "text/csv")),
+        "label_column": demo_data.LABEL,
+        "sensitive_features": ["sex", "age_group"],
+        "code_repository": "https://git.example.org/credit/scoring",
+        "code_commit": "3f2c9a1",
+        "card": dict(CARD),
+    }
+    kwargs.update(overrides)
+    return services.create_version(**kwargs)
+
+
+@pytest.fixture
+def draft_version(
+    data_scientist: Any, registered_model: RegisteredModel, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes
+) -> ModelVersion:
+    return make_version(data_scientist, registered_model, skops_bytes, train_csv, eval_csv)
+
+
+def as_bytes_io(data: bytes) -> io.BytesIO:
+    return io.BytesIO(data)

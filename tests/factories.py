@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from lifecycle.models import RegisteredModel, RiskTier
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.org")
+    password = factory.PostGenerationMethodCall("set_password", "correct-horse-battery")
+
+    @factory.post_generation
+    def roles(self, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
+        self.save()
+        for name in extracted or []:
+            self.groups.add(Group.objects.get(name=name))
+
+
+class RegisteredModelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RegisteredModel
+
+    name = factory.Sequence(lambda n: f"credit-model-{n}")
+    title = "Credit risk scoring"
+    description = "Scores loan applications."
+    risk_tier = RiskTier.MEDIUM
+    owner = factory.SubFactory(UserFactory)
