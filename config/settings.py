@@ -72,9 +72,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so two writers queue instead of one failing
     # with "database is locked" when it upgrades a read lock. The journal stays in its
     # durable default (no WAL + synchronous=NORMAL): the prediction log must survive power loss.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"transaction_mode": "IMMEDIATE", "timeout": 30}
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 30})
 else:
     # Reconnecting per request cost 2-3x throughput in the serving benchmark (BENCHMARKS.md).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)

@@ -113,9 +113,7 @@ def verify_chain() -> ChainVerification:
                 False, count, f"event #{event.seq} does not follow event #{event.seq - 1}", event.seq
             )
         if compute_hash(event.prev_hash, event_payload(event)) != event.hash:
-            return ChainVerification(
-                False, count, f"event #{event.seq} ({event.action}) was altered", event.seq
-            )
+            return ChainVerification(False, count, f"event #{event.seq} ({event.action}) was altered", event.seq)
         prev_hash = event.hash
         expected_seq += 1
     head = AuditChainHead.objects.filter(pk=1).first()

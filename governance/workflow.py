@@ -66,12 +66,16 @@ def _transition(version: ModelVersion, *, to: str, actor: Any, **fields: Any) ->
     if role is None:
         raise Refused(
             f"{version} is {source.replace('_', ' ')}; it cannot move to {to.replace('_', ' ')}.",
-            version_pk=version.pk, attempted=attempted, forbidden=False,
+            version_pk=version.pk,
+            attempted=attempted,
+            forbidden=False,
         )
     if not has_role(actor, role):
         raise Refused(
             f"Only members of {role} may move a version to {to.replace('_', ' ')}.",
-            version_pk=version.pk, attempted=attempted, forbidden=True,
+            version_pk=version.pk,
+            attempted=attempted,
+            forbidden=True,
         )
     updated = ModelVersion.objects.filter(pk=version.pk, status=source).update(status=to, **fields)
     if updated != 1:

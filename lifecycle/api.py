@@ -8,7 +8,7 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -170,9 +170,7 @@ class VersionCreateApi(APIView):
         code_repository = serializers.CharField(required=False, allow_blank=True, default="")
         code_commit = serializers.CharField(required=False, allow_blank=True, default="")
         dataset_source = serializers.CharField(required=False, allow_blank=True, default="")
-        locals().update(
-            {f: serializers.CharField(required=False, allow_blank=True, default="") for f in CARD_FIELDS}
-        )
+        locals().update({f: serializers.CharField(required=False, allow_blank=True, default="") for f in CARD_FIELDS})
 
     @extend_schema(request={"multipart/form-data": InputSerializer}, responses={201: VersionOutputSerializer})
     def post(self, request: Request, name: str) -> Response:

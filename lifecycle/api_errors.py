@@ -25,8 +25,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        return error_response("invalid", "The request is invalid: see details.", status.HTTP_400_BAD_REQUEST, exc.detail)
+        return error_response(
+            "invalid", "The request is invalid: see details.", status.HTTP_400_BAD_REQUEST, exc.detail
+        )
     if isinstance(exc, exceptions.APIException):
-        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
-        response.data = {"error": {"code": code, "message": str(exc.detail), "details": None}}
+        codes = exc.get_codes()
+        code, message = (codes if isinstance(codes, str) else "error"), str(exc.detail)
+    else:  # Http404 and PermissionDenied raised by Django helpers
+        code = {404: "not_found", 403: "permission_denied"}.get(response.status_code, "error")
+        message = str(response.data.get("detail", "")) if isinstance(response.data, dict) else ""
+    response.data = {"error": {"code": code, "message": message, "details": None}}
     return response

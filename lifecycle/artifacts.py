@@ -182,7 +182,8 @@ def inspect_artifact(data: bytes) -> InspectedArtifact:
 
     if not hasattr(model, "predict"):
         raise ArtifactRefused(
-            f"The artifact holds a {type(model).__name__}, which has no predict(): upload a fitted estimator or pipeline.",
+            f"The artifact holds a {type(model).__name__}, which has no predict(): "
+            "upload a fitted estimator or pipeline.",
             field="artifact",
         )
     if is_classifier(model):

@@ -126,9 +126,7 @@ class ModelVersion(models.Model):
                 condition=Q(status="production"),
                 name="one_production_version_per_model",
             ),
-            models.CheckConstraint(
-                condition=Q(status__in=[s.value for s in Status]), name="version_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(status__in=[s.value for s in Status]), name="version_status_valid"),
         ]
 
     def __str__(self) -> str:

@@ -134,17 +134,14 @@ def _check_features(
     try:
         artifact.model.predict(probe)
     except Exception as exc:  # any failure of the real model on real rows is the user's to see
-        errors.append(
-            f"The model failed to predict on the evaluation data's first rows ({type(exc).__name__}: {exc})."
-        )
+        errors.append(f"The model failed to predict on the evaluation data's first rows ({type(exc).__name__}: {exc}).")
     return features, errors
 
 
 def _lineage_note(dataset: ParsedDataset, name: str, label: str) -> str:
     cols = ", ".join(f"{c['name']} ({c['dtype']})" for c in dataset.columns)
     return (
-        f"Dataset {name}: {len(dataset.frame)} rows, SHA-256 {dataset.sha256}. "
-        f"Label column: {label}. Columns: {cols}."
+        f"Dataset {name}: {len(dataset.frame)} rows, SHA-256 {dataset.sha256}. Label column: {label}. Columns: {cols}."
     )
 
 

@@ -153,8 +153,12 @@ def version_edit(request: HttpRequest, name: str, version: int) -> HttpResponse:
     v = _version(request, name, version)
     if not has_role(request.user, DATA_SCIENTISTS):
         raise PermissionDenied("Only data scientists edit drafts.")
-    initial = {**v.card.as_dict(), "sensitive_features": ", ".join(v.sensitive_features),
-               "code_repository": v.code_repository, "code_commit": v.code_commit}
+    initial = {
+        **v.card.as_dict(),
+        "sensitive_features": ", ".join(v.sensitive_features),
+        "code_repository": v.code_repository,
+        "code_commit": v.code_commit,
+    }
     form = EditDraftForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST" and form.is_valid():

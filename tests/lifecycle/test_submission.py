@@ -189,9 +189,7 @@ def test_artifact_that_fails_to_predict_on_the_data_is_refused(
     broken = german[1].copy()
     broken["credit_amount"] = "a lot"  # a string column where the scaler needs numbers
     api_client.force_authenticate(data_scientist)
-    response = post_version(
-        api_client, registered_model.name, skops_bytes, train_csv, demo_data.to_csv_bytes(broken)
-    )
+    response = post_version(api_client, registered_model.name, skops_bytes, train_csv, demo_data.to_csv_bytes(broken))
     assert response.status_code == 400
     assert "failed to predict" in " ".join(response.json()["error"]["details"]["artifact"])
     assert_nothing_saved(media_root)
