@@ -32,6 +32,18 @@ def stored_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
+@pytest.fixture
+def eager_tasks() -> Any:
+    """Run Celery tasks in-process for this test, whatever broker the suite is configured with
+    (the services suite proves the real worker separately)."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
 # --- personas ---------------------------------------------------------------------------
 @pytest.fixture
 def data_scientist(db: None) -> Any:

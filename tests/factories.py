@@ -21,7 +21,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     def roles(self, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
         self.save()
         for name in extracted or []:
-            self.groups.add(Group.objects.get(name=name))
+            self.groups.add(Group.objects.get_or_create(name=name)[0])  # a flush may have removed them
 
 
 class RegisteredModelFactory(factory.django.DjangoModelFactory):

@@ -5,8 +5,9 @@ from django.db import migrations
 FORWARD = """
 CREATE OR REPLACE FUNCTION governance_audit_append_only() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'governance_auditevent is append-only: % refused', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
+    RAISE EXCEPTION USING
+        MESSAGE = 'governance_auditevent is append-only: ' || TG_OP || ' refused',
+        ERRCODE = 'insufficient_privilege';
 END;
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER governance_auditevent_no_update_delete

@@ -35,6 +35,8 @@ def test_verify_audit_passes_on_an_intact_history(data_scientist, capsys):
 def _raw(sql: str, params: list) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # run the deferred foreign-key checks first: ALTER TABLE refuses pending trigger events
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("ALTER TABLE governance_auditevent DISABLE TRIGGER USER")
         cursor.execute(sql, params)
         if connection.vendor == "postgresql":

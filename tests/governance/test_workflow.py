@@ -25,7 +25,9 @@ def test_submit_moves_a_draft_to_checking_with_one_audit_event(draft_version, da
     assert event.data["card_sha256"] == version.card.content_hash()
 
 
-def test_submit_runs_the_artifact_verification_task(draft_version, data_scientist, django_capture_on_commit_callbacks):
+def test_submit_runs_the_artifact_verification_task(
+    draft_version, data_scientist, django_capture_on_commit_callbacks, eager_tasks
+):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         workflow.submit_version(draft_version.pk, actor=data_scientist)
     assert len(callbacks) == 1

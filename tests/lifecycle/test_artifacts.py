@@ -31,7 +31,7 @@ def test_changing_the_artifact_bytes_on_disk_is_detected_on_the_next_load(draft_
 
 
 def test_a_submitted_version_with_a_tampered_artifact_is_flagged_by_the_check(
-    draft_version, data_scientist, django_capture_on_commit_callbacks
+    draft_version, data_scientist, django_capture_on_commit_callbacks, eager_tasks
 ):
     from governance import workflow
 

@@ -1,0 +1,64 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The services suite gets a fresh PostgreSQL database (pytest-django creates test_<name>
+# and drops it afterwards) and its own Redis database number.
+SERVICES_DB ?= modelgov_ci_$(shell date +%s)_$(shell echo $$$$)
+SERVICES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/$(SERVICES_DB)
+SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test test-sqlite test-services lint check browser venv clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements/base.txt requirements/dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv and install the pinned requirements
+
+demo: venv ## Run the application with the demo loaded (SQLite, tasks in-process)
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py migrate --noinput
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py seed_demo
+	@echo
+	@echo "  Open http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/api/docs/)"
+	@echo "  Demo logins (password for all: demo-password-2026):"
+	@echo "    dana   data scientist      rita   risk officer"
+	@echo "    omar   risk officer        audrey auditor"
+	@echo "    admin  superuser (Django admin)"
+	@echo
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py runserver $(HOST):$(PORT)
+
+browser: ## Install Debian's Chromium for the browser tests if missing (never downloads a browser build)
+	@test -x /usr/bin/chromium || { \
+	  echo "Installing Debian's chromium package..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: venv ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+check: venv ## Django system checks and missing migrations
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py check
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py makemigrations --check --dry-run
+
+test-sqlite: venv browser ## The suite on the embedded defaults: SQLite, Celery in-process, real Chromium
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) -m pytest tests --ignore=tests/services
+
+test-services: venv ## The suite on PostgreSQL + Redis with a real Celery worker
+	DATABASE_URL=$(SERVICES_DATABASE_URL) CELERY_BROKER_URL=$(SERVICES_BROKER_URL) \
+	  $(PY) -m pytest tests --ignore=tests/e2e
+
+test: lint check test-sqlite test-services ## Everything: lint, checks, both suites
+
+clean: ## Remove the virtualenv, the SQLite database and stored files
+	rm -rf $(VENV) db.sqlite3 var

@@ -1,0 +1,139 @@
+"""The services suite: PostgreSQL, Redis as the Celery broker, and a real Celery worker.
+
+It never skips: if a service is missing it fails and says how to start it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+START_HELP = (
+    "Run this suite with `make test-services` (it sets DATABASE_URL=postgres://... and "
+    "CELERY_BROKER_URL=redis://...). Start the services with:\n"
+    "  PostgreSQL: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"
+    '  Redis:      redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/services" in str(item.fspath):
+            item.add_marker(pytest.mark.services)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def services_available() -> None:
+    if django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.fail("tests/services needs PostgreSQL, but DATABASE_URL is not a postgres:// URL.\n" + START_HELP)
+    if django_settings.CELERY_TASK_ALWAYS_EAGER or not django_settings.CELERY_BROKER_URL.startswith("redis://"):
+        pytest.fail("tests/services needs Redis as the Celery broker (CELERY_BROKER_URL=redis://...).\n" + START_HELP)
+    import psycopg
+    import redis
+
+    db = django_settings.DATABASES["default"]
+    try:
+        psycopg.connect(
+            host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname="postgres", connect_timeout=5
+        ).close()
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {db['HOST']}:{db['PORT']}: {exc}\n{START_HELP}")
+    try:
+        redis.Redis.from_url(django_settings.CELERY_BROKER_URL, socket_connect_timeout=5).flushdb()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at {django_settings.CELERY_BROKER_URL}: {exc}\n{START_HELP}")
+
+
+@pytest.fixture(scope="session")
+def shared_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shared-media")
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings: Any, shared_media: Path) -> Path:
+    """Overrides the per-test folder: the worker process must read the files the test wrote."""
+    settings.MEDIA_ROOT = str(shared_media)
+    return shared_media
+
+
+@pytest.fixture
+def committed_db(transactional_db: None) -> Iterator[None]:
+    """Data the worker can see (committed). The audit trigger refuses TRUNCATE, so it is
+    switched off only for the flush that cleans up after the test."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE governance_auditevent ENABLE TRIGGER USER")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE governance_auditevent DISABLE TRIGGER USER")
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    django_db_setup: None, django_db_blocker: Any, shared_media: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """A real `celery worker` process on the test database and the Redis broker."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with django_db_blocker.unblock():
+        test_db = connection.settings_dict["NAME"]
+    db = django_settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{test_db}",
+        "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+        "MEDIA_ROOT": str(shared_media),
+        "OMP_NUM_THREADS": "1",
+    }
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=prefork",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            "services-test@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while "ready." not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"The Celery worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield log
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    handle.close()
+
+
+def wait_for(predicate: Any, timeout: float = 60.0, message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
