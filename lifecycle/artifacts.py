@@ -23,8 +23,8 @@ from sklearn.base import is_classifier, is_regressor
 from lifecycle.errors import ArtifactIntegrityError, LifecycleError, TooLarge
 
 SKOPS_FIX = (
-    'Save the fitted model with skops instead: `import skops.io; skops.io.dump(model, "model.skops")`, '
-    "then upload model.skops."
+    'Save the fitted model with skops instead: import skops.io; skops.io.dump(model, "model.skops") '
+    "and upload model.skops."
 )
 MAX_SCHEMA_BYTES = 64 * 1024 * 1024
 

@@ -121,7 +121,12 @@ def version_create(request: HttpRequest, name: str) -> HttpResponse:
     elif request.method == "POST":
         status = 400
     columns = {str(d.pk): d.column_names for d in Dataset.objects.all()}
-    context = {"form": form, "model": model, "dataset_columns": columns}
+    context = {
+        "form": form,
+        "model": model,
+        "dataset_columns": columns,
+        "card_fields": [form[name] for name in CARD_FIELDS],
+    }
     return render(request, "lifecycle/version_form.html", context, status=status)
 
 
