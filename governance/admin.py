@@ -1,22 +1,34 @@
+"""The risk officers' workplace in the Django admin: the review queue, the review page with
+its decision actions, policies; and the read-only audit trail, checks, decisions and
+deployments. Every action calls one function of governance.workflow (which enforces the
+rules again and audits refusals)."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
 
-from governance.models import AuditEvent
+from governance import review, workflow
+from governance.models import AuditEvent, CheckRun, Decision, Deployment, Policy, VersionReview
+from governance.policies import update_policy
+from governance.roles import RISK_OFFICERS, has_role
+from lifecycle.errors import LifecycleError
+from lifecycle.models import ModelVersion, RegisteredModel, Status
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """The audit trail, read-only: nobody adds, changes or deletes events here."""
+def is_officer(request: HttpRequest) -> bool:
+    return has_role(request.user, RISK_OFFICERS) or request.user.is_superuser
 
-    list_display = ["seq", "created_at", "actor_username", "action", "target_repr"]
-    list_filter = ["action", "actor_username", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["target_repr", "actor_username", "action"]
-    ordering = ["-seq"]
 
+class ReadOnly(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -25,3 +37,192 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class OfficerReadOnly(ReadOnly):
+    """Visible to risk officers (and superusers) without model permissions to manage."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_officer(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_officer(request)
+
+
+class ModelFilter(admin.SimpleListFilter):
+    title = "model"
+    parameter_name = "model"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(m, m) for m in RegisteredModel.objects.values_list("name", flat=True)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value():
+            return queryset.filter(target_repr__startswith=f"{self.value()} v")
+        return queryset
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(OfficerReadOnly):
+    """The audit trail, read-only: nobody adds, changes or deletes events here."""
+
+    list_display = ["seq", "created_at", "actor_username", "action", "target_repr"]
+    list_filter = ["action", "actor_username", ModelFilter, ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["target_repr", "actor_username", "action"]
+    ordering = ["-seq"]
+
+
+@admin.register(CheckRun)
+class CheckRunAdmin(OfficerReadOnly):
+    list_display = ["version", "round", "kind", "status", "attempts", "duration_ms", "finished_at"]
+    list_filter = ["kind", "status"]
+
+
+@admin.register(Decision)
+class DecisionAdmin(OfficerReadOnly):
+    list_display = ["version", "kind", "actor_username", "override", "created_at"]
+    list_filter = ["kind", "override"]
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(OfficerReadOnly):
+    list_display = ["registered_model", "version", "deployed_at", "deployed_by", "ended_at", "end_reason"]
+    list_filter = ["registered_model"]
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    """Risk officers edit thresholds here; the save goes through update_policy (audited)."""
+
+    list_display = ["name", "min_accuracy", "max_fairness_difference", "min_fairness_ratio", "approvals_high"]
+    readonly_fields = ["name", "updated_at"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_officer(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_officer(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_officer(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Policy, form: Any, change: bool) -> None:
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        update_policy(obj.pk, actor=request.user, changes=changes)
+
+
+ACTION_LABELS = {
+    "approve": "Approve",
+    "reject": "Reject",
+    "request_changes": "Request changes",
+    "deploy": "Deploy to production",
+    "rollback": "Roll back to the previous deployment",
+    "retire": "Retire",
+}
+
+
+@admin.register(VersionReview)
+class VersionReviewAdmin(OfficerReadOnly):
+    """The review queue (in_review, oldest first) and every version's review page."""
+
+    list_display = ["version_link", "tier", "status_badge", "check_badges", "submitted_by", "submitted_at"]
+    list_filter = ["status", "registered_model__risk_tier"]
+    ordering = ["submitted_at", "pk"]
+    list_select_related = ["registered_model", "submitted_by"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if not request.GET:
+            return HttpResponseRedirect(f"{request.path}?status__exact={Status.IN_REVIEW}")
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="version")
+    def version_link(self, obj: ModelVersion) -> str:
+        url = reverse("admin:governance_versionreview_change", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, obj)
+
+    @admin.display(description="risk tier", ordering="registered_model__risk_tier")
+    def tier(self, obj: ModelVersion) -> str:
+        tier = obj.registered_model.risk_tier
+        return format_html('<span class="badge tier-{}">{}</span>', tier, tier)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: ModelVersion) -> str:
+        return format_html('<span class="badge status-{}">{}</span>', obj.status, obj.get_status_display())
+
+    @admin.display(description="checks")
+    def check_badges(self, obj: ModelVersion) -> str:
+        runs = CheckRun.objects.filter(version=obj, round=obj.review_round).order_by("kind")
+        return format_html_join(
+            "", '<span class="badge check-{}">{}: {}</span> ', ((c.status, c.kind, c.status) for c in runs)
+        )
+
+    class Media:
+        css = {"all": ["app.css"]}
+
+    def get_urls(self) -> list[Any]:
+        custom = [
+            path(
+                "<int:object_id>/decide/",
+                self.admin_site.admin_view(require_POST(self.decide_view)),
+                name="governance_versionreview_decide",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if not is_officer(request):
+            return super().change_view(request, object_id, form_url, extra_context)
+        version = get_object_or_404(ModelVersion.objects.select_related("registered_model"), pk=object_id)
+        actions = review.available_actions(version, request.user)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Review {version}",
+            "opts": self.model._meta,
+            "v": version,
+            "card": version.card,
+            "parents": version.lineage(),
+            "checks": review.checks_for_display(version),
+            "decisions": review.decisions_for_display(version),
+            "diff": review.metric_diff(version),
+            "actions": [(a, ACTION_LABELS[a]) for a in actions],
+            "needs_override": review.needs_override(version),
+            "decide_url": reverse("admin:governance_versionreview_decide", args=[version.pk]),
+        }
+        return TemplateResponse(request, "admin/governance/review.html", context)
+
+    def decide_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        version = get_object_or_404(ModelVersion, pk=object_id)
+        back = reverse("admin:governance_versionreview_change", args=[version.pk])
+        action = request.POST.get("action", "")
+        justification = request.POST.get("justification", "")
+        override = request.POST.get("override") == "on"
+        try:
+            if action == "approve":
+                workflow.approve_version(version.pk, actor=request.user, justification=justification, override=override)
+            elif action == "reject":
+                workflow.reject_version(version.pk, actor=request.user, justification=justification)
+            elif action == "request_changes":
+                workflow.request_changes(version.pk, actor=request.user, justification=justification)
+            elif action == "deploy":
+                workflow.deploy_version(version.pk, actor=request.user, justification=justification)
+            elif action == "rollback":
+                workflow.rollback_model(version.registered_model_id, actor=request.user, justification=justification)
+            elif action == "retire":
+                workflow.retire_version(version.pk, actor=request.user, justification=justification)
+            else:
+                messages.error(request, f"Unknown action {action!r}.")
+                return HttpResponseRedirect(back)
+        except LifecycleError as exc:
+            messages.error(request, f"Refused: {exc.message}")
+            return HttpResponseRedirect(back)
+        version.refresh_from_db()
+        messages.success(request, f"{ACTION_LABELS[action]}: {version} is now {version.get_status_display().lower()}.")
+        return HttpResponseRedirect(back)

@@ -1,28 +1,200 @@
-"""Checks run on a submitted version. For now: the stored artifact still matches the hash
-recorded at upload and loads under the allow-list (the validation and fairness checks
-build on this)."""
+"""The checks run on a submitted version: validation, fairness, reproducibility. Each runner
+takes the loaded model, data and policy values and returns (status, metrics, warning); the
+driver run_check() is idempotent and hands the verdict to governance.workflow."""
 
 from __future__ import annotations
 
-from django.db import transaction
+import time
+from dataclasses import dataclass
+from typing import Any
 
-from governance import audit
-from lifecycle.errors import ArtifactIntegrityError, LifecycleError
-from lifecycle.models import ModelVersion
+import numpy as np
+import pandas as pd
+from django.db import transaction
+from django.utils import timezone
+from sklearn import metrics as skm
+from sklearn.base import clone
+
+from governance import fairness, workflow
+from governance.models import CheckKind, CheckRun, CheckStatus
+from lifecycle.errors import LifecycleError
+from lifecycle.models import Dataset, ModelVersion
 from lifecycle.services import load_version_model
 
 
-def verify_stored_artifact(version_id: int) -> str:
-    """Load the stored artifact as serving would and record the outcome."""
-    version = ModelVersion.objects.select_related("registered_model").get(pk=version_id)
+class TransientCheckError(Exception):
+    """A failure worth retrying (database or storage briefly unavailable)."""
+
+
+@dataclass
+class Outcome:
+    status: str
+    metrics: dict[str, Any]
+    warning: str = ""
+
+
+def _frame(dataset: Dataset) -> pd.DataFrame:
     try:
-        load_version_model(version)
-    except ArtifactIntegrityError:
-        return "tampered"  # load_version_model recorded the event
-    except (LifecycleError, OSError) as exc:
-        with transaction.atomic():
-            audit.record(audit.ARTIFACT_TAMPERED, actor=None, target=version, data={"error": str(exc)})
-        return "unloadable"
+        with dataset.file.open("rb") as handle:
+            return pd.read_csv(handle, skipinitialspace=True)
+    except OSError as exc:
+        raise TransientCheckError(f"cannot read {dataset}: {exc}") from exc
+
+
+def _positive_label(classes: list[Any]) -> Any:
+    return 1 if 1 in classes else classes[-1]
+
+
+def classification_metrics(model: Any, X: pd.DataFrame, y: pd.Series, classes: list[Any]) -> dict[str, float]:
+    y_pred = model.predict(X)
+    result = {
+        "accuracy": float(skm.accuracy_score(y, y_pred)),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(y, y_pred)),
+    }
+    if len(classes) == 2:
+        positive = _positive_label(classes)
+        result["f1"] = float(skm.f1_score(y, y_pred, pos_label=positive))
+        if hasattr(model, "predict_proba"):
+            column = list(model.classes_).index(positive)
+            result["roc_auc"] = float(skm.roc_auc_score(y == positive, model.predict_proba(X)[:, column]))
+    else:
+        result["f1"] = float(skm.f1_score(y, y_pred, average="macro"))
+        if hasattr(model, "predict_proba"):
+            result["roc_auc"] = float(
+                skm.roc_auc_score(y, model.predict_proba(X), multi_class="ovr", labels=list(model.classes_))
+            )
+    return result
+
+
+def regression_metrics(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:
+    y_pred = model.predict(X)
+    return {
+        "mae": float(skm.mean_absolute_error(y, y_pred)),
+        "rmse": float(np.sqrt(skm.mean_squared_error(y, y_pred))),
+        "r2": float(skm.r2_score(y, y_pred)),
+    }
+
+
+def validate(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> Outcome:
+    missing = [f for f in version.feature_names if f not in evaluation.columns]
+    if missing:
+        return Outcome(CheckStatus.FAILED, {"missing_columns": missing})
+    X, y = evaluation[version.feature_names], evaluation[version.label_column]
+    failures: list[str] = []
+    if version.task == "classification":
+        values = classification_metrics(model, X, y, version.classes)
+        bounds = {
+            "accuracy": policy["min_accuracy"],
+            "balanced_accuracy": policy["min_balanced_accuracy"],
+            "roc_auc": policy["min_roc_auc"],
+            "f1": policy["min_f1"],
+        }
+        failures = [f"{k} {values[k]:.4f} < {v}" for k, v in bounds.items() if k in values and values[k] < v]
+    else:
+        values = regression_metrics(model, X, y)
+        if values["r2"] < policy["min_r2"]:
+            failures.append(f"r2 {values['r2']:.4f} < {policy['min_r2']}")
+        for name, key in (("mae", "max_mae"), ("rmse", "max_rmse")):
+            if policy.get(key) is not None and values[name] > policy[key]:
+                failures.append(f"{name} {values[name]:.4f} > {policy[key]}")
+    result = {"metrics": values, "rows": len(evaluation), "failures": failures}
+    return Outcome(CheckStatus.FAILED if failures else CheckStatus.PASSED, result)
+
+
+def assess_fairness(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> Outcome:
+    y_pred = model.predict(evaluation[version.feature_names])
+    result = fairness.assess(
+        evaluation,
+        version.sensitive_features,
+        evaluation[version.label_column].to_numpy(),
+        np.asarray(y_pred),
+        task=version.task,
+        classes=version.classes,
+        thresholds=fairness.Thresholds(
+            max_difference=policy["max_fairness_difference"],
+            min_ratio=policy["min_fairness_ratio"],
+            min_group_size=policy["min_group_size"],
+        ),
+    )
+    return Outcome(CheckStatus.PASSED if result.passed else CheckStatus.FAILED, result.as_dict())
+
+
+def reproduce(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> Outcome:
+    training = _frame(version.training_dataset)
+    refit = clone(model).fit(training[version.feature_names], training[version.label_column])
+    X = evaluation[version.feature_names]
+    original, again = np.asarray(model.predict(X)), np.asarray(refit.predict(X))
+    if version.task == "classification":
+        agreement = float(np.mean(original == again))
+    else:
+        agreement = float(np.mean(np.isclose(original, again, rtol=1e-6, atol=1e-9)))
+    threshold = policy["min_reproducibility_agreement"]
+    warning = ""
+    if agreement < threshold:
+        warning = (
+            f"A refit of the estimator on the training data agrees with the artifact on {agreement:.1%} of the "
+            f"evaluation rows (policy: {threshold:.0%}). The artifact may not come from this training data."
+        )
+    return Outcome(CheckStatus.PASSED, {"agreement": agreement, "rows": len(X), "threshold": threshold}, warning)
+
+
+RUNNERS = {CheckKind.VALIDATION: validate, CheckKind.FAIRNESS: assess_fairness, CheckKind.REPRODUCIBILITY: reproduce}
+
+
+def _mark_running(check_id: int) -> CheckRun | None:
+    """Claim the check (queued, or running from a worker that died); None when finished."""
     with transaction.atomic():
-        audit.record(audit.ARTIFACT_VERIFIED, actor=None, target=version, data={"sha256": version.artifact_sha256})
-    return "verified"
+        check = CheckRun.objects.select_for_update().select_related("version").get(pk=check_id)
+        if check.is_finished:
+            return None
+        check.status = CheckStatus.RUNNING
+        check.attempts += 1
+        check.started_at = timezone.now()
+        check.save(update_fields=["status", "attempts", "started_at"])
+        return check
+
+
+def run_check(check_id: int) -> str:
+    """Run one check and record its verdict exactly once."""
+    check = _mark_running(check_id)
+    if check is None:
+        return "already finished"
+    version = ModelVersion.objects.select_related("training_dataset", "evaluation_dataset").get(pk=check.version_id)
+    started = time.monotonic()
+    inputs = {
+        "artifact_sha256": version.artifact_sha256,
+        "evaluation_dataset_sha256": version.evaluation_dataset.sha256,
+        "training_dataset_sha256": version.training_dataset.sha256,
+        "sensitive_features": version.sensitive_features,
+    }
+    try:
+        model = load_version_model(version)
+        evaluation = _frame(version.evaluation_dataset)
+        outcome = RUNNERS[CheckKind(check.kind)](model, version, evaluation, check.policy)
+    except TransientCheckError:
+        raise
+    except LifecycleError as exc:
+        outcome = Outcome(CheckStatus.ERROR, {}, "")
+        error = exc.message
+    except Exception as exc:  # a model that crashes on its own data is a finding, not a 500
+        outcome = Outcome(CheckStatus.ERROR, {}, "")
+        error = f"{type(exc).__name__}: {exc}"
+    else:
+        error = ""
+    outcome.metrics["seconds"] = round(time.monotonic() - started, 3)
+    workflow.record_check_result(
+        check.pk,
+        status=outcome.status,
+        metrics=outcome.metrics,
+        inputs=inputs,
+        error=error,
+        warning=outcome.warning,
+        started_at=check.started_at,
+    )
+    return outcome.status
+
+
+def record_timeout(check_id: int, seconds: int) -> None:
+    workflow.record_check_result(
+        check_id, status=CheckStatus.ERROR, metrics={}, error=f"The check exceeded its time limit of {seconds} s."
+    )

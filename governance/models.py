@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from lifecycle.models import ModelVersion
+
 
 class AuditEvent(models.Model):
     """One entry of the append-only, hash-chained audit trail. Written only by
@@ -41,3 +43,177 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain head #{self.seq}"
+
+
+class Policy(models.Model):
+    """Thresholds and approvals per risk tier, edited by risk officers in the admin (each change
+    is an audit event). Every CheckRun copies the values it used."""
+
+    name = models.SlugField(max_length=50, unique=True, default="default")
+    min_accuracy = models.FloatField(default=0.70)
+    min_balanced_accuracy = models.FloatField(default=0.60)
+    min_roc_auc = models.FloatField(default=0.70)
+    min_f1 = models.FloatField(default=0.60)
+    max_mae = models.FloatField(null=True, blank=True, help_text="Regression; empty means no bound.")
+    max_rmse = models.FloatField(null=True, blank=True, help_text="Regression; empty means no bound.")
+    min_r2 = models.FloatField(default=0.0)
+    max_fairness_difference = models.FloatField(default=0.10)
+    min_fairness_ratio = models.FloatField(default=0.80)
+    min_group_size = models.PositiveIntegerField(default=30)
+    min_reproducibility_agreement = models.FloatField(default=0.95)
+    approvals_low = models.PositiveSmallIntegerField(default=1)
+    approvals_medium = models.PositiveSmallIntegerField(default=1)
+    approvals_high = models.PositiveSmallIntegerField(default=2)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "policies"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(approvals_low__gte=1), name="policy_approvals_low_min_1"),
+            models.CheckConstraint(condition=models.Q(approvals_medium__gte=1), name="policy_approvals_medium_min_1"),
+            models.CheckConstraint(condition=models.Q(approvals_high__gte=2), name="policy_approvals_high_min_2"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Policy {self.name}"
+
+    def approvals_for(self, tier: str) -> int:
+        return {"low": self.approvals_low, "medium": self.approvals_medium, "high": self.approvals_high}[tier]
+
+    def values(self) -> dict[str, float | int | None]:
+        return {f.name: getattr(self, f.name) for f in self._meta.fields if f.name not in ("id", "name", "updated_at")}
+
+
+class CheckKind(models.TextChoices):
+    VALIDATION = "validation", "Validation"
+    FAIRNESS = "fairness", "Fairness"
+    REPRODUCIBILITY = "reproducibility", "Reproducibility"
+
+
+class CheckStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+    ERROR = "error", "Error"
+
+
+FINISHED_CHECK_STATUSES = (CheckStatus.PASSED, CheckStatus.FAILED, CheckStatus.ERROR)
+
+
+class CheckRun(models.Model):
+    """One check of one submission round of a version: inputs, metrics, the policy values used,
+    verdict and timings. A re-delivered task finds it finished and does nothing."""
+
+    version = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="checks")
+    round = models.PositiveIntegerField(help_text="Which submission of the version this check belongs to.")
+    kind = models.CharField(max_length=20, choices=CheckKind.choices)
+    status = models.CharField(max_length=10, choices=CheckStatus.choices, default=CheckStatus.QUEUED)
+    gating = models.BooleanField(default=True, help_text="A failure blocks approval without override.")
+    warning = models.TextField(blank=True)
+    inputs = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)
+    policy = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["version", "round", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "round", "kind"], name="one_check_per_kind_per_round")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} check of {self.version} (round {self.round}): {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_CHECK_STATUSES
+
+
+class DecisionKind(models.TextChoices):
+    APPROVE = "approve", "Approved"
+    REJECT = "reject", "Rejected"
+    REQUEST_CHANGES = "request_changes", "Changes requested"
+    DEPLOY = "deploy", "Deployed"
+    ROLLBACK = "rollback", "Rolled back"
+    RETIRE = "retire", "Retired"
+
+
+class Decision(models.Model):
+    """A person's decision on a version, with the justification and, for approvals, the
+    hashes of what they reviewed. The submitter can never approve (database constraint)."""
+
+    version = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="decisions")
+    round = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=DecisionKind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    actor_username = models.CharField(max_length=150)
+    submitter = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    justification = models.TextField()
+    override = models.BooleanField(default=False, help_text="Approved although a check failed.")
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    card_sha256 = models.CharField(max_length=64, blank=True)
+    checks_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(kind="approve") | ~models.Q(actor=models.F("submitter")),
+                name="submitter_never_approves",
+            ),
+            models.UniqueConstraint(
+                fields=["version", "round", "actor"],
+                condition=models.Q(kind="approve"),
+                name="one_approval_per_officer_per_round",
+            ),
+            models.CheckConstraint(condition=~models.Q(justification=""), name="decision_has_justification"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.version} by {self.actor_username}"
+
+
+class Deployment(models.Model):
+    """When a version was in production, who put it there and how it ended: answers
+    "which version was in production on date X, approved by whom"."""
+
+    registered_model = models.ForeignKey(
+        "lifecycle.RegisteredModel", on_delete=models.PROTECT, related_name="deployments"
+    )
+    version = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="deployments")
+    deployed_at = models.DateTimeField()
+    deployed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    end_reason = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["-deployed_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["registered_model"],
+                condition=models.Q(ended_at__isnull=True),
+                name="one_open_deployment_per_model",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} in production from {self.deployed_at:%Y-%m-%d %H:%M}"
+
+
+class VersionReview(ModelVersion):
+    """The risk officers' view of versions in the admin (the review queue)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "version review"
+        verbose_name_plural = "review queue"

@@ -2,7 +2,8 @@
 
 Each function locks the version row, checks the actor's role and the current state, writes
 the change with a conditional UPDATE (so SQLite, which ignores FOR UPDATE, is safe too),
-records the audit event in the same transaction, and enqueues work only on commit."""
+records the Decision and the audit event in the same transaction, and enqueues work only on
+commit. A refused call rolls back, then records the refusal in a transaction of its own."""
 
 from __future__ import annotations
 
@@ -13,34 +14,55 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from governance import audit
+from governance import audit, bindings, notifications
 from governance.errors import WorkflowError
-from governance.roles import DATA_SCIENTISTS, has_role
-from lifecycle.errors import Forbidden, NotFound
-from lifecycle.models import ModelVersion, Status
+from governance.models import (
+    FINISHED_CHECK_STATUSES,
+    CheckKind,
+    CheckRun,
+    Decision,
+    DecisionKind,
+    Deployment,
+)
+from governance.policies import active_policy
+from governance.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role
+from lifecycle.artifacts import read_verified_bytes
+from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
+from lifecycle.models import ModelVersion, RegisteredModel, Status
 
-# (from, to) -> the role allowed to make that transition.
+SYSTEM = "system"
+
+# (from, to) -> who may make that transition.
 TRANSITIONS: dict[tuple[str, str], str] = {
     (Status.DRAFT, Status.CHECKING): DATA_SCIENTISTS,
+    (Status.CHECKING, Status.IN_REVIEW): SYSTEM,
+    (Status.IN_REVIEW, Status.APPROVED): RISK_OFFICERS,
+    (Status.IN_REVIEW, Status.REJECTED): RISK_OFFICERS,
+    (Status.IN_REVIEW, Status.DRAFT): RISK_OFFICERS,
+    (Status.APPROVED, Status.PRODUCTION): RISK_OFFICERS,
+    (Status.PRODUCTION, Status.APPROVED): RISK_OFFICERS,
+    (Status.APPROVED, Status.RETIRED): RISK_OFFICERS,
+    (Status.PRODUCTION, Status.RETIRED): RISK_OFFICERS,
 }
+CHECK_KINDS = (CheckKind.VALIDATION, CheckKind.FAIRNESS, CheckKind.REPRODUCIBILITY)
 
 
 class Refused(WorkflowError):
     """Raised inside a transition; the public function records it after the rollback."""
 
-    def __init__(self, reason: str, *, version_pk: int, attempted: str, forbidden: bool):
+    def __init__(self, reason: str, *, version_pk: int, attempted: str, forbidden: bool = False):
         super().__init__(reason)
         self.version_pk, self.attempted, self.forbidden = version_pk, attempted, forbidden
 
 
-def audited_refusals(func: Callable[..., ModelVersion]) -> Callable[..., ModelVersion]:
+def audited_refusals(func: Callable[..., Any]) -> Callable[..., Any]:
     """Run a transition; if it is refused, its transaction rolls back and the refusal is then
     recorded in a transaction of its own, so a crafted request always leaves a trace."""
 
     @functools.wraps(func)
-    def wrapper(version_id: int, *, actor: Any, **kwargs: Any) -> ModelVersion:
+    def wrapper(target_id: int, *, actor: Any, **kwargs: Any) -> Any:
         try:
-            return func(version_id, actor=actor, **kwargs)
+            return func(target_id, actor=actor, **kwargs)
         except Refused as exc:
             with transaction.atomic():
                 version = ModelVersion.objects.get(pk=exc.version_pk)
@@ -57,6 +79,10 @@ def audited_refusals(func: Callable[..., ModelVersion]) -> Callable[..., ModelVe
     return wrapper
 
 
+def _label(status: str) -> str:
+    return status.replace("_", " ")
+
+
 def _transition(version: ModelVersion, *, to: str, actor: Any, **fields: Any) -> ModelVersion:
     """Move a locked version to `to` if the transition is allowed and the row still has the
     status we checked (conditional UPDATE: safe where FOR UPDATE is a no-op, as on SQLite)."""
@@ -65,14 +91,13 @@ def _transition(version: ModelVersion, *, to: str, actor: Any, **fields: Any) ->
     role = TRANSITIONS.get((source, to))
     if role is None:
         raise Refused(
-            f"{version} is {source.replace('_', ' ')}; it cannot move to {to.replace('_', ' ')}.",
+            f"{version} is {_label(source)}; it cannot move to {_label(to)}.",
             version_pk=version.pk,
             attempted=attempted,
-            forbidden=False,
         )
-    if not has_role(actor, role):
+    if role != SYSTEM and not has_role(actor, role):
         raise Refused(
-            f"Only members of {role} may move a version to {to.replace('_', ' ')}.",
+            f"Only members of {role} may move a version to {_label(to)}.",
             version_pk=version.pk,
             attempted=attempted,
             forbidden=True,
@@ -91,12 +116,52 @@ def _locked(version_id: int) -> ModelVersion:
     return version
 
 
+def _require_justification(version: ModelVersion, justification: str, attempted: str) -> str:
+    text = (justification or "").strip()
+    if not text:
+        raise Refused("A written justification is required.", version_pk=version.pk, attempted=attempted)
+    return text
+
+
+def _decide(version: ModelVersion, *, kind: str, actor: Any, justification: str, **extra: Any) -> Decision:
+    return Decision.objects.create(
+        version=version,
+        round=version.review_round,
+        kind=kind,
+        actor=actor,
+        actor_username=actor.get_username(),
+        submitter=version.submitted_by,
+        justification=justification,
+        **extra,
+    )
+
+
+# --- data scientists -------------------------------------------------------------------
 @audited_refusals
 @transaction.atomic
 def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
-    """draft -> checking, by a data scientist; the checks are enqueued once this commits."""
+    """draft -> checking, by a data scientist; a new review round with its checks, which are
+    enqueued once this commits."""
     version = _locked(version_id)
-    version = _transition(version, to=Status.CHECKING, actor=actor, submitted_by=actor, submitted_at=timezone.now())
+    version = _transition(
+        version,
+        to=Status.CHECKING,
+        actor=actor,
+        submitted_by=actor,
+        submitted_at=timezone.now(),
+        review_round=version.review_round + 1,
+    )
+    policy = active_policy()
+    checks = [
+        CheckRun.objects.create(
+            version=version,
+            round=version.review_round,
+            kind=kind,
+            gating=kind != CheckKind.REPRODUCIBILITY,
+            policy=policy.values(),
+        )
+        for kind in CHECK_KINDS
+    ]
     audit.record(
         audit.VERSION_SUBMITTED,
         actor=actor,
@@ -104,11 +169,342 @@ def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
         data={
             "from": Status.DRAFT,
             "to": Status.CHECKING,
+            "round": version.review_round,
             "artifact_sha256": version.artifact_sha256,
             "card_sha256": version.card.content_hash(),
+            "checks": [c.kind for c in checks],
         },
     )
-    from governance.tasks import verify_artifact_task
+    from governance.tasks import run_check_task
 
-    transaction.on_commit(lambda: verify_artifact_task.delay(version.pk))
+    for check in checks:
+        transaction.on_commit(functools.partial(run_check_task.delay, check.pk))
+    return version
+
+
+# --- the system ------------------------------------------------------------------------
+@transaction.atomic
+def record_check_result(
+    check_id: int,
+    *,
+    status: str,
+    metrics: dict[str, Any],
+    inputs: dict[str, Any] | None = None,
+    error: str = "",
+    warning: str = "",
+    started_at: Any = None,
+) -> CheckRun | None:
+    """Store a check's verdict once (a re-delivered task finds it finished and changes nothing);
+    when every check of the round has finished, the version moves checking -> in_review."""
+    if status not in FINISHED_CHECK_STATUSES:
+        raise ValueError(f"not a final check status: {status}")
+    check = CheckRun.objects.select_for_update().select_related("version").get(pk=check_id)
+    version = _locked(check.version_id)
+    if check.is_finished or check.round != version.review_round:
+        return None
+    now = timezone.now()
+    started = started_at or check.started_at or now
+    check.status, check.metrics, check.error, check.warning = status, metrics, error, warning
+    check.inputs = inputs or check.inputs
+    check.finished_at = now
+    check.started_at = started
+    check.duration_ms = int((now - started).total_seconds() * 1000)
+    check.save()
+    audit.record(
+        audit.CHECK_FINISHED,
+        actor=None,
+        target=version,
+        data={
+            "check": check.kind,
+            "round": check.round,
+            "status": status,
+            "warning": warning,
+            "error": error[:2000],
+            "policy": check.policy,
+            "metrics_sha256": bindings.sha256_json(metrics),
+        },
+    )
+    pending = CheckRun.objects.filter(version=version, round=version.review_round).exclude(
+        status__in=FINISHED_CHECK_STATUSES
+    )
+    if version.status == Status.CHECKING and not pending.exists():
+        version = _transition(version, to=Status.IN_REVIEW, actor=None)
+        summary = dict(
+            CheckRun.objects.filter(version=version, round=version.review_round).values_list("kind", "status")
+        )
+        audit.record(
+            audit.VERSION_IN_REVIEW,
+            actor=None,
+            target=version,
+            data={"from": Status.CHECKING, "to": Status.IN_REVIEW, "checks": summary},
+        )
+        notifications.on_commit_notify("ready_for_review", version.pk)
+    return check
+
+
+# --- risk officers ---------------------------------------------------------------------
+@audited_refusals
+@transaction.atomic
+def approve_version(version_id: int, *, actor: Any, justification: str, override: bool = False) -> ModelVersion:
+    """in_review -> approved once the tier's approvals are in (one for low/medium, two distinct
+    officers for high); never by the submitter; a failed check needs override + justification.
+    The approval binds the hashes of the artifact, the card and the check results it saw."""
+    version = _locked(version_id)
+    attempted = "approve"
+    if version.status != Status.IN_REVIEW:
+        raise Refused(
+            f"{version} is {_label(version.status)}; only versions in review can be approved.",
+            version_pk=version.pk,
+            attempted=attempted,
+        )
+    if not has_role(actor, RISK_OFFICERS):
+        raise Refused(
+            "Only risk officers approve versions.", version_pk=version.pk, attempted=attempted, forbidden=True
+        )
+    if version.submitted_by_id == actor.pk:
+        raise Refused(
+            "You submitted this version, so you cannot approve it (four-eyes rule).",
+            version_pk=version.pk,
+            attempted=attempted,
+            forbidden=True,
+        )
+    text = _require_justification(version, justification, attempted)
+    failing = bindings.failing_checks(version)
+    if failing and not override:
+        raise Refused(
+            "Checks did not pass (" + ", ".join(f"{c.kind}: {c.status}" for c in failing) + "); approving "
+            "needs an explicit override with a justification.",
+            version_pk=version.pk,
+            attempted=attempted,
+        )
+    if Decision.objects.filter(
+        version=version, round=version.review_round, kind=DecisionKind.APPROVE, actor=actor
+    ).exists():
+        raise Refused(
+            "You already approved this version in this review round.", version_pk=version.pk, attempted=attempted
+        )
+    bound = bindings.current(version)
+    decision = _decide(
+        version,
+        kind=DecisionKind.APPROVE,
+        actor=actor,
+        justification=text,
+        override=bool(failing and override),
+        **bound,
+    )
+    required = active_policy().approvals_for(version.registered_model.risk_tier)
+    valid = bindings.valid_approvals(version)
+    audit.record(
+        audit.VERSION_APPROVAL_RECORDED,
+        actor=actor,
+        target=version,
+        data={
+            "decision": decision.pk,
+            "justification": text,
+            "override": decision.override,
+            "failed_checks": [c.kind for c in failing],
+            "approvals": len(valid),
+            "required": required,
+            **bound,
+        },
+    )
+    if len(valid) >= required:
+        version = _transition(version, to=Status.APPROVED, actor=actor)
+        audit.record(
+            audit.VERSION_APPROVED,
+            actor=actor,
+            target=version,
+            data={"from": Status.IN_REVIEW, "to": Status.APPROVED, "approvers": [d.actor_username for d in valid]},
+        )
+        notifications.on_commit_notify("decided", version.pk)
+    return version
+
+
+def _close_review(version_id: int, *, actor: Any, justification: str, to: str, kind: str, action: str) -> ModelVersion:
+    version = _locked(version_id)
+    text = _require_justification(version, justification, kind)
+    version = _transition(version, to=to, actor=actor)
+    decision = _decide(version, kind=kind, actor=actor, justification=text)
+    audit.record(
+        action,
+        actor=actor,
+        target=version,
+        data={"from": Status.IN_REVIEW, "to": to, "decision": decision.pk, "justification": text},
+    )
+    notifications.on_commit_notify("decided", version.pk)
+    return version
+
+
+@audited_refusals
+@transaction.atomic
+def reject_version(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
+    """in_review -> rejected (final), with a justification."""
+    return _close_review(
+        version_id,
+        actor=actor,
+        justification=justification,
+        to=Status.REJECTED,
+        kind=DecisionKind.REJECT,
+        action=audit.VERSION_REJECTED,
+    )
+
+
+@audited_refusals
+@transaction.atomic
+def request_changes(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
+    """in_review -> draft: the data scientist edits and submits again (a new round)."""
+    return _close_review(
+        version_id,
+        actor=actor,
+        justification=justification,
+        to=Status.DRAFT,
+        kind=DecisionKind.REQUEST_CHANGES,
+        action=audit.VERSION_CHANGES_REQUESTED,
+    )
+
+
+@audited_refusals
+@transaction.atomic
+def deploy_version(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
+    """approved -> production; the previous production version goes back to approved. The
+    approvals must still bind the current artifact, card and checks, and the stored artifact
+    must still have its recorded hash."""
+    version = _locked(version_id)
+    # Serialise deploys of one model: the lock on its row, then the partial unique constraint.
+    model = RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
+    text = _require_justification(version, justification, "deploy")
+    if version.status == Status.APPROVED and has_role(actor, RISK_OFFICERS):
+        required = active_policy().approvals_for(model.risk_tier)
+        valid = bindings.valid_approvals(version)
+        if len(valid) < required:
+            raise Refused(
+                f"{version} has {len(valid)} valid approval(s) of {required} required: an approval is void "
+                "when the artifact, model card or check results changed after it was given.",
+                version_pk=version.pk,
+                attempted="approved->production",
+            )
+        try:
+            read_verified_bytes(version.artifact, version.artifact_sha256)
+        except ArtifactIntegrityError as exc:
+            raise Refused(exc.message, version_pk=version.pk, attempted="approved->production")
+    now = timezone.now()
+    previous = ModelVersion.objects.select_for_update().filter(registered_model=model, status=Status.PRODUCTION).first()
+    replaced = None
+    if previous is not None and previous.pk != version.pk:
+        replaced = _transition(previous, to=Status.APPROVED, actor=actor)
+        Deployment.objects.filter(registered_model=model, ended_at__isnull=True).update(
+            ended_at=now, ended_by=actor, end_reason="replaced"
+        )
+    version = _transition(version, to=Status.PRODUCTION, actor=actor)
+    Deployment.objects.create(registered_model=model, version=version, deployed_at=now, deployed_by=actor)
+    decision = _decide(version, kind=DecisionKind.DEPLOY, actor=actor, justification=text)
+    audit.record(
+        audit.VERSION_DEPLOYED,
+        actor=actor,
+        target=version,
+        data={
+            "from": Status.APPROVED,
+            "to": Status.PRODUCTION,
+            "replaced_version": replaced.version if replaced else None,
+            "decision": decision.pk,
+            "justification": text,
+            "artifact_sha256": version.artifact_sha256,
+        },
+    )
+    return version
+
+
+@transaction.atomic
+def _rollback(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
+    model = RegisteredModel.objects.select_for_update().get(pk=model_id)
+    current = ModelVersion.objects.select_for_update().filter(registered_model=model, status=Status.PRODUCTION).first()
+    if current is None:
+        anchor = model.versions.order_by("-version").first()
+        if anchor is None:
+            raise NotFound(f"{model} has no versions.")
+        raise Refused(f"{model} has no production version to roll back.", version_pk=anchor.pk, attempted="rollback")
+    text = _require_justification(current, justification, "rollback")
+    earlier = (
+        Deployment.objects.filter(registered_model=model, ended_at__isnull=False, version__status=Status.APPROVED)
+        .exclude(version=current)
+        .select_related("version")
+        .order_by("-deployed_at", "-pk")
+        .first()
+    )
+    if earlier is None:
+        raise Refused(
+            f"{model} has no earlier deployed version that is still approved.",
+            version_pk=current.pk,
+            attempted="rollback",
+        )
+    now = timezone.now()
+    current = _transition(current, to=Status.APPROVED, actor=actor)
+    Deployment.objects.filter(registered_model=model, ended_at__isnull=True).update(
+        ended_at=now, ended_by=actor, end_reason="rolled_back"
+    )
+    restored = _transition(_locked(earlier.version_id), to=Status.PRODUCTION, actor=actor)
+    Deployment.objects.create(registered_model=model, version=restored, deployed_at=now, deployed_by=actor)
+    decision = _decide(current, kind=DecisionKind.ROLLBACK, actor=actor, justification=text)
+    audit.record(
+        audit.MODEL_ROLLED_BACK,
+        actor=actor,
+        target=restored,
+        data={
+            "from_version": current.version,
+            "to_version": restored.version,
+            "decision": decision.pk,
+            "justification": text,
+        },
+    )
+    return restored
+
+
+def rollback_model(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
+    """production -> approved for the current version; the previously deployed version that is
+    still approved becomes production again. Returns the restored version."""
+    if not has_role(actor, RISK_OFFICERS):
+        model = RegisteredModel.objects.get(pk=model_id)
+        anchor = model.versions.order_by("-version").first()
+        if anchor is not None:
+            with transaction.atomic():
+                audit.record(
+                    audit.ACTION_REFUSED,
+                    actor=actor,
+                    target=anchor,
+                    data={"attempted": "rollback", "reason": "not a risk officer"},
+                )
+        raise Forbidden("Only risk officers roll back models.")
+    try:
+        return _rollback(model_id, actor=actor, justification=justification)
+    except Refused as exc:
+        with transaction.atomic():
+            audit.record(
+                audit.ACTION_REFUSED,
+                actor=actor,
+                target=ModelVersion.objects.get(pk=exc.version_pk),
+                data={"attempted": exc.attempted, "reason": exc.message},
+            )
+        raise WorkflowError(exc.message) from None
+
+
+@audited_refusals
+@transaction.atomic
+def retire_version(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
+    """approved or production -> retired: it stops serving when this commits."""
+    version = _locked(version_id)
+    RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
+    text = _require_justification(version, justification, "retire")
+    source = version.status
+    version = _transition(version, to=Status.RETIRED, actor=actor)
+    if source == Status.PRODUCTION:
+        Deployment.objects.filter(version=version, ended_at__isnull=True).update(
+            ended_at=timezone.now(), ended_by=actor, end_reason="retired"
+        )
+    decision = _decide(version, kind=DecisionKind.RETIRE, actor=actor, justification=text)
+    audit.record(
+        audit.VERSION_RETIRED,
+        actor=actor,
+        target=version,
+        data={"from": source, "to": Status.RETIRED, "decision": decision.pk, "justification": text},
+    )
     return version

@@ -115,6 +115,9 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     submitted_at = models.DateTimeField(null=True, blank=True)
+    review_round = models.PositiveIntegerField(
+        default=0, help_text="How many times it was submitted; checks and approvals belong to one round."
+    )
 
     class Meta:
         ordering = ["registered_model__name", "-version"]

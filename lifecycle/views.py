@@ -8,12 +8,12 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from governance import workflow
-from governance.models import AuditEvent
+from governance import review, workflow
+from governance.models import AuditEvent, CheckRun
 from governance.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
 from lifecycle import selectors, services
 from lifecycle.errors import LifecycleError, SubmissionInvalid
@@ -149,7 +149,23 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
             "parents": v.lineage(),
             "events": events,
             "can_edit": v.is_editable and has_role(request.user, DATA_SCIENTISTS),
+            "checks": review.checks_for_display(v),
+            "decisions": review.decisions_for_display(v),
         },
+    )
+
+
+@login_required
+def version_status(request: HttpRequest, name: str, version: int) -> JsonResponse:
+    """Polled by the version page while checks run."""
+    v = _version(request, name, version)
+    checks = CheckRun.objects.filter(version=v, round=v.review_round).order_by("kind")
+    return JsonResponse(
+        {
+            "status": v.status,
+            "status_label": v.get_status_display(),
+            "checks": [{"kind": c.kind, "status": c.status} for c in checks],
+        }
     )
 
 

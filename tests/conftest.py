@@ -57,12 +57,12 @@ def second_scientist(db: None) -> Any:
 
 @pytest.fixture
 def risk_officer(db: None) -> Any:
-    return UserFactory(username="rita", roles=[RISK_OFFICERS])
+    return UserFactory(username="rita", roles=[RISK_OFFICERS], is_staff=True)
 
 
 @pytest.fixture
 def second_officer(db: None) -> Any:
-    return UserFactory(username="omar", roles=[RISK_OFFICERS])
+    return UserFactory(username="omar", roles=[RISK_OFFICERS], is_staff=True)
 
 
 @pytest.fixture

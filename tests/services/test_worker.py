@@ -26,13 +26,16 @@ def test_submission_is_checked_by_the_real_worker(
     version = make_version(data_scientist, model, skops_bytes, train_csv, eval_csv)
     workflow.submit_version(version.pk, actor=data_scientist)
     assert ModelVersion.objects.get(pk=version.pk).status == Status.CHECKING
-    event = wait_for(
-        lambda: AuditEvent.objects.filter(action="lifecycle.artifact.verified", target_id=str(version.pk)).first(),
-        message="the worker's verification event",
+    wait_for(
+        lambda: ModelVersion.objects.get(pk=version.pk).status == Status.IN_REVIEW,
+        message="the worker to finish the checks",
     )
+    statuses = dict(version.checks.values_list("kind", "status"))
+    assert statuses == {"validation": "passed", "fairness": "failed", "reproducibility": "passed"}
+    event = AuditEvent.objects.get(action="governance.version.in_review", target_id=str(version.pk))
     assert event.actor_username == "system"
     log = celery_worker_process.read_text()
-    assert "governance.tasks.verify_artifact_task" in log and "succeeded" in log
+    assert log.count("governance.tasks.run_check_task") >= 3 and "succeeded" in log
 
 
 def test_tampering_is_caught_by_the_real_worker(
@@ -46,9 +49,11 @@ def test_tampering_is_caught_by_the_real_worker(
         handle.write(b"tampered")
     workflow.submit_version(version.pk, actor=data_scientist)
     wait_for(
-        lambda: AuditEvent.objects.filter(action="lifecycle.artifact.tampered", target_id=str(version.pk)).exists(),
-        message="the worker's tamper event",
+        lambda: ModelVersion.objects.get(pk=version.pk).status == Status.IN_REVIEW,
+        message="the worker to finish the checks",
     )
+    assert set(version.checks.values_list("status", flat=True)) == {"error"}
+    assert AuditEvent.objects.filter(action="lifecycle.artifact.tampered", target_id=str(version.pk)).exists()
     from django.core.management import call_command
 
     call_command("verify_audit")  # the chain written by two processes is intact

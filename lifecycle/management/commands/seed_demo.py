@@ -120,7 +120,14 @@ class Command(BaseCommand):
         users: dict[str, Any] = {}
         for username, first, last, roles in USERS:
             user, created = User.objects.get_or_create(
-                username=username, defaults={"first_name": first, "last_name": last, "email": f"{username}@demo.local"}
+                username=username,
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{username}@demo.local",
+                    # risk officers work in the Django admin, which needs staff status
+                    "is_staff": RISK_OFFICERS in roles,
+                },
             )
             if created:
                 user.set_password(PASSWORD)

@@ -1,0 +1,104 @@
+"""What a reviewer (or the data scientist) sees about a version: its checks with charts, its
+decisions with void flags, the metric diff against production, and the actions the rules
+allow this person now. Reads only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.safestring import mark_safe
+
+from governance import bindings, charts
+from governance.models import CheckRun, Decision
+from governance.policies import active_policy
+from governance.roles import RISK_OFFICERS, has_role
+from lifecycle.models import ModelVersion, Status
+
+
+def checks_for_display(version: ModelVersion) -> list[dict[str, Any]]:
+    shown = []
+    for check in CheckRun.objects.filter(version=version, round=version.review_round).order_by("kind"):
+        features = check.metrics.get("features", []) if check.kind == "fairness" else []
+        shown.append(
+            {
+                "check": check,
+                "features": [
+                    {**f, "chart": mark_safe(charts.group_bar_chart(f))}  # noqa: S308 (labels escaped inside)
+                    for f in features
+                ],
+                "validation": check.metrics.get("metrics", {}) if check.kind == "validation" else {},
+            }
+        )
+    return shown
+
+
+def decisions_for_display(version: ModelVersion) -> list[dict[str, Any]]:
+    bound = bindings.current(version)
+    rows = []
+    for decision in Decision.objects.filter(version=version).order_by("created_at", "pk"):
+        void = decision.kind == "approve" and (
+            decision.round != version.review_round or bindings.is_void(decision, bound)
+        )
+        rows.append({"decision": decision, "void": void})
+    return rows
+
+
+def metric_diff(version: ModelVersion) -> list[dict[str, Any]]:
+    """Validation and fairness headline numbers of this version beside the production version's."""
+    production = (
+        ModelVersion.objects.filter(registered_model=version.registered_model, status=Status.PRODUCTION)
+        .exclude(pk=version.pk)
+        .first()
+    )
+    if production is None:
+        return []
+
+    def numbers(v: ModelVersion) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for check in CheckRun.objects.filter(version=v, round=v.review_round):
+            if check.kind == "validation":
+                out.update(check.metrics.get("metrics", {}))
+            if check.kind == "fairness":
+                for f in check.metrics.get("features", []):
+                    for name, value in (f.get("headline") or {}).items():
+                        if value is not None:
+                            out[f"{f['feature']}: {name}"] = value
+        return out
+
+    mine, theirs = numbers(version), numbers(production)
+    return [
+        {
+            "metric": key,
+            "this": mine.get(key),
+            "production": theirs.get(key),
+            "delta": (mine[key] - theirs[key]) if key in mine and key in theirs else None,
+            "production_version": production.version,
+        }
+        for key in sorted(set(mine) | set(theirs))
+    ]
+
+
+def available_actions(version: ModelVersion, actor: Any) -> list[str]:
+    """The buttons to show: the same rules the workflow enforces (which checks them again)."""
+    if not has_role(actor, RISK_OFFICERS):
+        return []
+    actions: list[str] = []
+    if version.status == Status.IN_REVIEW:
+        already = Decision.objects.filter(
+            version=version, round=version.review_round, kind="approve", actor=actor
+        ).exists()
+        if version.submitted_by_id != getattr(actor, "pk", None) and not already:
+            actions.append("approve")
+        actions += ["reject", "request_changes"]
+    if version.status == Status.APPROVED:
+        required = active_policy().approvals_for(version.registered_model.risk_tier)
+        if len(bindings.valid_approvals(version)) >= required:
+            actions.append("deploy")
+        actions.append("retire")
+    if version.status == Status.PRODUCTION:
+        actions += ["rollback", "retire"]
+    return actions
+
+
+def needs_override(version: ModelVersion) -> bool:
+    return bool(bindings.failing_checks(version))

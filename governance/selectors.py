@@ -1,0 +1,35 @@
+"""Reads with a rule: review queue, deployment history, decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from governance.models import Decision, DecisionKind, Deployment
+from lifecycle.models import ModelVersion, RegisteredModel, Status
+
+
+def versions_pending_review() -> QuerySet[ModelVersion]:
+    """The review queue: oldest submission first."""
+    return (
+        ModelVersion.objects.filter(status=Status.IN_REVIEW)
+        .select_related("registered_model", "submitted_by")
+        .order_by("submitted_at", "pk")
+    )
+
+
+def deployment_at(model: RegisteredModel, when: datetime) -> Deployment | None:
+    """The deployment that was live at `when` (deployed at or before, not yet ended)."""
+    return (
+        Deployment.objects.filter(registered_model=model, deployed_at__lte=when)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=when))
+        .select_related("version", "deployed_by")
+        .order_by("-deployed_at", "-pk")
+        .first()
+    )
+
+
+def approvals_of(version: ModelVersion, review_round: int | None = None) -> QuerySet[Decision]:
+    rnd = version.review_round if review_round is None else review_round
+    return Decision.objects.filter(version=version, round=rnd, kind=DecisionKind.APPROVE).order_by("created_at")
