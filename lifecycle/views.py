@@ -13,8 +13,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from governance import review, workflow
-from governance.models import AuditEvent, CheckRun
+from governance.models import AuditEvent, CheckRun, Decision
 from governance.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
+from governance.selectors import versions_pending_review
 from lifecycle import selectors, services
 from lifecycle.errors import LifecycleError, SubmissionInvalid
 from lifecycle.forms import EditDraftForm, RegisterModelForm, VersionForm
@@ -42,12 +43,13 @@ def home(request: HttpRequest) -> HttpResponse:
         context["my_drafts"] = mine.filter(status=Status.DRAFT)
         context["my_in_progress"] = mine.filter(status__in=[Status.CHECKING, Status.IN_REVIEW])
         context["my_recent"] = mine.order_by("-created_at")[:10]
-    if has_role(user, RISK_OFFICERS):
-        context["review_queue"] = (
-            ModelVersion.objects.filter(status=Status.IN_REVIEW)
-            .select_related("registered_model")
-            .order_by("submitted_at")
+        context["my_decisions"] = (
+            Decision.objects.filter(version__created_by=user)
+            .select_related("version__registered_model")
+            .order_by("-created_at")[:10]
         )
+    if has_role(user, RISK_OFFICERS):
+        context["review_queue"] = versions_pending_review()
     if roles_of(user):
         context["recent_events"] = AuditEvent.objects.order_by("-seq")[:8]
     return render(request, "lifecycle/home.html", context)

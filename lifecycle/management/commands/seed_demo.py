@@ -12,10 +12,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from governance import workflow
+from governance import bindings, workflow
 from governance.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
 from lifecycle import demo_data, services
-from lifecycle.models import RegisteredModel
+from lifecycle.models import ModelVersion, RegisteredModel
 
 PASSWORD = "demo-password-2026"
 USERS = [
@@ -100,7 +100,7 @@ class Command(BaseCommand):
             description="Flags applications for a fast-track review queue.",
             risk_tier="low",
         )
-        services.create_version(
+        prescreen = services.create_version(
             actor=sam,
             model_name="loan-prescreen",
             artifact=_upload("prescreen.skops", sio.dumps(demo_data.train_random_forest(train, n_estimators=30))),
@@ -110,8 +110,28 @@ class Command(BaseCommand):
             sensitive_features=["sex"],
             card={**CARD, "intended_use": "Routing applications to the fast-track queue only."},
         )
+        workflow.submit_version(prescreen.pk, actor=sam)
+        self._approve_and_deploy(prescreen.pk, users)
         self.stdout.write(
-            f"Loaded the demo: credit-risk v{v1.version} (submitted) and v{v2.version} (draft), loan-prescreen v1."
+            f"Loaded the demo: credit-risk v{v1.version} (submitted for review) and v{v2.version} (draft); "
+            "loan-prescreen v1 (approved with an override and in production when the checks ran in-process)."
+        )
+
+    def _approve_and_deploy(self, version_id: int, users: dict[str, Any]) -> None:
+        """With tasks in-process the checks have finished by now; with a real broker they are
+        still queued, and the version waits in the review queue instead."""
+        version = ModelVersion.objects.get(pk=version_id)
+        if version.status != "in_review":
+            return
+        workflow.approve_version(
+            version.pk,
+            actor=users["rita"],
+            justification="Low-risk routing model only; the fairness gap on sex is accepted for a 3-month pilot "
+            "with monthly monitoring.",
+            override=bool(bindings.failing_checks(version)),
+        )
+        workflow.deploy_version(
+            version.pk, actor=users["rita"], justification="Pilot start approved by the credit committee."
         )
 
     @transaction.atomic
