@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import workflow
+from governance import review, workflow
 from lifecycle import selectors, services
 from lifecycle.models import CARD_FIELDS, Dataset, ModelVersion, RegisteredModel, RiskTier
 
@@ -65,8 +65,38 @@ def version_data(v: ModelVersion) -> dict[str, Any]:
             "code_repository": v.code_repository,
             "code_commit": v.code_commit,
         },
-        "checks": [],
-        "decisions": [],
+        "review_round": v.review_round,
+        "checks": [
+            {
+                "kind": c.kind,
+                "round": c.round,
+                "status": c.status,
+                "gating": c.gating,
+                "metrics": c.metrics,
+                "policy": c.policy,
+                "warning": c.warning,
+                "error": c.error,
+                "started_at": c.started_at,
+                "finished_at": c.finished_at,
+                "duration_ms": c.duration_ms,
+            }
+            for c in v.checks.filter(round=v.review_round).order_by("kind")
+        ],
+        "decisions": [
+            {
+                "kind": row["decision"].kind,
+                "round": row["decision"].round,
+                "by": row["decision"].actor_username,
+                "at": row["decision"].created_at,
+                "justification": row["decision"].justification,
+                "override": row["decision"].override,
+                "void": row["void"],
+                "artifact_sha256": row["decision"].artifact_sha256,
+                "card_sha256": row["decision"].card_sha256,
+                "checks_sha256": row["decision"].checks_sha256,
+            }
+            for row in review.decisions_for_display(v)
+        ],
         "created_by": v.created_by.username,
         "created_at": v.created_at,
         "submitted_by": v.submitted_by.username if v.submitted_by else None,

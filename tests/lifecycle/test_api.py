@@ -24,6 +24,32 @@ def test_models_list_and_detail_show_versions_and_schema(api_client, auditor, dr
     assert version["checks"] == [] and version["decisions"] == []
 
 
+def test_version_detail_shows_checks_named_as_fairlearn_names_them_and_decisions(
+    api_client, auditor, risk_officer, data_scientist, draft_version, django_capture_on_commit_callbacks, eager_tasks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        workflow.submit_version(draft_version.pk, actor=data_scientist)
+    workflow.approve_version(draft_version.pk, actor=risk_officer, justification="Pilot only.", override=True)
+    api_client.force_authenticate(auditor)
+    body = api_client.get("/api/v1/models/credit-risk/versions/1/").json()
+    fairness = next(c for c in body["checks"] if c["kind"] == "fairness")
+    sex = next(f for f in fairness["metrics"]["features"] if f["feature"] == "sex")
+    assert set(sex["headline"]) == {
+        "demographic_parity_difference",
+        "demographic_parity_ratio",
+        "equalized_odds_difference",
+        "equalized_odds_ratio",
+    }
+    assert fairness["status"] == "failed" and fairness["policy"]["max_fairness_difference"] == 0.1
+    assert body["decisions"][0] == {
+        **body["decisions"][0],
+        "kind": "approve",
+        "by": "rita",
+        "override": True,
+        "void": False,
+    }
+
+
 def test_register_model_validates_the_name(api_client, data_scientist):
     api_client.force_authenticate(data_scientist)
     response = api_client.post(
