@@ -127,11 +127,21 @@ ACTION_LABELS = {
 }
 
 
+DONE_LABELS = {
+    "approve": "Approved",
+    "reject": "Rejected",
+    "request_changes": "Changes requested",
+    "deploy": "Deployed",
+    "rollback": "Rolled back",
+    "retire": "Retired",
+}
+
+
 @admin.register(VersionReview)
 class VersionReviewAdmin(OfficerReadOnly):
     """The review queue (in_review, oldest first) and every version's review page."""
 
-    list_display = ["version_link", "tier", "status_badge", "check_badges", "submitted_by", "submitted_at"]
+    list_display = ["version_link", "tier", "status_badge", "check_badges", "submitted"]
     list_filter = ["status", "registered_model__risk_tier"]
     ordering = ["submitted_at", "pk"]
     list_select_related = ["registered_model", "submitted_by"]
@@ -139,7 +149,15 @@ class VersionReviewAdmin(OfficerReadOnly):
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if not request.GET:
             return HttpResponseRedirect(f"{request.path}?status__exact={Status.IN_REVIEW}")
-        return super().changelist_view(request, extra_context)
+        return super().changelist_view(
+            request, {"title": "Review queue (oldest submission first)", **(extra_context or {})}
+        )
+
+    @admin.display(description="submitted", ordering="submitted_at")
+    def submitted(self, obj: ModelVersion) -> str:
+        if obj.submitted_at is None:
+            return "—"
+        return f"{obj.submitted_at:%Y-%m-%d %H:%M} by {obj.submitted_by.username if obj.submitted_by else '?'}"
 
     @admin.display(description="version")
     def version_link(self, obj: ModelVersion) -> str:
@@ -193,7 +211,8 @@ class VersionReviewAdmin(OfficerReadOnly):
             "decisions": review.decisions_for_display(version),
             "diff": review.metric_diff(version),
             "actions": [(a, ACTION_LABELS[a]) for a in actions],
-            "needs_override": review.needs_override(version),
+            "failing_checks": review.needs_override(version) if "approve" in actions else [],
+            "progress": review.approvals_progress(version),
             "decide_url": reverse("admin:governance_versionreview_decide", args=[version.pk]),
         }
         return TemplateResponse(request, "admin/governance/review.html", context)
@@ -224,5 +243,14 @@ class VersionReviewAdmin(OfficerReadOnly):
             messages.error(request, f"Refused: {exc.message}")
             return HttpResponseRedirect(back)
         version.refresh_from_db()
-        messages.success(request, f"{ACTION_LABELS[action]}: {version} is now {version.get_status_display().lower()}.")
+        if action == "approve" and version.status == Status.IN_REVIEW:
+            done, required = review.approvals_progress(version)
+            messages.success(
+                request, f"Approval {done} of {required} recorded; another risk officer must approve {version}."
+            )
+        else:
+            flagged = " (override of failed checks)" if action == "approve" and override else ""
+            messages.success(
+                request, f"{DONE_LABELS[action]}{flagged}: {version} is now {version.get_status_display().lower()}."
+            )
         return HttpResponseRedirect(back)

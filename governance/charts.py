@@ -14,18 +14,29 @@ SERIES = (
 REGRESSION_SERIES = (("mean_prediction", "Mean prediction", "#1f5fae"),)
 
 
-def group_bar_chart(feature: dict[str, Any], *, width: int = 560) -> str:
+CHAR_W = 6.6  # average width of an 11px sans-serif character, to size labels without a font engine
+
+
+def _label(group: str, size: Any, excluded: bool) -> str:
+    tag = f" (n={int(size)})" if size is not None else ""
+    return f"{group[:40]}{tag}{' excluded' if excluded else ''}"
+
+
+def group_bar_chart(feature: dict[str, Any], *, plot_w: int = 300) -> str:
     """Grouped horizontal bars: one block per group, one bar per metric (0..1 scale for rates)."""
     groups: dict[str, dict[str, Any]] = feature.get("groups", {})
     series = SERIES if any("selection_rate" in m for m in groups.values()) else REGRESSION_SERIES
     names = list(groups)
-    label_w, bar_h, gap, top = 170, 12, 10, 34
+    excluded = set(feature.get("excluded_groups", []))
+    labels = {g: _label(str(g), groups[g].get("count"), g in excluded) for g in names}
+    label_w = int(min(320, max(100, CHAR_W * max((len(t) for t in labels.values()), default=10) + 12)))
+    legend_w = sum(14 + CHAR_W * len(label) + 18 for _, label, _ in series)
+    width = int(max(label_w + plot_w + 50, legend_w + 10))
+    bar_h, gap, top = 12, 10, 34
     block = bar_h * len(series) + gap
     height = top + block * max(len(names), 1) + 24
-    plot_w = width - label_w - 60
     values = [groups[g].get(k) or 0.0 for g in names for k, _, _ in series]
     scale_max = 1.0 if series is SERIES else (max(values) if values and max(values) > 0 else 1.0)
-    excluded = set(feature.get("excluded_groups", []))
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{escape(str(feature.get("feature", "")))} by group" class="chart">',
@@ -33,19 +44,17 @@ def group_bar_chart(feature: dict[str, Any], *, width: int = 560) -> str:
         "</text>",
     ]
     x = label_w
-    for i, (_, label, color) in enumerate(series):
-        lx = label_w + i * 140
-        out.append(f'<rect x="{lx}" y="20" width="10" height="10" fill="{color}"/>')
-        out.append(f'<text x="{lx + 14}" y="29" font-size="11" fill="#333">{escape(label)}</text>')
+    lx = 0.0
+    for _, label, color in series:
+        out.append(f'<rect x="{lx:.0f}" y="20" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{lx + 14:.0f}" y="29" font-size="11" fill="#333">{escape(label)}</text>')
+        lx += 14 + CHAR_W * len(label) + 18
     for gi, group in enumerate(names):
         y0 = top + gi * block
-        size = groups[group].get("count")
-        tag = f" (n={int(size)})" if size is not None else ""
         style = ' fill="#8a8f99"' if group in excluded else ' fill="#1d2330"'
-        note = " excluded" if group in excluded else ""
         out.append(
             f'<text x="{label_w - 6}" y="{y0 + bar_h * len(series) / 2 + 4}" font-size="11" text-anchor="end"{style}>'
-            f"{escape(str(group))[:30]}{tag}{note}</text>"
+            f"{escape(labels[group])}</text>"
         )
         for si, (key, _, color) in enumerate(series):
             value = groups[group].get(key)

@@ -136,7 +136,7 @@ class CheckRun(models.Model):
 
 
 class DecisionKind(models.TextChoices):
-    APPROVE = "approve", "Approved"
+    APPROVE = "approve", "Approval"
     REJECT = "reject", "Rejected"
     REQUEST_CHANGES = "request_changes", "Changes requested"
     DEPLOY = "deploy", "Deployed"

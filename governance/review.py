@@ -9,7 +9,7 @@ from typing import Any
 from django.utils.safestring import mark_safe
 
 from governance import bindings, charts
-from governance.models import CheckRun, Decision
+from governance.models import CheckRun, Decision, Deployment
 from governance.policies import active_policy
 from governance.roles import RISK_OFFICERS, has_role
 from lifecycle.models import ModelVersion, Status
@@ -23,9 +23,14 @@ def checks_for_display(version: ModelVersion) -> list[dict[str, Any]]:
             {
                 "check": check,
                 "features": [
-                    {**f, "chart": mark_safe(charts.group_bar_chart(f))}  # noqa: S308 (labels escaped inside)
+                    {
+                        **f,
+                        "chart": mark_safe(charts.group_bar_chart(f)),  # noqa: S308 (labels escaped inside)
+                        "metric_names": list(next(iter(f["groups"].values()), {}).keys()),
+                    }
                     for f in features
                 ],
+                "agreement_pct": (round(check.metrics["agreement"] * 100, 1) if "agreement" in check.metrics else None),
                 "validation": check.metrics.get("metrics", {}) if check.kind == "validation" else {},
             }
         )
@@ -96,9 +101,21 @@ def available_actions(version: ModelVersion, actor: Any) -> list[str]:
             actions.append("deploy")
         actions.append("retire")
     if version.status == Status.PRODUCTION:
-        actions += ["rollback", "retire"]
+        earlier = Deployment.objects.filter(
+            registered_model=version.registered_model, ended_at__isnull=False, version__status=Status.APPROVED
+        ).exclude(version=version)
+        if earlier.exists():
+            actions.append("rollback")
+        actions.append("retire")
     return actions
 
 
-def needs_override(version: ModelVersion) -> bool:
-    return bool(bindings.failing_checks(version))
+def needs_override(version: ModelVersion) -> list[CheckRun]:
+    """The failing gating checks an approval would override (empty: no override needed)."""
+    return bindings.failing_checks(version)
+
+
+def approvals_progress(version: ModelVersion) -> tuple[int, int]:
+    """(valid approvals so far, approvals the tier needs)."""
+    required = active_policy().approvals_for(version.registered_model.risk_tier)
+    return len(bindings.valid_approvals(version)), required

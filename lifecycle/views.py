@@ -215,5 +215,9 @@ def version_submit(request: HttpRequest, name: str, version: int) -> HttpRespons
         if exc.status == 403:
             raise PermissionDenied(exc.message)
     else:
-        messages.success(request, f"{v} was submitted: its checks are running.")
+        v.refresh_from_db()
+        if v.status == Status.CHECKING:
+            messages.success(request, f"{v} was submitted: its checks are running.")
+        else:
+            messages.success(request, f"{v} was submitted and checked: it now waits for a risk officer's review.")
     return redirect(v.get_absolute_url())

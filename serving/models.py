@@ -33,3 +33,81 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "Answered"
+    REFUSED = "refused", "Refused"
+    INVALID = "invalid", "Invalid input"
+    ERROR = "error", "Failed"
+
+
+class PredictionSeal(models.Model):
+    """A Merkle root (RFC 6962) over a batch of prediction records, also written to the audit
+    trail: any later change to a sealed record changes the recomputed root."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    root = models.CharField(max_length=64)
+    tree_size = models.PositiveIntegerField()
+    first_record = models.PositiveBigIntegerField()
+    last_record = models.PositiveBigIntegerField()
+    audit_seq = models.PositiveBigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"seal #{self.pk} of {self.tree_size} records, root {self.root[:12]}…"
+
+
+class PredictionLog(models.Model):
+    """One served (or refused) request, written before the answer leaves. Row i of a record has
+    the prediction id "<public_id>.<i>". Append-only: on PostgreSQL a trigger refuses DELETE and
+    any UPDATE except attaching an unsealed record to its seal."""
+
+    public_id = models.UUIDField(unique=True, editable=False)
+    created_at = models.DateTimeField(db_index=True)
+    model_name = models.CharField(max_length=64, db_index=True)
+    version = models.ForeignKey(
+        "lifecycle.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="predictions"
+    )
+    version_number = models.PositiveIntegerField(null=True, blank=True)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    caller = models.CharField(max_length=150)
+    request_id = models.CharField(max_length=200, blank=True, db_index=True)
+    protocol = models.CharField(max_length=4)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    reason = models.TextField(blank=True)
+    n_rows = models.PositiveIntegerField(default=0)
+    inputs = models.JSONField(default=list)
+    outputs = models.JSONField(default=dict)
+    engine = models.CharField(max_length=10, blank=True)
+    latency_ms = models.FloatField(default=0)
+    leaf_hash = models.CharField(max_length=64)
+    seal = models.ForeignKey(PredictionSeal, null=True, blank=True, on_delete=models.PROTECT, related_name="records")
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["version", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} v{self.version_number} {self.outcome} {self.public_id}"
+
+
+class PredictionOutcome(models.Model):
+    """Ground truth that arrived later for one predicted row (the log itself never changes)."""
+
+    record = models.ForeignKey(PredictionLog, on_delete=models.PROTECT, related_name="actuals")
+    row = models.PositiveIntegerField()
+    actual = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    reported_by = models.CharField(max_length=150)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["record", "row"], name="one_outcome_per_prediction")]
+
+    def __str__(self) -> str:
+        return f"outcome of {self.record.public_id}.{self.row}"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from governance.models import AuditEvent
+from governance.models import AuditEvent, CheckRun
 from lifecycle.models import ModelVersion, RegisteredModel
 
 PASSWORD = "correct-horse-battery"
@@ -131,12 +131,23 @@ def test_data_scientist_registers_uploads_and_submits(
     page.wait_for_load_state()
     expect(page.locator(".msg.success")).to_contain_text("was submitted")
     expect(page.locator("#version-status")).not_to_have_text("Draft")
-    expect(page.locator("#version-status")).to_have_text("Checking")
+    # The checks run in-process right after the submission commits, so the page that follows
+    # already shows the version in review with every check finished.
+    expect(page.locator("#version-status")).to_have_text("In review")
     expect(page.locator("#submit-for-review")).to_have_count(0)
+    checks = page.locator("#checks")
+    expect(checks).to_be_visible()
+    for kind in ("validation", "fairness", "reproducibility"):
+        badge = checks.locator(f"#check-{kind} [data-check-status]").first
+        expect(badge).to_be_visible()
+        expect(badge).to_have_attribute("data-check-status", re.compile(r"^(passed|failed|error)$"))
+    # The fairness check draws one per-group bar chart per sensitive feature.
+    expect(checks.locator("#check-fairness svg").first).to_be_visible()
     page.screenshot(path=str(screenshots / "05-submitted.png"), full_page=True)
 
     version.refresh_from_db()
-    assert version.status == "checking"
+    assert version.status == "in_review"
+    assert CheckRun.objects.filter(version=version).count() == 3
     assert version.submitted_by == data_scientist
     assert AuditEvent.objects.filter(
         action="lifecycle.version.submitted", target_type="lifecycle.modelversion", target_id=str(version.pk)

@@ -1,0 +1,190 @@
+"""A risk officer in a real browser: the review queue, the review page with its checks and
+charts, approval (with an override for a failed check), deployment; and the four-eyes rule of
+a high-tier model, where two different officers must approve.
+
+The versions under review are made in the test setup: registered, uploaded and submitted by the
+data scientist; their checks then run synchronously (submission enqueues them on commit; the
+explicit run_check calls are idempotent and make that independent of the Celery settings).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from governance import checks, workflow
+from governance.models import AuditEvent, CheckRun, Decision
+from lifecycle.models import ModelVersion, Status
+from tests.conftest import make_version
+from tests.factories import RegisteredModelFactory
+
+PASSWORD = "correct-horse-battery"
+
+# transaction=True: the live server runs in another thread and must see committed rows.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def version_in_review(
+    owner: Any, name: str, tier: str, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes
+) -> ModelVersion:
+    model = RegisteredModelFactory(name=name, owner=owner, risk_tier=tier)
+    version = make_version(owner, model, skops_bytes, train_csv, eval_csv)
+    workflow.submit_version(version.pk, actor=owner)
+    for check in CheckRun.objects.filter(version=version):
+        checks.run_check(check.pk)
+    version.refresh_from_db()
+    assert version.status == Status.IN_REVIEW
+    return version
+
+
+def admin_log_in(page: Page, base_url: str, user: Any) -> None:
+    page.goto(f"{base_url}/admin/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base_url}/admin/")
+
+
+def admin_log_out(page: Page, base_url: str) -> None:
+    page.goto(f"{base_url}/admin/")
+    page.locator("#logout-form button").click()
+    # LOGOUT_REDIRECT_URL sends everyone, officers included, to the site's own login page.
+    page.wait_for_url(f"{base_url}/login/")
+
+
+def review_url(base_url: str, version: ModelVersion) -> str:
+    return f"{base_url}/admin/governance/versionreview/{version.pk}/change/"
+
+
+def decide(page: Page, action: str, justification: str, *, override: bool = False) -> None:
+    page.fill("textarea#justification", justification)
+    if override:
+        box = page.locator("#override")
+        if box.count():
+            box.check()
+    page.locator(f"button#action-{action}").click()
+    page.wait_for_load_state()
+
+
+def test_risk_officer_reviews_approves_with_override_and_deploys(
+    page: Page,
+    live_server: Any,
+    data_scientist: Any,
+    risk_officer: Any,
+    skops_bytes: bytes,
+    train_csv: bytes,
+    eval_csv: bytes,
+    screenshots: Path,
+) -> None:
+    base = live_server.url
+    version = version_in_review(data_scientist, "loan-default", "medium", skops_bytes, train_csv, eval_csv)
+    # With the default policy the demo model's fairness check fails, so approval needs an override.
+    fairness = CheckRun.objects.get(version=version, kind="fairness")
+    assert fairness.status == "failed"
+
+    admin_log_in(page, base, risk_officer)
+
+    # --- the review queue ---------------------------------------------------------------
+    page.goto(f"{base}/admin/governance/versionreview/")
+    page.wait_for_url(re.compile(r"/admin/governance/versionreview/\?status__exact=in_review$"))
+    row = page.locator("#result_list tbody tr", has_text=str(version))
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("medium")
+    expect(row).to_contain_text("In review")
+    expect(row).to_contain_text("fairness: failed")
+    expect(row).to_contain_text(data_scientist.username)
+    page.screenshot(path=str(screenshots / "10-queue.png"), full_page=True)
+    row.get_by_role("link", name=str(version)).click()
+    page.wait_for_url(review_url(base, version))
+
+    # --- the review page: checks and chart ----------------------------------------------
+    expect(page.locator("#review-status")).to_have_text("In review")
+    checks_section = page.locator("#checks")
+    for kind in ("validation", "fairness", "reproducibility"):
+        expect(checks_section.locator(f"#check-{kind}")).to_be_visible()
+    expect(checks_section.locator("#check-fairness [data-check-status]")).to_have_attribute(
+        "data-check-status", "failed"
+    )
+    expect(checks_section.locator("svg").first).to_be_visible()
+    expect(checks_section).to_contain_text("demographic_parity_difference")
+    expect(page.locator("#override")).to_be_visible()
+    expect(page.locator("#action-approve")).to_be_visible()
+    page.screenshot(path=str(screenshots / "11-review.png"), full_page=True)
+
+    # --- approve, overriding the failed fairness check -----------------------------------
+    decide(
+        page,
+        "approve",
+        "Sex parity gap is a known artefact of the small evaluation split; accepted with monthly monitoring.",
+        override=True,
+    )
+    expect(page.locator(".messagelist .success")).to_contain_text("is now approved")
+    expect(page.locator("#review-status")).to_have_text("Approved")
+    expect(page.locator("#action-deploy")).to_be_visible()
+    page.screenshot(path=str(screenshots / "12-approved.png"), full_page=True)
+
+    # --- deploy ---------------------------------------------------------------------------
+    decide(page, "deploy", "Approved with override; deploying for the Q3 pilot.")
+    expect(page.locator(".messagelist .success")).to_contain_text("is now production")
+    expect(page.locator("#review-status")).to_have_text("Production")
+    page.screenshot(path=str(screenshots / "13-production.png"), full_page=True)
+
+    version.refresh_from_db()
+    assert version.status == Status.PRODUCTION
+    approval = Decision.objects.get(version=version, kind="approve")
+    assert approval.override is True
+    assert approval.actor == risk_officer
+    events = AuditEvent.objects.filter(target_type="lifecycle.modelversion", target_id=str(version.pk))
+    assert events.filter(action="governance.version.approved", actor=risk_officer).exists()
+    assert events.filter(action="governance.version.deployed", actor=risk_officer).exists()
+
+
+def test_high_tier_needs_two_different_officers(
+    page: Page,
+    live_server: Any,
+    data_scientist: Any,
+    risk_officer: Any,
+    second_officer: Any,
+    skops_bytes: bytes,
+    train_csv: bytes,
+    eval_csv: bytes,
+    screenshots: Path,
+) -> None:
+    base = live_server.url
+    version = version_in_review(data_scientist, "loan-default-high", "high", skops_bytes, train_csv, eval_csv)
+
+    # --- the first officer approves: one approval of two ---------------------------------
+    admin_log_in(page, base, risk_officer)
+    page.goto(review_url(base, version))
+    expect(page.locator("#review-status")).to_have_text("In review")
+    decide(page, "approve", "First approval: metrics acceptable, fairness gap overridden.", override=True)
+    expect(page.locator(".messagelist .success")).to_be_visible()
+    expect(page.locator("#review-status")).to_have_text("In review")
+    expect(page.locator("#action-approve")).to_have_count(0)
+    expect(page.locator("#decisions")).to_contain_text(risk_officer.username)
+    page.screenshot(path=str(screenshots / "14-high-first-approval.png"), full_page=True)
+    version.refresh_from_db()
+    assert version.status == Status.IN_REVIEW
+    admin_log_out(page, base)
+
+    # --- the second officer approves: the version is approved ----------------------------
+    admin_log_in(page, base, second_officer)
+    page.goto(review_url(base, version))
+    expect(page.locator("#review-status")).to_have_text("In review")
+    expect(page.locator("#action-approve")).to_be_visible()
+    decide(page, "approve", "Second approval: concur with the first reviewer.", override=True)
+    expect(page.locator(".messagelist .success")).to_contain_text("is now approved")
+    expect(page.locator("#review-status")).to_have_text("Approved")
+    page.screenshot(path=str(screenshots / "15-high-approved.png"), full_page=True)
+
+    version.refresh_from_db()
+    assert version.status == Status.APPROVED
+    approvers = set(Decision.objects.filter(version=version, kind="approve").values_list("actor_username", flat=True))
+    assert approvers == {risk_officer.username, second_officer.username}
+    assert AuditEvent.objects.filter(
+        action="governance.version.approved", target_type="lifecycle.modelversion", target_id=str(version.pk)
+    ).exists()
