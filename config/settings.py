@@ -127,6 +127,15 @@ SKOPS_TRUSTED_BUILTINS = (
     "builtins.type",
 )
 
+# --- Serving ----------------------------------------------------------------------------
+SERVING_MAX_ROWS = env.int("SERVING_MAX_ROWS", default=10_000)
+# Request bodies above this are refused with 413 before they are parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SERVING_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+SERVING_RATE_PER_KEY = env.str("SERVING_RATE_PER_KEY", default="600000/min")
+SEAL_BATCH_SIZE = env.int("SEAL_BATCH_SIZE", default=100_000)
+SEAL_INTERVAL_SECONDS = env.int("SEAL_INTERVAL_SECONDS", default=300)
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 # --- Celery -----------------------------------------------------------------------------
 # No broker configured: tasks run in-process, right after the transaction that enqueued them.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -144,6 +153,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "seal-predictions": {"task": "serving.tasks.seal_predictions_task", "schedule": SEAL_INTERVAL_SECONDS},
+}
 
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

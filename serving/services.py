@@ -59,3 +59,19 @@ def revoke_api_key(key_id: int, *, actor: Any) -> ApiKey:
         key.save(update_fields=["revoked_at"])
         audit.record(audit.API_KEY_REVOKED, actor=actor, target=key, data={"name": key.name, "prefix": key.prefix})
     return key
+
+
+def record_outcome(*, record: Any, row: int, actual: Any, reporter: str) -> Any:
+    """Store the ground truth of one predicted row, once."""
+    from django.db import IntegrityError
+
+    from serving.errors import ServingError
+    from serving.models import PredictionOutcome
+
+    try:
+        with transaction.atomic():
+            return PredictionOutcome.objects.create(record=record, row=row, actual=actual, reported_by=reporter)
+    except IntegrityError:
+        raise ServingError(
+            f"The outcome of {record.public_id}.{row} was already reported.", status=409, code="already_reported"
+        )

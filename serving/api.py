@@ -1,0 +1,282 @@
+"""The JSON serving API (v1) and the auditors' prediction log API. Thin: parse, call one
+function, render."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import pagination, permissions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance.models import Decision, DecisionKind
+from governance.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
+from lifecycle.api_errors import error_response
+from serving import seals
+from serving.errors import ServingError
+from serving.models import ApiKey, PredictionLog
+from serving.predict import Caller, log_refusal, serve
+from serving.services import record_outcome
+from serving.throttling import ApiKeyRateThrottle
+
+PREDICTION_ID = re.compile(r"^(?P<record>[0-9a-f-]{36})(?:\.(?P<row>\d+))?$")
+
+
+def caller_of(request: Request) -> Caller:
+    key = request.auth if isinstance(request.auth, ApiKey) else None
+    return Caller(user=request.user, api_key=key)
+
+
+def serving_error(exc: ServingError) -> Response:
+    return error_response(exc.code, exc.message, exc.status, exc.details)
+
+
+class PredictRequestSerializer(serializers.Serializer):
+    instances = serializers.ListField(child=serializers.DictField(), help_text="One object per row: feature: value")
+    version = serializers.IntegerField(required=False, help_text="An approved version; default: production")
+    request_id = serializers.CharField(required=False)
+
+
+class PredictResponseSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    version = serializers.IntegerField()
+    predictions = serializers.ListField()
+    probabilities = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()), required=False)
+    classes = serializers.ListField(required=False)
+    prediction_ids = serializers.ListField(child=serializers.CharField())
+    request_id = serializers.CharField()
+
+
+class ModelPredictApi(APIView):
+    """Predictions from the production version (or a named approved version), logged first."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [ApiKeyRateThrottle]
+
+    @extend_schema(request=PredictRequestSerializer, responses={200: PredictResponseSerializer})
+    def post(self, request: Request, name: str) -> Response:
+        caller = caller_of(request)
+        try:
+            body = json.loads(request.body or b"null")
+        except RequestDataTooBig:
+            return self.refuse(
+                request, name, ServingError("The request body is too large.", status=413, code="too_large")
+            )
+        except (ValueError, UnicodeDecodeError) as exc:
+            return self.refuse(
+                request, name, ServingError(f"The body is not valid JSON: {exc}", status=400, code="malformed_json")
+            )
+        if not isinstance(body, dict):
+            return self.refuse(
+                request,
+                name,
+                ServingError('Send a JSON object: {"instances": [...]}.', status=400, code="invalid_input"),
+            )
+        version = body.get("version")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            return self.refuse(
+                request, name, ServingError('"version" must be an integer.', status=400, code="invalid_input")
+            )
+        request_id = str(body.get("request_id") or request.headers.get("X-Request-ID", ""))
+        try:
+            served = serve(
+                caller=caller,
+                model_name=name,
+                version_number=version,
+                instances=body.get("instances"),
+                request_id=request_id,
+                protocol="v1",
+            )
+        except ServingError as exc:
+            return serving_error(exc)
+        data: dict[str, Any] = {
+            "model": name,
+            "version": served.version.version,
+            "predictions": served.labels,
+            "prediction_ids": served.prediction_ids,
+            "request_id": served.record.request_id or str(served.record.public_id),
+        }
+        if served.probabilities is not None:
+            data["probabilities"] = served.probabilities
+            data["classes"] = served.version.classes
+        return Response(data)
+
+    def refuse(self, request: Request, name: str, exc: ServingError) -> Response:
+        logged = log_refusal(
+            exc,
+            caller=caller_of(request),
+            model_name=name,
+            request_id=request.headers.get("X-Request-ID", ""),
+            protocol="v1",
+        )
+        return serving_error(logged)
+
+
+class IsAuditorOrOfficer(permissions.BasePermission):
+    message = "Only auditors and risk officers read the prediction log."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(roles_of(request.user) & {AUDITORS, RISK_OFFICERS})
+
+
+class PredictionCursor(pagination.CursorPagination):
+    ordering = "-pk"
+    page_size = 100
+    max_page_size = 1000
+    page_size_query_param = "page_size"
+
+
+def record_data(record: PredictionLog) -> dict[str, Any]:
+    return {
+        "id": str(record.public_id),
+        "created_at": record.created_at,
+        "model": record.model_name,
+        "version": record.version_number,
+        "caller": record.caller,
+        "request_id": record.request_id,
+        "protocol": record.protocol,
+        "outcome": record.outcome,
+        "reason": record.reason,
+        "n_rows": record.n_rows,
+        "prediction_ids": [f"{record.public_id}.{i}" for i in range(record.n_rows)],
+        "inputs": record.inputs,
+        "outputs": record.outputs,
+        "engine": record.engine,
+        "latency_ms": record.latency_ms,
+        "seal": record.seal_id,
+    }
+
+
+class PredictionListApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("model", str),
+            OpenApiParameter("version", int),
+            OpenApiParameter("since", OpenApiTypes.DATETIME),
+            OpenApiParameter("until", OpenApiTypes.DATETIME),
+            OpenApiParameter("outcome", str),
+            OpenApiParameter("request_id", str),
+        ],
+        responses=inline_serializer(
+            "PredictionPage",
+            {
+                "next": serializers.CharField(allow_null=True),
+                "previous": serializers.CharField(allow_null=True),
+                "results": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        qs = PredictionLog.objects.all()
+        params = request.query_params
+        try:
+            if params.get("model"):
+                qs = qs.filter(model_name=params["model"])
+            if params.get("version"):
+                qs = qs.filter(version_number=int(params["version"]))
+            if params.get("since"):
+                qs = qs.filter(created_at__gte=serializers.DateTimeField().to_internal_value(params["since"]))
+            if params.get("until"):
+                qs = qs.filter(created_at__lt=serializers.DateTimeField().to_internal_value(params["until"]))
+        except (ValueError, serializers.ValidationError) as exc:
+            return error_response("invalid_filter", f"Bad filter: {exc}", 400)
+        if params.get("outcome"):
+            qs = qs.filter(outcome=params["outcome"])
+        if params.get("request_id"):
+            qs = qs.filter(request_id=params["request_id"])
+        paginator = PredictionCursor()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response([record_data(r) for r in page or []])
+
+
+def _find(prediction_id: str) -> tuple[PredictionLog, int | None]:
+    match = PREDICTION_ID.match(prediction_id)
+    if not match:
+        raise ServingError(f"{prediction_id!r} is not a prediction id.", status=404, code="not_found")
+    record = (
+        PredictionLog.objects.select_related("version__registered_model", "seal")
+        .filter(public_id=match["record"])
+        .first()
+    )
+    row = int(match["row"]) if match["row"] is not None else None
+    if record is None or (row is not None and row >= record.n_rows):
+        raise ServingError(f"There is no prediction {prediction_id}.", status=404, code="not_found")
+    return record, row
+
+
+class PredictionDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, prediction_id: str) -> Response:
+        try:
+            record, row = _find(prediction_id)
+        except ServingError as exc:
+            return serving_error(exc)
+        data = record_data(record)
+        if row is not None:
+            data["row"] = row
+            data["row_input"] = record.inputs[row]
+            data["row_output"] = {k: v[row] for k, v in record.outputs.items() if k != "classes"}
+        approvals = []
+        if record.version is not None:
+            approvals = [
+                {
+                    "by": d.actor_username,
+                    "at": d.created_at,
+                    "justification": d.justification,
+                    "override": d.override,
+                    "kind": d.kind,
+                    "artifact_sha256": d.artifact_sha256,
+                }
+                for d in Decision.objects.filter(
+                    version=record.version, kind__in=[DecisionKind.APPROVE, DecisionKind.DEPLOY]
+                )
+            ]
+            data["version_detail"] = {
+                "model": record.version.registered_model.name,
+                "version": record.version.version,
+                "status": record.version.status,
+                "artifact_sha256": record.version.artifact_sha256,
+            }
+        data["decisions"] = approvals
+        data["inclusion_proof"] = seals.inclusion_proof(record)
+        data["outcomes"] = [
+            {"row": o.row, "actual": o.actual, "received_at": o.received_at} for o in record.actuals.all()
+        ]
+        return Response(data)
+
+
+class PredictionOutcomeApi(APIView):
+    """Ground truth arriving later, for one predicted row."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        request=inline_serializer("Outcome", {"actual": serializers.JSONField()}), responses={201: OpenApiTypes.OBJECT}
+    )
+    def post(self, request: Request, prediction_id: str) -> Response:
+        caller = caller_of(request)
+        if caller.api_key is None and not (roles_of(request.user) & {DATA_SCIENTISTS, RISK_OFFICERS}):
+            return error_response("forbidden", "Only API clients and data scientists report outcomes.", 403)
+        try:
+            record, row = _find(prediction_id)
+            if row is None:
+                raise ServingError("Name one predicted row: <id>.<row>.", status=400, code="invalid_input")
+            body = json.loads(request.body or b"null")
+            if not isinstance(body, dict) or "actual" not in body:
+                raise ServingError('Send {"actual": value}.', status=400, code="invalid_input")
+            outcome = record_outcome(record=record, row=row, actual=body["actual"], reporter=caller.name)
+        except ServingError as exc:
+            return serving_error(exc)
+        except ValueError as exc:
+            return error_response("malformed_json", f"The body is not valid JSON: {exc}", 400)
+        return Response({"prediction_id": prediction_id, "actual": outcome.actual}, status=201)

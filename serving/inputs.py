@@ -1,0 +1,76 @@
+"""Checking request rows against a version's input schema (pure: no database)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from serving.errors import ServingError
+
+MAX_REPORTED_ERRORS = 50
+
+
+def _type_error(value: Any, dtype: str) -> str | None:
+    if value is None:
+        return "is null; a value is required"
+    if dtype == "int64":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be an integer, got {type(value).__name__}"
+        if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+            return f"must be an integer, got {value!r}"
+        return None
+    if dtype == "float64":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be a number, got {type(value).__name__}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number (NaN and infinity are not allowed)"
+        return None
+    if dtype == "bool":
+        return None if isinstance(value, bool) else f"must be true or false, got {type(value).__name__}"
+    return None if isinstance(value, str) else f"must be a string, got {type(value).__name__}"
+
+
+def rows_to_frame(instances: Any, schema: list[dict[str, str]], *, max_rows: int) -> pd.DataFrame:
+    """Validate `instances` (a list of objects) and build the model's input frame."""
+    if not isinstance(instances, list) or not instances:
+        raise ServingError('"instances" must be a non-empty list of objects.', status=400, code="invalid_input")
+    if len(instances) > max_rows:
+        raise ServingError(
+            f"{len(instances)} rows sent; at most {max_rows} per request.", status=413, code="too_many_rows"
+        )
+    names = [c["name"] for c in schema]
+    expected = set(names)
+    errors: list[dict[str, Any]] = []
+    for i, row in enumerate(instances):
+        if len(errors) >= MAX_REPORTED_ERRORS:
+            break
+        if not isinstance(row, dict):
+            errors.append({"row": i, "field": None, "error": "must be an object of feature: value"})
+            continue
+        for name in sorted(expected - row.keys()):
+            errors.append({"row": i, "field": name, "error": "is missing"})
+        for name in sorted(row.keys() - expected):
+            errors.append({"row": i, "field": name, "error": "is not an input of this model"})
+        for column in schema:
+            if column["name"] in row:
+                problem = _type_error(row[column["name"]], column["dtype"])
+                if problem:
+                    errors.append({"row": i, "field": column["name"], "error": problem})
+    if errors:
+        summary = "; ".join(f"row {e['row']}: {e['field']} {e['error']}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise ServingError(
+            f"Input does not match the model's schema: {summary}{more}",
+            status=400,
+            code="invalid_input",
+            details=errors,
+        )
+    frame = pd.DataFrame.from_records(instances, columns=names)
+    for column in schema:
+        if column["dtype"] == "float64":
+            frame[column["name"]] = frame[column["name"]].astype("float64")
+        elif column["dtype"] == "int64":
+            frame[column["name"]] = frame[column["name"]].astype("int64")
+    return frame

@@ -1,0 +1,219 @@
+"""Serving a prediction: find the servable version, check the input, predict, and write the
+prediction log record BEFORE the answer is returned. If the record cannot be written the
+client gets 503 and no prediction. Refused and failed requests are logged too."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from governance.audit import canonical_json
+from governance.roles import roles_of
+from lifecycle.errors import ArtifactIntegrityError, LifecycleError
+from lifecycle.models import ModelVersion
+from serving import engine, merkle
+from serving.errors import ServingError
+from serving.inputs import rows_to_frame
+from serving.models import ApiKey, Outcome, PredictionLog
+from serving.selectors import get_servable_version
+
+
+@dataclass
+class Caller:
+    user: Any
+    api_key: ApiKey | None
+
+    @property
+    def name(self) -> str:
+        if self.api_key is not None:
+            return f"api-key:{self.api_key.name}"
+        return getattr(self.user, "username", "") or "anonymous"
+
+    @property
+    def may_predict(self) -> bool:
+        return self.api_key is not None or bool(roles_of(self.user))
+
+
+@dataclass
+class Served:
+    record: PredictionLog
+    version: ModelVersion
+    labels: list[Any]
+    probabilities: list[list[float]] | None
+
+    @property
+    def prediction_ids(self) -> list[str]:
+        return [f"{self.record.public_id}.{i}" for i in range(self.record.n_rows)]
+
+
+def record_leaf(record: PredictionLog) -> bytes:
+    """The Merkle leaf of a record: SHA-256(0x00 || canonical JSON of what was served)."""
+    payload = {
+        "id": str(record.public_id),
+        "created_at": record.created_at.isoformat(),
+        "model": record.model_name,
+        "version": record.version_number,
+        "version_id": record.version_id,
+        "caller": record.caller,
+        "request_id": record.request_id,
+        "protocol": record.protocol,
+        "outcome": record.outcome,
+        "reason": record.reason,
+        "n_rows": record.n_rows,
+        "inputs": record.inputs,
+        "outputs": record.outputs,
+        "engine": record.engine,
+        "latency_ms": record.latency_ms,
+    }
+    return merkle.leaf_hash(canonical_json(payload).encode())
+
+
+def _json_safe(value: Any) -> Any:
+    """Refused input may hold NaN or infinity, which JSON columns reject: keep them as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write(
+    *,
+    caller: Caller,
+    model_name: str,
+    version: ModelVersion | None,
+    request_id: str,
+    protocol: str,
+    outcome: str,
+    reason: str = "",
+    inputs: Any = None,
+    outputs: dict[str, Any] | None = None,
+    engine_name: str = "",
+    started: float,
+) -> PredictionLog:
+    record = PredictionLog(
+        public_id=uuid.uuid4(),
+        created_at=timezone.now(),
+        model_name=model_name[:64],
+        version=version,
+        version_number=version.version if version else None,
+        api_key=caller.api_key,
+        user=caller.user if getattr(caller.user, "pk", None) else None,
+        caller=caller.name[:150],
+        request_id=(request_id or "")[:200],
+        protocol=protocol,
+        outcome=outcome,
+        reason=reason[:5000],
+        n_rows=len(inputs) if isinstance(inputs, list) and outcome == Outcome.OK else 0,
+        # valid input was checked finite already; anything refused is made JSON-safe first
+        inputs=(inputs if outcome == Outcome.OK else _json_safe(inputs)) if inputs is not None else [],
+        outputs=outputs or {},
+        engine=engine_name,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+    )
+    record.leaf_hash = record_leaf(record).hex()
+    with transaction.atomic():
+        record.save(force_insert=True)
+    return record
+
+
+def _refuse(exc: ServingError, *, outcome: str, version: ModelVersion | None = None, **kwargs: Any) -> ServingError:
+    try:
+        _write(outcome=outcome, reason=f"{exc.code}: {exc.message}", version=version, **kwargs)
+    except DatabaseError:
+        # The refusal stands even if it cannot be logged: no prediction leaves either way.
+        return ServingError("The prediction log is unavailable.", status=503, code="log_unavailable")
+    return exc
+
+
+def log_refusal(exc: ServingError, *, caller: Caller, model_name: str, request_id: str, protocol: str) -> ServingError:
+    """Log a request refused before any row was read (unknown model, bad tensors...)."""
+    outcome = Outcome.INVALID if exc.status in (400, 413) else Outcome.REFUSED
+    return _refuse(
+        exc,
+        outcome=outcome,
+        caller=caller,
+        model_name=model_name,
+        request_id=request_id,
+        protocol=protocol,
+        inputs=[],
+        started=time.perf_counter(),
+    )
+
+
+def serve(
+    *,
+    caller: Caller,
+    model_name: str,
+    version_number: int | None,
+    instances: Any,
+    request_id: str = "",
+    protocol: str = "v1",
+) -> Served:
+    """Answer a prediction request, logged; raises ServingError (logged) when refused."""
+    started = time.perf_counter()
+    common = {
+        "caller": caller,
+        "model_name": model_name,
+        "request_id": request_id,
+        "protocol": protocol,
+        "started": started,
+    }
+    if not caller.may_predict:
+        raise _refuse(
+            ServingError("Your account has no role that may request predictions.", status=403, code="forbidden"),
+            outcome=Outcome.REFUSED,
+            inputs=[],
+            **common,
+        )
+    try:
+        version = get_servable_version(model_name, version_number)
+    except ServingError as exc:
+        raise _refuse(exc, outcome=Outcome.REFUSED, inputs=[], **common)
+    loggable = instances if isinstance(instances, list) and len(instances) <= settings.SERVING_MAX_ROWS else []
+    try:
+        frame = rows_to_frame(instances, version.input_schema, max_rows=settings.SERVING_MAX_ROWS)
+    except ServingError as exc:
+        raise _refuse(exc, outcome=Outcome.INVALID, version=version, inputs=loggable, **common)
+    try:
+        result = engine.predict(version, frame)
+    except ArtifactIntegrityError as exc:
+        raise _refuse(
+            ServingError(exc.message, status=503, code="artifact_tampered"),
+            outcome=Outcome.ERROR,
+            version=version,
+            inputs=loggable,
+            **common,
+        )
+    except (LifecycleError, ValueError, TypeError, KeyError) as exc:
+        raise _refuse(
+            ServingError(f"The model could not predict on this input: {exc}", status=422, code="prediction_failed"),
+            outcome=Outcome.ERROR,
+            version=version,
+            inputs=loggable,
+            **common,
+        )
+    outputs: dict[str, Any] = {"predictions": result.labels}
+    if result.probabilities is not None:
+        outputs["probabilities"] = result.probabilities
+        outputs["classes"] = version.classes
+    try:
+        record = _write(
+            outcome=Outcome.OK, version=version, inputs=instances, outputs=outputs, engine_name=result.engine, **common
+        )
+    except DatabaseError:
+        raise ServingError(
+            "The prediction could not be logged, so it is not returned. Try again later.",
+            status=503,
+            code="log_unavailable",
+        )
+    return Served(record=record, version=version, labels=result.labels, probabilities=result.probabilities)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from governance import checks, workflow
+from governance.models import CheckRun
+from governance.policies import active_policy
+from lifecycle.models import ModelVersion, Status
+from serving import engine
+from serving.services import create_api_key
+from tests.conftest import make_version
+
+OK = "Reviewed."
+
+
+@pytest.fixture(autouse=True)
+def fresh_engine_cache() -> Any:
+    engine.clear_cache()
+    yield
+    engine.clear_cache()
+
+
+def checked(version: ModelVersion, actor: Any) -> ModelVersion:
+    """Submit and run the checks here, synchronously."""
+    workflow.submit_version(version.pk, actor=actor)
+    for check in CheckRun.objects.filter(version=version, status="queued"):
+        checks.run_check(check.pk)
+    version.refresh_from_db()
+    return version
+
+
+@pytest.fixture
+def production(draft_version, data_scientist, risk_officer) -> ModelVersion:
+    policy = active_policy()
+    type(policy).objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    version = checked(draft_version, data_scientist)
+    workflow.approve_version(version.pk, actor=risk_officer, justification=OK)
+    return workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live.")
+
+
+@pytest.fixture
+def second_version(production, data_scientist, skops_bytes, train_csv, eval_csv) -> ModelVersion:
+    return make_version(data_scientist, production.registered_model, skops_bytes, train_csv, eval_csv)
+
+
+@pytest.fixture
+def client_key(db: None) -> str:
+    return create_api_key(actor=None, name="scoring-client")[1]
+
+
+@pytest.fixture
+def keyed(api_client, client_key):
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {client_key}")
+    return api_client
+
+
+def rows(german: Any, n: int) -> list[dict[str, Any]]:
+    from lifecycle import demo_data
+
+    frame = german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(n)
+    return frame.to_dict(orient="records")
+
+
+def set_status(version: ModelVersion, status: str) -> None:
+    ModelVersion.objects.filter(pk=version.pk).update(status=status)
+    assert Status(status)

@@ -1,0 +1,203 @@
+"""The serving APIs: only servable versions answer, every answer is logged first."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from governance import workflow
+from lifecycle import demo_data
+from serving.models import PredictionLog
+from tests.serving.conftest import OK, checked, rows, set_status
+
+pytestmark = pytest.mark.django_db
+
+
+def predict(client, model="credit-risk", **body):
+    return client.post(f"/api/v1/models/{model}/predict", json.dumps(body), content_type="application/json")
+
+
+def infer(client, instances, model="credit-risk", version=None, content_type=None, **extra):
+    schema = [
+        ("job", "INT64"),
+        ("credit_amount", "INT64"),
+        ("duration", "INT64"),
+        ("age", "INT64"),
+        ("sex", "BYTES"),
+        ("housing", "BYTES"),
+        ("saving_accounts", "BYTES"),
+        ("checking_account", "BYTES"),
+        ("purpose", "BYTES"),
+    ]
+    body = {
+        "inputs": [
+            {"name": n, "datatype": t, "shape": [len(instances)], "data": [r[n] for r in instances]} for n, t in schema
+        ],
+        **extra,
+    }
+    url = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+    # v2 clients often send no Content-Type: the body is posted raw
+    return client.generic("POST", url, json.dumps(body), content_type=content_type or "")
+
+
+def test_production_version_answers_and_matches_the_skops_model(keyed, production, german, logreg):
+    instances = rows(german, 5)
+    response = predict(keyed, instances=instances)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    frame = german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(5)
+    assert body["predictions"] == logreg.predict(frame).tolist()
+    assert np.allclose(body["probabilities"], logreg.predict_proba(frame), atol=1e-12)
+    assert body["version"] == 1 and len(body["prediction_ids"]) == 5
+
+
+def test_n_rows_served_means_n_rows_in_the_log(keyed, production, german):
+    before = PredictionLog.objects.count()
+    response = predict(keyed, instances=rows(german, 300))
+    assert response.status_code == 200
+    record = PredictionLog.objects.get(public_id=response.json()["prediction_ids"][0].split(".")[0])
+    assert PredictionLog.objects.count() == before + 1
+    assert record.n_rows == 300 and len(record.inputs) == 300 and len(record.outputs["predictions"]) == 300
+    assert record.outputs["predictions"] == response.json()["predictions"]
+    assert record.caller == "api-key:scoring-client" and record.outcome == "ok"
+
+
+@pytest.mark.parametrize("status", ["draft", "checking", "in_review", "rejected", "retired"])
+def test_unservable_versions_are_refused_on_both_apis_and_logged(keyed, production, german, status):
+    set_status(production, status)
+    response = predict(keyed, instances=rows(german, 1), version=1)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "version_not_servable"
+    v2 = infer(keyed, rows(german, 1), version=1)
+    assert v2.status_code == 403 and "only approved and production versions" in v2.json()["error"]
+    default = predict(keyed, instances=rows(german, 1))
+    assert default.status_code == 403
+    assert PredictionLog.objects.filter(outcome="refused").count() == 3
+    assert not PredictionLog.objects.filter(outcome="ok").exists()
+
+
+def test_an_approved_version_answers_only_when_named(
+    keyed, production, second_version, data_scientist, risk_officer, german
+):
+    version = checked(second_version, data_scientist)
+    workflow.approve_version(version.pk, actor=risk_officer, justification=OK)
+    assert predict(keyed, instances=rows(german, 1), version=2).json()["version"] == 2
+    assert predict(keyed, instances=rows(german, 1)).json()["version"] == 1
+
+
+def test_retiring_stops_serving_at_commit(keyed, production, risk_officer, german):
+    assert predict(keyed, instances=rows(german, 1)).status_code == 200
+    workflow.retire_version(production.pk, actor=risk_officer, justification="End of life.")
+    assert predict(keyed, instances=rows(german, 1)).status_code == 403
+
+
+def test_unknown_model_and_version_are_404(keyed, production, german):
+    assert predict(keyed, model="nope", instances=rows(german, 1)).status_code == 404
+    assert predict(keyed, instances=rows(german, 1), version=7).status_code == 404
+    assert infer(keyed, rows(german, 1), model="nope").status_code == 404
+
+
+def test_input_errors_name_each_bad_field_and_row(keyed, production, german):
+    instances = rows(german, 3)
+    del instances[0]["age"]
+    instances[1]["credit_amount"] = "lots"
+    instances[2]["favourite_colour"] = "blue"
+    response = predict(keyed, instances=instances)
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert {"row": 0, "field": "age", "error": "is missing"} in details
+    assert {"row": 1, "field": "credit_amount", "error": "must be an integer, got str"} in details
+    assert {"row": 2, "field": "favourite_colour", "error": "is not an input of this model"} in details
+    assert PredictionLog.objects.filter(outcome="invalid").count() == 1
+
+
+def test_nan_and_malformed_json_are_400(keyed, production, german):
+    row = rows(german, 1)[0]
+    body = json.dumps({"instances": [row]}).replace(f'"duration": {row["duration"]}', '"duration": NaN')
+    response = keyed.post("/api/v1/models/credit-risk/predict", body, content_type="application/json")
+    assert response.status_code == 400 and "duration" in response.json()["error"]["message"]
+    bad = keyed.post("/api/v1/models/credit-risk/predict", "{not json", content_type="application/json")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "malformed_json"
+    v2 = keyed.generic("POST", "/v2/models/credit-risk/infer", "{not json", content_type="")
+    assert v2.status_code == 400 and "not valid JSON" in v2.json()["error"]
+    assert PredictionLog.objects.filter(outcome="invalid").count() == 3
+
+
+def test_too_many_rows_is_413(keyed, production, german, settings):
+    settings.SERVING_MAX_ROWS = 10
+    response = predict(keyed, instances=rows(german, 11))
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_many_rows"
+
+
+def _break_the_log() -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "ALTER TABLE serving_predictionlog ADD CONSTRAINT log_down CHECK (created_at IS NULL) NOT VALID"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER log_down BEFORE INSERT ON serving_predictionlog "
+                "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+            )
+
+
+def test_when_the_log_cannot_be_written_the_answer_is_503_with_no_prediction(keyed, production, german):
+    _break_the_log()
+    response = predict(keyed, instances=rows(german, 2))
+    assert response.status_code == 503
+    body = response.json()
+    assert body["error"]["code"] == "log_unavailable" and "predictions" not in body
+    v2 = infer(keyed, rows(german, 2))
+    assert v2.status_code == 503 and "outputs" not in v2.json()
+
+
+def test_v2_metadata_ready_and_infer_echo_the_id_and_honour_outputs(keyed, production, german, logreg):
+    meta = keyed.get("/v2/models/credit-risk").json()
+    assert [i["name"] for i in meta["inputs"]] == demo_data.NUMERIC + demo_data.CATEGORICAL
+    assert meta["outputs"][1] == {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]}
+    assert keyed.get("/v2/models/credit-risk/ready").json()["ready"] is True
+    assert keyed.get("/v2/models/credit-risk/versions/1/ready").status_code == 200
+    response = infer(keyed, rows(german, 4), id="req-42", outputs=[{"name": "predict"}])
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["id"] == "req-42" and [o["name"] for o in body["outputs"]] == ["predict"]
+    frame = german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(4)
+    assert body["outputs"][0]["data"] == logreg.predict(frame).tolist()
+    assert len(body["parameters"]["prediction_ids"].split(",")) == 4
+    assert PredictionLog.objects.get(request_id="req-42").protocol == "v2"
+
+
+def test_v2_health(client):
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+
+
+def test_v2_refuses_bad_tensors(keyed, production, german):
+    response = keyed.generic(
+        "POST",
+        "/v2/models/credit-risk/infer",
+        json.dumps({"inputs": [{"name": "age", "datatype": "FP64", "shape": [2], "data": [1.0]}]}),
+        content_type="",
+    )
+    assert response.status_code == 400
+    assert "missing input tensor 'job'" in response.json()["error"]
+
+
+def test_people_without_a_role_cannot_predict(api_client, outsider, production, german):
+    api_client.force_authenticate(outsider)
+    assert predict(api_client, instances=rows(german, 1)).status_code == 403
+    assert PredictionLog.objects.get().outcome == "refused"
+
+
+def test_throttling_per_key(keyed, production, german, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.SERVING_RATE_PER_KEY = "2/min"
+    codes = [predict(keyed, instances=rows(german, 1)).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    cache.clear()
