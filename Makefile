@@ -12,7 +12,9 @@ SERVICES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/$(SERVICES_DB)
 SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-sqlite test-services lint check browser venv clean
+WEB_WORKERS ?= 2
+WEB_THREADS ?= 1
+.PHONY: help demo serve test test-sqlite test-services lint check browser venv clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +39,18 @@ demo: venv ## Run the application with the demo loaded (SQLite, tasks in-process
 	@echo "    admin  superuser (Django admin)"
 	@echo
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py runserver $(HOST):$(PORT)
+
+serve: venv ## Production-style serving: gunicorn (WEB_WORKERS x WEB_THREADS), a Celery worker and beat, on the configured services
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
+	mkdir -p var
+	@echo "Serving on http://$(HOST):$(PORT)/ with $(WEB_WORKERS) workers; Ctrl-C stops everything."
+	trap 'kill 0' EXIT INT TERM; \
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/celery -A config worker --loglevel=INFO --concurrency=1 & \
+	$(VENV)/bin/celery -A config beat --loglevel=INFO --schedule var/celerybeat-schedule & \
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/gunicorn config.wsgi:application \
+	  --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) --threads $(WEB_THREADS) --access-logfile - & \
+	wait
 
 browser: ## Install Debian's Chromium for the browser tests if missing (never downloads a browser build)
 	@test -x /usr/bin/chromium || { \

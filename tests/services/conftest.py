@@ -23,6 +23,7 @@ START_HELP = (
     '  Redis:      redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
 )
 ROOT = Path(__file__).resolve().parents[2]
+APPEND_ONLY_TABLES = ("governance_auditevent", "serving_predictionlog")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -67,13 +68,15 @@ def media_root(settings: Any, shared_media: Path) -> Path:
 
 @pytest.fixture
 def committed_db(transactional_db: None) -> Iterator[None]:
-    """Data the worker can see (committed). The audit trigger refuses TRUNCATE, so it is
-    switched off only for the flush that cleans up after the test."""
+    """Data the worker can see (committed). The append-only triggers refuse TRUNCATE, so they
+    are switched off only for the flush that cleans up after the test."""
     with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE governance_auditevent ENABLE TRIGGER USER")
+        for table in APPEND_ONLY_TABLES:
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
     yield
     with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE governance_auditevent DISABLE TRIGGER USER")
+        for table in APPEND_ONLY_TABLES:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
 
 
 @pytest.fixture(scope="session")
