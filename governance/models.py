@@ -88,6 +88,7 @@ class CheckKind(models.TextChoices):
     VALIDATION = "validation", "Validation"
     FAIRNESS = "fairness", "Fairness"
     REPRODUCIBILITY = "reproducibility", "Reproducibility"
+    ONNX = "onnx", "ONNX engine"
 
 
 class CheckStatus(models.TextChoices):

@@ -44,7 +44,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (Status.APPROVED, Status.RETIRED): RISK_OFFICERS,
     (Status.PRODUCTION, Status.RETIRED): RISK_OFFICERS,
 }
-CHECK_KINDS = (CheckKind.VALIDATION, CheckKind.FAIRNESS, CheckKind.REPRODUCIBILITY)
+CHECK_KINDS = (CheckKind.VALIDATION, CheckKind.FAIRNESS, CheckKind.REPRODUCIBILITY, CheckKind.ONNX)
+ADVISORY_CHECKS = (CheckKind.REPRODUCIBILITY, CheckKind.ONNX)
 
 
 class Refused(WorkflowError):
@@ -157,7 +158,7 @@ def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
             version=version,
             round=version.review_round,
             kind=kind,
-            gating=kind != CheckKind.REPRODUCIBILITY,
+            gating=kind not in ADVISORY_CHECKS,
             policy=policy.values(),
         )
         for kind in CHECK_KINDS

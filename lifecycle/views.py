@@ -20,6 +20,7 @@ from lifecycle import selectors, services
 from lifecycle.errors import LifecycleError, SubmissionInvalid
 from lifecycle.forms import EditDraftForm, RegisterModelForm, VersionForm
 from lifecycle.models import CARD_FIELDS, Dataset, ModelVersion, RegisteredModel, Status
+from serving.engine import engine_for
 
 
 def _require_role(request: HttpRequest) -> None:
@@ -153,6 +154,7 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
             "can_edit": v.is_editable and has_role(request.user, DATA_SCIENTISTS),
             "checks": review.checks_for_display(v),
             "decisions": review.decisions_for_display(v),
+            "engine": engine_for(v),
         },
     )
 

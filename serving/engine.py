@@ -1,5 +1,7 @@
-"""Loaded models, once per process, kept by version and artifact hash. Loading goes through
-lifecycle.services.load_version_model (hash re-checked, allow-list applied)."""
+"""Loaded models, once per process, kept by version and hash. The engine is ONNX Runtime when
+the version's ONNX check passed (identical labels, probabilities within 1e-5), the skops model
+otherwise. Every load re-checks the stored file's SHA-256 (skops through
+lifecycle.services.load_version_model)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.core.files.storage import default_storage
+from django.db import transaction
 
+from governance import audit
+from governance.models import CheckKind, CheckRun, CheckStatus
+from lifecycle.artifacts import sha256_of
+from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
 from lifecycle.services import load_version_model
+from serving import onnx_engine
 
-_cache: dict[tuple[int, str], Any] = {}
-_lock = threading.Lock()
+
+@dataclass
+class Loaded:
+    engine: str
+    model: Any = None
+    session: Any = None
 
 
 @dataclass
@@ -24,29 +37,69 @@ class Prediction:
     engine: str
 
 
-def loaded_model(version: ModelVersion) -> Any:
-    key = (version.pk, version.artifact_sha256)
-    model = _cache.get(key)
-    if model is None:
+_cache: dict[tuple[int, str, int], Loaded] = {}
+_lock = threading.Lock()
+
+
+def onnx_check(version: ModelVersion) -> CheckRun | None:
+    return CheckRun.objects.filter(
+        version=version, round=version.review_round, kind=CheckKind.ONNX, status=CheckStatus.PASSED
+    ).first()
+
+
+def _load_onnx(version: ModelVersion, check: CheckRun) -> Any:
+    with default_storage.open(check.metrics["onnx_file"], "rb") as handle:
+        data = handle.read()
+    if sha256_of(data) != check.metrics["onnx_sha256"]:
+        error = ArtifactIntegrityError(
+            f"The stored ONNX file of {version} no longer has the SHA-256 its check recorded; it will not be loaded.",
+            details={"expected_sha256": check.metrics["onnx_sha256"], "actual_sha256": sha256_of(data)},
+        )
+        with transaction.atomic():
+            audit.record(audit.ARTIFACT_TAMPERED, actor=None, target=version, data=error.details)
+        raise error
+    return onnx_engine.session(data)
+
+
+def loaded(version: ModelVersion) -> Loaded:
+    # Checks of a round never change once finished, and approved versions cannot start a new
+    # round, so (version, artifact hash, round) identifies what to run.
+    key = (version.pk, version.artifact_sha256, version.review_round)
+    found = _cache.get(key)
+    if found is None:
         with _lock:
-            model = _cache.get(key)
-            if model is None:
-                model = load_version_model(version)
-                _cache[key] = model
-    return model
-
-
-def _native(values: np.ndarray) -> list[Any]:
-    return values.tolist()
+            found = _cache.get(key)
+            if found is None:
+                check = onnx_check(version)
+                if check is not None:
+                    found = Loaded("onnx", session=_load_onnx(version, check))
+                else:
+                    found = Loaded("skops", model=load_version_model(version))
+                _cache[key] = found
+    return found
 
 
 def predict(version: ModelVersion, frame: pd.DataFrame) -> Prediction:
-    model = loaded_model(version)
-    labels = _native(np.asarray(model.predict(frame)))
-    probabilities = None
+    runtime = loaded(version)
+    if runtime.engine == "onnx":
+        labels, probabilities = onnx_engine.run(runtime.session, frame, version.input_schema)
+        return Prediction(
+            labels=labels.tolist(),
+            probabilities=probabilities.tolist()
+            if probabilities is not None and version.task == "classification"
+            else None,
+            engine="onnx",
+        )
+    model = runtime.model
+    out = np.asarray(model.predict(frame)).tolist()
+    probs = None
     if version.task == "classification" and hasattr(model, "predict_proba"):
-        probabilities = np.asarray(model.predict_proba(frame), dtype=float).tolist()
-    return Prediction(labels=labels, probabilities=probabilities, engine="skops")
+        probs = np.asarray(model.predict_proba(frame), dtype=float).tolist()
+    return Prediction(labels=out, probabilities=probs, engine="skops")
+
+
+def engine_for(version: ModelVersion) -> str:
+    return "onnx" if onnx_check(version) is not None else "skops"
 
 
 def clear_cache() -> None:

@@ -113,4 +113,4 @@ def test_the_data_scientist_sees_checks_and_decisions_on_the_version_page(
     page = client.get(in_review.get_absolute_url()).content.decode()
     assert "Age proxy in the features." in page and "check-passed" in page
     status = client.get(in_review.get_absolute_url() + "status.json").json()
-    assert status["status"] == "rejected" and len(status["checks"]) == 3
+    assert status["status"] == "rejected" and len(status["checks"]) == 4

@@ -201,3 +201,37 @@ def test_throttling_per_key(keyed, production, german, settings):
     codes = [predict(keyed, instances=rows(german, 1)).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     cache.clear()
+
+
+def test_onnx_runtime_serves_when_its_check_passed(keyed, production, german, logreg):
+    response = predict(keyed, instances=rows(german, 20))
+    record = PredictionLog.objects.get(public_id=response.json()["prediction_ids"][0].split(".")[0])
+    assert record.engine == "onnx"
+    frame = german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(20)
+    assert response.json()["predictions"] == logreg.predict(frame).tolist()
+    assert np.allclose(response.json()["probabilities"], logreg.predict_proba(frame), atol=1e-5)
+
+
+def test_the_skops_model_serves_when_onnx_disagrees(
+    keyed, data_scientist, risk_officer, german, train_csv, eval_csv, registered_model
+):
+    import skops.io as sio
+
+    from governance.models import CheckRun
+    from governance.policies import active_policy
+    from tests.conftest import make_version
+
+    policy = active_policy()
+    type(policy).objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    forest = demo_data.train_random_forest(german[0])
+    version = checked(
+        make_version(data_scientist, registered_model, sio.dumps(forest), train_csv, eval_csv), data_scientist
+    )
+    onnx = CheckRun.objects.get(version=version, kind="onnx")
+    assert onnx.status == "failed" and "served with skops" in onnx.warning
+    workflow.approve_version(version.pk, actor=risk_officer, justification=OK)
+    workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live.")
+    response = predict(keyed, instances=rows(german, 20))
+    frame = german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(20)
+    assert response.json()["probabilities"] == forest.predict_proba(frame).tolist()
+    assert PredictionLog.objects.get(outcome="ok").engine == "skops"
