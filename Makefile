@@ -14,7 +14,7 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 .DEFAULT_GOAL := help
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 1
-.PHONY: help demo serve test test-sqlite test-services lint check browser venv clean
+.PHONY: help demo serve bench test test-sqlite test-services lint check browser venv clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,15 @@ serve: venv ## Production-style serving: gunicorn (WEB_WORKERS x WEB_THREADS), a
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/gunicorn config.wsgi:application \
 	  --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) --threads $(WEB_THREADS) --access-logfile - & \
 	wait
+
+bench/.mlflow-venv/.installed: bench/requirements-mlflow.txt
+	test -x bench/.mlflow-venv/bin/python || $(PYTHON) -m venv bench/.mlflow-venv
+	bench/.mlflow-venv/bin/pip install --quiet -r bench/requirements-mlflow.txt
+	touch $@
+
+bench: venv bench/.mlflow-venv/.installed ## Serving benchmark against mlflow models serve (needs PostgreSQL; prints the table)
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PY) bench/serving/run.py
 
 browser: ## Install Debian's Chromium for the browser tests if missing (never downloads a browser build)
 	@test -x /usr/bin/chromium || { \

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from serving import rawsql
 from serving.models import ApiKey
 from serving.services import hash_key
 
@@ -36,6 +38,18 @@ class ApiClient:
         return self.username
 
 
+_KEY_FIELDS = list(ApiKey._meta.concrete_fields)
+_KEY_SQL = rawsql.select_sql(ApiKey, _KEY_FIELDS, "WHERE t.key_hash = %s")
+
+
+def _key_by_hash(key_hash: str) -> ApiKey | None:
+    """One precompiled query per request (checked every time: a revoked key fails at once)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_KEY_SQL, [key_hash])
+        row = cursor.fetchone()
+    return None if row is None else rawsql.instance(ApiKey, _KEY_FIELDS, row)
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -49,7 +63,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode()
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("The API key contains invalid characters.")
-        key = ApiKey.objects.select_related("user").filter(key_hash=hash_key(raw)).first()
+        key = _key_by_hash(hash_key(raw))
         if key is None or key.revoked_at is not None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         if key.user is not None and not key.user.is_active:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from django.core.files.storage import default_storage
 from django.db import transaction
 
@@ -21,6 +20,7 @@ from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
 from lifecycle.services import load_version_model
 from serving import onnx_engine
+from serving.inputs import to_frame, to_tensors
 
 
 @dataclass
@@ -79,10 +79,11 @@ def loaded(version: ModelVersion) -> Loaded:
     return found
 
 
-def predict(version: ModelVersion, frame: pd.DataFrame) -> Prediction:
+def predict(version: ModelVersion, rows: list[dict[str, Any]]) -> Prediction:
+    """Predict checked rows with the version's engine (ONNX Runtime takes arrays, skops a frame)."""
     runtime = loaded(version)
     if runtime.engine == "onnx":
-        labels, probabilities = onnx_engine.run(runtime.session, frame, version.input_schema)
+        labels, probabilities = onnx_engine.run_tensors(runtime.session, to_tensors(rows, version.input_schema))
         return Prediction(
             labels=labels.tolist(),
             probabilities=probabilities.tolist()
@@ -91,6 +92,7 @@ def predict(version: ModelVersion, frame: pd.DataFrame) -> Prediction:
             engine="onnx",
         )
     model = runtime.model
+    frame = to_frame(rows, version.input_schema)
     out = np.asarray(model.predict(frame)).tolist()
     probs = None
     if version.task == "classification" and hasattr(model, "predict_proba"):

@@ -56,7 +56,11 @@ def feed(frame: pd.DataFrame, schema: list[dict[str, str]]) -> dict[str, np.ndar
 
 
 def run(sess: Any, frame: pd.DataFrame, schema: list[dict[str, str]]) -> tuple[np.ndarray, np.ndarray | None]:
-    results = sess.run(None, feed(frame, schema))
+    return run_tensors(sess, feed(frame, schema))
+
+
+def run_tensors(sess: Any, tensors: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    results = sess.run(None, tensors)
     labels = np.asarray(results[0]).reshape(-1)
     probabilities = np.asarray(results[1], dtype=float) if len(results) > 1 else None
     return labels, probabilities

@@ -1,32 +1,68 @@
 """The only way serving reaches a model version: it can only return servable versions.
 
-Asked on every request (one indexed query), so a retired version stops answering in every
-process as soon as the retirement commits; no process keeps a stale "servable" answer."""
+Asked on every request, so a retired version stops answering in every process as soon as the
+retirement commits; no process keeps a stale "servable" answer. It is one precompiled SQL
+statement (the ORM's query building cost more than the prediction itself, BENCHMARKS.md)."""
 
 from __future__ import annotations
 
+from django.db import connection
+
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel, Status
+from serving import rawsql
 from serving.errors import ServingError
+
+FIELDS = [
+    ModelVersion._meta.get_field(name)
+    for name in (
+        "id",
+        "registered_model",
+        "version",
+        "status",
+        "task",
+        "input_schema",
+        "classes",
+        "artifact_sha256",
+        "review_round",
+        "artifact",
+    )
+]
+SQL = rawsql.select_sql(
+    ModelVersion,
+    FIELDS,
+    "JOIN lifecycle_registeredmodel m ON m.id = t.registered_model_id "
+    "WHERE m.name = %s AND (t.status = 'production' OR t.version = %s)",
+)
+
+
+def _version_from_row(row: tuple) -> ModelVersion:
+    return rawsql.instance(ModelVersion, FIELDS, row)
 
 
 def get_servable_version(model_name: str, version: int | None = None) -> ModelVersion:
     """Production by default, or the named version if it is approved or in production.
     Unknown model or version: 404; known but not servable: 403 version_not_servable."""
-    model = RegisteredModel.objects.filter(name=model_name).only("pk", "name").first()
-    if model is None:
-        raise ServingError(f"There is no model named {model_name!r}.", status=404, code="not_found")
-    rows = ModelVersion.objects.filter(registered_model=model).select_related("registered_model")
-    if version is None:
-        found = rows.filter(status=Status.PRODUCTION).first()
-        if found is None:
+    with connection.cursor() as cursor:
+        cursor.execute(SQL, [model_name, version if version is not None else -1])
+        rows = cursor.fetchall()
+    found = None
+    for row in rows:
+        candidate = _version_from_row(row)
+        if version is None and candidate.status == Status.PRODUCTION:
+            found = candidate
+            break
+        if version is not None and candidate.version == version:
+            found = candidate
+            break
+    if found is None:
+        if not RegisteredModel.objects.filter(name=model_name).exists():
+            raise ServingError(f"There is no model named {model_name!r}.", status=404, code="not_found")
+        if version is None:
             raise ServingError(
                 f"{model_name} has no version in production; name an approved version explicitly.",
                 status=403,
                 code="version_not_servable",
             )
-        return found
-    found = rows.filter(version=version).first()
-    if found is None:
         raise ServingError(f"{model_name} has no version {version}.", status=404, code="not_found")
     if found.status not in SERVABLE_STATUSES:
         raise ServingError(

@@ -32,6 +32,32 @@ def stored_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
+APPEND_ONLY_TABLES = ("governance_auditevent", "serving_predictionlog")
+
+
+@pytest.fixture(autouse=True)
+def _flushable_append_only_tables(request: pytest.FixtureRequest) -> Any:
+    """Transactional tests end with a TRUNCATE of every table, which the append-only triggers
+    refuse on PostgreSQL: switch them off for that cleanup only (the next test turns them on)."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
+    if not transactional:
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up inside this fixture, so torn down after it
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for table in APPEND_ONLY_TABLES:
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+    yield
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for table in APPEND_ONLY_TABLES:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+
+
 @pytest.fixture
 def eager_tasks() -> Any:
     """Run Celery tasks in-process for this test, whatever broker the suite is configured with
