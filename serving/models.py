@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -82,8 +85,10 @@ class PredictionLog(models.Model):
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
     reason = models.TextField(blank=True)
     n_rows = models.PositiveIntegerField(default=0)
-    inputs = models.JSONField(default=list)
-    outputs = models.JSONField(default=dict)
+    # Canonical JSON text (sorted keys), written once and hashed as is: storing text instead of
+    # jsonb keeps the database from re-parsing 1,000-row batches on the serving path.
+    inputs_json = models.TextField(default="[]")
+    outputs_json = models.TextField(default="{}")
     engine = models.CharField(max_length=10, blank=True)
     latency_ms = models.FloatField(default=0)
     leaf_hash = models.CharField(max_length=64)
@@ -95,6 +100,14 @@ class PredictionLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name} v{self.version_number} {self.outcome} {self.public_id}"
+
+    @property
+    def inputs(self) -> Any:
+        return json.loads(self.inputs_json)
+
+    @property
+    def outputs(self) -> Any:
+        return json.loads(self.outputs_json)
 
 
 class PredictionOutcome(models.Model):

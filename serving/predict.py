@@ -54,8 +54,9 @@ class Served:
 
 
 def record_leaf(record: PredictionLog) -> bytes:
-    """The Merkle leaf of a record: SHA-256(0x00 || canonical JSON of what was served)."""
-    payload = {
+    """The Merkle leaf of a record: SHA-256(0x00 || canonical JSON of its metadata, then the
+    stored canonical JSON texts of its inputs and outputs), recomputable from the row alone."""
+    meta = {
         "id": str(record.public_id),
         "created_at": record.created_at.isoformat(),
         "model": record.model_name,
@@ -67,12 +68,11 @@ def record_leaf(record: PredictionLog) -> bytes:
         "outcome": record.outcome,
         "reason": record.reason,
         "n_rows": record.n_rows,
-        "inputs": record.inputs,
-        "outputs": record.outputs,
         "engine": record.engine,
         "latency_ms": record.latency_ms,
     }
-    return merkle.leaf_hash(canonical_json(payload).encode())
+    blob = "\x1e".join((canonical_json(meta), record.inputs_json, record.outputs_json))
+    return merkle.leaf_hash(blob.encode())
 
 
 def _json_safe(value: Any) -> Any:
@@ -115,8 +115,10 @@ def _write(
         reason=reason[:5000],
         n_rows=len(inputs) if isinstance(inputs, list) and outcome == Outcome.OK else 0,
         # valid input was checked finite already; anything refused is made JSON-safe first
-        inputs=(inputs if outcome == Outcome.OK else _json_safe(inputs)) if inputs is not None else [],
-        outputs=outputs or {},
+        inputs_json=canonical_json(
+            (inputs if outcome == Outcome.OK else _json_safe(inputs)) if inputs is not None else []
+        ),
+        outputs_json=canonical_json(outputs or {}),
         engine=engine_name,
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
     )

@@ -140,7 +140,7 @@ def test_postgresql_refuses_changes_to_logged_predictions_but_lets_them_be_seale
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("ALTER TABLE serving_predictionlog ENABLE TRIGGER USER")
     for sql in (
-        "UPDATE serving_predictionlog SET outputs = '{}'",
+        "UPDATE serving_predictionlog SET outputs_json = '{}'",
         "DELETE FROM serving_predictionlog",
         "TRUNCATE serving_predictionlog CASCADE",
     ):

@@ -234,4 +234,5 @@ def test_the_skops_model_serves_when_onnx_disagrees(
     response = predict(keyed, instances=rows(german, 20))
     frame = german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(20)
     assert response.json()["probabilities"] == forest.predict_proba(frame).tolist()
+    assert response.json()["predictions"] == forest.predict(frame).tolist()
     assert PredictionLog.objects.get(outcome="ok").engine == "skops"

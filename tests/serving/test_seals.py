@@ -97,7 +97,7 @@ def test_editing_a_sealed_record_makes_verify_audit_fail(keyed, production, germ
             cursor.execute("ALTER TABLE serving_predictionlog DISABLE TRIGGER USER")
         table = PredictionLog._meta.db_table
         pk = PredictionLog.objects.get(public_id=record_id).pk
-        cursor.execute(f"UPDATE {table} SET outputs = %s WHERE id = %s", ['{"predictions": [0]}', pk])  # noqa: S608
+        cursor.execute(f"UPDATE {table} SET outputs_json = %s WHERE id = %s", ['{"predictions":[0]}', pk])  # noqa: S608
         if connection.vendor == "postgresql":
             cursor.execute("ALTER TABLE serving_predictionlog ENABLE TRIGGER USER")
     with pytest.raises(CommandError, match=f"record {record_id} changed"):
