@@ -3,6 +3,7 @@ would (the backend's and the fields' converters), without its per-query compilat
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.db import connection, models
@@ -22,12 +23,22 @@ def select_sql(model: type[models.Model], fields: list[models.Field], where: str
     return f"SELECT {columns} FROM {table} {alias} {where}"  # noqa: S608
 
 
+@cache
+def _plan(model: type[models.Model], names: tuple[str, ...]) -> tuple[list[str], list[list[Any]], list[Any]]:
+    fields = ordered(model, [model._meta.get_field(n) for n in names])
+    expressions = [f.get_col(model._meta.db_table) for f in fields]
+    converters = [
+        connection.ops.get_db_converters(e) + f.get_db_converters(connection)
+        for f, e in zip(fields, expressions, strict=True)
+    ]
+    return [f.attname for f in fields], converters, expressions
+
+
 def instance(model: type[models.Model], fields: list[models.Field], row: tuple[Any, ...]) -> Any:
-    fields = ordered(model, fields)
+    attnames, converters, expressions = _plan(model, tuple(f.name for f in fields))
     values = []
-    for field, value in zip(fields, row, strict=True):
-        expression = field.get_col(model._meta.db_table)
-        for converter in connection.ops.get_db_converters(expression) + field.get_db_converters(connection):
+    for value, convs, expression in zip(row, converters, expressions, strict=True):
+        for converter in convs:
             value = converter(value, expression, connection)
         values.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], values)
+    return model.from_db(connection.alias, attnames, values)

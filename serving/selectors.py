@@ -42,6 +42,8 @@ def _version_from_row(row: tuple) -> ModelVersion:
 def get_servable_version(model_name: str, version: int | None = None) -> ModelVersion:
     """Production by default, or the named version if it is approved or in production.
     Unknown model or version: 404; known but not servable: 403 version_not_servable."""
+    if version is not None and not 0 < version < 2**31:  # found by schemathesis: beyond any column range
+        raise ServingError(f"{model_name} has no version {version}.", status=404, code="not_found")
     with connection.cursor() as cursor:
         cursor.execute(SQL, [model_name, version if version is not None else -1])
         rows = cursor.fetchall()

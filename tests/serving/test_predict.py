@@ -236,3 +236,9 @@ def test_the_skops_model_serves_when_onnx_disagrees(
     assert response.json()["probabilities"] == forest.predict_proba(frame).tolist()
     assert response.json()["predictions"] == forest.predict(frame).tolist()
     assert PredictionLog.objects.get(outcome="ok").engine == "skops"
+
+
+def test_a_version_number_beyond_any_integer_column_is_404(keyed, production, german):
+    huge = 2**70
+    assert predict(keyed, instances=rows(german, 1), version=huge).status_code == 404
+    assert keyed.get(f"/v2/models/credit-risk/versions/{huge}").status_code == 404
