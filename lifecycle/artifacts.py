@@ -180,6 +180,13 @@ def inspect_artifact(data: bytes) -> InspectedArtifact:
     except Exception as exc:
         raise ArtifactRefused(f"skops could not load the model ({type(exc).__name__}: {exc}).", field="artifact")
 
+    bad_tree = _first_invalid_tree(model)
+    if bad_tree:
+        raise ArtifactRefused(
+            f"The artifact holds a decision tree whose node arrays are inconsistent ({bad_tree}); scikit-learn "
+            "would index memory out of bounds when predicting with it, so it is refused.",
+            field="artifact",
+        )
     if not hasattr(model, "predict"):
         raise ArtifactRefused(
             f"The artifact holds a {type(model).__name__}, which has no predict(): "
@@ -209,6 +216,58 @@ def inspect_artifact(data: bytes) -> InspectedArtifact:
         feature_names=[str(n) for n in feature_names] if feature_names is not None else None,
         n_features=getattr(model, "n_features_in_", None),
     )
+
+
+def _tree_problem(tree: Any) -> str:
+    """sklearn.tree._tree.Tree arrays are trusted by scikit-learn without bounds checks: a crafted
+    file could make predict() read out of bounds. Check what predict relies on."""
+    import numpy as np
+
+    n = int(tree.node_count)
+    left, right, feature = np.asarray(tree.children_left), np.asarray(tree.children_right), np.asarray(tree.feature)
+    if n < 1 or not (len(left) == len(right) == len(feature) == n) or np.asarray(tree.value).shape[0] != n:
+        return "node count does not match its arrays"
+    index = np.arange(n)
+    leaf = left == -1
+    if not np.array_equal(leaf, right == -1):
+        return "a node has exactly one child"
+    inner = ~leaf
+    # children are stored after their parent: in range, and no cycles
+    if np.any(
+        (left[inner] <= index[inner]) | (left[inner] >= n) | (right[inner] <= index[inner]) | (right[inner] >= n)
+    ):
+        return "a child index is out of range"
+    if np.any((feature[inner] < 0) | (feature[inner] >= int(tree.n_features))):
+        return "a split feature index is out of range"
+    return ""
+
+
+def _first_invalid_tree(model: Any, limit: int = 100_000) -> str:
+    """Walk the loaded object graph (estimators, lists, dicts, object arrays) and check every tree."""
+    import numpy as np
+
+    seen: set[int] = set()
+    stack = [model]
+    while stack and len(seen) < limit:
+        obj = stack.pop()
+        if id(obj) in seen or obj is None or isinstance(obj, (str, bytes, int, float, bool)):
+            continue
+        seen.add(id(obj))
+        if type(obj).__name__ == "Tree" and type(obj).__module__.startswith("sklearn.tree"):
+            problem = _tree_problem(obj)
+            if problem:
+                return problem
+            continue
+        if isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple)):
+            stack.extend(obj)
+        elif isinstance(obj, np.ndarray):
+            if obj.dtype == object:
+                stack.extend(obj.ravel().tolist())
+        elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("sklearn"):
+            stack.extend(vars(obj).values())
+    return ""
 
 
 def _jsonable(value: Any) -> Any:

@@ -85,3 +85,32 @@ def test_recorded_metadata(draft_version):
     assert draft_version.params["steps"][1][1]["__estimator__"] == "LogisticRegression"
     assert draft_version.classes == [0, 1]
     assert "sklearn.linear_model._logistic.LogisticRegression" in draft_version.artifact_types
+
+
+def test_a_forest_loads_and_its_trees_are_checked(german):
+    import skops.io as sio
+
+    from lifecycle import demo_data
+
+    forest = demo_data.train_random_forest(german[0], n_estimators=5)
+    assert artifacts.inspect_artifact(sio.dumps(forest)).estimator_class == "sklearn.pipeline.Pipeline"
+
+
+def test_a_tree_with_out_of_range_children_is_refused(german):
+    """A crafted Tree would make scikit-learn read memory out of bounds at predict time."""
+    import numpy as np
+    import skops.io as sio
+    from sklearn.tree import DecisionTreeClassifier
+
+    from lifecycle import demo_data
+
+    X, y = german[0][demo_data.NUMERIC], german[0]["risk"]
+    tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)
+    state = tree.tree_.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["left_child"][0] = 10_000  # points far outside the node array
+    state["nodes"] = nodes
+    tree.tree_.__setstate__(state)
+    with pytest.raises(artifacts.ArtifactRefused, match="child index is out of range"):
+        artifacts.inspect_artifact(sio.dumps(tree))
+    assert np.asarray(tree.tree_.children_left)[0] == 10_000
