@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from governance.models import Decision, DecisionKind
 from governance.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
 from lifecycle.api_errors import error_response
-from serving import seals
+from serving import seals, selectors
 from serving.errors import ServingError
 from serving.models import ApiKey, PredictionLog
 from serving.predict import Caller, log_refusal, serve
@@ -175,23 +175,19 @@ class PredictionListApi(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        qs = PredictionLog.objects.all()
         params = request.query_params
+        stamp = serializers.DateTimeField()
         try:
-            if params.get("model"):
-                qs = qs.filter(model_name=params["model"])
-            if params.get("version"):
-                qs = qs.filter(version_number=int(params["version"]))
-            if params.get("since"):
-                qs = qs.filter(created_at__gte=serializers.DateTimeField().to_internal_value(params["since"]))
-            if params.get("until"):
-                qs = qs.filter(created_at__lt=serializers.DateTimeField().to_internal_value(params["until"]))
+            qs = selectors.logged_predictions(
+                model=params.get("model", ""),
+                version=int(params["version"]) if params.get("version") else None,
+                since=stamp.to_internal_value(params["since"]) if params.get("since") else None,
+                until=stamp.to_internal_value(params["until"]) if params.get("until") else None,
+                outcome=params.get("outcome", ""),
+                request_id=params.get("request_id", ""),
+            )
         except (ValueError, serializers.ValidationError) as exc:
             return error_response("invalid_filter", f"Bad filter: {exc}", 400)
-        if params.get("outcome"):
-            qs = qs.filter(outcome=params["outcome"])
-        if params.get("request_id"):
-            qs = qs.filter(request_id=params["request_id"])
         paginator = PredictionCursor()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response([record_data(r) for r in page or []])

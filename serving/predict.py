@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from governance.audit import canonical_json
 from governance.roles import roles_of
-from lifecycle.errors import ArtifactIntegrityError, LifecycleError
+from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
 from serving import engine, merkle
 from serving.errors import ServingError
@@ -216,7 +216,15 @@ def serve(
             inputs=loggable,
             **common,
         )
-    except (LifecycleError, ValueError, TypeError, KeyError) as exc:
+    except OSError as exc:  # the stored artifact or ONNX file cannot be read
+        raise _refuse(
+            ServingError(f"The model's stored files cannot be read ({exc}).", status=503, code="model_unavailable"),
+            outcome=Outcome.ERROR,
+            version=version,
+            inputs=loggable,
+            **common,
+        )
+    except Exception as exc:  # a model that crashes on valid input is logged and refused, never a 500
         raise _refuse(
             ServingError(f"The model could not predict on this input: {exc}", status=422, code="prediction_failed"),
             outcome=Outcome.ERROR,

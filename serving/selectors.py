@@ -6,11 +6,15 @@ statement (the ORM's query building cost more than the prediction itself, BENCHM
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import connection
+from django.db.models import QuerySet
 
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel, Status
 from serving import rawsql
 from serving.errors import ServingError
+from serving.models import PredictionLog
 
 FIELDS = [
     ModelVersion._meta.get_field(name)
@@ -75,3 +79,29 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
             details={"status": found.status},
         )
     return found
+
+
+def logged_predictions(
+    *,
+    model: str = "",
+    version: int | None = None,
+    since: Any = None,
+    until: Any = None,
+    outcome: str = "",
+    request_id: str = "",
+) -> QuerySet[PredictionLog]:
+    """The prediction log for auditors, filtered; newest first is the paginator's job."""
+    records = PredictionLog.objects.all()
+    if model:
+        records = records.filter(model_name=model)
+    if version is not None:
+        records = records.filter(version_number=version)
+    if since is not None:
+        records = records.filter(created_at__gte=since)
+    if until is not None:
+        records = records.filter(created_at__lt=until)
+    if outcome:
+        records = records.filter(outcome=outcome)
+    if request_id:
+        records = records.filter(request_id=request_id)
+    return records

@@ -242,3 +242,20 @@ def test_a_version_number_beyond_any_integer_column_is_404(keyed, production, ge
     huge = 2**70
     assert predict(keyed, instances=rows(german, 1), version=huge).status_code == 404
     assert keyed.get(f"/v2/models/credit-risk/versions/{huge}").status_code == 404
+
+
+def test_missing_model_files_give_a_logged_503_not_a_500(keyed, production, german):
+    import os
+
+    from django.core.files.storage import default_storage
+
+    from governance.models import CheckRun
+
+    os.remove(production.artifact.path)
+    onnx = CheckRun.objects.get(version=production, kind="onnx")
+    os.remove(default_storage.path(onnx.metrics["onnx_file"]))
+    response = predict(keyed, instances=rows(german, 1))
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "model_unavailable" and "predictions" not in response.json()
+    record = PredictionLog.objects.get()
+    assert record.outcome == "error" and "model_unavailable" in record.reason
