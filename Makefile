@@ -14,7 +14,7 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 .DEFAULT_GOAL := help
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 1
-.PHONY: help demo serve bench test test-sqlite test-services lint check browser venv clean
+.PHONY: help demo serve bench bench-audit test test-sqlite test-services lint check browser pdftools venv clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,11 @@ browser: ## Install Debian's Chromium for the browser tests if missing (never do
 	  echo "Installing Debian's chromium package..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+pdftools: ## Install Debian's poppler-utils (pdftotext, pdftoppm) if missing: the report tests read PDFs back with them
+	@command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null || { \
+	  echo "Installing Debian's poppler-utils package..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; }
+
 lint: venv ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -74,10 +79,10 @@ check: venv ## Django system checks and missing migrations
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py check
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py makemigrations --check --dry-run
 
-test-sqlite: venv browser ## The suite on the embedded defaults: SQLite, Celery in-process, real Chromium
+test-sqlite: venv browser pdftools ## The suite on the embedded defaults: SQLite, Celery in-process, real Chromium
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) -m pytest tests --ignore=tests/services
 
-test-services: venv ## The suite on PostgreSQL + Redis with a real Celery worker
+test-services: venv pdftools ## The suite on PostgreSQL + Redis with a real Celery worker
 	DATABASE_URL=$(SERVICES_DATABASE_URL) CELERY_BROKER_URL=$(SERVICES_BROKER_URL) \
 	  $(PY) -m pytest tests --ignore=tests/e2e
 

@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Auditors change nothing: any write by an auditor-only account is refused and audited.
+    "governance.middleware.AuditorReadOnlyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -138,6 +140,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SERVING_MAX_BODY_BYTES", default=20 * 102
 SERVING_RATE_PER_KEY = env.str("SERVING_RATE_PER_KEY", default="600000/min")
 SEAL_BATCH_SIZE = env.int("SEAL_BATCH_SIZE", default=100_000)
 SEAL_INTERVAL_SECONDS = env.int("SEAL_INTERVAL_SECONDS", default=300)
+
+# --- Reports ----------------------------------------------------------------------------
+# WeasyPrint runs in a child process that is stopped after this many seconds.
+REPORT_RENDER_TIMEOUT = env.float("REPORT_RENDER_TIMEOUT", default=120.0)
+# Period reports and exports cover at most this many days per request.
+REPORT_MAX_PERIOD_DAYS = env.int("REPORT_MAX_PERIOD_DAYS", default=3660)
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 # --- Celery -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from governance import api as governance_api
 from lifecycle import api as lifecycle_api
 from lifecycle import views as lifecycle_views
 from serving import api as serving_api
@@ -15,6 +16,12 @@ api_v1 = [
     path("models/<slug:name>/", lifecycle_api.ModelDetailApi.as_view(), name="api-model"),
     path("models/<slug:name>/versions/", lifecycle_api.VersionCreateApi.as_view(), name="api-versions"),
     path("models/<slug:name>/versions/<int:version>/", lifecycle_api.VersionDetailApi.as_view(), name="api-version"),
+    path(
+        "models/<slug:name>/versions/<int:version>/report.pdf",
+        governance_api.VersionReportApi.as_view(),
+        name="api-version-report",
+    ),
+    path("reports/period.pdf", governance_api.PeriodReportApi.as_view(), name="api-period-report"),
     path("models/<slug:name>/predict", serving_api.ModelPredictApi.as_view(), name="api-predict"),
     path("predictions/", serving_api.PredictionListApi.as_view(), name="api-predictions"),
     path("predictions/<str:prediction_id>/", serving_api.PredictionDetailApi.as_view(), name="api-prediction"),
@@ -42,6 +49,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("registry/", include("lifecycle.urls")),
+    path("audit/", include("governance.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("v2/", include(open_inference_v2)),

@@ -12,6 +12,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from governance.readonly import MESSAGE as READ_ONLY_MESSAGE
+from governance.readonly import is_refused_write, record_refused_write
 from serving import rawsql
 from serving.models import ApiKey
 from serving.services import hash_key
@@ -68,6 +70,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         if key.user is not None and not key.user.is_active:
             raise exceptions.AuthenticationFailed("The API key's user is inactive.")
+        if key.user is not None and is_refused_write(key.user, request.method):
+            # The same rule as AuditorReadOnlyMiddleware, for auditors calling with a key.
+            record_refused_write(actor=key.user, method=request.method, path=request.path)
+            raise exceptions.PermissionDenied(READ_ONLY_MESSAGE)
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)

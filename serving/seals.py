@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 
 from governance import audit
 from serving import merkle
@@ -64,10 +65,11 @@ class SealVerification:
     message: str
 
 
-def verify_seals() -> SealVerification:
-    """Recompute every seal's root from its records; name the first seal (and record) that differs."""
+def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerification:
+    """Recompute every seal's root (or the given seals') from its records; name the first seal
+    (and record) that differs."""
     count = 0
-    for seal in PredictionSeal.objects.order_by("pk").iterator():
+    for seal in (PredictionSeal.objects.all() if seals is None else seals).order_by("pk").iterator():
         count += 1
         records, leaves = seal_leaves(seal)
         if len(records) != seal.tree_size:

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel, Status
 from serving import rawsql
 from serving.errors import ServingError
-from serving.models import PredictionLog
+from serving.models import PredictionLog, PredictionSeal
 
 FIELDS = [
     ModelVersion._meta.get_field(name)
@@ -105,3 +106,108 @@ def logged_predictions(
     if request_id:
         records = records.filter(request_id=request_id)
     return records
+
+
+PERCENTILES = (0.5, 0.95, 0.99)
+
+
+def _latency_percentiles(records: QuerySet[PredictionLog]) -> dict[str, float | None]:
+    """p50/p95/p99 of answered requests, computed by the database (no rows come to Python)."""
+    answered = records.filter(outcome="ok")
+    names = [f"p{int(p * 100)}" for p in PERCENTILES]
+    if connection.vendor == "postgresql":
+        sql, params = answered.values("latency_ms").query.sql_with_params()
+        with connection.cursor() as cursor:
+            # The inner query is the ORM's own SQL with its parameters bound, never user text.
+            outer = f"SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY s.latency_ms) FROM ({sql}) s"  # noqa: S608
+            cursor.execute(outer, [list(PERCENTILES), *params])
+            values = cursor.fetchone()[0]
+        return dict(zip(names, values or [None] * len(names), strict=True))
+    n = answered.count()
+    result: dict[str, float | None] = {}
+    for name, p in zip(names, PERCENTILES, strict=True):
+        if n == 0:
+            result[name] = None
+            continue
+        offset = min(n - 1, max(0, int(-(-p * n // 1)) - 1))  # nearest rank, as percentile_disc
+        result[name] = answered.order_by("latency_ms").values_list("latency_ms", flat=True)[offset]
+    return result
+
+
+def serving_summary(*, version_id: int | None = None, model: str = "", since: Any = None, until: Any = None) -> dict:
+    """What a version (or model) answered: per-day volumes, outcomes, latency percentiles.
+    Aggregated in SQL, so it costs the same for a thousand or a million logged requests."""
+    records = PredictionLog.objects.all()
+    if version_id is not None:
+        records = records.filter(version_id=version_id)
+    if model:
+        records = records.filter(model_name=model)
+    if since is not None:
+        records = records.filter(created_at__gte=since)
+    if until is not None:
+        records = records.filter(created_at__lt=until)
+    by_outcome = {
+        row["outcome"]: {"requests": row["requests"], "rows": row["rows"] or 0}
+        for row in records.order_by().values("outcome").annotate(requests=Count("id"), rows=Sum("n_rows"))
+    }
+    days = [
+        {
+            "day": row["day"].isoformat(),
+            "requests": row["requests"],
+            "rows": row["rows"] or 0,
+            "refused": row["refused"],
+        }
+        for row in records.order_by()
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(
+            requests=Count("id"),
+            rows=Sum("n_rows", filter=Q(outcome="ok")),
+            refused=Count("id", filter=~Q(outcome="ok")),
+        )
+        .order_by("day")
+    ]
+    reasons = [
+        {"outcome": row["outcome"], "reason": row["reason"], "requests": row["requests"]}
+        for row in records.exclude(outcome="ok")
+        .order_by()
+        .values("outcome", "reason")
+        .annotate(requests=Count("id"))
+        .order_by("-requests", "reason")[:10]
+    ]
+    return {
+        "requests": sum(o["requests"] for o in by_outcome.values()),
+        "rows_predicted": by_outcome.get("ok", {}).get("rows", 0),
+        "by_outcome": by_outcome,
+        "per_day": days,
+        "top_refusal_reasons": reasons,
+        "latency_ms": _latency_percentiles(records),
+    }
+
+
+def volumes_by_model(*, since: Any, until: Any) -> list[dict[str, Any]]:
+    """Requests and rows per model and version in a period, from one GROUP BY."""
+    return [
+        {
+            "model": row["model_name"],
+            "version": row["version_number"],
+            "requests": row["requests"],
+            "rows_predicted": row["rows"] or 0,
+            "refused": row["refused"],
+        }
+        for row in PredictionLog.objects.filter(created_at__gte=since, created_at__lt=until)
+        .order_by()
+        .values("model_name", "version_number")
+        .annotate(
+            requests=Count("id"),
+            rows=Sum("n_rows", filter=Q(outcome="ok")),
+            refused=Count("id", filter=~Q(outcome="ok")),
+        )
+        .order_by("model_name", "version_number")
+    ]
+
+
+def seals_covering(version_id: int) -> QuerySet[PredictionSeal]:
+    """The Merkle seals that hold at least one of the version's log records."""
+    sealed = PredictionLog.objects.filter(version_id=version_id, seal__isnull=False).order_by().values("seal_id")
+    return PredictionSeal.objects.filter(pk__in=sealed.distinct()).order_by("pk")

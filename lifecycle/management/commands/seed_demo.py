@@ -133,6 +133,27 @@ class Command(BaseCommand):
         workflow.deploy_version(
             version.pk, actor=users["rita"], justification="Pilot start approved by the credit committee."
         )
+        self._demo_traffic(version, users)
+
+    def _demo_traffic(self, version: ModelVersion, users: dict[str, Any]) -> None:
+        """A few logged predictions (and one refused request) through the real serving path,
+        then sealed, so the prediction log and the reports have something to show."""
+        from serving.errors import ServingError
+        from serving.predict import Caller, serve
+        from serving.seals import seal_predictions
+
+        evaluation = demo_data.split(demo_data.load_german_credit())[1]
+        features = [c["name"] for c in version.input_schema]
+        rows = evaluation[features].head(40).to_dict(orient="records")
+        caller = Caller(user=users["rita"], api_key=None)
+        name = version.registered_model.name
+        for i in range(0, len(rows), 4):
+            serve(caller=caller, model_name=name, version_number=None, instances=rows[i : i + 4], request_id=f"demo-{i}")
+        try:
+            serve(caller=caller, model_name=name, version_number=None, instances=[{"age": "old"}], request_id="demo-bad")
+        except ServingError:
+            pass  # refused and logged, as intended
+        seal_predictions()
 
     @transaction.atomic
     def _users(self) -> dict[str, Any]:

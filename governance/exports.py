@@ -1,0 +1,150 @@
+"""Exports of the audit trail and the prediction log as CSV or JSON Lines, as generators of
+encoded chunks: rows come from a server-side cursor in batches, so memory stays flat whatever
+the range. CSV cells that a spreadsheet would run as a formula are neutralised."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from governance.models import AuditEvent
+from serving.models import PredictionLog
+
+CHUNK_ROWS = 2000
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+AUDIT_COLUMNS = ("seq", "created_at", "actor", "action", "target_type", "target_id", "target", "data", "hash")
+PREDICTION_COLUMNS = (
+    "id",
+    "created_at",
+    "model",
+    "version",
+    "caller",
+    "request_id",
+    "protocol",
+    "outcome",
+    "reason",
+    "n_rows",
+    "engine",
+    "latency_ms",
+    "inputs",
+    "outputs",
+    "leaf_hash",
+    "seal",
+)
+
+
+def neutralise(value: Any) -> Any:
+    """OWASP's advice for CSV injection: text starting like a formula gets a leading quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _stamp(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def audit_rows(events: QuerySet[AuditEvent]) -> Iterator[dict[str, Any]]:
+    fields = ("seq", "created_at", "actor_username", "action", "target_type", "target_id", "target_repr", "data")
+    rows = events.order_by("seq").values_list(*fields, "hash").iterator(chunk_size=CHUNK_ROWS)
+    for seq, created, actor, action, ttype, tid, trepr, data, digest in rows:
+        yield {
+            "seq": seq,
+            "created_at": _stamp(created),
+            "actor": actor,
+            "action": action,
+            "target_type": ttype,
+            "target_id": tid,
+            "target": trepr,
+            "data": data,
+            "hash": digest,
+        }
+
+
+def prediction_rows(records: QuerySet[PredictionLog]) -> Iterator[dict[str, Any]]:
+    fields = (
+        "public_id",
+        "created_at",
+        "model_name",
+        "version_number",
+        "caller",
+        "request_id",
+        "protocol",
+        "outcome",
+        "reason",
+        "n_rows",
+        "engine",
+        "latency_ms",
+        "inputs_json",
+        "outputs_json",
+        "leaf_hash",
+        "seal_id",
+    )
+    for row in records.order_by("pk").values_list(*fields).iterator(chunk_size=CHUNK_ROWS):
+        yield {
+            "id": str(row[0]),
+            "created_at": _stamp(row[1]),
+            "model": row[2],
+            "version": row[3],
+            "caller": row[4],
+            "request_id": row[5],
+            "protocol": row[6],
+            "outcome": row[7],
+            "reason": row[8],
+            "n_rows": row[9],
+            "engine": row[10],
+            "latency_ms": row[11],
+            # Stored as canonical JSON text: passed through as is (JSONL) or as the cell text (CSV).
+            "inputs": RawJson(row[12]),
+            "outputs": RawJson(row[13]),
+            "leaf_hash": row[14],
+            "seal": row[15],
+        }
+
+
+class RawJson(str):
+    """JSON text already canonical in the log: written verbatim, never parsed and re-dumped."""
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        value = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return neutralise(value)
+
+
+def as_csv(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for count, row in enumerate(rows, start=1):
+        writer.writerow([_cell(row[c]) for c in columns])
+        if count % 500 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, RawJson):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def as_jsonl(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    parts: list[str] = []
+    for row in rows:
+        parts.append("{" + ",".join(f"{json.dumps(k)}:{_json_value(v)}" for k, v in row.items()) + "}\n")
+        if len(parts) >= 500:
+            yield "".join(parts).encode()
+            parts.clear()
+    yield "".join(parts).encode()

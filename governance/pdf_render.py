@@ -1,0 +1,127 @@
+"""HTML to PDF/A-3b with WeasyPrint, in a child process that can be killed (HTML in, bytes out).
+
+Kept free of Django so the child starts from a small, single-threaded fork server. WeasyPrint may
+fetch only data: URLs and files under the given static roots: never the network and never any
+other file, whatever the HTML says (a model card is user text)."""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+BASE_URL = "https://report.invalid/"
+STATIC_PREFIX = BASE_URL + "static/"
+
+
+class RenderError(Exception):
+    """The report could not be rendered (too slow, or WeasyPrint failed)."""
+
+
+@dataclass
+class Rendered:
+    pdf: bytes
+    refused: list[str] = field(default_factory=list)  # URLs the document asked for and did not get
+    fetched: list[str] = field(default_factory=list)
+
+
+def _make_fetcher(static_roots: list[str], refused: list[str], fetched: list[str]) -> Any:
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    roots = [os.path.realpath(r) for r in static_roots]
+
+    class RestrictedFetcher(URLFetcher):
+        def __init__(self) -> None:
+            super().__init__(timeout=1, allowed_protocols=("data",), allow_redirects=False)
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            if url.startswith("data:"):
+                fetched.append(url[:40])
+                return super().fetch(url, headers)
+            if url.startswith(STATIC_PREFIX):
+                relative = url[len(STATIC_PREFIX) :].split("?")[0].split("#")[0]
+                for root in roots:
+                    path = os.path.realpath(os.path.join(root, relative))
+                    if path.startswith(root + os.sep) and os.path.isfile(path):
+                        fetched.append(url)
+                        with open(path, "rb") as fh:
+                            body = fh.read()
+                        ctype = mimetypes.guess_type(path)[0] or "application/octet-stream"
+                        return URLFetcherResponse(url, body, {"Content-Type": ctype})
+            refused.append(url)
+            raise ValueError(f"reports fetch nothing from {url!r}")
+
+    return RestrictedFetcher()
+
+
+def render_pdf_inline(
+    html: str, *, attachments: list[tuple[str, bytes, str]], static_roots: list[str], title: str = ""
+) -> Rendered:
+    """Render in this process (the child calls this)."""
+    from weasyprint import HTML, Attachment
+
+    refused: list[str] = []
+    fetched: list[str] = []
+    fetcher = _make_fetcher(static_roots, refused, fetched)
+    files = [
+        Attachment(
+            file_obj=io.BytesIO(data), name=name, description=description, relationship="Data", url_fetcher=fetcher
+        )
+        for name, data, description in attachments
+    ]
+    pdf = HTML(string=html, base_url=BASE_URL, url_fetcher=fetcher).write_pdf(
+        pdf_variant="pdf/a-3b", attachments=files, pdf_identifier=title.encode()[:32] or None
+    )
+    return Rendered(pdf=pdf, refused=refused, fetched=fetched)
+
+
+def _child(
+    conn: Any, html: str, attachments: list[tuple[str, bytes, str]], static_roots: list[str], title: str
+) -> None:
+    try:
+        conn.send(("ok", render_pdf_inline(html, attachments=attachments, static_roots=static_roots, title=title)))
+    except Exception as exc:  # sent back and raised as RenderError in the parent
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+_context: Any = None
+
+
+def _mp() -> Any:
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context("forkserver")
+        _context.set_forkserver_preload(["governance.pdf_render", "weasyprint"])
+    return _context
+
+
+def render_pdf(
+    html: str, *, attachments: list[tuple[str, bytes, str]], static_roots: list[str], timeout: float, title: str = ""
+) -> Rendered:
+    """Render in a child process; kill it and raise RenderError after `timeout` seconds."""
+    ctx = _mp()
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(sender, html, attachments, static_roots, title), daemon=True)
+    proc.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout):
+            proc.kill()
+            raise RenderError(f"rendering took longer than {timeout:g} s and was stopped")
+        try:
+            status, payload = receiver.recv()
+        except EOFError:
+            raise RenderError("the renderer stopped without a result") from None
+    finally:
+        receiver.close()
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+    if status != "ok":
+        raise RenderError(payload)
+    return payload

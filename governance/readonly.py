@@ -1,0 +1,25 @@
+"""The auditors' read-only rule, shared by the web middleware and the API-key authentication:
+an account whose only role is auditor may not send a request that could write, and every
+attempt is written to the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from governance import audit
+from governance.roles import AUDITORS, roles_of
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+MESSAGE = "Auditors have read-only access: this request was refused and recorded in the audit trail."
+WRITE_REFUSED = "governance.auditor.write_refused"
+
+
+def is_refused_write(user: Any, method: str | None) -> bool:
+    return method not in SAFE_METHODS and roles_of(user) == {AUDITORS}
+
+
+def record_refused_write(*, actor: Any, method: str, path: str) -> None:
+    with transaction.atomic():
+        audit.record(WRITE_REFUSED, actor=actor, data={"method": method, "path": path[:500]})
