@@ -4,8 +4,9 @@ lineage, the prediction log and the audit trail; reports and exports. The only P
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
@@ -57,8 +58,8 @@ def parse_moment(value: str, *, field: str, end: bool = False) -> datetime | Non
         moment = parse_datetime(value.replace(" ", "T"))
         if moment is None:
             raise ReportError(f"{field}: {value!r} is not a date (YYYY-MM-DD) or an ISO 8601 date-time.", field=field)
-        return moment if timezone.is_aware(moment) else timezone.make_aware(moment, timezone.UTC)
-    start = datetime.combine(day + timedelta(days=1) if end else day, time.min, tzinfo=timezone.UTC)
+        return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+    start = datetime.combine(day + timedelta(days=1) if end else day, time.min, tzinfo=UTC)
     return start
 
 
@@ -211,7 +212,7 @@ def predictions(request: HttpRequest) -> HttpResponse:
     page = list(records.order_by("-pk")[: PAGE + 1])
     more = len(page) > PAGE
     page = page[:PAGE]
-    query = "&".join(f"{k}={v}" for k, v in f.items() if v)
+    query = urlencode({k: v for k, v in f.items() if v})
     context = {
         "f": f,
         "records": page,
@@ -276,7 +277,7 @@ def _trail_page(request: HttpRequest, verification: dict[str, Any] | None = None
         "f": f,
         "events": page,
         "next_before": page[-1].seq if more else None,
-        "query": "&".join(f"{k}={v}" for k, v in f.items() if v),
+        "query": urlencode({k: v for k, v in f.items() if v}),
         "verification": verification,
         "actions": AuditEvent.objects.order_by().values_list("action", flat=True).distinct(),
     }
