@@ -8,6 +8,16 @@ from governance import workflow
 from governance.models import Policy
 from governance.policies import active_policy
 from lifecycle.models import ModelVersion, Status
+from serving.seals import seal_predictions
+from serving.services import create_api_key
+from tests.serving.conftest import checked, rows
+
+LONG_JUSTIFICATION = (
+    "Approved for the retail portfolio after reading the fairness results per sex and age group; "
+    "the selection-rate gap is within the committee's tolerance. "
+    + "Monitoring: monthly drift review with the credit committee, escalation to the CRO on any breach. "
+    * 6
+)
 
 
 @pytest.fixture
@@ -30,4 +40,24 @@ def submit(version: ModelVersion, actor: Any, capture: Any) -> ModelVersion:
 def in_review(draft_version, data_scientist, django_capture_on_commit_callbacks, eager_tasks, lenient_policy):
     version = submit(draft_version, data_scientist, django_capture_on_commit_callbacks)
     assert version.status == Status.IN_REVIEW
+    return version
+
+
+@pytest.fixture
+def served(draft_version, data_scientist, risk_officer, api_client, german) -> Any:
+    """A version checked, approved with a long justification, deployed, that answered five
+    requests and refused one, all sealed."""
+    policy = active_policy()
+    Policy.objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    version = checked(draft_version, data_scientist)
+    workflow.approve_version(version.pk, actor=risk_officer, justification=LONG_JUSTIFICATION)
+    version = workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live for the pilot.")
+    key = create_api_key(actor=None, name="scoring")[1]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    url = f"/api/v1/models/{version.registered_model.name}/predict"
+    for i in range(5):
+        assert api_client.post(url, {"instances": rows(german, 3)}, format="json").status_code == 200, i
+    assert api_client.post(url, {"instances": [{"age": "x"}]}, format="json").status_code == 400
+    api_client.credentials()
+    assert seal_predictions() is not None
     return version

@@ -15,8 +15,6 @@ from governance.models import AuditEvent
 from governance.readonly import WRITE_REFUSED
 from serving.models import PredictionLog
 from serving.services import create_api_key
-from tests.governance.test_reports import served  # noqa: F401 (fixture)
-from tests.serving.conftest import rows
 
 
 def login(client: Client, user: Any) -> Client:
@@ -24,7 +22,7 @@ def login(client: Client, user: Any) -> Client:
     return client
 
 
-def test_auditor_reads_every_page(served, auditor, client) -> None:  # noqa: F811
+def test_auditor_reads_every_page(served, auditor, client) -> None:
     login(client, auditor)
     name = served.registered_model.name
     index = client.get("/audit/?q=" + name[:4])
@@ -49,7 +47,7 @@ def test_auditor_reads_every_page(served, auditor, client) -> None:  # noqa: F81
     assert "<code>serving.predictions.sealed</code>" not in trail
 
 
-def test_prediction_log_filters_by_request_id_and_names_bad_filters(served, auditor, client) -> None:  # noqa: F811
+def test_prediction_log_filters_by_request_id_and_names_bad_filters(served, auditor, client) -> None:
     login(client, auditor)
     PredictionLog.objects.update(request_id="other")
     target = PredictionLog.objects.first()
@@ -64,21 +62,21 @@ def test_prediction_log_filters_by_request_id_and_names_bad_filters(served, audi
 
 
 @pytest.mark.parametrize("who", ["data_scientist", "outsider"])
-def test_workspace_is_closed_to_other_roles(who, served, client, request) -> None:  # noqa: F811
+def test_workspace_is_closed_to_other_roles(who, served, client, request) -> None:
     login(client, request.getfixturevalue(who))
     for url in ("/audit/", "/audit/trail/", "/audit/predictions/", "/audit/exports/audit.csv"):
         assert client.get(url).status_code == 403, url
     assert client.post("/audit/verify/").status_code == 403
 
 
-def test_risk_officer_uses_the_workspace_too(served, risk_officer, client) -> None:  # noqa: F811
+def test_risk_officer_uses_the_workspace_too(served, risk_officer, client) -> None:
     login(client, risk_officer)
     assert client.get("/audit/").status_code == 200
     response = client.get(f"/audit/models/{served.registered_model.name}/versions/1/report.pdf")
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
 
 
-def test_verify_now_shows_the_result_and_is_audited(served, auditor, client) -> None:  # noqa: F811
+def test_verify_now_shows_the_result_and_is_audited(served, auditor, client) -> None:
     login(client, auditor)
     page = client.post("/audit/verify/").content.decode()
     assert "Verified: the audit trail and the prediction seals are intact." in page
@@ -95,7 +93,7 @@ def test_verify_now_shows_the_result_and_is_audited(served, auditor, client) -> 
     assert AuditEvent.objects.latest("seq").data["ok"] is False
 
 
-def test_crafted_writes_by_an_auditor_are_refused_and_audited(served, auditor, client, api_client) -> None:  # noqa: F811
+def test_crafted_writes_by_an_auditor_are_refused_and_audited(served, auditor, client, api_client) -> None:
     login(client, auditor)
     name = served.registered_model.name
     before = AuditEvent.objects.filter(action=WRITE_REFUSED).count()
@@ -126,7 +124,7 @@ def test_crafted_writes_by_an_auditor_are_refused_and_audited(served, auditor, c
     assert api_client.get(f"/api/v1/models/{name}/").status_code == 200
 
 
-def test_exports_stream_csv_and_jsonl_with_formulas_neutralised(served, auditor, client) -> None:  # noqa: F811
+def test_exports_stream_csv_and_jsonl_with_formulas_neutralised(served, auditor, client) -> None:
     PredictionLog.objects.filter(pk=PredictionLog.objects.first().pk).update(request_id='=HYPERLINK("http://x")')
     login(client, auditor)
     response = client.get(f"/audit/exports/predictions.csv?model={served.registered_model.name}")

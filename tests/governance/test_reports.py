@@ -18,20 +18,11 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from governance import services, workflow
-from governance.models import AuditEvent, CheckRun, Policy
+from governance.models import AuditEvent, CheckRun
 from governance.pdf_render import RenderError, render_pdf, render_pdf_inline
 from governance.policies import active_policy, update_policy
 from lifecycle.models import ModelCard
-from serving.seals import seal_predictions
-from serving.services import create_api_key
-from tests.serving.conftest import checked, rows
-
-LONG_JUSTIFICATION = (
-    "Approved for the retail portfolio after reading the fairness results per sex and age group; "
-    "the selection-rate gap is within the committee's tolerance. "
-    + "Monitoring: monthly drift review with the credit committee, escalation to the CRO on any breach. "
-    * 6
-)
+from tests.governance.conftest import LONG_JUSTIFICATION
 
 
 def pdf_text(pdf: bytes) -> str:
@@ -52,26 +43,6 @@ def evidence_of(pdf: bytes) -> dict[str, Any]:
 def xmp_of(pdf: bytes) -> str:
     root = PdfReader(io.BytesIO(pdf)).trailer["/Root"]
     return root["/Metadata"].get_object().get_data().decode()
-
-
-@pytest.fixture
-def served(draft_version, data_scientist, risk_officer, api_client, german) -> Any:
-    """A version checked, approved with a long justification, deployed, that answered five
-    requests and refused one, all sealed."""
-    policy = active_policy()
-    Policy.objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
-    version = checked(draft_version, data_scientist)
-    workflow.approve_version(version.pk, actor=risk_officer, justification=LONG_JUSTIFICATION)
-    version = workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live for the pilot.")
-    key = create_api_key(actor=None, name="scoring")[1]
-    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    url = f"/api/v1/models/{version.registered_model.name}/predict"
-    for i in range(5):
-        assert api_client.post(url, {"instances": rows(german, 3)}, format="json").status_code == 200, i
-    assert api_client.post(url, {"instances": [{"age": "x"}]}, format="json").status_code == 400
-    api_client.credentials()
-    assert seal_predictions() is not None
-    return version
 
 
 def test_version_report_reads_back_with_people_justification_fairness_and_verification(

@@ -3,6 +3,7 @@ models saved with skops and registered through the same services the forms use."
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import skops.io as sio
@@ -146,13 +147,11 @@ class Command(BaseCommand):
         features = [c["name"] for c in version.input_schema]
         rows = evaluation[features].head(40).to_dict(orient="records")
         caller = Caller(user=users["rita"], api_key=None)
-        name = version.registered_model.name
+        common = {"caller": caller, "model_name": version.registered_model.name, "version_number": None}
         for i in range(0, len(rows), 4):
-            serve(caller=caller, model_name=name, version_number=None, instances=rows[i : i + 4], request_id=f"demo-{i}")
-        try:
-            serve(caller=caller, model_name=name, version_number=None, instances=[{"age": "old"}], request_id="demo-bad")
-        except ServingError:
-            pass  # refused and logged, as intended
+            serve(**common, instances=rows[i : i + 4], request_id=f"demo-{i}")
+        with contextlib.suppress(ServingError):  # refused and logged, as intended
+            serve(**common, instances=[{"age": "old"}], request_id="demo-bad")
         seal_predictions()
 
     @transaction.atomic
