@@ -61,6 +61,9 @@ bench: venv bench/.mlflow-venv/.installed ## Serving benchmark against mlflow mo
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/serving/run.py
 
+bench-audit: venv ## Auditor benchmark on PostgreSQL: export 1,000,000 logged predictions (rows/s, memory) and a report over them
+	$(PY) bench/audit/run.py
+
 browser: ## Install Debian's Chromium for the browser tests if missing (never downloads a browser build)
 	@test -x /usr/bin/chromium || { \
 	  echo "Installing Debian's chromium package..."; \

@@ -116,9 +116,11 @@ class RawJson(str):
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_START) else value
     if isinstance(value, dict | list):
-        value = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return neutralise(value)
+        return neutralise(_encode(value))
+    return value
 
 
 def as_csv(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> Iterator[bytes]:
@@ -134,16 +136,22 @@ def as_csv(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> Iterator
     yield buffer.getvalue().encode()
 
 
-def _json_value(value: Any) -> str:
-    if isinstance(value, RawJson):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
+def _jsonl_line(row: dict[str, Any]) -> str:
+    """One JSON object per line; RawJson values are spliced in as stored, never re-encoded."""
+    raw = [(k, v) for k, v in row.items() if isinstance(v, RawJson)]
+    head = _encode({k: v for k, v in row.items() if not isinstance(v, RawJson)})
+    if not raw:
+        return head + "\n"
+    return head[:-1] + "".join(f",{_encode(k)}:{v}" for k, v in raw) + "}\n"
 
 
 def as_jsonl(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     parts: list[str] = []
     for row in rows:
-        parts.append("{" + ",".join(f"{json.dumps(k)}:{_json_value(v)}" for k, v in row.items()) + "}\n")
+        parts.append(_jsonl_line(row))
         if len(parts) >= 500:
             yield "".join(parts).encode()
             parts.clear()

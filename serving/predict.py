@@ -53,26 +53,53 @@ class Served:
         return [f"{self.record.public_id}.{i}" for i in range(self.record.n_rows)]
 
 
-def record_leaf(record: PredictionLog) -> bytes:
-    """The Merkle leaf of a record: SHA-256(0x00 || canonical JSON of its metadata, then the
-    stored canonical JSON texts of its inputs and outputs), recomputable from the row alone."""
+# The columns a leaf covers, in the order leaf_of() reads them (values_list() can feed it).
+LEAF_FIELDS = (
+    "public_id",
+    "created_at",
+    "model_name",
+    "version_number",
+    "version_id",
+    "caller",
+    "request_id",
+    "protocol",
+    "outcome",
+    "reason",
+    "n_rows",
+    "engine",
+    "latency_ms",
+    "inputs_json",
+    "outputs_json",
+)
+
+
+def leaf_of(values: tuple[Any, ...]) -> bytes:
+    """The Merkle leaf of a record from its LEAF_FIELDS values: SHA-256(0x00 || canonical JSON of
+    its metadata, then the stored canonical JSON texts of its inputs and outputs)."""
+    (public_id, created_at, model, version, version_id, caller, request_id, protocol, outcome, reason, n_rows,
+     engine, latency_ms, inputs_json, outputs_json) = values  # fmt: skip
     meta = {
-        "id": str(record.public_id),
-        "created_at": record.created_at.isoformat(),
-        "model": record.model_name,
-        "version": record.version_number,
-        "version_id": record.version_id,
-        "caller": record.caller,
-        "request_id": record.request_id,
-        "protocol": record.protocol,
-        "outcome": record.outcome,
-        "reason": record.reason,
-        "n_rows": record.n_rows,
-        "engine": record.engine,
-        "latency_ms": record.latency_ms,
+        "id": str(public_id),
+        "created_at": created_at.isoformat(),
+        "model": model,
+        "version": version,
+        "version_id": version_id,
+        "caller": caller,
+        "request_id": request_id,
+        "protocol": protocol,
+        "outcome": outcome,
+        "reason": reason,
+        "n_rows": n_rows,
+        "engine": engine,
+        "latency_ms": latency_ms,
     }
-    blob = "\x1e".join((canonical_json(meta), record.inputs_json, record.outputs_json))
+    blob = "\x1e".join((canonical_json(meta), inputs_json, outputs_json))
     return merkle.leaf_hash(blob.encode())
+
+
+def record_leaf(record: PredictionLog) -> bytes:
+    """The Merkle leaf of a record, recomputable from the row alone."""
+    return leaf_of(tuple(getattr(record, name) for name in LEAF_FIELDS))
 
 
 def _json_safe(value: Any) -> Any:

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from governance import audit
 from serving import merkle
 from serving.models import PredictionLog, PredictionSeal
-from serving.predict import record_leaf
+from serving.predict import LEAF_FIELDS, leaf_of, record_leaf
 
 SEALED = "serving.predictions.sealed"
 
@@ -53,9 +53,23 @@ def seal_predictions(*, batch_size: int | None = None) -> PredictionSeal | None:
     return seal
 
 
-def seal_leaves(seal: PredictionSeal) -> tuple[list[PredictionLog], list[bytes]]:
-    records = list(PredictionLog.objects.filter(seal=seal).order_by("pk"))
-    return records, [record_leaf(r) for r in records]
+@dataclass(frozen=True)
+class SealedRecord:
+    pk: int
+    public_id: str
+    leaf_hash: str  # as stored when the record was written
+
+
+def seal_leaves(seal: PredictionSeal) -> tuple[list[SealedRecord], list[bytes]]:
+    """The seal's records in leaf order, and each leaf recomputed from the row's current content
+    (values, not model instances: a seal may cover 100,000 records)."""
+    rows = PredictionLog.objects.filter(seal=seal).order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash")
+    records, leaves = [], []
+    width = len(LEAF_FIELDS)
+    for row in rows.iterator(chunk_size=5000):
+        records.append(SealedRecord(pk=row[width], public_id=str(row[0]), leaf_hash=row[width + 1]))
+        leaves.append(leaf_of(row[:width]))
+    return records, leaves
 
 
 @dataclass(frozen=True)

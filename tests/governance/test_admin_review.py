@@ -114,3 +114,12 @@ def test_the_data_scientist_sees_checks_and_decisions_on_the_version_page(
     assert "Age proxy in the features." in page and "check-passed" in page
     status = client.get(in_review.get_absolute_url() + "status.json").json()
     assert status["status"] == "rejected" and len(status["checks"]) == 4
+
+
+def test_review_page_links_the_compliance_report_which_downloads(client, risk_officer, in_review):
+    client.force_login(risk_officer)
+    page = client.get(review_url(in_review)).content.decode()
+    link = f"/audit/models/{in_review.registered_model.name}/versions/{in_review.version}/report.pdf"
+    assert f'href="{link}" id="compliance-report"' in page
+    response = client.get(link)
+    assert response.status_code == 200 and response.content.startswith(b"%PDF-")

@@ -1,0 +1,191 @@
+"""make bench-audit: the auditors' heavy paths on PostgreSQL with 1,000,000 logged predictions.
+
+1. Streams the prediction log as CSV and as JSON Lines through the real export view and prints
+   rows/s and the process's resident memory before, at its peak during, and after the export,
+   for a tenth of the records and for all of them (flat memory: both peaks are about the same).
+2. Renders the version compliance report over those predictions and prints the time of each
+   part: the SQL aggregates, the seal verification, the PDF rendering.
+
+BENCH_RECORDS (default 1,000,000) changes the size; BENCH_DATABASE_URL the database (it is
+dropped and created again)."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+N = int(os.environ.get("BENCH_RECORDS", "1000000"))
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/modelgov_bench_audit")
+os.environ["DATABASE_URL"] = DB_URL
+os.environ.pop("CELERY_BROKER_URL", None)
+os.environ.setdefault("MEDIA_ROOT", str(ROOT / "bench" / "var" / "audit-media"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * PAGE / 1e6
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    name = DB_URL.rsplit("/", 1)[1]
+    admin = DB_URL.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def fill_log(version: object, template: object) -> float:
+    """N records like the demo's, spread over 90 days, written with COPY (leaf hashes real)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from serving.models import PredictionLog
+    from serving.predict import record_leaf
+
+    started = time.perf_counter()
+    rng = random.Random(7)
+    start = timezone.now() - timedelta(days=90)
+    columns = [
+        "public_id", "created_at", "model_name", "version_id", "version_number", "caller", "request_id",
+        "protocol", "outcome", "reason", "n_rows", "inputs_json", "outputs_json", "engine", "latency_ms",
+        "leaf_hash",
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        for offset in range(0, N, 50_000):
+            with raw.copy(f"COPY serving_predictionlog ({', '.join(columns)}) FROM STDIN") as copy:
+                for i in range(offset, min(N, offset + 50_000)):
+                    ok = rng.random() > 0.02
+                    record = PredictionLog(
+                        public_id=uuid.uuid4(),
+                        created_at=start + timedelta(seconds=i * 90 * 86400 / N),
+                        model_name=template.model_name,
+                        version_id=version.pk,
+                        version_number=version.version,
+                        caller="api-key:scoring",
+                        request_id=f"req-{i}",
+                        protocol="v1",
+                        outcome="ok" if ok else "invalid",
+                        reason="" if ok else "invalid_input: Input does not match the model's schema: row 0: age",
+                        n_rows=template.n_rows if ok else 0,
+                        inputs_json=template.inputs_json,
+                        outputs_json=template.outputs_json if ok else "{}",
+                        engine=template.engine if ok else "",
+                        latency_ms=round(rng.lognormvariate(0.3, 0.4), 3),
+                    )
+                    record.leaf_hash = record_leaf(record).hex()
+                    copy.write_row([getattr(record, c) for c in columns])
+    return time.perf_counter() - started
+
+
+def export(client: object, fmt: str, query: str) -> dict[str, float]:
+    before = rss_mb()
+    peak = before
+    started = time.perf_counter()
+    response = client.get(f"/audit/exports/predictions.{fmt}?{query}")
+    size = lines = 0
+    for i, chunk in enumerate(response.streaming_content):
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+        if i % 50 == 0:
+            peak = max(peak, rss_mb())
+    seconds = time.perf_counter() - started
+    rows = lines - (1 if fmt == "csv" else 0)
+    return {"rows": rows, "seconds": seconds, "mb": size / 1e6, "before": before, "peak": max(peak, rss_mb())}
+
+
+def main() -> None:
+    recreate_database()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+    from django.utils import timezone
+
+    from governance import report_context, reports, services
+    from governance.models import AuditEvent
+    from lifecycle.models import ModelVersion
+    from serving import seals as seal_service
+    from serving import selectors
+    from serving.models import PredictionLog
+    from serving.seals import seal_predictions
+
+    call_command("migrate", verbosity=0)
+    call_command("seed_demo", stdout=io.StringIO())
+    version = ModelVersion.objects.get(registered_model__name="loan-prescreen", version=1)
+    template = PredictionLog.objects.filter(version=version, outcome="ok").first()
+    from django.contrib.auth import get_user_model
+
+    auditor = get_user_model().objects.get(username="audrey")
+    print(f"Filling the prediction log with {N:,} records (COPY)...", flush=True)
+    fill = fill_log(version, template)
+    t = time.perf_counter()
+    while seal_predictions() is not None:
+        pass
+    seal_time = time.perf_counter() - t
+    total = PredictionLog.objects.count()
+    print(f"  {total:,} records written in {fill:.1f} s, sealed in {seal_time:.1f} s", flush=True)
+
+    client = Client()
+    client.force_login(auditor)
+    # The log spans 90 days: its first 9 days hold about a tenth of the records.
+    tenth = f"until={(timezone.now() - timedelta(days=82)).date().isoformat()}"
+    results = []
+    for fmt in ("csv", "jsonl"):
+        for label, query in ((f"~{N // 10:,} records", tenth), ("all records", "")):
+            r = export(client, fmt, query)
+            results.append((fmt, label, r))
+            print(
+                f"  export {fmt:5} {label:>18}: {r['rows']:>9,} rows in {r['seconds']:6.1f} s = "
+                f"{r['rows'] / r['seconds']:>8,.0f} rows/s, {r['mb']:7.1f} MB; RSS {r['before']:.0f} MB before, "
+                f"peak {r['peak']:.0f} MB (+{r['peak'] - r['before']:.0f} MB)",
+                flush=True,
+            )
+
+    t = time.perf_counter()
+    summary = selectors.serving_summary(version_id=version.pk)
+    t_summary = time.perf_counter() - t
+    t = time.perf_counter()
+    verified = seal_service.verify_seals(selectors.seals_covering(version.pk))
+    t_verify = time.perf_counter() - t
+    t = time.perf_counter()
+    context, evidence = report_context.version_report(version, actor=auditor)
+    t_context = time.perf_counter() - t
+    t = time.perf_counter()
+    report = reports.render_report("reports/version.html", context, evidence=report_context.evidence_bytes(evidence))
+    t_render = time.perf_counter() - t
+    t = time.perf_counter()
+    services.generate_version_report(version.pk, actor=auditor)
+    t_total = time.perf_counter() - t
+    assert AuditEvent.objects.filter(action=services.REPORT_GENERATED).exists()
+    print()
+    print(f"Version report over {summary['requests']:,} logged requests ({summary['rows_predicted']:,} rows):")
+    print(f"  SQL aggregates (per day, outcomes, p50/p95/p99 latency): {t_summary:6.2f} s")
+    print(f"  seal verification ({verified.message}):{t_verify:8.2f} s")
+    print(f"  whole context (aggregates + chain + seal verification): {t_context:6.2f} s")
+    print(f"  PDF rendering (WeasyPrint, child process):               {t_render:6.2f} s ({len(report.pdf):,} bytes)")
+    print(f"  end to end (generate_version_report, audited):           {t_total:6.2f} s")
+    print()
+    print("| export | records | rows/s | MB | RSS before | RSS peak | growth |")
+    print("|---|---|---|---|---|---|---|")
+    for fmt, _label, r in results:
+        print(
+            f"| {fmt} | {r['rows']:,} | {r['rows'] / r['seconds']:,.0f} | {r['mb']:.0f} | {r['before']:.0f} MB | "
+            f"{r['peak']:.0f} MB | +{r['peak'] - r['before']:.0f} MB |"
+        )
+
+
+if __name__ == "__main__":
+    main()
