@@ -15,6 +15,8 @@ from governance.models import AuditEvent
 from governance.readonly import WRITE_REFUSED
 from serving.models import PredictionLog
 from serving.services import create_api_key
+from tests.conftest import tamper
+from tests.serving.conftest import rows
 
 
 def login(client: Client, user: Any) -> Client:
@@ -49,9 +51,9 @@ def test_auditor_reads_every_page(served, auditor, client) -> None:
 
 def test_prediction_log_filters_by_request_id_and_names_bad_filters(served, auditor, client) -> None:
     login(client, auditor)
-    PredictionLog.objects.update(request_id="other")
+    tamper(PredictionLog, {}, request_id="other")
     target = PredictionLog.objects.first()
-    PredictionLog.objects.filter(pk=target.pk).update(request_id="req-42")
+    tamper(PredictionLog, {"pk": target.pk}, request_id="req-42")
     page = client.get("/audit/predictions/?request_id=req-42").content.decode()
     assert page.count("/audit/predictions/") >= 1 and str(target.public_id) in page
     assert page.count(">open</a>") == 1
@@ -86,7 +88,7 @@ def test_verify_now_shows_the_result_and_is_audited(served, auditor, client) -> 
     assert event.data["ok"] is True
 
     record = PredictionLog.objects.filter(outcome="ok").first()
-    PredictionLog.objects.filter(pk=record.pk).update(outputs_json='{"predictions": ["bad"]}')
+    tamper(PredictionLog, {"pk": record.pk}, outputs_json='{"predictions": ["bad"]}')
     page = client.post("/audit/verify/").content.decode()
     assert "Verification FAILED." in page
     assert f"record {record.public_id} changed" in page
@@ -124,22 +126,27 @@ def test_crafted_writes_by_an_auditor_are_refused_and_audited(served, auditor, c
     assert api_client.get(f"/api/v1/models/{name}/").status_code == 200
 
 
-def test_exports_stream_csv_and_jsonl_with_formulas_neutralised(served, auditor, client) -> None:
-    PredictionLog.objects.filter(pk=PredictionLog.objects.first().pk).update(request_id='=HYPERLINK("http://x")')
+def test_exports_stream_csv_and_jsonl_with_formulas_neutralised(served, auditor, client, api_client, german) -> None:
+    # A client chooses its own request id: here one a spreadsheet would run.
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {create_api_key(actor=None, name='sheet')[1]}")
+    url = f"/api/v1/models/{served.registered_model.name}/predict"
+    formula = '=HYPERLINK("http://x")'
+    answer = api_client.post(url, {"instances": rows(german, 1)}, format="json", HTTP_X_REQUEST_ID=formula)
+    assert answer.status_code == 200
     login(client, auditor)
     response = client.get(f"/audit/exports/predictions.csv?model={served.registered_model.name}")
     assert response.status_code == 200 and response.streaming
     assert response["Content-Type"].startswith("text/csv")
     table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert len(table) == PredictionLog.objects.count() == 6
-    assert table[0]["request_id"] == '\'=HYPERLINK("http://x")'
+    assert len(table) == PredictionLog.objects.count() == 7
+    assert table[-1]["request_id"] == "'" + formula
     assert json.loads(table[0]["inputs"]) == PredictionLog.objects.order_by("pk").first().inputs
     assert table[0]["latency_ms"] and not table[0]["latency_ms"].startswith("'")
 
     lines = b"".join(client.get("/audit/exports/predictions.jsonl").streaming_content).decode().splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["id"] for r in records] == [str(p.public_id) for p in PredictionLog.objects.order_by("pk")]
-    assert records[0]["request_id"] == '=HYPERLINK("http://x")'  # JSON is data, not a spreadsheet
+    assert records[-1]["request_id"] == formula  # JSON Lines is data, not a spreadsheet
     assert records[0]["outputs"] == PredictionLog.objects.order_by("pk").first().outputs
 
     trail = b"".join(client.get("/audit/exports/audit.csv?action=governance").streaming_content).decode()

@@ -22,6 +22,7 @@ from governance.models import AuditEvent, CheckRun
 from governance.pdf_render import RenderError, render_pdf, render_pdf_inline
 from governance.policies import active_policy, update_policy
 from lifecycle.models import ModelCard
+from tests.conftest import tamper
 from tests.governance.conftest import LONG_JUSTIFICATION
 
 
@@ -92,7 +93,7 @@ def test_version_report_reads_back_with_people_justification_fairness_and_verifi
 
 def test_report_says_failed_when_the_trail_was_edited(served, risk_officer) -> None:
     event = AuditEvent.objects.filter(action="governance.version.approved").get()
-    AuditEvent.objects.filter(pk=event.pk).update(data={"edited": True})  # SQLite has no guard trigger
+    tamper(AuditEvent, {"pk": event.pk}, data={"edited": True})
     report = services.generate_version_report(served.pk, actor=risk_officer)
     text = pdf_text(report.pdf)
     assert "Verification FAILED" in text
