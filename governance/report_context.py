@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -178,7 +178,13 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
         .order_by("created_at", "pk")
     ]
     policy_changes = [
-        {"seq": e.seq, "at": e.created_at, "by": e.actor_username, "data": e.data}
+        {
+            "seq": e.seq,
+            "at": e.created_at,
+            "by": e.actor_username,
+            "policy": e.data.get("policy", ""),
+            "changes": e.data.get("changes", {}),
+        }
         for e in AuditEvent.objects.filter(
             action=audit.POLICY_CHANGED, created_at__gte=since, created_at__lt=until
         ).order_by("seq")
@@ -208,10 +214,12 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
         "prediction_volumes": volumes,
         "audit_verification": verified,
     }
+    last_day = until - timedelta(microseconds=1)  # `until` is excluded
     context = {
-        "title": f"Governance report {since:%Y-%m-%d} to {until:%Y-%m-%d}",
+        "title": f"Governance report {since:%Y-%m-%d} to {last_day:%Y-%m-%d}",
         "since": since,
         "until": until,
+        "last_day": last_day,
         "decisions": decisions,
         "overrides": evidence["overrides"],
         "deployments": deployments,

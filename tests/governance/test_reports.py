@@ -230,3 +230,21 @@ def test_rendering_is_stopped_at_the_time_limit() -> None:
     html = "<html><body>" + "<table>" + "<tr><td>cell</td></tr>" * 20000 + "</table></body></html>"
     with pytest.raises(RenderError, match="longer than 0.2 s"):
         render_pdf(html, attachments=[], static_roots=[], timeout=0.2)
+
+
+def test_report_pages_render_to_png_and_no_word_leaves_the_page(served, risk_officer, tmp_path) -> None:
+    """What the eye checks on the pdftoppm images, checked on every word's box: long hashes and
+    justifications wrap inside the A4 page's margins."""
+    report = services.generate_version_report(served.pk, actor=risk_officer)
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(report.pdf)
+    subprocess.run(["pdftoppm", "-r", "30", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) == len(PdfReader(io.BytesIO(report.pdf)).pages) >= 3
+    boxes = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, check=True).stdout.decode()
+    words = re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">', boxes)
+    assert len(words) > 500
+    width, height = 595.28, 841.89  # A4 in points; the margins are 16 mm (45 pt) left and right
+    for x_min, y_min, x_max, y_max in words:
+        assert float(x_min) >= 40 and float(x_max) <= width - 40, (x_min, x_max)
+        assert float(y_min) >= 0 and float(y_max) <= height
