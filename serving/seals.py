@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from governance import audit
 from serving import merkle
 from serving.models import PredictionLog, PredictionSeal
-from serving.predict import LEAF_FIELDS, leaf_of, record_leaf
+from serving.predict import LEAF_FIELDS, leaf_of
 
 SEALED = "serving.predictions.sealed"
 
@@ -22,18 +22,20 @@ SEALED = "serving.predictions.sealed"
 def seal_predictions(*, batch_size: int | None = None) -> PredictionSeal | None:
     """Seal up to batch_size unsealed records (oldest first); None when there is nothing to seal."""
     limit = batch_size or settings.SEAL_BATCH_SIZE
-    records = list(
-        PredictionLog.objects.select_for_update(skip_locked=True).filter(seal__isnull=True).order_by("pk")[:limit]
+    width = len(LEAF_FIELDS)
+    rows = list(
+        PredictionLog.objects.select_for_update(skip_locked=True)
+        .filter(seal__isnull=True)
+        .order_by("pk")
+        .values_list(*LEAF_FIELDS, "pk", "leaf_hash")[:limit]
     )
-    if not records:
+    if not rows:
         return None
-    leaves = [record_leaf(r) for r in records]
-    tampered = [str(r.public_id) for r, leaf in zip(records, leaves, strict=True) if leaf.hex() != r.leaf_hash]
+    leaves = [leaf_of(row[:width]) for row in rows]
+    tampered = [str(row[0]) for row, leaf in zip(rows, leaves, strict=True) if leaf.hex() != row[width + 1]]
     root = merkle.root(leaves).hex()
-    seal = PredictionSeal.objects.create(
-        root=root, tree_size=len(records), first_record=records[0].pk, last_record=records[-1].pk
-    )
-    ids = [r.pk for r in records]
+    ids = [row[width] for row in rows]
+    seal = PredictionSeal.objects.create(root=root, tree_size=len(ids), first_record=ids[0], last_record=ids[-1])
     for start in range(0, len(ids), 5000):
         PredictionLog.objects.filter(pk__in=ids[start : start + 5000]).update(seal=seal)
     event = audit.record(
