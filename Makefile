@@ -14,7 +14,7 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 .DEFAULT_GOAL := help
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 1
-.PHONY: help demo serve bench bench-audit test test-sqlite test-services lint check browser pdftools venv clean
+.PHONY: help demo serve bench bench-audit typecheck test test-sqlite test-services lint check browser pdftools venv clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ lint: venv ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+typecheck: venv ## mypy with django-stubs and djangorestframework-stubs
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(VENV)/bin/mypy
+
 check: venv ## Django system checks and missing migrations
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py check
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py makemigrations --check --dry-run
@@ -89,7 +92,7 @@ test-services: venv pdftools ## The suite on PostgreSQL + Redis with a real Cele
 	DATABASE_URL=$(SERVICES_DATABASE_URL) CELERY_BROKER_URL=$(SERVICES_BROKER_URL) \
 	  $(PY) -m pytest tests --ignore=tests/e2e
 
-test: lint check test-sqlite test-services ## Everything: lint, checks, both suites
+test: lint typecheck check test-sqlite test-services ## Everything: lint, checks, both suites
 
 clean: ## Remove the virtualenv, the SQLite database and stored files
 	rm -rf $(VENV) db.sqlite3 var

@@ -66,7 +66,7 @@ def _actor_fields(actor: Any) -> tuple[int | None, str]:
     if actor is None:
         return None, "system"
     if isinstance(actor, models.Model):
-        return actor.pk, actor.get_username()
+        return actor.pk, str(getattr(actor, "username", actor.pk))
     # An API key bound to no user acts as itself.
     return None, str(getattr(actor, "username", actor))
 

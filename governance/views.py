@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -72,7 +73,7 @@ def _filters(request: HttpRequest, names: tuple[str, ...]) -> dict[str, str]:
 def index(request: HttpRequest) -> HttpResponse:
     _require_auditor(request)
     models = RegisteredModel.objects.select_related("owner").prefetch_related("versions").order_by("name")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for m in models:
         versions = list(m.versions.all())
         rows.append(
@@ -204,8 +205,8 @@ def predictions(request: HttpRequest) -> HttpResponse:
     try:
         f, records = _prediction_filters(request)
     except ReportError as exc:
-        context = {"error": exc.message, "f": request.GET, "outcomes": Outcome.choices, "records": []}
-        return render(request, "audit/predictions.html", context, status=400)
+        failed = {"error": exc.message, "f": request.GET, "outcomes": Outcome.choices, "records": []}
+        return render(request, "audit/predictions.html", failed, status=400)
     before = request.GET.get("before", "")
     if before.isdigit():
         records = records.filter(pk__lt=int(before))
@@ -213,7 +214,7 @@ def predictions(request: HttpRequest) -> HttpResponse:
     more = len(page) > PAGE
     page = page[:PAGE]
     query = urlencode({k: v for k, v in f.items() if v})
-    context = {
+    context: dict[str, Any] = {
         "f": f,
         "records": page,
         "next_before": page[-1].pk if more else None,
@@ -273,7 +274,7 @@ def _trail_page(request: HttpRequest, verification: dict[str, Any] | None = None
     page = list(events.order_by("-seq")[: PAGE + 1])
     more = len(page) > PAGE
     page = page[:PAGE]
-    context = {
+    context: dict[str, Any] = {
         "f": f,
         "events": page,
         "next_before": page[-1].seq if more else None,
@@ -297,7 +298,7 @@ EXPORTS = {"audit": "audit trail", "predictions": "prediction log"}
 
 @login_required
 @require_GET
-def export(request: HttpRequest, what: str, fmt: str) -> HttpResponse:
+def export(request: HttpRequest, what: str, fmt: str) -> HttpResponseBase:
     _require_auditor(request)
     if what not in EXPORTS or fmt not in ("csv", "jsonl"):
         raise Http404("No such export.")
@@ -305,7 +306,7 @@ def export(request: HttpRequest, what: str, fmt: str) -> HttpResponse:
         if what == "audit":
             f, events = _trail_filters(request)
             rows = exports.audit_rows(events)
-            columns = exports.AUDIT_COLUMNS
+            columns: tuple[str, ...] = exports.AUDIT_COLUMNS
         else:
             f, records = _prediction_filters(request)
             rows = exports.prediction_rows(records)

@@ -37,7 +37,7 @@ def _apply_errors(form: Any, exc: LifecycleError) -> None:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    user = request.user
+    user: Any = request.user
     context: dict[str, Any] = {"roles": sorted(roles_of(user))}
     if has_role(user, DATA_SCIENTISTS):
         mine = ModelVersion.objects.filter(created_by=user).select_related("registered_model")

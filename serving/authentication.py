@@ -72,7 +72,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("The API key's user is inactive.")
         if key.user is not None and is_refused_write(key.user, request.method):
             # The same rule as AuditorReadOnlyMiddleware, for auditors calling with a key.
-            record_refused_write(actor=key.user, method=request.method, path=request.path)
+            record_refused_write(actor=key.user, method=request.method or "", path=request.path)
             raise exceptions.PermissionDenied(READ_ONLY_MESSAGE)
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:

@@ -69,6 +69,7 @@ def run_tensors(sess: Any, tensors: dict[str, np.ndarray]) -> tuple[np.ndarray, 
 def compare(sess: Any, model: Any, frame: pd.DataFrame, schema: list[dict[str, str]], task: str) -> Comparison:
     labels, probabilities = run(sess, frame, schema)
     expected = np.asarray(model.predict(frame))
+    diff: float | None
     if task == "regression":
         diff = float(np.max(np.abs(labels.astype(float) - expected.astype(float)))) if len(expected) else 0.0
         agreement = float(np.mean(np.isclose(labels.astype(float), expected.astype(float), atol=TOLERANCE)))

@@ -163,7 +163,7 @@ def _insert(record: PredictionLog) -> None:
     quote = connection.ops.quote_name
     sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 (identifiers from the model, values bound)
         quote(PredictionLog._meta.db_table),
-        ", ".join(quote(f.column) for f in _INSERT_FIELDS),
+        ", ".join(quote(f.column or f.name) for f in _INSERT_FIELDS),
         ", ".join(["%s"] * len(_INSERT_FIELDS)),
     )
     values = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _INSERT_FIELDS]
@@ -210,7 +210,7 @@ def serve(
 ) -> Served:
     """Answer a prediction request, logged; raises ServingError (logged) when refused."""
     started = time.perf_counter()
-    common = {
+    common: dict[str, Any] = {
         "caller": caller,
         "model_name": model_name,
         "request_id": request_id,

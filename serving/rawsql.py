@@ -9,15 +9,15 @@ from typing import Any
 from django.db import connection, models
 
 
-def ordered(model: type[models.Model], fields: list[models.Field]) -> list[models.Field]:
+def ordered(model: type[models.Model], fields: list[Any]) -> list[Any]:
     """Model.from_db wants values in the model's field order, so the SELECT uses that order."""
     order = list(model._meta.concrete_fields)
     return sorted(fields, key=order.index)
 
 
-def select_sql(model: type[models.Model], fields: list[models.Field], where: str, alias: str = "t") -> str:
+def select_sql(model: type[models.Model], fields: list[Any], where: str, alias: str = "t") -> str:
     fields = ordered(model, fields)
-    columns = ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields)
+    columns = ", ".join(f"{alias}.{connection.ops.quote_name(f.column or f.name)}" for f in fields)
     table = connection.ops.quote_name(model._meta.db_table)
     # Identifiers come from the model, values are always bound parameters.
     return f"SELECT {columns} FROM {table} {alias} {where}"  # noqa: S608
@@ -34,7 +34,7 @@ def _plan(model: type[models.Model], names: tuple[str, ...]) -> tuple[list[str],
     return [f.attname for f in fields], converters, expressions
 
 
-def instance(model: type[models.Model], fields: list[models.Field], row: tuple[Any, ...]) -> Any:
+def instance(model: type[models.Model], fields: list[Any], row: tuple[Any, ...]) -> Any:
     attnames, converters, expressions = _plan(model, tuple(f.name for f in fields))
     values = []
     for value, convs, expression in zip(row, converters, expressions, strict=True):

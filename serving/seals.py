@@ -103,6 +103,7 @@ def inclusion_proof(record: PredictionLog) -> dict[str, object] | None:
     if record.seal_id is None:
         return None
     seal = record.seal
+    assert seal is not None  # seal_id is set
     records, leaves = seal_leaves(seal)
     index = next(i for i, r in enumerate(records) if r.pk == record.pk)
     return {

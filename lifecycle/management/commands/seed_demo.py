@@ -147,7 +147,7 @@ class Command(BaseCommand):
         features = [c["name"] for c in version.input_schema]
         rows = evaluation[features].head(40).to_dict(orient="records")
         caller = Caller(user=users["rita"], api_key=None)
-        common = {"caller": caller, "model_name": version.registered_model.name, "version_number": None}
+        common: dict[str, Any] = {"caller": caller, "model_name": version.registered_model.name, "version_number": None}
         for i in range(0, len(rows), 4):
             serve(**common, instances=rows[i : i + 4], request_id=f"demo-{i}")
         with contextlib.suppress(ServingError):  # refused and logged, as intended
