@@ -34,7 +34,36 @@ def convert(model: Any, schema: list[dict[str, str]]) -> bytes:
     onnx_model = convert_sklearn(
         model, initial_types=types, options={"zipmap": False}, target_opset={"": 17, "ai.onnx.ml": 3}
     )
-    return onnx_model.SerializeToString()
+    return round_tree_inputs_to_float32(onnx_model).SerializeToString()
+
+
+TREE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble")
+
+
+def round_tree_inputs_to_float32(onnx_model: Any) -> Any:
+    """scikit-learn's trees compare float32(x) with their thresholds (they cast X to float32
+    before walking the tree); a double-typed ONNX tree compares x itself, so a value close to a
+    threshold can take the other branch. Rounding a double input through float32 first gives
+    scikit-learn's semantics (on the demo forest: 37 of 300 rows differed by up to 0.046, after
+    this none by more than 1e-7). The comparison check still decides whether ONNX is used."""
+    from onnx import TensorProto, helper, shape_inference
+
+    inferred = shape_inference.infer_shapes(onnx_model)
+    known = {v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.input]}
+    graph = onnx_model.graph
+    for index in reversed(range(len(graph.node))):
+        node = graph.node[index]
+        if node.op_type not in TREE_OPS or known.get(node.input[0]) != TensorProto.DOUBLE:
+            continue
+        source = node.input[0]
+        to_float = helper.make_node("Cast", [source], [f"{source}_f32"], to=TensorProto.FLOAT, name=f"{source}_f32")
+        back = helper.make_node(
+            "Cast", [f"{source}_f32"], [f"{source}_as_sklearn"], to=TensorProto.DOUBLE, name=f"{source}_as_sklearn"
+        )
+        node.input[0] = f"{source}_as_sklearn"
+        graph.node.insert(index, back)
+        graph.node.insert(index, to_float)
+    return onnx_model
 
 
 def session(onnx_bytes: bytes) -> Any:

@@ -89,6 +89,12 @@ def test_version_report_reads_back_with_people_justification_fairness_and_verifi
     xmp = xmp_of(pdf)
     assert re.search(r"pdfaid:part(>|=\")3", xmp), xmp
     assert re.search(r"pdfaid:conformance(>|=\")B", xmp), xmp
+    root = PdfReader(io.BytesIO(pdf)).trailer["/Root"]
+    assert root["/OutputIntents"][0].get_object()["/S"] == "/GTS_PDFA1"
+    spec = root["/Names"]["/EmbeddedFiles"]["/Names"][1].get_object()
+    assert spec["/AFRelationship"] == "/Data" and spec["/F"] == "evidence.json"
+    fonts = subprocess.run(["pdffonts", "-"], input=pdf, capture_output=True).stdout.decode().splitlines()[2:]
+    assert fonts and all(line.split()[-5] == "yes" for line in fonts), fonts  # every font embedded
 
 
 def test_report_says_failed_when_the_trail_was_edited(served, risk_officer) -> None:

@@ -215,26 +215,36 @@ def test_onnx_runtime_serves_when_its_check_passed(keyed, production, german, lo
 def test_the_skops_model_serves_when_onnx_disagrees(
     keyed, data_scientist, risk_officer, german, train_csv, eval_csv, registered_model
 ):
+    """skl2onnx has no converter for LabelSpreading: its ONNX check fails (advisory) and the
+    version is served, exactly, by the skops model."""
     import skops.io as sio
+    from sklearn.pipeline import Pipeline
+    from sklearn.semi_supervised import LabelSpreading
 
     from governance.models import CheckRun
     from governance.policies import active_policy
     from tests.conftest import make_version
 
     policy = active_policy()
-    type(policy).objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
-    forest = demo_data.train_random_forest(german[0])
+    type(policy).objects.filter(pk=policy.pk).update(
+        max_fairness_difference=1.0, min_fairness_ratio=0.0, min_accuracy=0.0, min_balanced_accuracy=0.0,
+        min_roc_auc=0.0, min_f1=0.0,
+    )  # fmt: skip
+    features = demo_data.NUMERIC + demo_data.CATEGORICAL
+    spreading = Pipeline([("prepare", demo_data._preprocessor()), ("classify", LabelSpreading())])
+    spreading.fit(german[0][features], german[0][demo_data.LABEL])
     version = checked(
-        make_version(data_scientist, registered_model, sio.dumps(forest), train_csv, eval_csv), data_scientist
+        make_version(data_scientist, registered_model, sio.dumps(spreading), train_csv, eval_csv), data_scientist
     )
     onnx = CheckRun.objects.get(version=version, kind="onnx")
-    assert onnx.status == "failed" and "served with skops" in onnx.warning
+    assert onnx.status == "failed" and "served with its skops model" in onnx.warning, onnx.warning
+    assert onnx.metrics["converted"] is False
     workflow.approve_version(version.pk, actor=risk_officer, justification=OK)
     workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live.")
     response = predict(keyed, instances=rows(german, 20))
-    frame = german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(20)
-    assert response.json()["probabilities"] == forest.predict_proba(frame).tolist()
-    assert response.json()["predictions"] == forest.predict(frame).tolist()
+    frame = german[1][features].head(20)
+    assert response.json()["probabilities"] == spreading.predict_proba(frame).tolist()
+    assert response.json()["predictions"] == spreading.predict(frame).tolist()
     assert PredictionLog.objects.get(outcome="ok").engine == "skops"
 
 
@@ -259,3 +269,32 @@ def test_missing_model_files_give_a_logged_503_not_a_500(keyed, production, germ
     assert response.json()["error"]["code"] == "model_unavailable" and "predictions" not in response.json()
     record = PredictionLog.objects.get()
     assert record.outcome == "error" and "model_unavailable" in record.reason
+
+
+def test_a_random_forest_is_served_by_onnx_runtime_with_scikit_learns_answers(
+    keyed, data_scientist, risk_officer, german, train_csv, eval_csv, registered_model
+):
+    """scikit-learn's trees compare float32 features; the converted forest now does too, so its
+    ONNX check passes and ONNX Runtime answers with the same labels."""
+    import skops.io as sio
+
+    from governance.models import CheckRun
+    from governance.policies import active_policy
+    from tests.conftest import make_version
+
+    policy = active_policy()
+    type(policy).objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    forest = demo_data.train_random_forest(german[0])
+    version = checked(
+        make_version(data_scientist, registered_model, sio.dumps(forest), train_csv, eval_csv), data_scientist
+    )
+    onnx = CheckRun.objects.get(version=version, kind="onnx")
+    assert onnx.status == "passed", onnx.warning
+    assert onnx.metrics["label_agreement"] == 1.0 and onnx.metrics["max_probability_difference"] <= 1e-5
+    workflow.approve_version(version.pk, actor=risk_officer, justification=OK)
+    workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live.")
+    frame = german[1][demo_data.NUMERIC + demo_data.CATEGORICAL]
+    response = predict(keyed, instances=frame.to_dict(orient="records"))
+    assert response.json()["predictions"] == forest.predict(frame).tolist()
+    assert np.allclose(response.json()["probabilities"], forest.predict_proba(frame), atol=1e-5)
+    assert PredictionLog.objects.get(outcome="ok").engine == "onnx"
