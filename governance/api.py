@@ -15,17 +15,14 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from governance import services
-from governance.roles import AUDITORS, RISK_OFFICERS, roles_of
 from governance.views import parse_moment
 from lifecycle.errors import LifecycleError
 from lifecycle.models import ModelVersion
+from serving import api as serving_api
 
 
-class IsAuditorOrOfficer(permissions.BasePermission):
+class IsAuditorOrOfficer(serving_api.IsAuditorOrOfficer):
     message = "Only auditors and risk officers get compliance reports."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return bool(roles_of(request.user) & {AUDITORS, RISK_OFFICERS})
 
 
 class PdfRenderer(renderers.BaseRenderer):

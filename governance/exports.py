@@ -20,24 +20,26 @@ CHUNK_ROWS = 2000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 AUDIT_COLUMNS = ("seq", "created_at", "actor", "action", "target_type", "target_id", "target", "data", "hash")
-PREDICTION_COLUMNS = (
-    "id",
-    "created_at",
-    "model",
-    "version",
-    "caller",
-    "request_id",
-    "protocol",
-    "outcome",
-    "reason",
-    "n_rows",
-    "engine",
-    "latency_ms",
-    "inputs",
-    "outputs",
-    "leaf_hash",
-    "seal",
-)
+# Export column -> log field, in the order of the CSV columns.
+PREDICTION_FIELDS = {
+    "id": "public_id",
+    "created_at": "created_at",
+    "model": "model_name",
+    "version": "version_number",
+    "caller": "caller",
+    "request_id": "request_id",
+    "protocol": "protocol",
+    "outcome": "outcome",
+    "reason": "reason",
+    "n_rows": "n_rows",
+    "engine": "engine",
+    "latency_ms": "latency_ms",
+    "inputs": "inputs_json",
+    "outputs": "outputs_json",
+    "leaf_hash": "leaf_hash",
+    "seal": "seal_id",
+}
+PREDICTION_COLUMNS = tuple(PREDICTION_FIELDS)
 
 
 def neutralise(value: Any) -> Any:
@@ -69,44 +71,15 @@ def audit_rows(events: QuerySet[AuditEvent]) -> Iterator[dict[str, Any]]:
 
 
 def prediction_rows(records: QuerySet[PredictionLog]) -> Iterator[dict[str, Any]]:
-    fields = (
-        "public_id",
-        "created_at",
-        "model_name",
-        "version_number",
-        "caller",
-        "request_id",
-        "protocol",
-        "outcome",
-        "reason",
-        "n_rows",
-        "engine",
-        "latency_ms",
-        "inputs_json",
-        "outputs_json",
-        "leaf_hash",
-        "seal_id",
-    )
-    for row in records.order_by("pk").values_list(*fields).iterator(chunk_size=CHUNK_ROWS):
-        yield {
-            "id": str(row[0]),
-            "created_at": _stamp(row[1]),
-            "model": row[2],
-            "version": row[3],
-            "caller": row[4],
-            "request_id": row[5],
-            "protocol": row[6],
-            "outcome": row[7],
-            "reason": row[8],
-            "n_rows": row[9],
-            "engine": row[10],
-            "latency_ms": row[11],
-            # Stored as canonical JSON text: passed through as is (JSONL) or as the cell text (CSV).
-            "inputs": RawJson(row[12]),
-            "outputs": RawJson(row[13]),
-            "leaf_hash": row[14],
-            "seal": row[15],
-        }
+    rows = records.order_by("pk").values_list(*PREDICTION_FIELDS.values()).iterator(chunk_size=CHUNK_ROWS)
+    for values in rows:
+        row = dict(zip(PREDICTION_COLUMNS, values, strict=True))
+        row["id"] = str(row["id"])
+        row["created_at"] = _stamp(row["created_at"])
+        # Stored as canonical JSON text: passed through as is (JSONL) or as the cell text (CSV).
+        row["inputs"] = RawJson(row["inputs"])
+        row["outputs"] = RawJson(row["outputs"])
+        yield row
 
 
 class RawJson(str):

@@ -64,6 +64,17 @@ def parse_moment(value: str, *, field: str, end: bool = False) -> datetime | Non
     return start
 
 
+def _keyset_page(request: HttpRequest, rows: QuerySet[Any], key: str) -> tuple[list[Any], int | None]:
+    """Newest first, PAGE at a time, continuing below `?before=<key>` (no OFFSET scans)."""
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        rows = rows.filter(**{f"{key}__lt": int(before)})
+    page = list(rows.order_by(f"-{key}")[: PAGE + 1])
+    more = len(page) > PAGE
+    page = page[:PAGE]
+    return page, (getattr(page[-1], key) if more else None)
+
+
 def _filters(request: HttpRequest, names: tuple[str, ...]) -> dict[str, str]:
     return {n: request.GET.get(n, "").strip() for n in names}
 
@@ -207,18 +218,12 @@ def predictions(request: HttpRequest) -> HttpResponse:
     except ReportError as exc:
         failed = {"error": exc.message, "f": request.GET, "outcomes": Outcome.choices, "records": []}
         return render(request, "audit/predictions.html", failed, status=400)
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        records = records.filter(pk__lt=int(before))
-    page = list(records.order_by("-pk")[: PAGE + 1])
-    more = len(page) > PAGE
-    page = page[:PAGE]
-    query = urlencode({k: v for k, v in f.items() if v})
+    page, next_before = _keyset_page(request, records, "pk")
     context: dict[str, Any] = {
         "f": f,
         "records": page,
-        "next_before": page[-1].pk if more else None,
-        "query": query,
+        "next_before": next_before,
+        "query": urlencode({k: v for k, v in f.items() if v}),
         "outcomes": Outcome.choices,
         "models": RegisteredModel.objects.values_list("name", flat=True),
     }
@@ -268,16 +273,11 @@ def _trail_page(request: HttpRequest, verification: dict[str, Any] | None = None
         f, events = _trail_filters(request)
     except ReportError as exc:
         return render(request, "audit/trail.html", {"error": exc.message, "f": request.GET, "events": []}, status=400)
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        events = events.filter(seq__lt=int(before))
-    page = list(events.order_by("-seq")[: PAGE + 1])
-    more = len(page) > PAGE
-    page = page[:PAGE]
+    page, next_before = _keyset_page(request, events, "seq")
     context: dict[str, Any] = {
         "f": f,
         "events": page,
-        "next_before": page[-1].seq if more else None,
+        "next_before": next_before,
         "query": urlencode({k: v for k, v in f.items() if v}),
         "verification": verification,
         "actions": AuditEvent.objects.order_by().values_list("action", flat=True).distinct(),
