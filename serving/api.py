@@ -7,7 +7,9 @@ import json
 import re
 from typing import Any
 
+import orjson
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import pagination, permissions, serializers
@@ -26,6 +28,31 @@ from serving.services import record_outcome
 from serving.throttling import ApiKeyRateThrottle
 
 PREDICTION_ID = re.compile(r"^(?P<record>[0-9a-f-]{36})(?:\.(?P<row>\d+))?$")
+
+
+LONG_NUMBER = re.compile(rb"\d{19,}")
+
+
+def parse_json(body: bytes) -> Any:
+    """orjson (several times faster on 1,000-row batches) unless the body has a number of 19 or
+    more digits, which orjson would turn into a float where Python keeps the exact integer: the
+    log must hold what was sent. What orjson refuses but Python reads (NaN) goes to Python's
+    parser too, so the input checks can name the bad field."""
+    body = body or b"null"
+    if LONG_NUMBER.search(body):
+        return json.loads(body)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
+def fast_json_response(data: dict[str, Any]) -> HttpResponse | Response:
+    """Rendered with orjson: DRF's renderer took longer than the model on 1,000-row batches."""
+    try:
+        return HttpResponse(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), content_type="application/json")
+    except (TypeError, orjson.JSONEncodeError):
+        return Response(data)
 
 
 def caller_of(request: Request) -> Caller:
@@ -60,10 +87,10 @@ class ModelPredictApi(APIView):
     throttle_classes = [ApiKeyRateThrottle]
 
     @extend_schema(request=PredictRequestSerializer, responses={200: PredictResponseSerializer})
-    def post(self, request: Request, name: str) -> Response:
+    def post(self, request: Request, name: str) -> HttpResponse | Response:
         caller = caller_of(request)
         try:
-            body = json.loads(request.body or b"null")
+            body = parse_json(request.body)
         except RequestDataTooBig:
             return self.refuse(
                 request, name, ServingError("The request body is too large.", status=413, code="too_large")
@@ -105,7 +132,7 @@ class ModelPredictApi(APIView):
         if served.probabilities is not None:
             data["probabilities"] = served.probabilities
             data["classes"] = served.version.classes
-        return Response(data)
+        return fast_json_response(data)
 
     def refuse(self, request: Request, name: str, exc: ServingError) -> Response:
         logged = log_refusal(

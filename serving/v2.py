@@ -4,11 +4,11 @@ parsed here whatever the Content-Type (common v2 clients send none); errors are
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import connection
+from django.http import HttpResponse
 from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -173,12 +173,12 @@ def tensors_to_instances(body: dict[str, Any], schema: list[dict[str, str]]) -> 
 
 
 class ModelInferApi(V2View):
-    def post(self, request: Request, name: str, version: int | None = None) -> Response:
-        from serving.api import caller_of
+    def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse | Response:
+        from serving.api import caller_of, fast_json_response, parse_json
 
         caller = caller_of(request)
         try:
-            body = json.loads(request.body or b"null")
+            body = parse_json(request.body)
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object with inputs")
         except RequestDataTooBig:
@@ -236,4 +236,4 @@ class ModelInferApi(V2View):
         }
         if request_id:
             response["id"] = request_id
-        return Response(response)
+        return fast_json_response(response)

@@ -298,3 +298,15 @@ def test_a_random_forest_is_served_by_onnx_runtime_with_scikit_learns_answers(
     assert response.json()["predictions"] == forest.predict(frame).tolist()
     assert np.allclose(response.json()["probabilities"], forest.predict_proba(frame), atol=1e-5)
     assert PredictionLog.objects.get(outcome="ok").engine == "onnx"
+
+
+def test_long_integers_are_logged_exactly_as_sent(keyed, production, german):
+    """The fast JSON parser would turn a 25-digit integer into a float; the log keeps it exact."""
+    row = rows(german, 1)[0] | {"credit_amount": 10**24}
+    response = keyed.post(
+        "/api/v1/models/credit-risk/predict", data=json.dumps({"instances": [row]}), content_type="application/json"
+    )
+    assert response.status_code == 200, response.content  # a number, so it is answered (and logged)
+    record = PredictionLog.objects.get()
+    assert record.inputs[0]["credit_amount"] == 10**24
+    assert '"credit_amount":1000000000000000000000000' in record.inputs_json
