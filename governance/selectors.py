@@ -1,4 +1,4 @@
-"""Reads with a rule: review queue, deployment history, decisions."""
+"""Reads with a rule: review queue, deployment history, decisions, the audit trail's filters."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from governance.models import Decision, DecisionKind, Deployment
+from governance.models import AuditEvent, Decision, DecisionKind, Deployment
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 
 
@@ -33,3 +33,21 @@ def deployment_at(model: RegisteredModel, when: datetime) -> Deployment | None:
 def approvals_of(version: ModelVersion, review_round: int | None = None) -> QuerySet[Decision]:
     rnd = version.review_round if review_round is None else review_round
     return Decision.objects.filter(version=version, round=rnd, kind=DecisionKind.APPROVE).order_by("created_at")
+
+
+def audit_events(
+    *, action: str = "", actor: str = "", target: str = "", since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[AuditEvent]:
+    """The audit trail for auditors: action prefix, exact person, target text, [since, until)."""
+    events = AuditEvent.objects.all()
+    if action:
+        events = events.filter(action__startswith=action)
+    if actor:
+        events = events.filter(actor_username=actor)
+    if target:
+        events = events.filter(target_repr__icontains=target)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    if until is not None:
+        events = events.filter(created_at__lt=until)
+    return events

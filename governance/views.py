@@ -21,7 +21,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from governance import exports, review, services
+from governance import exports, review, selectors, services
 from governance.errors import ReportError
 from governance.lineage import build_lineage, lineage_svg
 from governance.models import AuditEvent, Deployment
@@ -53,15 +53,21 @@ def parse_moment(value: str, *, field: str, end: bool = False) -> datetime | Non
     value = (value or "").strip()
     if not value:
         return None
+    bad = ReportError(f"{field}: {value!r} is not a date (YYYY-MM-DD) or an ISO 8601 date-time.", field=field)
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        moment = parse_datetime(value.replace(" ", "T"))
+        try:
+            moment = parse_datetime(value.replace(" ", "T"))
+        except ValueError:  # well formed but impossible, e.g. month 13
+            raise bad from None
         if moment is None:
-            raise ReportError(f"{field}: {value!r} is not a date (YYYY-MM-DD) or an ISO 8601 date-time.", field=field)
+            raise bad from None
         return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
-    start = datetime.combine(day + timedelta(days=1) if end else day, time.min, tzinfo=UTC)
-    return start
+    try:
+        return datetime.combine(day + timedelta(days=1) if end else day, time.min, tzinfo=UTC)
+    except OverflowError:  # the day after 9999-12-31
+        raise bad from None
 
 
 def _keyset_page(request: HttpRequest, rows: QuerySet[Any], key: str) -> tuple[list[Any], int | None]:
@@ -245,19 +251,13 @@ def prediction_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
 
 def _trail_filters(request: HttpRequest) -> tuple[dict[str, str], QuerySet[AuditEvent]]:
     f = _filters(request, ("action", "actor", "target", "since", "until"))
-    events = AuditEvent.objects.all()
-    if f["action"]:
-        events = events.filter(action__startswith=f["action"])
-    if f["actor"]:
-        events = events.filter(actor_username=f["actor"])
-    if f["target"]:
-        events = events.filter(target_repr__icontains=f["target"])
-    since = parse_moment(f["since"], field="since")
-    until = parse_moment(f["until"], field="until", end=True)
-    if since:
-        events = events.filter(created_at__gte=since)
-    if until:
-        events = events.filter(created_at__lt=until)
+    events = selectors.audit_events(
+        action=f["action"],
+        actor=f["actor"],
+        target=f["target"],
+        since=parse_moment(f["since"], field="since"),
+        until=parse_moment(f["until"], field="until", end=True),
+    )
     return f, events
 
 

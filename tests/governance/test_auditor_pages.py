@@ -156,3 +156,16 @@ def test_exports_stream_csv_and_jsonl_with_formulas_neutralised(served, auditor,
     exported = AuditEvent.objects.filter(action=services.EXPORT_STARTED)
     assert exported.count() == 3 and {e.data["format"] for e in exported} == {"csv", "jsonl"}
     assert client.get("/audit/exports/secrets.csv").status_code == 404
+
+
+@pytest.mark.parametrize("value", ["2026-13-45", "2026-02-30T10:00", "9999-12-31", "yesterday", "2026-01-01T25:00"])
+def test_impossible_dates_are_a_named_400_not_a_500(value, auditor, client, api_client) -> None:
+    login(client, auditor)
+    for url in (f"/audit/predictions/?until={value}", f"/audit/trail/?until={value}"):
+        response = client.get(url)
+        assert response.status_code == 400, (url, response.status_code)
+        assert "until: " in response.content.decode()
+    api_client.force_authenticate(auditor)
+    response = api_client.get(f"/api/v1/reports/period.pdf?since=2026-01-01&until={value}")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("until: ")
