@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from governance import services
-from governance.views import parse_moment
+from governance.views import parse_moment, pdf_response
 from lifecycle.errors import LifecycleError
 from lifecycle.models import ModelVersion
 from serving import api as serving_api
@@ -36,13 +36,6 @@ class PdfRenderer(renderers.BaseRenderer):
         return data if isinstance(data, bytes) else json.dumps(data).encode()
 
 
-def _pdf(report: Any, filename: str) -> HttpResponse:
-    response = HttpResponse(report.pdf, content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["X-Report-SHA256"] = report.sha256
-    return response
-
-
 PDF_RESPONSE = {(200, "application/pdf"): OpenApiTypes.BINARY}
 
 
@@ -54,7 +47,7 @@ class VersionReportApi(APIView):
     def get(self, request: Request, name: str, version: int) -> HttpResponse:
         v = get_object_or_404(ModelVersion, registered_model__name=name, version=version)
         report = services.generate_version_report(v.pk, actor=request.user)
-        return _pdf(report, f"{name}-v{version}-compliance-report.pdf")
+        return pdf_response(report, f"{name}-v{version}-compliance-report.pdf")
 
 
 class PeriodReportApi(APIView):
@@ -75,4 +68,4 @@ class PeriodReportApi(APIView):
         if since is None or until is None:
             raise LifecycleError("Give both since and until.", field="since" if since is None else "until")
         report = services.generate_period_report(since=since, until=until, actor=request.user)
-        return _pdf(report, f"governance-report-{since:%Y%m%d}-{until:%Y%m%d}.pdf")
+        return pdf_response(report, f"governance-report-{since:%Y%m%d}-{until:%Y%m%d}.pdf")

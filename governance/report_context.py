@@ -10,6 +10,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
 
@@ -20,6 +21,7 @@ from lifecycle.api import version_data
 from lifecycle.models import ModelVersion
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
+from serving.models import PredictionSeal
 
 MAX_SEALS_SHOWN = 40
 
@@ -38,9 +40,10 @@ def _actor_name(actor: Any) -> str:
     return getattr(actor, "username", "") or "system"
 
 
-def verification() -> dict[str, Any]:
+def verification(seals: QuerySet[PredictionSeal] | None = None) -> dict[str, Any]:
+    """The audit chain and the prediction seals (all, or the given ones) recomputed now."""
     chain = audit.verify_chain()
-    sealed = seal_service.verify_seals()
+    sealed = seal_service.verify_seals(seals)
     return {
         "ok": chain.ok and sealed.ok,
         "chain": {"ok": chain.ok, "events_checked": chain.events_checked, "message": chain.message},
@@ -94,14 +97,7 @@ def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = 
     serving = serving_selectors.serving_summary(version_id=version.pk)
     covering = serving_selectors.seals_covering(version.pk)
     seals = [_seal_row(s) for s in covering]
-    chain = audit.verify_chain()
-    sealed = seal_service.verify_seals(covering)
-    verified = {
-        "ok": chain.ok and sealed.ok,
-        "chain": {"ok": chain.ok, "events_checked": chain.events_checked, "message": chain.message},
-        "seals": {"ok": sealed.ok, "seals_checked": sealed.seals_checked, "message": sealed.message},
-        "verified_at": now,
-    }
+    verified = {**verification(covering), "verified_at": now}
     graph = build_lineage([version])
     unsealed = version.predictions.filter(seal__isnull=True).count()
     evidence = {

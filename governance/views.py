@@ -82,7 +82,11 @@ def _keyset_page(request: HttpRequest, rows: QuerySet[Any], key: str) -> tuple[l
 
 
 def _filters(request: HttpRequest, names: tuple[str, ...]) -> dict[str, str]:
-    return {n: request.GET.get(n, "").strip() for n in names}
+    values = {n: request.GET.get(n, "").strip() for n in names}
+    for name, value in values.items():
+        if "\x00" in value:  # PostgreSQL cannot compare text with NUL: a named 400, not a 500
+            raise ReportError(f"{name}: the NUL character is not allowed in a filter.", field=name)
+    return values
 
 
 @login_required
@@ -161,7 +165,8 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
     return render(request, "audit/version.html", context)
 
 
-def _pdf(report: Any, filename: str) -> HttpResponse:
+def pdf_response(report: Any, filename: str) -> HttpResponse:
+    """The report as a download, with the SHA-256 the audit trail recorded for it."""
     response = HttpResponse(report.pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Report-SHA256"] = report.sha256
@@ -176,7 +181,7 @@ def version_report(request: HttpRequest, name: str, version: int) -> HttpRespons
         report = services.generate_version_report(v.pk, actor=request.user)
     except ReportError as exc:
         return render(request, "audit/error.html", {"message": exc.message}, status=exc.status)
-    return _pdf(report, f"{v.registered_model.name}-v{v.version}-compliance-report.pdf")
+    return pdf_response(report, f"{v.registered_model.name}-v{v.version}-compliance-report.pdf")
 
 
 @login_required
@@ -195,7 +200,7 @@ def period_report(request: HttpRequest) -> HttpResponse:
     except ReportError as exc:
         context = {"error": exc.message, "since": request.GET.get("since"), "until": request.GET.get("until")}
         return render(request, "audit/reports.html", context, status=exc.status)
-    return _pdf(report, f"governance-report-{since:%Y%m%d}-{until:%Y%m%d}.pdf")
+    return pdf_response(report, f"governance-report-{since:%Y%m%d}-{until:%Y%m%d}.pdf")
 
 
 def _prediction_filters(request: HttpRequest) -> tuple[dict[str, str], QuerySet[PredictionLog]]:

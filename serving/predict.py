@@ -125,6 +125,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: a client's NUL (in a request id, or echoed in a refusal
+    reason) is stored as U+FFFD, so the record is still written instead of the log failing."""
+    return value.replace("\x00", "\ufffd")
+
+
 def _write(
     *,
     caller: Caller,
@@ -142,16 +148,16 @@ def _write(
     record = PredictionLog(
         public_id=uuid.uuid4(),
         created_at=timezone.now(),
-        model_name=model_name[:64],
+        model_name=_text(model_name)[:64],
         version=version,
         version_number=version.version if version else None,
         api_key=caller.api_key,
         user=caller.user if getattr(caller.user, "pk", None) else None,
-        caller=caller.name[:150],
-        request_id=(request_id or "")[:200],
+        caller=_text(caller.name)[:150],
+        request_id=_text(request_id or "")[:200],
         protocol=protocol,
         outcome=outcome,
-        reason=reason[:5000],
+        reason=_text(reason)[:5000],
         n_rows=len(inputs) if isinstance(inputs, list) and outcome == Outcome.OK else 0,
         # valid input was checked finite already; anything refused is made JSON-safe first
         inputs_json=dump_json((inputs if outcome == Outcome.OK else _json_safe(inputs)) if inputs is not None else []),
@@ -227,6 +233,13 @@ def serve(
         "protocol": protocol,
         "started": started,
     }
+    if "\x00" in request_id:
+        raise _refuse(
+            ServingError("The request id must not contain the NUL character.", status=400, code="invalid_input"),
+            outcome=Outcome.INVALID,
+            inputs=[],
+            **common,
+        )
     if not caller.may_predict:
         raise _refuse(
             ServingError("Your account has no role that may request predictions.", status=403, code="forbidden"),

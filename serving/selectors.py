@@ -91,7 +91,11 @@ def logged_predictions(
     outcome: str = "",
     request_id: str = "",
 ) -> QuerySet[PredictionLog]:
-    """The prediction log for auditors, filtered; newest first is the paginator's job."""
+    """The prediction log for auditors, filtered; newest first is the paginator's job. A text
+    filter holding NUL (which PostgreSQL cannot compare) is a ValueError for the interface."""
+    for name, value in (("model", model), ("outcome", outcome), ("request_id", request_id)):
+        if "\x00" in value:
+            raise ValueError(f"{name}: the NUL character is not allowed")
     records = PredictionLog.objects.all()
     if model:
         records = records.filter(model_name=model)

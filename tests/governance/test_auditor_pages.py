@@ -169,3 +169,21 @@ def test_impossible_dates_are_a_named_400_not_a_500(value, auditor, client, api_
     response = api_client.get(f"/api/v1/reports/period.pdf?since=2026-01-01&until={value}")
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith("until: ")
+
+
+def test_a_nul_character_in_a_filter_is_a_named_400(auditor, client, api_client) -> None:
+    """PostgreSQL cannot compare text holding NUL: this was a 500 there before."""
+    login(client, auditor)
+    for url, field in (
+        ("/audit/predictions/?request_id=a%00b", "request_id"),
+        ("/audit/predictions/?model=%00", "model"),
+        ("/audit/trail/?actor=a%00b", "actor"),
+        ("/audit/exports/audit.csv?target=%00", "target"),
+    ):
+        response = client.get(url)
+        assert response.status_code == 400, url
+        assert f"{field}: the NUL character is not allowed" in response.content.decode()
+    api_client.force_authenticate(auditor)
+    response = api_client.get("/api/v1/predictions/?request_id=a%00b")
+    assert response.status_code == 400
+    assert "NUL" in response.json()["error"]["message"]

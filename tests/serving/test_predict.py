@@ -310,3 +310,21 @@ def test_long_integers_are_logged_exactly_as_sent(keyed, production, german):
     record = PredictionLog.objects.get()
     assert record.inputs[0]["credit_amount"] == 10**24
     assert '"credit_amount":1000000000000000000000000' in record.inputs_json
+
+
+def test_nul_characters_from_the_client_are_refused_and_still_logged(keyed, production, german):
+    """PostgreSQL text cannot hold NUL: the refusal is logged (NUL stored as U+FFFD), not a 503."""
+    body = {"instances": rows(german, 1), "request_id": "order\u00007"}
+    response = keyed.post("/api/v1/models/credit-risk/predict", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "The request id must not contain the NUL character."
+    bad_field = {"instances": [rows(german, 1)[0] | {"evil\u0000": 1}]}
+    response = keyed.post(
+        "/api/v1/models/credit-risk/predict", data=json.dumps(bad_field), content_type="application/json"
+    )
+    assert response.status_code == 400
+    records = list(PredictionLog.objects.order_by("pk"))
+    assert [r.outcome for r in records] == ["invalid", "invalid"]
+    assert records[0].request_id == "order\ufffd7"
+    assert "evil\ufffd" in records[1].reason and "\x00" not in records[1].reason
+    assert records[1].inputs[0]["evil\x00"] == 1  # the inputs keep exactly what was sent, as JSON text
