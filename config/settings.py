@@ -83,6 +83,12 @@ else:
     # Reconnecting per request cost 2-3x throughput in the serving benchmark (BENCHMARKS.md).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # The serving path's few statements run as prepared statements (serving/rawsql.py): planned
+    # once per connection instead of every request. Django's own queries are never prepared
+    # (client-side binding), so the threshold only enables the explicit ones. Turn it off
+    # behind a connection pooler in transaction mode (PgBouncer), which cannot keep them.
+    if env.bool("DB_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -18,6 +19,12 @@ def error_response(code: str, message: str, http_status: int, details: Any = Non
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, SubmissionInvalid):
         return error_response(exc.code, exc.message, exc.status, exc.errors)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database cannot be reached (down, restarting, connection lost mid-request): nothing
+        # was done and nothing can be recorded, so no answer is given either.
+        return error_response(
+            "database_unavailable", "The database is unreachable, so nothing was done. Try again later.", 503
+        )
     if isinstance(exc, LifecycleError):
         details = exc.details if exc.details is not None else ({exc.field: [exc.message]} if exc.field else None)
         return error_response(exc.code, exc.message, exc.status, details)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -46,10 +45,8 @@ _KEY_SQL = rawsql.select_sql(ApiKey, _KEY_FIELDS, "WHERE t.key_hash = %s")
 
 def _key_by_hash(key_hash: str) -> ApiKey | None:
     """One precompiled query per request (checked every time: a revoked key fails at once)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_KEY_SQL, [key_hash])
-        row = cursor.fetchone()
-    return None if row is None else rawsql.instance(ApiKey, _KEY_FIELDS, row)
+    rows = rawsql.fetch(_KEY_SQL, [key_hash])
+    return rawsql.instance(ApiKey, _KEY_FIELDS, rows[0]) if rows else None
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -33,24 +34,37 @@ def _type_error(value: Any, dtype: str) -> str | None:
     return None if isinstance(value, str) else f"must be a string, got {type(value).__name__}"
 
 
+_EXACT_TYPES = {"string": {str}, "int64": {int}, "bool": {bool}}
+
+
 def _fast_ok(instances: list[Any], schema: list[dict[str, str]]) -> bool:
-    """The common case in one pass per column (no per-value function calls)."""
+    """The common case, column by column with C-level passes (map, set, numpy): a 1,000-row batch
+    is checked in a fraction of a millisecond. Anything unusual goes to the slow path, which
+    names each bad field and row."""
     names = {c["name"] for c in schema}
-    if not all(type(row) is dict and row.keys() == names for row in instances):
+    if set(map(type, instances)) != {dict}:
+        return False
+    if set(map(len, instances)) != {len(names)}:
         return False
     for column in schema:
-        values = [row[column["name"]] for row in instances]
-        dtype = column["dtype"]
-        if dtype == "string":
-            ok = all(type(v) is str for v in values)
-        elif dtype == "int64":
-            ok = all(type(v) is int for v in values)
-        elif dtype == "float64":
-            ok = all(type(v) is int or (type(v) is float and math.isfinite(v)) for v in values)
-        else:
-            ok = all(type(v) is bool for v in values)
-        if not ok:
+        try:  # every row has every name and no more names than the schema: exactly the schema's
+            values = list(map(operator.itemgetter(column["name"]), instances))
+        except KeyError:
             return False
+        types = set(map(type, values))
+        dtype = column["dtype"]
+        if dtype in _EXACT_TYPES:
+            if types != _EXACT_TYPES[dtype]:
+                return False
+        elif not types <= {int, float}:
+            return False
+        elif float in types:
+            try:
+                finite = bool(np.isfinite(np.array(values, dtype=np.float64)).all())
+            except (OverflowError, ValueError, TypeError):
+                return False
+            if not finite:
+                return False
     return True
 
 

@@ -4,6 +4,7 @@ client gets 503 and no prediction. Refused and failed requests are logged too.""
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import uuid
@@ -19,11 +20,11 @@ from governance.audit import canonical_json
 from governance.roles import roles_of
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
-from serving import engine, merkle
+from serving import engine, merkle, rawsql
 from serving.errors import ServingError
 from serving.inputs import check_rows
 from serving.models import ApiKey, Outcome, PredictionLog
-from serving.selectors import get_servable_version
+from serving.selectors import forget_servable_version, recent_servable_version, servable_guard
 
 
 @dataclass
@@ -144,7 +145,9 @@ def _write(
     outputs: dict[str, Any] | None = None,
     engine_name: str = "",
     started: float,
-) -> PredictionLog:
+    guard: Guard | None = None,
+) -> PredictionLog | None:
+    """Write the record; None if a guard found the version no longer servable (nothing written)."""
     record = PredictionLog(
         public_id=uuid.uuid4(),
         created_at=timezone.now(),
@@ -166,29 +169,53 @@ def _write(
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
     )
     record.leaf_hash = record_leaf(record).hex()
-    _insert(record)
-    return record
+    return record if _insert(record, guard) else None
 
 
 _INSERT_FIELDS = [f for f in PredictionLog._meta.concrete_fields if not f.primary_key]
+Guard = tuple[int, str, tuple[str, ...]]  # (version id, artifact SHA-256, statuses): selectors.servable_guard
 
 
-def _insert(record: PredictionLog) -> None:
-    """One INSERT of a prepared statement: the ORM's query compilation cost more than the
-    write itself on the serving path. In autocommit mode it is durable when execute returns."""
+@functools.cache
+def _insert_sql(vendor: str, guard_size: int) -> str:
+    """INSERT ... VALUES for refusals; for answers INSERT ... SELECT ... WHERE the version row is
+    still servable, so no answer is logged (and so returned) once its version stopped being
+    servable, whatever a process remembered."""
     quote = connection.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 (identifiers from the model, values bound)
-        quote(PredictionLog._meta.db_table),
-        ", ".join(quote(f.column or f.name) for f in _INSERT_FIELDS),
-        ", ".join(["%s"] * len(_INSERT_FIELDS)),
+    table = quote(PredictionLog._meta.db_table)
+    columns = ", ".join(quote(f.column or f.name) for f in _INSERT_FIELDS)
+    if not guard_size:
+        # Identifiers come from the model, values are always bound parameters.
+        return f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(_INSERT_FIELDS))})"  # noqa: S608
+
+    def placeholder(field: Any) -> str:
+        if vendor != "postgresql":
+            return "%s"
+        # INSERT ... SELECT gives bare parameters no column type: name it (text for strings, so
+        # an over-long value is an error rather than cut by a cast to varchar(n)).
+        kind = "text" if field.get_internal_type() in ("CharField", "TextField") else field.db_type(connection)
+        return f"%s::{kind}"
+
+    versions = quote(ModelVersion._meta.db_table)
+    statuses = ", ".join(["%s"] * guard_size)
+    return (
+        f"INSERT INTO {table} ({columns}) SELECT {', '.join(placeholder(f) for f in _INSERT_FIELDS)} "  # noqa: S608
+        f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND artifact_sha256 = %s AND status IN ({statuses}))"
     )
+
+
+def _insert(record: PredictionLog, guard: Guard | None = None) -> bool:
+    """One INSERT of a prepared statement (the ORM's query compilation cost more than the write
+    itself on the serving path). In autocommit mode it is durable when execute returns. With a
+    guard, False means nothing was written: the version is no longer servable."""
+    sql = _insert_sql(connection.vendor, len(guard[2]) if guard else 0)
     values = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _INSERT_FIELDS]
+    if guard:
+        values += [guard[0], guard[1], *guard[2]]
     if connection.in_atomic_block:  # inside someone's transaction: a savepoint keeps it usable on failure
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, values)
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
+        with transaction.atomic():
+            return rawsql.execute(sql, values) == 1
+    return rawsql.execute(sql, values) == 1
 
 
 def _refuse(exc: ServingError, *, outcome: str, version: ModelVersion | None = None, **kwargs: Any) -> ServingError:
@@ -247,40 +274,66 @@ def serve(
             inputs=[],
             **common,
         )
-    try:
-        version = get_servable_version(model_name, version_number)
-    except ServingError as exc:
-        raise _refuse(exc, outcome=Outcome.REFUSED, inputs=[], **common)
+    # First from what this process resolved before, without a round trip; the guarded INSERT
+    # is the authority. If it finds the version no longer servable, look again, once.
+    for fresh in (False, True):
+        try:
+            version = recent_servable_version(model_name, version_number, fresh=fresh)
+        except ServingError as exc:
+            raise _refuse(exc, outcome=Outcome.REFUSED, inputs=[], **common)
+        try:
+            return _answer(version, instances, version_number is not None, common, remembered=not fresh)
+        except _Stale:
+            forget_servable_version(model_name, version_number)
+    # Servable when looked up, no longer when written: it changed under this very request.
+    raise _refuse(
+        ServingError(
+            f"{model_name} stopped being servable while this request was answered; nothing was returned.",
+            status=403,
+            code="version_not_servable",
+        ),
+        outcome=Outcome.REFUSED,
+        version=version,
+        inputs=[],
+        **common,
+    )
+
+
+class _Stale(Exception):
+    """The remembered version may be out of date: look it up again before answering or refusing."""
+
+
+def _answer(version: ModelVersion, instances: Any, named: bool, common: dict[str, Any], *, remembered: bool) -> Served:
+    """Check, predict and log an answer from `version`. Raises _Stale if the guarded write found
+    the version no longer servable (nothing was logged or returned), and, for a remembered
+    version, instead of refusing: a refusal is logged against a freshly looked-up version."""
     loggable = instances if isinstance(instances, list) and len(instances) <= settings.SERVING_MAX_ROWS else []
+
+    def refuse(exc: ServingError, outcome: str, *, certain: bool = False) -> Exception:
+        if remembered and not certain:
+            return _Stale()
+        return _refuse(exc, outcome=outcome, version=version, inputs=loggable, **common)
+
     try:
         checked = check_rows(instances, version.input_schema, max_rows=settings.SERVING_MAX_ROWS)
     except ServingError as exc:
-        raise _refuse(exc, outcome=Outcome.INVALID, version=version, inputs=loggable, **common)
+        raise refuse(exc, Outcome.INVALID)
     try:
         result = engine.predict(version, checked)
     except ArtifactIntegrityError as exc:
-        raise _refuse(
-            ServingError(exc.message, status=503, code="artifact_tampered"),
-            outcome=Outcome.ERROR,
-            version=version,
-            inputs=loggable,
-            **common,
-        )
+        # (certain: the stored files are wrong whatever the version's status, and looking again
+        # would only record the tampering twice)
+        raise refuse(ServingError(exc.message, status=503, code="artifact_tampered"), Outcome.ERROR, certain=True)
     except OSError as exc:  # the stored artifact or ONNX file cannot be read
-        raise _refuse(
+        raise refuse(
             ServingError(f"The model's stored files cannot be read ({exc}).", status=503, code="model_unavailable"),
-            outcome=Outcome.ERROR,
-            version=version,
-            inputs=loggable,
-            **common,
+            Outcome.ERROR,
+            certain=True,
         )
     except Exception as exc:  # a model that crashes on valid input is logged and refused, never a 500
-        raise _refuse(
+        raise refuse(
             ServingError(f"The model could not predict on this input: {exc}", status=422, code="prediction_failed"),
-            outcome=Outcome.ERROR,
-            version=version,
-            inputs=loggable,
-            **common,
+            Outcome.ERROR,
         )
     outputs: dict[str, Any] = {"predictions": result.labels}
     if result.probabilities is not None:
@@ -288,7 +341,13 @@ def serve(
         outputs["classes"] = version.classes
     try:
         record = _write(
-            outcome=Outcome.OK, version=version, inputs=instances, outputs=outputs, engine_name=result.engine, **common
+            outcome=Outcome.OK,
+            version=version,
+            inputs=instances,
+            outputs=outputs,
+            engine_name=result.engine,
+            guard=servable_guard(version, named=named),
+            **common,
         )
     except DatabaseError:
         raise ServingError(
@@ -296,4 +355,6 @@ def serve(
             status=503,
             code="log_unavailable",
         )
+    if record is None:
+        raise _Stale()
     return Served(record=record, version=version, labels=result.labels, probabilities=result.probabilities)

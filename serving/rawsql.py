@@ -1,12 +1,24 @@
-"""Model instances from precompiled SQL on the serving path, converted exactly as the ORM
-would (the backend's and the fields' converters), without its per-query compilation cost."""
+"""The serving path's SQL: precompiled statements, run as server-side prepared statements on
+PostgreSQL, and model instances converted from their rows exactly as the ORM would (the
+backend's and the fields' converters), without its per-query compilation cost.
+
+Why prepared: Django binds parameters on the client, so PostgreSQL parses and plans every
+statement anew; planning the servable-version join took 0.29 ms, three times its execution.
+A prepared statement is planned once per connection (psycopg keys it by the SQL text).
+
+Why the first read of a request is the health check: with CONN_HEALTH_CHECKS, Django sends a
+`SELECT 1` before the first query of every request that reuses a connection. On the serving
+path the first query is a read (the API key), so it is sent directly; if the connection turns
+out to be dead it is closed and the read retried once on a new one, which is what the health
+check would have done, one round trip cheaper."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from django.db import connection, models
+from django.db import InterfaceError, OperationalError, connection, models
 
 
 def ordered(model: type[models.Model], fields: list[Any]) -> list[Any]:
@@ -42,3 +54,43 @@ def instance(model: type[models.Model], fields: list[Any], row: tuple[Any, ...])
             value = converter(value, expression, connection)
         values.append(value)
     return model.from_db(connection.alias, attnames, values)
+
+
+def _run(sql: str, params: Sequence[Any], *, rows: bool) -> Any:
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall() if rows else cursor.rowcount
+
+
+def fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of a read on the serving path (a prepared statement on PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    db: Any = connection  # (django-stubs do not declare the health-check attributes)
+    reused = db.connection is not None and not db.in_atomic_block
+    if reused and db.health_check_enabled and not db.health_check_done:
+        db.health_check_done = True  # this read is the health check
+        try:
+            return _run(sql, params, rows=True)
+        except (OperationalError, InterfaceError):
+            db.close()  # dead since its last request: reconnect and read again, once
+    else:
+        db.close_if_health_check_failed()
+    return _run(sql, params, rows=True)
+
+
+def execute(sql: str, params: Sequence[Any]) -> int:
+    """A write on the serving path (a prepared statement on PostgreSQL); the number of rows it
+    wrote. Never retried: in autocommit mode it is durable once this returns, and a failure is
+    the caller's to report."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+    connection.close_if_health_check_failed()
+    return int(_run(sql, params, rows=False))

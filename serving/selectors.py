@@ -49,9 +49,7 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
     Unknown model or version: 404; known but not servable: 403 version_not_servable."""
     if version is not None and not 0 < version < 2**31:  # found by schemathesis: beyond any column range
         raise ServingError(f"{model_name} has no version {version}.", status=404, code="not_found")
-    with connection.cursor() as cursor:
-        cursor.execute(SQL, [model_name, version if version is not None else -1])
-        rows = cursor.fetchall()
+    rows = rawsql.fetch(SQL, [model_name, version if version is not None else -1])
     found = None
     for row in rows:
         candidate = _version_from_row(row)
@@ -80,6 +78,43 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
             details={"status": found.status},
         )
     return found
+
+
+# The version each (model, requested version) resolved to in this process, for the predict path
+# only. It may be stale: the log INSERT of every answer re-checks servability in the same
+# statement (predict._write with a guard), and a failed guard forgets the entry and looks again.
+_recent: dict[tuple[str, int | None], ModelVersion] = {}
+_RECENT_MAX = 1024
+
+
+def recent_servable_version(model_name: str, version: int | None = None, *, fresh: bool = False) -> ModelVersion:
+    """get_servable_version() without the round trip when this process resolved the same request
+    before. Only for callers whose write re-checks servability (predict.serve)."""
+    key = (model_name, version)
+    found = None if fresh else _recent.get(key)
+    if found is None:
+        _recent.pop(key, None)
+        found = get_servable_version(model_name, version)
+        if len(_recent) >= _RECENT_MAX:
+            _recent.clear()
+        _recent[key] = found
+    return found
+
+
+def forget_servable_version(model_name: str, version: int | None = None) -> None:
+    _recent.pop((model_name, version), None)
+
+
+def clear_recent() -> None:
+    _recent.clear()
+
+
+def servable_guard(version: ModelVersion, *, named: bool) -> tuple[int, str, tuple[str, ...]]:
+    """What the log INSERT must find true of the version row: its id, the artifact hash the
+    answer was computed from, and the statuses that may answer (production only when no
+    version was named)."""
+    statuses = tuple(s.value for s in SERVABLE_STATUSES) if named else (Status.PRODUCTION.value,)
+    return version.pk, version.artifact_sha256, statuses
 
 
 def logged_predictions(

@@ -36,6 +36,19 @@ APPEND_ONLY_TABLES = ("governance_auditevent", "serving_predictionlog")
 
 
 @pytest.fixture(autouse=True)
+def _fresh_serving_caches() -> Any:
+    """Each test's database starts again at the same ids: what a previous test's process
+    remembered (loaded models, resolved versions) must not leak into the next."""
+    from serving import engine, selectors
+
+    engine.clear_cache()
+    selectors.clear_recent()
+    yield
+    engine.clear_cache()
+    selectors.clear_recent()
+
+
+@pytest.fixture(autouse=True)
 def _flushable_append_only_tables(request: pytest.FixtureRequest) -> Any:
     """Transactional tests end with a TRUNCATE of every table, which the append-only triggers
     refuse on PostgreSQL: switch them off for that cleanup only (the next test turns them on)."""

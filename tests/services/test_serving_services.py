@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ def gunicorn(committed_db: None, shared_media: Path, tmp_path: Path) -> Iterator
         "MEDIA_ROOT": str(shared_media),
         "EXPOSE_WORKER_PID": "1",
         "OMP_NUM_THREADS": "1",
+        "PGAPPNAME": "gunicorn-under-test",  # libpq names the workers' connections
     }
     log = (tmp_path / "gunicorn.log").open("w")
     process = subprocess.Popen(
@@ -95,30 +97,85 @@ def _predict(base: str, key: str, body: dict[str, Any]) -> tuple[int, str, dict[
         return exc.code, exc.headers["X-Worker-PID"], json.loads(exc.read())
 
 
-def _until_both_workers(base: str, key: str, body: dict[str, Any]) -> dict[str, list[int]]:
+def _until_both_workers(
+    base: str, key: str, body: dict[str, Any], answers: list[Any] | None = None
+) -> dict[str, list[int]]:
+    """Requests, four at a time so that one fast worker cannot win every accept, until each of
+    the two workers has answered at least twice."""
     seen: dict[str, list[int]] = {}
-    for _ in range(400):
-        status, pid, _ = _predict(base, key, body)
-        seen.setdefault(pid, []).append(status)
-        if len(seen) == 2 and all(len(v) >= 2 for v in seen.values()):
-            return seen
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(100):
+            for status, pid, answer in pool.map(lambda _: _predict(base, key, body), range(4)):
+                seen.setdefault(pid, []).append(status)
+                if answers is not None:
+                    answers.append(answer)
+            if len(seen) == 2 and all(len(v) >= 2 for v in seen.values()):
+                return seen
     pytest.fail(f"only saw workers {list(seen)}")
 
 
-def test_retiring_a_version_stops_both_gunicorn_workers_at_once(
-    gunicorn, data_scientist, risk_officer, skops_bytes, train_csv, eval_csv, german
-):
+@pytest.fixture
+def served_model(committed_db: None, data_scientist: Any, german: Any) -> tuple[Any, str, dict[str, Any]]:
+    """A model to deploy versions of, a client key, and a two-row request body."""
     policy = active_policy()
     type(policy).objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
     model = RegisteredModelFactory(name="served-model", owner=data_scientist)
-    version = make_version(data_scientist, model, skops_bytes, train_csv, eval_csv)
+    key = create_api_key(actor=None, name="two-workers")[1]
+    body = {"instances": german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(2).to_dict(orient="records")}
+    return model, key, body
+
+
+def _deployed(
+    data_scientist: Any, risk_officer: Any, model: Any, artifact: bytes, train_csv: bytes, eval_csv: bytes
+) -> Any:
+    version = make_version(data_scientist, model, artifact, train_csv, eval_csv)
     workflow.submit_version(version.pk, actor=data_scientist)
     for check in CheckRun.objects.filter(version=version):
         checks.run_check(check.pk)
     workflow.approve_version(version.pk, actor=risk_officer, justification="ok")
     workflow.deploy_version(version.pk, actor=risk_officer, justification="live")
-    key = create_api_key(actor=None, name="two-workers")[1]
-    body = {"instances": german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(2).to_dict(orient="records")}
+    return version
+
+
+def test_both_workers_follow_a_new_deployment_and_survive_lost_database_connections(
+    gunicorn, served_model, data_scientist, risk_officer, skops_bytes, train_csv, eval_csv
+):
+    """Each worker remembers which version answered last, but every logged answer re-checks it
+    in the INSERT: after a deployment the next request in every worker answers from the new
+    version. With no separate health-check query, a worker whose database connection died
+    since its last request reconnects on its first read: no request fails."""
+    model, key, body = served_model
+    first = _deployed(data_scientist, risk_officer, model, skops_bytes, train_csv, eval_csv)
+    answers: list[Any] = []
+    before = _until_both_workers(gunicorn, key, body, answers)
+    assert all(s == [200] * len(s) for s in before.values()), before
+    assert {a["version"] for a in answers} == {first.version}
+
+    second = _deployed(data_scientist, risk_officer, model, skops_bytes, train_csv, eval_csv)
+    answers.clear()
+    after = _until_both_workers(gunicorn, key, body, answers)
+    assert set(after) == set(before) and all(s == [200] * len(s) for s in after.values()), after
+    assert {a["version"] for a in answers} == {second.version}  # from each worker's first request on
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+            ["gunicorn-under-test"],
+        )
+        assert cursor.fetchone()[0] == 2  # one persistent connection per worker, both cut
+    answers.clear()
+    again = _until_both_workers(gunicorn, key, body, answers)
+    assert set(again) == set(before) and all(s == [200] * len(s) for s in again.values()), again
+    ok = PredictionLog.objects.filter(model_name="served-model", outcome="ok")
+    assert ok.count() == sum(len(v) for runs in (before, after, again) for v in runs.values())
+    assert ok.filter(version=second).count() == sum(len(v) for runs in (after, again) for v in runs.values())
+
+
+def test_retiring_a_version_stops_both_gunicorn_workers_at_once(
+    gunicorn, served_model, data_scientist, risk_officer, skops_bytes, train_csv, eval_csv
+):
+    model, key, body = served_model
+    version = _deployed(data_scientist, risk_officer, model, skops_bytes, train_csv, eval_csv)
 
     before = _until_both_workers(gunicorn, key, body)
     assert all(s == [200] * len(s) for s in before.values()), before  # both workers answer (model cached)
@@ -160,3 +217,23 @@ def keyed_production_record(db: None) -> PredictionLog:
     with pytest.raises(Exception):  # noqa: B017 (the refusal is what is logged here)
         serve(caller=caller, model_name="nothing", version_number=None, instances=[])
     return PredictionLog.objects.get()
+
+
+def test_an_unreachable_database_is_a_503_on_both_apis_never_a_500(committed_db, client, german):
+    """Nothing can be authenticated, answered or logged: a named 503, in each API's error shape."""
+    key = create_api_key(actor=None, name="outage")[1]
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    instances = german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(1).to_dict(orient="records")
+    port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(_free_port())  # nothing listens there: a real refused connection
+    try:
+        v1 = client.post(
+            "/api/v1/models/any/predict", json.dumps({"instances": instances}), "application/json", **headers
+        )
+        v2 = client.post("/v2/models/any/infer", json.dumps({"inputs": []}), "application/json", **headers)
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = port
+    assert v1.status_code == 503 and v1.json()["error"]["code"] == "database_unavailable", v1.content
+    assert v2.status_code == 503 and "database is unreachable" in v2.json()["error"], v2.content

@@ -8,18 +8,10 @@ from governance import checks, workflow
 from governance.models import CheckRun
 from governance.policies import active_policy
 from lifecycle.models import ModelVersion, Status
-from serving import engine
 from serving.services import create_api_key
 from tests.conftest import make_version
 
 OK = "Reviewed."
-
-
-@pytest.fixture(autouse=True)
-def fresh_engine_cache() -> Any:
-    engine.clear_cache()
-    yield
-    engine.clear_cache()
 
 
 def checked(version: ModelVersion, actor: Any) -> ModelVersion:

@@ -328,3 +328,30 @@ def test_nul_characters_from_the_client_are_refused_and_still_logged(keyed, prod
     assert records[0].request_id == "order\ufffd7"
     assert "evil\ufffd" in records[1].reason and "\x00" not in records[1].reason
     assert records[1].inputs[0]["evil\x00"] == 1  # the inputs keep exactly what was sent, as JSON text
+
+
+def test_a_remembered_version_is_rechecked_by_the_log_write(
+    keyed, production, second_version, data_scientist, risk_officer, german
+):
+    """The process remembers which version answered, without asking the database again; the
+    INSERT that logs each answer re-checks that version, so a retirement or a new deployment
+    shows at the next request, and a bad request to a retired version is refused as retired."""
+    assert predict(keyed, instances=rows(german, 1)).json()["version"] == production.version  # remembered now
+    checked(second_version, data_scientist)
+    workflow.approve_version(second_version.pk, actor=risk_officer, justification=OK)
+    workflow.deploy_version(second_version.pk, actor=risk_officer, justification="Replace v1.")
+    answer = predict(keyed, instances=rows(german, 1)).json()
+    assert answer["version"] == second_version.version
+    assert PredictionLog.objects.get(public_id=answer["request_id"]).version_id == second_version.pk
+
+    named = predict(keyed, instances=rows(german, 1), version=second_version.version)
+    assert named.status_code == 200  # remembered under (model, 2)
+    workflow.retire_version(second_version.pk, actor=risk_officer, justification="Withdrawn.")
+    before = PredictionLog.objects.filter(outcome="ok").count()
+    for body in ({"instances": rows(german, 1)}, {"instances": [{"nonsense": 1}]}):
+        for version in (None, second_version.version):
+            response = predict(keyed, **body, **({"version": version} if version else {}))
+            assert response.status_code == 403, response.content
+            assert response.json()["error"]["code"] == "version_not_servable"
+    assert PredictionLog.objects.filter(outcome="ok").count() == before  # nothing answered, nothing logged as ok
+    assert PredictionLog.objects.filter(outcome="refused").count() == 4
