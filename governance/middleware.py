@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from governance.readonly import MESSAGE, is_refused_write, record_refused_write
+from governance.readonly import MESSAGE, SAFE_METHODS, is_refused_write, record_refused_write
 
 
 class AuditorReadOnlyMiddleware:
@@ -25,6 +26,10 @@ class AuditorReadOnlyMiddleware:
         return self._allowed
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method in SAFE_METHODS or settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            # Nothing to refuse here: a read, or no session (API keys get the same rule in
+            # serving.authentication), so the session is not loaded on the serving path.
+            return self.get_response(request)
         user = getattr(request, "user", None)
         if is_refused_write(user, request.method) and request.path not in self.allowed():
             record_refused_write(actor=request.user, method=request.method or "", path=request.path)

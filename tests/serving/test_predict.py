@@ -193,13 +193,25 @@ def test_people_without_a_role_cannot_predict(api_client, outsider, production, 
     assert PredictionLog.objects.get().outcome == "refused"
 
 
-def test_throttling_per_key(keyed, production, german, settings):
+def test_throttling_per_key(keyed, production, german, settings, monkeypatch):
     from django.core.cache import cache
+
+    from serving import throttling
 
     cache.clear()
     settings.SERVING_RATE_PER_KEY = "2/min"
     codes = [predict(keyed, instances=rows(german, 1)).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
+    settings.SERVING_RATE_PER_KEY = "4/min"  # a burst of 4, then one request every 15 s
+    cache.clear()
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr(throttling.time, "time", lambda: clock[0])
+    responses = [predict(keyed, instances=rows(german, 1)) for _ in range(5)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 200, 429]
+    assert responses[-1]["Retry-After"] == "15"
+    clock[0] += 15
+    assert predict(keyed, instances=rows(german, 1)).status_code == 200
+    assert predict(keyed, instances=rows(german, 1)).status_code == 429
     cache.clear()
 
 
