@@ -92,6 +92,7 @@ class ModelPredictApi(APIView):
 
     permission_classes = [permissions.IsAuthenticated]
     throttle_classes = [ApiKeyRateThrottle]
+    key_rechecked_at_write = True  # serving.predict re-checks the key in the log INSERT
 
     @extend_schema(request=PredictRequestSerializer, responses={200: PredictResponseSerializer})
     def post(self, request: Request, name: str) -> HttpResponse | Response:

@@ -21,6 +21,7 @@ from governance.roles import roles_of
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
 from serving import engine, merkle, rawsql
+from serving.authentication import recheck_key
 from serving.errors import ServingError
 from serving.inputs import check_rows
 from serving.models import ApiKey, Outcome, PredictionLog
@@ -173,14 +174,16 @@ def _write(
 
 
 _INSERT_FIELDS = [f for f in PredictionLog._meta.concrete_fields if not f.primary_key]
-Guard = tuple[int, str, tuple[str, ...]]  # (version id, artifact SHA-256, statuses): selectors.servable_guard
+# (version id, artifact SHA-256, statuses that may answer, API key id or None)
+Guard = tuple[int, str, tuple[str, ...], int | None]
 
 
 @functools.cache
-def _insert_sql(vendor: str, guard_size: int) -> str:
+def _insert_sql(vendor: str, guard_size: int, keyed: bool = False) -> str:
     """INSERT ... VALUES for refusals; for answers INSERT ... SELECT ... WHERE the version row is
-    still servable, so no answer is logged (and so returned) once its version stopped being
-    servable, whatever a process remembered."""
+    still servable (and the API key still not revoked), so no answer is logged, and so returned,
+    once its version stopped being servable or its key was revoked, whatever a process
+    remembered."""
     quote = connection.ops.quote_name
     table = quote(PredictionLog._meta.db_table)
     columns = ", ".join(quote(f.column or f.name) for f in _INSERT_FIELDS)
@@ -198,9 +201,11 @@ def _insert_sql(vendor: str, guard_size: int) -> str:
 
     versions = quote(ModelVersion._meta.db_table)
     statuses = ", ".join(["%s"] * guard_size)
+    key = f" AND EXISTS (SELECT 1 FROM {quote(ApiKey._meta.db_table)} WHERE id = %s AND revoked_at IS NULL)"  # noqa: S608
     return (
         f"INSERT INTO {table} ({columns}) SELECT {', '.join(placeholder(f) for f in _INSERT_FIELDS)} "  # noqa: S608
         f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND artifact_sha256 = %s AND status IN ({statuses}))"
+        + (key if keyed else "")
     )
 
 
@@ -208,14 +213,19 @@ def _insert(record: PredictionLog, guard: Guard | None = None) -> bool:
     """One INSERT of a prepared statement (the ORM's query compilation cost more than the write
     itself on the serving path). In autocommit mode it is durable when execute returns. With a
     guard, False means nothing was written: the version is no longer servable."""
-    sql = _insert_sql(connection.vendor, len(guard[2]) if guard else 0)
+    sql = _insert_sql(connection.vendor, len(guard[2]) if guard else 0, bool(guard and guard[3] is not None))
     values = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _INSERT_FIELDS]
     if guard:
-        values += [guard[0], guard[1], *guard[2]]
+        values += [guard[0], guard[1], *guard[2]] + ([guard[3]] if guard[3] is not None else [])
+
+    def written() -> bool:  # after a lost connection: did the INSERT reach the database after all?
+        table = connection.ops.quote_name(PredictionLog._meta.db_table)
+        return bool(rawsql.fetch(f"SELECT 1 FROM {table} WHERE public_id = %s", [record.public_id]))  # noqa: S608
+
     if connection.in_atomic_block:  # inside someone's transaction: a savepoint keeps it usable on failure
         with transaction.atomic():
             return rawsql.execute(sql, values) == 1
-    return rawsql.execute(sql, values) == 1
+    return rawsql.execute(sql, values, written=written) == 1
 
 
 def _refuse(exc: ServingError, *, outcome: str, version: ModelVersion | None = None, **kwargs: Any) -> ServingError:
@@ -274,9 +284,12 @@ def serve(
             inputs=[],
             **common,
         )
-    # First from what this process resolved before, without a round trip; the guarded INSERT
-    # is the authority. If it finds the version no longer servable, look again, once.
+    # First from what this process resolved before (version, and a client key), without a round
+    # trip; the guarded INSERT is the authority. If it finds the version no longer servable or
+    # the key revoked, look both up again, once. A refusal is only given after that fresh look.
     for fresh in (False, True):
+        if fresh and caller.api_key is not None:
+            recheck_key(caller.api_key)  # revoked meanwhile: 401, as at the door
         try:
             version = recent_servable_version(model_name, version_number, fresh=fresh)
         except ServingError as exc:
@@ -308,6 +321,7 @@ def _answer(version: ModelVersion, instances: Any, named: bool, common: dict[str
     the version no longer servable (nothing was logged or returned), and, for a remembered
     version, instead of refusing: a refusal is logged against a freshly looked-up version."""
     loggable = instances if isinstance(instances, list) and len(instances) <= settings.SERVING_MAX_ROWS else []
+    caller: Caller = common["caller"]
 
     def refuse(exc: ServingError, outcome: str, *, certain: bool = False) -> Exception:
         if remembered and not certain:
@@ -346,7 +360,7 @@ def _answer(version: ModelVersion, instances: Any, named: bool, common: dict[str
             inputs=instances,
             outputs=outputs,
             engine_name=result.engine,
-            guard=servable_guard(version, named=named),
+            guard=(*servable_guard(version, named=named), caller.api_key.pk if caller.api_key else None),
             **common,
         )
     except DatabaseError:

@@ -14,7 +14,7 @@ check would have done, one round trip cheaper."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -84,13 +84,29 @@ def fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     return _run(sql, params, rows=True)
 
 
-def execute(sql: str, params: Sequence[Any]) -> int:
+def execute(sql: str, params: Sequence[Any], *, written: Callable[[], bool] | None = None) -> int:
     """A write on the serving path (a prepared statement on PostgreSQL); the number of rows it
-    wrote. Never retried: in autocommit mode it is durable once this returns, and a failure is
-    the caller's to report."""
+    wrote. In autocommit mode it is durable once this returns.
+
+    If it is the request's first statement on a reused connection and `written` can tell whether
+    it took effect (a unique id to look for), the write is the health check: on a dead
+    connection it reconnects, asks `written()`, and writes again only if the first attempt never
+    reached the database, so nothing is written twice. Otherwise Django's health check runs
+    first. A failure on a live connection is the caller's to report."""
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.rowcount
-    connection.close_if_health_check_failed()
+    db: Any = connection  # (django-stubs do not declare the health-check attributes)
+    reused = db.connection is not None and not db.in_atomic_block
+    if written is not None and reused and db.health_check_enabled and not db.health_check_done:
+        db.health_check_done = True  # this write is the health check
+        try:
+            return int(_run(sql, params, rows=False))
+        except (OperationalError, InterfaceError):
+            db.close()  # dead since its last request
+            if written():  # (reconnects) the first attempt committed before the connection broke
+                return 1
+    else:
+        db.close_if_health_check_failed()
     return int(_run(sql, params, rows=False))

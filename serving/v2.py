@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion
 from serving.errors import ServingError
 from serving.predict import log_refusal, serve
-from serving.selectors import get_servable_version
+from serving.selectors import get_servable_version, recent_servable_version
 from serving.throttling import ApiKeyRateThrottle
 
 DATATYPES = {"float64": "FP64", "int64": "INT64", "bool": "BOOL", "string": "BYTES"}
@@ -173,6 +173,8 @@ def tensors_to_instances(body: dict[str, Any], schema: list[dict[str, str]]) -> 
 
 
 class ModelInferApi(V2View):
+    key_rechecked_at_write = True  # serving.predict re-checks the key in the log INSERT
+
     def post(self, request: Request, name: str, version: int | None = None) -> HttpResponse | Response:
         from serving.api import caller_of, fast_json_response, parse_json
 
@@ -190,8 +192,12 @@ class ModelInferApi(V2View):
             return v2_error(logged.message, logged.status)
         request_id = str(body.get("id") or "")
         try:
-            target = get_servable_version(name, version)
-            instances = tensors_to_instances(body, target.input_schema)
+            target = recent_servable_version(name, version)
+            try:
+                instances = tensors_to_instances(body, target.input_schema)
+            except ServingError:  # refused against a remembered version: only after looking again
+                target = recent_servable_version(name, version, fresh=True)
+                instances = tensors_to_instances(body, target.input_schema)
         except ServingError as exc:
             logged = log_refusal(exc, caller=caller, model_name=name, request_id=request_id, protocol="v2")
             return v2_error(logged.message, logged.status)

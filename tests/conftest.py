@@ -38,14 +38,14 @@ APPEND_ONLY_TABLES = ("governance_auditevent", "serving_predictionlog")
 @pytest.fixture(autouse=True)
 def _fresh_serving_caches() -> Any:
     """Each test's database starts again at the same ids: what a previous test's process
-    remembered (loaded models, resolved versions) must not leak into the next."""
-    from serving import engine, selectors
+    remembered (loaded models, resolved versions, client keys) must not leak into the next."""
+    from serving import authentication, engine, selectors
 
-    engine.clear_cache()
-    selectors.clear_recent()
+    for clear in (engine.clear_cache, selectors.clear_recent, authentication.clear_recent_keys):
+        clear()
     yield
-    engine.clear_cache()
-    selectors.clear_recent()
+    for clear in (engine.clear_cache, selectors.clear_recent, authentication.clear_recent_keys):
+        clear()
 
 
 @pytest.fixture(autouse=True)

@@ -63,10 +63,39 @@ def main(out: Path) -> None:
     features = demo_data.NUMERIC + demo_data.CATEGORICAL
     rows = evaluation[features].to_dict(orient="records")
     batch = [rows[i % len(rows)] for i in range(1000)]
+    engine_ms = {name: _engine_ms(name, batch) for name in models}
     train.to_csv(out / "train.csv", index=False)
     (out / "setup.json").write_text(
-        json.dumps({"key": key, "features": features, "one": rows[:1], "batch": batch, "checks": engines})
+        json.dumps(
+            {
+                "key": key,
+                "features": features,
+                "one": rows[:1],
+                "batch": batch,
+                "checks": engines,
+                "engine_ms_per_batch": engine_ms,
+            }
+        )
     )
+
+
+def _engine_ms(name: str, batch: list[dict]) -> float:
+    """The model alone on one 1,000-row batch (median of 30, after loading): a floor that no
+    server around it can go below."""
+    import statistics
+    import time
+
+    from serving import engine
+    from serving.selectors import get_servable_version
+
+    version = get_servable_version(name)
+    engine.predict(version, batch)
+    times = []
+    for _ in range(30):
+        started = time.perf_counter()
+        engine.predict(version, batch)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

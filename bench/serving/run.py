@@ -219,10 +219,12 @@ def main() -> None:
                 run_wrk(url(who, model), scripts[(who, "batch")], 2, 2)
         results: dict[tuple[str, str, str, int], list[dict[str, float]]] = {}
         empty: list[dict[str, float]] = []
+        empty8: list[dict[str, float]] = []
         for rnd in range(ROUNDS):
             order = ("ours", "mlflow") if rnd % 2 == 0 else ("mlflow", "ours")
             print(f"Round {rnd + 1}/{ROUNDS} ({' then '.join(order)})...", flush=True)
             empty.append(run_wrk(f"http://127.0.0.1:{ours_port}/v2/health/live", None, 1, DURATION))
+            empty8.append(run_wrk(f"http://127.0.0.1:{ours_port}/v2/health/live", None, 8, DURATION))
             for model in MODELS:
                 for _label, kind, conns in SCENARIOS:
                     for who in order:
@@ -230,7 +232,7 @@ def main() -> None:
                         r = run_wrk(url(who, model), scripts[(who, kind)], conns, DURATION)
                         r["cpu_ms"] = (tree_cpu_seconds(pid(who, model)) - before) * 1000 / max(r["requests"], 1)
                         results.setdefault((who, model, kind, conns), []).append(r)
-        report(results, empty, setup, db_url)
+        report(results, empty, empty8, setup, db_url)
     finally:
         stop(ours)
         for server in mlflow_servers.values():
@@ -242,7 +244,11 @@ def med(values: list[dict[str, float]], key: str) -> float:
 
 
 def report(
-    results: dict[Any, list[dict[str, float]]], empty: list[dict[str, float]], setup: dict[str, Any], db_url: str
+    results: dict[Any, list[dict[str, float]]],
+    empty: list[dict[str, float]],
+    empty8: list[dict[str, float]],
+    setup: dict[str, Any],
+    db_url: str,
 ) -> None:
     print()
     print("Serving benchmark: ours = gunicorn 2 sync workers + Django/DRF + PostgreSQL, every prediction logged;")
@@ -286,6 +292,22 @@ def report(
             f"1,000-row batches {rb:.1f}x (target >= 4x: {'MET' if rb >= 4 else 'NOT MET'}); "
             f"p50 c=1 {p50:.2f} ms = {p50 / empty_p50:.1f}x the empty DRF view's {empty_p50:.2f} ms "
             f"(target <= 4x: {'MET' if p50 <= 4 * empty_p50 else 'NOT MET'})"
+        )
+    floor = med(empty8, "rps")
+    print()
+    print("What the targets ask of this machine, against floors measured in this run:")
+    print(f"  An empty DRF view on our server (same gunicorn, 2 sync workers) answers {floor:.0f} req/s at c=8.")
+    for model in MODELS:
+        need = 15 * med(results[("mlflow", model, "one", 8)], "rps")
+        verdict = "above" if need > floor else "below"
+        print(f"  {model}: 15x MLflow at c=8 is {need:.0f} req/s, {verdict} that floor.")
+    for model in MODELS:
+        mlflow_rows = med(results[("mlflow", model, "batch", 4)], "rps") * 1000
+        budget = 2 * 1000 / (4 * mlflow_rows) * 1000  # ms per batch per worker, 2 workers on 2 cores
+        engine_ms = setup.get("engine_ms_per_batch", {}).get(model, float("nan"))
+        print(
+            f"  {model}: 4x MLflow's batch rows/s leaves each of the 2 workers {budget:.1f} ms per 1,000-row "
+            f"batch (parse, check, predict, log, answer); the model alone takes {engine_ms:.1f} ms in-process."
         )
     import psycopg
 

@@ -367,3 +367,23 @@ def test_a_remembered_version_is_rechecked_by_the_log_write(
             assert response.json()["error"]["code"] == "version_not_servable"
     assert PredictionLog.objects.filter(outcome="ok").count() == before  # nothing answered, nothing logged as ok
     assert PredictionLog.objects.filter(outcome="refused").count() == 4
+
+
+def test_a_remembered_client_key_is_rechecked_by_the_log_write(keyed, production, german):
+    """The predict views remember a client key without reading it again; the log INSERT
+    re-checks it, so a key revoked after it answered gets 401 at its very next request, with
+    and without a valid body, on both APIs, and nothing more is answered or logged as ok."""
+    from serving.models import ApiKey
+    from serving.services import revoke_api_key
+
+    assert predict(keyed, instances=rows(german, 1)).status_code == 200  # the key is remembered now
+    assert infer(keyed, rows(german, 1)).status_code == 200
+    answered = PredictionLog.objects.filter(outcome="ok").count()
+    revoke_api_key(ApiKey.objects.get().pk, actor=None)
+    for response in (
+        predict(keyed, instances=rows(german, 1)),
+        predict(keyed, instances=[{"nonsense": 1}]),
+        infer(keyed, rows(german, 1)),
+    ):
+        assert response.status_code == 401, response.content
+    assert PredictionLog.objects.filter(outcome="ok").count() == answered
