@@ -148,7 +148,8 @@ def _write(
     started: float,
     guard: Guard | None = None,
 ) -> PredictionLog | None:
-    """Write the record; None if a guard found the version no longer servable (nothing written)."""
+    """Write the record; None if a guard found the version no longer servable or the key
+    revoked (then nothing was written)."""
     record = PredictionLog(
         public_id=uuid.uuid4(),
         created_at=timezone.now(),
@@ -212,7 +213,8 @@ def _insert_sql(vendor: str, guard_size: int, keyed: bool = False) -> str:
 def _insert(record: PredictionLog, guard: Guard | None = None) -> bool:
     """One INSERT of a prepared statement (the ORM's query compilation cost more than the write
     itself on the serving path). In autocommit mode it is durable when execute returns. With a
-    guard, False means nothing was written: the version is no longer servable."""
+    guard, False means nothing was written: the version is no longer servable or the key was
+    revoked."""
     sql = _insert_sql(connection.vendor, len(guard[2]) if guard else 0, bool(guard and guard[3] is not None))
     values = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _INSERT_FIELDS]
     if guard:

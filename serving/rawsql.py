@@ -6,11 +6,12 @@ Why prepared: Django binds parameters on the client, so PostgreSQL parses and pl
 statement anew; planning the servable-version join took 0.29 ms, three times its execution.
 A prepared statement is planned once per connection (psycopg keys it by the SQL text).
 
-Why the first read of a request is the health check: with CONN_HEALTH_CHECKS, Django sends a
-`SELECT 1` before the first query of every request that reuses a connection. On the serving
-path the first query is a read (the API key), so it is sent directly; if the connection turns
-out to be dead it is closed and the read retried once on a new one, which is what the health
-check would have done, one round trip cheaper."""
+Why the request's first statement is the health check: with CONN_HEALTH_CHECKS, Django sends
+`SELECT 1` before the first query of every request that reuses a connection. On the serving path
+the first statement is sent directly instead. A read whose connection turns out to be dead is
+retried once on a new one, which is what the health check would have done, one round trip
+cheaper. A write is only retried when its caller can tell whether the first attempt arrived
+(execute's `written`)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """The only way serving reaches a model version: it can only return servable versions.
 
-Asked on every request, so a retired version stops answering in every process as soon as the
-retirement commits; no process keeps a stale "servable" answer. It is one precompiled SQL
-statement (the ORM's query building cost more than the prediction itself, BENCHMARKS.md)."""
+get_servable_version() asks the database (one precompiled statement: the ORM's query building
+cost more than the prediction itself, BENCHMARKS.md). The predict path may start from what the
+process resolved before (recent_servable_version), because its log INSERT re-checks the version
+row in the same statement (servable_guard): a retired version stops answering in every process
+as soon as the retirement commits, and no answer is logged or returned from a stale memory."""
 
 from __future__ import annotations
 
