@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 
 from governance.models import AuditEvent, Decision, DecisionKind, Deployment
 from lifecycle.models import ModelVersion, RegisteredModel, Status
+from lifecycle.querysets import in_period
 
 
 def versions_pending_review() -> QuerySet[ModelVersion]:
@@ -46,8 +47,5 @@ def audit_events(
         events = events.filter(actor_username=actor)
     if target:
         events = events.filter(target_repr__icontains=target)
-    if since is not None:
-        events = events.filter(created_at__gte=since)
-    if until is not None:
-        events = events.filter(created_at__lt=until)
+    events = in_period(events, since, until)
     return events

@@ -15,6 +15,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel, Status
+from lifecycle.querysets import in_period
 from serving import rawsql
 from serving.errors import ServingError
 from serving.models import PredictionLog, PredictionSeal
@@ -138,10 +139,7 @@ def logged_predictions(
         records = records.filter(model_name=model)
     if version is not None:
         records = records.filter(version_number=version)
-    if since is not None:
-        records = records.filter(created_at__gte=since)
-    if until is not None:
-        records = records.filter(created_at__lt=until)
+    records = in_period(records, since, until)
     if outcome:
         records = records.filter(outcome=outcome)
     if request_id:
@@ -183,10 +181,7 @@ def serving_summary(*, version_id: int | None = None, model: str = "", since: An
         records = records.filter(version_id=version_id)
     if model:
         records = records.filter(model_name=model)
-    if since is not None:
-        records = records.filter(created_at__gte=since)
-    if until is not None:
-        records = records.filter(created_at__lt=until)
+    records = in_period(records, since, until)
     by_outcome = {
         row["outcome"]: {"requests": row["requests"], "rows": row["rows"] or 0}
         for row in records.order_by().values("outcome").annotate(requests=Count("id"), rows=Sum("n_rows"))
