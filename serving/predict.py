@@ -231,6 +231,14 @@ def _insert(record: PredictionLog, guard: Guard | None = None) -> bool:
 
 
 def _refuse(exc: ServingError, *, outcome: str, version: ModelVersion | None = None, **kwargs: Any) -> ServingError:
+    key = kwargs["caller"].api_key
+    if key is not None and key.user_id is None:
+        # A client key may have been remembered from an earlier request and revoked since: a
+        # revoked key gets 401 (AuthenticationFailed), as at the door, not a logged refusal.
+        try:
+            recheck_key(key)
+        except DatabaseError:
+            return ServingError("The prediction log is unavailable.", status=503, code="log_unavailable")
     try:
         _write(outcome=outcome, reason=f"{exc.code}: {exc.message}", version=version, **kwargs)
     except DatabaseError:

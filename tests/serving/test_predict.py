@@ -369,21 +369,30 @@ def test_a_remembered_version_is_rechecked_by_the_log_write(
     assert PredictionLog.objects.filter(outcome="refused").count() == 4
 
 
-def test_a_remembered_client_key_is_rechecked_by_the_log_write(keyed, production, german):
-    """The predict views remember a client key without reading it again; the log INSERT
-    re-checks it, so a key revoked after it answered gets 401 at its very next request, with
-    and without a valid body, on both APIs, and nothing more is answered or logged as ok."""
-    from serving.models import ApiKey
-    from serving.services import revoke_api_key
+def test_a_remembered_client_key_is_rechecked_by_the_log_write(api_client, production, german):
+    """The predict views remember a client key without reading it again; the log INSERT (and
+    any refusal) re-checks it, so a key revoked after it answered gets 401 at its very next
+    request, with a valid body, a bad one or malformed JSON, on both APIs, and nothing more is
+    answered or logged."""
+    from serving.services import create_api_key, revoke_api_key
 
-    assert predict(keyed, instances=rows(german, 1)).status_code == 200  # the key is remembered now
-    assert infer(keyed, rows(german, 1)).status_code == 200
-    answered = PredictionLog.objects.filter(outcome="ok").count()
-    revoke_api_key(ApiKey.objects.get().pk, actor=None)
-    for response in (
-        predict(keyed, instances=rows(german, 1)),
-        predict(keyed, instances=[{"nonsense": 1}]),
-        infer(keyed, rows(german, 1)),
-    ):
-        assert response.status_code == 401, response.content
-    assert PredictionLog.objects.filter(outcome="ok").count() == answered
+    sends = {
+        "v1 valid": lambda: predict(api_client, instances=rows(german, 1)),
+        "v1 bad rows": lambda: predict(api_client, instances=[{"nonsense": 1}]),
+        "v1 malformed": lambda: api_client.post(
+            "/api/v1/models/credit-risk/predict", "{not json", content_type="application/json"
+        ),
+        "v2 valid": lambda: infer(api_client, rows(german, 1)),
+        "v2 bad tensors": lambda: api_client.post(
+            "/v2/models/credit-risk/infer", json.dumps({"inputs": [{"name": "age"}]}), content_type="application/json"
+        ),
+    }
+    for case, send in sends.items():
+        key, raw = create_api_key(actor=None, name=f"client {case}")
+        api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        assert predict(api_client, instances=rows(german, 1)).status_code == 200  # the key is remembered now
+        revoke_api_key(key.pk, actor=None)
+        logged = PredictionLog.objects.count()
+        response = send()
+        assert response.status_code == 401, (case, response.content)
+        assert PredictionLog.objects.count() == logged, case  # refused at the door, as a key never remembered
