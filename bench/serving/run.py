@@ -277,9 +277,12 @@ def report(
                 f"{med(o, 'p50'):>7.2f}ms {med(o, 'p99'):>7.2f}ms {med(m, 'p50'):>8.2f}ms {med(m, 'p99'):>8.2f}ms "
                 f"{med(o, 'cpu_ms'):>10.2f}ms {med(m, 'cpu_ms'):>12.2f}ms"
             )
-            errors = sum(r["errors"] for r in o)
-            if errors:
-                print(f"  !! {errors} non-2xx answers from our server")
+            for who, runs in (("our server", o), ("MLflow", m)):
+                errors = sum(r["errors"] for r in runs)
+                if errors:  # an error answered fast would inflate that side's rate
+                    print(f"  !! {errors} non-2xx answers from {who}: this line's rates are not comparable")
+    failed = {who: sum(r["errors"] for k, v in results.items() if k[0] == who for r in v) for who in ("ours", "mlflow")}
+    print(f"Non-2xx answers in the timed runs: ours {failed['ours']}, MLflow {failed['mlflow']}.")
     empty_p50 = med(empty, "p50")
     print()
     print("Targets (ratios from this run):")
