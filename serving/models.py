@@ -70,17 +70,24 @@ class PredictionLog(models.Model):
 
     public_id = models.UUIDField(unique=True, editable=False)
     created_at = models.DateTimeField(db_index=True)
-    model_name = models.CharField(max_length=64, db_index=True)
+    model_name = models.CharField(max_length=64)
     version = models.ForeignKey(
-        "lifecycle.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="predictions"
+        "lifecycle.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="predictions",
+        db_index=False,  # the (version, created_at) index serves lookups by version
     )
     version_number = models.PositiveIntegerField(null=True, blank=True)
-    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     caller = models.CharField(max_length=150)
-    request_id = models.CharField(max_length=200, blank=True, db_index=True)
+    request_id = models.CharField(max_length=200, blank=True)
     protocol = models.CharField(max_length=4)
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
     reason = models.TextField(blank=True)
@@ -96,7 +103,16 @@ class PredictionLog(models.Model):
 
     class Meta:
         ordering = ["pk"]
-        indexes = [models.Index(fields=["version", "created_at"])]
+        # Every index is written by every answer's INSERT, so only what lookups use: exact
+        # matches (no LIKE pattern indexes), and the key and user indexes (which keep deleting
+        # a key or a user from scanning the log) hold only the rows that name one.
+        indexes = [
+            models.Index(fields=["version", "created_at"]),
+            models.Index(fields=["model_name"], name="serving_log_model_name"),
+            models.Index(fields=["request_id"], name="serving_log_request_id"),
+            models.Index(fields=["api_key"], name="serving_log_api_key", condition=models.Q(api_key__isnull=False)),
+            models.Index(fields=["user"], name="serving_log_user", condition=models.Q(user__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model_name} v{self.version_number} {self.outcome} {self.public_id}"
