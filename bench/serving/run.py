@@ -218,16 +218,20 @@ def main() -> None:
                 run_wrk(url(who, model), scripts[(who, "one")], 4, 2)
                 run_wrk(url(who, model), scripts[(who, "batch")], 2, 2)
         results: dict[tuple[str, str, str, int], list[dict[str, float]]] = {}
-        empty: list[dict[str, float]] = []
+        # The empty view at c=1 is measured right before our c=1 run of each model, so that each
+        # p50 ratio compares two runs taken under the same conditions on this noisy machine.
+        empty: dict[str, list[dict[str, float]]] = {model: [] for model in MODELS}
         empty8: list[dict[str, float]] = []
         for rnd in range(ROUNDS):
             order = ("ours", "mlflow") if rnd % 2 == 0 else ("mlflow", "ours")
             print(f"Round {rnd + 1}/{ROUNDS} ({' then '.join(order)})...", flush=True)
-            empty.append(run_wrk(f"http://127.0.0.1:{ours_port}/v2/health/live", None, 1, DURATION))
             empty8.append(run_wrk(f"http://127.0.0.1:{ours_port}/v2/health/live", None, 8, DURATION))
             for model in MODELS:
                 for _label, kind, conns in SCENARIOS:
                     for who in order:
+                        if (who, kind, conns) == ("ours", "one", 1):
+                            live = f"http://127.0.0.1:{ours_port}/v2/health/live"
+                            empty[model].append(run_wrk(live, None, 1, DURATION))
                         before = tree_cpu_seconds(pid(who, model))
                         r = run_wrk(url(who, model), scripts[(who, kind)], conns, DURATION)
                         r["cpu_ms"] = (tree_cpu_seconds(pid(who, model)) - before) * 1000 / max(r["requests"], 1)
@@ -245,7 +249,7 @@ def med(values: list[dict[str, float]], key: str) -> float:
 
 def report(
     results: dict[Any, list[dict[str, float]]],
-    empty: list[dict[str, float]],
+    empty: dict[str, list[dict[str, float]]],
     empty8: list[dict[str, float]],
     setup: dict[str, Any],
     db_url: str,
@@ -283,18 +287,22 @@ def report(
                     print(f"  !! {errors} non-2xx answers from {who}: this line's rates are not comparable")
     failed = {who: sum(r["errors"] for k, v in results.items() if k[0] == who for r in v) for who in ("ours", "mlflow")}
     print(f"Non-2xx answers in the timed runs: ours {failed['ours']}, MLflow {failed['mlflow']}.")
-    empty_p50 = med(empty, "p50")
     print()
     print("Targets (ratios from this run):")
     for model in MODELS:
         r8 = ratios[(model, "one", 8)]
         rb = ratios[(model, "batch", 4)]
         p50 = med(results[("ours", model, "one", 1)], "p50")
+        empty_p50 = med(empty[model], "p50")
+        # the median of each round's ratio (ours and the empty view measured back to back)
+        p50_ratio = statistics.median(
+            o["p50"] / e["p50"] for o, e in zip(results[("ours", model, "one", 1)], empty[model], strict=True)
+        )
         print(
             f"  {model}: 1-row c=8 {r8:.1f}x MLflow (target >= 15x: {'MET' if r8 >= 15 else 'NOT MET'}); "
             f"1,000-row batches {rb:.1f}x (target >= 4x: {'MET' if rb >= 4 else 'NOT MET'}); "
-            f"p50 c=1 {p50:.2f} ms = {p50 / empty_p50:.1f}x the empty DRF view's {empty_p50:.2f} ms "
-            f"(target <= 4x: {'MET' if p50 <= 4 * empty_p50 else 'NOT MET'})"
+            f"p50 c=1 {p50:.2f} ms, {p50_ratio:.1f}x the empty DRF view's ({empty_p50:.2f} ms, measured just "
+            f"before it) (target <= 4x: {'MET' if p50_ratio <= 4 else 'NOT MET'})"
         )
     floor = med(empty8, "rps")
     print()
