@@ -15,8 +15,18 @@ OK = "Reviewed."
 
 
 def checked(version: ModelVersion, actor: Any) -> ModelVersion:
-    """Submit and run the checks here, synchronously."""
-    workflow.submit_version(version.pk, actor=actor)
+    """Submit and run the checks here, synchronously. Tasks are eager meanwhile: in a
+    transactional test of the services suite the submission's tasks would otherwise reach the
+    real Celery worker, which may take a check first and write its ONNX file under the worker's
+    media root, not this test's (the services suite proves the worker separately)."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        workflow.submit_version(version.pk, actor=actor)
+    finally:
+        app.conf.task_always_eager = before
     for check in CheckRun.objects.filter(version=version, status="queued"):
         checks.run_check(check.pk)
     version.refresh_from_db()
