@@ -297,6 +297,7 @@ def serve(
     # First from what this process resolved before (version, and a client key), without a round
     # trip; the guarded INSERT is the authority. If it finds the version no longer servable or
     # the key revoked, look both up again, once. A refusal is only given after that fresh look.
+    stale: _Stale | None = None
     for fresh in (False, True):
         if fresh and caller.api_key is not None:
             recheck_key(caller.api_key)  # revoked meanwhile: 401, as at the door
@@ -304,9 +305,15 @@ def serve(
             version = recent_servable_version(model_name, version_number, fresh=fresh)
         except ServingError as exc:
             raise _refuse(exc, outcome=Outcome.REFUSED, inputs=[], **common)
+        if stale is not None and stale.refusal is not None and stale.identity == (version.pk, version.artifact_sha256):
+            # Still servable and the very same version and artifact: its refusal stands, without
+            # checking the rows or running the model a second time.
+            refusal, outcome = stale.refusal
+            raise _refuse(refusal, outcome=outcome, version=version, inputs=_loggable(instances), **common)
         try:
             return _answer(version, instances, version_number is not None, common, remembered=not fresh)
-        except _Stale:
+        except _Stale as found:
+            stale = found
             forget_servable_version(model_name, version_number)
     # Servable when looked up, no longer when written: it changed under this very request.
     raise _refuse(
@@ -323,20 +330,31 @@ def serve(
 
 
 class _Stale(Exception):
-    """The remembered version may be out of date: look it up again before answering or refusing."""
+    """The remembered version may be out of date: look it up again before answering or refusing.
+    `refusal` is what the remembered version would have been refused with (None if the guarded
+    write found it no longer servable)."""
+
+    def __init__(self, version: ModelVersion, refusal: tuple[ServingError, str] | None = None) -> None:
+        super().__init__()
+        self.identity = (version.pk, version.artifact_sha256)
+        self.refusal = refusal
+
+
+def _loggable(instances: Any) -> Any:
+    """What a refusal logs of the rows: all of them, unless there are too many to be served."""
+    return instances if isinstance(instances, list) and len(instances) <= settings.SERVING_MAX_ROWS else []
 
 
 def _answer(version: ModelVersion, instances: Any, named: bool, common: dict[str, Any], *, remembered: bool) -> Served:
     """Check, predict and log an answer from `version`. Raises _Stale if the guarded write found
     the version no longer servable (nothing was logged or returned), and, for a remembered
     version, instead of refusing: a refusal is logged against a freshly looked-up version."""
-    loggable = instances if isinstance(instances, list) and len(instances) <= settings.SERVING_MAX_ROWS else []
     caller: Caller = common["caller"]
 
     def refuse(exc: ServingError, outcome: str, *, certain: bool = False) -> Exception:
         if remembered and not certain:
-            return _Stale()
-        return _refuse(exc, outcome=outcome, version=version, inputs=loggable, **common)
+            return _Stale(version, (exc, outcome))
+        return _refuse(exc, outcome=outcome, version=version, inputs=_loggable(instances), **common)
 
     try:
         checked = check_rows(instances, version.input_schema, max_rows=settings.SERVING_MAX_ROWS)
@@ -380,5 +398,5 @@ def _answer(version: ModelVersion, instances: Any, named: bool, common: dict[str
             code="log_unavailable",
         )
     if record is None:
-        raise _Stale()
+        raise _Stale(version)
     return Served(record=record, version=version, labels=result.labels, probabilities=result.probabilities)

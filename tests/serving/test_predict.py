@@ -396,3 +396,54 @@ def test_a_remembered_client_key_is_rechecked_by_the_log_write(api_client, produ
         response = send()
         assert response.status_code == 401, (case, response.content)
         assert PredictionLog.objects.count() == logged, case  # refused at the door, as a key never remembered
+
+
+def test_a_model_that_fails_on_valid_input_is_refused_with_422_after_running_once(
+    keyed, data_scientist, risk_officer, german, train_csv, eval_csv, registered_model, monkeypatch
+):
+    """A category the encoder never saw passes the input schema (a string), but this pipeline's
+    encoder refuses unknown categories: a real failure on valid input. It is logged and refused
+    with 422, and the model runs once per request, not again for the fresh look-up that confirms
+    the version is still servable."""
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from governance.policies import active_policy
+    from serving import engine
+    from tests.conftest import make_version
+
+    policy = active_policy()
+    type(policy).objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    features = demo_data.NUMERIC + demo_data.CATEGORICAL
+    strict = Pipeline(
+        [
+            ("prepare", demo_data._preprocessor().set_params(categorical__handle_unknown="error")),
+            ("classify", LogisticRegression(max_iter=1000)),
+        ]
+    ).fit(german[0][features], german[0][demo_data.LABEL])
+    version = checked(
+        make_version(data_scientist, registered_model, sio.dumps(strict), train_csv, eval_csv), data_scientist
+    )
+    workflow.approve_version(version.pk, actor=risk_officer, justification=OK, override=True)
+    workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live.")
+    assert predict(keyed, instances=rows(german, 3)).status_code == 200  # known categories answer
+
+    runs = []
+    real_predict = engine.predict
+
+    def counted(*args, **kwargs):
+        runs.append(1)
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "predict", counted)
+    unseen = [{**rows(german, 1)[0], "sex": "never-seen"}]
+    for request in (1, 2):  # the second request starts from the version this process remembers
+        response = predict(keyed, instances=unseen)
+        assert response.status_code == 422, response.content
+        assert response.json()["error"]["code"] == "prediction_failed"
+        assert "predictions" not in response.json()
+        assert len(runs) == request  # once per request
+    failed = PredictionLog.objects.filter(outcome="error")
+    assert failed.count() == 2 and all("prediction_failed" in r.reason and r.version_id == version.pk for r in failed)
+    assert failed.first().inputs == unseen
