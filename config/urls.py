@@ -5,9 +5,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from compliance import api as compliance_api
 from governance import api as governance_api
+from governance import urls as governance_urls
+from governance import views as governance_views
 from lifecycle import api as lifecycle_api
-from lifecycle import views as lifecycle_views
+from lifecycle import urls as lifecycle_urls
 from serving import api as serving_api
 from serving import v2
 
@@ -15,20 +18,20 @@ api_v1 = [
     path("models/", lifecycle_api.ModelListApi.as_view(), name="api-models"),
     path("models/<slug:name>/", lifecycle_api.ModelDetailApi.as_view(), name="api-model"),
     path("models/<slug:name>/versions/", lifecycle_api.VersionCreateApi.as_view(), name="api-versions"),
-    path("models/<slug:name>/versions/<int:version>/", lifecycle_api.VersionDetailApi.as_view(), name="api-version"),
+    path("models/<slug:name>/versions/<int:version>/", governance_api.VersionDetailApi.as_view(), name="api-version"),
     path(
         "models/<slug:name>/versions/<int:version>/report.pdf",
-        governance_api.VersionReportApi.as_view(),
+        compliance_api.VersionReportApi.as_view(),
         name="api-version-report",
     ),
-    path("reports/period.pdf", governance_api.PeriodReportApi.as_view(), name="api-period-report"),
+    path("reports/period.pdf", compliance_api.PeriodReportApi.as_view(), name="api-period-report"),
     path("models/<slug:name>/predict", serving_api.ModelPredictApi.as_view(), name="api-predict"),
     path("predictions/", serving_api.PredictionListApi.as_view(), name="api-predictions"),
     path("predictions/<str:prediction_id>/", serving_api.PredictionDetailApi.as_view(), name="api-prediction"),
     path("predictions/<str:prediction_id>/outcome", serving_api.PredictionOutcomeApi.as_view(), name="api-outcome"),
     path(
         "models/<slug:name>/versions/<int:version>/submit",
-        lifecycle_api.VersionSubmitApi.as_view(),
+        governance_api.VersionSubmitApi.as_view(),
         name="api-version-submit",
     ),
 ]
@@ -45,11 +48,12 @@ open_inference_v2 = [
 ]
 
 urlpatterns = [
-    path("", lifecycle_views.home, name="home"),
+    path("", governance_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("registry/", include("lifecycle.urls")),
-    path("audit/", include("governance.urls")),
+    # One namespace for the registry pages, whichever layer serves them.
+    path("registry/", include((lifecycle_urls.urlpatterns + governance_urls.urlpatterns, "lifecycle"))),
+    path("audit/", include("compliance.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("v2/", include(open_inference_v2)),

@@ -16,11 +16,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from governance import review, workflow
-from governance.models import AuditEvent, CheckRun, Decision, Deployment, Policy, VersionReview
+from core.errors import DomainError
+from core.models import AuditEvent
+from core.roles import RISK_OFFICERS, has_role
+from governance import review, rules, workflow
+from governance.models import CheckRun, Decision, Deployment, Policy, VersionReview
 from governance.policies import update_policy
-from governance.roles import RISK_OFFICERS, has_role
-from lifecycle.errors import LifecycleError
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 
 
@@ -199,7 +200,7 @@ class VersionReviewAdmin(OfficerReadOnly):
         if not is_officer(request):
             return super().change_view(request, object_id, form_url, extra_context)
         version = get_object_or_404(ModelVersion.objects.select_related("registered_model"), pk=object_id)
-        actions = review.available_actions(version, request.user)
+        actions = rules.available_actions(version, request.user)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Review {version}",
@@ -212,7 +213,7 @@ class VersionReviewAdmin(OfficerReadOnly):
             "diff": review.metric_diff(version),
             "actions": [(a, ACTION_LABELS[a]) for a in actions],
             "failing_checks": review.needs_override(version) if "approve" in actions else [],
-            "progress": review.approvals_progress(version),
+            "progress": rules.approvals_progress(version),
             "decide_url": reverse("admin:governance_versionreview_decide", args=[version.pk]),
         }
         return TemplateResponse(request, "admin/governance/review.html", context)
@@ -239,12 +240,12 @@ class VersionReviewAdmin(OfficerReadOnly):
             else:
                 messages.error(request, f"Unknown action {action!r}.")
                 return HttpResponseRedirect(back)
-        except LifecycleError as exc:
+        except DomainError as exc:
             messages.error(request, f"Refused: {exc.message}")
             return HttpResponseRedirect(back)
         version.refresh_from_db()
         if action == "approve" and version.status == Status.IN_REVIEW:
-            done, required = review.approvals_progress(version)
+            done, required = rules.approvals_progress(version)
             messages.success(
                 request, f"Approval {done} of {required} recorded; another risk officer must approve {version}."
             )

@@ -1,71 +1,40 @@
-"""Compliance reports over the API, for auditors and risk officers (session or API key bound to
-such a person): the same PDF/A as the pages, with its SHA-256 in a header and in the trail."""
+"""The version API where governance comes in: a version's full record (checks, decisions)
+and submitting a draft for review. Thin: parse, call one function, render."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions, renderers
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import services
-from governance.views import parse_moment, pdf_response
-from lifecycle.errors import LifecycleError
-from lifecycle.models import ModelVersion
-from serving import api as serving_api
+from governance import workflow
+from governance.records import version_data
+from lifecycle import selectors
+from lifecycle.api import CanReadRegistry, VersionOutputSerializer
+from lifecycle.models import ModelVersion, RegisteredModel
 
 
-class IsAuditorOrOfficer(serving_api.IsAuditorOrOfficer):
-    message = "Only auditors and risk officers get compliance reports."
+def _get_version(request: Request, name: str, number: int) -> ModelVersion:
+    model = get_object_or_404(RegisteredModel, name=name)
+    return get_object_or_404(selectors.visible_versions(request.user, model), version=number)
 
 
-class PdfRenderer(renderers.BaseRenderer):
-    """Lets clients send `Accept: application/pdf`; errors still go out as JSON text."""
+class VersionDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanReadRegistry]
 
-    media_type = "application/pdf"
-    format = "pdf"
-    charset = None
-
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
-        return data if isinstance(data, bytes) else json.dumps(data).encode()
+    @extend_schema(responses=VersionOutputSerializer)
+    def get(self, request: Request, name: str, version: int) -> Response:
+        return Response(version_data(_get_version(request, name, version)))
 
 
-PDF_RESPONSE = {(200, "application/pdf"): OpenApiTypes.BINARY}
+class VersionSubmitApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanReadRegistry]
 
-
-class VersionReportApi(APIView):
-    permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
-    renderer_classes = [renderers.JSONRenderer, PdfRenderer]
-
-    @extend_schema(responses=PDF_RESPONSE, description="The version's compliance report, PDF/A-3b.")
-    def get(self, request: Request, name: str, version: int) -> HttpResponse:
-        v = get_object_or_404(ModelVersion, registered_model__name=name, version=version)
-        report = services.generate_version_report(v.pk, actor=request.user)
-        return pdf_response(report, f"{name}-v{version}-compliance-report.pdf")
-
-
-class PeriodReportApi(APIView):
-    permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
-    renderer_classes = [renderers.JSONRenderer, PdfRenderer]
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("since", str, required=True, description="YYYY-MM-DD or ISO 8601 date-time"),
-            OpenApiParameter("until", str, required=True, description="YYYY-MM-DD (included) or date-time"),
-        ],
-        responses=PDF_RESPONSE,
-        description="Decisions, deployments, overrides, policy changes and prediction volumes of a period.",
-    )
-    def get(self, request: Request) -> HttpResponse:
-        since = parse_moment(request.query_params.get("since", ""), field="since")
-        until = parse_moment(request.query_params.get("until", ""), field="until", end=True)
-        if since is None or until is None:
-            raise LifecycleError("Give both since and until.", field="since" if since is None else "until")
-        report = services.generate_period_report(since=since, until=until, actor=request.user)
-        return pdf_response(report, f"governance-report-{since:%Y%m%d}-{until:%Y%m%d}.pdf")
+    @extend_schema(request=None, responses=VersionOutputSerializer)
+    def post(self, request: Request, name: str, version: int) -> Response:
+        target = _get_version(request, name, version)
+        submitted = workflow.submit_version(target.pk, actor=request.user)
+        return Response(version_data(submitted))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from governance.audit import canonical_json
+from core.canonical import canonical_json
 from governance.models import CheckRun, CheckStatus, Decision, DecisionKind
 from lifecycle.models import ModelVersion
 

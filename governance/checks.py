@@ -1,6 +1,6 @@
-"""The checks run on a submitted version: validation, fairness, reproducibility. Each runner
-takes the loaded model, data and policy values and returns (status, metrics, warning); the
-driver run_check() is idempotent and hands the verdict to governance.workflow."""
+"""The checks run on a submitted version: validation, fairness, reproducibility, ONNX. Each
+runner takes the loaded model, data and policy values and returns an Outcome; run_check() claims
+the check and returns its Verdict, which the task records through governance.workflow."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from django.utils import timezone
 from sklearn import metrics as skm
 from sklearn.base import clone
 
-from governance import fairness, workflow
+from core.errors import DomainError
+from governance import fairness
 from governance.models import CheckKind, CheckRun, CheckStatus
+from lifecycle import onnx_model
 from lifecycle.artifacts import sha256_of
-from lifecycle.errors import LifecycleError
 from lifecycle.models import Dataset, ModelVersion
 from lifecycle.services import load_version_model
-from serving import onnx_engine
 
 
 class TransientCheckError(Exception):
@@ -147,8 +147,8 @@ def convert_onnx(model: Any, version: ModelVersion, evaluation: pd.DataFrame, po
     ONNX Runtime only when labels are identical and probabilities within 1e-5."""
     X = evaluation[version.feature_names]
     try:
-        data = onnx_engine.convert(model, version.input_schema)
-        comparison = onnx_engine.compare(onnx_engine.session(data), model, X, version.input_schema, version.task)
+        data = onnx_model.convert(model, version.input_schema)
+        comparison = onnx_model.compare(onnx_model.session(data), model, X, version.input_schema, version.task)
     except Exception as exc:  # skl2onnx cannot convert every estimator: a finding, served with skops
         return Outcome(
             CheckStatus.FAILED,
@@ -166,7 +166,7 @@ def convert_onnx(model: Any, version: ModelVersion, evaluation: pd.DataFrame, po
         "onnx_bytes": len(data),
         "label_agreement": comparison.label_agreement,
         "max_probability_difference": comparison.max_probability_difference,
-        "tolerance": onnx_engine.TOLERANCE,
+        "tolerance": onnx_model.TOLERANCE,
         "rows": comparison.rows,
     }
     if comparison.passed:
@@ -195,11 +195,23 @@ def _mark_running(check_id: int) -> CheckRun | None:
         return check
 
 
-def run_check(check_id: int) -> str:
-    """Run one check and record its verdict exactly once."""
+@dataclass
+class Verdict:
+    """What a check found, ready to be recorded (governance.workflow.record_check_result)."""
+
+    status: str
+    metrics: dict[str, Any]
+    inputs: dict[str, Any]
+    error: str
+    warning: str
+    started_at: Any
+
+
+def run_check(check_id: int) -> Verdict | None:
+    """Claim and run one check; None when it had already finished (a re-delivered task)."""
     check = _mark_running(check_id)
     if check is None:
-        return "already finished"
+        return None
     version = ModelVersion.objects.select_related("training_dataset", "evaluation_dataset").get(pk=check.version_id)
     started = time.monotonic()
     inputs = {
@@ -208,34 +220,16 @@ def run_check(check_id: int) -> str:
         "training_dataset_sha256": version.training_dataset.sha256,
         "sensitive_features": version.sensitive_features,
     }
+    error = ""
     try:
         model = load_version_model(version)
         evaluation = _frame(version.evaluation_dataset)
         outcome = RUNNERS[CheckKind(check.kind)](model, version, evaluation, check.policy)
     except TransientCheckError:
         raise
-    except LifecycleError as exc:
-        outcome = Outcome(CheckStatus.ERROR, {}, "")
-        error = exc.message
+    except DomainError as exc:
+        outcome, error = Outcome(CheckStatus.ERROR, {}, ""), exc.message
     except Exception as exc:  # a model that crashes on its own data is a finding, not a 500
-        outcome = Outcome(CheckStatus.ERROR, {}, "")
-        error = f"{type(exc).__name__}: {exc}"
-    else:
-        error = ""
+        outcome, error = Outcome(CheckStatus.ERROR, {}, ""), f"{type(exc).__name__}: {exc}"
     outcome.metrics["seconds"] = round(time.monotonic() - started, 3)
-    workflow.record_check_result(
-        check.pk,
-        status=outcome.status,
-        metrics=outcome.metrics,
-        inputs=inputs,
-        error=error,
-        warning=outcome.warning,
-        started_at=check.started_at,
-    )
-    return outcome.status
-
-
-def record_timeout(check_id: int, seconds: int) -> None:
-    workflow.record_check_result(
-        check_id, status=CheckStatus.ERROR, metrics={}, error=f"The check exceeded its time limit of {seconds} s."
-    )
+    return Verdict(outcome.status, outcome.metrics, inputs, error, outcome.warning, check.started_at)

@@ -6,45 +6,6 @@ from django.db import models
 from lifecycle.models import ModelVersion
 
 
-class AuditEvent(models.Model):
-    """One entry of the append-only, hash-chained audit trail. Written only by
-    governance.audit.record(); on PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE."""
-
-    seq = models.PositiveBigIntegerField(unique=True)
-    created_at = models.DateTimeField()
-    # SET_NULL plus a copied username: deleting a person never deletes what they did.
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_username = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=100, db_index=True)
-    target_type = models.CharField(max_length=100, blank=True)
-    target_id = models.CharField(max_length=64, blank=True)
-    target_repr = models.CharField(max_length=300, blank=True)
-    data = models.JSONField(default=dict)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
-
-    class Meta:
-        ordering = ["seq"]
-        indexes = [models.Index(fields=["target_type", "target_id"])]
-
-    def __str__(self) -> str:
-        return f"#{self.seq} {self.action} {self.target_repr}"
-
-
-class AuditChainHead(models.Model):
-    """A single row holding the chain's last sequence number and hash. Appends lock it
-    (SELECT ... FOR UPDATE), which serialises writers even when the table is empty."""
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    seq = models.PositiveBigIntegerField(default=0)
-    hash = models.CharField(max_length=64, default="0" * 64)
-
-    def __str__(self) -> str:
-        return f"audit chain head #{self.seq}"
-
-
 class Policy(models.Model):
     """Thresholds and approvals per risk tier, edited by risk officers in the admin (each change
     is an audit event). Every CheckRun copies the values it used."""

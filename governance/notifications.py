@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
 
-from governance.roles import RISK_OFFICERS
+from core.roles import RISK_OFFICERS
 from lifecycle.models import ModelVersion
-
-
-def on_commit_notify(kind: str, version_id: int) -> None:
-    from governance.tasks import notify_task
-
-    transaction.on_commit(functools.partial(notify_task.delay, kind, version_id))
 
 
 def notify(kind: str, version_id: int) -> int:

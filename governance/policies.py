@@ -6,9 +6,9 @@ from typing import Any
 
 from django.db import transaction
 
-from governance import audit
+from core import audit
+from core.roles import RISK_OFFICERS, has_role
 from governance.models import Policy
-from governance.roles import RISK_OFFICERS, has_role
 from lifecycle.errors import Forbidden
 
 DEFAULT_POLICY = "default"

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.db import transaction
 
-from governance import audit
-from governance.roles import AUDITORS, roles_of
+from core import audit
+from core.roles import AUDITORS, roles_of
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 MESSAGE = "Auditors have read-only access: this request was refused and recorded in the audit trail."

@@ -1,6 +1,6 @@
 """What a reviewer (or the data scientist) sees about a version: its checks with charts, its
-decisions with void flags, the metric diff against production, and the actions the rules
-allow this person now. Reads only."""
+decisions with void flags and the metric diff against production (the actions it allows come
+from governance.rules). Reads only."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import Any
 from django.utils.safestring import mark_safe
 
 from governance import bindings, charts
-from governance.models import CheckRun, Decision, Deployment
-from governance.policies import active_policy
-from governance.roles import RISK_OFFICERS, has_role
+from governance.models import CheckRun, Decision
 from lifecycle.models import ModelVersion, Status
 
 
@@ -83,39 +81,6 @@ def metric_diff(version: ModelVersion) -> list[dict[str, Any]]:
     ]
 
 
-def available_actions(version: ModelVersion, actor: Any) -> list[str]:
-    """The buttons to show: the same rules the workflow enforces (which checks them again)."""
-    if not has_role(actor, RISK_OFFICERS):
-        return []
-    actions: list[str] = []
-    if version.status == Status.IN_REVIEW:
-        already = Decision.objects.filter(
-            version=version, round=version.review_round, kind="approve", actor=actor
-        ).exists()
-        if version.submitted_by_id != getattr(actor, "pk", None) and not already:
-            actions.append("approve")
-        actions += ["reject", "request_changes"]
-    if version.status == Status.APPROVED:
-        required = active_policy().approvals_for(version.registered_model.risk_tier)
-        if len(bindings.valid_approvals(version)) >= required:
-            actions.append("deploy")
-        actions.append("retire")
-    if version.status == Status.PRODUCTION:
-        earlier = Deployment.objects.filter(
-            registered_model=version.registered_model, ended_at__isnull=False, version__status=Status.APPROVED
-        ).exclude(version=version)
-        if earlier.exists():
-            actions.append("rollback")
-        actions.append("retire")
-    return actions
-
-
 def needs_override(version: ModelVersion) -> list[CheckRun]:
     """The failing gating checks an approval would override (empty: no override needed)."""
     return bindings.failing_checks(version)
-
-
-def approvals_progress(version: ModelVersion) -> tuple[int, int]:
-    """(valid approvals so far, approvals the tier needs)."""
-    required = active_policy().approvals_for(version.registered_model.risk_tier)
-    return len(bindings.valid_approvals(version)), required

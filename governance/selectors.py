@@ -6,9 +6,10 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from governance.models import AuditEvent, Decision, DecisionKind, Deployment
+from core.models import AuditEvent
+from core.periods import in_period
+from governance.models import CheckKind, CheckRun, CheckStatus, Decision, DecisionKind, Deployment
 from lifecycle.models import ModelVersion, RegisteredModel, Status
-from lifecycle.querysets import in_period
 
 
 def versions_pending_review() -> QuerySet[ModelVersion]:
@@ -18,6 +19,18 @@ def versions_pending_review() -> QuerySet[ModelVersion]:
         .select_related("registered_model", "submitted_by")
         .order_by("submitted_at", "pk")
     )
+
+
+def onnx_check(version: ModelVersion) -> CheckRun | None:
+    """The passed ONNX check of the version's round: serving runs ONNX Runtime only then."""
+    return CheckRun.objects.filter(
+        version=version, round=version.review_round, kind=CheckKind.ONNX, status=CheckStatus.PASSED
+    ).first()
+
+
+def engine_for(version: ModelVersion) -> str:
+    """The engine that answers for this version: "onnx" when its ONNX check passed, else "skops"."""
+    return "onnx" if onnx_check(version) is not None else "skops"
 
 
 def deployment_at(model: RegisteredModel, when: datetime) -> Deployment | None:

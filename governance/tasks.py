@@ -1,4 +1,5 @@
-"""Celery tasks: thin interfaces that take ids and call one function."""
+"""Celery tasks: thin interfaces that take ids and call one function. A check task runs the
+check (which computes a verdict) and records the verdict through the workflow."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from governance import checks, notifications
+from governance import checks, jobs, notifications, workflow
+from governance.models import CheckStatus
 
 
 @shared_task(
@@ -20,12 +22,31 @@ from governance import checks, notifications
 )
 def run_check_task(check_id: int) -> str:
     try:
-        return checks.run_check(check_id)
+        verdict = checks.run_check(check_id)
     except SoftTimeLimitExceeded:
-        checks.record_timeout(check_id, settings.CELERY_TASK_SOFT_TIME_LIMIT)
-        return "error"
+        seconds = settings.CELERY_TASK_SOFT_TIME_LIMIT
+        workflow.record_check_result(
+            check_id, status=CheckStatus.ERROR, metrics={}, error=f"The check exceeded its time limit of {seconds} s."
+        )
+        return CheckStatus.ERROR
+    if verdict is None:
+        return "already finished"
+    workflow.record_check_result(
+        check_id,
+        status=verdict.status,
+        metrics=verdict.metrics,
+        inputs=verdict.inputs,
+        error=verdict.error,
+        warning=verdict.warning,
+        started_at=verdict.started_at,
+    )
+    return verdict.status
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def notify_task(kind: str, version_id: int) -> int:
     return notifications.notify(kind, version_id)
+
+
+jobs.register("run_check", run_check_task.delay)
+jobs.register("notify", notify_task.delay)

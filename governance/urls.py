@@ -1,20 +1,14 @@
+"""Registry pages served by governance; config/urls.py mounts them in the registry's
+`lifecycle` URL namespace beside lifecycle's own pages, so every page keeps one address."""
+
 from __future__ import annotations
 
 from django.urls import path
 
 from governance import views
 
-app_name = "audit"
-
 urlpatterns = [
-    path("", views.index, name="index"),
-    path("models/<slug:name>/", views.model_detail, name="model"),
-    path("models/<slug:name>/versions/<int:version>/", views.version_detail, name="version"),
-    path("models/<slug:name>/versions/<int:version>/report.pdf", views.version_report, name="version-report"),
-    path("reports/", views.period_report, name="reports"),
-    path("predictions/", views.predictions, name="predictions"),
-    path("predictions/<uuid:public_id>/", views.prediction_detail, name="prediction"),
-    path("trail/", views.trail, name="trail"),
-    path("verify/", views.verify, name="verify"),
-    path("exports/<slug:what>.<slug:fmt>", views.export, name="export"),
+    path("models/<slug:name>/versions/<int:version>/", views.version_detail, name="version-detail"),
+    path("models/<slug:name>/versions/<int:version>/status.json", views.version_status, name="version-status"),
+    path("models/<slug:name>/versions/<int:version>/submit/", views.version_submit, name="version-submit"),
 ]

@@ -1,327 +1,97 @@
-"""The auditors' workspace (also open to risk officers): read-only pages over models, versions,
-lineage, the prediction log and the audit trail; reports and exports. The only POST is
-"verify now", which appends its own audit event and changes nothing else."""
+"""The pages where a version meets governance: the home page (each role's work), a version's
+page with its checks and decisions, the status poll while checks run, and submitting a draft
+for review. Thin: parse, call one function, render."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import urlencode
-from uuid import UUID
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.http.response import HttpResponseBase
-from django.shortcuts import get_object_or_404, render
-from django.urls import reverse
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
-from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_POST
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from governance import exports, review, selectors, services
-from governance.errors import ReportError
-from governance.lineage import build_lineage, lineage_svg
-from governance.models import AuditEvent, Deployment
-from governance.roles import AUDITORS, RISK_OFFICERS, roles_of
-from lifecycle.models import ModelVersion, RegisteredModel
-from serving import seals as seal_service
-from serving import selectors as serving_selectors
-from serving.engine import engine_for
-from serving.models import Outcome, PredictionLog
-
-PAGE = 50
-
-
-def can_audit(user: Any) -> bool:
-    return bool(roles_of(user) & {AUDITORS, RISK_OFFICERS})
-
-
-def audit_url(v: ModelVersion) -> str:
-    return reverse("audit:version", args=[v.registered_model.name, v.version])
-
-
-def _require_auditor(request: HttpRequest) -> None:
-    if not can_audit(request.user):
-        raise PermissionDenied("Only auditors and risk officers use the audit workspace.")
-
-
-def parse_moment(value: str, *, field: str, end: bool = False) -> datetime | None:
-    """A date (a whole day; as an end, the day is included) or an ISO 8601 date-time."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    bad = ReportError(f"{field}: {value!r} is not a date (YYYY-MM-DD) or an ISO 8601 date-time.", field=field)
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        try:
-            moment = parse_datetime(value.replace(" ", "T"))
-        except ValueError:  # well formed but impossible, e.g. month 13
-            raise bad from None
-        if moment is None:
-            raise bad from None
-        return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
-    try:
-        return datetime.combine(day + timedelta(days=1) if end else day, time.min, tzinfo=UTC)
-    except OverflowError:  # the day after 9999-12-31
-        raise bad from None
-
-
-def _keyset_page(request: HttpRequest, rows: QuerySet[Any], key: str) -> tuple[list[Any], int | None]:
-    """Newest first, PAGE at a time, continuing below `?before=<key>` (no OFFSET scans)."""
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        rows = rows.filter(**{f"{key}__lt": int(before)})
-    page = list(rows.order_by(f"-{key}")[: PAGE + 1])
-    more = len(page) > PAGE
-    page = page[:PAGE]
-    return page, (getattr(page[-1], key) if more else None)
-
-
-def _filters(request: HttpRequest, names: tuple[str, ...]) -> dict[str, str]:
-    values = {n: request.GET.get(n, "").strip() for n in names}
-    for name, value in values.items():
-        if "\x00" in value:  # PostgreSQL cannot compare text with NUL: a named 400, not a 500
-            raise ReportError(f"{name}: the NUL character is not allowed in a filter.", field=name)
-    return values
+from core.errors import DomainError
+from core.models import AuditEvent
+from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
+from governance import review, workflow
+from governance.models import CheckRun, Decision
+from governance.selectors import engine_for, versions_pending_review
+from lifecycle.models import ModelVersion, Status
+from lifecycle.views import visible_version
 
 
 @login_required
-@require_GET
-def index(request: HttpRequest) -> HttpResponse:
-    _require_auditor(request)
-    models = RegisteredModel.objects.select_related("owner").prefetch_related("versions").order_by("name")
-    rows: list[dict[str, Any]] = []
-    for m in models:
-        versions = list(m.versions.all())
-        rows.append(
-            {
-                "model": m,
-                "production": next((v for v in versions if v.status == "production"), None),
-                "versions": len(versions),
-                "in_review": sum(v.status in ("checking", "in_review") for v in versions),
-            }
+def home(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    context: dict[str, Any] = {"roles": sorted(roles_of(user))}
+    if has_role(user, DATA_SCIENTISTS):
+        mine = ModelVersion.objects.filter(created_by=user).select_related("registered_model")
+        context["my_drafts"] = mine.filter(status=Status.DRAFT)
+        context["my_in_progress"] = mine.filter(status__in=[Status.CHECKING, Status.IN_REVIEW])
+        context["my_recent"] = mine.order_by("-created_at")[:10]
+        context["my_decisions"] = (
+            Decision.objects.filter(version__created_by=user)
+            .select_related("version__registered_model")
+            .order_by("-created_at")[:10]
         )
-    q = request.GET.get("q", "").strip().lower()
-    if q:
-        rows = [r for r in rows if q in r["model"].name or q in r["model"].title.lower()]
-    recent = AuditEvent.objects.order_by("-seq")[:10]
-    return render(request, "audit/index.html", {"rows": rows, "q": q, "recent": recent})
+    if has_role(user, RISK_OFFICERS):
+        context["review_queue"] = versions_pending_review()
+    if roles_of(user):
+        context["recent_events"] = AuditEvent.objects.order_by("-seq")[:8]
+    return render(request, "governance/home.html", context)
 
 
 @login_required
-@require_GET
-def model_detail(request: HttpRequest, name: str) -> HttpResponse:
-    _require_auditor(request)
-    model = get_object_or_404(RegisteredModel, name=name)
-    versions = list(
-        model.versions.select_related("training_dataset", "evaluation_dataset", "parent", "created_by").order_by(
-            "-version"
-        )
-    )
-    deployments = Deployment.objects.filter(registered_model=model).select_related("version", "deployed_by", "ended_by")
-    graph = build_lineage(versions, href=audit_url)
-    context = {
-        "model": model,
-        "versions": versions,
-        "deployments": deployments,
-        "graph": mark_safe(lineage_svg(graph)),  # noqa: S308 (every label escaped inside)
-        "nodes": graph.nodes.values(),
-    }
-    return render(request, "audit/model.html", context)
-
-
-def _version(request: HttpRequest, name: str, number: int) -> ModelVersion:
-    _require_auditor(request)
-    return get_object_or_404(
-        ModelVersion.objects.select_related(
-            "registered_model", "training_dataset", "evaluation_dataset", "parent", "created_by", "submitted_by"
-        ),
-        registered_model__name=name,
-        version=number,
-    )
-
-
-@login_required
-@require_GET
 def version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    v = _version(request, name, version)
-    graph = build_lineage([v], href=audit_url)
-    context = {
-        "v": v,
-        "card": v.card,
-        "parents": v.lineage(),
-        "checks": review.checks_for_display(v),
-        "decisions": review.decisions_for_display(v),
-        "deployments": Deployment.objects.filter(version=v).select_related("deployed_by", "ended_by"),
-        "graph": mark_safe(lineage_svg(graph, focus=f"version:{v.pk}")),  # noqa: S308
-        "serving": serving_selectors.serving_summary(version_id=v.pk),
-        "engine": engine_for(v),
-        "events": AuditEvent.objects.filter(target_type="lifecycle.modelversion", target_id=str(v.pk)).order_by("seq"),
-    }
-    return render(request, "audit/version.html", context)
-
-
-def pdf_response(report: Any, filename: str) -> HttpResponse:
-    """The report as a download, with the SHA-256 the audit trail recorded for it."""
-    response = HttpResponse(report.pdf, content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["X-Report-SHA256"] = report.sha256
-    return response
-
-
-@login_required
-@require_GET
-def version_report(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    v = _version(request, name, version)
-    try:
-        report = services.generate_version_report(v.pk, actor=request.user)
-    except ReportError as exc:
-        return render(request, "audit/error.html", {"message": exc.message}, status=exc.status)
-    return pdf_response(report, f"{v.registered_model.name}-v{v.version}-compliance-report.pdf")
-
-
-@login_required
-@require_GET
-def period_report(request: HttpRequest) -> HttpResponse:
-    _require_auditor(request)
-    if not request.GET.get("since") and not request.GET.get("until"):
-        today = timezone.now().date()
-        return render(request, "audit/reports.html", {"since": today - timedelta(days=30), "until": today})
-    try:
-        since = parse_moment(request.GET.get("since", ""), field="since")
-        until = parse_moment(request.GET.get("until", ""), field="until", end=True)
-        if since is None or until is None:
-            raise ReportError("Give both since and until.", field="since" if since is None else "until")
-        report = services.generate_period_report(since=since, until=until, actor=request.user)
-    except ReportError as exc:
-        context = {"error": exc.message, "since": request.GET.get("since"), "until": request.GET.get("until")}
-        return render(request, "audit/reports.html", context, status=exc.status)
-    return pdf_response(report, f"governance-report-{since:%Y%m%d}-{until:%Y%m%d}.pdf")
-
-
-def _prediction_filters(request: HttpRequest) -> tuple[dict[str, str], QuerySet[PredictionLog]]:
-    f = _filters(request, ("model", "version", "since", "until", "outcome", "request_id"))
-    if f["version"] and not f["version"].isdigit():
-        raise ReportError(f"version: {f['version']!r} is not a version number.", field="version")
-    if f["outcome"] and f["outcome"] not in Outcome.values:
-        raise ReportError(f"outcome: {f['outcome']!r} is not one of {', '.join(Outcome.values)}.", field="outcome")
-    records = serving_selectors.logged_predictions(
-        model=f["model"],
-        version=int(f["version"]) if f["version"] else None,
-        since=parse_moment(f["since"], field="since"),
-        until=parse_moment(f["until"], field="until", end=True),
-        outcome=f["outcome"],
-        request_id=f["request_id"],
+    v = visible_version(request, name, version)
+    events = AuditEvent.objects.filter(target_type="lifecycle.modelversion", target_id=str(v.pk)).order_by("seq")
+    return render(
+        request,
+        "governance/version_detail.html",
+        {
+            "v": v,
+            "card": v.card,
+            "parents": v.lineage(),
+            "events": events,
+            "can_edit": v.is_editable and has_role(request.user, DATA_SCIENTISTS),
+            "checks": review.checks_for_display(v),
+            "decisions": review.decisions_for_display(v),
+            "engine": engine_for(v),
+        },
     )
-    return f, records
 
 
 @login_required
-@require_GET
-def predictions(request: HttpRequest) -> HttpResponse:
-    _require_auditor(request)
-    try:
-        f, records = _prediction_filters(request)
-    except ReportError as exc:
-        failed = {"error": exc.message, "f": request.GET, "outcomes": Outcome.choices, "records": []}
-        return render(request, "audit/predictions.html", failed, status=400)
-    page, next_before = _keyset_page(request, records, "pk")
-    context: dict[str, Any] = {
-        "f": f,
-        "records": page,
-        "next_before": next_before,
-        "query": urlencode({k: v for k, v in f.items() if v}),
-        "outcomes": Outcome.choices,
-        "models": RegisteredModel.objects.values_list("name", flat=True),
-    }
-    return render(request, "audit/predictions.html", context)
-
-
-@login_required
-@require_GET
-def prediction_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
-    _require_auditor(request)
-    record = get_object_or_404(PredictionLog.objects.select_related("version", "seal"), public_id=public_id)
-    context = {
-        "r": record,
-        "proof": seal_service.inclusion_proof(record),
-        "decisions": review.decisions_for_display(record.version) if record.version else [],
-    }
-    return render(request, "audit/prediction.html", context)
-
-
-def _trail_filters(request: HttpRequest) -> tuple[dict[str, str], QuerySet[AuditEvent]]:
-    f = _filters(request, ("action", "actor", "target", "since", "until"))
-    events = selectors.audit_events(
-        action=f["action"],
-        actor=f["actor"],
-        target=f["target"],
-        since=parse_moment(f["since"], field="since"),
-        until=parse_moment(f["until"], field="until", end=True),
+def version_status(request: HttpRequest, name: str, version: int) -> JsonResponse:
+    """Polled by the version page while checks run."""
+    v = visible_version(request, name, version)
+    checks = CheckRun.objects.filter(version=v, round=v.review_round).order_by("kind")
+    return JsonResponse(
+        {
+            "status": v.status,
+            "status_label": v.get_status_display(),
+            "checks": [{"kind": c.kind, "status": c.status} for c in checks],
+        }
     )
-    return f, events
-
-
-@login_required
-@require_GET
-def trail(request: HttpRequest) -> HttpResponse:
-    _require_auditor(request)
-    return _trail_page(request)
-
-
-def _trail_page(request: HttpRequest, verification: dict[str, Any] | None = None) -> HttpResponse:
-    try:
-        f, events = _trail_filters(request)
-    except ReportError as exc:
-        return render(request, "audit/trail.html", {"error": exc.message, "f": request.GET, "events": []}, status=400)
-    page, next_before = _keyset_page(request, events, "seq")
-    context: dict[str, Any] = {
-        "f": f,
-        "events": page,
-        "next_before": next_before,
-        "query": urlencode({k: v for k, v in f.items() if v}),
-        "verification": verification,
-        "actions": AuditEvent.objects.order_by().values_list("action", flat=True).distinct(),
-    }
-    return render(request, "audit/trail.html", context)
 
 
 @login_required
 @require_POST
-def verify(request: HttpRequest) -> HttpResponse:
-    _require_auditor(request)
-    result = services.verify_audit_trail(actor=request.user)
-    return _trail_page(request, verification=result)
-
-
-EXPORTS = {"audit": "audit trail", "predictions": "prediction log"}
-
-
-@login_required
-@require_GET
-def export(request: HttpRequest, what: str, fmt: str) -> HttpResponseBase:
-    _require_auditor(request)
-    if what not in EXPORTS or fmt not in ("csv", "jsonl"):
-        raise Http404("No such export.")
+def version_submit(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    v = visible_version(request, name, version)
     try:
-        if what == "audit":
-            f, events = _trail_filters(request)
-            rows = exports.audit_rows(events)
-            columns: tuple[str, ...] = exports.AUDIT_COLUMNS
+        workflow.submit_version(v.pk, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        if exc.status == 403:
+            raise PermissionDenied(exc.message)
+    else:
+        v.refresh_from_db()
+        if v.status == Status.CHECKING:
+            messages.success(request, f"{v} was submitted: its checks are running.")
         else:
-            f, records = _prediction_filters(request)
-            rows = exports.prediction_rows(records)
-            columns = exports.PREDICTION_COLUMNS
-    except ReportError as exc:
-        return render(request, "audit/error.html", {"message": exc.message}, status=400)
-    services.record_export(actor=request.user, what=what, filters={k: v for k, v in f.items() if v}, fmt=fmt)
-    body = exports.as_csv(rows, columns) if fmt == "csv" else exports.as_jsonl(rows)
-    content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
-    response = StreamingHttpResponse(body, content_type=content_type)
-    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    response["Content-Disposition"] = f'attachment; filename="{what}-{stamp}.{fmt}"'
-    return response
+            messages.success(request, f"{v} was submitted and checked: it now waits for a risk officer's review.")
+    return redirect(v.get_absolute_url())

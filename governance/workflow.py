@@ -14,7 +14,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from governance import audit, bindings, notifications
+from core import audit
+from core.errors import DomainError
+from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role
+from governance import bindings, jobs, rules
 from governance.errors import WorkflowError
 from governance.models import (
     FINISHED_CHECK_STATUSES,
@@ -25,7 +28,6 @@ from governance.models import (
     Deployment,
 )
 from governance.policies import active_policy
-from governance.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role
 from lifecycle.artifacts import read_verified_bytes
 from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
 from lifecycle.models import ModelVersion, RegisteredModel, Status
@@ -56,26 +58,35 @@ class Refused(WorkflowError):
         self.version_pk, self.attempted, self.forbidden = version_pk, attempted, forbidden
 
 
+def record_refusal(exc: Refused, *, actor: Any) -> DomainError:
+    """The one way a refusal is recorded: after the refused transaction rolled back, in a
+    transaction of its own, against the version the request named. Returns the error to raise."""
+    with transaction.atomic():
+        version = ModelVersion.objects.get(pk=exc.version_pk)
+        audit.record(
+            audit.ACTION_REFUSED,
+            actor=actor,
+            target=version,
+            data={"attempted": exc.attempted, "reason": exc.message, "status": version.status},
+        )
+    return Forbidden(exc.message) if exc.forbidden else WorkflowError(exc.message)
+
+
+def refuse_unless(rule: rules.Rule, version: ModelVersion, attempted: str) -> None:
+    if not rule:
+        raise Refused(rule.reason, version_pk=version.pk, attempted=attempted, forbidden=rule.forbidden)
+
+
 def audited_refusals(func: Callable[..., Any]) -> Callable[..., Any]:
     """Run a transition; if it is refused, its transaction rolls back and the refusal is then
-    recorded in a transaction of its own, so a crafted request always leaves a trace."""
+    recorded (record_refusal), so a crafted request always leaves a trace."""
 
     @functools.wraps(func)
     def wrapper(target_id: int, *, actor: Any, **kwargs: Any) -> Any:
         try:
             return func(target_id, actor=actor, **kwargs)
         except Refused as exc:
-            with transaction.atomic():
-                version = ModelVersion.objects.get(pk=exc.version_pk)
-                audit.record(
-                    audit.ACTION_REFUSED,
-                    actor=actor,
-                    target=version,
-                    data={"attempted": exc.attempted, "reason": exc.message, "status": version.status},
-                )
-            if exc.forbidden:
-                raise Forbidden(exc.message) from None
-            raise WorkflowError(exc.message) from None
+            raise record_refusal(exc, actor=actor) from None
 
     return wrapper
 
@@ -176,10 +187,8 @@ def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
             "checks": [c.kind for c in checks],
         },
     )
-    from governance.tasks import run_check_task
-
     for check in checks:
-        transaction.on_commit(functools.partial(run_check_task.delay, check.pk))
+        jobs.after_commit("run_check", check.pk)
     return version
 
 
@@ -239,7 +248,7 @@ def record_check_result(
             target=version,
             data={"from": Status.CHECKING, "to": Status.IN_REVIEW, "checks": summary},
         )
-        notifications.on_commit_notify("ready_for_review", version.pk)
+        jobs.after_commit("notify", "ready_for_review", version.pk)
     return check
 
 
@@ -252,23 +261,7 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
     The approval binds the hashes of the artifact, the card and the check results it saw."""
     version = _locked(version_id)
     attempted = "approve"
-    if version.status != Status.IN_REVIEW:
-        raise Refused(
-            f"{version} is {_label(version.status)}; only versions in review can be approved.",
-            version_pk=version.pk,
-            attempted=attempted,
-        )
-    if not has_role(actor, RISK_OFFICERS):
-        raise Refused(
-            "Only risk officers approve versions.", version_pk=version.pk, attempted=attempted, forbidden=True
-        )
-    if version.submitted_by_id == actor.pk:
-        raise Refused(
-            "You submitted this version, so you cannot approve it (four-eyes rule).",
-            version_pk=version.pk,
-            attempted=attempted,
-            forbidden=True,
-        )
+    refuse_unless(rules.can_approve(version, actor), version, attempted)
     text = _require_justification(version, justification, attempted)
     failing = bindings.failing_checks(version)
     if failing and not override:
@@ -317,12 +310,13 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
             target=version,
             data={"from": Status.IN_REVIEW, "to": Status.APPROVED, "approvers": [d.actor_username for d in valid]},
         )
-        notifications.on_commit_notify("decided", version.pk)
+        jobs.after_commit("notify", "decided", version.pk)
     return version
 
 
 def _close_review(version_id: int, *, actor: Any, justification: str, to: str, kind: str, action: str) -> ModelVersion:
     version = _locked(version_id)
+    refuse_unless(rules.can_close_review(version, actor), version, kind)
     text = _require_justification(version, justification, kind)
     version = _transition(version, to=to, actor=actor)
     decision = _decide(version, kind=kind, actor=actor, justification=text)
@@ -332,7 +326,7 @@ def _close_review(version_id: int, *, actor: Any, justification: str, to: str, k
         target=version,
         data={"from": Status.IN_REVIEW, "to": to, "decision": decision.pk, "justification": text},
     )
-    notifications.on_commit_notify("decided", version.pk)
+    jobs.after_commit("notify", "decided", version.pk)
     return version
 
 
@@ -373,21 +367,14 @@ def deploy_version(version_id: int, *, actor: Any, justification: str) -> ModelV
     version = _locked(version_id)
     # Serialise deploys of one model: the lock on its row, then the partial unique constraint.
     model = RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
+    # The rule first: a refusal names the version that was asked for (and a non-officer's
+    # request never reaches the production version's transition).
+    refuse_unless(rules.can_deploy(version, actor), version, "approved->production")
     text = _require_justification(version, justification, "deploy")
-    if version.status == Status.APPROVED and has_role(actor, RISK_OFFICERS):
-        required = active_policy().approvals_for(model.risk_tier)
-        valid = bindings.valid_approvals(version)
-        if len(valid) < required:
-            raise Refused(
-                f"{version} has {len(valid)} valid approval(s) of {required} required: an approval is void "
-                "when the artifact, model card or check results changed after it was given.",
-                version_pk=version.pk,
-                attempted="approved->production",
-            )
-        try:
-            read_verified_bytes(version.artifact, version.artifact_sha256)
-        except ArtifactIntegrityError as exc:
-            raise Refused(exc.message, version_pk=version.pk, attempted="approved->production")
+    try:
+        read_verified_bytes(version.artifact, version.artifact_sha256)
+    except ArtifactIntegrityError as exc:
+        raise Refused(exc.message, version_pk=version.pk, attempted="approved->production")
     now = timezone.now()
     previous = ModelVersion.objects.select_for_update().filter(registered_model=model, status=Status.PRODUCTION).first()
     replaced = None
@@ -419,25 +406,16 @@ def deploy_version(version_id: int, *, actor: Any, justification: str) -> ModelV
 def _rollback(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
     model = RegisteredModel.objects.select_for_update().get(pk=model_id)
     current = ModelVersion.objects.select_for_update().filter(registered_model=model, status=Status.PRODUCTION).first()
+    anchor = current or model.versions.order_by("-version").first()
+    if anchor is None:
+        raise NotFound(f"{model} has no versions.")
     if current is None:
-        anchor = model.versions.order_by("-version").first()
-        if anchor is None:
-            raise NotFound(f"{model} has no versions.")
+        refuse_unless(rules._role(actor, RISK_OFFICERS, "roll back models"), anchor, "rollback")
         raise Refused(f"{model} has no production version to roll back.", version_pk=anchor.pk, attempted="rollback")
+    refuse_unless(rules.can_roll_back(current, actor), current, "rollback")
     text = _require_justification(current, justification, "rollback")
-    earlier = (
-        Deployment.objects.filter(registered_model=model, ended_at__isnull=False, version__status=Status.APPROVED)
-        .exclude(version=current)
-        .select_related("version")
-        .order_by("-deployed_at", "-pk")
-        .first()
-    )
-    if earlier is None:
-        raise Refused(
-            f"{model} has no earlier deployed version that is still approved.",
-            version_pk=current.pk,
-            attempted="rollback",
-        )
+    earlier = rules.rollback_target(model, current)
+    assert earlier is not None  # (can_roll_back found it under the model's lock)
     now = timezone.now()
     current = _transition(current, to=Status.APPROVED, actor=actor)
     Deployment.objects.filter(registered_model=model, ended_at__isnull=True).update(
@@ -463,29 +441,10 @@ def _rollback(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
 def rollback_model(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
     """production -> approved for the current version; the previously deployed version that is
     still approved becomes production again. Returns the restored version."""
-    if not has_role(actor, RISK_OFFICERS):
-        model = RegisteredModel.objects.get(pk=model_id)
-        anchor = model.versions.order_by("-version").first()
-        if anchor is not None:
-            with transaction.atomic():
-                audit.record(
-                    audit.ACTION_REFUSED,
-                    actor=actor,
-                    target=anchor,
-                    data={"attempted": "rollback", "reason": "not a risk officer"},
-                )
-        raise Forbidden("Only risk officers roll back models.")
     try:
         return _rollback(model_id, actor=actor, justification=justification)
     except Refused as exc:
-        with transaction.atomic():
-            audit.record(
-                audit.ACTION_REFUSED,
-                actor=actor,
-                target=ModelVersion.objects.get(pk=exc.version_pk),
-                data={"attempted": exc.attempted, "reason": exc.message},
-            )
-        raise WorkflowError(exc.message) from None
+        raise record_refusal(exc, actor=actor) from None
 
 
 @audited_refusals
@@ -494,6 +453,7 @@ def retire_version(version_id: int, *, actor: Any, justification: str) -> ModelV
     """approved or production -> retired: it stops serving when this commits."""
     version = _locked(version_id)
     RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
+    refuse_unless(rules.can_retire(version, actor), version, "retire")
     text = _require_justification(version, justification, "retire")
     source = version.status
     version = _transition(version, to=Status.RETIRED, actor=actor)

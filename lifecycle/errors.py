@@ -1,37 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
+from core.errors import DomainError, Forbidden, NotFound, TooLarge
+
+__all__ = ["ArtifactIntegrityError", "Forbidden", "LifecycleError", "NotFound", "SubmissionInvalid", "TooLarge"]
 
 
-class LifecycleError(Exception):
-    """A refused registry operation. `field` names the input at fault (form field or API
-    field); `status` is the HTTP status an interface should answer with."""
-
-    code = "invalid"
-    status = 400
-
-    def __init__(self, message: str, *, field: str | None = None, details: Any = None, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.details = details
-        if code:
-            self.code = code
-
-
-class TooLarge(LifecycleError):
-    code = "too_large"
-    status = 413
-
-
-class NotFound(LifecycleError):
-    code = "not_found"
-    status = 404
-
-
-class Forbidden(LifecycleError):
-    code = "forbidden"
-    status = 403
+class LifecycleError(DomainError):
+    """A refused registry operation."""
 
 
 class SubmissionInvalid(LifecycleError):
@@ -44,8 +19,8 @@ class SubmissionInvalid(LifecycleError):
         super().__init__(
             "The submission was refused: " + "; ".join(f"{f}: {' '.join(m)}" for f, m in errors.items()),
             details=errors,
+            status=status,
         )
-        self.status = status
 
 
 class ArtifactIntegrityError(LifecycleError):

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from governance.roles import roles_of
+from core.roles import roles_of
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel
 
 

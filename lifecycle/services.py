@@ -14,8 +14,9 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from governance import audit
-from governance.roles import DATA_SCIENTISTS, has_role
+from core import audit
+from core.errors import DomainError
+from core.roles import DATA_SCIENTISTS, has_role
 from lifecycle.artifacts import InspectedArtifact, inspect_artifact, read_verified_bytes
 from lifecycle.datasets import ParsedDataset, dataset_name_from_filename, parse_csv
 from lifecycle.errors import ArtifactIntegrityError, Forbidden, LifecycleError, NotFound, SubmissionInvalid, TooLarge
@@ -183,7 +184,7 @@ def create_version(
     errors: dict[str, list[str]] = {}
     too_large = False
 
-    def fail(exc: LifecycleError, default_field: str) -> None:
+    def fail(exc: DomainError, default_field: str) -> None:
         nonlocal too_large
         too_large = too_large or isinstance(exc, TooLarge)
         errors.setdefault(exc.field or default_field, []).append(exc.message)
@@ -196,14 +197,14 @@ def create_version(
         try:
             artifact_bytes = _read_upload(artifact, limit=settings.MAX_ARTIFACT_BYTES, field="artifact")
             inspected = inspect_artifact(artifact_bytes)
-        except LifecycleError as exc:
+        except DomainError as exc:
             fail(exc, "artifact")
 
     resolved: dict[str, tuple[ParsedDataset, Dataset | None, str]] = {}
     for field, choice in (("training_data", training), ("evaluation_data", evaluation)):
         try:
             resolved[field] = _resolve_dataset(choice, field=field)
-        except LifecycleError as exc:
+        except DomainError as exc:
             fail(exc, field)
 
     label_column = (label_column or "").strip()

@@ -8,19 +8,15 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
 
-from governance import review, workflow
-from governance.models import AuditEvent, CheckRun, Decision
-from governance.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
-from governance.selectors import versions_pending_review
+from core.errors import DomainError
+from core.roles import DATA_SCIENTISTS, has_role, roles_of
 from lifecycle import selectors, services
-from lifecycle.errors import LifecycleError, SubmissionInvalid
+from lifecycle.errors import SubmissionInvalid
 from lifecycle.forms import EditDraftForm, RegisterModelForm, VersionForm
-from lifecycle.models import CARD_FIELDS, Dataset, ModelVersion, RegisteredModel, Status
-from serving.engine import engine_for
+from lifecycle.models import CARD_FIELDS, Dataset, ModelVersion, RegisteredModel
 
 
 def _require_role(request: HttpRequest) -> None:
@@ -28,32 +24,11 @@ def _require_role(request: HttpRequest) -> None:
         raise PermissionDenied("Your account has no role in this application.")
 
 
-def _apply_errors(form: Any, exc: LifecycleError) -> None:
+def _apply_errors(form: Any, exc: DomainError) -> None:
     errors = exc.errors if isinstance(exc, SubmissionInvalid) else {exc.field or "__all__": [exc.message]}
     for field, msgs in errors.items():
         for msg in msgs:
             form.add_error(field if field in form.fields else None, msg)
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    user: Any = request.user
-    context: dict[str, Any] = {"roles": sorted(roles_of(user))}
-    if has_role(user, DATA_SCIENTISTS):
-        mine = ModelVersion.objects.filter(created_by=user).select_related("registered_model")
-        context["my_drafts"] = mine.filter(status=Status.DRAFT)
-        context["my_in_progress"] = mine.filter(status__in=[Status.CHECKING, Status.IN_REVIEW])
-        context["my_recent"] = mine.order_by("-created_at")[:10]
-        context["my_decisions"] = (
-            Decision.objects.filter(version__created_by=user)
-            .select_related("version__registered_model")
-            .order_by("-created_at")[:10]
-        )
-    if has_role(user, RISK_OFFICERS):
-        context["review_queue"] = versions_pending_review()
-    if roles_of(user):
-        context["recent_events"] = AuditEvent.objects.order_by("-seq")[:8]
-    return render(request, "lifecycle/home.html", context)
 
 
 @login_required
@@ -70,7 +45,7 @@ def model_register(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             model = services.register_model(actor=request.user, **form.cleaned_data)
-        except LifecycleError as exc:
+        except DomainError as exc:
             _apply_errors(form, exc)
         else:
             messages.success(request, f"Registered {model.name}. Now add its first version.")
@@ -115,7 +90,7 @@ def version_create(request: HttpRequest, name: str) -> HttpResponse:
                 code_commit=d.get("code_commit", ""),
                 card={f: d.get(f, "") for f in CARD_FIELDS},
             )
-        except LifecycleError as exc:
+        except DomainError as exc:
             _apply_errors(form, exc)
             status = exc.status
         else:
@@ -133,49 +108,15 @@ def version_create(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "lifecycle/version_form.html", context, status=status)
 
 
-def _version(request: HttpRequest, name: str, number: int) -> ModelVersion:
+def visible_version(request: HttpRequest, name: str, number: int) -> ModelVersion:
     _require_role(request)
     model = get_object_or_404(RegisteredModel, name=name)
     return get_object_or_404(selectors.visible_versions(request.user, model), version=number)
 
 
 @login_required
-def version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    v = _version(request, name, version)
-    events = AuditEvent.objects.filter(target_type="lifecycle.modelversion", target_id=str(v.pk)).order_by("seq")
-    return render(
-        request,
-        "lifecycle/version_detail.html",
-        {
-            "v": v,
-            "card": v.card,
-            "parents": v.lineage(),
-            "events": events,
-            "can_edit": v.is_editable and has_role(request.user, DATA_SCIENTISTS),
-            "checks": review.checks_for_display(v),
-            "decisions": review.decisions_for_display(v),
-            "engine": engine_for(v),
-        },
-    )
-
-
-@login_required
-def version_status(request: HttpRequest, name: str, version: int) -> JsonResponse:
-    """Polled by the version page while checks run."""
-    v = _version(request, name, version)
-    checks = CheckRun.objects.filter(version=v, round=v.review_round).order_by("kind")
-    return JsonResponse(
-        {
-            "status": v.status,
-            "status_label": v.get_status_display(),
-            "checks": [{"kind": c.kind, "status": c.status} for c in checks],
-        }
-    )
-
-
-@login_required
 def version_edit(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    v = _version(request, name, version)
+    v = visible_version(request, name, version)
     if not has_role(request.user, DATA_SCIENTISTS):
         raise PermissionDenied("Only data scientists edit drafts.")
     initial = {
@@ -197,29 +138,10 @@ def version_edit(request: HttpRequest, name: str, version: int) -> HttpResponse:
                 code_repository=d.get("code_repository", ""),
                 code_commit=d.get("code_commit", ""),
             )
-        except LifecycleError as exc:
+        except DomainError as exc:
             _apply_errors(form, exc)
             status = exc.status
         else:
             messages.success(request, f"Saved changes to {v}.")
             return redirect(v.get_absolute_url())
     return render(request, "lifecycle/version_edit.html", {"form": form, "v": v}, status=status)
-
-
-@login_required
-@require_POST
-def version_submit(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    v = _version(request, name, version)
-    try:
-        workflow.submit_version(v.pk, actor=request.user)
-    except LifecycleError as exc:
-        messages.error(request, exc.message)
-        if exc.status == 403:
-            raise PermissionDenied(exc.message)
-    else:
-        v.refresh_from_db()
-        if v.status == Status.CHECKING:
-            messages.success(request, f"{v} was submitted: its checks are running.")
-        else:
-            messages.success(request, f"{v} was submitted and checked: it now waits for a risk officer's review.")
-    return redirect(v.get_absolute_url())

@@ -17,9 +17,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api_errors import error_body
+from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
 from governance.models import Decision, DecisionKind
-from governance.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
-from lifecycle.api_errors import error_response
 from serving import seals, selectors
 from serving.errors import ServingError
 from serving.models import ApiKey, PredictionLog
@@ -60,6 +60,10 @@ def fast_json_response(data: dict[str, Any]) -> HttpResponse | Response:
         return HttpResponse(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), content_type="application/json")
     except (TypeError, orjson.JSONEncodeError):
         return Response(data)
+
+
+def error_response(code: str, message: str, http_status: int, details: Any = None) -> Response:
+    return Response(error_body(code, message, details), status=http_status)
 
 
 def caller_of(request: Request) -> Caller:

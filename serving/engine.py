@@ -13,13 +13,14 @@ import numpy as np
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from governance import audit
-from governance.models import CheckKind, CheckRun, CheckStatus
+from core import audit
+from governance.models import CheckRun
+from governance.selectors import onnx_check
+from lifecycle import onnx_model
 from lifecycle.artifacts import sha256_of
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
 from lifecycle.services import load_version_model
-from serving import onnx_engine
 from serving.inputs import to_frame, to_tensors
 
 # Classifiers whose predict() is exactly classes_[argmax(predict_proba())] in scikit-learn, so
@@ -60,12 +61,6 @@ _cache: dict[tuple[int, str, int], Loaded] = {}
 _lock = threading.Lock()
 
 
-def onnx_check(version: ModelVersion) -> CheckRun | None:
-    return CheckRun.objects.filter(
-        version=version, round=version.review_round, kind=CheckKind.ONNX, status=CheckStatus.PASSED
-    ).first()
-
-
 def _load_onnx(version: ModelVersion, check: CheckRun) -> Any:
     with default_storage.open(check.metrics["onnx_file"], "rb") as handle:
         data = handle.read()
@@ -77,7 +72,7 @@ def _load_onnx(version: ModelVersion, check: CheckRun) -> Any:
         with transaction.atomic():
             audit.record(audit.ARTIFACT_TAMPERED, actor=None, target=version, data=error.details)
         raise error
-    return onnx_engine.session(data)
+    return onnx_model.session(data)
 
 
 def loaded(version: ModelVersion) -> Loaded:
@@ -104,7 +99,7 @@ def predict(version: ModelVersion, rows: list[dict[str, Any]]) -> Prediction:
     """Predict checked rows with the version's engine (ONNX Runtime takes arrays, skops a frame)."""
     runtime = loaded(version)
     if runtime.engine == "onnx":
-        labels, probabilities = onnx_engine.run_tensors(runtime.session, to_tensors(rows, version.input_schema))
+        labels, probabilities = onnx_model.run_tensors(runtime.session, to_tensors(rows, version.input_schema))
         return Prediction(
             labels=labels.tolist(),
             probabilities=probabilities.tolist()
@@ -122,10 +117,6 @@ def predict(version: ModelVersion, rows: list[dict[str, Any]]) -> Prediction:
             labels = np.asarray(model.predict(frame))
         return Prediction(labels=labels.tolist(), probabilities=proba.tolist(), engine="skops")
     return Prediction(labels=np.asarray(model.predict(frame)).tolist(), probabilities=None, engine="skops")
-
-
-def engine_for(version: ModelVersion) -> str:
-    return "onnx" if onnx_check(version) is not None else "skops"
 
 
 def clear_cache() -> None:

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from governance.audit import canonical_json
-from governance.roles import roles_of
+from core.canonical import canonical_json
+from core.roles import roles_of
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
 from serving import engine, merkle, rawsql

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
-from governance import audit
+from core import audit
 from serving import merkle
 from serving.models import PredictionLog, PredictionSeal
 from serving.predict import LEAF_FIELDS, leaf_of

@@ -14,8 +14,8 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
+from core.periods import in_period
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel, Status
-from lifecycle.querysets import in_period
 from serving import rawsql
 from serving.errors import ServingError
 from serving.models import PredictionLog, PredictionSeal

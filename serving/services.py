@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from governance import audit
+from core import audit
 from lifecycle.errors import LifecycleError, NotFound
 from serving.models import ApiKey
 

@@ -11,7 +11,7 @@ import skops.io as sio
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from governance.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
+from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
 from lifecycle import demo_data, services
 from lifecycle.models import CARD_FIELDS, ModelVersion, RegisteredModel
 from tests.factories import RegisteredModelFactory, UserFactory

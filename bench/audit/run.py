@@ -141,7 +141,7 @@ def measure() -> None:
     from django.test import Client
     from django.utils import timezone
 
-    from governance import report_context, reports, services
+    from compliance import report_context, reports, services
     from lifecycle.models import ModelVersion
     from serving import seals as seal_service
     from serving import selectors
@@ -175,7 +175,9 @@ def measure() -> None:
     context, evidence = report_context.version_report(version, actor=auditor)
     t_context = time.perf_counter() - t
     t = time.perf_counter()
-    report = reports.render_report("reports/version.html", context, evidence=report_context.evidence_bytes(evidence))
+    report = reports.render_report(
+        "compliance/reports/version.html", context, evidence=report_context.evidence_bytes(evidence)
+    )
     t_render = time.perf_counter() - t
     t = time.perf_counter()
     services.generate_version_report(version.pk, actor=auditor)

@@ -45,7 +45,7 @@ def ensure_role_groups() -> None:
     """What governance/migrations/0002_roles.py creates, and a transactional flush deletes."""
     from django.contrib.auth.models import Group
 
-    from governance.roles import ALL_ROLES
+    from core.roles import ALL_ROLES
 
     for name in ALL_ROLES:
         Group.objects.get_or_create(name=name)

@@ -11,10 +11,11 @@ import pytest
 from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
+from compliance.services import AUDIT_VERIFIED, REPORT_GENERATED
+from core.models import AuditEvent
 from governance import workflow
-from governance.models import AuditEvent, Policy
+from governance.models import Policy
 from governance.policies import active_policy
-from governance.services import AUDIT_VERIFIED, REPORT_GENERATED
 from serving.predict import Caller, serve
 from serving.seals import seal_predictions
 from tests.conftest import make_version

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from governance.models import AuditEvent, CheckRun
+from core.models import AuditEvent
+from governance.models import CheckRun
 from lifecycle.models import ModelVersion, RegisteredModel
 
 PASSWORD = "correct-horse-battery"

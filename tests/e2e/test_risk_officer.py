@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from governance import checks, workflow
-from governance.models import AuditEvent, CheckRun, Decision
+from core.models import AuditEvent
+from governance import tasks, workflow
+from governance.models import CheckRun, Decision
 from lifecycle.models import ModelVersion, Status
 from tests.conftest import make_version
 from tests.factories import RegisteredModelFactory
@@ -35,7 +36,7 @@ def version_in_review(
     version = make_version(owner, model, skops_bytes, train_csv, eval_csv)
     workflow.submit_version(version.pk, actor=owner)
     for check in CheckRun.objects.filter(version=version):
-        checks.run_check(check.pk)
+        tasks.run_check_task(check.pk)
     version.refresh_from_db()
     assert version.status == Status.IN_REVIEW
     return version

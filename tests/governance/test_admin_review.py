@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from lifecycle.models import ModelVersion, Status
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def test_approve_then_deploy_from_the_review_page(client, risk_officer, in_revie
 def test_submitter_sees_no_approve_button_and_a_crafted_post_is_refused_and_audited(client, data_scientist, in_review):
     from django.contrib.auth.models import Group
 
-    from governance.roles import RISK_OFFICERS
+    from core.roles import RISK_OFFICERS
 
     data_scientist.groups.add(Group.objects.get(name=RISK_OFFICERS))
     data_scientist.is_staff = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from lifecycle import artifacts, services
 from lifecycle.errors import ArtifactIntegrityError
 

@@ -15,7 +15,7 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import FunctionTransformer
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from lifecycle import demo_data
 from lifecycle.models import Dataset, ModelCard, ModelVersion
 from tests.conftest import CARD, stored_files, upload

@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import DatabaseError, connection, transaction
 
-from governance import checks, workflow
+from governance import tasks, workflow
 from governance.models import CheckRun
 from governance.policies import active_policy
 from lifecycle import demo_data
@@ -131,7 +131,7 @@ def _deployed(
     version = make_version(data_scientist, model, artifact, train_csv, eval_csv)
     workflow.submit_version(version.pk, actor=data_scientist)
     for check in CheckRun.objects.filter(version=version):
-        checks.run_check(check.pk)
+        tasks.run_check_task(check.pk)
     workflow.approve_version(version.pk, actor=risk_officer, justification="ok")
     workflow.deploy_version(version.pk, actor=risk_officer, justification="live")
     return version

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
+from core.models import AuditEvent
 from governance import workflow
-from governance.models import AuditEvent
 from lifecycle.models import ModelVersion, Status
 from tests.conftest import make_version
 from tests.factories import RegisteredModelFactory
@@ -63,7 +63,7 @@ def test_tampering_is_caught_by_the_real_worker(
 def test_postgresql_refuses_update_delete_and_truncate_of_audit_rows(data_scientist):
     from django.db import DatabaseError, connection, transaction
 
-    from governance import audit
+    from core import audit
 
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE governance_auditevent ENABLE TRIGGER USER")

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from governance import checks, workflow
+from governance import tasks, workflow
 from governance.models import CheckRun
 from governance.policies import active_policy
 from lifecycle.models import ModelVersion, Status
@@ -28,7 +28,7 @@ def checked(version: ModelVersion, actor: Any) -> ModelVersion:
     finally:
         app.conf.task_always_eager = before
     for check in CheckRun.objects.filter(version=version, status="queued"):
-        checks.run_check(check.pk)
+        tasks.run_check_task(check.pk)
     version.refresh_from_db()
     return version
 

@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from serving.models import ApiKey
 from serving.services import revoke_api_key
 from tests.conftest import upload

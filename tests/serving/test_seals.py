@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from serving.models import PredictionLog
 from serving.seals import seal_predictions
 from tests.serving.conftest import rows

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lifecycle.errors import LifecycleError
+from core.errors import DomainError
 from serving.services import create_api_key
 
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             key, raw = create_api_key(actor=None, name=options["name"], username=options["user"])
-        except LifecycleError as exc:
+        except DomainError as exc:
             raise CommandError(exc.message)
         bound = f" bound to user {key.user.username}" if key.user else " (bound to no user)"
         self.stdout.write(f"Created API key {key.name!r}{bound}. Store it now; it cannot be shown again.")

@@ -1,0 +1,131 @@
+"""Exports of the audit trail and the prediction log as CSV or JSON Lines, as generators of
+encoded chunks: rows come from a server-side cursor in batches, so memory stays flat whatever
+the range. CSV cells that a spreadsheet would run as a formula are neutralised."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from core.models import AuditEvent
+from serving.models import PredictionLog
+
+CHUNK_ROWS = 2000
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+AUDIT_COLUMNS = ("seq", "created_at", "actor", "action", "target_type", "target_id", "target", "data", "hash")
+# Export column -> log field, in the order of the CSV columns.
+PREDICTION_FIELDS = {
+    "id": "public_id",
+    "created_at": "created_at",
+    "model": "model_name",
+    "version": "version_number",
+    "caller": "caller",
+    "request_id": "request_id",
+    "protocol": "protocol",
+    "outcome": "outcome",
+    "reason": "reason",
+    "n_rows": "n_rows",
+    "engine": "engine",
+    "latency_ms": "latency_ms",
+    "inputs": "inputs_json",
+    "outputs": "outputs_json",
+    "leaf_hash": "leaf_hash",
+    "seal": "seal_id",
+}
+PREDICTION_COLUMNS = tuple(PREDICTION_FIELDS)
+
+
+def neutralise(value: Any) -> Any:
+    """OWASP's advice for CSV injection: text starting like a formula gets a leading quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _stamp(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def audit_rows(events: QuerySet[AuditEvent]) -> Iterator[dict[str, Any]]:
+    fields = ("seq", "created_at", "actor_username", "action", "target_type", "target_id", "target_repr", "data")
+    rows = events.order_by("seq").values_list(*fields, "hash").iterator(chunk_size=CHUNK_ROWS)
+    for seq, created, actor, action, ttype, tid, trepr, data, digest in rows:
+        yield {
+            "seq": seq,
+            "created_at": _stamp(created),
+            "actor": actor,
+            "action": action,
+            "target_type": ttype,
+            "target_id": tid,
+            "target": trepr,
+            "data": data,
+            "hash": digest,
+        }
+
+
+def prediction_rows(records: QuerySet[PredictionLog]) -> Iterator[dict[str, Any]]:
+    rows = records.order_by("pk").values_list(*PREDICTION_FIELDS.values()).iterator(chunk_size=CHUNK_ROWS)
+    for values in rows:
+        row = dict(zip(PREDICTION_COLUMNS, values, strict=True))
+        row["id"] = str(row["id"])
+        row["created_at"] = _stamp(row["created_at"])
+        # Stored as canonical JSON text: passed through as is (JSONL) or as the cell text (CSV).
+        row["inputs"] = RawJson(row["inputs"])
+        row["outputs"] = RawJson(row["outputs"])
+        yield row
+
+
+class RawJson(str):
+    """JSON text already canonical in the log: written verbatim, never parsed and re-dumped."""
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_START) else value
+    if isinstance(value, dict | list):
+        return neutralise(_encode(value))
+    return value
+
+
+def as_csv(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for count, row in enumerate(rows, start=1):
+        writer.writerow([_cell(row[c]) for c in columns])
+        if count % 500 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
+def _jsonl_line(row: dict[str, Any]) -> str:
+    """One JSON object per line; RawJson values are spliced in as stored, never re-encoded."""
+    raw = [(k, v) for k, v in row.items() if isinstance(v, RawJson)]
+    head = _encode({k: v for k, v in row.items() if not isinstance(v, RawJson)})
+    if not raw:
+        return head + "\n"
+    return head[:-1] + "".join(f",{_encode(k)}:{v}" for k, v in raw) + "}\n"
+
+
+def as_jsonl(rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    parts: list[str] = []
+    for row in rows:
+        parts.append(_jsonl_line(row))
+        if len(parts) >= 500:
+            yield "".join(parts).encode()
+            parts.clear()
+    yield "".join(parts).encode()

@@ -1,0 +1,180 @@
+"""Load a realistic demo: one user per role, the German credit data, two real scikit-learn
+models saved with skops and registered through the same services the forms use."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import skops.io as sio
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
+from governance import bindings, workflow
+from lifecycle import demo_data, services
+from lifecycle.models import ModelVersion, RegisteredModel
+
+PASSWORD = "demo-password-2026"
+USERS = [
+    ("dana", "Dana", "Scientist", [DATA_SCIENTISTS]),
+    ("sam", "Sam", "Modeller", [DATA_SCIENTISTS]),
+    ("rita", "Rita", "Risk", [RISK_OFFICERS]),
+    ("omar", "Omar", "Oversight", [RISK_OFFICERS]),
+    ("audrey", "Audrey", "Auditor", [AUDITORS]),
+]
+
+CARD = {
+    "model_details": "Credit risk scorer for consumer loans. Built by the retail credit analytics team. "
+    "scikit-learn pipeline: standardised numeric features and one-hot encoded categories.",
+    "intended_use": "Support for loan officers pre-screening consumer loan applications. A human makes "
+    "every final decision.",
+    "out_of_scope_uses": "Automated rejection without human review; employment or insurance decisions; "
+    "applicants outside the population of the training data.",
+    "factors": "Sex and age group (under 25, 25 and over) are evaluated as sensitive attributes.",
+    "metrics": "Accuracy, balanced accuracy, ROC AUC and F1 on a held-out set of 300 applicants; "
+    "demographic parity and equalized odds across sex and age group.",
+    "ethical_considerations": "Historic lending data can encode discrimination; sex must never be used "
+    "to justify a decision to an applicant.",
+    "caveats_and_recommendations": "Small dataset (1,000 applicants, 1970s Germany): recalibrate on "
+    "local data before any real use.",
+}
+
+
+def _upload(name: str, data: bytes) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data)
+
+
+class Command(BaseCommand):
+    help = "Load the demo: users for each role, the German credit datasets and two models."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        users = self._users()
+        if RegisteredModel.objects.filter(name="credit-risk").exists():
+            self.stdout.write("Demo models already loaded.")
+            return
+        train, evaluation = demo_data.split(demo_data.load_german_credit())
+        train_csv, eval_csv = demo_data.to_csv_bytes(train), demo_data.to_csv_bytes(evaluation)
+        dana, sam = users["dana"], users["sam"]
+
+        services.register_model(
+            actor=dana,
+            name="credit-risk",
+            title="Consumer credit risk",
+            description="Probability that a consumer loan applicant is a good credit risk.",
+            risk_tier="high",
+        )
+        v1 = services.create_version(
+            actor=dana,
+            model_name="credit-risk",
+            artifact=_upload("credit-logreg.skops", sio.dumps(demo_data.train_logistic_regression(train))),
+            training=services.DatasetChoice(upload=_upload("german-credit-train.csv", train_csv)),
+            evaluation=services.DatasetChoice(upload=_upload("german-credit-eval.csv", eval_csv)),
+            label_column=demo_data.LABEL,
+            sensitive_features=demo_data.SENSITIVE,
+            code_repository="https://git.example.org/retail-credit/credit-risk",
+            code_commit="4e1d2a7",
+            card=CARD,
+            dataset_source=demo_data.SOURCE,
+        )
+        workflow.submit_version(v1.pk, actor=dana)
+        v2 = services.create_version(
+            actor=dana,
+            model_name="credit-risk",
+            artifact=_upload("credit-forest.skops", sio.dumps(demo_data.train_random_forest(train))),
+            training=services.DatasetChoice(dataset_id=v1.training_dataset_id),
+            evaluation=services.DatasetChoice(dataset_id=v1.evaluation_dataset_id),
+            label_column=demo_data.LABEL,
+            sensitive_features=demo_data.SENSITIVE,
+            parent_version=v1.version,
+            code_repository="https://git.example.org/retail-credit/credit-risk",
+            code_commit="9b03f5c",
+            card={**CARD, "model_details": "Random forest (100 trees, depth 8) on the same features."},
+        )
+        services.register_model(
+            actor=sam,
+            name="loan-prescreen",
+            title="Loan pre-screening (low risk)",
+            description="Flags applications for a fast-track review queue.",
+            risk_tier="low",
+        )
+        prescreen = services.create_version(
+            actor=sam,
+            model_name="loan-prescreen",
+            artifact=_upload("prescreen.skops", sio.dumps(demo_data.train_random_forest(train, n_estimators=30))),
+            training=services.DatasetChoice(dataset_id=v1.training_dataset_id),
+            evaluation=services.DatasetChoice(dataset_id=v1.evaluation_dataset_id),
+            label_column=demo_data.LABEL,
+            sensitive_features=["sex"],
+            card={**CARD, "intended_use": "Routing applications to the fast-track queue only."},
+        )
+        workflow.submit_version(prescreen.pk, actor=sam)
+        self._approve_and_deploy(prescreen.pk, users)
+        self.stdout.write(
+            f"Loaded the demo: credit-risk v{v1.version} (submitted for review) and v{v2.version} (draft); "
+            "loan-prescreen v1 (approved with an override and in production when the checks ran in-process)."
+        )
+
+    def _approve_and_deploy(self, version_id: int, users: dict[str, Any]) -> None:
+        """With tasks in-process the checks have finished by now; with a real broker they are
+        still queued, and the version waits in the review queue instead."""
+        version = ModelVersion.objects.get(pk=version_id)
+        if version.status != "in_review":
+            return
+        workflow.approve_version(
+            version.pk,
+            actor=users["rita"],
+            justification="Low-risk routing model only; the fairness gap on sex is accepted for a 3-month pilot "
+            "with monthly monitoring.",
+            override=bool(bindings.failing_checks(version)),
+        )
+        workflow.deploy_version(
+            version.pk, actor=users["rita"], justification="Pilot start approved by the credit committee."
+        )
+        self._demo_traffic(version, users)
+
+    def _demo_traffic(self, version: ModelVersion, users: dict[str, Any]) -> None:
+        """A few logged predictions (and one refused request) through the real serving path,
+        then sealed, so the prediction log and the reports have something to show."""
+        from serving.errors import ServingError
+        from serving.predict import Caller, serve
+        from serving.seals import seal_predictions
+
+        evaluation = demo_data.split(demo_data.load_german_credit())[1]
+        features = [c["name"] for c in version.input_schema]
+        rows = evaluation[features].head(40).to_dict(orient="records")
+        caller = Caller(user=users["rita"], api_key=None)
+        common: dict[str, Any] = {"caller": caller, "model_name": version.registered_model.name, "version_number": None}
+        for i in range(0, len(rows), 4):
+            serve(**common, instances=rows[i : i + 4], request_id=f"demo-{i}")
+        with contextlib.suppress(ServingError):  # refused and logged, as intended
+            serve(**common, instances=[{"age": "old"}], request_id="demo-bad")
+        seal_predictions()
+
+    @transaction.atomic
+    def _users(self) -> dict[str, Any]:
+        User = get_user_model()
+        users: dict[str, Any] = {}
+        for username, first, last, roles in USERS:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{username}@demo.local",
+                    # risk officers work in the Django admin, which needs staff status
+                    "is_staff": RISK_OFFICERS in roles,
+                },
+            )
+            if created:
+                user.set_password(PASSWORD)
+                user.save()
+            for role in roles:
+                user.groups.add(Group.objects.get(name=role))
+            users[username] = user
+        if not User.objects.filter(username="admin").exists():
+            User.objects.create_superuser("admin", "admin@demo.local", PASSWORD)
+        return users

@@ -1,0 +1,231 @@
+"""What goes into the compliance reports, read from the database in a few aggregate queries.
+Each builder returns (template context, evidence) where the evidence is the machine-readable
+record embedded in the PDF: for a version, exactly what the API gives, plus serving, seals and
+the verification result."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from rest_framework.utils.encoders import JSONEncoder
+
+from compliance import report_charts
+from compliance.lineage import build_lineage, lineage_svg
+from core import audit
+from core.models import AuditEvent
+from governance import review
+from governance.models import Decision, Deployment
+from governance.records import version_data
+from lifecycle.models import ModelVersion
+from serving import seals as seal_service
+from serving import selectors as serving_selectors
+from serving.models import PredictionSeal
+
+MAX_SEALS_SHOWN = 40
+
+
+def evidence_bytes(evidence: dict[str, Any]) -> bytes:
+    """The evidence as the API would render it (same encoder, so dates read the same)."""
+    return json.dumps(evidence, cls=JSONEncoder, ensure_ascii=False, indent=2, sort_keys=True).encode()
+
+
+def _svg_uri(svg: bytes | str) -> str:
+    data = svg.encode() if isinstance(svg, str) else svg
+    return "data:image/svg+xml;base64," + base64.b64encode(data).decode()
+
+
+def _actor_name(actor: Any) -> str:
+    return getattr(actor, "username", "") or "system"
+
+
+def verification(seals: QuerySet[PredictionSeal] | None = None) -> dict[str, Any]:
+    """The audit chain and the prediction seals (all, or the given ones) recomputed now."""
+    chain = audit.verify_chain()
+    sealed = seal_service.verify_seals(seals)
+    return {
+        "ok": chain.ok and sealed.ok,
+        "chain": {"ok": chain.ok, "events_checked": chain.events_checked, "message": chain.message},
+        "seals": {"ok": sealed.ok, "seals_checked": sealed.seals_checked, "message": sealed.message},
+    }
+
+
+def _seal_row(seal: Any) -> dict[str, Any]:
+    return {
+        "seal": seal.pk,
+        "root": seal.root,
+        "tree_size": seal.tree_size,
+        "first_record": seal.first_record,
+        "last_record": seal.last_record,
+        "audit_event_seq": seal.audit_seq,
+        "created_at": seal.created_at,
+    }
+
+
+def _deployment_row(d: Deployment) -> dict[str, Any]:
+    return {
+        "version": d.version.version,
+        "deployed_at": d.deployed_at,
+        "deployed_by": d.deployed_by.username,
+        "ended_at": d.ended_at,
+        "ended_by": d.ended_by.username if d.ended_by else None,
+        "end_reason": d.end_reason,
+    }
+
+
+CHECK_ORDER = {"validation": 0, "fairness": 1, "reproducibility": 2, "onnx": 3}
+
+
+def _checks(version: ModelVersion) -> list[dict[str, Any]]:
+    shown = sorted(review.checks_for_display(version), key=lambda item: CHECK_ORDER.get(item["check"].kind, 9))
+    for item in shown:
+        for feature in item["features"]:
+            feature["chart_uri"] = _svg_uri(report_charts.fairness_chart(feature))
+    return shown
+
+
+def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = None) -> tuple[dict, dict]:
+    now = now or timezone.now()
+    api = version_data(version)
+    deployments = [
+        _deployment_row(d)
+        for d in Deployment.objects.filter(registered_model=version.registered_model)
+        .select_related("version", "deployed_by", "ended_by")
+        .order_by("deployed_at", "pk")
+    ]
+    serving = serving_selectors.serving_summary(version_id=version.pk)
+    covering = serving_selectors.seals_covering(version.pk)
+    seals = [_seal_row(s) for s in covering]
+    verified = {**verification(covering), "verified_at": now}
+    graph = build_lineage([version])
+    unsealed = version.predictions.filter(seal__isnull=True).count()
+    evidence = {
+        "report": {
+            "kind": "version",
+            "generated_at": now,
+            "generated_by": _actor_name(actor),
+            "schema": "model-governance/version-report/1",
+        },
+        "version": api,
+        "deployments": deployments,
+        "serving": serving,
+        "seals": seals,
+        "unsealed_records": unsealed,
+        "audit_verification": verified,
+        "lineage_graph": graph.as_dict(),
+    }
+    onnx = next((c for c in api["checks"] if c["kind"] == "onnx"), None)
+    context = {
+        "title": f"Compliance report: {version}",
+        "v": version,
+        "api": api,
+        "card": version.card.sections(),
+        "lineage_uri": _svg_uri(lineage_svg(graph, focus=f"version:{version.pk}")),
+        "parents": version.lineage(),
+        "checks": _checks(version),
+        "decisions": review.decisions_for_display(version),
+        "deployments": deployments,
+        "serving": serving,
+        "volume_uri": _svg_uri(report_charts.daily_volume_chart(serving["per_day"])) if serving["per_day"] else "",
+        "seals": seals[:MAX_SEALS_SHOWN],
+        "seals_more": max(0, len(seals) - MAX_SEALS_SHOWN),
+        "unsealed": unsealed,
+        "verification": verified,
+        "onnx_sha256": (onnx or {}).get("metrics", {}).get("onnx_sha256", ""),
+        "generated_at": now,
+        "generated_by": _actor_name(actor),
+    }
+    return context, evidence
+
+
+PERIOD_ACTIONS = (
+    audit.VERSION_APPROVED,
+    audit.VERSION_REJECTED,
+    audit.VERSION_CHANGES_REQUESTED,
+    audit.VERSION_DEPLOYED,
+    audit.MODEL_ROLLED_BACK,
+    audit.VERSION_RETIRED,
+    audit.POLICY_CHANGED,
+)
+
+
+def _decision_row(d: Decision) -> dict[str, Any]:
+    return {
+        "model": d.version.registered_model.name,
+        "version": d.version.version,
+        "kind": d.kind,
+        "by": d.actor_username,
+        "at": d.created_at,
+        "justification": d.justification,
+        "override": d.override,
+        "artifact_sha256": d.artifact_sha256,
+        "card_sha256": d.card_sha256,
+        "checks_sha256": d.checks_sha256,
+    }
+
+
+def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime | None = None) -> tuple[dict, dict]:
+    now = now or timezone.now()
+    decisions = [
+        _decision_row(d)
+        for d in Decision.objects.filter(created_at__gte=since, created_at__lt=until)
+        .select_related("version__registered_model")
+        .order_by("created_at", "pk")
+    ]
+    policy_changes = [
+        {
+            "seq": e.seq,
+            "at": e.created_at,
+            "by": e.actor_username,
+            "policy": e.data.get("policy", ""),
+            "changes": e.data.get("changes", {}),
+        }
+        for e in AuditEvent.objects.filter(
+            action=audit.POLICY_CHANGED, created_at__gte=since, created_at__lt=until
+        ).order_by("seq")
+    ]
+    deployments = [
+        {"model": d.registered_model.name, **_deployment_row(d)}
+        for d in Deployment.objects.filter(deployed_at__lt=until)
+        .exclude(ended_at__lt=since)
+        .select_related("registered_model", "version", "deployed_by", "ended_by")
+        .order_by("deployed_at", "pk")
+    ]
+    volumes = serving_selectors.volumes_by_model(since=since, until=until)
+    verified = {**verification(), "verified_at": now}
+    evidence = {
+        "report": {
+            "kind": "period",
+            "since": since,
+            "until": until,
+            "generated_at": now,
+            "generated_by": _actor_name(actor),
+            "schema": "model-governance/period-report/1",
+        },
+        "decisions": decisions,
+        "overrides": [d for d in decisions if d["override"]],
+        "deployments": deployments,
+        "policy_changes": policy_changes,
+        "prediction_volumes": volumes,
+        "audit_verification": verified,
+    }
+    last_day = until - timedelta(microseconds=1)  # `until` is excluded
+    context = {
+        "title": f"Governance report {since:%Y-%m-%d} to {last_day:%Y-%m-%d}",
+        "since": since,
+        "until": until,
+        "last_day": last_day,
+        "decisions": decisions,
+        "overrides": evidence["overrides"],
+        "deployments": deployments,
+        "policy_changes": policy_changes,
+        "volumes": volumes,
+        "verification": verified,
+        "generated_at": now,
+        "generated_by": _actor_name(actor),
+    }
+    return context, evidence

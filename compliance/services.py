@@ -1,0 +1,91 @@
+"""Auditor-facing writes: generating a report and verifying the trail each leave an audit event
+(who, what, and for a report the SHA-256 of the exact bytes handed out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from compliance import report_context, reports
+from compliance.errors import ReportError
+from core import audit
+from lifecycle.models import ModelVersion
+
+REPORT_GENERATED = "governance.report.generated"
+AUDIT_VERIFIED = "governance.audit.verified"
+EXPORT_STARTED = "governance.export.downloaded"
+
+
+def generate_version_report(version_id: int, *, actor: Any) -> reports.Report:
+    """Render the compliance report of one version and record its SHA-256."""
+    version = ModelVersion.objects.select_related(
+        "registered_model", "training_dataset", "evaluation_dataset", "parent", "created_by", "submitted_by"
+    ).get(pk=version_id)
+    context, evidence = report_context.version_report(version, actor=actor)
+    report = _render("compliance/reports/version.html", context, evidence)
+    with transaction.atomic():
+        audit.record(
+            REPORT_GENERATED,
+            actor=actor,
+            target=version,
+            data={
+                "kind": "version",
+                "sha256": report.sha256,
+                "evidence_sha256": report.evidence_sha256,
+                "bytes": len(report.pdf),
+                "verification_ok": context["verification"]["ok"],
+            },
+        )
+    return report
+
+
+def generate_period_report(*, since: datetime, until: datetime, actor: Any) -> reports.Report:
+    """Render the governance report of a period and record its SHA-256."""
+    if until <= since:
+        raise ReportError("The period must end after it starts.", field="until")
+    if (until - since).days > settings.REPORT_MAX_PERIOD_DAYS:
+        raise ReportError(f"A period report covers at most {settings.REPORT_MAX_PERIOD_DAYS} days.", field="until")
+    context, evidence = report_context.period_report(since=since, until=until, actor=actor)
+    report = _render("compliance/reports/period.html", context, evidence)
+    with transaction.atomic():
+        audit.record(
+            REPORT_GENERATED,
+            actor=actor,
+            data={
+                "kind": "period",
+                "since": since.isoformat(),
+                "until": until.isoformat(),
+                "sha256": report.sha256,
+                "evidence_sha256": report.evidence_sha256,
+                "bytes": len(report.pdf),
+            },
+        )
+    return report
+
+
+def _render(template: str, context: dict[str, Any], evidence: dict[str, Any]) -> reports.Report:
+    try:
+        return reports.render_report(template, context, evidence=report_context.evidence_bytes(evidence))
+    except reports.RenderError as exc:
+        raise ReportError(f"The report could not be rendered: {exc}", status=503) from None
+
+
+def verify_audit_trail(*, actor: Any) -> dict[str, Any]:
+    """Recompute the audit chain and every prediction seal now; the result is itself audited."""
+    result = report_context.verification()
+    with transaction.atomic():
+        event = audit.record(
+            AUDIT_VERIFIED,
+            actor=actor,
+            data={"ok": result["ok"], "chain": result["chain"]["message"], "seals": result["seals"]["message"]},
+        )
+    return {**result, "event_seq": event.seq, "verified_at": event.created_at}
+
+
+def record_export(*, actor: Any, what: str, filters: dict[str, Any], fmt: str) -> None:
+    """An export is recorded before its first byte is sent (its size is not known in advance)."""
+    with transaction.atomic():
+        audit.record(EXPORT_STARTED, actor=actor, data={"what": what, "format": fmt, "filters": filters})

@@ -1,0 +1,130 @@
+"""The append-only, hash-chained audit trail: record() appends, verify_chain() proves.
+
+Each event's hash is SHA-256 over the previous hash and a canonical JSON of the event's own
+fields, so editing, deleting or reordering any event breaks every hash after it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from core.canonical import canonical_json
+from core.models import AuditChainHead, AuditEvent
+
+GENESIS_HASH = "0" * 64
+
+# Action codes (dotted, kept as constants so a typo is an import error, not a lost event).
+VERSION_CREATED = "lifecycle.version.created"
+VERSION_UPDATED = "lifecycle.version.updated"
+VERSION_SUBMITTED = "lifecycle.version.submitted"
+MODEL_REGISTERED = "lifecycle.model.registered"
+DATASET_CREATED = "lifecycle.dataset.created"
+ARTIFACT_TAMPERED = "lifecycle.artifact.tampered"
+API_KEY_CREATED = "serving.api_key.created"
+API_KEY_REVOKED = "serving.api_key.revoked"
+ACTION_REFUSED = "governance.action.refused"
+CHECK_FINISHED = "governance.check.finished"
+VERSION_IN_REVIEW = "governance.version.in_review"
+VERSION_APPROVAL_RECORDED = "governance.version.approval_recorded"
+VERSION_APPROVED = "governance.version.approved"
+VERSION_REJECTED = "governance.version.rejected"
+VERSION_CHANGES_REQUESTED = "governance.version.changes_requested"
+VERSION_DEPLOYED = "governance.version.deployed"
+MODEL_ROLLED_BACK = "governance.model.rolled_back"
+VERSION_RETIRED = "governance.version.retired"
+POLICY_CHANGED = "governance.policy.changed"
+
+
+def event_payload(event: AuditEvent) -> dict[str, Any]:
+    """The fields an event's hash covers."""
+    return {
+        "seq": event.seq,
+        "created_at": event.created_at.isoformat(),
+        "actor_id": event.actor_id,
+        "actor_username": event.actor_username,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "target_repr": event.target_repr,
+        "data": event.data,
+    }
+
+
+def compute_hash(prev_hash: str, payload: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(payload)).encode()).hexdigest()
+
+
+def _actor_fields(actor: Any) -> tuple[int | None, str]:
+    if actor is None:
+        return None, "system"
+    if isinstance(actor, models.Model):
+        return actor.pk, str(getattr(actor, "username", actor.pk))
+    # An API key bound to no user acts as itself.
+    return None, str(getattr(actor, "username", actor))
+
+
+@transaction.atomic
+def record(
+    action: str, *, actor: Any, target: models.Model | None = None, data: dict[str, Any] | None = None
+) -> AuditEvent:
+    """Append one event. Must run inside the transaction of the change it records."""
+    head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+    actor_id, username = _actor_fields(actor)
+    event = AuditEvent(
+        seq=head.seq + 1,
+        created_at=timezone.now(),
+        actor_id=actor_id,
+        actor_username=username,
+        action=action,
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_repr=str(target)[:300] if target is not None else "",
+        # Round-trip through canonical JSON so the stored data is exactly what was hashed.
+        data=json.loads(canonical_json(data or {})),
+        prev_hash=head.hash,
+    )
+    event.hash = compute_hash(event.prev_hash, event_payload(event))
+    event.save(force_insert=True)
+    head.seq, head.hash = event.seq, event.hash
+    head.save(update_fields=["seq", "hash"])
+    return event
+
+
+@dataclass(frozen=True)
+class ChainVerification:
+    ok: bool
+    events_checked: int
+    message: str
+    first_broken_seq: int | None = None
+
+
+def verify_chain() -> ChainVerification:
+    """Recompute every hash in order; name the first event that does not match."""
+    prev_hash = GENESIS_HASH
+    expected_seq = 1
+    count = 0
+    for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000):
+        count += 1
+        if event.seq != expected_seq:
+            return ChainVerification(
+                False, count, f"event #{expected_seq} is missing (found #{event.seq} next)", expected_seq
+            )
+        if event.prev_hash != prev_hash:
+            return ChainVerification(
+                False, count, f"event #{event.seq} does not follow event #{event.seq - 1}", event.seq
+            )
+        if compute_hash(event.prev_hash, event_payload(event)) != event.hash:
+            return ChainVerification(False, count, f"event #{event.seq} ({event.action}) was altered", event.seq)
+        prev_hash = event.hash
+        expected_seq += 1
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head is not None and head.seq != expected_seq - 1:
+        return ChainVerification(
+            False, count, f"the chain ends at #{expected_seq - 1} but its head says #{head.seq}", expected_seq
+        )
+    return ChainVerification(True, count, f"{count} events verified, chain intact")

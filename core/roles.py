@@ -1,0 +1,39 @@
+"""The three roles are Django groups (created by a data migration). Role checks live here
+so every interface asks the same question the same way; `roles_context` is the template
+context processor that gives the pages the same answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DATA_SCIENTISTS = "data-scientists"
+RISK_OFFICERS = "risk-officers"
+AUDITORS = "auditors"
+ALL_ROLES = (DATA_SCIENTISTS, RISK_OFFICERS, AUDITORS)
+
+
+def roles_of(user: Any) -> frozenset[str]:
+    """The role names of a user (cached on the object for the request)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return frozenset()
+    cached = getattr(user, "_role_names", None)
+    if cached is None:
+        if not hasattr(user, "groups"):
+            cached = frozenset()  # an API key bound to no user has no role
+        else:
+            cached = frozenset(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
+        user._role_names = cached
+    return cached
+
+
+def has_role(user: Any, role: str) -> bool:
+    return role in roles_of(user)
+
+
+def roles_context(request: Any) -> dict[str, Any]:
+    roles = roles_of(getattr(request, "user", None))
+    return {
+        "is_data_scientist": DATA_SCIENTISTS in roles,
+        "is_risk_officer": RISK_OFFICERS in roles,
+        "is_auditor": AUDITORS in roles,
+    }

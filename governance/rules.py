@@ -1,0 +1,147 @@
+"""The workflow's preconditions, written once: each predicate says whether `actor` may take an
+action on a version now, and why not. governance.workflow enforces them (and records a refusal);
+the review page, the admin and the auditor pages show their buttons from the same predicates.
+Reads only: cheap enough for a page, and the workflow asks again under its row locks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role
+from governance import bindings
+from governance.models import Decision, DecisionKind, Deployment
+from governance.policies import active_policy
+from lifecycle.models import ModelVersion, RegisteredModel, Status
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A yes, or a no with its reason; `forbidden` marks a no for the person's role (403) rather
+    than for the version's state (409)."""
+
+    allowed: bool
+    reason: str = ""
+    forbidden: bool = False
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+YES = Rule(True)
+
+
+def _label(status: str) -> str:
+    return status.replace("_", " ")
+
+
+def _no(reason: str) -> Rule:
+    return Rule(False, reason)
+
+
+def _role(actor: Any, role: str, doing: str) -> Rule:
+    if has_role(actor, role):
+        return YES
+    return Rule(False, f"Only members of {role} {doing}.", forbidden=True)
+
+
+def can_submit(version: ModelVersion, actor: Any) -> Rule:
+    if version.status != Status.DRAFT:
+        return _no(f"{version} is {_label(version.status)}; only drafts are submitted.")
+    return _role(actor, DATA_SCIENTISTS, "submit versions")
+
+
+def _in_review(version: ModelVersion, doing: str) -> Rule:
+    if version.status != Status.IN_REVIEW:
+        return _no(f"{version} is {_label(version.status)}; only versions in review can be {doing}.")
+    return YES
+
+
+def can_approve(version: ModelVersion, actor: Any) -> Rule:
+    """In review, by a risk officer who did not submit it and has not approved it this round."""
+    rule = _in_review(version, "approved") and _role(actor, RISK_OFFICERS, "approve versions")
+    if not rule:
+        return rule
+    if version.submitted_by_id == actor.pk:
+        return Rule(False, "You submitted this version, so you cannot approve it (four-eyes rule).", forbidden=True)
+    if Decision.objects.filter(
+        version=version, round=version.review_round, kind=DecisionKind.APPROVE, actor=actor
+    ).exists():
+        return _no("You already approved this version in this review round.")
+    return YES
+
+
+def can_close_review(version: ModelVersion, actor: Any) -> Rule:
+    """Reject or request changes: in review, by a risk officer."""
+    return _in_review(version, "rejected or sent back") and _role(actor, RISK_OFFICERS, "decide on reviews")
+
+
+def approvals_progress(version: ModelVersion) -> tuple[int, int]:
+    """(valid approvals of the current round, approvals the model's tier needs)."""
+    required = active_policy().approvals_for(version.registered_model.risk_tier)
+    return len(bindings.valid_approvals(version)), required
+
+
+def can_deploy(version: ModelVersion, actor: Any) -> Rule:
+    """Approved, by a risk officer, with the tier's count of approvals that still bind what is
+    there now (the workflow also re-reads the artifact's bytes before it deploys)."""
+    rule = _role(actor, RISK_OFFICERS, "deploy versions")
+    if not rule:
+        return rule
+    if version.status != Status.APPROVED:
+        return _no(f"{version} is {_label(version.status)}; only approved versions can be deployed.")
+    valid, required = approvals_progress(version)
+    if valid < required:
+        return _no(
+            f"{version} has {valid} valid approval(s) of {required} required: an approval is void "
+            "when the artifact, model card or check results changed after it was given."
+        )
+    return YES
+
+
+def rollback_target(model: RegisteredModel, current: ModelVersion) -> Deployment | None:
+    """The latest earlier deployment, other than `current`, whose version is still approved."""
+    return (
+        Deployment.objects.filter(registered_model=model, ended_at__isnull=False, version__status=Status.APPROVED)
+        .exclude(version=current)
+        .select_related("version")
+        .order_by("-deployed_at", "-pk")
+        .first()
+    )
+
+
+def can_roll_back(version: ModelVersion, actor: Any) -> Rule:
+    """From this production version back to the previously deployed version still approved."""
+    rule = _role(actor, RISK_OFFICERS, "roll back models")
+    if not rule:
+        return rule
+    if version.status != Status.PRODUCTION:
+        return _no(f"{version.registered_model} has no production version to roll back.")
+    if rollback_target(version.registered_model, version) is None:
+        return _no(f"{version.registered_model} has no earlier deployed version that is still approved.")
+    return YES
+
+
+def can_retire(version: ModelVersion, actor: Any) -> Rule:
+    rule = _role(actor, RISK_OFFICERS, "retire versions")
+    if rule and version.status not in (Status.APPROVED, Status.PRODUCTION):
+        return _no(f"{version} is {_label(version.status)}; only approved or production versions are retired.")
+    return rule
+
+
+# The buttons, in the order pages show them.
+ACTIONS = (
+    ("approve", can_approve),
+    ("reject", can_close_review),
+    ("request_changes", can_close_review),
+    ("deploy", can_deploy),
+    ("rollback", can_roll_back),
+    ("retire", can_retire),
+)
+
+
+def available_actions(version: ModelVersion, actor: Any) -> list[str]:
+    """The actions `actor` may take on `version` now: the same predicates the workflow enforces."""
+    if not has_role(actor, RISK_OFFICERS):
+        return []
+    return [name for name, rule in ACTIONS if rule(version, actor)]

@@ -1,0 +1,73 @@
+"""The registry's public records of datasets, versions and models: plain data, shared by the
+API, the reports and the exports (no HTTP here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lifecycle import selectors
+from lifecycle.models import Dataset, ModelVersion, RegisteredModel
+
+
+def dataset_record(d: Dataset) -> dict[str, Any]:
+    return {
+        "id": d.pk,
+        "name": d.name,
+        "version": d.version,
+        "sha256": d.sha256,
+        "rows": d.row_count,
+        "columns": d.columns,
+        "source": d.source,
+    }
+
+
+def version_record(v: ModelVersion) -> dict[str, Any]:
+    """The registry's part of a version's public record: everything but its checks and
+    decisions, which governance adds (governance.records.version_data)."""
+    return {
+        "model": v.registered_model.name,
+        "version": v.version,
+        "status": v.status,
+        "task": v.task,
+        "artifact": {
+            "sha256": v.artifact_sha256,
+            "size": v.artifact_size,
+            "estimator_class": v.estimator_class,
+            "sklearn_version": v.sklearn_version,
+            "types": v.artifact_types,
+        },
+        "params": v.params,
+        "classes": v.classes,
+        "input_schema": v.input_schema,
+        "label_column": v.label_column,
+        "sensitive_features": v.sensitive_features,
+        "model_card": v.card.as_dict(),
+        "model_card_sha256": v.card.content_hash(),
+        "lineage": {
+            "training_dataset": dataset_record(v.training_dataset),
+            "evaluation_dataset": dataset_record(v.evaluation_dataset),
+            "parents": [{"version": p.version, "artifact_sha256": p.artifact_sha256} for p in v.lineage()],
+            "code_repository": v.code_repository,
+            "code_commit": v.code_commit,
+        },
+        "review_round": v.review_round,
+        "created_by": v.created_by.username,
+        "created_at": v.created_at,
+        "submitted_by": v.submitted_by.username if v.submitted_by else None,
+        "submitted_at": v.submitted_at,
+    }
+
+
+def model_record(m: RegisteredModel, versions: list[ModelVersion]) -> dict[str, Any]:
+    production = selectors.production_version(m)
+    return {
+        "name": m.name,
+        "title": m.title,
+        "description": m.description,
+        "risk_tier": m.risk_tier,
+        "owner": m.owner.username,
+        "production_version": production.version if production else None,
+        "approved_versions": [v.version for v in selectors.approved_versions(m)],
+        "input_schema": production.input_schema if production else None,
+        "versions": [{"version": v.version, "status": v.status, "created_at": v.created_at} for v in versions],
+    }

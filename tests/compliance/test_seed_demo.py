@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from core.audit import verify_chain
+from lifecycle.models import ModelVersion, RegisteredModel
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_loads_a_user_per_role_and_real_models_through_the_services(eager_tasks):
+    call_command("seed_demo")
+    call_command("seed_demo")  # idempotent
+    users = {u.username: {g.name for g in u.groups.all()} for u in get_user_model().objects.all()}
+    assert users["dana"] == {"data-scientists"} and users["rita"] == {"risk-officers"}
+    assert users["audrey"] == {"auditors"}
+    assert set(RegisteredModel.objects.values_list("name", flat=True)) == {"credit-risk", "loan-prescreen"}
+    v1, v2 = ModelVersion.objects.filter(registered_model__name="credit-risk").order_by("version")
+    assert v1.status == "checking" and v2.parent == v1
+    assert v2.estimator_class == "sklearn.pipeline.Pipeline" and v2.params["steps"][1][1]["__estimator__"] == (
+        "RandomForestClassifier"
+    )
+    assert v1.training_dataset == v2.training_dataset
+    assert verify_chain().ok
