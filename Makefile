@@ -57,7 +57,12 @@ bench/.mlflow-venv/.installed: bench/requirements-mlflow.txt
 	bench/.mlflow-venv/bin/pip install --quiet -r bench/requirements-mlflow.txt
 	touch $@
 
-bench: venv bench/.mlflow-venv/.installed ## Serving benchmark against mlflow models serve (needs PostgreSQL; prints the table)
+bench/.mlserver-venv/.installed: bench/requirements-mlserver.txt
+	test -x bench/.mlserver-venv/bin/python || $(PYTHON) -m venv bench/.mlserver-venv
+	bench/.mlserver-venv/bin/pip install --quiet -r bench/requirements-mlserver.txt
+	touch $@
+
+bench: venv bench/.mlflow-venv/.installed bench/.mlserver-venv/.installed ## Serving benchmark against mlflow models serve and Seldon MLServer (needs PostgreSQL; prints the table)
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/serving/run.py
 
@@ -74,9 +79,10 @@ pdftools: ## Install Debian's poppler-utils (pdftotext, pdftoppm) if missing: th
 	  echo "Installing Debian's poppler-utils package..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; }
 
-lint: venv ## ruff lint and format check
+lint: venv ## ruff lint and format check; import-linter: the layers and the domain modules' contracts (pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(VENV)/bin/lint-imports
 
 typecheck: venv ## mypy with django-stubs and djangorestframework-stubs
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(VENV)/bin/mypy

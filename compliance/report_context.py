@@ -12,11 +12,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
-from rest_framework.utils.encoders import JSONEncoder
 
 from compliance import report_charts
 from compliance.lineage import build_lineage, lineage_svg
 from core import audit
+from core.canonical import ApiJSONEncoder
 from core.models import AuditEvent
 from governance import review
 from governance.models import Decision, Deployment
@@ -31,7 +31,7 @@ MAX_SEALS_SHOWN = 40
 
 def evidence_bytes(evidence: dict[str, Any]) -> bytes:
     """The evidence as the API would render it (same encoder, so dates read the same)."""
-    return json.dumps(evidence, cls=JSONEncoder, ensure_ascii=False, indent=2, sort_keys=True).encode()
+    return json.dumps(evidence, cls=ApiJSONEncoder, ensure_ascii=False, indent=2, sort_keys=True).encode()
 
 
 def _svg_uri(svg: bytes | str) -> str:

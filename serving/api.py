@@ -7,12 +7,11 @@ import json
 import re
 from typing import Any
 
-import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import pagination, permissions, serializers
+from rest_framework import exceptions, pagination, permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,53 +21,18 @@ from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
 from governance.models import Decision, DecisionKind
 from serving import seals, selectors
 from serving.errors import ServingError
-from serving.models import ApiKey, PredictionLog
-from serving.predict import Caller, log_refusal, serve
+from serving.http import caller_of, fast_json_response, parse_json
+from serving.keys import KeyRevoked
+from serving.models import PredictionLog
+from serving.predict import PredictionRequest, predict
 from serving.services import record_outcome
 from serving.throttling import ApiKeyRateThrottle
 
 PREDICTION_ID = re.compile(r"^(?P<record>[0-9a-f-]{36})(?:\.(?P<row>\d+))?$")
 
 
-# Every digit becomes "0", so 19 zeros in a row mean a number of 19 or more digits: a C-speed scan
-# (a regular expression took 2.3 ms on a 1,000-row body, longer than parsing it).
-_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
-_LONG_NUMBER = b"0" * 19
-
-
-def has_long_number(body: bytes) -> bool:
-    return _LONG_NUMBER in body.translate(_DIGITS_AS_ZERO)
-
-
-def parse_json(body: bytes) -> Any:
-    """orjson (several times faster on 1,000-row batches) unless the body has a number of 19 or
-    more digits, which orjson would turn into a float where Python keeps the exact integer: the
-    log must hold what was sent. What orjson refuses but Python reads (NaN) goes to Python's
-    parser too, so the input checks can name the bad field."""
-    body = body or b"null"
-    if has_long_number(body):
-        return json.loads(body)
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json.loads(body)
-
-
-def fast_json_response(data: dict[str, Any]) -> HttpResponse | Response:
-    """Rendered with orjson: DRF's renderer took longer than the model on 1,000-row batches."""
-    try:
-        return HttpResponse(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), content_type="application/json")
-    except (TypeError, orjson.JSONEncodeError):
-        return Response(data)
-
-
 def error_response(code: str, message: str, http_status: int, details: Any = None) -> Response:
     return Response(error_body(code, message, details), status=http_status)
-
-
-def caller_of(request: Request) -> Caller:
-    key = request.auth if isinstance(request.auth, ApiKey) else None
-    return Caller(user=request.user, api_key=key)
 
 
 def serving_error(exc: ServingError) -> Response:
@@ -100,38 +64,10 @@ class ModelPredictApi(APIView):
 
     @extend_schema(request=PredictRequestSerializer, responses={200: PredictResponseSerializer})
     def post(self, request: Request, name: str) -> HttpResponse | Response:
-        caller = caller_of(request)
         try:
-            body = parse_json(request.body)
-        except RequestDataTooBig:
-            return self.refuse(
-                request, name, ServingError("The request body is too large.", status=413, code="too_large")
-            )
-        except (ValueError, UnicodeDecodeError) as exc:
-            return self.refuse(
-                request, name, ServingError(f"The body is not valid JSON: {exc}", status=400, code="malformed_json")
-            )
-        if not isinstance(body, dict):
-            return self.refuse(
-                request,
-                name,
-                ServingError('Send a JSON object: {"instances": [...]}.', status=400, code="invalid_input"),
-            )
-        version = body.get("version")
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            return self.refuse(
-                request, name, ServingError('"version" must be an integer.', status=400, code="invalid_input")
-            )
-        request_id = str(body.get("request_id") or request.headers.get("X-Request-ID", ""))
-        try:
-            served = serve(
-                caller=caller,
-                model_name=name,
-                version_number=version,
-                instances=body.get("instances"),
-                request_id=request_id,
-                protocol="v1",
-            )
+            served = predict(v1_request(request, name))
+        except KeyRevoked as exc:
+            raise exceptions.AuthenticationFailed(exc.message)
         except ServingError as exc:
             return serving_error(exc)
         data: dict[str, Any] = {
@@ -146,15 +82,31 @@ class ModelPredictApi(APIView):
             data["classes"] = served.version.classes
         return fast_json_response(data)
 
-    def refuse(self, request: Request, name: str, exc: ServingError) -> Response:
-        logged = log_refusal(
-            exc,
-            caller=caller_of(request),
-            model_name=name,
-            request_id=request.headers.get("X-Request-ID", ""),
-            protocol="v1",
-        )
-        return serving_error(logged)
+
+def v1_request(request: Request, name: str) -> PredictionRequest:
+    """The v1 body as a PredictionRequest; what is wrong with it becomes the request's problem."""
+    caller = caller_of(request)
+
+    def refused(message: str, status: int, code: str) -> PredictionRequest:
+        problem = ServingError(message, status=status, code=code)
+        request_id = request.headers.get("X-Request-ID", "")
+        return PredictionRequest(caller, name, "v1", request_id=request_id, problem=problem)
+
+    try:
+        body = parse_json(request.body)
+    except RequestDataTooBig:
+        return refused("The request body is too large.", 413, "too_large")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return refused(f"The body is not valid JSON: {exc}", 400, "malformed_json")
+    if not isinstance(body, dict):
+        return refused('Send a JSON object: {"instances": [...]}.', 400, "invalid_input")
+    version = body.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        return refused('"version" must be an integer.', 400, "invalid_input")
+    request_id = str(body.get("request_id") or request.headers.get("X-Request-ID", ""))
+    return PredictionRequest(
+        caller, name, "v1", version_number=version, request_id=request_id, instances=body.get("instances")
+    )
 
 
 class IsAuditorOrOfficer(permissions.BasePermission):

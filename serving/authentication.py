@@ -13,7 +13,7 @@ from rest_framework.request import Request
 
 from governance.readonly import MESSAGE as READ_ONLY_MESSAGE
 from governance.readonly import is_refused_write, record_refused_write
-from serving import rawsql
+from serving import keys
 from serving.models import ApiKey
 from serving.services import hash_key
 
@@ -39,25 +39,6 @@ class ApiClient:
         return self.username
 
 
-_KEY_FIELDS = list(ApiKey._meta.concrete_fields)
-_KEY_SQL = rawsql.select_sql(ApiKey, _KEY_FIELDS, "WHERE t.key_hash = %s")
-
-
-def _key_by_hash(key_hash: str) -> ApiKey | None:
-    """One precompiled query."""
-    rows = rawsql.fetch(_KEY_SQL, [key_hash])
-    return rawsql.instance(ApiKey, _KEY_FIELDS, rows[0]) if rows else None
-
-
-# Client keys (bound to no user) this process accepted before, by hash. Only the prediction views
-# use them (`key_rechecked_at_write = True`): their log INSERT re-checks in the same statement
-# that the key is not revoked, and a failed check forgets the key and reads it again
-# (serving.predict). Every other view reads the key on every request. Keys bound to a user are
-# always read: the user's roles and active flag matter too.
-_recent_keys: dict[str, ApiKey] = {}
-_RECENT_KEYS_MAX = 4096
-
-
 def _remembers_keys(request: Request) -> bool:
     view = (getattr(request, "parser_context", None) or {}).get("view")
     return bool(getattr(view, "key_rechecked_at_write", False))
@@ -65,30 +46,12 @@ def _remembers_keys(request: Request) -> bool:
 
 def _key_for(request: Request, key_hash: str) -> ApiKey | None:
     remember = _remembers_keys(request)
-    key = _recent_keys.get(key_hash) if remember else None
+    key = keys.recent_keys.get(key_hash) if remember else None
     if key is None:
-        key = _key_by_hash(key_hash)
+        key = keys.key_by_hash(key_hash)
         if remember and key is not None and key.revoked_at is None and key.user_id is None:
-            if len(_recent_keys) >= _RECENT_KEYS_MAX:
-                _recent_keys.clear()
-            _recent_keys[key_hash] = key
+            keys.remember_key(key_hash, key)
     return key
-
-
-def forget_key(key: ApiKey) -> None:
-    _recent_keys.pop(key.key_hash, None)
-
-
-def clear_recent_keys() -> None:
-    _recent_keys.clear()
-
-
-def recheck_key(key: ApiKey) -> None:
-    """Read a remembered key again: AuthenticationFailed (401) if it was revoked meanwhile."""
-    forget_key(key)
-    fresh = _key_by_hash(key.key_hash)
-    if fresh is None or fresh.revoked_at is not None:
-        raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -13,6 +13,15 @@ from serving.errors import ServingError
 
 MAX_REPORTED_ERRORS = 50
 
+# Open Inference Protocol v2 datatypes: what each schema dtype is declared as, and accepts.
+DATATYPES = {"float64": "FP64", "int64": "INT64", "bool": "BOOL", "string": "BYTES"}
+ACCEPTED = {
+    "float64": {"FP64", "FP32", "INT64", "INT32"},
+    "int64": {"INT64", "INT32"},
+    "bool": {"BOOL"},
+    "string": {"BYTES"},
+}
+
 
 def _type_error(value: Any, dtype: str) -> str | None:
     if value is None:
@@ -127,3 +136,51 @@ def to_tensors(instances: list[dict[str, Any]], schema: list[dict[str, str]]) ->
         dtype = object if column["dtype"] == "string" else np.float64
         out[name] = np.array(values, dtype=dtype).reshape(-1, 1)
     return out
+
+
+def _flatten(data: Any) -> list[Any]:
+    if isinstance(data, list) and data and all(isinstance(d, list) for d in data):
+        return [x for d in data for x in _flatten(d)]
+    return data if isinstance(data, list) else [data]
+
+
+def tensors_to_rows(inputs: Any, schema: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Open Inference Protocol v2 input tensors, one per feature column, shape [N] or [N, 1];
+    rows out."""
+    if not isinstance(inputs, list) or not inputs:
+        raise ServingError('"inputs" must be a non-empty list of tensors.', status=400, code="invalid_input")
+    by_name: dict[str, dict[str, Any]] = {}
+    for tensor in inputs:
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise ServingError("Every input tensor needs a name.", status=400, code="invalid_input")
+        by_name[tensor["name"]] = tensor
+    expected = {c["name"]: c["dtype"] for c in schema}
+    problems = [f"missing input tensor {n!r}" for n in expected if n not in by_name]
+    problems += [f"unknown input tensor {n!r}" for n in by_name if n not in expected]
+    columns: dict[str, list[Any]] = {}
+    for name, tensor in by_name.items():
+        if name not in expected:
+            continue
+        datatype, shape = tensor.get("datatype"), tensor.get("shape")
+        if datatype not in ACCEPTED[expected[name]]:
+            problems.append(f"{name}: datatype {datatype} where {DATATYPES[expected[name]]} is expected")
+            continue
+        if not isinstance(shape, list) or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+            problems.append(f"{name}: shape {shape} (use [N] or [N, 1])")
+            continue
+        values = _flatten(tensor.get("data"))
+        if len(values) != shape[0]:
+            problems.append(f"{name}: {len(values)} values for shape {shape}")
+            continue
+        if datatype == "BYTES":
+            values = [v.decode() if isinstance(v, bytes) else v for v in values]
+        if datatype in ("FP32", "FP64") and expected[name] == "float64":
+            values = [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in values]
+        columns[name] = values
+    if problems:
+        raise ServingError("; ".join(problems), status=400, code="invalid_input")
+    sizes = {len(v) for v in columns.values()}
+    if len(sizes) != 1:
+        raise ServingError("All input tensors must have the same number of rows.", status=400, code="invalid_input")
+    n = sizes.pop()
+    return [{name: columns[name][i] for name in columns} for i in range(n)]

@@ -1,0 +1,226 @@
+"""The prediction log's writer: it owns a record's layout, its canonical JSON texts and its
+Merkle leaf, and writes it with one INSERT before any answer leaves.
+
+Why raw SQL: the ORM's query compilation cost more than the write itself on the serving path
+(BENCHMARKS.md), so the INSERT is built once per shape from the model's concrete fields and sent
+as a prepared statement (serving.rawsql). What it depends on in Django: `Field.column`,
+`Field.get_db_prep_save()` and `connection.ops.quote_name()`, which is what the ORM's own
+INSERT compiler uses (django.db.models.sql.compiler.SQLInsertCompiler); a field whose value
+needs more than get_db_prep_save (a database default, say) would need its own path.
+
+The guarded INSERT: an answer's record is inserted with INSERT ... SELECT ... WHERE the version
+row still has the artifact hash and a status that may answer (and the client key is still not
+revoked), so a process that remembered a version or key from an earlier request can never log,
+and so return, an answer from a version that stopped being servable."""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.db import connection, transaction
+from django.utils import timezone
+
+from core.canonical import canonical_json
+from lifecycle.models import ModelVersion
+from serving import merkle, rawsql
+from serving.models import ApiKey, Outcome, PredictionLog
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What the log INSERT must find true when it writes an answer: the version row's id, the
+    artifact hash the answer came from, the statuses that may answer, and (for a client key)
+    that the key is not revoked."""
+
+    version_id: int
+    artifact_sha256: str
+    statuses: tuple[str, ...]
+    api_key_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record to write: who asked what of which version, and what came of it."""
+
+    model_name: str
+    version: ModelVersion | None
+    api_key: ApiKey | None
+    user: Any
+    caller: str
+    request_id: str
+    protocol: str
+    outcome: str
+    started: float
+    reason: str = ""
+    inputs: Any = None
+    outputs: dict[str, Any] | None = None
+    engine: str = ""
+
+
+def dump_json(value: Any) -> str:
+    """Compact JSON with sorted keys, as stored in the log and hashed as stored. orjson writes a
+    1,000-row batch about 10x faster than json.dumps; what it cannot write (integers beyond 64
+    bits, say) falls back to the standard library, so a refusal is still logged."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return canonical_json(value)
+
+
+# The columns a leaf covers, in the order leaf_of() reads them (values_list() can feed it).
+LEAF_FIELDS = (
+    "public_id",
+    "created_at",
+    "model_name",
+    "version_number",
+    "version_id",
+    "caller",
+    "request_id",
+    "protocol",
+    "outcome",
+    "reason",
+    "n_rows",
+    "engine",
+    "latency_ms",
+    "inputs_json",
+    "outputs_json",
+)
+
+
+def leaf_of(values: tuple[Any, ...]) -> bytes:
+    """The Merkle leaf of a record from its LEAF_FIELDS values: SHA-256(0x00 || canonical JSON of
+    its metadata, then the stored canonical JSON texts of its inputs and outputs)."""
+    (public_id, created_at, model, version, version_id, caller, request_id, protocol, outcome, reason, n_rows,
+     engine, latency_ms, inputs_json, outputs_json) = values  # fmt: skip
+    meta = {
+        "id": str(public_id),
+        "created_at": created_at.isoformat(),
+        "model": model,
+        "version": version,
+        "version_id": version_id,
+        "caller": caller,
+        "request_id": request_id,
+        "protocol": protocol,
+        "outcome": outcome,
+        "reason": reason,
+        "n_rows": n_rows,
+        "engine": engine,
+        "latency_ms": latency_ms,
+    }
+    blob = "\x1e".join((canonical_json(meta), inputs_json, outputs_json))
+    return merkle.leaf_hash(blob.encode())
+
+
+def record_leaf(record: PredictionLog) -> bytes:
+    """The Merkle leaf of a record, recomputable from the row alone."""
+    return leaf_of(tuple(getattr(record, name) for name in LEAF_FIELDS))
+
+
+def _json_safe(value: Any) -> Any:
+    """Refused input may hold NaN or infinity, which JSON columns reject: keep them as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: a client's NUL (in a request id, or echoed in a refusal
+    reason) is stored as U+FFFD, so the record is still written instead of the log failing."""
+    return value.replace("\x00", "\ufffd")
+
+
+def write(entry: Entry, guard: Guard | None = None) -> PredictionLog | None:
+    """Write the record, durable when this returns. With a guard, None means nothing was written:
+    the version is no longer servable or the key was revoked. Raises DatabaseError when the log
+    cannot be written (the caller answers 503 and returns no prediction)."""
+    ok = entry.outcome == Outcome.OK
+    inputs = entry.inputs
+    record = PredictionLog(
+        public_id=uuid.uuid4(),
+        created_at=timezone.now(),
+        model_name=_text(entry.model_name)[:64],
+        version=entry.version,
+        version_number=entry.version.version if entry.version else None,
+        api_key=entry.api_key,
+        user=entry.user if getattr(entry.user, "pk", None) else None,
+        caller=_text(entry.caller)[:150],
+        request_id=_text(entry.request_id or "")[:200],
+        protocol=entry.protocol,
+        outcome=entry.outcome,
+        reason=_text(entry.reason)[:5000],
+        n_rows=len(inputs) if isinstance(inputs, list) and ok else 0,
+        # valid input was checked finite already; anything refused is made JSON-safe first
+        inputs_json=dump_json((inputs if ok else _json_safe(inputs)) if inputs is not None else []),
+        outputs_json=dump_json(entry.outputs or {}),
+        engine=entry.engine,
+        latency_ms=round((time.perf_counter() - entry.started) * 1000, 3),
+    )
+    record.leaf_hash = record_leaf(record).hex()
+    return record if _insert(record, guard) else None
+
+
+_INSERT_FIELDS = [f for f in PredictionLog._meta.concrete_fields if not f.primary_key]
+
+
+@functools.cache
+def _insert_sql(vendor: str, guard_size: int, keyed: bool = False) -> str:
+    """INSERT ... VALUES for refusals; for answers INSERT ... SELECT ... WHERE the version row is
+    still servable (and the API key still not revoked), so no answer is logged, and so returned,
+    once its version stopped being servable or its key was revoked, whatever a process
+    remembered."""
+    quote = connection.ops.quote_name
+    table = quote(PredictionLog._meta.db_table)
+    columns = ", ".join(quote(f.column or f.name) for f in _INSERT_FIELDS)
+    if not guard_size:
+        # Identifiers come from the model, values are always bound parameters.
+        return f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(_INSERT_FIELDS))})"  # noqa: S608
+
+    def placeholder(field: Any) -> str:
+        if vendor != "postgresql":
+            return "%s"
+        # INSERT ... SELECT gives bare parameters no column type: name it (text for strings, so
+        # an over-long value is an error rather than cut by a cast to varchar(n)).
+        kind = "text" if field.get_internal_type() in ("CharField", "TextField") else field.db_type(connection)
+        return f"%s::{kind}"
+
+    versions = quote(ModelVersion._meta.db_table)
+    statuses = ", ".join(["%s"] * guard_size)
+    key = f" AND EXISTS (SELECT 1 FROM {quote(ApiKey._meta.db_table)} WHERE id = %s AND revoked_at IS NULL)"  # noqa: S608
+    return (
+        f"INSERT INTO {table} ({columns}) SELECT {', '.join(placeholder(f) for f in _INSERT_FIELDS)} "  # noqa: S608
+        f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND artifact_sha256 = %s AND status IN ({statuses}))"
+        + (key if keyed else "")
+    )
+
+
+def _insert(record: PredictionLog, guard: Guard | None = None) -> bool:
+    """One INSERT of a prepared statement (the ORM's query compilation cost more than the write
+    itself on the serving path). In autocommit mode it is durable when execute returns. With a
+    guard, False means nothing was written: the version is no longer servable or the key was
+    revoked."""
+    keyed = guard is not None and guard.api_key_id is not None
+    sql = _insert_sql(connection.vendor, len(guard.statuses) if guard else 0, keyed)
+    values = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _INSERT_FIELDS]
+    if guard:
+        values += [guard.version_id, guard.artifact_sha256, *guard.statuses]
+        if guard.api_key_id is not None:
+            values.append(guard.api_key_id)
+
+    def written() -> bool:  # after a lost connection: did the INSERT reach the database after all?
+        table = connection.ops.quote_name(PredictionLog._meta.db_table)
+        return bool(rawsql.fetch(f"SELECT 1 FROM {table} WHERE public_id = %s", [record.public_id]))  # noqa: S608
+
+    if connection.in_atomic_block:  # inside someone's transaction: a savepoint keeps it usable on failure
+        with transaction.atomic():
+            return rawsql.execute(sql, values) == 1
+    return rawsql.execute(sql, values, written=written) == 1

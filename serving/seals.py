@@ -12,8 +12,8 @@ from django.db.models import QuerySet
 
 from core import audit
 from serving import merkle
+from serving.log import LEAF_FIELDS, leaf_of
 from serving.models import PredictionLog, PredictionSeal
-from serving.predict import LEAF_FIELDS, leaf_of
 
 SEALED = "serving.predictions.sealed"
 

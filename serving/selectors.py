@@ -85,14 +85,14 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
 
 # The version each (model, requested version) resolved to in this process, for the predict path
 # only. It may be stale: the log INSERT of every answer re-checks servability in the same
-# statement (predict._write with a guard), and a failed guard forgets the entry and looks again.
+# statement (serving.log.write with a guard), and a failed guard forgets the entry and looks again.
 _recent: dict[tuple[str, int | None], ModelVersion] = {}
 _RECENT_MAX = 1024
 
 
 def recent_servable_version(model_name: str, version: int | None = None, *, fresh: bool = False) -> ModelVersion:
     """get_servable_version() without the round trip when this process resolved the same request
-    before. Only for callers whose write re-checks servability (predict.serve)."""
+    before. Only for callers whose write re-checks servability (serving.predict)."""
     key = (model_name, version)
     found = None if fresh else _recent.get(key)
     if found is None:
@@ -112,12 +112,10 @@ def clear_recent() -> None:
     _recent.clear()
 
 
-def servable_guard(version: ModelVersion, *, named: bool) -> tuple[int, str, tuple[str, ...]]:
-    """What the log INSERT must find true of the version row: its id, the artifact hash the
-    answer was computed from, and the statuses that may answer (production only when no
-    version was named)."""
-    statuses = tuple(s.value for s in SERVABLE_STATUSES) if named else (Status.PRODUCTION.value,)
-    return version.pk, version.artifact_sha256, statuses
+def answering_statuses(*, named: bool) -> tuple[str, ...]:
+    """The statuses a version may answer with: approved or production when the request named the
+    version, production only when it did not (serving.log.Guard checks them at the write)."""
+    return tuple(s.value for s in SERVABLE_STATUSES) if named else (Status.PRODUCTION.value,)
 
 
 def logged_predictions(

@@ -39,12 +39,12 @@ APPEND_ONLY_TABLES = ("governance_auditevent", "serving_predictionlog")
 def _fresh_serving_caches() -> Any:
     """Each test's database starts again at the same ids: what a previous test's process
     remembered (loaded models, resolved versions, client keys) must not leak into the next."""
-    from serving import authentication, engine, selectors
+    from serving import engine, keys, selectors
 
-    for clear in (engine.clear_cache, selectors.clear_recent, authentication.clear_recent_keys):
+    for clear in (engine.clear_cache, selectors.clear_recent, keys.clear_recent_keys):
         clear()
     yield
-    for clear in (engine.clear_cache, selectors.clear_recent, authentication.clear_recent_keys):
+    for clear in (engine.clear_cache, selectors.clear_recent, keys.clear_recent_keys):
         clear()
 
 

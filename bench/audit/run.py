@@ -53,8 +53,8 @@ def fill_log(version: object, template: object) -> float:
     from django.db import connection
     from django.utils import timezone
 
+    from serving.log import record_leaf
     from serving.models import PredictionLog
-    from serving.predict import record_leaf
 
     started = time.perf_counter()
     rng = random.Random(7)

@@ -86,7 +86,12 @@ def test_version_report_reads_back_with_people_justification_fairness_and_verifi
     assert evidence["serving"]["by_outcome"]["invalid"]["requests"] == 1
     assert evidence["audit_verification"]["ok"] is True
     assert [s["tree_size"] for s in evidence["seals"]] == [6]
-    assert hashlib.sha256(json.dumps(evidence, ensure_ascii=False, indent=2, sort_keys=True).encode()).hexdigest()
+    # The attached bytes are the ones whose SHA-256 the audit event recorded and the report prints.
+    attached = PdfReader(io.BytesIO(pdf)).attachments["evidence.json"][0]
+    evidence_sha = hashlib.sha256(attached).hexdigest()
+    assert event.data["evidence_sha256"] == evidence_sha
+    for text in (pdf_text(pdf), poppler_text(pdf)):
+        assert evidence_sha in text.replace(" ", "")
 
     xmp = xmp_of(pdf)
     assert re.search(r"pdfaid:part(>|=\")3", xmp), xmp

@@ -16,7 +16,7 @@ from core.models import AuditEvent
 from governance import workflow
 from governance.models import Policy
 from governance.policies import active_policy
-from serving.predict import Caller, serve
+from serving.predict import Caller, PredictionRequest, predict
 from serving.seals import seal_predictions
 from tests.conftest import make_version
 from tests.e2e.test_data_scientist import log_in
@@ -47,13 +47,8 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
     second = make_version(data_scientist, model, skops_bytes, train_csv, eval_csv)
     type(second).objects.filter(pk=second.pk).update(parent=first)
     for i in range(3):
-        serve(
-            caller=Caller(user=risk_officer, api_key=None),
-            model_name=model.name,
-            version_number=None,
-            instances=rows(german, 2),
-            request_id=f"loan-{i}",
-        )
+        caller = Caller(user=risk_officer, api_key=None)
+        predict(PredictionRequest(caller, model.name, "v1", request_id=f"loan-{i}", instances=rows(german, 2)))
     seal_predictions()
     base = live_server.url
 

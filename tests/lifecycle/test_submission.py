@@ -264,17 +264,24 @@ def test_failure_while_saving_removes_the_files_already_written(
     data_scientist, registered_model, skops_bytes, train_csv, eval_csv, media_root, monkeypatch
 ):
     """If the database write fails after files were stored, the files go too."""
-    from lifecycle import services
     from lifecycle.models import ModelCard as Card
     from tests.conftest import make_version
 
+    on_disk_at_failure: list[list[str]] = []
+
     def explode(*args: Any, **kwargs: Any) -> None:
+        on_disk_at_failure.append(stored_files(media_root))
         raise RuntimeError("database went away")
 
     monkeypatch.setattr(Card.objects, "create", explode)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="database went away"):
         make_version(data_scientist, registered_model, skops_bytes, train_csv, eval_csv)
-    assert services  # the real service ran up to the card
+    # The real service ran up to the card, once, and by then it had stored the artifact and both
+    # datasets: so the empty folder below proves they were removed, not that none were written.
+    assert len(on_disk_at_failure) == 1
+    written = on_disk_at_failure[0]
+    assert [f.split("/")[0] for f in written] == ["artifacts", "datasets", "datasets"], written
+    assert written[0].startswith(f"artifacts/{registered_model.name}/v1-") and written[0].endswith(".skops")
     assert_nothing_saved(media_root)
 
 

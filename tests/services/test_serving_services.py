@@ -211,11 +211,11 @@ def test_postgresql_refuses_changes_to_logged_predictions_but_lets_them_be_seale
 
 @pytest.fixture
 def keyed_production_record(db: None) -> PredictionLog:
-    from serving.predict import Caller, serve
+    from serving.predict import Caller, PredictionRequest, predict
 
     caller = Caller(user=None, api_key=create_api_key(actor=None, name="k")[0])
     with pytest.raises(Exception):  # noqa: B017 (the refusal is what is logged here)
-        serve(caller=caller, model_name="nothing", version_number=None, instances=[])
+        predict(PredictionRequest(caller, "nothing", "v1", instances=[]))
     return PredictionLog.objects.get()
 
 

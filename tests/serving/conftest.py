@@ -66,5 +66,8 @@ def rows(german: Any, n: int) -> list[dict[str, Any]]:
 
 
 def set_status(version: ModelVersion, status: str) -> None:
-    ModelVersion.objects.filter(pk=version.pk).update(status=status)
-    assert Status(status)
+    """Put the version's row in `status` behind the workflow's back (a shortcut to a state that
+    serving must refuse): exactly that row changes, and it now reads `status`."""
+    updated = ModelVersion.objects.filter(pk=version.pk).update(status=Status(status))
+    assert updated == 1, f"no row for version {version.pk}"
+    assert ModelVersion.objects.values_list("status", flat=True).get(pk=version.pk) == status

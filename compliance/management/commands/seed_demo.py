@@ -17,6 +17,9 @@ from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
 from governance import bindings, workflow
 from lifecycle import demo_data, services
 from lifecycle.models import ModelVersion, RegisteredModel
+from serving.errors import ServingError
+from serving.predict import Caller, PredictionRequest, predict
+from serving.seals import seal_predictions
 
 PASSWORD = "demo-password-2026"
 USERS = [
@@ -139,19 +142,16 @@ class Command(BaseCommand):
     def _demo_traffic(self, version: ModelVersion, users: dict[str, Any]) -> None:
         """A few logged predictions (and one refused request) through the real serving path,
         then sealed, so the prediction log and the reports have something to show."""
-        from serving.errors import ServingError
-        from serving.predict import Caller, serve
-        from serving.seals import seal_predictions
 
         evaluation = demo_data.split(demo_data.load_german_credit())[1]
         features = [c["name"] for c in version.input_schema]
         rows = evaluation[features].head(40).to_dict(orient="records")
         caller = Caller(user=users["rita"], api_key=None)
-        common: dict[str, Any] = {"caller": caller, "model_name": version.registered_model.name, "version_number": None}
+        name = version.registered_model.name
         for i in range(0, len(rows), 4):
-            serve(**common, instances=rows[i : i + 4], request_id=f"demo-{i}")
+            predict(PredictionRequest(caller, name, "v1", request_id=f"demo-{i}", instances=rows[i : i + 4]))
         with contextlib.suppress(ServingError):  # refused and logged, as intended
-            serve(**common, instances=[{"age": "old"}], request_id="demo-bad")
+            predict(PredictionRequest(caller, name, "v1", request_id="demo-bad", instances=[{"age": "old"}]))
         seal_predictions()
 
     @transaction.atomic
