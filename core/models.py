@@ -26,7 +26,7 @@ class AuditEvent(models.Model):
     hash = models.CharField(max_length=64, unique=True)
 
     class Meta:
-        # The tables kept their names when the model moved here from governance (no data moved).
+        # The tables keep the names they had in the governance app: the move copied no row.
         db_table = "governance_auditevent"
         ordering = ["seq"]
         indexes = [models.Index(fields=["target_type", "target_id"], name="governance__target__e5d48d_idx")]

@@ -30,6 +30,31 @@ class Rule:
 
 YES = Rule(True)
 
+SYSTEM = "system"
+
+# (from, to) -> who may make that transition: the lifecycle table of DESIGN.md.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (Status.DRAFT, Status.CHECKING): DATA_SCIENTISTS,
+    (Status.CHECKING, Status.IN_REVIEW): SYSTEM,
+    (Status.IN_REVIEW, Status.APPROVED): RISK_OFFICERS,
+    (Status.IN_REVIEW, Status.REJECTED): RISK_OFFICERS,
+    (Status.IN_REVIEW, Status.DRAFT): RISK_OFFICERS,
+    (Status.APPROVED, Status.PRODUCTION): RISK_OFFICERS,
+    (Status.PRODUCTION, Status.APPROVED): RISK_OFFICERS,
+    (Status.APPROVED, Status.RETIRED): RISK_OFFICERS,
+    (Status.PRODUCTION, Status.RETIRED): RISK_OFFICERS,
+}
+
+
+def can_move(version: ModelVersion, to: str, actor: Any) -> Rule:
+    """The lifecycle table: may the version move from its status to `to`, and may `actor` move it."""
+    role = TRANSITIONS.get((version.status, to))
+    if role is None:
+        return _no(f"{version} is {_label(version.status)}; it cannot move to {_label(to)}.")
+    if role != SYSTEM and not has_role(actor, role):
+        return Rule(False, f"Only members of {role} may move a version to {_label(to)}.", forbidden=True)
+    return YES
+
 
 def _label(status: str) -> str:
     return status.replace("_", " ")
@@ -46,9 +71,7 @@ def _role(actor: Any, role: str, doing: str) -> Rule:
 
 
 def can_submit(version: ModelVersion, actor: Any) -> Rule:
-    if version.status != Status.DRAFT:
-        return _no(f"{version} is {_label(version.status)}; only drafts are submitted.")
-    return _role(actor, DATA_SCIENTISTS, "submit versions")
+    return can_move(version, Status.CHECKING, actor)
 
 
 def _in_review(version: ModelVersion, doing: str) -> Rule:

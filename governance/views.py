@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from core.errors import DomainError
 from core.models import AuditEvent
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
-from governance import review, workflow
+from governance import review, rules, workflow
 from governance.models import CheckRun, Decision
 from governance.selectors import engine_for, versions_pending_review
 from lifecycle.models import ModelVersion, Status
@@ -57,6 +57,7 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
             "parents": v.lineage(),
             "events": events,
             "can_edit": v.is_editable and has_role(request.user, DATA_SCIENTISTS),
+            "can_submit": bool(rules.can_submit(v, request.user)),
             "checks": review.checks_for_display(v),
             "decisions": review.decisions_for_display(v),
             "engine": engine_for(v),

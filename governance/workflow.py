@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from core import audit
 from core.errors import DomainError
-from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role
+from core.roles import RISK_OFFICERS
 from governance import bindings, jobs, rules
 from governance.errors import WorkflowError
 from governance.models import (
@@ -32,20 +32,6 @@ from lifecycle.artifacts import read_verified_bytes
 from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 
-SYSTEM = "system"
-
-# (from, to) -> who may make that transition.
-TRANSITIONS: dict[tuple[str, str], str] = {
-    (Status.DRAFT, Status.CHECKING): DATA_SCIENTISTS,
-    (Status.CHECKING, Status.IN_REVIEW): SYSTEM,
-    (Status.IN_REVIEW, Status.APPROVED): RISK_OFFICERS,
-    (Status.IN_REVIEW, Status.REJECTED): RISK_OFFICERS,
-    (Status.IN_REVIEW, Status.DRAFT): RISK_OFFICERS,
-    (Status.APPROVED, Status.PRODUCTION): RISK_OFFICERS,
-    (Status.PRODUCTION, Status.APPROVED): RISK_OFFICERS,
-    (Status.APPROVED, Status.RETIRED): RISK_OFFICERS,
-    (Status.PRODUCTION, Status.RETIRED): RISK_OFFICERS,
-}
 CHECK_KINDS = (CheckKind.VALIDATION, CheckKind.FAIRNESS, CheckKind.REPRODUCIBILITY, CheckKind.ONNX)
 ADVISORY_CHECKS = (CheckKind.REPRODUCIBILITY, CheckKind.ONNX)
 
@@ -91,29 +77,11 @@ def audited_refusals(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _label(status: str) -> str:
-    return status.replace("_", " ")
-
-
 def _transition(version: ModelVersion, *, to: str, actor: Any, **fields: Any) -> ModelVersion:
     """Move a locked version to `to` if the transition is allowed and the row still has the
     status we checked (conditional UPDATE: safe where FOR UPDATE is a no-op, as on SQLite)."""
     source = version.status
-    attempted = f"{source}->{to}"
-    role = TRANSITIONS.get((source, to))
-    if role is None:
-        raise Refused(
-            f"{version} is {_label(source)}; it cannot move to {_label(to)}.",
-            version_pk=version.pk,
-            attempted=attempted,
-        )
-    if role != SYSTEM and not has_role(actor, role):
-        raise Refused(
-            f"Only members of {role} may move a version to {_label(to)}.",
-            version_pk=version.pk,
-            attempted=attempted,
-            forbidden=True,
-        )
+    refuse_unless(rules.can_move(version, to, actor), version, f"{source}->{to}")
     updated = ModelVersion.objects.filter(pk=version.pk, status=source).update(status=to, **fields)
     if updated != 1:
         raise WorkflowError(f"{version} changed while this request was deciding; reload and try again.")
