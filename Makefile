@@ -41,7 +41,13 @@ demo: venv ## Run the application with the demo loaded (SQLite, tasks in-process
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py runserver $(HOST):$(PORT)
 
 serve: venv ## Production-style serving: gunicorn (WEB_WORKERS x WEB_THREADS), a Celery worker and beat, on the configured services
-	$(PY) manage.py migrate --noinput
+	@# With MIGRATION_DATABASE_URL (the owner), migrations run as the owner and the application's role
+	@# (DATABASE_URL's user) is granted only what it may do: it owns nothing (compliance/db_roles.py).
+	if [ -n "$$MIGRATION_DATABASE_URL" ]; then \
+	  DATABASE_URL="$$MIGRATION_DATABASE_URL" $(PY) manage.py migrate --noinput && \
+	  DATABASE_URL="$$MIGRATION_DATABASE_URL" $(PY) manage.py grant_runtime_role \
+	    "$$($(PY) -c 'import os, urllib.parse; print(urllib.parse.urlparse(os.environ["DATABASE_URL"]).username)')"; \
+	else $(PY) manage.py migrate --noinput; fi
 	$(PY) manage.py collectstatic --noinput -v0
 	mkdir -p var
 	@echo "Serving on http://$(HOST):$(PORT)/ with $(WEB_WORKERS) workers; Ctrl-C stops everything."

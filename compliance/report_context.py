@@ -14,14 +14,15 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from compliance import report_charts
+from compliance.evidence import verify_evidence
 from compliance.lineage import build_lineage, lineage_svg
 from core import audit
 from core.canonical import ApiJSONEncoder
 from core.models import AuditEvent
 from governance import review
-from governance.models import Decision, Deployment
+from governance.models import CheckKind, CheckRun, Decision, Deployment, Policy
 from governance.records import version_data
-from lifecycle.models import ModelVersion
+from lifecycle.models import ModelVersion, RiskTier
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
 from serving.models import PredictionSeal
@@ -44,13 +45,16 @@ def _actor_name(actor: Any) -> str:
 
 
 def verification(seals: QuerySet[PredictionSeal] | None = None) -> dict[str, Any]:
-    """The audit chain and the prediction seals (all, or the given ones) recomputed now."""
+    """The audit chain, the prediction seals (all, or the given ones) and every evidence row
+    (decisions, deployments, checks, policies, outcomes, roles) recomputed now."""
     chain = audit.verify_chain()
     sealed = seal_service.verify_seals(seals)
+    rows = verify_evidence()
     return {
-        "ok": chain.ok and sealed.ok,
+        "ok": chain.ok and sealed.ok and rows.ok,
         "chain": {"ok": chain.ok, "events_checked": chain.events_checked, "message": chain.message},
         "seals": {"ok": sealed.ok, "seals_checked": sealed.seals_checked, "message": sealed.message},
+        "evidence": {"ok": rows.ok, "rows_checked": rows.rows_checked, "message": rows.message},
     }
 
 
@@ -168,6 +172,32 @@ def _decision_row(d: Decision) -> dict[str, Any]:
     }
 
 
+def _waivers(*, since: datetime, until: datetime) -> dict[str, Any]:
+    """The fairness waivers each policy grants now, and the fairness checks of the period that
+    passed only because of one (no sensitive feature was assessed)."""
+    return {
+        "policies": [
+            {"policy": p.name, "fairness_waived_tiers": [t for t in RiskTier.values if p.fairness_waived_for(t)]}
+            for p in Policy.objects.order_by("name")
+        ],
+        "checks": [
+            {
+                "model": c.version.registered_model.name,
+                "version": c.version.version,
+                "round": c.round,
+                "tier": c.metrics.get("tier", ""),
+                "finished_at": c.finished_at,
+                "waiver": c.metrics.get("waiver", ""),
+            }
+            for c in CheckRun.objects.filter(
+                kind=CheckKind.FAIRNESS, finished_at__gte=since, finished_at__lt=until, metrics__waived=True
+            )
+            .select_related("version__registered_model")
+            .order_by("finished_at", "pk")
+        ],
+    }
+
+
 def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime | None = None) -> tuple[dict, dict]:
     now = now or timezone.now()
     decisions = [
@@ -196,6 +226,7 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
         .order_by("deployed_at", "pk")
     ]
     volumes = serving_selectors.volumes_by_model(since=since, until=until)
+    waivers = _waivers(since=since, until=until)
     verified = {**verification(), "verified_at": now}
     evidence = {
         "report": {
@@ -210,6 +241,7 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
         "overrides": [d for d in decisions if d["override"]],
         "deployments": deployments,
         "policy_changes": policy_changes,
+        "waivers": waivers,
         "prediction_volumes": volumes,
         "audit_verification": verified,
     }
@@ -223,6 +255,7 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
         "overrides": evidence["overrides"],
         "deployments": deployments,
         "policy_changes": policy_changes,
+        "waivers": waivers,
         "volumes": volumes,
         "verification": verified,
         "generated_at": now,

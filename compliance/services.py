@@ -80,7 +80,12 @@ def verify_audit_trail(*, actor: Any) -> dict[str, Any]:
         event = audit.record(
             AUDIT_VERIFIED,
             actor=actor,
-            data={"ok": result["ok"], "chain": result["chain"]["message"], "seals": result["seals"]["message"]},
+            data={
+                "ok": result["ok"],
+                "chain": result["chain"]["message"],
+                "seals": result["seals"]["message"],
+                "evidence_rows": result["evidence"]["message"],
+            },
         )
     return {**result, "event_seq": event.seq, "verified_at": event.created_at}
 

@@ -122,25 +122,11 @@ MAX_DATASET_BYTES = env.int("MAX_DATASET_BYTES", default=200 * 1024 * 1024)
 # Checked on the zip directory before skops opens the file (zip bombs).
 SKOPS_MAX_ZIP_ENTRIES = env.int("SKOPS_MAX_ZIP_ENTRIES", default=20_000)
 SKOPS_MAX_UNCOMPRESSED_BYTES = env.int("SKOPS_MAX_UNCOMPRESSED_BYTES", default=2 * 1024**3)
-# The trusted-type allow-list for skops.io.load. A constant, never taken from the file:
-# a type is trusted when its module is one of these packages (or a sub-module), or when it
-# is one of the plain builtins skops stores containers and scalars as.
-SKOPS_TRUSTED_PACKAGES = ("sklearn", "numpy", "scipy")
-SKOPS_TRUSTED_BUILTINS = (
-    "builtins.bool",
-    "builtins.bytes",
-    "builtins.complex",
-    "builtins.dict",
-    "builtins.float",
-    "builtins.int",
-    "builtins.list",
-    "builtins.NoneType",
-    "builtins.set",
-    "builtins.slice",
-    "builtins.str",
-    "builtins.tuple",
-    "builtins.type",
-)
+# The allow-list for skops.io.load: the dotted path of a frozenset of exact, fully qualified
+# names (lifecycle/allowlist.py says why each one is there). A name is never trusted for the
+# package it lives in. Deliberately a constant, not an environment variable and never taken
+# from the file: widening it is a reviewed code change.
+SKOPS_ALLOWED_TYPES = "lifecycle.allowlist.ALLOWED_TYPES"
 
 # --- Serving ----------------------------------------------------------------------------
 SERVING_MAX_ROWS = env.int("SERVING_MAX_ROWS", default=10_000)
@@ -149,6 +135,24 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SERVING_MAX_BODY_BYTES", default=20 * 102
 SERVING_RATE_PER_KEY = env.str("SERVING_RATE_PER_KEY", default="600000/min")
 SEAL_BATCH_SIZE = env.int("SEAL_BATCH_SIZE", default=100_000)
 SEAL_INTERVAL_SECONDS = env.int("SEAL_INTERVAL_SECONDS", default=300)
+
+# --- Signed checkpoints (DESIGN.md, "Audit trail, seals and checkpoints") ------------------
+# The chain head and the latest seal, signed (Ed25519, a C2SP signed note) and appended to
+# CHECKPOINT_DIR/checkpoints.log, outside the database: a truncated or rewritten chain shows.
+CHECKPOINT_DIR = Path(env.str("CHECKPOINT_DIR", default=str(BASE_DIR / "var" / "checkpoints")))
+# The Ed25519 private key (32 bytes, hex or base64). Unset and DEBUG: one is generated on first
+# use and kept in CHECKPOINT_KEY_FILE. With DEBUG=False it must be set.
+CHECKPOINT_SIGNING_KEY = env.str("CHECKPOINT_SIGNING_KEY", default="")
+CHECKPOINT_KEY_FILE = Path(env.str("CHECKPOINT_KEY_FILE", default=str(BASE_DIR / "var" / "checkpoint-signing.key")))
+# The log's name in each note (first line, and the key name): no spaces, no "+".
+_CHECKPOINT_HOST = next((h.lstrip(".") for h in ALLOWED_HOSTS if h.strip(".*")), "localhost")
+CHECKPOINT_ORIGIN = env.str("CHECKPOINT_ORIGIN", default=f"modelgov/{_CHECKPOINT_HOST}")
+CHECKPOINT_INTERVAL_SECONDS = env.int("CHECKPOINT_INTERVAL_SECONDS", default=3600)
+# Every prediction record carries an HMAC-SHA256 of its Merkle leaf under this key, held outside
+# the database, so someone with database access cannot forge a record and its hash before it is
+# sealed. Unset in development: generated on first use into LOG_MAC_KEY_FILE; required otherwise.
+LOG_MAC_KEY = env.str("LOG_MAC_KEY", default="")
+LOG_MAC_KEY_FILE = Path(env.str("LOG_MAC_KEY_FILE", default=str(BASE_DIR / "var" / "log-mac.key")))
 
 # --- Reports ----------------------------------------------------------------------------
 # WeasyPrint runs in a child process that is stopped after this many seconds.
@@ -174,8 +178,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# How often beat re-checks that every servable version's approval still holds (governance.integrity).
+INTEGRITY_CHECK_INTERVAL_SECONDS = env.int("INTEGRITY_CHECK_INTERVAL_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     "seal-predictions": {"task": "serving.tasks.seal_predictions_task", "schedule": SEAL_INTERVAL_SECONDS},
+    "integrity-check": {"task": "governance.tasks.integrity_check_task", "schedule": INTEGRITY_CHECK_INTERVAL_SECONDS},
+    "write-checkpoint": {"task": "compliance.tasks.write_checkpoint_task", "schedule": CHECKPOINT_INTERVAL_SECONDS},
 }
 
 # --- REST API ---------------------------------------------------------------------------

@@ -37,7 +37,16 @@ VERSION_CHANGES_REQUESTED = "governance.version.changes_requested"
 VERSION_DEPLOYED = "governance.version.deployed"
 MODEL_ROLLED_BACK = "governance.model.rolled_back"
 VERSION_RETIRED = "governance.version.retired"
+VERSION_SUSPENDED = "governance.version.suspended"
+VERSION_REINSTATEMENT_RECORDED = "governance.version.reinstatement_recorded"
+VERSION_REINSTATED = "governance.version.reinstated"
+RISK_TIER_SET = "governance.risk_tier.set"
 POLICY_CHANGED = "governance.policy.changed"
+POLICY_CREATED = "governance.policy.created"
+OUTCOME_RECORDED = "serving.outcome.recorded"
+ROLE_GRANTED = "core.role.granted"
+ROLE_REVOKED = "core.role.revoked"
+EVIDENCE_BASELINED = "compliance.evidence.baselined"
 
 
 def event_payload(event: AuditEvent) -> dict[str, Any]:

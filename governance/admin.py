@@ -19,10 +19,10 @@ from django.views.decorators.http import require_POST
 from core.errors import DomainError
 from core.models import AuditEvent
 from core.roles import RISK_OFFICERS, has_role
-from governance import review, rules, workflow
+from governance import review, rules, services, workflow
 from governance.models import CheckRun, Decision, Deployment, Policy, VersionReview
 from governance.policies import update_policy
-from lifecycle.models import ModelVersion, RegisteredModel, Status
+from lifecycle.models import ModelVersion, RegisteredModel, RiskTier, Status
 
 
 def is_officer(request: HttpRequest) -> bool:
@@ -124,6 +124,8 @@ ACTION_LABELS = {
     "request_changes": "Request changes",
     "deploy": "Deploy to production",
     "rollback": "Roll back to the previous deployment",
+    "suspend": "Suspend (stop serving)",
+    "reinstate": "Reinstate",
     "retire": "Retire",
 }
 
@@ -134,7 +136,10 @@ DONE_LABELS = {
     "request_changes": "Changes requested",
     "deploy": "Deployed",
     "rollback": "Rolled back",
+    "suspend": "Suspended",
+    "reinstate": "Reinstatement recorded",
     "retire": "Retired",
+    "set_tier": "Effective risk tier set",
 }
 
 
@@ -165,9 +170,9 @@ class VersionReviewAdmin(OfficerReadOnly):
         url = reverse("admin:governance_versionreview_change", args=[obj.pk])
         return format_html('<a href="{}">{}</a>', url, obj)
 
-    @admin.display(description="risk tier", ordering="registered_model__risk_tier")
+    @admin.display(description="risk tier (effective)", ordering="registered_model__effective_risk_tier")
     def tier(self, obj: ModelVersion) -> str:
-        tier = obj.registered_model.risk_tier
+        tier = obj.registered_model.effective_tier
         return format_html('<span class="badge tier-{}">{}</span>', tier, tier)
 
     @admin.display(description="status", ordering="status")
@@ -214,6 +219,8 @@ class VersionReviewAdmin(OfficerReadOnly):
             "actions": [(a, ACTION_LABELS[a]) for a in actions],
             "failing_checks": review.needs_override(version) if "approve" in actions else [],
             "progress": rules.approvals_progress(version),
+            "tiers": RiskTier.choices,
+            "can_set_tier": is_officer(request),
             "decide_url": reverse("admin:governance_versionreview_decide", args=[version.pk]),
         }
         return TemplateResponse(request, "admin/governance/review.html", context)
@@ -235,6 +242,17 @@ class VersionReviewAdmin(OfficerReadOnly):
                 workflow.deploy_version(version.pk, actor=request.user, justification=justification)
             elif action == "rollback":
                 workflow.rollback_model(version.registered_model_id, actor=request.user, justification=justification)
+            elif action == "suspend":
+                workflow.suspend_version(version.pk, actor=request.user, reason=justification)
+            elif action == "reinstate":
+                workflow.reinstate_version(version.pk, actor=request.user, justification=justification)
+            elif action == "set_tier":
+                services.set_risk_tier(
+                    version.registered_model_id,
+                    actor=request.user,
+                    tier=request.POST.get("tier", ""),
+                    justification=justification,
+                )
             elif action == "retire":
                 workflow.retire_version(version.pk, actor=request.user, justification=justification)
             else:
@@ -244,7 +262,13 @@ class VersionReviewAdmin(OfficerReadOnly):
             messages.error(request, f"Refused: {exc.message}")
             return HttpResponseRedirect(back)
         version.refresh_from_db()
-        if action == "approve" and version.status == Status.IN_REVIEW:
+        if action == "set_tier":
+            done, required = rules.approvals_progress(version)
+            tier = version.registered_model.effective_tier
+            messages.success(
+                request, f"Effective risk tier set to {tier}: {version} needs {required} approval(s), {done} valid now."
+            )
+        elif action == "approve" and version.status == Status.IN_REVIEW:
             done, required = rules.approvals_progress(version)
             messages.success(
                 request, f"Approval {done} of {required} recorded; another risk officer must approve {version}."

@@ -1,5 +1,6 @@
 """What an approval is bound to: the hashes of the artifact, the model card and the check
-results the officer saw. An approval whose hashes no longer match is void."""
+results the officer saw, and the effective risk tier. An approval whose bindings no longer match
+is void, and a void approval serves nothing."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 from typing import Any
 
 from core.canonical import canonical_json
-from governance.models import CheckRun, CheckStatus, Decision, DecisionKind
+from governance.models import CheckKind, CheckRun, CheckStatus, Decision, DecisionKind
 from lifecycle.models import ModelVersion
 
 
@@ -26,16 +27,39 @@ def checks_hash(version: ModelVersion) -> str:
 
 
 def current(version: ModelVersion) -> dict[str, str]:
+    """What an approval given now would bind: the hashes of the artifact, the card and the
+    round's check results (ONNX file hash included), and the model's effective risk tier."""
     return {
         "artifact_sha256": version.artifact_sha256,
         "card_sha256": version.card.content_hash(),
         "checks_sha256": checks_hash(version),
+        "risk_tier": version.registered_model.effective_tier,
     }
 
 
+BINDING_NAMES = {
+    "artifact_sha256": "the artifact",
+    "card_sha256": "the model card",
+    "checks_sha256": "the check results",
+    "risk_tier": "the effective risk tier",
+}
+
+
+def changed_since(decision: Decision, bound: dict[str, str]) -> list[str]:
+    """What changed after the decision was given, in words (empty: it still binds)."""
+    return [BINDING_NAMES[key] for key, value in bound.items() if getattr(decision, key) != value]
+
+
 def failing_checks(version: ModelVersion) -> list[CheckRun]:
-    """Gating checks of the current round that did not pass."""
-    return [c for c in round_checks(version) if c.gating and c.status != CheckStatus.PASSED]
+    """Gating checks of the current round that did not pass. A check that was advisory at
+    submission gates if the policy it recorded makes it gating for the model's tier now (an
+    officer may raise the tier during review)."""
+    tier = version.registered_model.effective_tier
+    return [c for c in round_checks(version) if c.status != CheckStatus.PASSED and (c.gating or _gates_now(c, tier))]
+
+
+def _gates_now(check: CheckRun, tier: str) -> bool:
+    return check.kind == CheckKind.REPRODUCIBILITY and bool(check.policy.get(f"reproducibility_gating_{tier}"))
 
 
 def is_void(decision: Decision, bound: dict[str, str]) -> bool:

@@ -120,7 +120,22 @@ def assess_fairness(model: Any, version: ModelVersion, evaluation: pd.DataFrame,
             min_group_size=policy["min_group_size"],
         ),
     )
-    return Outcome(CheckStatus.PASSED if result.passed else CheckStatus.FAILED, result.as_dict())
+    metrics = result.as_dict()
+    if version.sensitive_features:
+        return Outcome(CheckStatus(result.status), metrics)
+    # Nothing was measured: that passes only where the policy waives fairness for the tier.
+    tier = version.registered_model.effective_tier
+    waiver = f"fairness_waived_{tier}"
+    metrics.update(tier=tier, waived=bool(policy.get(waiver, False)))
+    if metrics["waived"]:
+        text = f"Fairness waived by policy for {tier}-tier models ({waiver}): no sensitive feature was assessed."
+        metrics.update(status=CheckStatus.PASSED, passed=True, waiver=text)
+        return Outcome(CheckStatus.PASSED, metrics, text)
+    text = (
+        f"No sensitive feature was named, so fairness could not be assessed; the policy does not waive "
+        f"fairness for {tier}-tier models ({waiver})."
+    )
+    return Outcome(CheckStatus.FAILED, metrics, text)
 
 
 def reproduce(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> Outcome:
@@ -133,13 +148,14 @@ def reproduce(model: Any, version: ModelVersion, evaluation: pd.DataFrame, polic
     else:
         agreement = float(np.mean(np.isclose(original, again, rtol=1e-6, atol=1e-9)))
     threshold = policy["min_reproducibility_agreement"]
-    warning = ""
+    metrics = {"agreement": agreement, "rows": len(X), "threshold": threshold}
     if agreement < threshold:
         warning = (
             f"A refit of the estimator on the training data agrees with the artifact on {agreement:.1%} of the "
             f"evaluation rows (policy: {threshold:.0%}). The artifact may not come from this training data."
         )
-    return Outcome(CheckStatus.PASSED, {"agreement": agreement, "rows": len(X), "threshold": threshold}, warning)
+        return Outcome(CheckStatus.FAILED, metrics, warning)
+    return Outcome(CheckStatus.PASSED, metrics)
 
 
 def convert_onnx(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> Outcome:

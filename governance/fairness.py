@@ -3,7 +3,12 @@
 For each sensitive feature, and for their intersection when there are several, it computes
 MetricFrame per-group metrics and the headline disparities. Missing values in a sensitive
 column form their own group; groups smaller than `min_group_size` are reported but excluded
-from the headline numbers, and the result says so."""
+from the headline numbers, and the result says so.
+
+No verdict passes for lack of evidence: no sensitive feature is `failed`, and a feature with
+fewer than two groups of `min_group_size` rows is `inconclusive`. Regression compares the
+per-group MAE: smallest / largest >= min_ratio, and (largest - smallest) in standard deviations
+of the label <= max_difference (an absolute MAE gap has the label's units, not a rate's)."""
 
 from __future__ import annotations
 
@@ -28,6 +33,9 @@ from sklearn.metrics import accuracy_score, mean_absolute_error
 
 MISSING_GROUP = "(missing)"
 INTERSECTION_SEPARATOR = " × "
+PASSED, FAILED, INCONCLUSIVE = "passed", "failed", "inconclusive"
+REGRESSION_RATIO = "mean_absolute_error_ratio"
+REGRESSION_SCALED_DIFFERENCE = "mean_absolute_error_difference_in_label_sd"
 
 
 @dataclass(frozen=True)
@@ -44,10 +52,18 @@ class FeatureFairness:
     excluded_groups: list[str]
     headline: dict[str, float | None]
     violations: list[str] = field(default_factory=list)
+    # The headline numbers held against the policy (the others are shown for context).
+    compared: list[str] = field(default_factory=list)
+    # Fewer than two groups of min_group_size rows, or a compared number undefined (0/0): no verdict.
+    inconclusive: bool = False
+
+    @property
+    def status(self) -> str:
+        return FAILED if self.violations else INCONCLUSIVE if self.inconclusive else PASSED
 
     @property
     def passed(self) -> bool:
-        return not self.violations
+        return self.status == PASSED
 
 
 @dataclass
@@ -58,16 +74,26 @@ class FairnessResult:
     notes: list[str]
 
     @property
+    def status(self) -> str:
+        """failed when no feature was assessed or one is outside the thresholds; inconclusive
+        when one could not be measured; passed only with evidence for every feature."""
+        statuses = {f.status for f in self.features}
+        if not self.features or FAILED in statuses:
+            return FAILED
+        return INCONCLUSIVE if INCONCLUSIVE in statuses else PASSED
+
+    @property
     def passed(self) -> bool:
-        return all(f.passed for f in self.features)
+        return self.status == PASSED
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "task": self.task,
             "positive_label": self.positive_label,
+            "status": self.status,
             "passed": self.passed,
             "notes": self.notes,
-            "features": [{**asdict(f), "passed": f.passed} for f in self.features],
+            "features": [{**asdict(f), "status": f.status, "passed": f.passed} for f in self.features],
         }
 
 
@@ -129,7 +155,9 @@ def assess_feature(
     keep = ~groups.isin(excluded).to_numpy()
     headline: dict[str, float | None] = {}
     violations: list[str] = []
-    if task == "classification" and groups[keep].nunique() >= 2:
+    compared: list[str] = []
+    measurable = groups[keep].nunique() >= 2
+    if task == "classification" and measurable:
         t, p, g = binary_true[keep], binary_pred[keep], groups[keep]
         headline = {
             "demographic_parity_difference": _clean(demographic_parity_difference(t, p, sensitive_features=g)),
@@ -137,24 +165,52 @@ def assess_feature(
             "equalized_odds_difference": _clean(equalized_odds_difference(t, p, sensitive_features=g)),
             "equalized_odds_ratio": _clean(equalized_odds_ratio(t, p, sensitive_features=g)),
         }
-        for metric, value in headline.items():
-            if value is None:
-                continue
-            if metric.endswith("_difference") and value > thresholds.max_difference:
-                violations.append(f"{metric} {value:.4f} > {thresholds.max_difference}")
-            if metric.endswith("_ratio") and value < thresholds.min_ratio:
-                violations.append(f"{metric} {value:.4f} < {thresholds.min_ratio}")
-    elif task == "regression" and groups[keep].nunique() >= 2:
+        compared = list(headline)
+    elif task == "regression" and measurable:
         kept = frame.by_group.loc[[g for g in frame.by_group.index if str(g) not in excluded]]
         headline = {
             "mean_prediction_difference": _clean(kept["mean_prediction"].max() - kept["mean_prediction"].min()),
-            "mean_absolute_error_difference": _clean(
-                kept["mean_absolute_error"].max() - kept["mean_absolute_error"].min()
-            ),
+            **_regression_headline(np.asarray(y_true)[keep], np.asarray(y_pred)[keep], groups[keep], y_true),
         }
+        compared = [REGRESSION_RATIO, REGRESSION_SCALED_DIFFERENCE]
+    undefined = [m for m in compared if headline.get(m) is None]
+    for metric in compared:
+        value = headline.get(metric)
+        if value is None:
+            continue
+        if metric.endswith("_ratio") and value < thresholds.min_ratio:
+            violations.append(f"{metric} {value:.4f} < {thresholds.min_ratio}")
+        elif not metric.endswith("_ratio") and value > thresholds.max_difference:
+            violations.append(f"{metric} {value:.4f} > {thresholds.max_difference}")
     return FeatureFairness(
-        feature=name, groups=per_group, excluded_groups=excluded, headline=headline, violations=violations
+        feature=name,
+        groups=per_group,
+        excluded_groups=excluded,
+        headline=headline,
+        violations=violations,
+        compared=compared,
+        inconclusive=not measurable or bool(undefined),
     )
+
+
+def _regression_headline(
+    y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series, all_true: np.ndarray
+) -> dict[str, float | None]:
+    """Per-group MAE over the groups large enough to compare (fairlearn MetricFrame): its
+    largest difference, that difference in standard deviations of the label (all evaluation
+    rows), and the ratio smallest / largest (1.0 when every group is predicted exactly)."""
+    frame = MetricFrame(
+        metrics=mean_absolute_error, y_true=y_true, y_pred=y_pred, sensitive_features=groups.reset_index(drop=True)
+    )
+    difference = _clean(frame.difference(method="between_groups"))
+    largest = float(frame.group_max())
+    ratio = _clean(frame.ratio(method="between_groups")) if largest > 0 else 1.0
+    spread = float(np.std(np.asarray(all_true, dtype=float)))
+    return {
+        "mean_absolute_error_difference": difference,
+        REGRESSION_RATIO: ratio,
+        REGRESSION_SCALED_DIFFERENCE: (difference / spread) if difference is not None and spread > 0 else None,
+    }
 
 
 def _mean_prediction(y_true: Any, y_pred: Any) -> float:
@@ -191,8 +247,20 @@ def assess(
                 f"{result.feature}: group(s) {', '.join(result.excluded_groups)} have fewer than "
                 f"{thresholds.min_group_size} rows; they are shown but excluded from the headline numbers."
             )
-        if not result.headline:
-            notes.append(f"{result.feature}: fewer than two groups large enough to compare; no headline numbers.")
+        if result.inconclusive and not result.headline:
+            notes.append(
+                f"{result.feature}: fewer than two groups of at least {thresholds.min_group_size} rows to "
+                "compare; no headline numbers, so fairness is inconclusive."
+            )
+        elif result.inconclusive:
+            undefined = ", ".join(m for m in result.compared if result.headline.get(m) is None)
+            notes.append(f"{result.feature}: {undefined} undefined (0/0) on these groups, so fairness is inconclusive.")
+    if task == "regression" and results:
+        notes.append(
+            f"Regression: {REGRESSION_RATIO} is the smallest group MAE / the largest (policy: at least "
+            f"{thresholds.min_ratio}); {REGRESSION_SCALED_DIFFERENCE} is the largest MAE gap divided by the "
+            f"label's standard deviation (policy: at most {thresholds.max_difference})."
+        )
     if not sensitive_features:
-        notes.append("No sensitive features were named for this version.")
+        notes.append("No sensitive features were named for this version: fairness was not assessed.")
     return FairnessResult(task=task, positive_label=positive_label, features=results, notes=notes)

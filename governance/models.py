@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from lifecycle.models import ModelVersion
+from lifecycle.models import ModelVersion, RiskTier
 
 
 class Policy(models.Model):
@@ -22,6 +22,21 @@ class Policy(models.Model):
     min_fairness_ratio = models.FloatField(default=0.80)
     min_group_size = models.PositiveIntegerField(default=30)
     min_reproducibility_agreement = models.FloatField(default=0.95)
+    # No gate passes for lack of evidence: a model with no sensitive feature named fails the
+    # fairness check unless its effective tier's waiver is set here (a change is audited).
+    fairness_waived_low = models.BooleanField(
+        default=False, help_text="Low-tier models without a sensitive feature pass fairness (waived)."
+    )
+    fairness_waived_medium = models.BooleanField(
+        default=False, help_text="Medium-tier models without a sensitive feature pass fairness (waived)."
+    )
+    fairness_waived_high = models.BooleanField(
+        default=False, help_text="High-tier models without a sensitive feature pass fairness (waived)."
+    )
+    # Reproducibility below the agreement fails; for these tiers the failure blocks approval.
+    reproducibility_gating_low = models.BooleanField(default=False, help_text="A failed refit blocks approval.")
+    reproducibility_gating_medium = models.BooleanField(default=False, help_text="A failed refit blocks approval.")
+    reproducibility_gating_high = models.BooleanField(default=True, help_text="A failed refit blocks approval.")
     approvals_low = models.PositiveSmallIntegerField(default=1)
     approvals_medium = models.PositiveSmallIntegerField(default=1)
     approvals_high = models.PositiveSmallIntegerField(default=2)
@@ -41,6 +56,16 @@ class Policy(models.Model):
     def approvals_for(self, tier: str) -> int:
         return {"low": self.approvals_low, "medium": self.approvals_medium, "high": self.approvals_high}[tier]
 
+    def fairness_waived_for(self, tier: str) -> bool:
+        return bool(getattr(self, f"fairness_waived_{RiskTier(tier).value}"))
+
+    def gates(self, kind: str, *, tier: str) -> bool:
+        """Whether a check of this kind blocks approval for a model of this tier (ONNX never
+        does: see governance.workflow.ADVISORY_CHECKS)."""
+        if kind == CheckKind.REPRODUCIBILITY:
+            return bool(getattr(self, f"reproducibility_gating_{RiskTier(tier).value}"))
+        return True
+
     def values(self) -> dict[str, float | int | None]:
         return {f.name: getattr(self, f.name) for f in self._meta.fields if f.name not in ("id", "name", "updated_at")}
 
@@ -58,9 +83,12 @@ class CheckStatus(models.TextChoices):
     PASSED = "passed", "Passed"
     FAILED = "failed", "Failed"
     ERROR = "error", "Error"
+    # Not enough evidence to decide (e.g. fewer than two groups large enough to compare): it
+    # blocks approval like a failure, until an explicit, audited override.
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
 
 
-FINISHED_CHECK_STATUSES = (CheckStatus.PASSED, CheckStatus.FAILED, CheckStatus.ERROR)
+FINISHED_CHECK_STATUSES = (CheckStatus.PASSED, CheckStatus.FAILED, CheckStatus.ERROR, CheckStatus.INCONCLUSIVE)
 
 
 class CheckRun(models.Model):
@@ -70,7 +98,7 @@ class CheckRun(models.Model):
     version = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="checks")
     round = models.PositiveIntegerField(help_text="Which submission of the version this check belongs to.")
     kind = models.CharField(max_length=20, choices=CheckKind.choices)
-    status = models.CharField(max_length=10, choices=CheckStatus.choices, default=CheckStatus.QUEUED)
+    status = models.CharField(max_length=20, choices=CheckStatus.choices, default=CheckStatus.QUEUED)
     gating = models.BooleanField(default=True, help_text="A failure blocks approval without override.")
     warning = models.TextField(blank=True)
     inputs = models.JSONField(default=dict)
@@ -104,11 +132,14 @@ class DecisionKind(models.TextChoices):
     DEPLOY = "deploy", "Deployed"
     ROLLBACK = "rollback", "Rolled back"
     RETIRE = "retire", "Retired"
+    SUSPEND = "suspend", "Suspended"
+    REINSTATE = "reinstate", "Reinstated"
 
 
 class Decision(models.Model):
     """A person's decision on a version, with the justification and, for approvals, the
-    hashes of what they reviewed. The submitter can never approve (database constraint)."""
+    hashes of what they reviewed and the tier they approved for. Neither the version's creator
+    nor its submitter can ever approve it (database constraints)."""
 
     version = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="decisions")
     round = models.PositiveIntegerField()
@@ -116,11 +147,13 @@ class Decision(models.Model):
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     actor_username = models.CharField(max_length=150)
     submitter = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    creator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     justification = models.TextField()
     override = models.BooleanField(default=False, help_text="Approved although a check failed.")
     artifact_sha256 = models.CharField(max_length=64, blank=True)
     card_sha256 = models.CharField(max_length=64, blank=True)
     checks_sha256 = models.CharField(max_length=64, blank=True)
+    risk_tier = models.CharField(max_length=10, blank=True, help_text="The effective tier approved for.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -129,6 +162,10 @@ class Decision(models.Model):
             models.CheckConstraint(
                 condition=~models.Q(kind="approve") | ~models.Q(actor=models.F("submitter")),
                 name="submitter_never_approves",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(kind__in=["approve", "reinstate"]) | ~models.Q(actor=models.F("creator")),
+                name="creator_never_approves",
             ),
             models.UniqueConstraint(
                 fields=["version", "round", "actor"],

@@ -8,22 +8,36 @@ from django.core.mail import send_mail
 from core.roles import RISK_OFFICERS
 from lifecycle.models import ModelVersion
 
+OUTCOME_WORDS = {"approve": "approved", "reject": "rejected", "request_changes": "changes requested"}
 
-def notify(kind: str, version_id: int) -> int:
+
+def notify(kind: str, version_id: int, decision_id: int | None = None) -> int:
+    """Send the mail about one event; a decision's mail names that decision (not whatever the
+    version's status and latest decision are by the time the task runs)."""
     version = ModelVersion.objects.select_related("registered_model", "submitted_by").get(pk=version_id)
+    officers = list(
+        get_user_model()
+        .objects.filter(groups__name=RISK_OFFICERS, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
     if kind == "ready_for_review":
-        recipients = list(
-            get_user_model()
-            .objects.filter(groups__name=RISK_OFFICERS, is_active=True)
-            .exclude(email="")
-            .values_list("email", flat=True)
-        )
+        recipients = officers
         subject = f"{version} is ready for review"
         body = f"The checks of {version} have finished. It waits in the review queue."
+    elif kind == "suspended":
+        submitter = [version.submitted_by.email] if version.submitted_by and version.submitted_by.email else []
+        recipients = sorted(set(officers + submitter))
+        subject = f"{version} was suspended and no longer answers"
+        body = f"{subject}.\n\n{version.suspended_reason}"
     else:
         recipients = [version.submitted_by.email] if version.submitted_by and version.submitted_by.email else []
-        decision = version.decisions.order_by("-created_at").first()
-        subject = f"{version}: {version.get_status_display().lower()}"
+        decisions = version.decisions.all()
+        decision = (
+            decisions.filter(pk=decision_id).first() if decision_id else decisions.order_by("-created_at").first()
+        )
+        word = OUTCOME_WORDS.get(decision.kind) if decision else None
+        subject = f"{version}: {word or version.get_status_display().lower()}"
         body = f"{subject}.\n\n{decision.actor_username}: {decision.justification}" if decision else subject
     if not recipients:
         return 0

@@ -31,6 +31,7 @@ class Rule:
 YES = Rule(True)
 
 SYSTEM = "system"
+SYSTEM_OR_OFFICERS = "the system or risk officers"
 
 # (from, to) -> who may make that transition: the lifecycle table of DESIGN.md.
 TRANSITIONS: dict[tuple[str, str], str] = {
@@ -43,6 +44,10 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (Status.PRODUCTION, Status.APPROVED): RISK_OFFICERS,
     (Status.APPROVED, Status.RETIRED): RISK_OFFICERS,
     (Status.PRODUCTION, Status.RETIRED): RISK_OFFICERS,
+    (Status.APPROVED, Status.SUSPENDED): SYSTEM_OR_OFFICERS,
+    (Status.PRODUCTION, Status.SUSPENDED): SYSTEM_OR_OFFICERS,
+    (Status.SUSPENDED, Status.APPROVED): RISK_OFFICERS,
+    (Status.SUSPENDED, Status.RETIRED): RISK_OFFICERS,
 }
 
 
@@ -51,8 +56,11 @@ def can_move(version: ModelVersion, to: str, actor: Any) -> Rule:
     role = TRANSITIONS.get((version.status, to))
     if role is None:
         return _no(f"{version} is {_label(version.status)}; it cannot move to {_label(to)}.")
-    if role != SYSTEM and not has_role(actor, role):
-        return Rule(False, f"Only members of {role} may move a version to {_label(to)}.", forbidden=True)
+    if role == SYSTEM or (role == SYSTEM_OR_OFFICERS and actor is None):
+        return YES
+    officers = RISK_OFFICERS if role == SYSTEM_OR_OFFICERS else role
+    if not has_role(actor, officers):
+        return Rule(False, f"Only members of {officers} may move a version to {_label(to)}.", forbidden=True)
     return YES
 
 
@@ -85,12 +93,19 @@ def can_approve(version: ModelVersion, actor: Any) -> Rule:
     rule = _in_review(version, "approved") and _role(actor, RISK_OFFICERS, "approve versions")
     if not rule:
         return rule
+    return _four_eyes(version, actor, DecisionKind.APPROVE)
+
+
+def _four_eyes(version: ModelVersion, actor: Any, kind: str) -> Rule:
+    """Neither the version's creator nor its submitter decides on it, and one decision of a kind
+    per officer per round."""
     if version.submitted_by_id == actor.pk:
         return Rule(False, "You submitted this version, so you cannot approve it (four-eyes rule).", forbidden=True)
-    if Decision.objects.filter(
-        version=version, round=version.review_round, kind=DecisionKind.APPROVE, actor=actor
-    ).exists():
-        return _no("You already approved this version in this review round.")
+    if version.created_by_id == actor.pk:
+        return Rule(False, "You created this version, so you cannot approve it (four-eyes rule).", forbidden=True)
+    if Decision.objects.filter(version=version, round=version.review_round, kind=kind, actor=actor).exists():
+        done = "approved" if kind == DecisionKind.APPROVE else "asked to reinstate"
+        return _no(f"You already {done} this version in this review round.")
     return YES
 
 
@@ -101,7 +116,7 @@ def can_close_review(version: ModelVersion, actor: Any) -> Rule:
 
 def approvals_progress(version: ModelVersion) -> tuple[int, int]:
     """(valid approvals of the current round, approvals the model's tier needs)."""
-    required = active_policy().approvals_for(version.registered_model.risk_tier)
+    required = active_policy().approvals_for(version.registered_model.effective_tier)
     return len(bindings.valid_approvals(version)), required
 
 
@@ -140,15 +155,48 @@ def can_roll_back(version: ModelVersion, actor: Any) -> Rule:
         return rule
     if version.status != Status.PRODUCTION:
         return _no(f"{version.registered_model} has no production version to roll back.")
-    if rollback_target(version.registered_model, version) is None:
+    target = rollback_target(version.registered_model, version)
+    if target is None:
         return _no(f"{version.registered_model} has no earlier deployed version that is still approved.")
+    valid, required = approvals_progress(target.version)
+    if valid < required:
+        return _no(
+            f"{target.version} was deployed before, but its approval no longer holds ({valid} valid approval(s) "
+            f"of {required} required): it cannot be restored."
+        )
+    return YES
+
+
+def can_suspend(version: ModelVersion, actor: Any) -> Rule:
+    return can_move(version, Status.SUSPENDED, actor)
+
+
+def can_reinstate(version: ModelVersion, actor: Any) -> Rule:
+    """Suspended, by a risk officer who neither created nor submitted it, once the cause is gone:
+    the approvals bind what is there now again."""
+    rule = can_move(version, Status.APPROVED, actor) if version.status == Status.SUSPENDED else None
+    if rule is None:
+        return _no(f"{version} is {_label(version.status)}; only suspended versions are reinstated.")
+    if not rule:
+        return rule
+    rule = _four_eyes(version, actor, DecisionKind.REINSTATE)
+    if not rule:
+        return rule
+    valid, required = approvals_progress(version)
+    if valid < required:
+        return _no(
+            f"{version}'s approval is still void ({valid} valid approval(s) of {required} required): restore what "
+            "changed, or submit a new version."
+        )
     return YES
 
 
 def can_retire(version: ModelVersion, actor: Any) -> Rule:
     rule = _role(actor, RISK_OFFICERS, "retire versions")
-    if rule and version.status not in (Status.APPROVED, Status.PRODUCTION):
-        return _no(f"{version} is {_label(version.status)}; only approved or production versions are retired.")
+    if rule and version.status not in (Status.APPROVED, Status.PRODUCTION, Status.SUSPENDED):
+        return _no(
+            f"{version} is {_label(version.status)}; only approved, production or suspended versions are retired."
+        )
     return rule
 
 
@@ -159,6 +207,8 @@ ACTIONS = (
     ("request_changes", can_close_review),
     ("deploy", can_deploy),
     ("rollback", can_roll_back),
+    ("suspend", can_suspend),
+    ("reinstate", can_reinstate),
     ("retire", can_retire),
 )
 

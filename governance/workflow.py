@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from core import audit
 from core.errors import DomainError
+from core.evidence import evidence
 from core.roles import RISK_OFFICERS
 from governance import bindings, jobs, rules
 from governance.errors import WorkflowError
@@ -33,7 +35,7 @@ from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 
 CHECK_KINDS = (CheckKind.VALIDATION, CheckKind.FAIRNESS, CheckKind.REPRODUCIBILITY, CheckKind.ONNX)
-ADVISORY_CHECKS = (CheckKind.REPRODUCIBILITY, CheckKind.ONNX)
+ADVISORY_CHECKS = (CheckKind.ONNX,)  # reproducibility gates per tier: Policy.gates
 
 
 class Refused(WorkflowError):
@@ -89,6 +91,13 @@ def _transition(version: ModelVersion, *, to: str, actor: Any, **fields: Any) ->
     return version
 
 
+def _end_deployments(deployments: QuerySet[Deployment], actor: Any, now: Any, reason: str) -> list[Deployment]:
+    """End the open deployments among `deployments`; returns them as stored now (for evidence)."""
+    open_ids = list(deployments.filter(ended_at__isnull=True).values_list("pk", flat=True))
+    Deployment.objects.filter(pk__in=open_ids).update(ended_at=now, ended_by=actor, end_reason=reason)
+    return list(Deployment.objects.filter(pk__in=open_ids))
+
+
 def _locked(version_id: int) -> ModelVersion:
     version = ModelVersion.objects.select_for_update().select_related("registered_model").filter(pk=version_id).first()
     if version is None:
@@ -111,6 +120,7 @@ def _decide(version: ModelVersion, *, kind: str, actor: Any, justification: str,
         actor=actor,
         actor_username=actor.get_username(),
         submitter=version.submitted_by,
+        creator_id=version.created_by_id,
         justification=justification,
         **extra,
     )
@@ -137,7 +147,7 @@ def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
             version=version,
             round=version.review_round,
             kind=kind,
-            gating=kind not in ADVISORY_CHECKS,
+            gating=kind not in ADVISORY_CHECKS and policy.gates(kind, tier=version.registered_model.effective_tier),
             policy=policy.values(),
         )
         for kind in CHECK_KINDS
@@ -200,6 +210,7 @@ def record_check_result(
             "error": error[:2000],
             "policy": check.policy,
             "metrics_sha256": bindings.sha256_json(metrics),
+            "evidence": evidence(check),
         },
     )
     pending = CheckRun.objects.filter(version=version, round=version.review_round).exclude(
@@ -254,7 +265,7 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
         override=bool(failing and override),
         **bound,
     )
-    required = active_policy().approvals_for(version.registered_model.risk_tier)
+    required = active_policy().approvals_for(version.registered_model.effective_tier)
     valid = bindings.valid_approvals(version)
     audit.record(
         audit.VERSION_APPROVAL_RECORDED,
@@ -268,6 +279,7 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
             "approvals": len(valid),
             "required": required,
             **bound,
+            "evidence": evidence(decision),
         },
     )
     if len(valid) >= required:
@@ -278,7 +290,7 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
             target=version,
             data={"from": Status.IN_REVIEW, "to": Status.APPROVED, "approvers": [d.actor_username for d in valid]},
         )
-        jobs.after_commit("notify", "decided", version.pk)
+        jobs.after_commit("notify", "decided", version.pk, decision.pk)
     return version
 
 
@@ -292,9 +304,15 @@ def _close_review(version_id: int, *, actor: Any, justification: str, to: str, k
         action,
         actor=actor,
         target=version,
-        data={"from": Status.IN_REVIEW, "to": to, "decision": decision.pk, "justification": text},
+        data={
+            "from": Status.IN_REVIEW,
+            "to": to,
+            "decision": decision.pk,
+            "justification": text,
+            "evidence": evidence(decision),
+        },
     )
-    jobs.after_commit("notify", "decided", version.pk)
+    jobs.after_commit("notify", "decided", version.pk, decision.pk)
     return version
 
 
@@ -346,13 +364,12 @@ def deploy_version(version_id: int, *, actor: Any, justification: str) -> ModelV
     now = timezone.now()
     previous = ModelVersion.objects.select_for_update().filter(registered_model=model, status=Status.PRODUCTION).first()
     replaced = None
+    ended: list[Deployment] = []
     if previous is not None and previous.pk != version.pk:
         replaced = _transition(previous, to=Status.APPROVED, actor=actor)
-        Deployment.objects.filter(registered_model=model, ended_at__isnull=True).update(
-            ended_at=now, ended_by=actor, end_reason="replaced"
-        )
+        ended = _end_deployments(Deployment.objects.filter(registered_model=model), actor, now, "replaced")
     version = _transition(version, to=Status.PRODUCTION, actor=actor)
-    Deployment.objects.create(registered_model=model, version=version, deployed_at=now, deployed_by=actor)
+    deployment = Deployment.objects.create(registered_model=model, version=version, deployed_at=now, deployed_by=actor)
     decision = _decide(version, kind=DecisionKind.DEPLOY, actor=actor, justification=text)
     audit.record(
         audit.VERSION_DEPLOYED,
@@ -365,6 +382,7 @@ def deploy_version(version_id: int, *, actor: Any, justification: str) -> ModelV
             "decision": decision.pk,
             "justification": text,
             "artifact_sha256": version.artifact_sha256,
+            "evidence": evidence(*ended, deployment, decision),
         },
     )
     return version
@@ -384,13 +402,15 @@ def _rollback(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
     text = _require_justification(current, justification, "rollback")
     earlier = rules.rollback_target(model, current)
     assert earlier is not None  # (can_roll_back found it under the model's lock)
+    try:
+        read_verified_bytes(earlier.version.artifact, earlier.version.artifact_sha256)
+    except ArtifactIntegrityError as exc:
+        raise Refused(exc.message, version_pk=current.pk, attempted="rollback")
     now = timezone.now()
     current = _transition(current, to=Status.APPROVED, actor=actor)
-    Deployment.objects.filter(registered_model=model, ended_at__isnull=True).update(
-        ended_at=now, ended_by=actor, end_reason="rolled_back"
-    )
+    ended = _end_deployments(Deployment.objects.filter(registered_model=model), actor, now, "rolled_back")
     restored = _transition(_locked(earlier.version_id), to=Status.PRODUCTION, actor=actor)
-    Deployment.objects.create(registered_model=model, version=restored, deployed_at=now, deployed_by=actor)
+    deployment = Deployment.objects.create(registered_model=model, version=restored, deployed_at=now, deployed_by=actor)
     decision = _decide(current, kind=DecisionKind.ROLLBACK, actor=actor, justification=text)
     audit.record(
         audit.MODEL_ROLLED_BACK,
@@ -401,6 +421,7 @@ def _rollback(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
             "to_version": restored.version,
             "decision": decision.pk,
             "justification": text,
+            "evidence": evidence(*ended, deployment, decision),
         },
     )
     return restored
@@ -417,6 +438,83 @@ def rollback_model(model_id: int, *, actor: Any, justification: str) -> ModelVer
 
 @audited_refusals
 @transaction.atomic
+def suspend_version(version_id: int, *, actor: Any, reason: str, changed: list[str] | None = None) -> ModelVersion:
+    """approved or production -> suspended: not served from this commit on. By the system (a void
+    approval, a failed integrity check) or by a risk officer with a written reason. A production
+    version's deployment ends, so the model has no production version until one is deployed."""
+    version = _locked(version_id)
+    RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
+    attempted = f"{version.status}->{Status.SUSPENDED}"
+    refuse_unless(rules.can_suspend(version, actor), version, attempted)
+    text = _require_justification(version, reason, attempted)
+    source = version.status
+    now = timezone.now()
+    version = _transition(version, to=Status.SUSPENDED, actor=actor, suspended_reason=text, suspended_at=now)
+    ended = _end_deployments(Deployment.objects.filter(version=version), actor, now, "suspended")
+    decision = None
+    if actor is not None:
+        decision = _decide(version, kind=DecisionKind.SUSPEND, actor=actor, justification=text)
+    audit.record(
+        audit.VERSION_SUSPENDED,
+        actor=actor,
+        target=version,
+        data={
+            "from": source,
+            "to": Status.SUSPENDED,
+            "reason": text,
+            "changed": changed or [],
+            "decision": decision.pk if decision else None,
+            "evidence": evidence(*ended, *([decision] if decision else [])),
+        },
+    )
+    jobs.after_commit("notify", "suspended", version.pk)
+    return version
+
+
+@audited_refusals
+@transaction.atomic
+def reinstate_version(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
+    """suspended -> approved once the cause is gone (the approvals bind what is there again and
+    the stored artifact has its recorded hash), by as many distinct risk officers as the tier's
+    approvals, never the version's creator or submitter."""
+    version = _locked(version_id)
+    attempted = "reinstate"
+    refuse_unless(rules.can_reinstate(version, actor), version, attempted)
+    text = _require_justification(version, justification, attempted)
+    try:
+        read_verified_bytes(version.artifact, version.artifact_sha256)
+    except ArtifactIntegrityError as exc:
+        raise Refused(exc.message, version_pk=version.pk, attempted=attempted)
+    bound = bindings.current(version)
+    decision = _decide(version, kind=DecisionKind.REINSTATE, actor=actor, justification=text, **bound)
+    officers = set(
+        Decision.objects.filter(
+            version=version, kind=DecisionKind.REINSTATE, created_at__gte=version.suspended_at
+        ).values_list("actor_id", flat=True)
+    )
+    required = active_policy().approvals_for(version.registered_model.effective_tier)
+    data = {
+        "decision": decision.pk,
+        "justification": text,
+        "reinstatements": len(officers),
+        "required": required,
+        "evidence": evidence(decision),
+    }
+    if len(officers) < required:
+        audit.record(audit.VERSION_REINSTATEMENT_RECORDED, actor=actor, target=version, data=data)
+        return version
+    version = _transition(version, to=Status.APPROVED, actor=actor, suspended_reason="")
+    audit.record(
+        audit.VERSION_REINSTATED,
+        actor=actor,
+        target=version,
+        data={"from": Status.SUSPENDED, "to": Status.APPROVED, **data},
+    )
+    return version
+
+
+@audited_refusals
+@transaction.atomic
 def retire_version(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
     """approved or production -> retired: it stops serving when this commits."""
     version = _locked(version_id)
@@ -425,15 +523,18 @@ def retire_version(version_id: int, *, actor: Any, justification: str) -> ModelV
     text = _require_justification(version, justification, "retire")
     source = version.status
     version = _transition(version, to=Status.RETIRED, actor=actor)
-    if source == Status.PRODUCTION:
-        Deployment.objects.filter(version=version, ended_at__isnull=True).update(
-            ended_at=timezone.now(), ended_by=actor, end_reason="retired"
-        )
+    ended = _end_deployments(Deployment.objects.filter(version=version), actor, timezone.now(), "retired")
     decision = _decide(version, kind=DecisionKind.RETIRE, actor=actor, justification=text)
     audit.record(
         audit.VERSION_RETIRED,
         actor=actor,
         target=version,
-        data={"from": source, "to": Status.RETIRED, "decision": decision.pk, "justification": text},
+        data={
+            "from": source,
+            "to": Status.RETIRED,
+            "decision": decision.pk,
+            "justification": text,
+            "evidence": evidence(*ended, decision),
+        },
     )
     return version

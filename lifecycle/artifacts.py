@@ -1,12 +1,13 @@
 """Safe model artifacts: skops files only, inspected before anything is loaded.
 
 Nothing uploaded is ever unpickled. A file is refused unless it is a zip with skops' schema,
-small enough, with a sane number of entries, and every type it asks for is on the allow-list
-in settings (SKOPS_TRUSTED_PACKAGES / SKOPS_TRUSTED_BUILTINS). Only then does skops.io.load
-build it, trusting exactly those allowed types."""
+small enough, with a sane number of entries, and every name it asks for is on the exact
+allow-list settings.SKOPS_ALLOWED_TYPES points to (lifecycle/allowlist.py). Only then does
+skops.io.load build it, trusting exactly those names."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import itertools
@@ -18,6 +19,7 @@ from typing import Any
 
 import skops.io as sio
 from django.conf import settings
+from django.utils.module_loading import import_string
 from sklearn.base import is_classifier, is_regressor
 
 from lifecycle.errors import ArtifactIntegrityError, LifecycleError, TooLarge
@@ -90,21 +92,36 @@ def _sniff_refusal(data: bytes) -> str:
     return "This file is not a skops model file (it is not a skops zip archive). " + SKOPS_FIX
 
 
-def is_trusted_type(name: str) -> bool:
-    if name in settings.SKOPS_TRUSTED_BUILTINS:
-        return True
-    return name.split(".", 1)[0] in settings.SKOPS_TRUSTED_PACKAGES and "." in name
+def allowed_types() -> frozenset[str]:
+    """The exact names skops may load: a constant in code, named by settings.SKOPS_ALLOWED_TYPES."""
+    return frozenset(import_string(settings.SKOPS_ALLOWED_TYPES))
 
 
 def _schema_types(node: Any, found: set[str]) -> None:
+    """Every name a schema makes skops import or call, including the two it keeps outside the
+    __module__/__class__ pair: a bound method's name, and a random Generator's bit generator
+    (a numpy.random attribute skops looks up and calls)."""
     if isinstance(node, dict):
-        if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
-            found.add(f"{node['__module__']}.{node['__class__']}")
+        module, cls = node.get("__module__"), node.get("__class__")
+        if isinstance(module, str) and isinstance(cls, str):
+            found.add(f"{module}.{cls}")
+            content = node.get("content")
+            if node.get("__loader__") == "MethodNode" and isinstance(content, dict):
+                found.add(f"{module}.{cls}.{content.get('func')}")
+            if node.get("__loader__") == "RandomGeneratorNode":
+                found.add(f"numpy.random.{_bit_generator_name(content)}")
         for value in node.values():
             _schema_types(value, found)
     elif isinstance(node, list):
         for value in node:
             _schema_types(value, found)
+
+
+def _bit_generator_name(content: Any) -> str:
+    try:
+        return str(json.loads(content["bit_generator"]["content"]["bit_generator"]["content"]))
+    except (KeyError, TypeError, ValueError):
+        return "<unreadable bit generator>"
 
 
 def _sklearn_version(schema: dict[str, Any]) -> str:
@@ -165,12 +182,14 @@ def inspect_artifact(data: bytes) -> InspectedArtifact:
         found.update(sio.get_untrusted_types(data=data))
     except Exception as exc:  # skops could not even list the types: not a file we can trust
         raise ArtifactRefused(f"skops cannot read this file ({exc}).", field="artifact")
-    refused = sorted(t for t in found if not is_trusted_type(t))
+    refused = sorted(found - allowed_types())
     if refused:
         raise ArtifactRefused(
-            "The artifact asks for types that are not on the trusted allow-list: "
+            "The artifact asks for names that are not on the allow-list: "
             + ", ".join(refused)
-            + ". Only scikit-learn, NumPy and SciPy types are loaded; a risk officer must add any other.",
+            + ". Only exact, reviewed names are loaded (scikit-learn's estimators and the NumPy, SciPy and "
+            "scikit-learn types they store, plus a few safe functions such as numpy.log1p); nothing is trusted "
+            "for the package it comes from. Adding a name is a reviewed change to lifecycle/allowlist.py.",
             field="artifact",
             details={"untrusted_types": refused},
             code="untrusted_types",
@@ -242,9 +261,59 @@ def _tree_problem(tree: Any) -> str:
     return ""
 
 
-def _first_invalid_tree(model: Any, limit: int = 100_000) -> str:
-    """Walk the loaded object graph (estimators, lists, dicts, object arrays) and check every tree."""
+def _predictor_problem(predictor: Any, n_features: int, categorical_features: Any) -> str:
+    """HistGradientBoosting's TreePredictor: the same unchecked indices as Tree, in one record array
+    (children, split feature, and the row of the category bitsets a categorical split reads)."""
     import numpy as np
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    nodes = getattr(predictor, "nodes", None)
+    if not isinstance(nodes, np.ndarray) or nodes.dtype != PREDICTOR_RECORD_DTYPE or nodes.ndim != 1 or not len(nodes):
+        return "its nodes are not scikit-learn's node records"
+    bitsets = [np.asarray(getattr(predictor, f"{kind}_left_cat_bitsets", None)) for kind in ("raw", "binned")]
+    if any(b.ndim != 2 or b.shape[1] != 8 for b in bitsets):
+        return "a category bitset array has the wrong shape"
+    n, index, inner = len(nodes), np.arange(len(nodes)), nodes["is_leaf"] == 0
+    left, right = nodes["left"].astype(np.int64), nodes["right"].astype(np.int64)
+    if np.any(
+        (left[inner] <= index[inner]) | (left[inner] >= n) | (right[inner] <= index[inner]) | (right[inner] >= n)
+    ):
+        return "a child index is out of range"
+    feature = nodes["feature_idx"]
+    if np.any((feature[inner] < 0) | (feature[inner] >= n_features)):
+        return "a split feature index is out of range"
+    categorical = inner & (nodes["is_categorical"] != 0)
+    if np.any(nodes["bitset_idx"][categorical] >= min(b.shape[0] for b in bitsets)):
+        return "a category bitset index is out of range"
+    if categorical.any():  # the known-category bitsets have one row per categorical feature only
+        known = np.asarray(categorical_features if categorical_features is not None else [], dtype=bool)
+        if known.shape != (n_features,) or not known[feature[categorical]].all():
+            return "a categorical split is on a feature not known as categorical"
+    return ""
+
+
+def _hist_gradient_boosting_problem(estimator: Any) -> str:
+    """Check every predictor against the number of features its estimator validates input to."""
+    import numpy as np
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    n_features = getattr(estimator, "n_features_in_", None)
+    if not isinstance(n_features, (int, np.integer)) or isinstance(n_features, bool):
+        return "the estimator does not say how many features its trees split on"
+    categorical = getattr(getattr(estimator, "_bin_mapper", None), "is_categorical_", None)
+    predictors = [p for it in estimator._predictors if isinstance(it, list) for p in it if isinstance(p, TreePredictor)]
+    for predictor in predictors:  # anything else fails with a Python error at predict time, not a bad read
+        problem = _predictor_problem(predictor, int(n_features), categorical)
+        if problem:
+            return problem
+    return ""
+
+
+def _first_invalid_tree(model: Any, limit: int = 100_000) -> str:
+    """Walk the loaded object graph (estimators, lists, dicts, object arrays) and check every tree,
+    including HistGradientBoosting's predictors against the features their estimator takes."""
+    import numpy as np
+    from sklearn.ensemble._hist_gradient_boosting.gradient_boosting import BaseHistGradientBoosting
 
     seen: set[int] = set()
     stack = [model]
@@ -258,10 +327,16 @@ def _first_invalid_tree(model: Any, limit: int = 100_000) -> str:
             if problem:
                 return problem
             continue
+        if isinstance(obj, BaseHistGradientBoosting) and isinstance(getattr(obj, "_predictors", None), list):
+            problem = _hist_gradient_boosting_problem(obj)
+            if problem:
+                return problem
         if isinstance(obj, dict):
             stack.extend(obj.values())
-        elif isinstance(obj, (list, tuple)):
+        elif isinstance(obj, (list, tuple, set)):
             stack.extend(obj)
+        elif isinstance(obj, functools.partial):
+            stack.extend([*obj.args, *obj.keywords.values()])
         elif isinstance(obj, np.ndarray):
             if obj.dtype == object:
                 stack.extend(obj.ravel().tolist())

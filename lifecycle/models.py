@@ -30,6 +30,7 @@ class Status(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     PRODUCTION = "production", "Production"
     RETIRED = "retired", "Retired"
+    SUSPENDED = "suspended", "Suspended"
 
 
 SERVABLE_STATUSES = (Status.APPROVED, Status.PRODUCTION)
@@ -45,7 +46,10 @@ class RegisteredModel(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, default=RiskTier.MEDIUM)
+    # Proposed by the data scientist who registers the model; a risk officer sets the effective
+    # tier (governance.services.set_risk_tier, audited). Until then the proposed tier is in force.
+    risk_tier = models.CharField("proposed risk tier", max_length=10, choices=RiskTier.choices, default=RiskTier.MEDIUM)
+    effective_risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -56,6 +60,11 @@ class RegisteredModel(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("lifecycle:model-detail", args=[self.name])
+
+    @property
+    def effective_tier(self) -> str:
+        """The tier in force: the one a risk officer set, else the proposed one."""
+        return self.effective_risk_tier or self.risk_tier
 
 
 class Dataset(models.Model):
@@ -115,6 +124,9 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # Why and when the version was last suspended (written by governance.workflow with its status).
+    suspended_reason = models.TextField(blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
     review_round = models.PositiveIntegerField(
         default=0, help_text="How many times it was submitted; checks and approvals belong to one round."
     )

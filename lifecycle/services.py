@@ -22,6 +22,7 @@ from lifecycle.datasets import ParsedDataset, dataset_name_from_filename, parse_
 from lifecycle.errors import ArtifactIntegrityError, Forbidden, LifecycleError, NotFound, SubmissionInvalid, TooLarge
 from lifecycle.models import (
     CARD_FIELDS,
+    CARD_SECTIONS,
     Dataset,
     ModelCard,
     ModelVersion,
@@ -32,7 +33,18 @@ from lifecycle.models import (
 )
 
 log = logging.getLogger(__name__)
+CARD_TITLES = {name: title.lower() for name, title, _ in CARD_SECTIONS}
 MAX_CARD_SECTION_CHARS = 50_000
+# Model card sections a version is never submitted without: required at creation and on every
+# draft edit, so no draft reaches review with them blank (the data notes come from the lineage).
+REQUIRED_CARD_FIELDS = (
+    "intended_use",
+    "out_of_scope_uses",
+    "factors",
+    "metrics",
+    "ethical_considerations",
+    "caveats_and_recommendations",
+)
 PREDICT_PROBE_ROWS = 5
 
 
@@ -156,6 +168,8 @@ def _clean_card(card: dict[str, Any] | None, errors: dict[str, list[str]]) -> di
         if len(value) > MAX_CARD_SECTION_CHARS:
             errors.setdefault(name, []).append(f"At most {MAX_CARD_SECTION_CHARS} characters.")
         cleaned[name] = value.strip()
+        if name in REQUIRED_CARD_FIELDS and not cleaned[name]:
+            errors.setdefault(name, []).append(f"The model card's {CARD_TITLES[name]} section is required.")
     return cleaned
 
 

@@ -25,7 +25,7 @@ from serving.http import caller_of, fast_json_response, parse_json
 from serving.keys import KeyRevoked
 from serving.models import PredictionLog
 from serving.predict import PredictionRequest, predict
-from serving.services import record_outcome
+from serving.services import may_report_outcome, record_outcome
 from serving.throttling import ApiKeyRateThrottle
 
 PREDICTION_ID = re.compile(r"^(?P<record>[0-9a-f-]{36})(?:\.(?P<row>\d+))?$")
@@ -256,12 +256,21 @@ class PredictionOutcomeApi(APIView):
             return error_response("forbidden", "Only API clients and data scientists report outcomes.", 403)
         try:
             record, row = _find(prediction_id)
+            if not may_report_outcome(record, user=request.user, api_key=caller.api_key):
+                raise ServingError(
+                    "Only the API key that received this prediction, a data scientist or a risk officer reports "
+                    "its outcome.",
+                    status=403,
+                    code="forbidden",
+                )
             if row is None:
                 raise ServingError("Name one predicted row: <id>.<row>.", status=400, code="invalid_input")
             body = json.loads(request.body or b"null")
             if not isinstance(body, dict) or "actual" not in body:
                 raise ServingError('Send {"actual": value}.', status=400, code="invalid_input")
-            outcome = record_outcome(record=record, row=row, actual=body["actual"], reporter=caller.name)
+            outcome = record_outcome(
+                record=record, row=row, actual=body["actual"], reporter=caller.name, actor=request.user
+            )
         except ServingError as exc:
             return serving_error(exc)
         except ValueError as exc:

@@ -16,17 +16,23 @@ and so return, an answer from a version that stopped being servable."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import math
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
 from core.canonical import canonical_json
+from core.keyfiles import read_or_create
 from lifecycle.models import ModelVersion
 from serving import merkle, rawsql
 from serving.models import ApiKey, Outcome, PredictionLog
@@ -165,8 +171,28 @@ def write(entry: Entry, guard: Guard | None = None) -> PredictionLog | None:
         engine=entry.engine,
         latency_ms=round((time.perf_counter() - entry.started) * 1000, 3),
     )
-    record.leaf_hash = record_leaf(record).hex()
+    leaf = record_leaf(record)
+    record.leaf_hash = leaf.hex()
+    record.mac = mac_of(leaf)
     return record if _insert(record, guard) else None
+
+
+@functools.cache
+def _mac_key() -> bytes:
+    if settings.LOG_MAC_KEY:
+        return settings.LOG_MAC_KEY.encode()
+    if not settings.DEBUG:
+        raise ImproperlyConfigured("LOG_MAC_KEY must be set when DEBUG=False (the prediction log's MAC key).")
+    return read_or_create(settings.LOG_MAC_KEY_FILE, lambda: secrets.token_hex(32), what="LOG_MAC_KEY").encode()
+
+
+def mac_of(leaf: bytes) -> str:
+    """HMAC-SHA256 of a record's Merkle leaf under the log's MAC key."""
+    return hmac.new(_mac_key(), leaf, hashlib.sha256).hexdigest()
+
+
+def forget_mac_key() -> None:
+    _mac_key.cache_clear()
 
 
 _INSERT_FIELDS = [f for f in PredictionLog._meta.concrete_fields if not f.primary_key]

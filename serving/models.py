@@ -99,6 +99,9 @@ class PredictionLog(models.Model):
     engine = models.CharField(max_length=10, blank=True)
     latency_ms = models.FloatField(default=0)
     leaf_hash = models.CharField(max_length=64)
+    # HMAC-SHA256 of the leaf under LOG_MAC_KEY (outside the database); empty on records written
+    # before MACs existed, which are proven by their seals alone.
+    mac = models.CharField(max_length=64, blank=True, default="")
     seal = models.ForeignKey(PredictionSeal, null=True, blank=True, on_delete=models.PROTECT, related_name="records")
 
     class Meta:

@@ -1,9 +1,12 @@
 """Sealing the prediction log: unsealed records, in id order, become the leaves of an RFC 6962
-Merkle tree whose root is written to the audit trail. Verification recomputes every leaf from
-the record's content, so an edited record no longer matches its seal."""
+Merkle tree whose root is written to the audit trail. Verification walks the chained seal events
+(not the seal table, which a DBA could edit) and recomputes every leaf from the record's content,
+so an edited, deleted or forged record no longer matches; each record's MAC covers it before it
+is sealed."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -11,8 +14,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from core import audit
+from core.models import AuditEvent
 from serving import merkle
-from serving.log import LEAF_FIELDS, leaf_of
+from serving.log import LEAF_FIELDS, leaf_of, mac_of
 from serving.models import PredictionLog, PredictionSeal
 
 SEALED = "serving.predictions.sealed"
@@ -62,10 +66,11 @@ class SealedRecord:
     leaf_hash: str  # as stored when the record was written
 
 
-def seal_leaves(seal: PredictionSeal) -> tuple[list[SealedRecord], list[bytes]]:
-    """The seal's records in leaf order, and each leaf recomputed from the row's current content
+def seal_leaves(seal: PredictionSeal | int) -> tuple[list[SealedRecord], list[bytes]]:
+    """A seal's records in leaf order, and each leaf recomputed from the row's current content
     (values, not model instances: a seal may cover 100,000 records)."""
-    rows = PredictionLog.objects.filter(seal=seal).order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash")
+    seal_id = seal if isinstance(seal, int) else seal.pk
+    rows = PredictionLog.objects.filter(seal_id=seal_id).order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash")
     records, leaves = [], []
     width = len(LEAF_FIELDS)
     for row in rows.iterator(chunk_size=5000):
@@ -82,21 +87,68 @@ class SealVerification:
 
 
 def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerification:
-    """Recompute every seal's root (or the given seals') from its records; name the first seal
-    (and record) that differs."""
+    """Walk the chained seal events (all, or those of the given seals): each event's root must be
+    the root recomputed from the records it covers, and as many records must be left; a record
+    changed before it was sealed, or a seal row without its event, fails. Then every record's MAC
+    (LOG_MAC_KEY) is checked, sealed or not. Names the first seal or record that fails."""
+    events = AuditEvent.objects.filter(action=SEALED, target_type=PredictionSeal._meta.label_lower)
+    if seals is not None:
+        events = events.filter(target_id__in=[str(pk) for pk in seals.values_list("pk", flat=True)])
     count = 0
-    for seal in (PredictionSeal.objects.all() if seals is None else seals).order_by("pk").iterator():
+    chained: set[int] = set()
+    for event in events.order_by("seq").iterator():
         count += 1
-        records, leaves = seal_leaves(seal)
-        if len(records) != seal.tree_size:
+        seal_id = int(event.target_id)
+        chained.add(seal_id)
+        data = event.data
+        if data.get("changed_before_sealing"):
             return SealVerification(
-                False, count, f"seal #{seal.pk} covered {seal.tree_size} records but {len(records)} are left"
+                False,
+                count,
+                f"seal #{seal_id} (audit event #{event.seq}): record {data['changed_before_sealing'][0]} was changed "
+                "before it was sealed",
             )
-        if merkle.root(leaves).hex() != seal.root:
+        records, leaves = seal_leaves(seal_id)
+        if len(records) != data["tree_size"]:
+            return SealVerification(
+                False,
+                count,
+                f"seal #{seal_id} (audit event #{event.seq}) covered {data['tree_size']} records but "
+                f"{len(records)} are left",
+            )
+        if merkle.root(leaves).hex() != data["root"]:
             changed = [str(r.public_id) for r, leaf in zip(records, leaves, strict=True) if leaf.hex() != r.leaf_hash]
             which = f" (record {changed[0]} changed)" if changed else ""
-            return SealVerification(False, count, f"seal #{seal.pk}: the records no longer match its root{which}")
-    return SealVerification(True, count, f"{count} prediction seals verified")
+            return SealVerification(
+                False,
+                count,
+                f"seal #{seal_id}: the records no longer match the root its audit event #{event.seq} recorded{which}",
+            )
+    table = PredictionSeal.objects.all() if seals is None else seals
+    unchained = table.exclude(pk__in=chained).order_by("pk").values_list("pk", flat=True).first()
+    if unchained is not None:
+        return SealVerification(False, count, f"seal #{unchained} has no audit event: it was not made by sealing")
+    forged = first_forged_record(None if seals is None else table)
+    if forged:
+        return SealVerification(False, count, forged)
+    return SealVerification(True, count, f"{count} prediction seals verified, every record's MAC checked")
+
+
+def first_forged_record(seals: QuerySet[PredictionSeal] | None = None) -> str:
+    """The first record whose MAC does not match its content ("" when all do). A record without a
+    MAC (written before MACs existed) must be sealed: its seal proves it."""
+    records = PredictionLog.objects.all() if seals is None else PredictionLog.objects.filter(seal__in=seals)
+    width = len(LEAF_FIELDS)
+    rows = records.order_by("pk").values_list(*LEAF_FIELDS, "mac", "seal_id")
+    for row in rows.iterator(chunk_size=5000):
+        mac, seal_id = row[width], row[width + 1]
+        if not mac:
+            if seal_id is None:
+                return f"record {row[0]} has no MAC and no seal"
+            continue
+        if not hmac.compare_digest(mac, mac_of(leaf_of(row[:width]))):
+            return f"record {row[0]} does not match its MAC: it was changed or forged in the database"
+    return ""
 
 
 def inclusion_proof(record: PredictionLog) -> dict[str, object] | None:

@@ -66,6 +66,9 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
         if not RegisteredModel.objects.filter(name=model_name).exists():
             raise ServingError(f"There is no model named {model_name!r}.", status=404, code="not_found")
         if version is None:
+            suspended = _suspended_from_production(model_name)
+            if suspended is not None:
+                raise _not_servable(model_name, suspended)
             raise ServingError(
                 f"{model_name} has no version in production; name an approved version explicitly.",
                 status=403,
@@ -73,14 +76,39 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
             )
         raise ServingError(f"{model_name} has no version {version}.", status=404, code="not_found")
     if found.status not in SERVABLE_STATUSES:
-        raise ServingError(
-            f"{model_name} v{version} is {found.get_status_display().lower()}: only approved and production "
-            "versions are served.",
+        raise _not_servable(model_name, found)
+    return found
+
+
+def _not_servable(model_name: str, found: ModelVersion) -> ServingError:
+    """403 version_not_servable, saying why: its status, and for a suspended version the reason
+    (a void approval names what changed)."""
+    if found.status == Status.SUSPENDED:
+        reason = ModelVersion.objects.filter(pk=found.pk).values_list("suspended_reason", flat=True).first() or ""
+        return ServingError(
+            f"{model_name} v{found.version} is suspended and not served. {reason}".strip(),
             status=403,
             code="version_not_servable",
-            details={"status": found.status},
+            details={"status": found.status, "reason": reason},
         )
-    return found
+    return ServingError(
+        f"{model_name} v{found.version} is {found.get_status_display().lower()}: only approved and production "
+        "versions are served.",
+        status=403,
+        code="version_not_servable",
+        details={"status": found.status},
+    )
+
+
+def _suspended_from_production(model_name: str) -> ModelVersion | None:
+    """The version whose suspension ended the model's last deployment, if that is why the model
+    has no production version now."""
+    latest = (
+        ModelVersion.objects.filter(registered_model__name=model_name, deployments__isnull=False)
+        .order_by("-deployments__deployed_at")
+        .first()
+    )
+    return latest if latest is not None and latest.status == Status.SUSPENDED else None
 
 
 # The version each (model, requested version) resolved to in this process, for the predict path

@@ -35,6 +35,16 @@ def stored_files(root: Path) -> list[str]:
 APPEND_ONLY_TABLES = ("governance_auditevent", "serving_predictionlog")
 
 
+def pytest_configure(config: Any) -> None:
+    # Personas are created in nearly every test: Django's production password hasher was most of
+    # their cost. Logging in through the pages still checks real passwords, with a fast hash.
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # (tests run with DEBUG=False, where the prediction log's MAC key must be configured)
+    settings.LOG_MAC_KEY = "test-log-mac-key-not-a-secret"
+
+
 @pytest.fixture(autouse=True)
 def _fresh_serving_caches() -> Any:
     """Each test's database starts again at the same ids: what a previous test's process

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import factory
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 
+from core.role_changes import grant_role
 from lifecycle.models import RegisteredModel, RiskTier
 
 
@@ -21,7 +21,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     def roles(self, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
         self.save()
         for name in extracted or []:
-            self.groups.add(Group.objects.get_or_create(name=name)[0])  # a flush may have removed them
+            grant_role(self, name, actor=None, justification="test fixture")
 
 
 class RegisteredModelFactory(factory.django.DjangoModelFactory):

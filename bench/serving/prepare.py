@@ -10,14 +10,17 @@ from pathlib import Path
 
 import django
 
+from governance.policies import update_policy
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
 import skops.io as sio  # noqa: E402
-from django.contrib.auth.models import Group, User  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
 from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
 
+from core.role_changes import grant_role  # noqa: E402
 from governance import workflow  # noqa: E402
 from governance.models import CheckRun  # noqa: E402
 from governance.policies import active_policy  # noqa: E402
@@ -27,14 +30,14 @@ from serving.services import create_api_key  # noqa: E402
 
 def user(name: str, role: str) -> User:
     u, _ = User.objects.get_or_create(username=name)
-    u.groups.add(Group.objects.get(name=role))
+    grant_role(u, role, actor=None, justification="benchmark user")
     return u
 
 
 def main(out: Path) -> None:
     scientist, officer = user("bench-ds", "data-scientists"), user("bench-ro", "risk-officers")
     policy = active_policy()
-    type(policy).objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
     train, evaluation = demo_data.split(demo_data.load_german_credit())
     train_csv, eval_csv = demo_data.to_csv_bytes(train), demo_data.to_csv_bytes(evaluation)
     models = {

@@ -1,116 +1,51 @@
-"""make bench: our serving API (gunicorn, 2 sync workers, PostgreSQL, every prediction logged)
-against `mlflow models serve -w 2` (tuned with uvloop + httptools, as BENCHMARKS.md asks), on
-the same two models, loaded with wrk in alternating rounds. Prints a table and the ratios."""
+"""make bench: our serving API (gunicorn sync workers, PostgreSQL, every prediction logged) against
+two peers on the same two models: `mlflow models serve` (tuned with uvloop + httptools, as
+BENCHMARKS.md asks) and Seldon MLServer (mlserver-sklearn, Open Inference Protocol v2), loaded
+with wrk in rounds whose order rotates. Prints a table and our ratios against each peer.
+
+Each server runs with the worker count that was best for it on this machine (2 cores), found by
+BENCH_WORKER_SWEEP=1, which measures 1, 2 and 4 workers per server and prints them instead of
+the benchmark. BENCH_OURS_WORKERS, BENCH_MLFLOW_WORKERS and BENCH_MLSERVER_WORKERS override."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-OUT = ROOT / "bench" / "var"
-MLFLOW_VENV = ROOT / "bench" / ".mlflow-venv"
+import report
+from harness import OUT, ROOT, THREADS_ENV, measure, run_wrk
+from servers import MLFLOW_VENV, MLSERVER_VENV, MODELS, NAMES, SERVERS, Server, launch
+
 PY = sys.executable
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
-THREADS_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 SCENARIOS = [("1 row", "one", 1), ("1 row", "one", 8), ("1 row", "one", 32), ("1,000 rows", "batch", 4)]
-MODELS = ["bench-rf", "bench-logreg"]
+SWEEP_COUNTS = (1, 2, 4)
+SWEEP_SECONDS = int(os.environ.get("BENCH_SWEEP_SECONDS", "3"))
+SWEEP_ROUNDS = int(os.environ.get("BENCH_SWEEP_ROUNDS", "2"))
+# Each server's best of SWEEP_COUNTS in BENCH_WORKER_SWEEP=1 on this 2-core machine: 1 worker was
+# the worst for all three; 2 and 4 were within the noise of a busy machine for all three (two sweeps
+# disagreed), so the tie goes to fewer processes, one per core.
+BEST_WORKERS = {"ours": 2, "mlflow": 2, "mlserver": 2}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def worker_counts() -> dict[str, tuple[int, str]]:
+    """Each server's worker count, and where it comes from."""
+    counts = {}
+    for key in SERVERS:
+        variable = f"BENCH_{key.upper()}_WORKERS"
+        value = os.environ.get(variable)
+        counts[key] = (int(value), f"from {variable}") if value else (BEST_WORKERS[key], "default")
+    return counts
 
 
-def wait_http(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 (local benchmark servers)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"server at {url} did not start")
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and all its descendants, in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-            todo += [int(c) for c in children]
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-    return total
-
-
-def lua(path: Path, body: str, headers: dict[str, str]) -> Path:
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
-    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def run_wrk(url: str, script: Path | None, connections: int, seconds: int) -> dict[str, float]:
-    cmd = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s"]
-    if script:
-        cmd += ["-s", str(script)]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout  # noqa: S603
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-
-    def pct(p: str) -> float:
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    return {
-        "rps": rps,
-        "requests": total,
-        "errors": int(non2xx.group(1)) if non2xx else 0,
-        "p50": pct("50"),
-        "p99": pct("99"),
-    }
-
-
-def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        cmd,
-        env=env,
-        cwd=ROOT,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,  # noqa: S603
-        start_new_session=True,
-    )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def main() -> None:
+def prepare() -> tuple[dict[str, str], dict[str, Any], str]:
+    """A fresh PostgreSQL database with both models deployed through the workflow, and the same
+    models saved for the peers. Returns our server's environment, setup.json and the database URL."""
     OUT.mkdir(parents=True, exist_ok=True)
     database = f"modelgov_bench_{int(time.time())}"
     db_url = f"postgres://postgres@127.0.0.1:5432/{database}"
@@ -125,6 +60,7 @@ def main() -> None:
         "MEDIA_ROOT": str(OUT / "media"),
         "DEBUG": "False",
         "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnop",
+        "LOG_MAC_KEY": "benchmark-only-log-mac-key",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "False",
         "CONN_MAX_AGE": "600",
@@ -133,193 +69,96 @@ def main() -> None:
     print(f"Preparing models in {database} through the workflow (checks, approval, deploy)...", flush=True)
     subprocess.run([PY, "manage.py", "migrate", "-v0"], env=env, cwd=ROOT, check=True)  # noqa: S603
     subprocess.run([PY, "bench/serving/prepare.py", str(OUT)], env=env, cwd=ROOT, check=True)  # noqa: S603
-    setup = json.loads((OUT / "setup.json").read_text())
-    subprocess.run(
-        [str(MLFLOW_VENV / "bin" / "python"), "bench/serving/mlflow_models.py", str(OUT)],  # noqa: S603
-        cwd=ROOT,
-        check=True,
-        env={**os.environ, **THREADS_ENV},
-    )
-
-    ours_port = free_port()
-    ours = start(
-        [
-            PY,
-            "-m",
-            "gunicorn",
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{ours_port}",
-            "--workers",
-            "2",
-            "--worker-class",
-            "sync",
-            "--keep-alive",
-            "75",
-        ],
-        env,
-        OUT / "ours.log",
-    )
-    # mlflow execs `uvicorn` by name: its virtualenv must come first on PATH
-    mlflow_env = {**os.environ, **THREADS_ENV, "PATH": f"{MLFLOW_VENV / 'bin'}:{os.environ['PATH']}"}
-    mlflow_ports, mlflow_servers = {}, {}
-    for name in MODELS:
-        port = free_port()
-        mlflow_ports[name] = port
-        mlflow_servers[name] = start(
-            [
-                str(MLFLOW_VENV / "bin" / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                str(OUT / "mlflow" / name),
-                "--env-manager",
-                "local",
-                "-w",
-                "2",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            mlflow_env,
-            OUT / f"mlflow-{name}.log",
+    for venv, script in ((MLFLOW_VENV, "mlflow_models.py"), (MLSERVER_VENV, "mlserver_models.py")):
+        subprocess.run(
+            [str(venv / "bin" / "python"), f"bench/serving/{script}", str(OUT)],  # noqa: S603
+            cwd=ROOT,
+            check=True,
+            env={**os.environ, **THREADS_ENV},
         )
-    try:
-        wait_http(f"http://127.0.0.1:{ours_port}/v2/health/live")
-        for port in mlflow_ports.values():
-            wait_http(f"http://127.0.0.1:{port}/ping")
-        features = setup["features"]
-        bodies = {}
+    return env, json.loads((OUT / "setup.json").read_text()), db_url
+
+
+def warm_up(server: Server) -> None:
+    """Load the models into every worker process of a server."""
+    for model in MODELS:
+        run_wrk(server.urls[model], server.scripts["one"], max(4, server.workers), 2)
+        run_wrk(server.urls[model], server.scripts["batch"], 2, 2)
+
+
+def check_answers(servers: dict[str, Server]) -> None:
+    """Every server answers 200 with the same labels for the same rows (1 row, and 1,000), or the
+    benchmark stops: rates of wrong answers compare nothing."""
+    for model in MODELS:
         for kind in ("one", "batch"):
-            rows = setup[kind]
-            bodies[("ours", kind)] = json.dumps({"instances": rows})
-            bodies[("mlflow", kind)] = json.dumps(
-                {"dataframe_split": {"columns": features, "data": [[r[f] for f in features] for r in rows]}}
-            )
-        scripts = {}
-        for (who, kind), body in bodies.items():
-            headers = {"Content-Type": "application/json"}
-            if who == "ours":
-                headers["Authorization"] = f"Bearer {setup['key']}"
-            scripts[(who, kind)] = lua(OUT / f"{who}-{kind}.lua", body, headers)
+            answers = {key: server.labels(model, kind) for key, server in servers.items()}
+            for key, labels in answers.items():
+                if labels != answers["ours"]:
+                    differ = sum(a != b for a, b in zip(labels, answers["ours"], strict=False))
+                    raise SystemExit(
+                        f"{NAMES[key]} and our server disagree on {model} ({kind}): {differ} labels differ, "
+                        f"{len(labels)} vs {len(answers['ours'])} labels"
+                    )
+    sample = servers["mlserver"].labels(MODELS[0], "batch")[:8]
+    print(f"Answers checked: all servers give the same labels for the same rows (first {MODELS[0]} ones: {sample}).")
 
-        def url(who: str, model: str) -> str:
-            if who == "ours":
-                return f"http://127.0.0.1:{ours_port}/api/v1/models/{model}/predict"
-            return f"http://127.0.0.1:{mlflow_ports[model]}/invocations"
 
-        def pid(who: str, model: str) -> int:
-            return ours.pid if who == "ours" else mlflow_servers[model].pid
-
-        # warm up every process of every server
+def run_rounds(servers: dict[str, Server]) -> tuple[dict[tuple, list], dict[str, list], list]:
+    """All loads on all servers, ROUNDS times, the servers' order rotating each round."""
+    ours = servers["ours"]
+    live = ours.ready[0]
+    results: dict[tuple[str, str, str, int], list[dict[str, float]]] = {}
+    # The empty view at c=1 is measured right before our c=1 run of each model, so that each
+    # p50 ratio compares two runs taken under the same conditions on this noisy machine.
+    empty: dict[str, list[dict[str, float]]] = {model: [] for model in MODELS}
+    empty8: list[dict[str, float]] = []
+    for rnd in range(ROUNDS):
+        shift = rnd % len(SERVERS)
+        order = SERVERS[shift:] + SERVERS[:shift]
+        print(f"Round {rnd + 1}/{ROUNDS} ({' then '.join(NAMES[k] for k in order)})...", flush=True)
+        empty8.append(run_wrk(live, None, 8, DURATION))
         for model in MODELS:
-            for who in ("ours", "mlflow"):
-                run_wrk(url(who, model), scripts[(who, "one")], 4, 2)
-                run_wrk(url(who, model), scripts[(who, "batch")], 2, 2)
-        results: dict[tuple[str, str, str, int], list[dict[str, float]]] = {}
-        # The empty view at c=1 is measured right before our c=1 run of each model, so that each
-        # p50 ratio compares two runs taken under the same conditions on this noisy machine.
-        empty: dict[str, list[dict[str, float]]] = {model: [] for model in MODELS}
-        empty8: list[dict[str, float]] = []
-        for rnd in range(ROUNDS):
-            order = ("ours", "mlflow") if rnd % 2 == 0 else ("mlflow", "ours")
-            print(f"Round {rnd + 1}/{ROUNDS} ({' then '.join(order)})...", flush=True)
-            empty8.append(run_wrk(f"http://127.0.0.1:{ours_port}/v2/health/live", None, 8, DURATION))
-            for model in MODELS:
-                for _label, kind, conns in SCENARIOS:
-                    for who in order:
-                        if (who, kind, conns) == ("ours", "one", 1):
-                            live = f"http://127.0.0.1:{ours_port}/v2/health/live"
-                            empty[model].append(run_wrk(live, None, 1, DURATION))
-                        before = tree_cpu_seconds(pid(who, model))
-                        r = run_wrk(url(who, model), scripts[(who, kind)], conns, DURATION)
-                        r["cpu_ms"] = (tree_cpu_seconds(pid(who, model)) - before) * 1000 / max(r["requests"], 1)
-                        results.setdefault((who, model, kind, conns), []).append(r)
-        report(results, empty, empty8, setup, db_url)
-    finally:
-        stop(ours)
-        for server in mlflow_servers.values():
-            stop(server)
+            for _label, kind, conns in SCENARIOS:
+                for key in order:
+                    server = servers[key]
+                    if (key, kind, conns) == ("ours", "one", 1):
+                        empty[model].append(run_wrk(live, None, 1, DURATION))
+                    r = measure(server.urls[model], server.scripts[kind], conns, DURATION, server.pid(model))
+                    results.setdefault((key, model, kind, conns), []).append(r)
+    return results, empty, empty8
 
 
-def med(values: list[dict[str, float]], key: str) -> float:
-    return statistics.median(v[key] for v in values)
+def sweep(env: dict[str, str], setup: dict[str, Any]) -> None:
+    """For each server: one instance per worker count, side by side, and a short 1-row c=8 and
+    batch c=4 run per model on each, back to back in rotating order, so that the machine's drift
+    hits every count alike."""
+    loads = [(model, kind, conns) for model in MODELS for kind, conns in report.SWEEP_LOADS]
+    figures: dict[tuple, list[dict[str, float]]] = {}
+    for key in SERVERS:
+        print(f"Sweep: {NAMES[key]} with {' and '.join(map(str, SWEEP_COUNTS))} workers...", flush=True)
+        servers: dict[int, Server] = {}
+        try:
+            for workers in SWEEP_COUNTS:  # one at a time: MLServer reads its settings.json at start
+                servers[workers] = launch(key, workers, env, setup)
+                servers[workers].wait()
+            for server in servers.values():
+                warm_up(server)
+            for rnd in range(SWEEP_ROUNDS):
+                for i, (model, kind, conns) in enumerate(loads):
+                    shift = (rnd + i) % len(SWEEP_COUNTS)
+                    for workers in SWEEP_COUNTS[shift:] + SWEEP_COUNTS[:shift]:
+                        server = servers[workers]
+                        r = measure(server.urls[model], server.scripts[kind], conns, SWEEP_SECONDS, server.pid(model))
+                        figures.setdefault((key, workers, model, kind, conns), []).append(r)
+        finally:
+            for server in servers.values():
+                server.stop()
+    best = report.sweep(figures, SWEEP_COUNTS, SWEEP_SECONDS, SWEEP_ROUNDS)
+    settings = ", ".join(f"BENCH_{k.upper()}_WORKERS={n}" for k, n in best.items())
+    print(f"Set them in BEST_WORKERS (bench/serving/run.py) or with {settings}.")
 
 
-def report(
-    results: dict[Any, list[dict[str, float]]],
-    empty: dict[str, list[dict[str, float]]],
-    empty8: list[dict[str, float]],
-    setup: dict[str, Any],
-    db_url: str,
-) -> None:
-    print()
-    print("Serving benchmark: ours = gunicorn 2 sync workers + Django/DRF + PostgreSQL, every prediction logged;")
-    print("peer = `mlflow models serve --env-manager local -w 2` (MLflow 3.17.2, uvloop + httptools installed).")
-    print(f"Medians over {ROUNDS} alternating rounds of {DURATION}s; OMP_NUM_THREADS=1 everywhere; wrk on 127.0.0.1.")
-    engines = {m: setup["checks"][m].get("onnx") for m in MODELS}
-    print(f"Our engine: ONNX Runtime where the ONNX check passed: {engines} (failed -> skops model).")
-    print()
-    header = (
-        f"{'model':<13} {'load':<16} {'ours req/s':>10} {'mlflow req/s':>12} {'ratio':>7} "
-        f"{'ours rows/s':>11} {'mlflow rows/s':>13} {'ours p50':>9} {'ours p99':>9} {'mlflow p50':>10} "
-        f"{'mlflow p99':>10} {'ours CPU/req':>12} {'mlflow CPU/req':>14}"
-    )
-    print(header)
-    print("-" * len(header))
-    ratios = {}
-    for model in MODELS:
-        for label, kind, conns in SCENARIOS:
-            o, m = results[("ours", model, kind, conns)], results[("mlflow", model, kind, conns)]
-            rows = 1000 if kind == "batch" else 1
-            ratio = med(o, "rps") / med(m, "rps")
-            ratios[(model, kind, conns)] = ratio
-            print(
-                f"{model:<13} {label + f', c={conns}':<16} {med(o, 'rps'):>10.1f} {med(m, 'rps'):>12.1f} "
-                f"{ratio:>6.1f}x {med(o, 'rps') * rows:>11.0f} {med(m, 'rps') * rows:>13.0f} "
-                f"{med(o, 'p50'):>7.2f}ms {med(o, 'p99'):>7.2f}ms {med(m, 'p50'):>8.2f}ms {med(m, 'p99'):>8.2f}ms "
-                f"{med(o, 'cpu_ms'):>10.2f}ms {med(m, 'cpu_ms'):>12.2f}ms"
-            )
-            for who, runs in (("our server", o), ("MLflow", m)):
-                errors = sum(r["errors"] for r in runs)
-                if errors:  # an error answered fast would inflate that side's rate
-                    print(f"  !! {errors} non-2xx answers from {who}: this line's rates are not comparable")
-    failed = {who: sum(r["errors"] for k, v in results.items() if k[0] == who for r in v) for who in ("ours", "mlflow")}
-    print(f"Non-2xx answers in the timed runs: ours {failed['ours']}, MLflow {failed['mlflow']}.")
-    print()
-    print("Targets (ratios from this run):")
-    for model in MODELS:
-        r8 = ratios[(model, "one", 8)]
-        rb = ratios[(model, "batch", 4)]
-        p50 = med(results[("ours", model, "one", 1)], "p50")
-        empty_p50 = med(empty[model], "p50")
-        # the median of each round's ratio (ours and the empty view measured back to back)
-        p50_ratio = statistics.median(
-            o["p50"] / e["p50"] for o, e in zip(results[("ours", model, "one", 1)], empty[model], strict=True)
-        )
-        print(
-            f"  {model}: 1-row c=8 {r8:.1f}x MLflow (target >= 15x: {'MET' if r8 >= 15 else 'NOT MET'}); "
-            f"1,000-row batches {rb:.1f}x (target >= 4x: {'MET' if rb >= 4 else 'NOT MET'}); "
-            f"p50 c=1 {p50:.2f} ms, {p50_ratio:.1f}x the empty DRF view's ({empty_p50:.2f} ms, measured just "
-            f"before it) (target <= 4x: {'MET' if p50_ratio <= 4 else 'NOT MET'})"
-        )
-    floor = med(empty8, "rps")
-    print()
-    print("What the targets ask of this machine, against floors measured in this run:")
-    print(f"  An empty DRF view on our server (same gunicorn, 2 sync workers) answers {floor:.0f} req/s at c=8.")
-    for model in MODELS:
-        need = 15 * med(results[("mlflow", model, "one", 8)], "rps")
-        verdict = "above" if need > floor else "below"
-        print(f"  {model}: 15x MLflow at c=8 is {need:.0f} req/s, {verdict} that floor.")
-    for model in MODELS:
-        mlflow_rows = med(results[("mlflow", model, "batch", 4)], "rps") * 1000
-        budget = 2 * 1000 / (4 * mlflow_rows) * 1000  # ms per batch per worker, 2 workers on 2 cores
-        engine_ms = setup.get("engine_ms_per_batch", {}).get(model, float("nan"))
-        print(
-            f"  {model}: 4x MLflow's batch rows/s leaves each of the 2 workers {budget:.1f} ms per 1,000-row "
-            f"batch (parse, check, predict, log, answer); the model alone takes {engine_ms:.1f} ms in-process."
-        )
+def logged_summary(db_url: str, results: dict[tuple, list]) -> None:
     import psycopg
 
     with psycopg.connect(db_url.replace("postgres://", "postgresql://")) as conn:
@@ -329,8 +168,34 @@ def report(
     answered = sum(r["requests"] - r["errors"] for k, v in results.items() if k[0] == "ours" for r in v)
     print(
         f"Prediction log: {logged[0]} records holding {logged[1]} predictions; our timed runs answered "
-        f"{answered} requests (plus warm-up), every one logged before it was returned."
+        f"{answered} requests (plus warm-up and the answer check), every one logged before it was returned."
     )
+
+
+def main() -> None:
+    env, setup, db_url = prepare()
+    if os.environ.get("BENCH_WORKER_SWEEP") == "1":
+        sweep(env, setup)
+        return
+    workers = worker_counts()
+    servers: dict[str, Server] = {}
+    try:
+        for key in SERVERS:
+            servers[key] = launch(key, workers[key][0], env, setup)
+        for server in servers.values():
+            server.wait()
+        check_answers(servers)
+        for server in servers.values():
+            warm_up(server)
+        results, empty, empty8 = run_rounds(servers)
+        report.header(workers, ROUNDS, DURATION, setup)
+        ratios = report.table(results, SCENARIOS)
+        report.targets(results, ratios, empty)
+        report.floors(results, empty8, setup, workers["ours"][0])
+        logged_summary(db_url, results)
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def test_risk_officer_uses_the_workspace_too(served, risk_officer, client) -> No
 def test_verify_now_shows_the_result_and_is_audited(served, auditor, client) -> None:
     login(client, auditor)
     page = client.post("/audit/verify/").content.decode()
-    assert "Verified: the audit trail and the prediction seals are intact." in page
+    assert "Verified: the audit trail, the prediction seals and every evidence row are intact." in page
     assert "1 prediction seals verified" in page
     event = AuditEvent.objects.latest("seq")
     assert event.action == services.AUDIT_VERIFIED and event.actor_username == auditor.username

@@ -14,8 +14,7 @@ from pypdf import PdfReader
 from compliance.services import AUDIT_VERIFIED, REPORT_GENERATED
 from core.models import AuditEvent
 from governance import workflow
-from governance.models import Policy
-from governance.policies import active_policy
+from governance.policies import active_policy, update_policy
 from serving.predict import Caller, PredictionRequest, predict
 from serving.seals import seal_predictions
 from tests.conftest import make_version
@@ -39,7 +38,7 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
     screenshots: Path,
     tmp_path: Path,
 ) -> None:
-    Policy.objects.filter(pk=active_policy().pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    update_policy(active_policy().pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
     model = RegisteredModelFactory(name="mortgage-pd", title="Mortgage default", owner=data_scientist)
     first = checked(make_version(data_scientist, model, skops_bytes, train_csv, eval_csv), data_scientist)
     workflow.approve_version(first.pk, actor=risk_officer, justification="Meets the credit policy.")
@@ -76,7 +75,7 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
     page.get_by_role("link", name="Audit trail").first.click()
     page.get_by_role("button", name="Verify now").click()
     result = page.locator("#verification-result")
-    expect(result).to_contain_text("Verified: the audit trail and the prediction seals are intact.")
+    expect(result).to_contain_text("Verified: the audit trail, the prediction seals and every evidence row are intact.")
     expect(result).to_have_attribute("data-ok", "true")
     page.screenshot(path=str(screenshots / "23-verified.png"), full_page=True)
     assert AuditEvent.objects.filter(action=AUDIT_VERIFIED, actor_username=auditor.username).count() == 1

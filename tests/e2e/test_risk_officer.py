@@ -144,7 +144,7 @@ def test_risk_officer_reviews_approves_with_override_and_deploys(
     assert events.filter(action="governance.version.deployed", actor=risk_officer).exists()
 
 
-def test_high_tier_needs_two_different_officers(
+def test_an_officer_raises_the_tier_to_high_and_then_two_different_officers_must_approve(
     page: Page,
     live_server: Any,
     data_scientist: Any,
@@ -156,17 +156,31 @@ def test_high_tier_needs_two_different_officers(
     screenshots: Path,
 ) -> None:
     base = live_server.url
-    version = version_in_review(data_scientist, "loan-default-high", "high", skops_bytes, train_csv, eval_csv)
+    # The data scientist proposed "low" (one approval would do).
+    version = version_in_review(data_scientist, "loan-default-high", "low", skops_bytes, train_csv, eval_csv)
 
-    # --- the first officer approves: one approval of two ---------------------------------
+    # --- the first officer raises the effective tier to high: two approvals are now needed --
     admin_log_in(page, base, risk_officer)
     page.goto(review_url(base, version))
     expect(page.locator("#review-status")).to_have_text("In review")
+    expect(page.locator("#approvals-progress")).to_contain_text("0 of 1 required for tier low")
+    page.select_option("#tier", "high")
+    page.fill("#tier-justification", "Automated credit decisions on people: high risk under our policy.")
+    page.locator("#action-set-tier").click()
+    expect(page.locator(".messagelist .success")).to_contain_text("Effective risk tier set to high")
+    expect(page.locator("#tier-line")).to_contain_text("proposed by the data scientist: low")
+    expect(page.locator("#tier-line")).to_contain_text("effective: high")
+    expect(page.locator("#approvals-progress")).to_contain_text("0 of 2 required for tier high")
+    page.screenshot(path=str(screenshots / "14-tier-raised.png"), full_page=True)
+    assert AuditEvent.objects.filter(action="governance.risk_tier.set").get().data["after"] == "high"
+
+    # --- the first officer approves: one approval of two ---------------------------------
     decide(page, "approve", "First approval: metrics acceptable, fairness gap overridden.", override=True)
     expect(page.locator(".messagelist .success")).to_be_visible()
     expect(page.locator("#review-status")).to_have_text("In review")
     expect(page.locator("#action-approve")).to_have_count(0)
     expect(page.locator("#decisions")).to_contain_text(risk_officer.username)
+    expect(page.locator("#approvals-progress")).to_contain_text("1 of 2 required for tier high")
     page.screenshot(path=str(screenshots / "14-high-first-approval.png"), full_page=True)
     version.refresh_from_db()
     assert version.status == Status.IN_REVIEW

@@ -6,11 +6,11 @@ import pytest
 
 from governance import workflow
 from governance.models import Policy
-from governance.policies import active_policy
+from governance.policies import active_policy, update_policy
 from lifecycle.models import ModelVersion, Status
 from serving.seals import seal_predictions
 from serving.services import create_api_key
-from tests.serving.conftest import checked, rows
+from tests.serving.conftest import checked, client_key, keyed, production, rows, second_version  # noqa: F401
 
 LONG_JUSTIFICATION = (
     "Approved for the retail portfolio after reading the fairness results per sex and age group; "
@@ -24,7 +24,7 @@ LONG_JUSTIFICATION = (
 def lenient_policy(db: None) -> Policy:
     """Thresholds every demo model meets, so a test can choose when a check fails."""
     policy = active_policy()
-    Policy.objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
     policy.refresh_from_db()
     return policy
 
@@ -48,7 +48,7 @@ def served(draft_version, data_scientist, risk_officer, api_client, german) -> A
     """A version checked, approved with a long justification, deployed, that answered five
     requests and refused one, all sealed."""
     policy = active_policy()
-    Policy.objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
     version = checked(draft_version, data_scientist)
     workflow.approve_version(version.pk, actor=risk_officer, justification=LONG_JUSTIFICATION)
     version = workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live for the pilot.")

@@ -48,11 +48,10 @@ def test_approve_then_deploy_from_the_review_page(client, risk_officer, in_revie
 
 
 def test_submitter_sees_no_approve_button_and_a_crafted_post_is_refused_and_audited(client, data_scientist, in_review):
-    from django.contrib.auth.models import Group
-
+    from core.role_changes import grant_role
     from core.roles import RISK_OFFICERS
 
-    data_scientist.groups.add(Group.objects.get(name=RISK_OFFICERS))
+    grant_role(data_scientist, RISK_OFFICERS, actor=None, justification="also an officer in this test")
     data_scientist.is_staff = True
     data_scientist.save()
     client.force_login(data_scientist)

@@ -283,6 +283,7 @@ ALLOWED = {
     ("approved", "deploy"): "production",
     ("approved", "retire"): "retired",
     ("production", "retire"): "retired",
+    ("suspended", "retire"): "retired",
 }
 
 

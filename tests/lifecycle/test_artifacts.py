@@ -46,7 +46,7 @@ def test_a_submitted_version_with_a_tampered_artifact_is_flagged_by_the_check(
 
 
 def test_the_allow_list_comes_from_settings(settings, skops_bytes):
-    settings.SKOPS_TRUSTED_PACKAGES = ("numpy", "scipy")  # scikit-learn no longer trusted
+    settings.SKOPS_ALLOWED_TYPES = "lifecycle.allowlist.BUILTIN_TYPES"  # scikit-learn no longer trusted
     with pytest.raises(artifacts.ArtifactRefused, match="sklearn.pipeline.Pipeline"):
         artifacts.inspect_artifact(skops_bytes)
 

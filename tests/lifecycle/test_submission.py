@@ -94,6 +94,7 @@ def test_existing_datasets_can_be_chosen_by_id(
             "training_dataset": first["lineage"]["training_dataset"]["id"],
             "evaluation_dataset": first["lineage"]["evaluation_dataset"]["id"],
             "label_column": "risk",
+            **CARD,
         },
         format="multipart",
     )

@@ -20,7 +20,7 @@ from core.audit import verify_chain
 from core.models import AuditEvent
 from governance import tasks, workflow
 from governance.models import CheckRun, Decision
-from governance.policies import active_policy
+from governance.policies import active_policy, update_policy
 from lifecycle import demo_data
 from lifecycle.models import ModelVersion, Status
 from tests.conftest import make_version
@@ -64,7 +64,7 @@ def _concurrently(*calls: Any) -> list[Any]:
 @pytest.fixture
 def lenient(committed_db: None) -> None:
     policy = active_policy()
-    type(policy).objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
 
 
 def test_concurrent_deploys_leave_exactly_one_production_version_and_an_intact_chain(

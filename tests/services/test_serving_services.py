@@ -21,7 +21,7 @@ from django.db import DatabaseError, connection, transaction
 
 from governance import tasks, workflow
 from governance.models import CheckRun
-from governance.policies import active_policy
+from governance.policies import active_policy, update_policy
 from lifecycle import demo_data
 from serving.models import PredictionLog, PredictionSeal
 from serving.services import create_api_key
@@ -118,7 +118,7 @@ def _until_both_workers(
 def served_model(committed_db: None, data_scientist: Any, german: Any) -> tuple[Any, str, dict[str, Any]]:
     """A model to deploy versions of, a client key, and a two-row request body."""
     policy = active_policy()
-    type(policy).objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
     model = RegisteredModelFactory(name="served-model", owner=data_scientist)
     key = create_api_key(actor=None, name="two-workers")[1]
     body = {"instances": german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(2).to_dict(orient="records")}

@@ -6,7 +6,7 @@ import pytest
 
 from governance import tasks, workflow
 from governance.models import CheckRun
-from governance.policies import active_policy
+from governance.policies import active_policy, update_policy
 from lifecycle.models import ModelVersion, Status
 from serving.services import create_api_key
 from tests.conftest import make_version
@@ -36,7 +36,7 @@ def checked(version: ModelVersion, actor: Any) -> ModelVersion:
 @pytest.fixture
 def production(draft_version, data_scientist, risk_officer) -> ModelVersion:
     policy = active_policy()
-    type(policy).objects.filter(pk=policy.pk).update(max_fairness_difference=1.0, min_fairness_ratio=0.0)
+    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
     version = checked(draft_version, data_scientist)
     workflow.approve_version(version.pk, actor=risk_officer, justification=OK)
     return workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live.")

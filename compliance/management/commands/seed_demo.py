@@ -8,13 +8,14 @@ from typing import Any
 
 import skops.io as sio
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from core.role_changes import grant_role
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
 from governance import bindings, workflow
+from governance import services as governance_services
 from lifecycle import demo_data, services
 from lifecycle.models import ModelVersion, RegisteredModel
 from serving.errors import ServingError
@@ -63,12 +64,18 @@ class Command(BaseCommand):
         train_csv, eval_csv = demo_data.to_csv_bytes(train), demo_data.to_csv_bytes(evaluation)
         dana, sam = users["dana"], users["sam"]
 
-        services.register_model(
+        credit = services.register_model(
             actor=dana,
             name="credit-risk",
             title="Consumer credit risk",
             description="Probability that a consumer loan applicant is a good credit risk.",
-            risk_tier="high",
+            risk_tier="medium",
+        )
+        governance_services.set_risk_tier(
+            credit.pk,
+            actor=users["rita"],
+            tier="high",
+            justification="Scores people for credit: high risk under the bank's model-risk policy (two approvals).",
         )
         v1 = services.create_version(
             actor=dana,
@@ -173,7 +180,7 @@ class Command(BaseCommand):
                 user.set_password(PASSWORD)
                 user.save()
             for role in roles:
-                user.groups.add(Group.objects.get(name=role))
+                grant_role(user, role, actor=None, justification="demo user created by seed_demo")
             users[username] = user
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@demo.local", PASSWORD)

@@ -2,22 +2,50 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from compliance.checkpoints import verify_checkpoints
+from compliance.evidence import verify_evidence
 from core.audit import verify_chain
+from governance import integrity
+from serving.seals import verify_seals
 
 
 class Command(BaseCommand):
-    help = "Recompute the audit chain and the prediction seals; exit non-zero naming the first broken one."
+    help = (
+        "Suspend servable versions whose approval no longer holds; recompute the audit chain, the prediction "
+        "seals and every evidence row (and the signed checkpoints); exit non-zero naming the first broken one."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--checkpoints",
+            metavar="DIR",
+            help="also verify the signed checkpoints in DIR/checkpoints.log, and that the chain still holds each head",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from serving.seals import verify_seals
-
+        # First the data plane: a servable version whose approval no longer holds stops answering.
+        for suspension in integrity.suspend_void_versions():
+            changed = ", ".join(suspension.changed)
+            self.stdout.write(f"Suspended {suspension.version}: its approval no longer holds ({changed} changed)")
         result = verify_chain()
         if not result.ok:
-            raise CommandError(f"Audit trail BROKEN: {result.message}")
+            # A cut-off tail breaks the chain too: the checkpoint it contradicts says what was lost.
+            against = verify_checkpoints(options["checkpoints"]) if options.get("checkpoints") else None
+            lost = f"\nCheckpoints BROKEN: {against.message}" if against and not against.ok else ""
+            raise CommandError(f"Audit trail BROKEN: {result.message}{lost}")
         self.stdout.write(f"Audit trail OK: {result.message}")
         sealed = verify_seals()
         if not sealed.ok:
             raise CommandError(f"Prediction log BROKEN: {sealed.message}")
         self.stdout.write(f"Prediction log OK: {sealed.message}")
+        rows = verify_evidence()
+        if not rows.ok:
+            raise CommandError(rows.message)
+        self.stdout.write(f"Evidence OK: {rows.message}")
+        if options.get("checkpoints"):
+            against = verify_checkpoints(options["checkpoints"])
+            if not against.ok:
+                raise CommandError(f"Checkpoints BROKEN: {against.message}")
+            self.stdout.write(f"Checkpoints OK: {against.message}")

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from core.checkpoints import CheckpointError
+
+
+class Command(BaseCommand):
+    help = (
+        "Write a signed checkpoint of the audit chain's head and the latest prediction seal now, appended to "
+        "CHECKPOINT_DIR/checkpoints.log; with --public-key, print the verifier key instead."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--public-key",
+            action="store_true",
+            help="print the verifier key (<name>+<key hash>+<base64 key>) that note verifiers take, and exit",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from compliance import checkpoints
+
+        try:
+            if options["public_key"]:
+                self.stdout.write(checkpoints.signing_key().verifier.vkey)
+                return
+            written = checkpoints.write_checkpoint()
+        except CheckpointError as exc:
+            raise CommandError(exc.message)
+        self.stdout.write(f"Checkpoint appended to {written.path}:")
+        self.stdout.write(written.note, ending="")

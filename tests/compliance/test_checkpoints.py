@@ -1,0 +1,268 @@
+"""Signed checkpoints written outside the database catch what the hash chain alone cannot: a
+cut-off tail, and a chain rewritten consistently by someone with database access."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test import Client
+
+from compliance import checkpoints
+from compliance.tasks import write_checkpoint_task
+from core import audit
+from core.checkpoints import LOG_NAME, Checkpoint, Signer
+from core.models import AuditChainHead, AuditEvent
+from serving.models import PredictionSeal
+from serving.seals import SEALED
+from tests.conftest import tamper
+from tests.core.test_checkpoints import independent_open
+
+pytestmark = pytest.mark.django_db
+
+SEED = hashlib.sha256(b"checkpoint test key").digest()
+ORIGIN = "modelgov/test.example.org"
+
+
+@pytest.fixture
+def checkpoint_dir(settings: Any, tmp_path: Path) -> Path:
+    folder = tmp_path / "checkpoints"
+    settings.CHECKPOINT_DIR = folder
+    settings.CHECKPOINT_SIGNING_KEY = SEED.hex()
+    settings.CHECKPOINT_ORIGIN = ORIGIN
+    settings.CHECKPOINT_KEY_FILE = tmp_path / "never-used.key"
+    return folder
+
+
+def make_history(n: int = 5) -> list[AuditEvent]:
+    return [audit.record("test.event", actor=None, data={"i": i, "text": "é"}) for i in range(n)]
+
+
+def run(*args: str) -> str:
+    """The command's output; its failure (CommandError, or SystemExit from the command line) as text."""
+    from io import StringIO
+
+    out = StringIO()
+    try:
+        call_command(*args, stdout=out)
+    except (CommandError, SystemExit) as exc:
+        raise AssertionError(str(exc)) from None
+    return out.getvalue()
+
+
+def verify_fails(folder: Path) -> str:
+    with pytest.raises(CommandError) as failure:
+        call_command("verify_audit", "--checkpoints", str(folder))
+    return str(failure.value)
+
+
+def notes_in(folder: Path) -> list[str]:
+    """The log cut into notes by hand: text block, empty line, signature block, empty line."""
+    blocks = (folder / LOG_NAME).read_text(encoding="utf-8").rstrip("\n").split("\n\n")
+    return [f"{text}\n\n{signatures}\n" for text, signatures in zip(blocks[::2], blocks[1::2], strict=True)]
+
+
+def delete_events_after(seq: int) -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("ALTER TABLE governance_auditevent DISABLE TRIGGER USER")
+        try:
+            cursor.execute("DELETE FROM governance_auditevent WHERE seq > %s", [seq])
+        finally:
+            if connection.vendor == "postgresql":
+                cursor.execute("ALTER TABLE governance_auditevent ENABLE TRIGGER USER")
+
+
+def rewrite_chain_from(seq: int, data: dict[str, Any]) -> None:
+    """What an attacker with database access does so that the chain itself still verifies: change
+    one event, recompute every hash from there on, and move the head."""
+    prev_hash = AuditEvent.objects.get(seq=seq - 1).hash if seq > 1 else audit.GENESIS_HASH
+    for event in AuditEvent.objects.filter(seq__gte=seq).order_by("seq"):
+        if event.seq == seq:
+            event.data = data
+        event.prev_hash = prev_hash
+        event.hash = audit.compute_hash(prev_hash, audit.event_payload(event))
+        tamper(AuditEvent, {"pk": event.pk}, data=event.data, prev_hash=event.prev_hash, hash=event.hash)
+        prev_hash = event.hash
+    tamper(AuditChainHead, {"pk": 1}, hash=prev_hash)
+
+
+def test_checkpoint_command_appends_a_note_signed_over_the_chain_head(checkpoint_dir: Path) -> None:
+    events = make_history()
+    output = run("checkpoint")
+    [note] = notes_in(checkpoint_dir)
+    assert note in output
+    vkey = Signer(ORIGIN, SEED).verifier.vkey
+    text = independent_open(note, vkey)
+    assert text.startswith(f"{ORIGIN}\naudit-chain {events[-1].seq} {events[-1].hash}\nprediction-seal none\ntime ")
+
+    newer = audit.record("test.event", actor=None, data={"i": 5})
+    run("checkpoint")
+    first, second = notes_in(checkpoint_dir)
+    assert first == note
+    assert f"audit-chain {newer.seq} {newer.hash}\n" in independent_open(second, vkey)
+
+
+def test_public_key_prints_the_verifier_key(checkpoint_dir: Path) -> None:
+    vkey = run("checkpoint", "--public-key").strip()
+    name, key_hash, key = vkey.split("+", 2)
+    public = base64.b64decode(key)[1:]
+    assert name == ORIGIN
+    assert key_hash == hashlib.sha256(ORIGIN.encode() + b"\n\x01" + public).digest()[:4].hex()
+    assert vkey == Signer(ORIGIN, SEED).verifier.vkey
+    assert not (checkpoint_dir / LOG_NAME).exists()
+
+
+def test_checkpoint_names_the_latest_seal_and_its_root(checkpoint_dir: Path) -> None:
+    make_history(2)
+    empty_root = hashlib.sha256(b"").hexdigest()  # an RFC 6962 tree of no records
+    seal = PredictionSeal.objects.create(root=empty_root, tree_size=0, first_record=0, last_record=0)
+    data = {"root": empty_root, "tree_size": 0, "first_record": 0, "last_record": 0, "changed_before_sealing": []}
+    seal.audit_seq = audit.record(SEALED, actor=None, target=seal, data=data).seq
+    seal.save(update_fields=["audit_seq"])
+    written = checkpoints.write_checkpoint()
+    assert written.checkpoint.seal_id == seal.pk and written.checkpoint.seal_root == empty_root
+    assert f"\nprediction-seal {seal.pk} {empty_root}\n" in written.note
+    assert "Checkpoints OK: 1 signed checkpoints verified" in run("verify_audit", "--checkpoints", str(checkpoint_dir))
+
+    PredictionSeal.objects.filter(pk=seal.pk).delete()
+    run("verify_audit")  # the seals that are left still verify
+    message = verify_fails(checkpoint_dir)
+    assert f"prediction seal #{seal.pk} now has no such seal" in message
+
+
+def test_deleting_the_newest_events_fails_against_the_checkpoint(checkpoint_dir: Path) -> None:
+    events = make_history(5)
+    run("checkpoint")
+    last, kept = events[-1].seq, events[2].seq
+    delete_events_after(kept)
+    message = verify_fails(checkpoint_dir)
+    assert f"Audit trail BROKEN: the chain ends at #{kept} but its head says #{last}" in message
+    assert f"checkpoints.log line 1 (audit-chain #{last}" in message
+    assert f"event #{last} is no longer in the audit trail (it now ends at #{kept})" in message
+
+
+def test_a_cleanly_truncated_chain_passes_alone_but_not_against_the_checkpoint(checkpoint_dir: Path) -> None:
+    make_history(3)
+    run("checkpoint")  # line 1
+    kept, *_, last = make_history(3)
+    run("checkpoint")  # line 8
+    delete_events_after(kept.seq)
+    tamper(AuditChainHead, {"pk": 1}, seq=kept.seq, hash=kept.hash)  # (a DBA lifts the forward-only trigger)
+    assert f"Audit trail OK: {kept.seq} events verified" in run("verify_audit")
+    message = verify_fails(checkpoint_dir)
+    assert message.startswith(f"Checkpoints BROKEN: checkpoint at checkpoints.log line 8 (audit-chain #{last.seq}")
+    assert f"event #{last.seq} is no longer in the audit trail (it now ends at #{kept.seq})" in message
+
+
+def test_a_consistently_rewritten_chain_passes_alone_but_not_against_the_checkpoint(checkpoint_dir: Path) -> None:
+    events = make_history(5)
+    run("checkpoint")
+    rewrite_chain_from(events[1].seq, {"i": 99, "text": "rewritten"})
+    assert audit.verify_chain().ok
+    assert f"Audit trail OK: {events[-1].seq} events verified" in run("verify_audit")
+    message = verify_fails(checkpoint_dir)
+    assert f"Checkpoints BROKEN: checkpoint at checkpoints.log line 1 (audit-chain #{events[-1].seq}" in message
+    assert f"the checkpoint signed {events[-1].hash}: the chain was rewritten" in message
+
+
+def test_an_edited_checkpoint_fails_its_signature(checkpoint_dir: Path) -> None:
+    last = make_history(5)[-1].seq
+    run("checkpoint")
+    run("checkpoint")
+    log = checkpoint_dir / LOG_NAME
+    lines = log.read_text(encoding="utf-8").split("\n")
+    assert lines[8].startswith(f"audit-chain {last} ")  # the second note's second line
+    lines[8] = lines[8].replace(f"audit-chain {last} ", f"audit-chain {last - 1} ")
+    log.write_text("\n".join(lines), encoding="utf-8")
+    message = verify_fails(checkpoint_dir)
+    assert "checkpoint at checkpoints.log line 8: The signature by modelgov/test.example.org does not verify" in message
+
+
+def test_a_checkpoint_signed_with_another_key_is_refused(checkpoint_dir: Path, settings: Any) -> None:
+    make_history(2)
+    settings.CHECKPOINT_SIGNING_KEY = base64.b64encode(bytes(32)).decode()
+    run("checkpoint")
+    settings.CHECKPOINT_SIGNING_KEY = SEED.hex()
+    assert "No signature by the configured key" in verify_fails(checkpoint_dir)
+
+
+def test_verifying_without_a_checkpoint_log_fails(checkpoint_dir: Path) -> None:
+    make_history(1)
+    assert f"no checkpoint log: {checkpoint_dir / LOG_NAME} does not exist" in verify_fails(checkpoint_dir)
+
+
+def test_development_key_is_generated_once_and_kept_private(checkpoint_dir: Path, settings: Any, tmp_path: Path):
+    settings.CHECKPOINT_SIGNING_KEY = ""
+    settings.CHECKPOINT_KEY_FILE = key_file = tmp_path / "var" / "checkpoint-signing.key"
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="CHECKPOINT_SIGNING_KEY must be set when DEBUG=False"):
+        call_command("checkpoint")
+    settings.DEBUG = True
+    make_history(2)
+    vkey = run("checkpoint", "--public-key").strip()
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    run("checkpoint")
+    assert run("checkpoint", "--public-key").strip() == vkey
+    independent_open(notes_in(checkpoint_dir)[0], vkey)
+    assert "Checkpoints OK" in run("verify_audit", "--checkpoints", str(checkpoint_dir))
+
+
+def test_the_periodic_task_writes_a_checkpoint(checkpoint_dir: Path, eager_tasks: None) -> None:
+    last = make_history(4)[-1].seq
+    assert write_checkpoint_task.delay().get() == last
+    note = notes_in(checkpoint_dir)[0]
+    assert Checkpoint.parse(independent_open(note, Signer(ORIGIN, SEED).verifier.vkey)).seq == last
+    schedule = django_settings.CELERY_BEAT_SCHEDULE["write-checkpoint"]
+    assert schedule == {
+        "task": "compliance.tasks.write_checkpoint_task",
+        "schedule": django_settings.CHECKPOINT_INTERVAL_SECONDS,
+    }
+
+
+def test_verify_now_says_when_no_checkpoint_was_written(checkpoint_dir: Path, auditor: Any, client: Client) -> None:
+    client.force_login(auditor)
+    page = client.post("/audit/verify/").content.decode()
+    assert 'id="checkpoint-result" data-ok="none"' in page and "No checkpoint has been written" in page
+
+
+def test_verify_now_shows_the_latest_checkpoint_the_chain_still_holds(
+    checkpoint_dir: Path, auditor: Any, client: Client
+) -> None:
+    client.force_login(auditor)
+    make_history(3)
+    checkpoints.write_checkpoint()
+    audit.record("test.event", actor=None, data={"i": 3})
+    written = checkpoints.write_checkpoint().checkpoint
+    page = client.post("/audit/verify/").content.decode()
+    assert 'id="checkpoint-result" data-ok="true"' in page
+    assert "the audit trail still contains it." in page
+    assert f"audit chain #{written.seq} <code" in page and written.head_hash in page
+    assert f"{written.time:%Y-%m-%d %H:%M:%S} UTC" in page and "checkpoints.log line 8" in page
+    assert "No prediction seal yet." in page
+
+
+def test_verify_now_shows_a_rewritten_chain_against_the_latest_checkpoint(
+    checkpoint_dir: Path, auditor: Any, client: Client
+) -> None:
+    client.force_login(auditor)
+    events = make_history(3)
+    written = checkpoints.write_checkpoint().checkpoint
+    rewrite_chain_from(events[1].seq, {"i": 42})
+    chain = audit.verify_chain()
+    assert chain.ok  # the chain alone cannot tell
+    page = client.post("/audit/verify/").content.decode()
+    assert f"Audit chain: {chain.message}" in page
+    assert 'id="checkpoint-result" data-ok="false"' in page
+    assert "the audit trail NO LONGER matches it." in page
+    assert f"event #{written.seq} now has hash" in page and "the chain was rewritten" in page
