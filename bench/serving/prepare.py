@@ -10,8 +10,6 @@ from pathlib import Path
 
 import django
 
-from governance.policies import update_policy
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
@@ -23,8 +21,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
 from core.role_changes import grant_role  # noqa: E402
 from governance import workflow  # noqa: E402
 from governance.models import CheckRun  # noqa: E402
-from governance.policies import active_policy  # noqa: E402
+from governance.policies import active_policy, update_policy  # noqa: E402
 from lifecycle import demo_data, services  # noqa: E402
+from lifecycle.models import CARD_FIELDS  # noqa: E402
 from serving.services import create_api_key  # noqa: E402
 
 
@@ -55,6 +54,7 @@ def main(out: Path) -> None:
             evaluation=services.DatasetChoice(upload=SimpleUploadedFile("bench-eval.csv", eval_csv)),
             label_column=demo_data.LABEL,
             sensitive_features=["sex"],
+            card={field: f"Benchmark model: {field.replace('_', ' ')}." for field in CARD_FIELDS},
         )
         workflow.submit_version(version.pk, actor=scientist)
         version.refresh_from_db()
