@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from compliance import report_context, reports
+from compliance import checkpoints, report_context, reports
 from compliance.errors import ReportError
 from core import audit
 from lifecycle.models import ModelVersion
@@ -76,6 +76,10 @@ def _render(template: str, context: dict[str, Any], evidence: dict[str, Any]) ->
 def verify_audit_trail(*, actor: Any) -> dict[str, Any]:
     """Recompute the audit chain and every prediction seal now; the result is itself audited."""
     result = report_context.verification()
+    # The newest signed checkpoint (outside the database), checked against the chain as it is now:
+    # part of the verdict, so a truncated or rewritten chain makes "Verify now" fail.
+    checkpoint = checkpoints.latest_checkpoint_status()
+    result = {**result, "checkpoint": checkpoint, "ok": result["ok"] and checkpoint["ok"] is not False}
     with transaction.atomic():
         event = audit.record(
             AUDIT_VERIFIED,
@@ -85,6 +89,7 @@ def verify_audit_trail(*, actor: Any) -> dict[str, Any]:
                 "chain": result["chain"]["message"],
                 "seals": result["seals"]["message"],
                 "evidence_rows": result["evidence"]["message"],
+                "checkpoint": checkpoint["message"],
             },
         )
     return {**result, "event_seq": event.seq, "verified_at": event.created_at}

@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.http import HttpRequest
+from django.contrib.auth.forms import UserChangeForm
 
 from core.errors import DomainError
 from core.role_changes import grant_role, revoke_role
@@ -18,7 +18,7 @@ from core.roles import ALL_ROLES, roles_of
 User = get_user_model()
 
 
-class RoleChangeForm(UserAdmin.form):  # type: ignore[name-defined,misc]
+class RoleChangeForm(UserChangeForm):
     roles = forms.MultipleChoiceField(
         choices=[(r, r) for r in ALL_ROLES], widget=forms.CheckboxSelectMultiple, required=False
     )
@@ -34,7 +34,7 @@ class RoleChangeForm(UserAdmin.form):  # type: ignore[name-defined,misc]
             self.fields["roles"].initial = sorted(roles_of(self.instance))
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         before = set(roles_of(self.instance)) if self.instance.pk else set()
         if set(data.get("roles") or []) != before and not (data.get("role_justification") or "").strip():
             self.add_error("role_justification", "Say why the roles change.")
@@ -46,9 +46,9 @@ class AuditedUserAdmin(UserAdmin):
     fieldsets = tuple(
         (name, {**opts, "fields": tuple(f for f in opts["fields"] if f not in ("groups", "user_permissions"))})
         for name, opts in UserAdmin.fieldsets or ()
-    ) + (("Roles", {"fields": ("roles", "role_justification")}),)
+    ) + (("Roles", {"fields": ("roles", "role_justification")}),)  # type: ignore[assignment]
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+    def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         user = form.instance
         wanted, had = set(form.cleaned_data.get("roles") or []), set(roles_of(user))

@@ -32,7 +32,8 @@ from governance.models import (
 from governance.policies import active_policy
 from lifecycle.artifacts import read_verified_bytes
 from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
-from lifecycle.models import ModelVersion, RegisteredModel, Status
+from lifecycle.models import CARD_SECTIONS, ModelVersion, RegisteredModel, Status
+from lifecycle.services import REQUIRED_CARD_FIELDS
 
 CHECK_KINDS = (CheckKind.VALIDATION, CheckKind.FAIRNESS, CheckKind.REPRODUCIBILITY, CheckKind.ONNX)
 ADVISORY_CHECKS = (CheckKind.ONNX,)  # reproducibility gates per tier: Policy.gates
@@ -133,6 +134,14 @@ def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
     """draft -> checking, by a data scientist; a new review round with its checks, which are
     enqueued once this commits."""
     version = _locked(version_id)
+    labels = {name: label for name, label, _ in CARD_SECTIONS}
+    missing = [labels[name] for name in REQUIRED_CARD_FIELDS if not getattr(version.card, name).strip()]
+    if missing:  # (a draft saved before these sections were required)
+        raise Refused(
+            "Write the model card's required sections first: " + ", ".join(missing) + ".",
+            version_pk=version.pk,
+            attempted="draft->checking",
+        )
     version = _transition(
         version,
         to=Status.CHECKING,

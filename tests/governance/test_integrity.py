@@ -221,3 +221,12 @@ def test_outcomes_come_only_from_the_key_that_received_the_prediction(production
         "serving.predictionoutcome:"
     )
     assert PredictionLog.objects.count() >= 1
+
+
+def test_a_draft_with_a_blank_required_card_section_is_not_submitted(draft_version, data_scientist):
+    from governance.errors import WorkflowError
+
+    ModelCard.objects.filter(version=draft_version).update(factors="  ")  # saved before sections were required
+    with pytest.raises(WorkflowError, match="required sections first: Factors"):
+        workflow.submit_version(draft_version.pk, actor=data_scientist)
+    assert ModelVersion.objects.get(pk=draft_version.pk).status == Status.DRAFT
