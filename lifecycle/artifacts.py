@@ -17,6 +17,7 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import skops.io as sio
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -206,6 +207,13 @@ def inspect_artifact(data: bytes) -> InspectedArtifact:
             "would index memory out of bounds when predicting with it, so it is refused.",
             field="artifact",
         )
+    reads_files = _reads_files(model)
+    if reads_files:
+        raise ArtifactRefused(
+            f"The artifact's {reads_files} would open files named in its input (input='filename' or 'file'): "
+            "a served model must read the values it is sent, so set input='content'.",
+            field="artifact",
+        )
     if not hasattr(model, "predict"):
         raise ArtifactRefused(
             f"The artifact holds a {type(model).__name__}, which has no predict(): "
@@ -222,6 +230,12 @@ def inspect_artifact(data: bytes) -> InspectedArtifact:
         )
     feature_names = getattr(model, "feature_names_in_", None)
     classes = getattr(model, "classes_", None)
+    if classes is not None and (isinstance(classes, list) or np.ndim(classes) != 1):
+        raise ArtifactRefused(
+            f"{type(model).__name__} predicts several outputs at once; the registry serves models with one "
+            "output (one label or value per row).",
+            field="artifact",
+        )
     return InspectedArtifact(
         model=model,
         sha256=sha256_of(data),
@@ -237,10 +251,22 @@ def inspect_artifact(data: bytes) -> InspectedArtifact:
     )
 
 
+def _reads_files(model: Any) -> str:
+    """The parameter path of a text vectorizer (or anything with an `input` parameter) that would
+    read files or file objects named by the request instead of the text it is given ("" if none)."""
+    try:
+        params = model.get_params(deep=True)
+    except Exception:  # not an estimator: the checks after this one say so
+        return ""
+    for name, value in params.items():
+        if (name == "input" or name.endswith("__input")) and value in ("filename", "file"):
+            return f"parameter {name}={value!r}"
+    return ""
+
+
 def _tree_problem(tree: Any) -> str:
     """sklearn.tree._tree.Tree arrays are trusted by scikit-learn without bounds checks: a crafted
     file could make predict() read out of bounds. Check what predict relies on."""
-    import numpy as np
 
     n = int(tree.node_count)
     left, right, feature = np.asarray(tree.children_left), np.asarray(tree.children_right), np.asarray(tree.feature)
@@ -264,7 +290,7 @@ def _tree_problem(tree: Any) -> str:
 def _predictor_problem(predictor: Any, n_features: int, categorical_features: Any) -> str:
     """HistGradientBoosting's TreePredictor: the same unchecked indices as Tree, in one record array
     (children, split feature, and the row of the category bitsets a categorical split reads)."""
-    import numpy as np
+
     from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 
     nodes = getattr(predictor, "nodes", None)
@@ -294,7 +320,7 @@ def _predictor_problem(predictor: Any, n_features: int, categorical_features: An
 
 def _hist_gradient_boosting_problem(estimator: Any) -> str:
     """Check every predictor against the number of features its estimator validates input to."""
-    import numpy as np
+
     from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 
     n_features = getattr(estimator, "n_features_in_", None)
@@ -312,7 +338,7 @@ def _hist_gradient_boosting_problem(estimator: Any) -> str:
 def _first_invalid_tree(model: Any, limit: int = 100_000) -> str:
     """Walk the loaded object graph (estimators, lists, dicts, object arrays) and check every tree,
     including HistGradientBoosting's predictors against the features their estimator takes."""
-    import numpy as np
+
     from sklearn.ensemble._hist_gradient_boosting.gradient_boosting import BaseHistGradientBoosting
 
     seen: set[int] = set()

@@ -324,3 +324,34 @@ def test_a_categorical_split_on_a_numeric_feature_is_refused():
     predictor.nodes = nodes
     with pytest.raises(ArtifactRefused, match="not known as categorical"):
         inspect_artifact(sio.dumps(model))
+
+
+def test_a_text_vectorizer_that_opens_the_files_named_in_its_input_is_refused() -> None:
+    import skops.io as sio
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from lifecycle.artifacts import ArtifactRefused, inspect_artifact
+
+    texts, labels = ["good loan", "bad loan", "good payer", "bad payer"], [1, 0, 1, 0]
+    safe = make_pipeline(CountVectorizer(), LogisticRegression()).fit(texts, labels)
+    assert inspect_artifact(sio.dumps(safe)).task == "classification"
+    reads = make_pipeline(CountVectorizer(), LogisticRegression()).fit(texts, labels)
+    reads.set_params(countvectorizer__input="filename")
+    with pytest.raises(ArtifactRefused, match="countvectorizer__input='filename'"):
+        inspect_artifact(sio.dumps(reads))
+
+
+def test_a_multi_output_classifier_is_refused_with_a_message_not_a_500() -> None:
+    import numpy as np
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multioutput import ClassifierChain
+
+    from lifecycle.artifacts import ArtifactRefused, inspect_artifact
+
+    X = np.random.RandomState(0).rand(40, 3)
+    model = ClassifierChain(LogisticRegression()).fit(X, (X > 0.5).astype(int))
+    with pytest.raises(ArtifactRefused, match="ClassifierChain predicts several outputs"):
+        inspect_artifact(sio.dumps(model))
