@@ -42,9 +42,14 @@ PREDICTION_FIELDS = {
 PREDICTION_COLUMNS = tuple(PREDICTION_FIELDS)
 
 
+def looks_like_formula(text: str) -> bool:
+    """Starts like a formula, also after leading whitespace (spreadsheets skip " " and U+00A0)."""
+    return text.startswith(FORMULA_START) or text.lstrip().startswith(FORMULA_START)
+
+
 def neutralise(value: Any) -> Any:
     """OWASP's advice for CSV injection: text starting like a formula gets a leading quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    if isinstance(value, str) and looks_like_formula(value):
         return "'" + value
     return value
 
@@ -90,7 +95,7 @@ def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, str):
-        return "'" + value if value.startswith(FORMULA_START) else value
+        return "'" + value if looks_like_formula(value) else value
     if isinstance(value, dict | list):
         return neutralise(_encode(value))
     return value

@@ -40,7 +40,10 @@ class Caller:
 
     @property
     def may_predict(self) -> bool:
-        return self.api_key is not None or bool(roles_of(self.user))
+        """A client key (bound to no user) may; a person, or a key bound to one, needs a role."""
+        if self.api_key is not None and self.api_key.user_id is None:
+            return True
+        return bool(roles_of(self.user))
 
 
 @dataclass

@@ -4,6 +4,7 @@ parsed here whatever the Content-Type (common v2 clients send none); errors are
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -22,6 +23,8 @@ from serving.keys import KeyRevoked
 from serving.predict import PredictionRequest, Served, predict
 from serving.selectors import get_servable_version
 from serving.throttling import ApiKeyRateThrottle
+
+logger = logging.getLogger(__name__)
 
 
 def v2_error(message: str, status: int) -> Response:
@@ -56,8 +59,9 @@ class HealthReadyApi(APIView):
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
-        except Exception as exc:  # any database failure means not ready
-            return Response({"ready": False, "error": f"database unavailable: {exc}"}, status=503)
+        except Exception:  # any database failure means not ready; anonymous callers learn no host or port
+            logger.exception("readiness: the database is unreachable")
+            return Response({"ready": False, "error": "database unavailable"}, status=503)
         return Response({"ready": True})
 
 

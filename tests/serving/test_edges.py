@@ -1,0 +1,49 @@
+"""Edges found by trying the service as an attacker would (issue 18's list, the ones done here)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import OperationalError
+
+from compliance.exports import neutralise
+from serving.models import PredictionLog
+from serving.services import create_api_key
+from tests.factories import UserFactory
+from tests.serving.conftest import rows
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_key_bound_to_a_user_with_no_role_may_not_predict(production, api_client, german):
+    UserFactory(username="former-employee")  # no role
+    key = create_api_key(actor=None, name="left-behind", username="former-employee")[1]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    url = f"/api/v1/models/{production.registered_model.name}/predict"
+    response = api_client.post(url, {"instances": rows(german, 1)}, format="json")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
+    assert PredictionLog.objects.filter(outcome="refused", caller="api-key:left-behind").count() == 1
+    assert not PredictionLog.objects.filter(outcome="ok").exists()
+
+
+def test_readiness_tells_anonymous_callers_nothing_about_the_database(client, monkeypatch):
+    from serving import v2
+
+    def unreachable() -> None:
+        raise OperationalError('connection to server at "10.1.2.3", port 5432 failed: timeout')
+
+    monkeypatch.setattr(v2.connection, "cursor", unreachable)
+    response = client.get("/v2/health/ready")
+    assert response.status_code == 503
+    assert response.json() == {"ready": False, "error": "database unavailable"}
+    assert "10.1.2.3" not in response.content.decode() and "5432" not in response.content.decode()
+
+
+@pytest.mark.parametrize("text", [" =1+1", "\xa0=2+2", "\u3000@SUM(A1)", "=1+1", "\t=1"])
+def test_csv_cells_that_start_like_a_formula_after_whitespace_are_neutralised(text):
+    assert neutralise(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["plain", "1+1", " a=b", "-"])
+def test_csv_cells_that_do_not_start_like_a_formula_are_left_alone(text):
+    expected = "'" + text if text == "-" else text
+    assert neutralise(text) == expected
