@@ -15,7 +15,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from governance.charts import REGRESSION_SERIES, SERIES  # noqa: E402
 
-plt.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "model-governance", "font.size": 9})
+# text.parse_math off: group names come from user data, and "$...$" must stay literal text (a
+# name like "$\\nonexistentmacro$" made every report of its version fail as mathtext).
+plt.rcParams.update(
+    {"svg.fonttype": "path", "svg.hashsalt": "model-governance", "font.size": 9, "text.parse_math": False}
+)
 
 
 def _svg(fig: Any) -> bytes:
