@@ -168,7 +168,9 @@ def v2_request(request: Request, name: str, version: int | None) -> tuple[Predic
 
 
 def _wanted_outputs(body: dict[str, Any]) -> set[Any]:
-    return {o.get("name") for o in body.get("outputs") or [] if isinstance(o, dict)}
+    """The output names asked for (empty: all). Anything but a list was refused as the request's problem."""
+    outputs = body.get("outputs")
+    return {o.get("name") for o in outputs if isinstance(o, dict)} if isinstance(outputs, list) else set()
 
 
 def _infer_response(served: Served, name: str, wanted: set[Any], request_id: str) -> dict[str, Any]:

@@ -47,3 +47,15 @@ def test_csv_cells_that_start_like_a_formula_after_whitespace_are_neutralised(te
 def test_csv_cells_that_do_not_start_like_a_formula_are_left_alone(text):
     expected = "'" + text if text == "-" else text
     assert neutralise(text) == expected
+
+
+def test_v2_outputs_that_are_not_a_list_are_a_logged_400_before_anything_is_predicted(production, keyed, german):
+    row = rows(german, 1)[0]
+    dtypes = {c["name"]: c["dtype"] for c in production.input_schema}
+    kinds = {"float64": "FP64", "int64": "INT64", "string": "BYTES", "bool": "BOOL"}
+    inputs = [{"name": n, "datatype": kinds[dtypes[n]], "shape": [1], "data": [v]} for n, v in row.items()]
+    url = f"/v2/models/{production.registered_model.name}/infer"
+    response = keyed.post(url, {"inputs": inputs, "outputs": 5}, format="json")
+    assert response.status_code == 400 and '"outputs" must be a list' in response.json()["error"]
+    assert not PredictionLog.objects.filter(outcome="ok").exists()
+    assert PredictionLog.objects.filter(outcome="invalid", protocol="v2").count() == 1
