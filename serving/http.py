@@ -30,12 +30,22 @@ def parse_json(body: bytes) -> Any:
     log must hold what was sent. What orjson refuses but Python reads (NaN) goes to Python's
     parser too, so the input checks can name the bad field."""
     body = body or b"null"
-    if has_long_number(body):
-        return json.loads(body)
+    if not has_long_number(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json.loads(body)
+        value = json.loads(body)
+    except RecursionError:  # (orjson stops at 1,024 levels; Python's parser would crash)
+        raise ValueError("the JSON is nested too deeply") from None
+    try:  # a lone surrogate ("\ud800") is valid JSON but no text: the log could not store it
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a string holds a lone UTF-16 surrogate, which is not text") from None
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+    return value
 
 
 def fast_json_response(data: dict[str, Any]) -> HttpResponse | Response:

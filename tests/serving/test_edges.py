@@ -59,3 +59,23 @@ def test_v2_outputs_that_are_not_a_list_are_a_logged_400_before_anything_is_pred
     assert response.status_code == 400 and '"outputs" must be a list' in response.json()["error"]
     assert not PredictionLog.objects.filter(outcome="ok").exists()
     assert PredictionLog.objects.filter(outcome="invalid", protocol="v2").count() == 1
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b'{"instances": ' + b"[" * 2000 + b"]" * 2000 + b"}", "nested too deeply"),
+        (b'{"instances": [{"age": "\\ud800"}]}', "lone UTF-16 surrogate"),
+    ],
+    ids=["nested-2000-deep", "lone-surrogate"],
+)
+def test_hostile_json_is_a_logged_400_never_a_500(production, keyed, body, reason):
+    url = f"/api/v1/models/{production.registered_model.name}/predict"
+    response = keyed.generic("POST", url, body, content_type="application/json")
+    assert response.status_code == 400 and reason in response.json()["error"]["message"]
+    assert PredictionLog.objects.filter(outcome="invalid").count() == 1
+    v2 = keyed.generic(
+        "POST", f"/v2/models/{production.registered_model.name}/infer", body, content_type="application/json"
+    )
+    assert v2.status_code == 400 and reason in v2.json()["error"]
+    assert PredictionLog.objects.filter(outcome="invalid").count() == 2
