@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import skops.io as sio
 from django.template.loader import render_to_string
+from django.test import Client
 from django.utils import timezone
 from fairlearn.metrics import MetricFrame
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -126,6 +127,11 @@ def test_groups_too_small_are_inconclusive_and_approving_needs_an_audited_overri
     }
     assert any("inconclusive" in n for n in found.metrics["notes"])
     assert found in bindings.failing_checks(version)
+    # the version page says so, not "outside policy"
+    page = Client()
+    page.force_login(data_scientist)
+    html = page.get(version.get_absolute_url()).content.decode()
+    assert html.count("inconclusive: not enough to compare") == 3 and "outside policy</span>" not in html
 
     with pytest.raises(WorkflowError, match="fairness: inconclusive.*override"):
         workflow.approve_version(version.pk, actor=risk_officer, justification=OK)
