@@ -60,8 +60,10 @@ def latest_row_hashes(events: Iterable[AuditEvent] | None = None) -> dict[str, R
     if events is None:
         events = AuditEvent.objects.filter(data__has_key="evidence").order_by("seq").iterator(chunk_size=2000)
     for event in events:
-        for item in event.data.get("evidence") or []:
-            latest[item["row"]] = Recorded(item["sha256"], list(item.get("fields") or []), event.seq)
+        items = event.data.get("evidence") if isinstance(event.data, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and "row" in item and "sha256" in item:
+                latest[item["row"]] = Recorded(item["sha256"], list(item.get("fields") or []), event.seq)
     return latest
 
 

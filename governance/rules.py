@@ -72,7 +72,7 @@ def _no(reason: str) -> Rule:
     return Rule(False, reason)
 
 
-def _role(actor: Any, role: str, doing: str) -> Rule:
+def role_rule(actor: Any, role: str, doing: str) -> Rule:
     if has_role(actor, role):
         return YES
     return Rule(False, f"Only members of {role} {doing}.", forbidden=True)
@@ -90,7 +90,7 @@ def _in_review(version: ModelVersion, doing: str) -> Rule:
 
 def can_approve(version: ModelVersion, actor: Any) -> Rule:
     """In review, by a risk officer who did not submit it and has not approved it this round."""
-    rule = _in_review(version, "approved") and _role(actor, RISK_OFFICERS, "approve versions")
+    rule = _in_review(version, "approved") and role_rule(actor, RISK_OFFICERS, "approve versions")
     if not rule:
         return rule
     return _four_eyes(version, actor, DecisionKind.APPROVE)
@@ -111,7 +111,7 @@ def _four_eyes(version: ModelVersion, actor: Any, kind: str) -> Rule:
 
 def can_close_review(version: ModelVersion, actor: Any) -> Rule:
     """Reject or request changes: in review, by a risk officer."""
-    return _in_review(version, "rejected or sent back") and _role(actor, RISK_OFFICERS, "decide on reviews")
+    return _in_review(version, "rejected or sent back") and role_rule(actor, RISK_OFFICERS, "decide on reviews")
 
 
 def approvals_progress(version: ModelVersion) -> tuple[int, int]:
@@ -123,7 +123,7 @@ def approvals_progress(version: ModelVersion) -> tuple[int, int]:
 def can_deploy(version: ModelVersion, actor: Any) -> Rule:
     """Approved, by a risk officer, with the tier's count of approvals that still bind what is
     there now (the workflow also re-reads the artifact's bytes before it deploys)."""
-    rule = _role(actor, RISK_OFFICERS, "deploy versions")
+    rule = role_rule(actor, RISK_OFFICERS, "deploy versions")
     if not rule:
         return rule
     if version.status != Status.APPROVED:
@@ -150,7 +150,7 @@ def rollback_target(model: RegisteredModel, current: ModelVersion) -> Deployment
 
 def can_roll_back(version: ModelVersion, actor: Any) -> Rule:
     """From this production version back to the previously deployed version still approved."""
-    rule = _role(actor, RISK_OFFICERS, "roll back models")
+    rule = role_rule(actor, RISK_OFFICERS, "roll back models")
     if not rule:
         return rule
     if version.status != Status.PRODUCTION:
@@ -192,7 +192,7 @@ def can_reinstate(version: ModelVersion, actor: Any) -> Rule:
 
 
 def can_retire(version: ModelVersion, actor: Any) -> Rule:
-    rule = _role(actor, RISK_OFFICERS, "retire versions")
+    rule = role_rule(actor, RISK_OFFICERS, "retire versions")
     if rule and version.status not in (Status.APPROVED, Status.PRODUCTION, Status.SUSPENDED):
         return _no(
             f"{version} is {_label(version.status)}; only approved, production or suspended versions are retired."

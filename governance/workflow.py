@@ -405,7 +405,7 @@ def _rollback(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
     if anchor is None:
         raise NotFound(f"{model} has no versions.")
     if current is None:
-        refuse_unless(rules._role(actor, RISK_OFFICERS, "roll back models"), anchor, "rollback")
+        refuse_unless(rules.role_rule(actor, RISK_OFFICERS, "roll back models"), anchor, "rollback")
         raise Refused(f"{model} has no production version to roll back.", version_pk=anchor.pk, attempted="rollback")
     refuse_unless(rules.can_roll_back(current, actor), current, "rollback")
     text = _require_justification(current, justification, "rollback")

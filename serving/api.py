@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_errors import error_body
-from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
+from core.roles import AUDITORS, RISK_OFFICERS, roles_of
 from governance.models import Decision, DecisionKind
 from serving import seals, selectors
 from serving.errors import ServingError
@@ -252,8 +252,6 @@ class PredictionOutcomeApi(APIView):
     )
     def post(self, request: Request, prediction_id: str) -> Response:
         caller = caller_of(request)
-        if caller.api_key is None and not (roles_of(request.user) & {DATA_SCIENTISTS, RISK_OFFICERS}):
-            return error_response("forbidden", "Only API clients and data scientists report outcomes.", 403)
         try:
             record, row = _find(prediction_id)
             if not may_report_outcome(record, user=request.user, api_key=caller.api_key):

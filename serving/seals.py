@@ -100,7 +100,9 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
         count += 1
         seal_id = int(event.target_id)
         chained.add(seal_id)
-        data = event.data
+        data = event.data if isinstance(event.data, dict) else {}
+        if "tree_size" not in data or "root" not in data:
+            return SealVerification(False, count, f"seal #{seal_id}: its audit event #{event.seq} records no root")
         if data.get("changed_before_sealing"):
             return SealVerification(
                 False,
