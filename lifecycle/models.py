@@ -130,6 +130,10 @@ class ModelVersion(models.Model):
     review_round = models.PositiveIntegerField(
         default=0, help_text="How many times it was submitted; checks and approvals belong to one round."
     )
+    # When the approval lapses unless recertified (written by governance.workflow at approval
+    # and recertification from the policy's period for the tier); serving refuses after it.
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
+    expiry_reminded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["registered_model__name", "-version"]
