@@ -14,7 +14,7 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 .DEFAULT_GOAL := help
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 1
-.PHONY: help demo serve bench bench-audit typecheck test test-sqlite test-services lint check browser pdftools venv clean
+.PHONY: help demo serve bench bench-audit bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,7 +54,10 @@ serve: venv ## Production-style serving: gunicorn (WEB_WORKERS x WEB_THREADS), a
 	trap 'kill 0' EXIT INT TERM; \
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/celery -A config worker --loglevel=INFO --concurrency=1 & \
 	$(VENV)/bin/celery -A config beat --loglevel=INFO --schedule var/celerybeat-schedule & \
+	rm -rf var/prometheus && mkdir -p var/prometheus; \
+	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/gunicorn config.wsgi:application \
+	  --config python:config.gunicorn \
 	  --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) --threads $(WEB_THREADS) --access-logfile - & \
 	wait
 
@@ -74,6 +77,19 @@ bench: venv bench/.mlflow-venv/.installed bench/.mlserver-venv/.installed ## Ser
 
 bench-audit: venv ## Auditor benchmark on PostgreSQL: export 1,000,000 logged predictions (rows/s, memory) and a report over them
 	$(PY) bench/audit/run.py
+
+bench/.evidently-venv/.installed: bench/requirements-evidently.txt
+	test -x bench/.evidently-venv/bin/python || $(PYTHON) -m venv bench/.evidently-venv
+	bench/.evidently-venv/bin/pip install --quiet -r bench/requirements-evidently.txt
+	touch $@
+
+bench/.nannyml-venv/.installed: bench/requirements-nannyml.txt
+	test -x bench/.nannyml-venv/bin/python || $(PYTHON) -m venv bench/.nannyml-venv
+	bench/.nannyml-venv/bin/pip install --quiet -r bench/requirements-nannyml.txt
+	touch $@
+
+bench-monitoring: venv bench/.evidently-venv/.installed bench/.nannyml-venv/.installed ## Drift monitoring on PostgreSQL: a window over 1,000,000 logged rows, against Evidently and NannyML (prints the table)
+	$(PY) bench/monitoring/run.py
 
 browser: ## Install Debian's Chromium for the browser tests if missing (never downloads a browser build)
 	@test -x /usr/bin/chromium || { \

@@ -14,12 +14,15 @@ from rest_framework import permissions, renderers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from compliance import services
+from compliance import receipts, services
 from compliance.errors import ReportError
 from compliance.views import pdf_response
 from core.periods import parse_moment
 from lifecycle.models import ModelVersion
 from serving import api as serving_api
+from serving.decision_api import find_row
+from serving.errors import ServingError
+from serving.http import caller_of
 
 
 class IsAuditorOrOfficer(serving_api.IsAuditorOrOfficer):
@@ -70,3 +73,25 @@ class PeriodReportApi(APIView):
             raise ReportError("Give both since and until.", field="since" if since is None else "until")
         report = services.generate_period_report(since=since, until=until, actor=request.user)
         return pdf_response(report, f"governance-report-{since:%Y%m%d}-{until:%Y%m%d}.pdf")
+
+
+class DecisionReceiptApi(APIView):
+    """The receipt of one decision (PDF/A-3b): auditors, risk officers and the API key that
+    received the decision."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    renderer_classes = [renderers.JSONRenderer, PdfRenderer]
+
+    @extend_schema(responses=PDF_RESPONSE, description="One decision's receipt, PDF/A-3b.")
+    def get(self, request: Request, prediction_id: str) -> HttpResponse:
+        caller = caller_of(request)
+        record, row = find_row(prediction_id)
+        own_key = caller.api_key is not None and record.api_key_id == caller.api_key.pk
+        if not own_key and not IsAuditorOrOfficer().has_permission(request, self):
+            raise ServingError(
+                "Only auditors, risk officers and the API key that received the decision get its receipt.",
+                status=403,
+                code="forbidden",
+            )
+        report = receipts.generate_receipt(record, row, actor=request.user)
+        return pdf_response(report, f"decision-receipt-{record.public_id}.{row}.pdf")

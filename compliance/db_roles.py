@@ -11,8 +11,9 @@ from django.db import connection
 from psycopg import sql
 
 from core.models import AuditChainHead, AuditEvent
-from governance.models import CheckRun, Decision, Deployment, Policy
-from serving.models import PredictionLog, PredictionOutcome, PredictionSeal
+from governance.models import CheckRun, Decision, Deployment, Finding, FindingComment, Policy
+from monitoring.models import MonitoringWindow
+from serving.models import DecisionReview, Explanation, PredictionKey, PredictionLog, PredictionOutcome, PredictionSeal
 
 # table -> what the runtime role may do on it
 PROTECTED = {
@@ -21,10 +22,16 @@ PROTECTED = {
     PredictionLog._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
     PredictionSeal._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
     PredictionOutcome._meta.db_table: ("SELECT", "INSERT"),
+    PredictionKey._meta.db_table: ("SELECT", "INSERT"),
+    Explanation._meta.db_table: ("SELECT", "INSERT"),
+    DecisionReview._meta.db_table: ("SELECT", "INSERT"),
     Decision._meta.db_table: ("SELECT", "INSERT"),
     Deployment._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
     CheckRun._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
     Policy._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
+    Finding._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
+    FindingComment._meta.db_table: ("SELECT", "INSERT"),
+    MonitoringWindow._meta.db_table: ("SELECT", "INSERT"),
 }
 
 

@@ -12,18 +12,41 @@ from django.db import models
 from core.evidence import Recorded, columns, content_hash, differs, latest_row_hashes
 from core.role_changes import MEMBERSHIP, membership_key, membership_values
 from core.roles import ALL_ROLES
-from governance.models import FINISHED_CHECK_STATUSES, CheckRun, Decision, Deployment, Policy
-from serving.models import PredictionOutcome
+from governance.models import (
+    FINISHED_CHECK_STATUSES,
+    CheckRun,
+    Decision,
+    Deployment,
+    Finding,
+    FindingComment,
+    Policy,
+)
+from monitoring.models import MonitoringWindow
+from serving.models import DecisionReview, Explanation, PredictionOutcome
+
+# Evidence tables of the layers above compliance (integrations), registered when their app is
+# ready, so compliance proves them without importing upwards.
+_registered: list[tuple[type[models.Model], models.Q]] = []
+
+
+def register_evidence_table(model: type[models.Model], which: models.Q | None = None) -> None:
+    if all(m is not model for m, _ in _registered):
+        _registered.append((model, which if which is not None else models.Q()))
 
 
 def evidence_tables() -> list[tuple[type[models.Model], models.Q]]:
     """The evidence tables and which of their rows are evidence (a check only once finished)."""
-    return [
+    return _registered + [
         (Decision, models.Q()),
         (Deployment, models.Q()),
         (CheckRun, models.Q(status__in=FINISHED_CHECK_STATUSES)),
         (Policy, models.Q()),
         (PredictionOutcome, models.Q()),
+        (Explanation, models.Q()),
+        (DecisionReview, models.Q()),
+        (Finding, models.Q()),
+        (FindingComment, models.Q()),
+        (MonitoringWindow, models.Q()),
     ]
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from compliance import views
+from compliance import decision_views, views
 
 app_name = "audit"
 
@@ -14,6 +14,9 @@ urlpatterns = [
     path("reports/", views.period_report, name="reports"),
     path("predictions/", views.predictions, name="predictions"),
     path("predictions/<uuid:public_id>/", views.prediction_detail, name="prediction"),
+    path("decisions/", decision_views.find_decision, name="decisions"),
+    path("decisions/<str:prediction_id>/", decision_views.decision_detail, name="decision"),
+    path("decisions/<str:prediction_id>/receipt.pdf", decision_views.decision_receipt, name="decision-receipt"),
     path("trail/", views.trail, name="trail"),
     path("verify/", views.verify, name="verify"),
     path("exports/<slug:what>.<slug:fmt>", views.export, name="export"),

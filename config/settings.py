@@ -37,7 +37,9 @@ INSTALLED_APPS = [
     "lifecycle",
     "governance",
     "serving",
+    "monitoring",
     "compliance",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -51,6 +53,8 @@ MIDDLEWARE = [
     # Auditors change nothing: any write by an auditor-only account is refused and audited.
     "governance.middleware.AuditorReadOnlyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Counts and times the prediction endpoints for /metrics (no database access).
+    "integrations.metrics.PredictionMetricsMiddleware",
 ]
 
 if env.bool("EXPOSE_WORKER_PID", default=False):
@@ -185,6 +189,31 @@ CELERY_BEAT_SCHEDULE = {
     "integrity-check": {"task": "governance.tasks.integrity_check_task", "schedule": INTEGRITY_CHECK_INTERVAL_SECONDS},
     "write-checkpoint": {"task": "compliance.tasks.write_checkpoint_task", "schedule": CHECKPOINT_INTERVAL_SECONDS},
 }
+
+# --- Monitoring (DESIGN.md, "Monitoring") -----------------------------------------------
+# Window length: "1d", "6h", "30m" or seconds. Windows align to multiples of it from the epoch (UTC).
+MONITOR_WINDOW = env.str("MONITOR_WINDOW", default="1d")
+MONITOR_INTERVAL_SECONDS = env.int("MONITOR_INTERVAL_SECONDS", default=3600)
+# Drift alerts need this many rows in a window (fewer rows are reported, never alerted on).
+MONITOR_MIN_ROWS = env.int("MONITOR_MIN_ROWS", default=500)
+# KS reads the values themselves: at most this many rows of a window (every k-th record beyond).
+MONITOR_KS_MAX_ROWS = env.int("MONITOR_KS_MAX_ROWS", default=100_000)
+CELERY_BEAT_SCHEDULE["monitor"] = {"task": "monitoring.tasks.monitor_task", "schedule": MONITOR_INTERVAL_SECONDS}
+
+# --- Integrations (issue 17) ---------------------------------------------------------------
+# Webhooks: private, loopback and link-local targets are refused unless this is set (SSRF).
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=15.0)
+# Retries: base x 2^(n-1) seconds (+-10% jitter, at most 6 h apart) until this long after the event.
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+WEBHOOK_RETRY_WINDOW_SECONDS = env.int("WEBHOOK_RETRY_WINDOW_SECONDS", default=24 * 3600)
+WEBHOOK_SWEEP_SECONDS = env.int("WEBHOOK_SWEEP_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
+    "task": "integrations.tasks.webhook_sweep_task",
+    "schedule": WEBHOOK_SWEEP_SECONDS,
+}
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when it is set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

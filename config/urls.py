@@ -9,26 +9,49 @@ from compliance import api as compliance_api
 from governance import api as governance_api
 from governance import urls as governance_urls
 from governance import views as governance_views
+from integrations import api as integrations_api
+from integrations import views as integrations_views
 from lifecycle import api as lifecycle_api
 from lifecycle import urls as lifecycle_urls
+from monitoring import api as monitoring_api
 from serving import api as serving_api
-from serving import v2
+from serving import decision_api, v2
 
 api_v1 = [
     path("models/", lifecycle_api.ModelListApi.as_view(), name="api-models"),
     path("models/<slug:name>/", lifecycle_api.ModelDetailApi.as_view(), name="api-model"),
     path("models/<slug:name>/versions/", lifecycle_api.VersionCreateApi.as_view(), name="api-versions"),
+    path(
+        "models/<slug:name>/versions/import-mlflow",
+        integrations_api.MlflowImportApi.as_view(),
+        name="api-version-import-mlflow",
+    ),
     path("models/<slug:name>/versions/<int:version>/", governance_api.VersionDetailApi.as_view(), name="api-version"),
     path(
         "models/<slug:name>/versions/<int:version>/report.pdf",
         compliance_api.VersionReportApi.as_view(),
         name="api-version-report",
     ),
+    path(
+        "models/<slug:name>/versions/<int:version>/monitoring",
+        monitoring_api.VersionMonitoringApi.as_view(),
+        name="api-version-monitoring",
+    ),
+    path("outcomes", monitoring_api.OutcomeBulkApi.as_view(), name="api-outcomes"),
     path("reports/period.pdf", compliance_api.PeriodReportApi.as_view(), name="api-period-report"),
     path("models/<slug:name>/predict", serving_api.ModelPredictApi.as_view(), name="api-predict"),
     path("predictions/", serving_api.PredictionListApi.as_view(), name="api-predictions"),
     path("predictions/<str:prediction_id>/", serving_api.PredictionDetailApi.as_view(), name="api-prediction"),
     path("predictions/<str:prediction_id>/outcome", serving_api.PredictionOutcomeApi.as_view(), name="api-outcome"),
+    path(
+        "predictions/<str:prediction_id>/explanation",
+        decision_api.PredictionExplanationApi.as_view(),
+        name="api-explanation",
+    ),
+    path("predictions/<str:prediction_id>/review", decision_api.PredictionReviewApi.as_view(), name="api-review"),
+    path(
+        "predictions/<str:prediction_id>/receipt.pdf", compliance_api.DecisionReceiptApi.as_view(), name="api-receipt"
+    ),
     path(
         "models/<slug:name>/versions/<int:version>/submit",
         governance_api.VersionSubmitApi.as_view(),
@@ -54,7 +77,10 @@ urlpatterns = [
     # One namespace for the registry pages, whichever layer serves them.
     path("registry/", include((lifecycle_urls.urlpatterns + governance_urls.urlpatterns, "lifecycle"))),
     path("audit/", include("compliance.urls")),
+    path("monitoring/", include("monitoring.urls")),
     path("admin/", admin.site.urls),
+    path("registry/import-mlflow/", integrations_views.mlflow_import, name="mlflow-import"),
+    path("metrics", integrations_views.metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("v2/", include(open_inference_v2)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

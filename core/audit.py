@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +45,31 @@ RISK_TIER_SET = "governance.risk_tier.set"
 POLICY_CHANGED = "governance.policy.changed"
 POLICY_CREATED = "governance.policy.created"
 OUTCOME_RECORDED = "serving.outcome.recorded"
+OUTCOMES_RECORDED = "serving.outcomes.recorded"
 ROLE_GRANTED = "core.role.granted"
 ROLE_REVOKED = "core.role.revoked"
 EVIDENCE_BASELINED = "compliance.evidence.baselined"
+VERSION_RECERTIFICATION_RECORDED = "governance.version.recertification_recorded"
+VERSION_RECERTIFIED = "governance.version.recertified"
+VERSION_APPROVAL_EXPIRED = "governance.version.approval_expired"
+VERSION_EXPIRY_REMINDED = "governance.version.expiry_reminded"
+FINDING_OPENED = "governance.finding.opened"
+FINDING_UPDATED = "governance.finding.updated"
+FINDING_COMMENTED = "governance.finding.commented"
+FINDING_CLOSED = "governance.finding.closed"
+MONITORING_WINDOW_COMPUTED = "monitoring.window.computed"
+MONITORING_ALERT_RAISED = "monitoring.alert.raised"
+
+
+# Called with each new event inside record()'s transaction (integrations wakes its webhook outbox
+# on commit this way). A listener must not raise and must not write: the outbox itself is read
+# from the chain, so a listener that never runs delays a webhook, it never loses one.
+_listeners: list[Callable[[AuditEvent], None]] = []
+
+
+def add_listener(listener: Callable[[AuditEvent], None]) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 def event_payload(event: AuditEvent) -> dict[str, Any]:
@@ -101,6 +124,8 @@ def record(
     event.save(force_insert=True)
     head.seq, head.hash = event.seq, event.hash
     head.save(update_fields=["seq", "hash"])
+    for listener in _listeners:
+        listener(event)
     return event
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -18,9 +19,11 @@ from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
 from core.models import AuditEvent
+from core.periods import parse_moment
 from core.roles import RISK_OFFICERS, has_role
-from governance import review, rules, services, workflow
-from governance.models import CheckRun, Decision, Deployment, Policy, VersionReview
+from governance import findings as finding_services
+from governance import review, rules, services, snapshots, workflow
+from governance.models import CheckRun, Decision, Deployment, Finding, Policy, VersionReview
 from governance.policies import update_policy
 from lifecycle.models import ModelVersion, RegisteredModel, RiskTier, Status
 
@@ -126,6 +129,7 @@ ACTION_LABELS = {
     "rollback": "Roll back to the previous deployment",
     "suspend": "Suspend (stop serving)",
     "reinstate": "Reinstate",
+    "recertify": "Recertify (over the monitoring evidence now)",
     "retire": "Retire",
 }
 
@@ -138,6 +142,7 @@ DONE_LABELS = {
     "rollback": "Rolled back",
     "suspend": "Suspended",
     "reinstate": "Reinstatement recorded",
+    "recertify": "Recertification recorded",
     "retire": "Retired",
     "set_tier": "Effective risk tier set",
 }
@@ -222,6 +227,8 @@ class VersionReviewAdmin(OfficerReadOnly):
             "tiers": RiskTier.choices,
             "can_set_tier": is_officer(request),
             "decide_url": reverse("admin:governance_versionreview_decide", args=[version.pk]),
+            "findings": Finding.objects.filter(version=version).select_related("owner")[:50],
+            "monitoring_url": reverse("monitoring:version", args=[version.registered_model.name, version.version]),
         }
         return TemplateResponse(request, "admin/governance/review.html", context)
 
@@ -246,6 +253,10 @@ class VersionReviewAdmin(OfficerReadOnly):
                 workflow.suspend_version(version.pk, actor=request.user, reason=justification)
             elif action == "reinstate":
                 workflow.reinstate_version(version.pk, actor=request.user, justification=justification)
+            elif action == "recertify":
+                workflow.recertify_version(
+                    version.pk, actor=request.user, justification=justification, snapshot=snapshots.take(version)
+                )
             elif action == "set_tier":
                 services.set_risk_tier(
                     version.registered_model_id,
@@ -279,3 +290,79 @@ class VersionReviewAdmin(OfficerReadOnly):
                 request, f"{DONE_LABELS[action]}{flagged}: {version} is now {version.get_status_display().lower()}."
             )
         return HttpResponseRedirect(back)
+
+
+@admin.register(Finding)
+class FindingAdmin(admin.ModelAdmin):
+    """The findings register: risk officers assign, comment and close findings here; every
+    change goes through governance.findings (audited), never through the model form."""
+
+    list_display = ["pk", "version", "severity", "title", "owner", "due_at", "state"]
+    list_filter = ["severity", ("closed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["title", "version__registered_model__name"]
+    list_select_related = ["version__registered_model", "owner"]
+    ordering = ["closed_at", "due_at"]
+
+    @admin.display(description="status")
+    def state(self, obj: Finding) -> str:
+        return "open" if obj.is_open else f"closed {obj.closed_at:%Y-%m-%d}"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_officer(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_officer(request) or super().has_view_permission(request, obj)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_officer(request) or super().has_module_permission(request)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        finding = get_object_or_404(Finding.objects.select_related("version__registered_model", "owner"), pk=object_id)
+        back = reverse("admin:governance_finding_change", args=[finding.pk])
+        if request.method == "POST" and is_officer(request):
+            action = request.POST.get("action", "")
+            try:
+                if action == "assign":
+                    owner = get_user_model().objects.filter(pk=request.POST.get("owner") or 0).first()
+                    due = request.POST.get("due_at", "").strip()
+                    finding_services.assign_finding(
+                        finding.pk,
+                        actor=request.user,
+                        owner=owner,
+                        due_at=parse_moment(due, field="due date") if due else None,
+                    )
+                    messages.success(request, f"Finding #{finding.pk} assigned to {owner or 'nobody'}.")
+                elif action == "comment":
+                    finding_services.comment_on_finding(
+                        finding.pk, actor=request.user, text=request.POST.get("text", "")
+                    )
+                    messages.success(request, "Comment recorded.")
+                elif action == "close":
+                    finding_services.close_finding(
+                        finding.pk, actor=request.user, justification=request.POST.get("justification", "")
+                    )
+                    messages.success(request, f"Finding #{finding.pk} closed.")
+                else:
+                    messages.error(request, f"Unknown action {action!r}.")
+            except DomainError as exc:
+                messages.error(request, f"Refused: {exc.message}")
+            return HttpResponseRedirect(back)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Finding #{finding.pk}: {finding.title}",
+            "opts": self.model._meta,
+            "f": finding,
+            "comments": finding.comments.all(),
+            "people": get_user_model().objects.filter(is_active=True).order_by("username"),
+            "can_manage": is_officer(request) and finding.is_open,
+            "review_url": reverse("admin:governance_versionreview_change", args=[finding.version_id]),
+        }
+        return TemplateResponse(request, "admin/governance/finding.html", context)

@@ -26,13 +26,24 @@ def checks_hash(version: ModelVersion) -> str:
     )
 
 
+def profile_hash(version: ModelVersion) -> str:
+    """The hash of the round's reference profile, recomputed from what is stored ("" when the
+    round has none: versions approved before profiles existed bound nothing)."""
+    check = CheckRun.objects.filter(version=version, round=version.review_round, kind=CheckKind.PROFILE).first()
+    if check is None or "profile" not in check.metrics:
+        return ""
+    return sha256_json(check.metrics["profile"])
+
+
 def current(version: ModelVersion) -> dict[str, str]:
-    """What an approval given now would bind: the hashes of the artifact, the card and the
-    round's check results (ONNX file hash included), and the model's effective risk tier."""
+    """What an approval given now would bind: the hashes of the artifact, the card, the round's
+    check results (ONNX file hash included) and its reference profile, and the model's
+    effective risk tier."""
     return {
         "artifact_sha256": version.artifact_sha256,
         "card_sha256": version.card.content_hash(),
         "checks_sha256": checks_hash(version),
+        "profile_sha256": profile_hash(version),
         "risk_tier": version.registered_model.effective_tier,
     }
 
@@ -41,6 +52,7 @@ BINDING_NAMES = {
     "artifact_sha256": "the artifact",
     "card_sha256": "the model card",
     "checks_sha256": "the check results",
+    "profile_sha256": "the reference profile",
     "risk_tier": "the effective risk tier",
 }
 

@@ -17,8 +17,9 @@ from django.utils import timezone
 from sklearn import metrics as skm
 from sklearn.base import clone
 
+from core.canonical import sha256_json
 from core.errors import DomainError
-from governance import fairness
+from governance import fairness, profile
 from governance.models import CheckKind, CheckRun, CheckStatus
 from lifecycle import onnx_model
 from lifecycle.artifacts import sha256_of
@@ -190,11 +191,38 @@ def convert_onnx(model: Any, version: ModelVersion, evaluation: pd.DataFrame, po
     return Outcome(CheckStatus.FAILED, metrics, f"ONNX Runtime disagrees ({comparison.reason}): served with skops.")
 
 
+def build_reference_profile(
+    model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]
+) -> Outcome:
+    """Freeze the reference profile monitoring will compare live traffic with: the evaluation
+    data's bins and the model's answers on it (DESIGN.md, "Monitoring"). Its hash is bound into
+    the approval, like the other check results."""
+    missing = [f for f in version.feature_names if f not in evaluation.columns]
+    if missing:
+        return Outcome(CheckStatus.FAILED, {"missing_columns": missing}, "The evaluation data lacks model inputs.")
+    X = evaluation[version.feature_names]
+    probabilities = (
+        model.predict_proba(X).tolist()
+        if version.task == "classification" and hasattr(model, "predict_proba")
+        else None
+    )
+    built = profile.build_profile(
+        X,
+        version.input_schema,
+        task=version.task,
+        classes=version.classes,
+        labels=np.asarray(model.predict(X)).tolist(),
+        probabilities=probabilities,
+    )
+    return Outcome(CheckStatus.PASSED, {"profile": built, "profile_sha256": sha256_json(built)})
+
+
 RUNNERS = {
     CheckKind.VALIDATION: validate,
     CheckKind.FAIRNESS: assess_fairness,
     CheckKind.REPRODUCIBILITY: reproduce,
     CheckKind.ONNX: convert_onnx,
+    CheckKind.PROFILE: build_reference_profile,
 }
 
 

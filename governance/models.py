@@ -40,6 +40,20 @@ class Policy(models.Model):
     approvals_low = models.PositiveSmallIntegerField(default=1)
     approvals_medium = models.PositiveSmallIntegerField(default=1)
     approvals_high = models.PositiveSmallIntegerField(default=2)
+    # Monitoring after go-live (DESIGN.md, "Monitoring"): PSI of a feature or of the prediction
+    # at or above psi_warn warns, at or above psi_alert alerts and opens a finding.
+    psi_warn = models.FloatField(default=0.10)
+    psi_alert = models.FloatField(default=0.25)
+    # An approval lapses after this many days unless recertified; reminders go out before.
+    recertify_after_days_low = models.PositiveIntegerField(default=730)
+    recertify_after_days_medium = models.PositiveIntegerField(default=365)
+    recertify_after_days_high = models.PositiveIntegerField(default=180)
+    recertify_reminder_days = models.PositiveIntegerField(default=30)
+    on_expiry = models.CharField(
+        max_length=10,
+        choices=[("suspend", "Suspend the version"), ("warn", "Refuse to serve and warn, without suspending")],
+        default="suspend",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -55,6 +69,9 @@ class Policy(models.Model):
 
     def approvals_for(self, tier: str) -> int:
         return {"low": self.approvals_low, "medium": self.approvals_medium, "high": self.approvals_high}[tier]
+
+    def recertify_after_days(self, tier: str) -> int:
+        return int(getattr(self, f"recertify_after_days_{RiskTier(tier).value}"))
 
     def fairness_waived_for(self, tier: str) -> bool:
         return bool(getattr(self, f"fairness_waived_{RiskTier(tier).value}"))
@@ -75,6 +92,8 @@ class CheckKind(models.TextChoices):
     FAIRNESS = "fairness", "Fairness"
     REPRODUCIBILITY = "reproducibility", "Reproducibility"
     ONNX = "onnx", "ONNX engine"
+    # The reference profile monitoring compares live traffic with (DESIGN.md, "Monitoring").
+    PROFILE = "profile", "Reference profile"
 
 
 class CheckStatus(models.TextChoices):
@@ -134,6 +153,7 @@ class DecisionKind(models.TextChoices):
     RETIRE = "retire", "Retired"
     SUSPEND = "suspend", "Suspended"
     REINSTATE = "reinstate", "Reinstated"
+    RECERTIFY = "recertify", "Recertified"
 
 
 class Decision(models.Model):
@@ -154,6 +174,12 @@ class Decision(models.Model):
     card_sha256 = models.CharField(max_length=64, blank=True)
     checks_sha256 = models.CharField(max_length=64, blank=True)
     risk_tier = models.CharField(max_length=10, blank=True, help_text="The effective tier approved for.")
+    profile_sha256 = models.CharField(max_length=64, blank=True, help_text="The reference profile approved.")
+    # Recertification: the frozen monitoring evidence and open findings the officer decided on.
+    snapshot = models.JSONField(default=dict, blank=True)
+    snapshot_sha256 = models.CharField(max_length=64, blank=True)
+    # Set on the decision that completed an approval or a recertification: the new expiry.
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -164,7 +190,8 @@ class Decision(models.Model):
                 name="submitter_never_approves",
             ),
             models.CheckConstraint(
-                condition=~models.Q(kind__in=["approve", "reinstate"]) | ~models.Q(actor=models.F("creator")),
+                condition=~models.Q(kind__in=["approve", "reinstate", "recertify"])
+                | ~models.Q(actor=models.F("creator")),
                 name="creator_never_approves",
             ),
             models.UniqueConstraint(
@@ -216,3 +243,70 @@ class VersionReview(ModelVersion):
         proxy = True
         verbose_name = "version review"
         verbose_name_plural = "review queue"
+
+
+class Severity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class Finding(models.Model):
+    """An issue found about a version after go-live (a monitoring alert, or raised by a risk
+    officer), owned by someone until closed with a justification. An open high finding blocks
+    approval, deployment and recertification of the version (governance.rules)."""
+
+    version = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="findings")
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    # What raised it, e.g. "drift:age" or "performance:accuracy": an open finding with the same
+    # key takes later alerts instead of a new finding opening for every window.
+    key = models.CharField(max_length=200)
+    source = models.CharField(max_length=200, blank=True, help_text="The monitoring window that raised it.")
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="owned_findings"
+    )
+    due_at = models.DateTimeField()
+    opened_at = models.DateTimeField()
+    opened_by_username = models.CharField(max_length=150, default="system")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by_username = models.CharField(max_length=150, blank=True)
+    close_justification = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "key"], condition=models.Q(closed_at__isnull=True), name="one_open_finding_per_key"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(closed_at__isnull=True) | ~models.Q(close_justification=""),
+                name="closed_finding_has_justification",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_severity_display()} finding on {self.version}: {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class FindingComment(models.Model):
+    """A comment on a finding (append-only, like the decisions)."""
+
+    finding = models.ForeignKey(Finding, on_delete=models.PROTECT, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    author_username = models.CharField(max_length=150)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"comment by {self.author_username} on finding #{self.finding_id}"

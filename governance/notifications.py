@@ -6,22 +6,46 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
 from core.roles import RISK_OFFICERS
+from governance.models import Finding
 from lifecycle.models import ModelVersion
 
-OUTCOME_WORDS = {"approve": "approved", "reject": "rejected", "request_changes": "changes requested"}
+OUTCOME_WORDS = {
+    "approve": "approved",
+    "reject": "rejected",
+    "request_changes": "changes requested",
+    "recertify": "recertified",
+}
 
 
 def notify(kind: str, version_id: int, decision_id: int | None = None) -> int:
     """Send the mail about one event; a decision's mail names that decision (not whatever the
     version's status and latest decision are by the time the task runs)."""
-    version = ModelVersion.objects.select_related("registered_model", "submitted_by").get(pk=version_id)
+    version = ModelVersion.objects.select_related("registered_model__owner", "submitted_by").get(pk=version_id)
     officers = list(
         get_user_model()
         .objects.filter(groups__name=RISK_OFFICERS, is_active=True)
         .exclude(email="")
         .values_list("email", flat=True)
     )
-    if kind == "ready_for_review":
+    owner = [version.registered_model.owner.email] if version.registered_model.owner.email else []
+    if kind == "finding_opened":
+        finding = Finding.objects.get(pk=decision_id or 0)
+        recipients = sorted(set(officers + owner))
+        subject = f"{version}: {finding.get_severity_display().lower()} finding opened: {finding.title}"
+        body = (
+            f"{subject}\n\n{finding.description}\n\nOwner: "
+            f"{finding.owner.get_username() if finding.owner else '(none)'}; due {finding.due_at:%Y-%m-%d}."
+        )
+    elif kind in ("expiry_reminder", "approval_expired"):
+        recipients = sorted(set(officers + owner))
+        when = f"{version.approval_expires_at:%Y-%m-%d}" if version.approval_expires_at else "(unknown)"
+        if kind == "expiry_reminder":
+            subject = f"{version}: its approval expires on {when}"
+            body = f"{subject}. Risk officers must recertify it before then, or it stops answering."
+        else:
+            subject = f"{version}: its approval expired on {when} and it no longer answers"
+            body = f"{subject}. Recertify it to serve again."
+    elif kind == "ready_for_review":
         recipients = officers
         subject = f"{version} is ready for review"
         body = f"The checks of {version} have finished. It waits in the review queue."

@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils import timezone
+
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role
 from governance import bindings
-from governance.models import Decision, DecisionKind, Deployment
+from governance.models import Decision, DecisionKind, Deployment, Finding, Severity
 from governance.policies import active_policy
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 
@@ -89,11 +91,37 @@ def _in_review(version: ModelVersion, doing: str) -> Rule:
 
 
 def can_approve(version: ModelVersion, actor: Any) -> Rule:
-    """In review, by a risk officer who did not submit it and has not approved it this round."""
+    """In review, by a risk officer who did not submit it and has not approved it this round,
+    with no open high finding."""
     rule = _in_review(version, "approved") and role_rule(actor, RISK_OFFICERS, "approve versions")
     if not rule:
         return rule
-    return _four_eyes(version, actor, DecisionKind.APPROVE)
+    return _four_eyes(version, actor, DecisionKind.APPROVE) and no_open_high_finding(version, "approved")
+
+
+def open_high_findings(version: ModelVersion) -> list[Finding]:
+    return list(Finding.objects.filter(version=version, severity=Severity.HIGH, closed_at__isnull=True))
+
+
+def no_open_high_finding(version: ModelVersion, doing: str) -> Rule:
+    """An open high finding blocks approval, deployment and recertification until it is closed."""
+    blocking = open_high_findings(version)
+    if blocking:
+        names = "; ".join(f"#{f.pk} {f.title}" for f in blocking[:3])
+        return _no(f"{version} has {len(blocking)} open high finding(s) ({names}): it cannot be {doing} until closed.")
+    return YES
+
+
+EXPIRED_PREFIX = "The approval expired"
+
+
+def approval_expired(version: ModelVersion, now: Any = None) -> bool:
+    expires = version.approval_expires_at
+    return expires is not None and expires <= (now or timezone.now())
+
+
+def suspended_for_expiry(version: ModelVersion) -> bool:
+    return version.status == Status.SUSPENDED and version.suspended_reason.startswith(EXPIRED_PREFIX)
 
 
 def _four_eyes(version: ModelVersion, actor: Any, kind: str) -> Rule:
@@ -134,7 +162,9 @@ def can_deploy(version: ModelVersion, actor: Any) -> Rule:
             f"{version} has {valid} valid approval(s) of {required} required: an approval is void "
             "when the artifact, model card or check results changed after it was given."
         )
-    return YES
+    if approval_expired(version):
+        return _no(f"{version}'s approval expired on {version.approval_expires_at:%Y-%m-%d}: recertify it first.")
+    return no_open_high_finding(version, "deployed")
 
 
 def rollback_target(model: RegisteredModel, current: ModelVersion) -> Deployment | None:
@@ -188,7 +218,51 @@ def can_reinstate(version: ModelVersion, actor: Any) -> Rule:
             f"{version}'s approval is still void ({valid} valid approval(s) of {required} required): restore what "
             "changed, or submit a new version."
         )
+    if suspended_for_expiry(version):
+        return _no(f"{version} was suspended because its approval expired: recertify it instead.")
     return YES
+
+
+def last_certified_at(version: ModelVersion) -> Any:
+    """When the current approval period began: the decision that completed the approval or the
+    last recertification (None before any)."""
+    return (
+        Decision.objects.filter(version=version, approval_expires_at__isnull=False)
+        .order_by("-created_at", "-pk")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+
+
+def pending_recertifiers(version: ModelVersion) -> set[int]:
+    """The officers who recertified since the current approval period began."""
+    decisions = Decision.objects.filter(version=version, kind=DecisionKind.RECERTIFY)
+    since = last_certified_at(version)
+    if since is not None:
+        decisions = decisions.filter(created_at__gt=since)
+    return set(decisions.values_list("actor_id", flat=True))
+
+
+def can_recertify(version: ModelVersion, actor: Any) -> Rule:
+    """Approved or production (or suspended because the approval expired), by risk officers as
+    for approval, never the creator or submitter, with the approval's bindings intact and no
+    open high finding."""
+    rule = role_rule(actor, RISK_OFFICERS, "recertify versions")
+    if not rule:
+        return rule
+    if version.status not in (Status.APPROVED, Status.PRODUCTION) and not suspended_for_expiry(version):
+        return _no(
+            f"{version} is {_label(version.status)}; only approved or production versions (or versions suspended "
+            "because their approval expired) are recertified."
+        )
+    if actor.pk in (version.submitted_by_id, version.created_by_id):
+        return Rule(False, "You created or submitted this version, so you cannot recertify it (four-eyes rule).", True)
+    if actor.pk in pending_recertifiers(version):
+        return _no("You already recertified this version; another risk officer must too.")
+    valid, required = approvals_progress(version)
+    if valid < required:
+        return _no(f"{version}'s approval is void ({valid} valid approval(s) of {required} required).")
+    return no_open_high_finding(version, "recertified")
 
 
 def can_retire(version: ModelVersion, actor: Any) -> Rule:
@@ -209,6 +283,7 @@ ACTIONS = (
     ("rollback", can_roll_back),
     ("suspend", can_suspend),
     ("reinstate", can_reinstate),
+    ("recertify", can_recertify),
     ("retire", can_retire),
 )
 

@@ -8,7 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from governance import checks, integrity, jobs, notifications, workflow
+from governance import checks, expiry, integrity, jobs, notifications, workflow
 from governance.models import CheckStatus
 
 
@@ -50,9 +50,10 @@ def notify_task(kind: str, version_id: int, decision_id: int | None = None) -> i
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def integrity_check_task() -> list[int]:
-    """Suspend every servable version whose approval no longer holds (beat, every
-    INTEGRITY_CHECK_INTERVAL_SECONDS)."""
-    return [s.version.pk for s in integrity.suspend_void_versions()]
+    """Suspend every servable version whose approval no longer holds or has expired, and remind
+    people of approvals about to expire (beat, every INTEGRITY_CHECK_INTERVAL_SECONDS)."""
+    suspended = [s.version.pk for s in integrity.suspend_void_versions()]
+    return suspended + expiry.sweep_expiries().suspended
 
 
 jobs.register("run_check", run_check_task.delay)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -16,6 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core import audit
+from core.canonical import sha256_json
 from core.errors import DomainError
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS
@@ -35,7 +37,13 @@ from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
 from lifecycle.models import CARD_SECTIONS, ModelVersion, RegisteredModel, Status
 from lifecycle.services import REQUIRED_CARD_FIELDS
 
-CHECK_KINDS = (CheckKind.VALIDATION, CheckKind.FAIRNESS, CheckKind.REPRODUCIBILITY, CheckKind.ONNX)
+CHECK_KINDS = (
+    CheckKind.VALIDATION,
+    CheckKind.FAIRNESS,
+    CheckKind.REPRODUCIBILITY,
+    CheckKind.ONNX,
+    CheckKind.PROFILE,
+)
 ADVISORY_CHECKS = (CheckKind.ONNX,)  # reproducibility gates per tier: Policy.gates
 
 
@@ -125,6 +133,11 @@ def _decide(version: ModelVersion, *, kind: str, actor: Any, justification: str,
         justification=justification,
         **extra,
     )
+
+
+def _expiry(version: ModelVersion, policy: Any) -> Any:
+    """When an approval or recertification given now lapses: the policy's period for the tier."""
+    return timezone.now() + timedelta(days=policy.recertify_after_days(version.registered_model.effective_tier))
 
 
 # --- data scientists -------------------------------------------------------------------
@@ -266,15 +279,20 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
             "You already approved this version in this review round.", version_pk=version.pk, attempted=attempted
         )
     bound = bindings.current(version)
+    policy = active_policy()
+    required = policy.approvals_for(version.registered_model.effective_tier)
+    # (this approval binds what is there now, so it counts among the valid ones)
+    completes = len(bindings.valid_approvals(version)) + 1 >= required
+    expires_at = _expiry(version, policy) if completes else None
     decision = _decide(
         version,
         kind=DecisionKind.APPROVE,
         actor=actor,
         justification=text,
         override=bool(failing and override),
+        approval_expires_at=expires_at,
         **bound,
     )
-    required = active_policy().approvals_for(version.registered_model.effective_tier)
     valid = bindings.valid_approvals(version)
     audit.record(
         audit.VERSION_APPROVAL_RECORDED,
@@ -292,12 +310,17 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
         },
     )
     if len(valid) >= required:
-        version = _transition(version, to=Status.APPROVED, actor=actor)
+        version = _transition(version, to=Status.APPROVED, actor=actor, approval_expires_at=expires_at)
         audit.record(
             audit.VERSION_APPROVED,
             actor=actor,
             target=version,
-            data={"from": Status.IN_REVIEW, "to": Status.APPROVED, "approvers": [d.actor_username for d in valid]},
+            data={
+                "from": Status.IN_REVIEW,
+                "to": Status.APPROVED,
+                "approvers": [d.actor_username for d in valid],
+                "approval_expires_at": expires_at,
+            },
         )
         jobs.after_commit("notify", "decided", version.pk, decision.pk)
     return version
@@ -546,4 +569,59 @@ def retire_version(version_id: int, *, actor: Any, justification: str) -> ModelV
             "evidence": evidence(*ended, decision),
         },
     )
+    return version
+
+
+@audited_refusals
+@transaction.atomic
+def recertify_version(version_id: int, *, actor: Any, justification: str, snapshot: dict[str, Any]) -> ModelVersion:
+    """Renew an approval over a frozen snapshot of the monitoring evidence and open findings:
+    once as many distinct risk officers as the tier's approvals have recertified, the approval
+    runs for the policy's period again (a version suspended because it expired is approved)."""
+    version = _locked(version_id)
+    attempted = "recertify"
+    refuse_unless(rules.can_recertify(version, actor), version, attempted)
+    text = _require_justification(version, justification, attempted)
+    policy = active_policy()
+    required = policy.approvals_for(version.registered_model.effective_tier)
+    officers = rules.pending_recertifiers(version) | {actor.pk}
+    completes = len(officers) >= required
+    expires_at = _expiry(version, policy) if completes else None
+    snapshot_sha256 = sha256_json(snapshot)
+    decision = _decide(
+        version,
+        kind=DecisionKind.RECERTIFY,
+        actor=actor,
+        justification=text,
+        snapshot=snapshot,
+        snapshot_sha256=snapshot_sha256,
+        approval_expires_at=expires_at,
+        **bindings.current(version),
+    )
+    data = {
+        "decision": decision.pk,
+        "justification": text,
+        "snapshot_sha256": snapshot_sha256,
+        "recertifications": len(officers),
+        "required": required,
+        "evidence": evidence(decision),
+    }
+    if not completes:
+        audit.record(audit.VERSION_RECERTIFICATION_RECORDED, actor=actor, target=version, data=data)
+        return version
+    source = version.status
+    if source == Status.SUSPENDED:
+        version = _transition(
+            version, to=Status.APPROVED, actor=actor, suspended_reason="", approval_expires_at=expires_at
+        )
+    else:
+        ModelVersion.objects.filter(pk=version.pk).update(approval_expires_at=expires_at, expiry_reminded_at=None)
+        version.refresh_from_db()
+    audit.record(
+        audit.VERSION_RECERTIFIED,
+        actor=actor,
+        target=version,
+        data={"from": source, "to": version.status, "approval_expires_at": expires_at, **data},
+    )
+    jobs.after_commit("notify", "decided", version.pk, decision.pk)
     return version

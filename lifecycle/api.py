@@ -105,6 +105,12 @@ class VersionCreateApi(APIView):
         code_repository = serializers.CharField(required=False, allow_blank=True, default="")
         code_commit = serializers.CharField(required=False, allow_blank=True, default="")
         dataset_source = serializers.CharField(required=False, allow_blank=True, default="")
+        favourable_class = serializers.CharField(
+            required=False, allow_blank=True, default="", help_text="Default: the last of the model's classes."
+        )
+        reason_texts = serializers.CharField(
+            required=False, allow_blank=True, default="", help_text='One "feature: reason text" per line.'
+        )
         locals().update({f: serializers.CharField(required=False, allow_blank=True, default="") for f in CARD_FIELDS})
 
     @extend_schema(request={"multipart/form-data": InputSerializer}, responses={201: VersionOutputSerializer})
@@ -125,6 +131,8 @@ class VersionCreateApi(APIView):
             code_commit=d["code_commit"],
             card={f: d[f] for f in CARD_FIELDS},
             dataset_source=d["dataset_source"],
+            favourable_class=d["favourable_class"] or None,
+            reason_texts=services.parse_reason_lines(d["reason_texts"]),
         )
         # A new draft has no checks and no decisions yet: the same shape as the full record.
         return Response(

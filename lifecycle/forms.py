@@ -44,6 +44,18 @@ class VersionForm(CardFieldsMixin):
     parent_version = forms.IntegerField(required=False, min_value=1)
     code_repository = forms.CharField(max_length=500, required=False)
     code_commit = forms.CharField(max_length=64, required=False)
+    favourable_class = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="The class that is good news for the person decided on (e.g. 1 = credit granted); "
+        "default: the last of the model's classes.",
+    )
+    reason_texts = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Reason texts for adverse-action notices, one per line: "feature: text" '
+        "(e.g. duration: Loan duration too long). Features without one get a generated text.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

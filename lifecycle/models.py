@@ -133,6 +133,11 @@ class ModelVersion(models.Model):
     # When the approval lapses unless recertified (written by governance.workflow at approval
     # and recertification from the policy's period for the tier); serving refuses after it.
     approval_expires_at = models.DateTimeField(null=True, blank=True)
+    # Decisions (issue 14): the class that is good news for the person the model decides on
+    # (None: the last of `classes`), and the data scientist's reason text per input feature for
+    # adverse-action notices. Fixed at creation, like the artifact.
+    favourable_class = models.JSONField(null=True, blank=True)
+    reason_texts = models.JSONField(default=dict, blank=True)
     expiry_reminded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -161,6 +166,13 @@ class ModelVersion(models.Model):
     @property
     def is_editable(self) -> bool:
         return self.status == Status.DRAFT
+
+    @property
+    def favourable(self) -> Any:
+        """The declared favourable class, or the last of `classes` (None for a regressor)."""
+        if self.favourable_class is not None:
+            return self.favourable_class
+        return self.classes[-1] if self.classes else None
 
     @property
     def feature_names(self) -> list[str]:

@@ -41,6 +41,8 @@ def version_record(v: ModelVersion) -> dict[str, Any]:
         "input_schema": v.input_schema,
         "label_column": v.label_column,
         "sensitive_features": v.sensitive_features,
+        "favourable_class": v.favourable,
+        "reason_texts": v.reason_texts,
         "model_card": v.card.as_dict(),
         "model_card_sha256": v.card.content_hash(),
         "lineage": {

@@ -187,6 +187,8 @@ def create_version(
     code_commit: str = "",
     card: dict[str, Any] | None = None,
     dataset_source: str = "",
+    favourable_class: Any = None,
+    reason_texts: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """Validate a whole submission (artifact, datasets, columns, a real predict), then save the
     draft version, its datasets and card in one transaction. Refused: nothing is saved."""
@@ -261,6 +263,10 @@ def create_version(
     if len(code_repository or "") > 500:
         errors.setdefault("code_repository", []).append("At most 500 characters.")
     cleaned_card = _clean_card(card, errors)
+    favourable = None
+    if inspected is not None:
+        favourable = _favourable(favourable_class, inspected.classes, inspected.task, errors)
+    reasons = _reason_texts(reason_texts, features, errors)
 
     if errors:
         raise SubmissionInvalid(errors, status=413 if too_large else 400)
@@ -283,6 +289,8 @@ def create_version(
             dataset_source=dataset_source,
             artifact_bytes=artifact_bytes,
             written=written,
+            favourable=favourable,
+            reasons=reasons,
         )
     except BaseException:
         # The transaction rolled back: remove the files it wrote so nothing is left behind.
@@ -309,6 +317,8 @@ def _save_version(
     dataset_source: str,
     artifact_bytes: bytes,
     written: list[str],
+    favourable: Any = None,
+    reasons: dict[str, str] | None = None,
 ) -> ModelVersion:
     # Lock the registered model so concurrent submissions get distinct version numbers.
     registered = RegisteredModel.objects.select_for_update().get(pk=registered.pk)
@@ -347,6 +357,8 @@ def _save_version(
         code_repository=code_repository,
         code_commit=code_commit,
         created_by=actor,
+        favourable_class=favourable,
+        reason_texts=reasons or {},
     )
     if not card.get("training_data_notes"):
         card["training_data_notes"] = _lineage_note(
@@ -367,9 +379,55 @@ def _save_version(
             "card_sha256": model_card.content_hash(),
             "parent_version": parent.version if parent else None,
             "code_commit": code_commit,
+            "favourable_class": favourable,
+            "reason_texts": reasons or {},
         },
     )
     return version
+
+
+def _favourable(value: Any, classes: list[Any], task: str, errors: dict[str, list[str]]) -> Any:
+    """The declared favourable class as one of the model's classes (forms send text, so "1"
+    names the class 1); None (the last class) when none is declared."""
+    if value is None or value == "":
+        return None
+    if task != "classification":
+        errors.setdefault("favourable_class", []).append("Only a classifier has a favourable class.")
+        return None
+    for c in classes:
+        if (type(c) is type(value) and c == value) or str(c) == str(value).strip():
+            return c
+    errors.setdefault("favourable_class", []).append(
+        f"{value!r} is not one of the model's classes ({', '.join(str(c) for c in classes)})."
+    )
+    return None
+
+
+def _reason_texts(value: dict[str, Any] | None, features: list[str], errors: dict[str, list[str]]) -> dict[str, str]:
+    """Reason texts per input feature, for adverse-action notices; each names a model input."""
+    cleaned: dict[str, str] = {}
+    for name, text in (value or {}).items():
+        text = str(text or "").strip()
+        if not text:
+            continue
+        if features and name not in features:
+            errors.setdefault("reason_texts", []).append(f"{name!r} is not an input of the model.")
+        elif len(text) > 300:
+            errors.setdefault("reason_texts", []).append(f"The reason text of {name!r} is longer than 300 characters.")
+        else:
+            cleaned[str(name)] = text
+    return cleaned
+
+
+def parse_reason_lines(text: str) -> dict[str, str]:
+    """ "feature: reason text" per line (the form's and the API's text shape) as a dict."""
+    reasons: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        if ":" in line:
+            name, _, reason = line.partition(":")
+            if name.strip():
+                reasons[name.strip()] = reason.strip()
+    return reasons
 
 
 def _store_dataset(*, actor: Any, parsed: ParsedDataset, name: str, source: str, written: list[str]) -> Dataset:

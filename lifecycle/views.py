@@ -89,6 +89,8 @@ def version_create(request: HttpRequest, name: str) -> HttpResponse:
                 code_repository=d.get("code_repository", ""),
                 code_commit=d.get("code_commit", ""),
                 card={f: d.get(f, "") for f in CARD_FIELDS},
+                favourable_class=d.get("favourable_class") or None,
+                reason_texts=services.parse_reason_lines(d.get("reason_texts", "")),
             )
         except DomainError as exc:
             _apply_errors(form, exc)

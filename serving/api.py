@@ -43,6 +43,10 @@ class PredictRequestSerializer(serializers.Serializer):
     instances = serializers.ListField(child=serializers.DictField(), help_text="One object per row: feature: value")
     version = serializers.IntegerField(required=False, help_text="An approved version; default: production")
     request_id = serializers.CharField(required=False)
+    business_keys = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="One key per instance (e.g. the application id)"
+    )
+    explain = serializers.BooleanField(required=False, help_text="Return (and log) each row's explanation")
 
 
 class PredictResponseSerializer(serializers.Serializer):
@@ -80,6 +84,10 @@ class ModelPredictApi(APIView):
         if served.probabilities is not None:
             data["probabilities"] = served.probabilities
             data["classes"] = served.version.classes
+        if served.record.business_keys_json:
+            data["business_keys"] = served.record.business_keys
+        if served.explanations is not None:
+            data["explanations"] = served.explanations
         return fast_json_response(data)
 
 
@@ -104,8 +112,18 @@ def v1_request(request: Request, name: str) -> PredictionRequest:
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         return refused('"version" must be an integer.', 400, "invalid_input")
     request_id = str(body.get("request_id") or request.headers.get("X-Request-ID", ""))
+    explain = body.get("explain", False)
+    if not isinstance(explain, bool):
+        return refused('"explain" must be true or false.', 400, "invalid_input")
     return PredictionRequest(
-        caller, name, "v1", version_number=version, request_id=request_id, instances=body.get("instances")
+        caller,
+        name,
+        "v1",
+        version_number=version,
+        request_id=request_id,
+        instances=body.get("instances"),
+        business_keys=body.get("business_keys"),
+        explain=explain,
     )
 
 
@@ -141,6 +159,7 @@ def record_data(record: PredictionLog) -> dict[str, Any]:
         "engine": record.engine,
         "latency_ms": record.latency_ms,
         "seal": record.seal_id,
+        "business_keys": record.business_keys,
     }
 
 
@@ -155,6 +174,7 @@ class PredictionListApi(APIView):
             OpenApiParameter("until", OpenApiTypes.DATETIME),
             OpenApiParameter("outcome", str),
             OpenApiParameter("request_id", str),
+            OpenApiParameter("business_key", str),
         ],
         responses=inline_serializer(
             "PredictionPage",
@@ -176,6 +196,7 @@ class PredictionListApi(APIView):
                 until=stamp.to_internal_value(params["until"]) if params.get("until") else None,
                 outcome=params.get("outcome", ""),
                 request_id=params.get("request_id", ""),
+                business_key=params.get("business_key", ""),
             )
         except (ValueError, serializers.ValidationError) as exc:
             return error_response("invalid_filter", f"Bad filter: {exc}", 400)
@@ -197,6 +218,9 @@ def _find(prediction_id: str) -> tuple[PredictionLog, int | None]:
     if record is None or (row is not None and row >= record.n_rows):
         raise ServingError(f"There is no prediction {prediction_id}.", status=404, code="not_found")
     return record, row
+
+
+find_prediction = _find  # (shared with serving.decision_api and the receipt)
 
 
 class PredictionDetailApi(APIView):
@@ -248,7 +272,10 @@ class PredictionOutcomeApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
-        request=inline_serializer("Outcome", {"actual": serializers.JSONField()}), responses={201: OpenApiTypes.OBJECT}
+        request=inline_serializer(
+            "Outcome", {"actual": serializers.JSONField(), "sensitive": serializers.DictField(required=False)}
+        ),
+        responses={201: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request, prediction_id: str) -> Response:
         caller = caller_of(request)
@@ -267,7 +294,12 @@ class PredictionOutcomeApi(APIView):
             if not isinstance(body, dict) or "actual" not in body:
                 raise ServingError('Send {"actual": value}.', status=400, code="invalid_input")
             outcome = record_outcome(
-                record=record, row=row, actual=body["actual"], reporter=caller.name, actor=request.user
+                record=record,
+                row=row,
+                actual=body["actual"],
+                reporter=caller.name,
+                actor=request.user,
+                sensitive=body.get("sensitive"),
             )
         except ServingError as exc:
             return serving_error(exc)

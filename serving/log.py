@@ -35,7 +35,7 @@ from core.canonical import canonical_json
 from core.keyfiles import read_or_create
 from lifecycle.models import ModelVersion
 from serving import merkle, rawsql
-from serving.models import ApiKey, Outcome, PredictionLog
+from serving.models import ApiKey, Outcome, PredictionKey, PredictionLog
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class Entry:
     inputs: Any = None
     outputs: dict[str, Any] | None = None
     engine: str = ""
+    business_keys: list[str] | None = None  # one per row, checked by the caller
 
 
 def dump_json(value: Any) -> str:
@@ -96,14 +97,18 @@ LEAF_FIELDS = (
     "latency_ms",
     "inputs_json",
     "outputs_json",
+    "business_keys_json",
 )
 
 
 def leaf_of(values: tuple[Any, ...]) -> bytes:
     """The Merkle leaf of a record from its LEAF_FIELDS values: SHA-256(0x00 || canonical JSON of
-    its metadata, then the stored canonical JSON texts of its inputs and outputs)."""
+    its metadata, then the stored canonical JSON texts of its inputs and outputs). Business keys
+    are part of the metadata only when the record has some, so records written before they
+    existed (and records without keys) hash exactly as they always did."""
     (public_id, created_at, model, version, version_id, caller, request_id, protocol, outcome, reason, n_rows,
-     engine, latency_ms, inputs_json, outputs_json) = values  # fmt: skip
+     engine, latency_ms, inputs_json, outputs_json, *rest) = values  # fmt: skip
+    business_keys_json = rest[0] if rest else ""
     meta = {
         "id": str(public_id),
         "created_at": created_at.isoformat(),
@@ -119,6 +124,8 @@ def leaf_of(values: tuple[Any, ...]) -> bytes:
         "engine": engine,
         "latency_ms": latency_ms,
     }
+    if business_keys_json:
+        meta["business_keys"] = orjson.loads(business_keys_json)
     blob = "\x1e".join((canonical_json(meta), inputs_json, outputs_json))
     return merkle.leaf_hash(blob.encode())
 
@@ -170,11 +177,21 @@ def write(entry: Entry, guard: Guard | None = None) -> PredictionLog | None:
         outputs_json=dump_json(entry.outputs or {}),
         engine=entry.engine,
         latency_ms=round((time.perf_counter() - entry.started) * 1000, 3),
+        business_keys_json=dump_json([_text(k) for k in entry.business_keys]) if entry.business_keys else "",
     )
     leaf = record_leaf(record)
     record.leaf_hash = leaf.hex()
     record.mac = mac_of(leaf)
-    return record if _insert(record, guard) else None
+    if not entry.business_keys:
+        return record if _insert(record, guard) else None
+    # The record and its key index rows commit together (the keys themselves are in the leaf).
+    with transaction.atomic():
+        if not _insert(record, guard):
+            return None
+        PredictionKey.objects.bulk_create(
+            PredictionKey(record_id=record.public_id, row=i, key=k[:200]) for i, k in enumerate(record.business_keys)
+        )
+    return record
 
 
 @functools.cache
@@ -221,11 +238,13 @@ def _insert_sql(vendor: str, guard_size: int, keyed: bool = False) -> str:
 
     versions = quote(ModelVersion._meta.db_table)
     statuses = ", ".join(["%s"] * guard_size)
+    moment = "%s::timestamptz" if vendor == "postgresql" else "%s"
     key = f" AND EXISTS (SELECT 1 FROM {quote(ApiKey._meta.db_table)} WHERE id = %s AND revoked_at IS NULL)"  # noqa: S608
     return (
         f"INSERT INTO {table} ({columns}) SELECT {', '.join(placeholder(f) for f in _INSERT_FIELDS)} "  # noqa: S608
-        f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND artifact_sha256 = %s AND status IN ({statuses}))"
-        + (key if keyed else "")
+        f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND artifact_sha256 = %s AND status IN ({statuses})"
+        # ... and whose approval has not expired at the answer's time (DESIGN.md: it must hold then)
+        f" AND (approval_expires_at IS NULL OR approval_expires_at > {moment}))" + (key if keyed else "")
     )
 
 
@@ -239,6 +258,7 @@ def _insert(record: PredictionLog, guard: Guard | None = None) -> bool:
     values = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _INSERT_FIELDS]
     if guard:
         values += [guard.version_id, guard.artifact_sha256, *guard.statuses]
+        values.append(connection.ops.adapt_datetimefield_value(record.created_at))
         if guard.api_key_id is not None:
             values.append(guard.api_key_id)
 

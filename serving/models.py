@@ -103,6 +103,10 @@ class PredictionLog(models.Model):
     # before MACs existed, which are proven by their seals alone.
     mac = models.CharField(max_length=64, blank=True, default="")
     seal = models.ForeignKey(PredictionSeal, null=True, blank=True, on_delete=models.PROTECT, related_name="records")
+    # The client's business keys, one per row (canonical JSON list; "" when none were sent).
+    # Covered by the leaf only when present, so records written before keys existed re-hash
+    # identically; looked up through PredictionKey's index.
+    business_keys_json = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["pk"]
@@ -128,6 +132,10 @@ class PredictionLog(models.Model):
     def outputs(self) -> Any:
         return json.loads(self.outputs_json)
 
+    @property
+    def business_keys(self) -> list[str]:
+        return json.loads(self.business_keys_json) if self.business_keys_json else []
+
 
 class PredictionOutcome(models.Model):
     """Ground truth that arrived later for one predicted row (the log itself never changes)."""
@@ -137,9 +145,89 @@ class PredictionOutcome(models.Model):
     actual = models.JSONField()
     received_at = models.DateTimeField(auto_now_add=True)
     reported_by = models.CharField(max_length=150)
+    # Sensitive attributes that are not model inputs, sent with the outcome for live fairness.
+    sensitive = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["record", "row"], name="one_outcome_per_prediction")]
 
     def __str__(self) -> str:
         return f"outcome of {self.record.public_id}.{self.row}"
+
+
+class PredictionKey(models.Model):
+    """The lookup index of business keys: one row per keyed row of a record. The key itself is
+    proven by the record's leaf (business_keys_json); this table only finds it. Written in the
+    same transaction as the record."""
+
+    record = models.ForeignKey(
+        PredictionLog, to_field="public_id", on_delete=models.PROTECT, related_name="keys", db_index=False
+    )
+    row = models.PositiveIntegerField()
+    key = models.CharField(max_length=200)
+
+    class Meta:
+        indexes = [models.Index(fields=["key"], name="serving_key_lookup")]
+        constraints = [models.UniqueConstraint(fields=["record", "row"], name="one_key_per_row")]
+
+    def __str__(self) -> str:
+        return f"{self.key} -> {self.record_id}.{self.row}"
+
+
+class Explanation(models.Model):
+    """The explanation of one logged row, computed once (from the logged inputs, the immutable
+    artifact and the evaluation data) and stored: every later call returns this row. Evidence:
+    its content hash is chained in its audit event."""
+
+    record = models.ForeignKey(PredictionLog, on_delete=models.PROTECT, related_name="explanations")
+    row = models.PositiveIntegerField()
+    method = models.CharField(max_length=100)
+    # canonical JSON of the whole explanation, as returned by the API
+    payload_json = models.TextField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["record", "row"], name="one_explanation_per_row")]
+
+    def __str__(self) -> str:
+        return f"explanation of {self.record_id}.{self.row}"
+
+    @property
+    def payload(self) -> Any:
+        return json.loads(self.payload_json)
+
+
+class ReviewAction(models.TextChoices):
+    CONFIRMED = "confirmed", "Confirmed"
+    OVERRIDDEN = "overridden", "Overridden"
+
+
+class DecisionReview(models.Model):
+    """A person's review of one automated decision (AI Act art. 14): confirmed or overridden,
+    with the final decision and a justification. Several per row, kept in order (`seq`)."""
+
+    record = models.ForeignKey(PredictionLog, on_delete=models.PROTECT, related_name="reviews")
+    row = models.PositiveIntegerField()
+    seq = models.PositiveIntegerField()
+    action = models.CharField(max_length=10, choices=ReviewAction.choices)
+    automated_decision = models.JSONField(null=True)
+    final_decision = models.JSONField(null=True)
+    justification = models.TextField()
+    reviewer = models.CharField(max_length=150)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["record_id", "row", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["record", "row", "seq"], name="review_order_unique"),
+            models.CheckConstraint(
+                condition=models.Q(action__in=["confirmed", "overridden"]), name="review_action_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"review {self.seq} of {self.record_id}.{self.row}: {self.action}"

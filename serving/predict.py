@@ -18,7 +18,7 @@ from django.db import DatabaseError
 from core.roles import roles_of
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
-from serving import engine, keys, log
+from serving import decisions, engine, keys, log
 from serving.errors import ServingError
 from serving.inputs import check_rows, tensors_to_rows
 from serving.models import ApiKey, Outcome, PredictionLog
@@ -60,6 +60,8 @@ class PredictionRequest:
     instances: Any = None
     tensors: list[Any] | None = None
     problem: ServingError | None = None
+    business_keys: Any = None  # one per row (v1 "business_keys", v2 parameters.business_keys)
+    explain: bool = False  # v1 "explain": true: each row's explanation is logged and returned
     started: float = field(default_factory=time.perf_counter)
 
     def entry(self, outcome: str, **fields: Any) -> log.Entry:
@@ -82,6 +84,7 @@ class Served:
     version: ModelVersion
     labels: list[Any]
     probabilities: list[list[float]] | None
+    explanations: list[dict[str, Any]] | None = None
 
     @property
     def prediction_ids(self) -> list[str]:
@@ -160,6 +163,9 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
         checked = check_rows(rows, version.input_schema, max_rows=settings.SERVING_MAX_ROWS)
     except ServingError as exc:
         return Refusal(exc, Outcome.INVALID, _loggable(request.instances))
+    keys_problem = business_keys_problem(request.business_keys, len(checked))
+    if keys_problem is not None:
+        return Refusal(keys_problem, Outcome.INVALID, _loggable(rows))
     try:
         result = engine.predict(version, checked)
     except ArtifactIntegrityError as exc:
@@ -177,6 +183,15 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     if result.probabilities is not None:
         outputs["probabilities"] = result.probabilities
         outputs["classes"] = version.classes
+    if request.explain:
+        try:
+            outputs["explanations"] = decisions.explain_rows(version, checked, result.labels)
+        except ArtifactIntegrityError as exc:
+            error = ServingError(exc.message, status=503, code="artifact_tampered")
+            return Refusal(error, Outcome.ERROR, _loggable(rows), certain=True)
+        except Exception as exc:  # never a 500: the request is refused and logged
+            error = ServingError(f"The rows could not be explained: {exc}", status=422, code="explanation_failed")
+            return Refusal(error, Outcome.ERROR, _loggable(rows))
     key = request.caller.api_key
     guard = log.Guard(
         version.pk,
@@ -184,7 +199,14 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
         answering_statuses(named=request.version_number is not None),
         key.pk if key is not None else None,
     )
-    entry = request.entry(Outcome.OK, version=version, inputs=rows, outputs=outputs, engine=result.engine)
+    entry = request.entry(
+        Outcome.OK,
+        version=version,
+        inputs=rows,
+        outputs=outputs,
+        engine=result.engine,
+        business_keys=[str(k) for k in request.business_keys] if request.business_keys else None,
+    )
     try:
         record = log.write(entry, guard)
     except DatabaseError:
@@ -195,7 +217,37 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
         )
     if record is None:
         return None
-    return Served(record=record, version=version, labels=result.labels, probabilities=result.probabilities)
+    return Served(
+        record=record,
+        version=version,
+        labels=result.labels,
+        probabilities=result.probabilities,
+        explanations=outputs.get("explanations"),
+    )
+
+
+MAX_BUSINESS_KEY = 200
+
+
+def business_keys_problem(keys: Any, n_rows: int) -> ServingError | None:
+    """None when the keys are absent or one non-empty text (or integer) of at most 200
+    characters per row; else the named 400."""
+    if keys is None:
+        return None
+
+    def bad(message: str) -> ServingError:
+        return ServingError(message, status=400, code="invalid_business_keys")
+
+    if not isinstance(keys, list):
+        return bad('"business_keys" must be a list with one key per instance.')
+    if len(keys) != n_rows:
+        return bad(f'"business_keys" has {len(keys)} keys for {n_rows} instances: send one key per instance.')
+    for i, key in enumerate(keys):
+        if isinstance(key, bool) or not isinstance(key, (str, int)) or str(key).strip() == "":
+            return bad(f"business key {i} must be a non-empty text.")
+        if len(str(key)) > MAX_BUSINESS_KEY or "\x00" in str(key):
+            return bad(f"business key {i} is longer than {MAX_BUSINESS_KEY} characters or holds NUL.")
+    return None
 
 
 def _logged(request: PredictionRequest, refusal: Refusal, *, version: ModelVersion | None) -> ServingError:

@@ -13,12 +13,13 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from core.periods import in_period
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel, Status
 from serving import rawsql
 from serving.errors import ServingError
-from serving.models import PredictionLog, PredictionSeal
+from serving.models import PredictionKey, PredictionLog, PredictionSeal
 
 FIELDS = [
     ModelVersion._meta.get_field(name)
@@ -33,6 +34,7 @@ FIELDS = [
         "artifact_sha256",
         "review_round",
         "artifact",
+        "approval_expires_at",
     )
 ]
 SQL = rawsql.select_sql(
@@ -77,6 +79,14 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
         raise ServingError(f"{model_name} has no version {version}.", status=404, code="not_found")
     if found.status not in SERVABLE_STATUSES:
         raise _not_servable(model_name, found)
+    if found.approval_expires_at is not None and found.approval_expires_at <= timezone.now():
+        raise ServingError(
+            f"{model_name} v{found.version}'s approval expired on {found.approval_expires_at:%Y-%m-%d %H:%M} UTC "
+            "and it is not served until risk officers recertify it.",
+            status=403,
+            code="version_not_servable",
+            details={"status": found.status, "reason": "approval_expired"},
+        )
     return found
 
 
@@ -154,10 +164,16 @@ def logged_predictions(
     until: Any = None,
     outcome: str = "",
     request_id: str = "",
+    business_key: str = "",
 ) -> QuerySet[PredictionLog]:
     """The prediction log for auditors, filtered; newest first is the paginator's job. A text
     filter holding NUL (which PostgreSQL cannot compare) is a ValueError for the interface."""
-    for name, value in (("model", model), ("outcome", outcome), ("request_id", request_id)):
+    for name, value in (
+        ("model", model),
+        ("outcome", outcome),
+        ("request_id", request_id),
+        ("business_key", business_key),
+    ):
         if "\x00" in value:
             raise ValueError(f"{name}: the NUL character is not allowed")
     records = PredictionLog.objects.all()
@@ -170,7 +186,20 @@ def logged_predictions(
         records = records.filter(outcome=outcome)
     if request_id:
         records = records.filter(request_id=request_id)
+    if business_key:
+        records = records.filter(public_id__in=PredictionKey.objects.filter(key=business_key).values("record_id"))
     return records
+
+
+def decisions_with_key(business_key: str) -> list[tuple[PredictionLog, int]]:
+    """Every logged row the client sent with this business key, newest first, as (record, row):
+    one index lookup (serving_key_lookup), whatever the size of the log."""
+    if not business_key or "\x00" in business_key:
+        return []
+    keys = list(PredictionKey.objects.filter(key=business_key).values_list("record_id", "row")[:100])
+    records = PredictionLog.objects.in_bulk([k for k, _ in keys], field_name="public_id")
+    found = [(records[k], row) for k, row in keys if k in records]
+    return sorted(found, key=lambda pair: (pair[0].created_at, pair[1]), reverse=True)
 
 
 PERCENTILES = (0.5, 0.95, 0.99)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -90,16 +91,47 @@ def outcome_problem(record: PredictionLog, actual: Any) -> str:
     return ""
 
 
+MAX_SENSITIVE_ATTRIBUTES = 20
+MAX_SENSITIVE_CHARS = 200
+
+
+def sensitive_problem(sensitive: Any) -> str:
+    """Why `sensitive` cannot be stored with an outcome ("" when it can): an object of at most
+    20 attributes whose values are short texts, numbers, booleans or null (values are never
+    repeated in the message: they may be personal)."""
+    if sensitive is None:
+        return ""
+    if not isinstance(sensitive, dict):
+        return '"sensitive" must be an object of attribute names to values.'
+    if len(sensitive) > MAX_SENSITIVE_ATTRIBUTES:
+        return f'"sensitive" has more than {MAX_SENSITIVE_ATTRIBUTES} attributes.'
+    for name, value in sensitive.items():
+        if not name or len(name) > MAX_SENSITIVE_CHARS or "\x00" in name:
+            return '"sensitive" has an attribute name that is empty, too long or holds NUL.'
+        if isinstance(value, float) and not math.isfinite(value):
+            return f'"sensitive" attribute {name!r} is not a finite number.'
+        if isinstance(value, str) and (len(value) > MAX_SENSITIVE_CHARS or "\x00" in value):
+            return f'"sensitive" attribute {name!r} is longer than {MAX_SENSITIVE_CHARS} characters or holds NUL.'
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            return f'"sensitive" attribute {name!r} must be a text, a number, a boolean or null.'
+    return ""
+
+
 @transaction.atomic
-def record_outcome(*, record: PredictionLog, row: int, actual: Any, reporter: str, actor: Any) -> PredictionOutcome:
-    """Store the ground truth of one predicted row, once, with its audit event (the row's content
-    hash is chained). The interface checked who may report it (may_report_outcome)."""
-    problem = outcome_problem(record, actual)
+def record_outcome(
+    *, record: PredictionLog, row: int, actual: Any, reporter: str, actor: Any, sensitive: Any = None
+) -> PredictionOutcome:
+    """Store the ground truth of one predicted row (with sensitive attributes that are not model
+    inputs, for live fairness), once, with its audit event (the row's content hash is chained).
+    The interface checked who may report it (may_report_outcome)."""
+    problem = outcome_problem(record, actual) or sensitive_problem(sensitive)
     if problem:
         raise ServingError(problem, status=400, code="invalid_outcome")
     try:
         with transaction.atomic():
-            outcome = PredictionOutcome.objects.create(record=record, row=row, actual=actual, reported_by=reporter)
+            outcome = PredictionOutcome.objects.create(
+                record=record, row=row, actual=actual, reported_by=reporter, sensitive=sensitive or {}
+            )
     except IntegrityError:
         raise ServingError(
             f"The outcome of {record.public_id}.{row} was already reported.", status=409, code="already_reported"
@@ -111,3 +143,78 @@ def record_outcome(*, record: PredictionLog, row: int, actual: Any, reporter: st
         data={"prediction_id": f"{record.public_id}.{row}", "actual": actual, "evidence": evidence(outcome)},
     )
     return outcome
+
+
+@dataclass(frozen=True)
+class OutcomeItem:
+    prediction_id: str
+    record: PredictionLog | None
+    row: int | None
+    actual: Any
+    sensitive: Any
+
+
+@transaction.atomic
+def record_outcomes(
+    items: list[OutcomeItem], *, user: Any, api_key: ApiKey | None, reporter: str, actor: Any
+) -> list[PredictionOutcome]:
+    """Store many outcomes at once, all or none: every problem is named by its position, and
+    nothing is stored unless every item is valid. One audit event carries every row's evidence."""
+    problems: list[dict[str, Any]] = []
+    seen: set[tuple[int, int]] = set()
+    for index, item in enumerate(items):
+        problem = ""
+        if item.record is None or item.row is None:
+            problem = f"There is no prediction {item.prediction_id}."
+        elif not may_report_outcome(item.record, user=user, api_key=api_key):
+            problem = "Only the API key that received this prediction, a data scientist or a risk officer reports it."
+        elif (item.record.pk, item.row) in seen:
+            problem = "This prediction appears twice in the request."
+        else:
+            problem = outcome_problem(item.record, item.actual) or sensitive_problem(item.sensitive)
+        if not problem and PredictionOutcome.objects.filter(record=item.record, row=item.row or 0).exists():
+            problem = "Its outcome was already reported."
+        if problem:
+            problems.append({"index": index, "prediction_id": item.prediction_id[:100], "error": problem})
+        elif item.record is not None and item.row is not None:
+            seen.add((item.record.pk, item.row))
+    if problems:
+        raise ServingError(
+            f"{len(problems)} of {len(items)} outcomes cannot be stored; none was stored.",
+            status=400,
+            code="invalid_outcome",
+            details={"outcomes": problems[:100]},
+        )
+    try:
+        with transaction.atomic():
+            outcomes = PredictionOutcome.objects.bulk_create(
+                [
+                    PredictionOutcome(
+                        record=item.record,
+                        row=item.row or 0,  # (every item was checked to name a row)
+                        actual=item.actual,
+                        reported_by=reporter,
+                        sensitive=item.sensitive or {},
+                    )
+                    for item in items
+                ]
+            )
+    except IntegrityError:  # reported concurrently by someone else
+        raise ServingError(
+            "Some of these outcomes were reported meanwhile; none was stored.", status=409, code="already_reported"
+        )
+    stored = list(PredictionOutcome.objects.filter(pk__in=[o.pk for o in outcomes]).order_by("pk"))
+    if len(stored) != len(items):  # backends that do not return ids from bulk_create
+        keys = [(i.record.pk, i.row) for i in items if i.record is not None]
+        stored = [
+            o
+            for o in PredictionOutcome.objects.filter(record_id__in={k for k, _ in keys})
+            if (o.record_id, o.row) in keys
+        ]
+    audit.record(
+        audit.OUTCOMES_RECORDED,
+        actor=actor,
+        target=None,
+        data={"outcomes": len(stored), "reported_by": reporter, "evidence": evidence(*stored)},
+    )
+    return stored

@@ -153,8 +153,18 @@ def v2_request(request: Request, name: str, version: int | None) -> tuple[Predic
         problem = ServingError(f"The body is not valid JSON: {err}", status=400, code="malformed_json")
         return PredictionRequest(caller, name, "v2", version_number=version, problem=problem), {}
     inputs = body.get("inputs")
+    parameters = body.get("parameters")
+    keys = parameters.get("business_keys") if isinstance(parameters, dict) else None
+    if isinstance(keys, str):  # parameters hold scalars: a comma-separated list, as prediction_ids
+        keys = keys.split(",")
     predict_request = PredictionRequest(
-        caller, name, "v2", version_number=version, request_id=str(body.get("id") or ""), tensors=inputs
+        caller,
+        name,
+        "v2",
+        version_number=version,
+        request_id=str(body.get("id") or ""),
+        tensors=inputs,
+        business_keys=keys,
     )
     wrong = ""
     if not isinstance(inputs, list) or not inputs:

@@ -112,7 +112,7 @@ def test_the_data_scientist_sees_checks_and_decisions_on_the_version_page(
     page = client.get(in_review.get_absolute_url()).content.decode()
     assert "Age proxy in the features." in page and "check-passed" in page
     status = client.get(in_review.get_absolute_url() + "status.json").json()
-    assert status["status"] == "rejected" and len(status["checks"]) == 4
+    assert status["status"] == "rejected" and len(status["checks"]) == 5
 
 
 def test_review_page_links_the_compliance_report_which_downloads(client, risk_officer, in_review):

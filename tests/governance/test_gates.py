@@ -358,6 +358,7 @@ def test_a_refit_that_agrees_on_about_half_the_rows_fails_reproducibility_and_ga
     assert {k: c.status for k, c in found.items() if k not in ("reproducibility", "onnx")} == {
         "validation": "passed",
         "fairness": "passed",
+        "profile": "passed",
     }
     if gating:
         with pytest.raises(WorkflowError, match="reproducibility: failed.*override"):

@@ -148,7 +148,7 @@ def test_the_last_finished_check_writes_one_in_review_event_by_the_system(draft_
     with audited() as written:
         for check in (first, *rest):
             workflow.record_check_result(check.pk, status=CheckStatus.PASSED, metrics={})
-    assert written.counts == {"governance.check.finished": 3}
+    assert written.counts == {"governance.check.finished": 4}
     assert status_of(version) == Status.CHECKING
     with audited() as written:
         workflow.record_check_result(last.pk, status=CheckStatus.FAILED, metrics={})
@@ -398,12 +398,12 @@ OFFICER_ACTIONS = {
     "checking": [],
     "in_review": ["approve", "reject", "request_changes"],
     "rejected": [],
-    "approved": ["deploy", "suspend", "retire"],
+    "approved": ["deploy", "suspend", "recertify", "retire"],
     "approved_void": ["suspend", "retire"],
     "suspended": ["reinstate", "retire"],
     "retired": [],
-    "production": ["suspend", "retire"],
-    "production_after_replacing": ["rollback", "suspend", "retire"],
+    "production": ["suspend", "recertify", "retire"],
+    "production_after_replacing": ["rollback", "suspend", "recertify", "retire"],
 }
 
 

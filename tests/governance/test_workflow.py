@@ -40,6 +40,7 @@ def test_submit_moves_a_draft_to_checking_with_one_audit_event(draft_version, da
     assert sorted(CheckRun.objects.filter(version=version).values_list("kind", "status")) == [
         ("fairness", "queued"),
         ("onnx", "queued"),
+        ("profile", "queued"),
         ("reproducibility", "queued"),
         ("validation", "queued"),
     ]
@@ -57,15 +58,15 @@ def test_finished_checks_move_the_version_to_in_review(in_review):
     assert runs["validation"].inputs["evaluation_dataset_sha256"] == in_review.evaluation_dataset.sha256
     assert runs["onnx"].status == "passed" and runs["onnx"].metrics["max_probability_difference"] <= 1e-5
     assert runs["onnx"].gating is False and len(runs["onnx"].metrics["onnx_sha256"]) == 64
-    assert events("governance.check.finished", in_review).count() == 4
+    assert events("governance.check.finished", in_review).count() == 5
     assert events("governance.version.in_review", in_review).count() == 1
 
 
 def test_a_redelivered_check_never_duplicates_its_result(in_review):
     check = CheckRun.objects.get(version=in_review, kind="validation")
     assert tasks.run_check_task(check.pk) == "already finished"
-    assert events("governance.check.finished", in_review).count() == 4
-    assert CheckRun.objects.filter(version=in_review).count() == 4
+    assert events("governance.check.finished", in_review).count() == 5
+    assert CheckRun.objects.filter(version=in_review).count() == 5
 
 
 def test_a_check_that_died_while_running_is_run_again_once(draft_version, data_scientist, lenient_policy):
@@ -198,7 +199,7 @@ def test_reject_and_request_changes(
     assert version.status == Status.DRAFT
     version = submit(version, data_scientist, django_capture_on_commit_callbacks)
     assert version.review_round == 2 and version.status == Status.IN_REVIEW
-    assert CheckRun.objects.filter(version=version).count() == 8
+    assert CheckRun.objects.filter(version=version).count() == 10
     rejected = workflow.reject_version(version.pk, actor=risk_officer, justification="Not fit for purpose.")
     assert rejected.status == Status.REJECTED
     assert [d.kind for d in Decision.objects.filter(version=version)] == ["request_changes", "reject"]

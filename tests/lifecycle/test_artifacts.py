@@ -39,7 +39,7 @@ def test_a_submitted_version_with_a_tampered_artifact_is_flagged_by_the_check(
         handle.write(b"appended")
     with django_capture_on_commit_callbacks(execute=True):
         workflow.submit_version(draft_version.pk, actor=data_scientist)
-    assert AuditEvent.objects.filter(action="lifecycle.artifact.tampered").count() == 4  # one per check
+    assert AuditEvent.objects.filter(action="lifecycle.artifact.tampered").count() == 5  # one per check
     statuses = set(draft_version.checks.values_list("status", flat=True))
     assert statuses == {"error"}
     assert "changed after upload" in draft_version.checks.first().error

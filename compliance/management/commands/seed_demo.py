@@ -9,9 +9,12 @@ from typing import Any
 import skops.io as sio
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from compliance.demo_decisions import seed_demo_decision
+from monitoring.demo import seed_demo_monitoring
 from core.role_changes import grant_role
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
 from governance import bindings, workflow
@@ -123,12 +126,34 @@ class Command(BaseCommand):
         )
         workflow.submit_version(prescreen.pk, actor=sam)
         self._approve_and_deploy(prescreen.pk, users)
+        # Monitoring: a healthy model in production whose approval a risk officer can recertify.
+        services.register_model(
+            actor=sam,
+            name="collections-priority",
+            title="Collections priority (low risk)",
+            description="Orders overdue accounts for the collections team's first call.",
+            risk_tier="low",
+        )
+        collections = services.create_version(
+            actor=sam,
+            model_name="collections-priority",
+            artifact=_upload("collections.skops", sio.dumps(demo_data.train_logistic_regression(train))),
+            training=services.DatasetChoice(dataset_id=v1.training_dataset_id),
+            evaluation=services.DatasetChoice(dataset_id=v1.evaluation_dataset_id),
+            label_column=demo_data.LABEL,
+            sensitive_features=["sex"],
+            card={**CARD, "intended_use": "Ordering the collections team's first calls only."},
+        )
+        workflow.submit_version(collections.pk, actor=sam)
+        self._approve_and_deploy(collections.pk, users, traffic=False)
+        # The demo webhook (issue 17) lives in integrations, a layer above: called by name.
+        call_command("seed_webhook_demo", "--user=rita", stdout=self.stdout)
         self.stdout.write(
             f"Loaded the demo: credit-risk v{v1.version} (submitted for review) and v{v2.version} (draft); "
             "loan-prescreen v1 (approved with an override and in production when the checks ran in-process)."
         )
 
-    def _approve_and_deploy(self, version_id: int, users: dict[str, Any]) -> None:
+    def _approve_and_deploy(self, version_id: int, users: dict[str, Any], *, traffic: bool = True) -> None:
         """With tasks in-process the checks have finished by now; with a real broker they are
         still queued, and the version waits in the review queue instead."""
         version = ModelVersion.objects.get(pk=version_id)
@@ -144,7 +169,8 @@ class Command(BaseCommand):
         workflow.deploy_version(
             version.pk, actor=users["rita"], justification="Pilot start approved by the credit committee."
         )
-        self._demo_traffic(version, users)
+        if traffic:
+            self._demo_traffic(version, users)
 
     def _demo_traffic(self, version: ModelVersion, users: dict[str, Any]) -> None:
         """A few logged predictions (and one refused request) through the real serving path,
@@ -159,7 +185,9 @@ class Command(BaseCommand):
             predict(PredictionRequest(caller, name, "v1", request_id=f"demo-{i}", instances=rows[i : i + 4]))
         with contextlib.suppress(ServingError):  # refused and logged, as intended
             predict(PredictionRequest(caller, name, "v1", request_id="demo-bad", instances=[{"age": "old"}]))
+        seed_demo_decision(version, reviewer=users["rita"])  # issue 14: application 2026-118
         seal_predictions()
+        seed_demo_monitoring(version, user=users["rita"])  # a drift alert and open findings
 
     @transaction.atomic
     def _users(self) -> dict[str, Any]:

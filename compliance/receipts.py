@@ -1,0 +1,210 @@
+"""The decision receipt: one logged row as a PDF/A-3b an affected person, a bank or an auditor
+can keep. The inputs as logged, the output, the version with its card summary and approvals, the
+explanation (reason codes, counterfactual), the human reviews, the seal with its inclusion proof
+(checked here against the root the audit trail recorded) and the signed checkpoint that covers
+it, and a paragraph in plain language. Generating one is recorded with the PDF's SHA-256."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from compliance import reports
+from compliance.checkpoints import signing_key
+from compliance.errors import ReportError
+from compliance.services import REPORT_GENERATED
+from core import audit
+from core.canonical import ApiJSONEncoder
+from core.checkpoints import CheckpointError, open_checkpoint, read_log
+from core.models import AuditEvent
+from governance.models import Decision, DecisionKind
+from serving import decisions, merkle, seals
+from serving.log import record_leaf
+from serving.models import DecisionReview, PredictionLog, PredictionSeal
+
+CARD_SUMMARY = ("intended_use", "out_of_scope_uses", "caveats_and_recommendations")
+
+
+def verified_proof(record: PredictionLog) -> dict[str, Any] | None:
+    """The record's inclusion proof, with the leaf recomputed from the record's own data and
+    the path checked against the root its seal's audit event recorded."""
+    proof = seals.inclusion_proof(record)
+    if proof is None:
+        return None
+    leaf = record_leaf(record)
+    event = AuditEvent.objects.filter(seq=int(str(proof["audit_event_seq"]))).first()
+    chained_root = (event.data or {}).get("root") if event is not None else None
+    path = [bytes.fromhex(h) for h in proof["audit_path"]]  # type: ignore[attr-defined]  # (a dict of objects)
+    ok = (
+        chained_root == proof["root"]
+        and leaf.hex() == proof["leaf_hash"]
+        and merkle.verify_inclusion(
+            int(str(proof["leaf_index"])),
+            int(str(proof["tree_size"])),
+            leaf,
+            path,
+            bytes.fromhex(str(proof["root"])),
+        )
+    )
+    return {**proof, "recomputed_leaf": leaf.hex(), "chained_root": chained_root, "verified": ok}
+
+
+def covering_checkpoint(seal: PredictionSeal | None) -> dict[str, Any] | None:
+    """The first signed checkpoint whose chain head already holds the seal's audit event."""
+    if seal is None or seal.audit_seq is None:
+        return None
+    try:
+        public_key = signing_key(create=False).verifier.public_key
+    except CheckpointError:
+        return None
+    for logged in read_log(Path(settings.CHECKPOINT_DIR)):
+        try:
+            checkpoint = open_checkpoint(logged.note, public_key)
+        except CheckpointError:
+            continue
+        if checkpoint.seq >= seal.audit_seq:
+            head = AuditEvent.objects.filter(seq=checkpoint.seq).values_list("hash", flat=True).first()
+            return {
+                "where": logged.where,
+                "note": logged.note,
+                "seq": checkpoint.seq,
+                "head_hash": checkpoint.head_hash,
+                "time": checkpoint.time,
+                "signature_valid": True,
+                "chain_agrees": head == checkpoint.head_hash,
+            }
+    return None
+
+
+def _plain_language(version: Any, data: dict[str, Any], reviews: list[DecisionReview], key: str) -> str:
+    subject = f"application {key}" if key else "this request"
+    decision = data.get("decision")
+    final = reviews[-1].final_decision if reviews else decision
+    parts = [
+        f"This receipt records the automated decision on {subject}, made on "
+        f"{data.get('_when')} by the model {version.registered_model.title or version.registered_model.name} "
+        f"(version {version.version}), which named people had approved before it was used."
+    ]
+    if data.get("adverse"):
+        reasons = [c["text"].rstrip(". ") for c in data.get("reason_codes", [])]
+        if reasons:
+            parts.append("The main reasons for the outcome were: " + "; ".join(reasons) + ".")
+        changes = (data.get("counterfactual") or {}).get("changes") or []
+        if changes:
+            described = []
+            for c in changes:
+                if isinstance(c["proposed"], list):
+                    described.append(f"{c['feature'].replace('_', ' ')} being {' or '.join(map(str, c['proposed']))}")
+                else:
+                    described.append(f"{c['feature'].replace('_', ' ')} being {c['proposed']:g}")
+            parts.append("The outcome would have been different with, for example, " + ", or ".join(described) + ".")
+    else:
+        parts.append("The outcome was the favourable one.")
+    if reviews:
+        last = reviews[-1]
+        verb = "confirmed" if last.action == "confirmed" else "changed"
+        parts.append(f"A person reviewed the decision and {verb} it (final decision: {final}).")
+    else:
+        parts.append("No person has reviewed this decision yet; you may ask for a human review.")
+    return " ".join(parts)
+
+
+def receipt_context(record: PredictionLog, row: int, *, actor: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    version = record.version
+    if version is None or record.outcome != "ok":
+        raise ReportError("Only an answered prediction has a receipt.", status=409)
+    explanation = decisions.explanation_of(record, row, actor=actor)
+    data = explanation.payload
+    reviews = list(DecisionReview.objects.filter(record=record, row=row).order_by("seq"))
+    approvals = list(
+        Decision.objects.filter(
+            version=version, kind__in=[DecisionKind.APPROVE, DecisionKind.DEPLOY], created_at__lte=record.created_at
+        ).order_by("created_at")
+    )
+    outputs = record.outputs
+    probabilities = outputs.get("probabilities")
+    keys = record.business_keys
+    key = keys[row] if row < len(keys) else ""
+    proof = verified_proof(record)
+    checkpoint = covering_checkpoint(record.seal)
+    inputs = record.inputs[row]
+    card = version.card
+    context = {
+        "title": f"Decision receipt {record.public_id}.{row}",
+        "record": record,
+        "row": row,
+        "prediction_id": f"{record.public_id}.{row}",
+        "business_key": key,
+        "v": version,
+        "inputs": [(name, inputs.get(name)) for name in version.feature_names],
+        "decision": outputs["predictions"][row],
+        "probabilities": list(zip(outputs.get("classes") or [], probabilities[row], strict=False))
+        if probabilities
+        else [],
+        "card": [(s["title"], s["text"]) for s in card.sections() if s["name"] in CARD_SUMMARY],
+        "approvals": approvals,
+        "approvers": [d for d in approvals if d.kind == DecisionKind.APPROVE],
+        "explanation": data,
+        "explanation_sha256": explanation.sha256,
+        "contributions": sorted(data["contributions"].items(), key=lambda kv: kv[1]),
+        "reviews": reviews,
+        "proof": proof,
+        "checkpoint": checkpoint,
+        "plain": _plain_language(version, {**data, "_when": f"{record.created_at:%Y-%m-%d %H:%M} UTC"}, reviews, key),
+        "generated_at": timezone.now(),
+        "generated_by": getattr(actor, "username", str(actor)),
+    }
+    evidence = {
+        "prediction_id": context["prediction_id"],
+        "business_key": key,
+        "record": {
+            "id": str(record.public_id),
+            "created_at": record.created_at,
+            "model": record.model_name,
+            "version": record.version_number,
+            "inputs": inputs,
+            "outputs": {k: v[row] for k, v in outputs.items() if k != "classes" and isinstance(v, list)},
+            "classes": outputs.get("classes"),
+            "leaf_hash": record.leaf_hash,
+        },
+        "artifact_sha256": version.artifact_sha256,
+        "approvals": [
+            {"by": d.actor_username, "at": d.created_at, "kind": d.kind, "justification": d.justification}
+            for d in approvals
+        ],
+        "explanation": data,
+        "explanation_sha256": explanation.sha256,
+        "reviews": [decisions.review_data(r) for r in reviews],
+        "inclusion_proof": proof,
+        "checkpoint": checkpoint,
+    }
+    return context, evidence
+
+
+def generate_receipt(record: PredictionLog, row: int, *, actor: Any) -> reports.Report:
+    """Render the receipt of one decision and record its SHA-256 in the audit trail."""
+    context, evidence = receipt_context(record, row, actor=actor)
+    blob = json.dumps(evidence, cls=ApiJSONEncoder, sort_keys=True, indent=1).encode()
+    try:
+        report = reports.render_report("compliance/reports/receipt.html", context, evidence=blob)
+    except reports.RenderError as exc:
+        raise ReportError(f"The receipt could not be rendered: {exc}", status=503) from None
+    with transaction.atomic():
+        audit.record(
+            REPORT_GENERATED,
+            actor=actor,
+            target=record,
+            data={
+                "kind": "decision_receipt",
+                "prediction_id": context["prediction_id"],
+                "sha256": report.sha256,
+                "evidence_sha256": report.evidence_sha256,
+                "bytes": len(report.pdf),
+            },
+        )
+    return report

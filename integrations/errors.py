@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from core.errors import DomainError
+
+
+class IntegrationError(DomainError):
+    """A webhook endpoint or an MLflow import was refused; the message says why and how to fix it."""

@@ -1,0 +1,94 @@
+"""Monitoring API: a version's monitoring over any range, and outcomes in bulk."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.canonical import ApiJSONEncoder
+from core.periods import parse_moment
+from core.roles import ALL_ROLES, has_role
+from lifecycle.errors import Forbidden, NotFound
+from lifecycle.models import ModelVersion
+from monitoring import selectors
+from serving.api import PREDICTION_ID
+from serving.errors import ServingError
+from serving.http import caller_of
+from serving.models import PredictionLog
+from serving.services import OutcomeItem, record_outcomes
+
+MAX_OUTCOMES = 10_000
+
+
+class VersionMonitoringApi(APIView):
+    """Monitoring of one version over [since, until) (default: the last 30 days)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("since", str), OpenApiParameter("until", str)],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, name: str, version: int) -> Response:
+        if not any(has_role(request.user, role) for role in ALL_ROLES):
+            raise Forbidden("Only data scientists, risk officers and auditors read monitoring.")
+        found = (
+            ModelVersion.objects.select_related("registered_model", "evaluation_dataset")
+            .filter(registered_model__name=name, version=version)
+            .first()
+        )
+        if found is None:
+            raise NotFound(f"{name} has no version {version}.")
+        since = parse_moment(request.query_params.get("since", ""), field="since")
+        until = parse_moment(request.query_params.get("until", ""), field="until", end=True)
+        body = selectors.monitoring_over(found, since=since, until=until)
+        return Response(json.loads(json.dumps(body, cls=ApiJSONEncoder)))
+
+
+def _item(index: int, raw: Any) -> OutcomeItem:
+    if not isinstance(raw, dict) or "prediction_id" not in raw or "actual" not in raw:
+        raise ServingError(
+            f'Outcome {index} must be {{"prediction_id": "<id>.<row>", "actual": value}}.',
+            status=400,
+            code="invalid_input",
+        )
+    pid = str(raw["prediction_id"])
+    match = PREDICTION_ID.match(pid)
+    record = PredictionLog.objects.filter(public_id=match["record"]).first() if match else None
+    row = int(match["row"]) if match and match["row"] is not None else None
+    if record is not None and row is not None and row >= record.n_rows:
+        record = None
+    return OutcomeItem(pid, record, row, raw["actual"], raw.get("sensitive"))
+
+
+class OutcomeBulkApi(APIView):
+    """Ground truth for many predicted rows at once, all or none."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request) -> Response:
+        caller = caller_of(request)
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError as exc:
+            raise ServingError(f"The body is not valid JSON: {exc}", status=400, code="malformed_json")
+        items = body.get("outcomes") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            raise ServingError(
+                'Send {"outcomes": [{"prediction_id": ..., "actual": ...}, ...]}.', status=400, code="invalid_input"
+            )
+        if len(items) > MAX_OUTCOMES:
+            raise ServingError(f"At most {MAX_OUTCOMES} outcomes per request.", status=413, code="too_large")
+        parsed = [_item(i, raw) for i, raw in enumerate(items)]
+        stored = record_outcomes(
+            parsed, user=request.user, api_key=caller.api_key, reporter=caller.name, actor=request.user
+        )
+        return Response({"stored": len(stored)}, status=201)

@@ -1,0 +1,516 @@
+"""Monitoring after go-live: fold sealed prediction records into hourly bin counts, compute
+windows (drift, live performance, live fairness) against the reference profile the approval
+bound, store them with their audit event, and turn breaches into alerts and findings.
+
+Why hourly counts: a window (or a year) then reads aggregates, so its cost grows with the number
+of hours, not of predictions. KS needs the values themselves: it reads at most
+MONITOR_KS_MAX_ROWS rows of a window (whole records, every k-th record in time order when there
+are more), and says how many it used."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from core import audit
+from core.canonical import sha256_json
+from core.evidence import evidence
+from governance import fairness, findings, profile
+from governance.models import CheckKind, CheckRun, Severity
+from governance.policies import active_policy
+from lifecycle.models import Dataset, ModelVersion, Status
+from monitoring import drift
+from monitoring.models import FoldedSeal, HourlyCounts, Level, MonitoringWindow
+from serving.models import Outcome, PredictionLog, PredictionOutcome, PredictionSeal
+
+HOUR = timedelta(hours=1)
+MONITORED_STATUSES = (Status.APPROVED, Status.PRODUCTION, Status.SUSPENDED, Status.RETIRED)
+
+
+# --- the reference profile -------------------------------------------------------------
+@dataclass(frozen=True)
+class Reference:
+    version_id: int
+    profile: dict[str, Any]
+    sha256: str
+    schema: dict[str, str]
+    task: str
+    classes: list[Any]
+
+
+def reference_of(version: ModelVersion) -> Reference | None:
+    """The profile of the version's current review round (the one its approval bound)."""
+    check = CheckRun.objects.filter(version=version, round=version.review_round, kind=CheckKind.PROFILE).first()
+    if check is None or "profile" not in check.metrics:
+        return None
+    built = check.metrics["profile"]
+    return Reference(
+        version.pk,
+        built,
+        sha256_json(built),
+        {c["name"]: c["dtype"] for c in version.input_schema},
+        version.task,
+        list(version.classes or []),
+    )
+
+
+# --- counting rows ---------------------------------------------------------------------
+@dataclass
+class Rows:
+    """Answered rows of one version, column by column."""
+
+    columns: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    predictions: list[Any] = field(default_factory=list)
+    n: int = 0
+
+    def add(self, inputs: list[dict[str, Any]], outputs: dict[str, Any], reference: Reference) -> None:
+        for name in reference.schema:
+            self.columns[name].extend(row.get(name) if isinstance(row, dict) else None for row in inputs)
+        self.predictions.extend(prediction_of(outputs, reference, len(inputs)))
+        self.n += len(inputs)
+
+
+def prediction_of(outputs: dict[str, Any], reference: Reference, n: int) -> list[Any]:
+    """What `__prediction__` profiles for each row of a record's outputs."""
+    labels = outputs.get("predictions") or [None] * n
+    probabilities = outputs.get("probabilities")
+    _, values = profile.prediction_values(
+        task=reference.task, classes=reference.classes, labels=labels, probabilities=probabilities
+    )
+    return list(values)
+
+
+def counts_of(rows: Rows, reference: Reference) -> dict[str, list[int]]:
+    result = {}
+    for name, entry in reference.profile["features"].items():
+        values = rows.predictions if name == profile.PREDICTION else rows.columns.get(name, [None] * rows.n)
+        if entry["kind"] == "numeric":
+            result[name] = profile.count_numeric(profile.numeric_values(values), entry["edges"])
+        else:
+            result[name] = profile.count_categorical(values, entry["categories"])
+    return result
+
+
+def _add_counts(total: dict[str, list[int]], more: dict[str, list[int]]) -> None:
+    for name, counts in more.items():
+        if name in total and len(total[name]) == len(counts):
+            total[name] = [a + b for a, b in zip(total[name], counts, strict=True)]
+        else:
+            total[name] = list(counts)
+
+
+def _answered(records: QuerySet[PredictionLog]) -> QuerySet[PredictionLog]:
+    return records.filter(outcome=Outcome.OK, version__isnull=False)
+
+
+# --- folding sealed records into hourly counts -------------------------------------------
+def accumulate_sealed(*, max_seals: int | None = None) -> int:
+    """Fold every sealed record not folded yet into the hourly counts; returns the rows folded."""
+    pending = PredictionSeal.objects.exclude(pk__in=FoldedSeal.objects.values("seal_id")).order_by("pk")
+    if max_seals:
+        pending = pending[:max_seals]
+    return sum(fold_seal(seal_id) for seal_id in list(pending.values_list("pk", flat=True)))
+
+
+def fold_seal(seal_id: int) -> int:
+    """Add one seal's answered rows to the hourly counts, exactly once (the FoldedSeal row and the
+    counts commit together; a second worker folding the same seal fails on its unique key)."""
+    references: dict[int, Reference | None] = {}
+    groups: dict[tuple[int, datetime], Rows] = {}
+    records = _answered(PredictionLog.objects.filter(seal_id=seal_id)).values_list(
+        "version_id", "created_at", "inputs_json", "outputs_json"
+    )
+    n_records = 0
+    for version_id, created_at, inputs_json, outputs_json in records.iterator(chunk_size=2000):
+        if version_id not in references:
+            references[version_id] = reference_of(ModelVersion.objects.get(pk=version_id))
+        reference = references[version_id]
+        n_records += 1
+        if reference is None:
+            continue
+        hour = created_at.replace(minute=0, second=0, microsecond=0)
+        rows = groups.setdefault((version_id, hour), Rows())
+        rows.add(orjson.loads(inputs_json), orjson.loads(outputs_json), reference)
+    counted = {key: (rows.n, counts_of(rows, references[key[0]])) for key, rows in groups.items()}  # type: ignore[arg-type]
+    try:
+        with transaction.atomic():
+            FoldedSeal.objects.create(seal_id=seal_id, records=n_records, rows=sum(n for n, _ in counted.values()))
+            for (version_id, hour), (n, counts) in counted.items():
+                reference = references[version_id]
+                assert reference is not None
+                bucket, _ = HourlyCounts.objects.select_for_update().get_or_create(
+                    version_id=version_id, hour=hour, defaults={"profile_sha256": reference.sha256}
+                )
+                total = dict(bucket.counts)
+                _add_counts(total, counts)
+                bucket.counts, bucket.rows = total, bucket.rows + n
+                bucket.save(update_fields=["counts", "rows"])
+    except IntegrityError:  # another worker folded it first
+        return 0
+    return sum(n for n, _ in counted.values())
+
+
+# --- windows ---------------------------------------------------------------------------
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == moment else floor + HOUR
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def window_counts(reference: Reference, start: datetime, end: datetime) -> tuple[int, dict[str, list[int]]]:
+    """Bin counts of the version's answered rows in [start, end): the hourly counts of whole
+    hours folded from seals, plus, read from the log, the records of partial hours and those
+    not sealed or folded yet."""
+    whole_from, whole_to = _ceil_hour(start), _floor_hour(end)
+    total: dict[str, list[int]] = {}
+    rows = 0
+    if whole_from < whole_to:
+        for bucket in HourlyCounts.objects.filter(
+            version_id=reference.version_id, hour__gte=whole_from, hour__lt=whole_to, profile_sha256=reference.sha256
+        ):
+            _add_counts(total, bucket.counts)
+            rows += bucket.rows
+    in_window = _answered(
+        PredictionLog.objects.filter(version_id=reference.version_id, created_at__gte=start, created_at__lt=end)
+    )
+    folded = FoldedSeal.objects.values("seal_id")
+    direct = in_window.filter(
+        Q(seal__isnull=True)
+        | ~Q(seal_id__in=folded)
+        | Q(created_at__lt=whole_from)
+        | Q(created_at__gte=max(whole_to, whole_from))
+    )
+    extra = Rows()
+    for inputs_json, outputs_json in direct.values_list("inputs_json", "outputs_json").iterator(chunk_size=2000):
+        extra.add(orjson.loads(inputs_json), orjson.loads(outputs_json), reference)
+    if extra.n:
+        _add_counts(total, counts_of(extra, reference))
+        rows += extra.n
+    return rows, total
+
+
+def _reference_values(version: ModelVersion) -> pd.DataFrame:
+    dataset: Dataset = version.evaluation_dataset
+    with dataset.file.open("rb") as handle:
+        return pd.read_csv(handle, skipinitialspace=True)
+
+
+def ks_sample(reference: Reference, start: datetime, end: datetime) -> Rows:
+    """The window's rows KS is computed over: all of them up to MONITOR_KS_MAX_ROWS, else every
+    k-th record in time order (whole records, so each row is taken with its neighbours)."""
+    cap = settings.MONITOR_KS_MAX_ROWS
+    records = _answered(
+        PredictionLog.objects.filter(version_id=reference.version_id, created_at__gte=start, created_at__lt=end)
+    ).order_by("created_at", "pk")
+    sizes = list(records.values_list("pk", "n_rows"))
+    total = sum(n for _, n in sizes)
+    step = max(1, math.ceil(total / cap)) if cap else 1
+    chosen = [pk for i, (pk, _) in enumerate(sizes) if i % step == 0]
+    rows = Rows()
+    for start_at in range(0, len(chosen), 2000):
+        part = PredictionLog.objects.filter(pk__in=chosen[start_at : start_at + 2000]).order_by("created_at", "pk")
+        for inputs_json, outputs_json in part.values_list("inputs_json", "outputs_json"):
+            rows.add(orjson.loads(inputs_json), orjson.loads(outputs_json), reference)
+    return rows
+
+
+def drift_between(
+    version: ModelVersion, reference: Reference, start: datetime, end: datetime, thresholds: drift.Thresholds
+) -> tuple[int, dict[str, Any], dict[str, Any], int]:
+    """(rows, drift per input feature, drift of the prediction, rows KS used)."""
+    rows, counts = window_counts(reference, start, end)
+    sample = ks_sample(reference, start, end) if rows else Rows()
+    evaluation = _reference_values(version) if rows else None
+    result: dict[str, Any] = {}
+    for name, entry in reference.profile["features"].items():
+        current = counts.get(name, [0] * len(entry["counts"]))
+        value = drift.psi(entry["counts"], current) if rows else None
+        item: dict[str, Any] = {
+            "kind": entry["kind"],
+            "psi": value,
+            "level": drift.level_of(value, rows, thresholds),
+            "reference_counts": entry["counts"],
+            "counts": current,
+        }
+        if entry["kind"] == "numeric" and rows and evaluation is not None:
+            if name == profile.PREDICTION:
+                ref_values = np.asarray(entry.get("values", []), dtype=float)
+                cur_values = profile.numeric_values(sample.predictions)
+            else:
+                ref_values = profile.numeric_values(evaluation[name].tolist()) if name in evaluation else np.array([])
+                cur_values = profile.numeric_values(sample.columns.get(name, []))
+            tested = drift.ks(ref_values, cur_values) if ref_values.size else None
+            item["ks_statistic"], item["ks_pvalue"] = tested if tested else (None, None)
+        result[name] = item
+    prediction = result.pop(profile.PREDICTION, {})
+    return rows, result, prediction, sample.n
+
+
+def outcome_rows(version: ModelVersion, start: datetime, end: datetime) -> pd.DataFrame:
+    """One row per reported outcome of the window's predictions: actual, predicted, score, the
+    sensitive attributes (inputs, or sent with the outcome)."""
+    outcomes = PredictionOutcome.objects.filter(
+        record__version=version, record__created_at__gte=start, record__created_at__lt=end
+    ).values_list("record_id", "row", "actual", "sensitive")
+    by_record: dict[int, list[tuple[int, Any, dict]]] = defaultdict(list)
+    for record_id, row, actual, sensitive in outcomes:
+        by_record[record_id].append((row, actual, sensitive or {}))
+    reference = Reference(version.pk, {}, "", {}, version.task, list(version.classes or []))
+    items = []
+    wanted = set(version.sensitive_features)
+    for record_id, inputs_json, outputs_json in PredictionLog.objects.filter(pk__in=list(by_record)).values_list(
+        "pk", "inputs_json", "outputs_json"
+    ):
+        inputs, outputs = orjson.loads(inputs_json), orjson.loads(outputs_json)
+        labels = outputs.get("predictions") or []
+        probabilities = outputs.get("probabilities")
+        scores = prediction_of(outputs, reference, len(labels)) if probabilities is not None else None
+        for row, actual, sensitive in by_record[record_id]:
+            if row >= len(labels):
+                continue
+            item = {"actual": actual, "predicted": labels[row], "score": scores[row] if scores else None}
+            source = inputs[row] if row < len(inputs) and isinstance(inputs[row], dict) else {}
+            for name in wanted:
+                item[name] = sensitive.get(name, source.get(name))
+            items.append(item)
+    return pd.DataFrame(items, columns=["actual", "predicted", "score", *sorted(wanted)])
+
+
+def live_performance(version: ModelVersion, frame: pd.DataFrame) -> dict[str, Any]:
+    binary = version.task == "classification" and len(version.classes or []) == 2
+    has_scores = binary and len(frame) and frame["score"].notna().all()
+    return drift.performance(
+        task=version.task,
+        classes=list(version.classes or []),
+        y_true=frame["actual"].tolist(),
+        y_pred=frame["predicted"].tolist(),
+        score=frame["score"].astype(float).tolist() if has_scores else None,
+    )
+
+
+def live_fairness(version: ModelVersion, frame: pd.DataFrame, policy: dict[str, Any]) -> dict[str, Any]:
+    """The fairness check's headline metrics over the outcome-joined rows (groups smaller than the
+    policy's minimum size are reported but not compared)."""
+    if not version.sensitive_features or frame.empty:
+        return {}
+    kind = None if version.task == "classification" else float
+    y_true = np.asarray(frame["actual"].tolist(), dtype=kind)
+    y_pred = np.asarray(frame["predicted"].tolist(), dtype=kind)
+    result = fairness.assess(
+        frame,
+        version.sensitive_features,
+        y_true,
+        y_pred,
+        task=version.task,
+        classes=list(version.classes or []),
+        thresholds=fairness.Thresholds(
+            max_difference=policy["max_fairness_difference"],
+            min_ratio=policy["min_fairness_ratio"],
+            min_group_size=policy["min_group_size"],
+        ),
+    )
+    return result.as_dict()
+
+
+@dataclass
+class Result:
+    """A window computed (stored or on demand)."""
+
+    start: datetime
+    end: datetime
+    rows: int
+    ks_rows: int
+    profile_sha256: str
+    drift: dict[str, Any]
+    prediction_drift: dict[str, Any]
+    performance: dict[str, Any]
+    fairness: dict[str, Any]
+    alerts: list[dict[str, Any]]
+
+    @property
+    def level(self) -> str:
+        levels = {a["level"] for a in self.alerts}
+        return Level.ALERT if "alert" in levels else Level.WARN if "warn" in levels else Level.OK
+
+
+def compute(version: ModelVersion, start: datetime, end: datetime) -> Result | None:
+    """Monitoring of `version` over [start, end) from everything logged now (None: no profile)."""
+    reference = reference_of(version)
+    if reference is None:
+        return None
+    policy = active_policy().values()
+    thresholds = drift.Thresholds(
+        float(policy["psi_warn"] or 0.10), float(policy["psi_alert"] or 0.25), settings.MONITOR_MIN_ROWS
+    )
+    rows, features, prediction, ks_rows = drift_between(version, reference, start, end, thresholds)
+    frame = outcome_rows(version, start, end)
+    perf = live_performance(version, frame)
+    fair = live_fairness(version, frame, policy)
+    alerts = _drift_alerts(features, prediction, thresholds)
+    alerts += [{**b, "level": "alert", "severity": Severity.HIGH} for b in drift.performance_breaches(perf, policy)]
+    alerts += _fairness_alerts(fair)
+    return Result(start, end, rows, ks_rows, reference.sha256, features, prediction, perf, fair, alerts)
+
+
+def _drift_alerts(features: dict[str, Any], prediction: dict[str, Any], thresholds: drift.Thresholds) -> list[dict]:
+    alerts = []
+    for name, item in [*features.items(), *([(profile.PREDICTION, prediction)] if prediction else [])]:
+        if item["level"] == "ok":
+            continue
+        bound = thresholds.psi_alert if item["level"] == "alert" else thresholds.psi_warn
+        alerts.append(
+            {
+                "kind": "drift",
+                "subject": name,
+                "value": item["psi"],
+                "threshold": bound,
+                "level": item["level"],
+                "severity": Severity.MEDIUM,
+                "message": f"PSI of {name} is {item['psi']:.3f} (policy: {bound}).",
+            }
+        )
+    return alerts
+
+
+def _fairness_alerts(fair: dict[str, Any]) -> list[dict]:
+    alerts = []
+    for feature in fair.get("features", []):
+        if feature.get("violations"):
+            alerts.append(
+                {
+                    "kind": "fairness",
+                    "subject": feature["feature"],
+                    "value": feature.get("headline"),
+                    "threshold": None,
+                    "level": "alert",
+                    "severity": Severity.HIGH,
+                    "message": f"Live fairness on {feature['feature']}: " + "; ".join(feature["violations"]),
+                }
+            )
+    return alerts
+
+
+@transaction.atomic
+def store_window(version_id: int, *, start: datetime, end: datetime) -> MonitoringWindow | None:
+    """Compute and store one window, with its audit event; each alert writes an audit event and
+    opens (or joins) a finding that notifies the owner and the risk officers."""
+    version = ModelVersion.objects.select_related("registered_model", "evaluation_dataset").get(pk=version_id)
+    existing = MonitoringWindow.objects.filter(version=version, start=start, end=end).first()
+    if existing is not None:
+        return existing
+    result = compute(version, start, end)
+    if result is None:
+        return None
+    window = MonitoringWindow.objects.create(
+        version=version,
+        start=start,
+        end=end,
+        rows=result.rows,
+        profile_sha256=result.profile_sha256,
+        drift=_json(result.drift),
+        prediction_drift=_json(result.prediction_drift),
+        performance=_json({**result.performance, "ks_rows": result.ks_rows}),
+        fairness=_json(result.fairness),
+        alerts=_json(result.alerts),
+        level=result.level,
+    )
+    window.refresh_from_db()
+    audit.record(
+        audit.MONITORING_WINDOW_COMPUTED,
+        actor=None,
+        target=version,
+        data={
+            "window": window.pk,
+            "start": start,
+            "end": end,
+            "rows": result.rows,
+            "level": window.level,
+            "evidence": evidence(window),
+        },
+    )
+    label = f"window {start:%Y-%m-%d %H:%M}–{end:%Y-%m-%d %H:%M} UTC"
+    for alert in result.alerts:
+        if alert["level"] != "alert":
+            continue
+        finding, opened = findings.open_finding(
+            version_id=version.pk,
+            key=f"{alert['kind']}:{alert['subject']}",
+            severity=alert["severity"],
+            title=f"{alert['kind'].capitalize()} alert on {alert['subject']}",
+            description=f"{alert['message']} Raised by the monitoring {label}.",
+            source=f"monitoring window #{window.pk}",
+            window=(start, end),
+        )
+        audit.record(
+            audit.MONITORING_ALERT_RAISED,
+            actor=None,
+            target=version,
+            data={"window": window.pk, **alert, "finding": finding.pk, "finding_opened": opened},
+        )
+    return window
+
+
+def _json(value: Any) -> Any:
+    """Plain JSON (numpy numbers and NaN made portable), exactly as stored and hashed."""
+    return orjson.loads(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY, default=str))
+
+
+def window_length() -> timedelta:
+    text = str(settings.MONITOR_WINDOW).strip().lower()
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    if text and text[-1] in units:
+        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    return timedelta(seconds=float(text))
+
+
+def due_windows(version: ModelVersion, *, now: datetime) -> list[tuple[datetime, datetime]]:
+    """The windows (aligned to the window length from the epoch, UTC) that ended before `now`,
+    since the version's first answer, not stored yet."""
+    first = (
+        _answered(PredictionLog.objects.filter(version=version))
+        .order_by("created_at")
+        .values_list("created_at", flat=True)[:1]
+    )
+    if not first:
+        return []
+    length = window_length()
+    epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
+    start = epoch + ((first[0] - epoch) // length) * length
+    done = set(MonitoringWindow.objects.filter(version=version).values_list("start", "end"))
+    windows = []
+    while start + length <= now:
+        if (start, start + length) not in done:
+            windows.append((start, start + length))
+        start += length
+    return windows
+
+
+def monitor(*, model_name: str | None = None, now: datetime | None = None) -> list[MonitoringWindow]:
+    """Fold sealed records, then compute and store every window that is due (the periodic task
+    and `manage.py monitor`)."""
+    now = now or timezone.now()
+    accumulate_sealed()
+    versions = ModelVersion.objects.filter(status__in=MONITORED_STATUSES).select_related("registered_model")
+    if model_name:
+        versions = versions.filter(registered_model__name=model_name)
+    stored = []
+    for version in versions.order_by("pk"):
+        for start, end in due_windows(version, now=now):
+            window = store_window(version.pk, start=start, end=end)
+            if window is not None:
+                stored.append(window)
+    return stored

@@ -1,0 +1,123 @@
+"""One decision's API: its explanation and people's reviews of it. Thin: authorise, parse, call
+one function of serving.decisions, render."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
+from lifecycle.errors import ArtifactIntegrityError
+from serving import decisions
+from serving.api import error_response, find_prediction, serving_error
+from serving.errors import ServingError
+from serving.http import caller_of
+from serving.models import ApiKey, DecisionReview, PredictionLog
+
+
+def find_row(prediction_id: str) -> tuple[PredictionLog, int]:
+    record, row = find_prediction(prediction_id)
+    if row is None:
+        raise ServingError("Name one predicted row: <id>.<row>.", status=400, code="invalid_input")
+    return record, row
+
+
+def may_read_decision(record: PredictionLog, *, user: Any, api_key: ApiKey | None) -> bool:
+    """Auditors, risk officers and data scientists, and the API key that received the decision."""
+    if api_key is not None and record.api_key_id == api_key.pk:
+        return True
+    if api_key is not None and api_key.user_id is None:
+        return False
+    return bool(roles_of(user) & {AUDITORS, RISK_OFFICERS, DATA_SCIENTISTS})
+
+
+FORBIDDEN_READ = "Only auditors, risk officers, data scientists and the API key that received it read a decision."
+
+
+class PredictionExplanationApi(APIView):
+    """The explanation of one logged row: computed once, stored and audited; every call returns
+    the stored one."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, prediction_id: str) -> Response:
+        caller = caller_of(request)
+        try:
+            record, row = find_row(prediction_id)
+            if not may_read_decision(record, user=request.user, api_key=caller.api_key):
+                raise ServingError(FORBIDDEN_READ, status=403, code="forbidden")
+            explanation = decisions.explanation_of(record, row, actor=request.user)
+        except ServingError as exc:
+            return serving_error(exc)
+        except ArtifactIntegrityError as exc:
+            return error_response("artifact_tampered", exc.message, 503)
+        return Response({**explanation.payload, "sha256": explanation.sha256, "computed_at": explanation.created_at})
+
+
+class PredictionReviewApi(APIView):
+    """A person's review of one automated decision (confirmed or overridden), and the reviews so far."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        request=inline_serializer(
+            "DecisionReviewInput",
+            {
+                "action": serializers.ChoiceField(choices=["confirmed", "overridden"]),
+                "final_decision": serializers.JSONField(required=False),
+                "justification": serializers.CharField(),
+            },
+        ),
+        responses={201: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request, prediction_id: str) -> Response:
+        caller = caller_of(request)
+        try:
+            record, row = find_row(prediction_id)
+            if not decisions.may_act_on(record, user=request.user, api_key=caller.api_key):
+                raise ServingError(
+                    "Only the API key that received this decision, a data scientist or a risk officer reviews it.",
+                    status=403,
+                    code="forbidden",
+                )
+            body = json.loads(request.body or b"null")
+            if not isinstance(body, dict):
+                raise ServingError(
+                    'Send {"action": "confirmed"|"overridden", "final_decision": ..., "justification": "..."}.',
+                    status=400,
+                    code="invalid_input",
+                )
+            review = decisions.review_decision(
+                record=record,
+                row=row,
+                action=str(body.get("action") or ""),
+                final_decision=body.get("final_decision"),
+                justification=str(body.get("justification") or ""),
+                reviewer=caller.name,
+                actor=request.user,
+            )
+        except ServingError as exc:
+            return serving_error(exc)
+        except ValueError as exc:
+            return error_response("malformed_json", f"The body is not valid JSON: {exc}", 400)
+        return Response({"prediction_id": prediction_id, **decisions.review_data(review)}, status=201)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, prediction_id: str) -> Response:
+        caller = caller_of(request)
+        try:
+            record, row = find_row(prediction_id)
+            if not may_read_decision(record, user=request.user, api_key=caller.api_key):
+                raise ServingError(FORBIDDEN_READ, status=403, code="forbidden")
+        except ServingError as exc:
+            return serving_error(exc)
+        reviews = DecisionReview.objects.filter(record=record, row=row).order_by("seq")
+        return Response({"prediction_id": prediction_id, "reviews": [decisions.review_data(r) for r in reviews]})

@@ -1,0 +1,169 @@
+"""MLflow import: a directory made by MLflow 3 (tests/integrations/fixtures, see
+make_mlflow_fixtures.py) with the skops format becomes a draft that passes its checks; a
+cloudpickle one is refused from MLmodel alone and nothing is saved."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from core.models import AuditEvent
+from governance import workflow
+from governance.models import CheckRun
+from integrations import mlflow_import
+from integrations.errors import IntegrationError
+from integrations.models import MlflowImport
+from lifecycle.models import ModelVersion, RegisteredModel, Status
+from lifecycle.services import DatasetChoice
+from tests.conftest import stored_files, upload
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def csv_files(tmp_path: Path, train_csv: bytes, eval_csv: bytes) -> tuple[str, str]:
+    train, evaluation = tmp_path / "german-train.csv", tmp_path / "german-eval.csv"
+    train.write_bytes(train_csv)
+    evaluation.write_bytes(eval_csv)
+    return str(train), str(evaluation)
+
+
+def test_command_imports_a_skops_model_into_a_draft_that_passes_its_checks(
+    data_scientist, csv_files, lenient_policy, django_capture_on_commit_callbacks, eager_tasks
+):
+    out = io.StringIO()
+    call_command(
+        "import_mlflow_model",
+        str(FIXTURES / "credit-skops"),
+        "--name=credit-mlflow",
+        f"--user={data_scientist.username}",
+        f"--training-data={csv_files[0]}",
+        f"--evaluation-data={csv_files[1]}",
+        "--label-column=risk",
+        "--sensitive-feature=sex",
+        "--sensitive-feature=age_group",
+        stdout=out,
+    )
+    assert "Imported credit-mlflow v1 as a draft" in out.getvalue()
+    version = ModelVersion.objects.get(registered_model__name="credit-mlflow")
+    assert version.status == Status.DRAFT and version.created_by == data_scientist
+    assert RegisteredModel.objects.get(name="credit-mlflow").owner == data_scientist
+    lineage = MlflowImport.objects.get(version=version)
+    assert lineage.run_id == "e836f8f5e76945c78bc203f741601c2e"
+    assert lineage.mlflow_version == "3.17.2"
+    assert {c["name"] for c in lineage.signature["inputs"]} == set(version.feature_names)
+    assert "skops==0.16.0" in lineage.pip_requirements
+    event = AuditEvent.objects.get(action=mlflow_import.MLFLOW_IMPORTED)
+    assert event.data["run_id"] == lineage.run_id and event.data["evidence"][0]["row"].startswith("integrations.")
+    assert "Imported from MLflow 3.17.2" in version.card.model_details
+
+    with django_capture_on_commit_callbacks(execute=True):
+        workflow.submit_version(version.pk, actor=data_scientist)
+    version.refresh_from_db()
+    assert version.status == Status.IN_REVIEW
+    gating = CheckRun.objects.filter(version=version, kind__in=["validation", "fairness", "reproducibility"])
+    assert sorted(gating.values_list("status", flat=True)) == ["passed", "passed", "passed"]
+
+
+def test_a_cloudpickle_flavor_is_refused_before_anything_is_read_and_nothing_is_saved(
+    data_scientist, csv_files, media_root, monkeypatch
+):
+    opened: list[str] = []
+    real_read = mlflow_import.Source.read
+
+    def spy(self: Any, name: str, *, limit: int) -> bytes:
+        opened.append(name)
+        return real_read(self, name, limit=limit)
+
+    monkeypatch.setattr(mlflow_import.Source, "read", spy)
+    events_before = AuditEvent.objects.count()
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "import_mlflow_model",
+            str(FIXTURES / "credit-pickle"),
+            "--name=credit-pickled",
+            f"--user={data_scientist.username}",
+            f"--training-data={csv_files[0]}",
+            f"--evaluation-data={csv_files[1]}",
+            "--label-column=risk",
+        )
+    message = str(refused.value)
+    assert 'serialization_format="cloudpickle"' in message
+    assert 'mlflow.sklearn.save_model(..., serialization_format="skops")' in message
+    assert opened == ["MLmodel"]  # model.pkl never opened
+    assert not RegisteredModel.objects.filter(name="credit-pickled").exists()
+    assert ModelVersion.objects.count() == 0 and MlflowImport.objects.count() == 0
+    assert AuditEvent.objects.count() == events_before
+    assert stored_files(media_root) == []
+
+
+def test_the_signature_is_checked_against_the_evaluation_data(data_scientist, train_csv, eval_csv, media_root):
+    renamed = eval_csv.replace(b"credit_amount", b"amount", 1)
+    with pytest.raises(IntegrationError, match="'credit_amount' is not a column of the evaluation data"):
+        mlflow_import.import_mlflow_model(
+            actor=data_scientist,
+            source=mlflow_import.Source(directory=FIXTURES / "credit-skops"),
+            model_name="credit-mlflow",
+            training=DatasetChoice(upload=upload("train.csv", train_csv)),
+            evaluation=DatasetChoice(upload=upload("eval.csv", renamed)),
+            label_column="risk",
+        )
+    assert not RegisteredModel.objects.filter(name="credit-mlflow").exists()
+    assert stored_files(media_root) == []
+
+
+def _zip(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                archive.write(path, f"model/{path.relative_to(directory)}")
+    return buffer.getvalue()
+
+
+def test_the_api_imports_a_zipped_model_directory(data_scientist, api_client, train_csv, eval_csv):
+    api_client.force_authenticate(data_scientist)
+    response = api_client.post(
+        "/api/v1/models/credit-mlflow/versions/import-mlflow",
+        {
+            "mlflow_model": upload("credit-skops.zip", _zip(FIXTURES / "credit-skops")),
+            "training_data": upload("german-train.csv", train_csv, "text/csv"),
+            "evaluation_data": upload("german-eval.csv", eval_csv, "text/csv"),
+            "label_column": "risk",
+            "sensitive_features": ["sex"],
+        },
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "draft"
+    assert response.json()["mlflow"]["run_id"] == "e836f8f5e76945c78bc203f741601c2e"
+
+
+def test_the_api_refuses_a_pickle_flavor_with_the_fix(data_scientist, api_client, train_csv, eval_csv):
+    api_client.force_authenticate(data_scientist)
+    response = api_client.post(
+        "/api/v1/models/credit-mlflow/versions/import-mlflow",
+        {
+            "mlflow_model": upload("credit-pickle.zip", _zip(FIXTURES / "credit-pickle")),
+            "training_data": upload("german-train.csv", train_csv, "text/csv"),
+            "evaluation_data": upload("german-eval.csv", eval_csv, "text/csv"),
+            "label_column": "risk",
+        },
+        format="multipart",
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "pickle_refused" and 'serialization_format="skops"' in error["message"]
+    assert ModelVersion.objects.count() == 0
+
+
+def test_the_import_page_is_for_data_scientists(client, auditor, data_scientist):
+    client.force_login(auditor)
+    assert client.get("/registry/import-mlflow/").status_code == 403
+    client.force_login(data_scientist)
+    assert b"serialization_format" in client.get("/registry/import-mlflow/").content
