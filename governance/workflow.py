@@ -8,6 +8,7 @@ commit. A refused call rolls back, then records the refusal in a transaction of 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core import audit
-from core.canonical import sha256_json
+from core.canonical import canonical_json, sha256_json
 from core.errors import DomainError
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS
@@ -587,6 +588,8 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
     officers = rules.pending_recertifiers(version) | {actor.pk}
     completes = len(officers) >= required
     expires_at = _expiry(version, policy) if completes else None
+    # (stored exactly as hashed: dates become their text, as in every audit event)
+    snapshot = json.loads(canonical_json(snapshot))
     snapshot_sha256 = sha256_json(snapshot)
     decision = _decide(
         version,

@@ -64,7 +64,8 @@ def line_chart(
     for i, (label, v) in enumerate(points):
         if v is None:
             continue
-        color = ALERT if any(v >= line and c == ALERT for line, c in lines) else "#1f5fae"
+        # (red marks a PSI at or above the alert line; a metric's line is a minimum, not a ceiling)
+        color = ALERT if len(lines) == 2 and v >= lines[1][0] else "#1f5fae"
         out.append(
             f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{color}">'
             f"<title>{escape(label)}: {v:.4f}</title></circle>"

@@ -203,3 +203,52 @@ def test_an_officer_raises_the_tier_to_high_and_then_two_different_officers_must
     assert AuditEvent.objects.filter(
         action="governance.version.approved", target_type="lifecycle.modelversion", target_id=str(version.pk)
     ).exists()
+
+
+def test_after_the_demo_an_officer_sees_the_drift_alert_assigns_the_finding_and_recertifies_another_model(
+    page: Page, live_server: Any, screenshots: Path
+) -> None:
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from governance.models import Finding
+
+    call_command("seed_demo")  # what `make demo` loads, checks run in-process
+    base = live_server.url
+    rita = get_user_model().objects.get(username="rita")
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", "rita")
+    page.fill("#id_password", "demo-password-2026")
+    page.locator("input[type=submit]").click()
+
+    # --- the drifted model's monitoring tab: the alert and the finding -----------------------
+    page.goto(f"{base}/monitoring/loan-prescreen/1/")
+    expect(page.locator("#alerts")).to_contain_text("PSI of credit_amount")
+    expect(page.locator("#findings")).to_contain_text("Drift alert on credit_amount")
+    expect(page.locator("#psi-charts svg").first).to_be_visible()
+    page.screenshot(path=str(screenshots / "20-monitoring-alert.png"), full_page=True)
+
+    # --- assign the finding to the other officer ---------------------------------------------
+    finding = Finding.objects.get(version__registered_model__name="loan-prescreen", key="drift:credit_amount")
+    page.locator("#findings a.finding-link", has_text=str(finding.pk)).click()
+    expect(page.locator("#finding-status")).to_have_text("open")
+    page.select_option("#owner", label="omar")
+    page.locator("#action-assign").click()
+    expect(page.locator(".messagelist .success")).to_contain_text("assigned to omar")
+    expect(page.locator("#finding-owner")).to_have_text("omar")
+    page.screenshot(path=str(screenshots / "21-finding-assigned.png"), full_page=True)
+    finding.refresh_from_db()
+    assert finding.owner is not None and finding.owner.username == "omar"
+
+    # --- recertify the healthy model over its monitoring evidence ----------------------------
+    healthy = ModelVersion.objects.get(registered_model__name="collections-priority")
+    before = healthy.approval_expires_at
+    page.goto(review_url(base, healthy))
+    page.fill("#justification", "Monitoring clean since go-live; no open finding; recertified for the policy period.")
+    page.locator("#action-recertify").click()
+    expect(page.locator(".messagelist .success")).to_contain_text("Recertification recorded")
+    page.screenshot(path=str(screenshots / "22-recertified.png"), full_page=True)
+    decision = Decision.objects.get(version=healthy, kind="recertify")
+    assert decision.actor == rita and len(decision.snapshot_sha256) == 64
+    healthy.refresh_from_db()
+    assert healthy.approval_expires_at > before
