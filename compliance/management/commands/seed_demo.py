@@ -14,13 +14,13 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from compliance.demo_decisions import seed_demo_decision
-from monitoring.demo import seed_demo_monitoring
 from core.role_changes import grant_role
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
 from governance import bindings, workflow
 from governance import services as governance_services
 from lifecycle import demo_data, services
 from lifecycle.models import ModelVersion, RegisteredModel
+from monitoring.demo import seed_demo_monitoring
 from serving.errors import ServingError
 from serving.predict import Caller, PredictionRequest, predict
 from serving.seals import seal_predictions
