@@ -20,9 +20,12 @@ from core import audit
 from core.canonical import ApiJSONEncoder
 from core.models import AuditEvent
 from governance import review
-from governance.models import CheckKind, CheckRun, Decision, Deployment, Policy
+from governance.models import CheckKind, CheckRun, Decision, DecisionKind, Deployment, Policy
+from governance.policies import active_policy
 from governance.records import version_data
 from lifecycle.models import ModelVersion, RiskTier
+from monitoring import charts as monitoring_charts
+from monitoring import selectors as monitoring_selectors
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
 from serving.models import PredictionSeal
@@ -92,6 +95,35 @@ def _checks(version: ModelVersion) -> list[dict[str, Any]]:
     return shown
 
 
+def _monitoring(version: ModelVersion) -> dict[str, Any]:
+    """The version's monitoring for its report: the latest windows, every finding, the expiry
+    and the recertifications (with the hash of the snapshot each one decided on)."""
+    windows = list(monitoring_selectors.windows_of(version))[-30:]
+    return {
+        "approval_expires_at": version.approval_expires_at,
+        "windows": [
+            {
+                **monitoring_selectors.window_data(w),
+                "top_psi": sorted(
+                    ((n, i.get("psi")) for n, i in w.drift.items() if i.get("psi") is not None), key=lambda t: -t[1]
+                )[:3],
+            }
+            for w in windows
+        ],
+        "findings": [monitoring_selectors.finding_data(f) for f in monitoring_selectors.findings_of(version)],
+        "recertifications": [
+            {
+                "by": d.actor_username,
+                "at": d.created_at,
+                "snapshot_sha256": d.snapshot_sha256,
+                "expires_at": d.approval_expires_at,
+                "justification": d.justification,
+            }
+            for d in Decision.objects.filter(version=version, kind=DecisionKind.RECERTIFY).order_by("created_at")
+        ],
+    }
+
+
 def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = None) -> tuple[dict, dict]:
     now = now or timezone.now()
     api = version_data(version)
@@ -107,6 +139,7 @@ def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = 
     verified = {**verification(covering), "verified_at": now}
     graph = build_lineage([version])
     unsealed = version.predictions.filter(seal__isnull=True).count()
+    monitoring = _monitoring(version)
     evidence = {
         "report": {
             "kind": "version",
@@ -121,6 +154,7 @@ def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = 
         "unsealed_records": unsealed,
         "audit_verification": verified,
         "lineage_graph": graph.as_dict(),
+        "monitoring": monitoring,
     }
     onnx = next((c for c in api["checks"] if c["kind"] == "onnx"), None)
     context = {
@@ -140,6 +174,15 @@ def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = 
         "unsealed": unsealed,
         "verification": verified,
         "onnx_sha256": (onnx or {}).get("metrics", {}).get("onnx_sha256", ""),
+        "monitoring": monitoring,
+        "psi_uris": [
+            _svg_uri(svg)
+            for svg in monitoring_charts.psi_multiples(
+                list(monitoring_selectors.windows_of(version))[-30:],
+                warn=active_policy().psi_warn,
+                alert=active_policy().psi_alert,
+            )
+        ],
         "generated_at": now,
         "generated_by": _actor_name(actor),
     }

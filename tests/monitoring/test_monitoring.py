@@ -227,3 +227,23 @@ def test_reminders_go_out_once_before_expiry(production, django_capture_on_commi
         assert expiry.sweep_expiries().reminded == [production.pk]
     assert expiry.sweep_expiries().reminded == []
     assert any("expires on" in m.subject for m in mail.outbox)
+
+
+def test_the_version_report_has_a_monitoring_section_with_windows_and_findings(
+    production, keyed, german, client, auditor, tmp_path
+):
+    import subprocess
+
+    send(keyed, [{**row, "credit_amount": row["credit_amount"] * 3} for row in eval_rows(german)])
+    start, end = around_now()
+    services.store_window(production.pk, start=start, end=end)
+    client.force_login(auditor)
+    response = client.get(f"/api/v1/models/credit-risk/versions/{production.version}/report.pdf")
+    assert response.status_code == 200
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"".join(response.streaming_content) if response.streaming else response.content)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Monitoring after go-live" in text
+    assert "PSI of credit_amount" in text and "Drift alert on credit_amount" in text
+    subprocess.run(["pdftoppm", "-png", "-r", "50", str(pdf), str(tmp_path / "page")], check=True)
+    print(sorted(p.name for p in tmp_path.glob("page*.png")), tmp_path)
