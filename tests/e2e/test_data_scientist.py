@@ -151,7 +151,7 @@ def test_data_scientist_registers_uploads_and_submits(
 
     version.refresh_from_db()
     assert version.status == "in_review"
-    assert CheckRun.objects.filter(version=version).count() == 4
+    assert CheckRun.objects.filter(version=version).count() == 5  # with the reference profile
     assert version.submitted_by == data_scientist
     assert AuditEvent.objects.filter(
         action="lifecycle.version.submitted", target_type="lifecycle.modelversion", target_id=str(version.pk)
