@@ -141,8 +141,8 @@ def test_a_worker_killed_mid_check_leads_to_exactly_one_result_after_redelivery(
     wait_for(lambda: ModelVersion.objects.get(pk=version.pk).status == Status.IN_REVIEW, 180, "the redelivered check")
     check.refresh_from_db()
     assert check.status == "passed" and check.attempts == 2
-    assert CheckRun.objects.filter(version=version).count() == 4
+    assert CheckRun.objects.filter(version=version).count() == 5
     finished = AuditEvent.objects.filter(action="governance.check.finished", target_id=str(version.pk))
-    assert sorted(e.data["check"] for e in finished) == ["fairness", "onnx", "reproducibility", "validation"]
+    assert sorted(e.data["check"] for e in finished) == ["fairness", "onnx", "profile", "reproducibility", "validation"]
     assert "WorkerLostError" in celery_worker_process.read_text() or "SIGKILL" in celery_worker_process.read_text()
     assert verify_chain().ok
