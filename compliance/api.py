@@ -14,7 +14,7 @@ from rest_framework import permissions, renderers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from compliance import receipts, services
+from compliance import receipts, services, techdoc
 from compliance.errors import ReportError
 from compliance.views import pdf_response
 from core.periods import parse_moment
@@ -52,6 +52,22 @@ class VersionReportApi(APIView):
         v = get_object_or_404(ModelVersion, registered_model__name=name, version=version)
         report = services.generate_version_report(v.pk, actor=request.user)
         return pdf_response(report, f"{name}-v{version}-compliance-report.pdf")
+
+
+class TechnicalDocumentationApi(APIView):
+    """The EU AI Act Annex IV technical documentation of a version (auditors and risk officers)."""
+
+    permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
+    renderer_classes = [renderers.JSONRenderer, PdfRenderer]
+
+    @extend_schema(
+        responses=PDF_RESPONSE,
+        description="The version's technical documentation in the nine sections of EU AI Act Annex IV, PDF/A-3b.",
+    )
+    def get(self, request: Request, name: str, version: int) -> HttpResponse:
+        v = get_object_or_404(ModelVersion, registered_model__name=name, version=version)
+        report = techdoc.generate_technical_documentation(v.pk, actor=request.user)
+        return pdf_response(report, f"{name}-v{version}-technical-documentation.pdf")
 
 
 class PeriodReportApi(APIView):

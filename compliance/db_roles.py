@@ -13,7 +13,15 @@ from psycopg import sql
 from core.models import AuditChainHead, AuditEvent
 from governance.models import CheckRun, Decision, Deployment, Finding, FindingComment, Policy
 from monitoring.models import MonitoringWindow
-from serving.models import DecisionReview, Explanation, PredictionKey, PredictionLog, PredictionOutcome, PredictionSeal
+from serving.models import (
+    DecisionReview,
+    Explanation,
+    PredictionKey,
+    PredictionLog,
+    PredictionOutcome,
+    PredictionSeal,
+    SealTree,
+)
 
 # table -> what the runtime role may do on it
 PROTECTED = {
@@ -21,6 +29,7 @@ PROTECTED = {
     AuditChainHead._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
     PredictionLog._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
     PredictionSeal._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
+    SealTree._meta.db_table: ("SELECT", "INSERT"),
     PredictionOutcome._meta.db_table: ("SELECT", "INSERT"),
     PredictionKey._meta.db_table: ("SELECT", "INSERT"),
     Explanation._meta.db_table: ("SELECT", "INSERT"),

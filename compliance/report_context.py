@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from compliance import report_charts
@@ -20,7 +20,7 @@ from core import audit
 from core.canonical import ApiJSONEncoder
 from core.models import AuditEvent
 from governance import review
-from governance.models import CheckKind, CheckRun, Decision, DecisionKind, Deployment, Policy
+from governance.models import CheckKind, CheckRun, Decision, DecisionKind, Deployment, Finding, Policy
 from governance.policies import active_policy
 from governance.records import version_data
 from lifecycle.models import ModelVersion, RiskTier
@@ -241,6 +241,44 @@ def _waivers(*, since: datetime, until: datetime) -> dict[str, Any]:
     }
 
 
+def _period_monitoring(*, since: datetime, until: datetime) -> dict[str, Any]:
+    """Alerts raised, findings opened or closed, and recertifications in [since, until)."""
+    alerts = [
+        {
+            "at": e.created_at,
+            "version": e.target_repr,
+            "kind": e.data.get("kind", ""),
+            "subject": e.data.get("subject", ""),
+            "message": e.data.get("message", ""),
+            "finding": e.data.get("finding"),
+        }
+        for e in AuditEvent.objects.filter(
+            action=audit.MONITORING_ALERT_RAISED, created_at__gte=since, created_at__lt=until
+        ).order_by("seq")
+    ]
+    findings = [
+        {**monitoring_selectors.finding_data(f), "version": str(f.version), "closed_by": f.closed_by_username}
+        for f in Finding.objects.filter(
+            Q(opened_at__gte=since, opened_at__lt=until) | Q(closed_at__gte=since, closed_at__lt=until)
+        )
+        .select_related("version__registered_model", "owner")
+        .order_by("opened_at", "pk")
+    ]
+    recertifications = [
+        {
+            "at": d.created_at,
+            "version": str(d.version),
+            "by": d.actor_username,
+            "snapshot_sha256": d.snapshot_sha256,
+            "expires_at": d.approval_expires_at,
+        }
+        for d in Decision.objects.filter(kind=DecisionKind.RECERTIFY, created_at__gte=since, created_at__lt=until)
+        .select_related("version__registered_model")
+        .order_by("created_at", "pk")
+    ]
+    return {"alerts": alerts, "findings": findings, "recertifications": recertifications}
+
+
 def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime | None = None) -> tuple[dict, dict]:
     now = now or timezone.now()
     decisions = [
@@ -270,6 +308,7 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
     ]
     volumes = serving_selectors.volumes_by_model(since=since, until=until)
     waivers = _waivers(since=since, until=until)
+    monitoring = _period_monitoring(since=since, until=until)
     verified = {**verification(), "verified_at": now}
     evidence = {
         "report": {
@@ -286,6 +325,7 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
         "policy_changes": policy_changes,
         "waivers": waivers,
         "prediction_volumes": volumes,
+        "monitoring": monitoring,
         "audit_verification": verified,
     }
     last_day = until - timedelta(microseconds=1)  # `until` is excluded
@@ -300,6 +340,7 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
         "policy_changes": policy_changes,
         "waivers": waivers,
         "volumes": volumes,
+        "monitoring": monitoring,
         "verification": verified,
         "generated_at": now,
         "generated_by": _actor_name(actor),

@@ -33,6 +33,11 @@ api_v1 = [
         name="api-version-report",
     ),
     path(
+        "models/<slug:name>/versions/<int:version>/technical-documentation.pdf",
+        compliance_api.TechnicalDocumentationApi.as_view(),
+        name="api-version-technical-documentation",
+    ),
+    path(
         "models/<slug:name>/versions/<int:version>/monitoring",
         monitoring_api.VersionMonitoringApi.as_view(),
         name="api-version-monitoring",

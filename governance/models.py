@@ -44,6 +44,13 @@ class Policy(models.Model):
     # at or above psi_warn warns, at or above psi_alert alerts and opens a finding.
     psi_warn = models.FloatField(default=0.10)
     psi_alert = models.FloatField(default=0.25)
+    # A shift too small for PSI's bins warns too when it is both certain and material (KS, or a
+    # chi-square over the categories, below this p-value, with at least this effect size).
+    drift_max_pvalue = models.FloatField(default=0.001)
+    drift_min_ks_statistic = models.FloatField(default=0.05)
+    drift_min_category_shift = models.FloatField(
+        default=0.05, help_text="Share of rows moved between categories (total variation distance)."
+    )
     # An approval lapses after this many days unless recertified; reminders go out before.
     recertify_after_days_low = models.PositiveIntegerField(default=730)
     recertify_after_days_medium = models.PositiveIntegerField(default=365)

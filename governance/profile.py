@@ -30,6 +30,14 @@ def is_numeric(dtype: str) -> bool:
 
 def numeric_values(values: Any) -> np.ndarray:
     """Float values; anything that is not a finite number (None, NaN, text) becomes NaN."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values
+    try:  # the common case, numbers only: 3-4x faster than through a pandas object Series
+        array = np.asarray(values, dtype=float)
+        if array.ndim == 1:
+            return array
+    except (TypeError, ValueError):
+        pass
     series = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
     return series.to_numpy(dtype=float, na_value=np.nan)
 
@@ -72,11 +80,21 @@ def count_categorical(values: Any, categories: list[str]) -> list[int]:
     return seen + [len(series) - sum(seen)]
 
 
-def feature_profile(values: Any, dtype: str) -> dict[str, Any]:
+def sample(array: np.ndarray) -> list[float]:
+    """At most MAX_VALUES of the finite values (every k-th), kept with the profile for KS."""
+    finite = array[np.isfinite(array)]
+    step = max(1, -(-len(finite) // MAX_VALUES))
+    return [float(v) for v in finite[::step]]
+
+
+def feature_profile(values: Any, dtype: str, *, keep_values: bool = False) -> dict[str, Any]:
     if is_numeric(dtype):
         array = numeric_values(values)
         edges = numeric_bins(array)
-        return {"kind": "numeric", "edges": edges, "counts": count_numeric(array, edges)}
+        entry = {"kind": "numeric", "edges": edges, "counts": count_numeric(array, edges)}
+        if keep_values:
+            entry["values"] = sample(array)
+        return entry
     categories = sorted({category_key(v) for v in values})
     return {"kind": "categorical", "categories": categories, "counts": count_categorical(values, categories)}
 
@@ -97,15 +115,14 @@ def build_profile(
     frame: pd.DataFrame, schema: list[dict[str, str]], *, task: str, classes: list[Any], labels: Any, probabilities: Any
 ) -> dict[str, Any]:
     """The profile of the evaluation data (one entry per input feature) and of the model's answers."""
-    features = {column["name"]: feature_profile(frame[column["name"]].tolist(), column["dtype"]) for column in schema}
+    # KS needs the reference values themselves: kept with the profile (at most MAX_VALUES per
+    # feature, every k-th), so a window never re-reads the evaluation data.
+    features = {
+        column["name"]: feature_profile(frame[column["name"]].tolist(), column["dtype"], keep_values=True)
+        for column in schema
+    }
     dtype, values = prediction_values(task=task, classes=classes, labels=labels, probabilities=probabilities)
-    features[PREDICTION] = feature_profile(values, dtype)
-    if is_numeric(dtype):
-        # KS of the prediction needs the reference values themselves (the inputs' are in the
-        # evaluation data): kept with the profile, at most MAX_VALUES of them (every k-th).
-        finite = np.asarray(values, dtype=float)
-        step = max(1, -(-len(finite) // MAX_VALUES))
-        features[PREDICTION]["values"] = [float(v) for v in finite[::step]]
+    features[PREDICTION] = feature_profile(values, dtype, keep_values=True)
     return {"rows": len(frame), "features": features}
 
 

@@ -23,9 +23,17 @@ BOOTSTRAP_SEED = 20261129
 
 @dataclass(frozen=True)
 class Thresholds:
+    """PSI warns and alerts (DESIGN.md's defaults). A shift too small for PSI's bins but both
+    statistically certain and material also warns: KS p-value below max_pvalue with a KS
+    statistic of at least min_ks_statistic (numeric), or a chi-square p-value below max_pvalue
+    with at least min_category_shift of the rows moved between categories (total variation)."""
+
     psi_warn: float = 0.10
     psi_alert: float = 0.25
     min_rows: int = 500
+    max_pvalue: float = 0.001
+    min_ks_statistic: float = 0.05
+    min_category_shift: float = 0.05
 
 
 def psi(expected_counts: list[int] | np.ndarray, actual_counts: list[int] | np.ndarray) -> float | None:
@@ -50,10 +58,40 @@ def ks(reference: np.ndarray, current: np.ndarray) -> tuple[float, float] | None
     return float(result.statistic), float(result.pvalue)
 
 
-def level_of(value: float | None, rows: int, thresholds: Thresholds) -> str:
+def category_shift(expected_counts: list[int], actual_counts: list[int]) -> tuple[float, float] | None:
+    """(total variation distance, chi-square p-value) of the current counts against the
+    reference shares over the same bins (a share of 0 floored at 0.0001, as for PSI)."""
+    e = np.asarray(expected_counts, dtype=float)
+    a = np.asarray(actual_counts, dtype=float)
+    if e.sum() == 0 or a.sum() == 0:
+        return None
+    shares = e / e.sum()
+    tv = float(0.5 * np.abs(a / a.sum() - shares).sum())
+    floored = np.where(shares == 0, EPSILON, shares)
+    expected = floored / floored.sum() * a.sum()
+    return tv, float(stats.chisquare(a, expected).pvalue)
+
+
+def level_of(
+    value: float | None,
+    rows: int,
+    thresholds: Thresholds,
+    *,
+    ks: tuple[float, float] | None = None,
+    category: tuple[float, float] | None = None,
+) -> str:
+    """ok, warn or alert for one feature in one window (too few rows: never more than ok)."""
     if value is None or rows < thresholds.min_rows:
         return "ok"
-    return "alert" if value >= thresholds.psi_alert else "warn" if value >= thresholds.psi_warn else "ok"
+    if value >= thresholds.psi_alert:
+        return "alert"
+    if value >= thresholds.psi_warn:
+        return "warn"
+    if ks is not None and ks[1] < thresholds.max_pvalue and ks[0] >= thresholds.min_ks_statistic:
+        return "warn"
+    if category is not None and category[1] < thresholds.max_pvalue and category[0] >= thresholds.min_category_shift:
+        return "warn"
+    return "ok"
 
 
 def _interval(values: list[float]) -> list[float] | None:

@@ -3,6 +3,7 @@ snapshot show of a version's monitoring."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from governance.models import Finding
 from lifecycle.models import ModelVersion
 from monitoring import services
 from monitoring.models import MonitoringWindow
+from serving.models import DecisionReview, PredictionLog, PredictionOutcome, ReviewAction
 
 DEFAULT_DAYS = 30
 
@@ -111,3 +113,47 @@ def recertification_snapshot(version: ModelVersion, *, windows: int = 30) -> dic
         "windows": [{**window_data(w), "sha256": sha256_json(window_data(w))} for w in reversed(latest)],
         "open_findings": [finding_data(f) for f in open_findings(version)],
     }
+
+
+def override_rates(version: ModelVersion, *, windows: list[MonitoringWindow] | None = None) -> dict[str, Any]:
+    """How often people override the version's automated decisions (AI Act art. 14): over every
+    reviewed row (its latest review counts), per stored window (by the decision's time) and per
+    group of each sensitive feature (from the logged inputs, or the attributes sent with the
+    outcome), so an override pattern that clusters in one group is visible."""
+    latest: dict[tuple[int, int], tuple[bool, datetime]] = {}
+    reviews = DecisionReview.objects.filter(record__version=version).order_by("record_id", "row", "seq")
+    for record_id, row, action, decided_at in reviews.values_list("record_id", "row", "action", "record__created_at"):
+        latest[(record_id, row)] = (action == ReviewAction.OVERRIDDEN, decided_at)
+
+    def rate(items: list[bool]) -> dict[str, Any]:
+        n, k = len(items), sum(items)
+        return {"reviewed": n, "overridden": k, "rate": k / n if n else None}
+
+    result: dict[str, Any] = {**rate([o for o, _ in latest.values()]), "windows": [], "groups": {}}
+    for window in windows or []:
+        inside = [o for o, at in latest.values() if window.start <= at < window.end]
+        if inside:
+            result["windows"].append({"start": window.start, "end": window.end, **rate(inside)})
+    features = list(version.sensitive_features or [])
+    if not latest or not features:
+        return result
+    record_ids = sorted({record_id for record_id, _ in latest})
+    inputs = dict(PredictionLog.objects.filter(pk__in=record_ids).values_list("pk", "inputs_json"))
+    sent = {
+        (record_id, row): sensitive or {}
+        for record_id, row, sensitive in PredictionOutcome.objects.filter(record_id__in=record_ids).values_list(
+            "record_id", "row", "sensitive"
+        )
+    }
+    parsed: dict[int, Any] = {}
+    for feature in features:
+        groups: dict[str, list[bool]] = {}
+        for (record_id, row), (overridden, _) in latest.items():
+            if record_id not in parsed:
+                parsed[record_id] = json.loads(inputs.get(record_id) or "[]")
+            rows = parsed[record_id]
+            logged = rows[row] if row < len(rows) and isinstance(rows[row], dict) else {}
+            value = sent.get((record_id, row), {}).get(feature, logged.get(feature))
+            groups.setdefault("(unknown)" if value is None else str(value), []).append(overridden)
+        result["groups"][feature] = [{"group": g, **rate(items)} for g, items in sorted(groups.items())]
+    return result

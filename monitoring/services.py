@@ -76,7 +76,10 @@ class Rows:
 
     def add(self, inputs: list[dict[str, Any]], outputs: dict[str, Any], reference: Reference) -> None:
         for name in reference.schema:
-            self.columns[name].extend(row.get(name) if isinstance(row, dict) else None for row in inputs)
+            try:  # answered rows carry every input (serving checked them against the schema)
+                self.columns[name].extend([row[name] for row in inputs])
+            except (KeyError, TypeError):
+                self.columns[name].extend(row.get(name) if isinstance(row, dict) else None for row in inputs)
         self.predictions.extend(prediction_of(outputs, reference, len(inputs)))
         self.n += len(inputs)
 
@@ -209,6 +212,19 @@ def _reference_values(version: ModelVersion) -> pd.DataFrame:
         return pd.read_csv(handle, skipinitialspace=True)
 
 
+def _reference_sample(
+    version: ModelVersion, name: str, entry: dict[str, Any], cache: dict[str, pd.DataFrame]
+) -> np.ndarray:
+    """The reference values KS compares with: kept with the profile; for profiles made before
+    that, read once from the evaluation data."""
+    if "values" in entry:
+        return np.asarray(entry["values"], dtype=float)
+    if "evaluation" not in cache:
+        cache["evaluation"] = _reference_values(version)
+    evaluation = cache["evaluation"]
+    return profile.numeric_values(evaluation[name].tolist()) if name in evaluation else np.array([])
+
+
 def ks_sample(reference: Reference, start: datetime, end: datetime) -> Rows:
     """The window's rows KS is computed over: all of them up to MONITOR_KS_MAX_ROWS, else every
     k-th record in time order (whole records, so each row is taken with its neighbours)."""
@@ -234,7 +250,7 @@ def drift_between(
     """(rows, drift per input feature, drift of the prediction, rows KS used)."""
     rows, counts = window_counts(reference, start, end)
     sample = ks_sample(reference, start, end) if rows else Rows()
-    evaluation = _reference_values(version) if rows else None
+    cache: dict[str, pd.DataFrame] = {}
     result: dict[str, Any] = {}
     for name, entry in reference.profile["features"].items():
         current = counts.get(name, [0] * len(entry["counts"]))
@@ -242,19 +258,19 @@ def drift_between(
         item: dict[str, Any] = {
             "kind": entry["kind"],
             "psi": value,
-            "level": drift.level_of(value, rows, thresholds),
             "reference_counts": entry["counts"],
             "counts": current,
         }
-        if entry["kind"] == "numeric" and rows and evaluation is not None:
-            if name == profile.PREDICTION:
-                ref_values = np.asarray(entry.get("values", []), dtype=float)
-                cur_values = profile.numeric_values(sample.predictions)
-            else:
-                ref_values = profile.numeric_values(evaluation[name].tolist()) if name in evaluation else np.array([])
-                cur_values = profile.numeric_values(sample.columns.get(name, []))
-            tested = drift.ks(ref_values, cur_values) if ref_values.size else None
+        tested = shift = None
+        if entry["kind"] == "numeric" and rows:
+            ref_values = _reference_sample(version, name, entry, cache)
+            values = sample.predictions if name == profile.PREDICTION else sample.columns.get(name, [])
+            tested = drift.ks(ref_values, profile.numeric_values(values)) if ref_values.size else None
             item["ks_statistic"], item["ks_pvalue"] = tested if tested else (None, None)
+        elif rows:
+            shift = drift.category_shift(entry["counts"], current)
+            item["category_shift"], item["chi2_pvalue"] = shift if shift else (None, None)
+        item["level"] = drift.level_of(value, rows, thresholds, ks=tested, category=shift)
         result[name] = item
     prediction = result.pop(profile.PREDICTION, {})
     return rows, result, prediction, sample.n
@@ -354,7 +370,12 @@ def compute(version: ModelVersion, start: datetime, end: datetime) -> Result | N
         return None
     policy = active_policy().values()
     thresholds = drift.Thresholds(
-        float(policy["psi_warn"] or 0.10), float(policy["psi_alert"] or 0.25), settings.MONITOR_MIN_ROWS
+        psi_warn=float(policy["psi_warn"] or 0.10),
+        psi_alert=float(policy["psi_alert"] or 0.25),
+        min_rows=settings.MONITOR_MIN_ROWS,
+        max_pvalue=float(policy["drift_max_pvalue"] or 0.001),
+        min_ks_statistic=float(policy["drift_min_ks_statistic"] or 0.05),
+        min_category_shift=float(policy["drift_min_category_shift"] or 0.05),
     )
     rows, features, prediction, ks_rows = drift_between(version, reference, start, end, thresholds)
     frame = outcome_rows(version, start, end)

@@ -1,5 +1,6 @@
 """The monitoring tab of a version (data scientists, risk officers, auditors): drift per feature
-over the windows, live metrics with their intervals, fairness per group, alerts and findings."""
+over the windows, live metrics with their intervals, fairness per group, alerts and findings,
+and how often people override its decisions."""
 
 from __future__ import annotations
 
@@ -46,5 +47,6 @@ def version_monitoring(request: HttpRequest, name: str, version: int) -> HttpRes
         "expired": rules.approval_expired(v),
         "review_url": reverse("admin:governance_versionreview_change", args=[v.pk]) if is_officer else "",
         "can_recertify": bool(rules.can_recertify(v, request.user)) if is_officer else False,
+        "overrides": selectors.override_rates(v, windows=windows),
     }
     return render(request, "monitoring/version.html", context)

@@ -67,3 +67,48 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes], exp
         fn >>= 1
         sn >>= 1
     return sn == 0 and r == expected_root
+
+
+# A stored tree: every level of the iterative construction above (leaves first, the root last),
+# each hash HASH_SIZE bytes, packed end to end. A node with no sibling at its level is the
+# carried last node, so PATH(m, D[n]) is the sibling at each level that has one, leaf side first.
+HASH_SIZE = 32
+
+
+def level_sizes(size: int) -> list[int]:
+    """How many nodes each level of a tree over `size` leaves holds, leaves first."""
+    sizes = [size]
+    while sizes[-1] > 1:
+        sizes.append((sizes[-1] + 1) // 2)
+    return sizes
+
+
+def tree_levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every level of the tree (the same pairing as root()); levels[-1] == [root(leaves)]."""
+    levels = [list(leaves)]
+    while len(levels[-1]) > 1:
+        level = levels[-1]
+        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        levels.append(nxt)
+    return levels
+
+
+def pack_levels(levels: list[list[bytes]]) -> bytes:
+    return b"".join(b"".join(level) for level in levels)
+
+
+def path_offsets(index: int, size: int) -> list[int]:
+    """Byte offsets, in a packed tree over `size` leaves, of the hashes of PATH(index, D[size]) in
+    the order inclusion_proof() gives them: at most ceil(log2(size)) of them."""
+    if not 0 <= index < size:
+        raise IndexError(index)
+    offsets, base = [], 0
+    for count in level_sizes(size)[:-1]:
+        sibling = index ^ 1
+        if sibling < count:
+            offsets.append((base + sibling) * HASH_SIZE)
+        base += count
+        index >>= 1
+    return offsets

@@ -63,6 +63,24 @@ class PredictionSeal(models.Model):
         return f"seal #{self.pk} of {self.tree_size} records, root {self.root[:12]}…"
 
 
+class SealTree(models.Model):
+    """What an inclusion proof needs, written with its seal: every level of the seal's Merkle tree
+    (leaves first, 32-byte hashes end to end) and its record ids as runs of consecutive ids, so
+    a proof reads its O(log n) path hashes instead of recomputing n leaves. Derived data: the
+    seal's audit event holds its SHA-256, verification recomputes trees from the records, and a
+    stored path that does not lead to the root is never returned."""
+
+    seal = models.OneToOneField(PredictionSeal, primary_key=True, on_delete=models.PROTECT, related_name="tree")
+    # On PostgreSQL stored out of line uncompressed (migration 0010), so substring() fetches
+    # only the TOAST chunks that hold the path.
+    levels = models.BinaryField()
+    # (first id, count) pairs, two big-endian unsigned 64-bit integers each, in leaf order
+    record_runs = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"proof tree of seal #{self.seal_id}"
+
+
 class PredictionLog(models.Model):
     """One served (or refused) request, written before the answer leaves. Row i of a record has
     the prediction id "<public_id>.<i>". Append-only: on PostgreSQL a trigger refuses DELETE and

@@ -2,24 +2,56 @@
 Merkle tree whose root is written to the audit trail. Verification walks the chained seal events
 (not the seal table, which a DBA could edit) and recomputes every leaf from the record's content,
 so an edited, deleted or forged record no longer matches; each record's MAC covers it before it
-is sealed."""
+is sealed. A seal's tree is stored with it (SealTree) so that an inclusion proof reads its path,
+not every leaf; verification never trusts the stored tree, it only checks it was not changed."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import struct
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
+from django.db.models.functions import Substr
 
 from core import audit
 from core.models import AuditEvent
 from serving import merkle
-from serving.log import LEAF_FIELDS, leaf_of, mac_of
-from serving.models import PredictionLog, PredictionSeal
+from serving.log import LEAF_FIELDS, leaf_of, mac_of, record_leaf
+from serving.models import PredictionLog, PredictionSeal, SealTree
 
 SEALED = "serving.predictions.sealed"
+_RUN = struct.Struct(">QQ")  # (first record id, count) of consecutive ids in a seal
+
+
+def record_runs(ids: list[int]) -> bytes:
+    """A seal's record ids (ascending) as runs of consecutive ids: one run when nothing else was
+    written in between, a few more when concurrent or failed transactions left gaps."""
+    runs: list[list[int]] = []
+    for pk in ids:
+        if runs and pk == runs[-1][0] + runs[-1][1]:
+            runs[-1][1] += 1
+        else:
+            runs.append([pk, 1])
+    return b"".join(_RUN.pack(first, count) for first, count in runs)
+
+
+def leaf_index(runs: bytes, pk: int) -> int | None:
+    """The leaf index of record `pk` in a seal whose ids are `runs`; None if it is not there."""
+    index = 0
+    for first, count in _RUN.iter_unpack(runs):
+        if first <= pk < first + count:
+            return index + pk - first
+        index += count
+    return None
+
+
+def tree_digest(levels: bytes, runs: bytes) -> str:
+    """The SHA-256 the seal's audit event records of its stored tree."""
+    return hashlib.sha256(levels + runs).hexdigest()
 
 
 @transaction.atomic
@@ -37,11 +69,14 @@ def seal_predictions(*, batch_size: int | None = None) -> PredictionSeal | None:
         return None
     leaves = [leaf_of(row[:width]) for row in rows]
     tampered = [str(row[0]) for row, leaf in zip(rows, leaves, strict=True) if leaf.hex() != row[width + 1]]
-    root = merkle.root(leaves).hex()
+    levels = merkle.tree_levels(leaves)
+    root = levels[-1][0].hex()
     ids = [row[width] for row in rows]
     seal = PredictionSeal.objects.create(root=root, tree_size=len(ids), first_record=ids[0], last_record=ids[-1])
     for start in range(0, len(ids), 5000):
         PredictionLog.objects.filter(pk__in=ids[start : start + 5000]).update(seal=seal)
+    packed, runs = merkle.pack_levels(levels), record_runs(ids)
+    SealTree.objects.create(seal=seal, levels=packed, record_runs=runs)
     event = audit.record(
         SEALED,
         actor=None,
@@ -52,6 +87,7 @@ def seal_predictions(*, batch_size: int | None = None) -> PredictionSeal | None:
             "first_record": seal.first_record,
             "last_record": seal.last_record,
             "changed_before_sealing": tampered,
+            "tree_sha256": tree_digest(packed, runs),
         },
     )
     seal.audit_seq = event.seq
@@ -126,6 +162,10 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
                 count,
                 f"seal #{seal_id}: the records no longer match the root its audit event #{event.seq} recorded{which}",
             )
+        if "tree_sha256" in data:
+            problem = _stored_tree_problem(seal_id, event.seq, data["tree_sha256"])
+            if problem:
+                return SealVerification(False, count, problem)
     table = PredictionSeal.objects.all() if seals is None else seals
     unchained = table.exclude(pk__in=chained).order_by("pk").values_list("pk", flat=True).first()
     if unchained is not None:
@@ -134,6 +174,18 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
     if forged:
         return SealVerification(False, count, forged)
     return SealVerification(True, count, f"{count} prediction seals verified, every record's MAC checked")
+
+
+def _stored_tree_problem(seal_id: int, seq: int, recorded: str) -> str:
+    """A stored tree cannot hide a changed record (the root above was recomputed from the
+    records, and a proof's path is checked against the root), but one that was edited or
+    deleted is still a change to the database behind the application's back."""
+    stored = SealTree.objects.filter(pk=seal_id).values_list("levels", "record_runs").first()
+    if stored is None:
+        return f"seal #{seal_id}: its stored proof tree, recorded in audit event #{seq}, is missing"
+    if tree_digest(bytes(stored[0]), bytes(stored[1])) != recorded:
+        return f"seal #{seal_id}: its stored proof tree differs from what audit event #{seq} recorded"
+    return ""
 
 
 def first_forged_record(seals: QuerySet[PredictionSeal] | None = None) -> str:
@@ -153,20 +205,63 @@ def first_forged_record(seals: QuerySet[PredictionSeal] | None = None) -> str:
     return ""
 
 
+def stored_path(seal: PredictionSeal, pk: int) -> tuple[int, list[bytes]] | None:
+    """Record `pk`'s leaf index and audit path read from the seal's stored tree: two queries and
+    at most ceil(log2(n)) hashes. None for a seal written before trees were stored."""
+    runs = SealTree.objects.filter(pk=seal.pk).values_list("record_runs", flat=True).first()
+    if runs is None:
+        return None
+    index = leaf_index(bytes(runs), pk)
+    if index is None or index >= seal.tree_size:
+        return None
+    offsets = merkle.path_offsets(index, seal.tree_size)
+    if not offsets:
+        return index, []
+    parts = {f"p{i}": Substr("levels", Value(offset + 1), Value(merkle.HASH_SIZE)) for i, offset in enumerate(offsets)}
+    hashes = SealTree.objects.filter(pk=seal.pk).annotate(**parts).values_list(*parts).first()
+    path = [bytes(h) for h in hashes or ()]
+    if len(path) != len(offsets) or any(len(h) != merkle.HASH_SIZE for h in path):
+        return None
+    return index, path
+
+
+def _proof(seal: PredictionSeal, index: int, leaf: bytes, path: list[bytes]) -> dict[str, object]:
+    return {
+        "seal": seal.pk,
+        "root": seal.root,
+        "tree_size": seal.tree_size,
+        "leaf_index": index,
+        "leaf_hash": leaf.hex(),
+        "audit_path": [h.hex() for h in path],
+        "audit_event_seq": seal.audit_seq,
+        "algorithm": "RFC 6962: leaf = SHA-256(0x00 || canonical JSON), node = SHA-256(0x01 || left || right)",
+    }
+
+
 def inclusion_proof(record: PredictionLog) -> dict[str, object] | None:
+    """The record's RFC 6962 inclusion proof in its seal: the leaf recomputed from the record's
+    own data, the path read from the stored tree. A seal without a stored tree, or a stored path
+    that does not lead from that leaf to the seal's root (a record or a tree changed since),
+    falls back to recomputing every leaf of the seal, as proofs were made before."""
+    if record.seal_id is None:
+        return None
+    seal = record.seal
+    assert seal is not None  # seal_id is set
+    leaf = record_leaf(record)
+    stored = stored_path(seal, record.pk)
+    if stored is not None:
+        index, path = stored
+        if merkle.verify_inclusion(index, seal.tree_size, leaf, path, bytes.fromhex(seal.root)):
+            return _proof(seal, index, leaf, path)
+    return recomputed_inclusion_proof(record)
+
+
+def recomputed_inclusion_proof(record: PredictionLog) -> dict[str, object] | None:
+    """The proof from every leaf of the seal recomputed from its records (O(n))."""
     if record.seal_id is None:
         return None
     seal = record.seal
     assert seal is not None  # seal_id is set
     records, leaves = seal_leaves(seal)
     index = next(i for i, r in enumerate(records) if r.pk == record.pk)
-    return {
-        "seal": seal.pk,
-        "root": seal.root,
-        "tree_size": seal.tree_size,
-        "leaf_index": index,
-        "leaf_hash": leaves[index].hex(),
-        "audit_path": [h.hex() for h in merkle.inclusion_proof(index, leaves)],
-        "audit_event_seq": seal.audit_seq,
-        "algorithm": "RFC 6962: leaf = SHA-256(0x00 || canonical JSON), node = SHA-256(0x01 || left || right)",
-    }
+    return _proof(seal, index, leaves[index], merkle.inclusion_proof(index, leaves))

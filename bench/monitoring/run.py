@@ -369,7 +369,8 @@ def measure_ours() -> None:
 
 def replay_ours(version: Any) -> dict[str, Any]:
     """The reference profile the approval bound against 100 fresh windows of the reference's own
-    distribution: PSI (monitoring.drift) at the policy's default thresholds."""
+    distribution, judged as a window is (monitoring.drift.level_of: PSI, and KS or the category
+    shift with their significance and effect floors) at the policy's default thresholds."""
     from governance import profile
     from monitoring import drift, services
 
@@ -383,13 +384,17 @@ def replay_ours(version: Any) -> dict[str, Any]:
         part = slice(w * REPLAY_ROWS, (w + 1) * REPLAY_ROWS)
         for name in datagen.FEATURES:
             entry = reference.profile["features"][name]
+            tested = shift = None
             if entry["kind"] == "numeric":
-                counts = profile.count_numeric(fresh[name][part].astype(float), entry["edges"])
+                current = fresh[name][part].astype(float)
+                counts = profile.count_numeric(current, entry["edges"])
+                tested = drift.ks(np.asarray(entry.get("values", []), dtype=float), current)
             else:
                 counts = profile.count_categorical(fresh[name][part].tolist(), entry["categories"])
+                shift = drift.category_shift(entry["counts"], counts)
             value = drift.psi(entry["counts"], counts)
             largest = max(largest, value or 0.0)
-            if drift.level_of(value, REPLAY_ROWS, thresholds) != "ok":
+            if drift.level_of(value, REPLAY_ROWS, thresholds, ks=tested, category=shift) != "ok":
                 flagged.append(f"{w}:{name}")
     return {
         "column_windows": REPLAY_WINDOWS * len(datagen.FEATURES),
@@ -579,7 +584,8 @@ def report(ours: dict[str, Any], year: dict[str, Any], peers: dict[str, dict[str
     rate = replay["flagged"] / replay["column_windows"]
     print(
         f"No-drift replay ({REPLAY_WINDOWS} windows x {REPLAY_ROWS:,} rows of the reference's own distribution, "
-        f"PSI at the default thresholds 0.10/0.25): ours flagged {replay['flagged']} of {replay['column_windows']} "
+        "the default policy: PSI 0.10/0.25, KS or category shift at p < 0.001 with effect >= 0.05): "
+        f"ours flagged {replay['flagged']} of {replay['column_windows']} "
         f"column-windows = {rate:.2%} (largest PSI {replay['largest_psi']:.4f})"
     )
     replays = (

@@ -73,3 +73,30 @@ def test_identical_distributions_give_zero_psi_and_levels_follow_the_policy():
     assert drift.level_of(0.10, 1000, thresholds) == "warn"
     assert drift.level_of(0.25, 1000, thresholds) == "alert"
     assert drift.level_of(0.9, 99, thresholds) == "ok"  # too few rows to alert on
+
+
+def test_a_certain_and_material_shift_below_the_psi_bins_warns_and_noise_does_not():
+    rng = np.random.default_rng(11)
+    thresholds = drift.Thresholds()
+    reference = rng.normal(size=50_000)
+    entry = profile.feature_profile(reference.tolist(), "float64")
+
+    def level(current):
+        counts = profile.count_numeric(current, entry["edges"])
+        return drift.level_of(
+            drift.psi(entry["counts"], counts), len(current), thresholds, ks=drift.ks(reference, current)
+        )
+
+    assert level(rng.normal(loc=0.3, size=100_000)) == "warn"  # PSI about 0.086, KS about 0.12
+    assert all(level(rng.normal(size=10_000)) == "ok" for _ in range(20))
+
+    expected = [1_000, 2_000, 3_000, 4_000]
+    moved = [2_000, 2_000, 3_000, 3_000]  # ten points moved into the rarest category
+    shift = drift.category_shift(expected, moved)
+    assert shift is not None and shift[0] == pytest.approx(0.1) and shift[1] < 1e-6
+    psi = drift.psi(expected, moved)
+    assert psi < thresholds.psi_warn
+    assert drift.level_of(psi, 10_000, thresholds, category=shift) == "warn"
+    noise = [990, 2_030, 2_980, 4_000]
+    same = drift.category_shift(expected, noise)
+    assert drift.level_of(drift.psi(expected, noise), 10_000, thresholds, category=same) == "ok"

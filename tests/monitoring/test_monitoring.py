@@ -247,3 +247,33 @@ def test_the_version_report_has_a_monitoring_section_with_windows_and_findings(
     assert "PSI of credit_amount" in text and "Drift alert on credit_amount" in text
     subprocess.run(["pdftoppm", "-png", "-r", "50", str(pdf), str(tmp_path / "page")], check=True)
     print(sorted(p.name for p in tmp_path.glob("page*.png")), tmp_path)
+
+
+def test_the_period_report_lists_alerts_findings_and_recertifications(
+    production, keyed, german, client, auditor, risk_officer, second_version, tmp_path
+):
+    import subprocess
+
+    send(keyed, [{**row, "credit_amount": row["credit_amount"] * 3} for row in eval_rows(german)])
+    start, end = around_now()
+    services.store_window(production.pk, start=start, end=end)
+    from governance.findings import close_finding
+    from monitoring.selectors import recertification_snapshot
+
+    finding = Finding.objects.get(key="drift:credit_amount")
+    close_finding(finding.pk, actor=risk_officer, justification="Larger loans after the spring campaign: expected.")
+    workflow.recertify_version(
+        production.pk, actor=risk_officer, justification="Reviewed.", snapshot=recertification_snapshot(production)
+    )
+    client.force_login(auditor)
+    day = timezone.now().date()
+    response = client.get(f"/api/v1/reports/period.pdf?since={day}&until={day}")
+    assert response.status_code == 200
+    pdf = tmp_path / "period.pdf"
+    pdf.write_bytes(b"".join(response.streaming_content) if response.streaming else response.content)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    flat = "".join(text.split())  # (table cells wrap)
+    assert "Alertsraised" in flat and "PSIofcredit_amount" in flat
+    assert "Drift alert on" in text and "closed 20" in text
+    decision = production.decisions.get(kind="recertify")
+    assert decision.snapshot_sha256[:20] in flat

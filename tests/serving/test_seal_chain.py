@@ -62,6 +62,7 @@ def test_a_deleted_seal_with_its_records_is_named(production, keyed, german):
         try:
             cursor.execute("DELETE FROM serving_predictionoutcome")
             cursor.execute("DELETE FROM serving_predictionlog WHERE seal_id = %s", [seal.pk])
+            cursor.execute("DELETE FROM serving_sealtree WHERE seal_id = %s", [seal.pk])
             cursor.execute("DELETE FROM serving_predictionseal WHERE id = %s", [seal.pk])
         finally:
             if connection.vendor == "postgresql":
