@@ -11,6 +11,7 @@ of a binary classifier, the value of a regressor; a multi-class label is categor
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -70,14 +71,17 @@ def count_numeric(values: np.ndarray, edges: list[float]) -> list[int]:
 
 def count_categorical(values: Any, categories: list[str]) -> list[int]:
     """Counts per reference category, then everything unseen (missing included unless seen)."""
-    series = pd.Series(values, dtype=object)
     by_key: dict[str, int] = {}
-    # (keys are spelled once per distinct value, not once per row)
-    for value, n in series.value_counts(dropna=False).items():
+    # (keys are spelled once per distinct value, not once per row; NaN counted apart, since
+    # two NaN objects are different Counter keys)
+    values = list(values)
+    counter = Counter(v for v in values if not (isinstance(v, float) and math.isnan(v)))
+    nan = len(values) - sum(counter.values())
+    for value, n in [*counter.items(), *([(float("nan"), nan)] if nan else [])]:
         key = category_key(value)
         by_key[key] = by_key.get(key, 0) + int(n)
     seen = [by_key.get(c, 0) for c in categories]
-    return seen + [len(series) - sum(seen)]
+    return seen + [len(values) - sum(seen)]
 
 
 def sample(array: np.ndarray) -> list[float]:

@@ -75,7 +75,7 @@ def test_window_psi_and_ks_equal_the_definitions_on_the_logged_values(production
 
 
 def test_a_drift_alert_opens_one_finding_with_an_audit_event_and_mail(
-    production, keyed, german, django_capture_on_commit_callbacks
+    production, keyed, german, django_capture_on_commit_callbacks, eager_tasks
 ):
     send(keyed, [{**row, "credit_amount": row["credit_amount"] * 3} for row in eval_rows(german)])
     seal_predictions()
@@ -220,7 +220,7 @@ def test_an_open_high_finding_blocks_deploy_and_recertification(
     assert finding.is_open
 
 
-def test_reminders_go_out_once_before_expiry(production, django_capture_on_commit_callbacks):
+def test_reminders_go_out_once_before_expiry(production, django_capture_on_commit_callbacks, eager_tasks):
     ModelVersion.objects.filter(pk=production.pk).update(approval_expires_at=timezone.now() + timedelta(days=3))
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):

@@ -132,7 +132,7 @@ def celery_worker_process(
     handle.close()
 
 
-def wait_for(predicate: Any, timeout: float = 60.0, message: str = "condition") -> Any:
+def wait_for(predicate: Any, timeout: float = 180.0, message: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -133,7 +133,7 @@ def test_a_worker_killed_mid_check_leads_to_exactly_one_result_after_redelivery(
     version = make_version(data_scientist, model, slow_model_bytes, train_csv, eval_csv)
     workflow.submit_version(version.pk, actor=data_scientist)
     check = CheckRun.objects.get(version=version, kind="reproducibility")
-    wait_for(lambda: CheckRun.objects.get(pk=check.pk).status == "running", 120, "the refit to start")
+    wait_for(lambda: CheckRun.objects.get(pk=check.pk).status == "running", 240, "the refit to start")
     main_pid = int(subprocess.check_output(["pgrep", "-f", "services-test@"]).split()[0])
     children = subprocess.check_output(["pgrep", "-P", str(main_pid)]).split()
     for pid in children:

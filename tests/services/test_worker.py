@@ -31,11 +31,17 @@ def test_submission_is_checked_by_the_real_worker(
         message="the worker to finish the checks",
     )
     statuses = dict(version.checks.values_list("kind", "status"))
-    assert statuses == {"validation": "passed", "fairness": "failed", "reproducibility": "passed", "onnx": "passed"}
+    assert statuses == {
+        "validation": "passed",
+        "fairness": "failed",
+        "reproducibility": "passed",
+        "onnx": "passed",
+        "profile": "passed",
+    }
     event = AuditEvent.objects.get(action="governance.version.in_review", target_id=str(version.pk))
     assert event.actor_username == "system"
     log = celery_worker_process.read_text()
-    assert log.count("governance.tasks.run_check_task") >= 4 and "succeeded" in log
+    assert log.count("governance.tasks.run_check_task") >= 5 and "succeeded" in log
 
 
 def test_tampering_is_caught_by_the_real_worker(
