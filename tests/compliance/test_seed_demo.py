@@ -20,7 +20,10 @@ def test_seed_demo_loads_a_user_per_role_and_real_models_through_the_services(ea
         "credit-risk",
         "loan-prescreen",
         "collections-priority",
+        "credit-mlflow",  # imported from the MLflow model in integrations/demo_mlflow (issue 17)
     }
+    imported = ModelVersion.objects.get(registered_model__name="credit-mlflow")
+    assert imported.status == "draft" and imported.created_by.username == "dana"
     v1, v2 = ModelVersion.objects.filter(registered_model__name="credit-risk").order_by("version")
     assert v1.status == "checking" and v2.parent == v1
     assert v2.estimator_class == "sklearn.pipeline.Pipeline" and v2.params["steps"][1][1]["__estimator__"] == (

@@ -277,3 +277,28 @@ def test_the_period_report_lists_alerts_findings_and_recertifications(
     assert "Drift alert on" in text and "closed 20" in text
     decision = production.decisions.get(kind="recertify")
     assert decision.snapshot_sha256[:20] in flat
+
+
+def test_the_monitoring_tab_and_api_are_for_the_three_roles_only(
+    production, keyed, german, client, api_client, auditor, data_scientist, outsider
+):
+    send(keyed, eval_rows(german, 60))
+    start, end = around_now()
+    services.store_window(production.pk, start=start, end=end)
+    page = f"/monitoring/credit-risk/{production.version}/"
+    api = f"/api/v1/models/credit-risk/versions/{production.version}/monitoring"
+    for person in (auditor, data_scientist):
+        client.force_login(person)
+        assert client.get(page).status_code == 200
+        api_client.force_authenticate(person)
+        body = api_client.get(api).json()
+        assert body["rows"] == 60 and body["windows"][0]["rows"] == 60
+        assert set(body["drift"]["credit_amount"]) >= {"psi", "ks_statistic", "ks_pvalue"}
+        assert "ks_statistic" not in body["drift"]["sex"]
+    client.force_login(outsider)
+    assert client.get(page).status_code in (403, 404)
+    api_client.force_authenticate(outsider)
+    assert api_client.get(api).status_code == 403
+    api_client.force_authenticate(auditor)
+    assert api_client.get(api + "?since=yesterday").status_code == 400
+    assert api_client.get("/api/v1/models/credit-risk/versions/99/monitoring").status_code == 404

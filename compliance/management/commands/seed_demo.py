@@ -148,6 +148,7 @@ class Command(BaseCommand):
         self._approve_and_deploy(collections.pk, users, traffic=False)
         # The demo webhook (issue 17) lives in integrations, a layer above: called by name.
         call_command("seed_webhook_demo", "--user=rita", stdout=self.stdout)
+        call_command("seed_mlflow_demo", "--user=dana", stdout=self.stdout)  # a draft imported from MLflow
         self.stdout.write(
             f"Loaded the demo: credit-risk v{v1.version} (submitted for review) and v{v2.version} (draft); "
             "loan-prescreen v1 (approved with an override and in production when the checks ran in-process)."
