@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.core.files.storage import default_storage
 from django.db import transaction
 
@@ -55,6 +56,10 @@ class Prediction:
     labels: list[Any]
     probabilities: list[list[float]] | None
     engine: str
+    # the inputs as the engine took them (ONNX: [N, 1] arrays per column; skops: the frame), so
+    # that explaining the same rows does not build them again
+    tensors: dict[str, np.ndarray] | None = None
+    frame: pd.DataFrame | None = None
 
 
 _cache: dict[tuple[int, str, int], Loaded] = {}
@@ -99,13 +104,15 @@ def predict(version: ModelVersion, rows: list[dict[str, Any]]) -> Prediction:
     """Predict checked rows with the version's engine (ONNX Runtime takes arrays, skops a frame)."""
     runtime = loaded(version)
     if runtime.engine == "onnx":
-        labels, probabilities = onnx_model.run_tensors(runtime.session, to_tensors(rows, version.input_schema))
+        tensors = to_tensors(rows, version.input_schema)
+        labels, probabilities = onnx_model.run_tensors(runtime.session, tensors)
         return Prediction(
             labels=labels.tolist(),
             probabilities=probabilities.tolist()
             if probabilities is not None and version.task == "classification"
             else None,
             engine="onnx",
+            tensors=tensors,
         )
     model = runtime.model
     frame = to_frame(rows, version.input_schema)
@@ -115,8 +122,9 @@ def predict(version: ModelVersion, rows: list[dict[str, Any]]) -> Prediction:
             labels = np.asarray(model.classes_).take(np.argmax(proba, axis=1))
         else:
             labels = np.asarray(model.predict(frame))
-        return Prediction(labels=labels.tolist(), probabilities=proba.tolist(), engine="skops")
-    return Prediction(labels=np.asarray(model.predict(frame)).tolist(), probabilities=None, engine="skops")
+        return Prediction(labels=labels.tolist(), probabilities=proba.tolist(), engine="skops", frame=frame)
+    labels = np.asarray(model.predict(frame))
+    return Prediction(labels=labels.tolist(), probabilities=None, engine="skops", frame=frame)
 
 
 def clear_cache() -> None:

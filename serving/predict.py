@@ -185,7 +185,9 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
         outputs["classes"] = version.classes
     if request.explain:
         try:
-            outputs["explanations"] = decisions.explain_rows(version, checked, result.labels)
+            outputs["explanations"] = decisions.explain_rows(
+                version, checked, result.labels, tensors=result.tensors, frame=result.frame
+            )
         except ArtifactIntegrityError as exc:
             error = ServingError(exc.message, status=503, code="artifact_tampered")
             return Refusal(error, Outcome.ERROR, _loggable(rows), certain=True)

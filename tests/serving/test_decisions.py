@@ -151,3 +151,38 @@ def test_verification_still_passes_with_keys_explanations_and_reviews(keyed, pro
     record = PredictionLog.objects.latest("pk")
     proof = seals.inclusion_proof(record)
     assert proof is not None and proof["leaf_hash"] == record.leaf_hash
+
+
+def test_explain_true_reuses_the_engines_inputs_and_is_exact(keyed, production, german, logreg):
+    from serving import decisions, engine
+    from serving.inputs import to_frame
+
+    instances = rows(german, 5)
+    body = predict(keyed, instances=instances, explain=True).json()
+    record = PredictionLog.objects.latest("pk")
+    frame = german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(5)
+    for explanation, expected in zip(body["explanations"], logreg.decision_function(frame), strict=True):
+        assert abs(explanation["base_value"] + sum(explanation["contributions"].values()) - expected) < 1e-9
+    # whichever inputs the engine built (ONNX tensors, the skops frame) or none: the same numbers
+    # as explaining a frame rebuilt from the rows, to the last bit
+    result = engine.predict(production, instances)
+    assert record.engine == result.engine == "onnx" and result.tensors is not None
+    labels = body["predictions"]
+    built = decisions.explain_rows(production, instances, labels, tensors=result.tensors)
+    from_frame = decisions.explain_rows(
+        production, instances, labels, frame=to_frame(instances, production.input_schema)
+    )
+    from_rows = decisions.explain_rows(production, instances, labels)
+    assert built == from_frame == from_rows == body["explanations"]
+    explainer = decisions.explaining(production).explainer
+    rebuilt = explainer.attribute(to_frame(instances, production.input_schema))
+    assert [e["contributions"] for e in body["explanations"]] == [a.contributions for a in rebuilt]
+
+
+def test_the_explainer_is_cached_per_version_and_artifact_hash(production):
+    from serving import decisions
+
+    decisions.clear_cache()
+    first = decisions.explaining(production)
+    assert decisions.explaining(production) is first  # built once per process
+    assert all(key[1] == production.artifact_sha256 for key in decisions._cache)

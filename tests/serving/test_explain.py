@@ -192,3 +192,65 @@ def test_random_forest_and_gradient_boosting_are_explained_by_treeshap_not_permu
         [("prepare", demo_data._preprocessor()), ("classify", RandomForestClassifier(n_estimators=5, random_state=0))]
     ).fit(train[FEATURES], train[demo_data.LABEL])
     assert make(forest, evaluation).kind == "tree"
+
+
+def test_linear_contributions_from_plain_columns_are_the_frame_paths_to_the_last_bit(logreg, frames):
+    from serving.inputs import to_frame, to_tensors
+
+    _, evaluation = frames
+    explainer = make(logreg, evaluation)
+    assert explainer.takes_columns
+    rows = evaluation[FEATURES].head(200)
+    records = rows.to_dict(orient="records")
+    schema = [{"name": n, "dtype": DTYPES[n]} for n in FEATURES]
+    from_frame = explainer.attribute(to_frame(records, schema))
+    from_lists = explainer.attribute_columns({n: [r[n] for r in records] for n in FEATURES})
+    from_tensors = explainer.attribute_columns(to_tensors(records, schema))  # what the ONNX engine built
+    assert from_lists == from_frame and from_tensors == from_frame
+    for attribution, expected in zip(from_tensors, logreg.decision_function(rows), strict=True):
+        assert abs(attribution.base_value + sum(attribution.contributions.values()) - expected) < 1e-9
+        assert abs(attribution.value - expected) < 1e-9
+
+
+def test_a_bare_linear_model_takes_plain_columns_and_stays_exact(frames):
+    from sklearn.linear_model import LogisticRegression
+
+    train, evaluation = frames
+    numeric = demo_data.NUMERIC
+    model = LogisticRegression(max_iter=2000).fit(train[numeric], train[demo_data.LABEL])
+    classes = list(model.classes_)
+    explainer = explain.Explainer(
+        model, evaluation[numeric], features=numeric, task="classification", classes=classes, favourable=classes[-1]
+    )
+    assert explainer.kind == "linear" and explainer.takes_columns
+    rows = evaluation[numeric].head(100)
+    attributions = explainer.attribute_columns({n: rows[n].tolist() for n in numeric})
+    assert attributions == explainer.attribute(rows)
+    for attribution, expected in zip(attributions, model.decision_function(rows), strict=True):
+        assert abs(attribution.base_value + sum(attribution.contributions.values()) - expected) < 1e-9
+
+
+def test_a_linear_pipeline_that_cannot_be_compiled_needs_a_frame_and_stays_exact(frames):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
+
+    train, evaluation = frames
+    prepare = ColumnTransformer(
+        [
+            ("num", MinMaxScaler(), demo_data.NUMERIC),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), demo_data.CATEGORICAL),
+        ]
+    )
+    model = Pipeline([("prepare", prepare), ("classify", LogisticRegression(max_iter=2000))])
+    model.fit(train[FEATURES], train[demo_data.LABEL])
+    explainer = make(model, evaluation)
+    assert explainer.kind == "linear" and not explainer.takes_columns  # scikit-learn's own transform
+    rows = evaluation[FEATURES].head(50)
+    for attribution, expected in zip(explainer.attribute(rows), model.decision_function(rows), strict=True):
+        assert abs(attribution.base_value + sum(attribution.contributions.values()) - expected) < 1e-9
+
+
+def test_tree_models_do_not_take_plain_columns(frames):
+    train, evaluation = frames
+    assert not make(demo_data.train_random_forest(train, n_estimators=5), evaluation).takes_columns
