@@ -182,11 +182,20 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A message a worker took but never acknowledged (the worker died) is delivered again after this
+# long, instead of kombu's 3,600 s default; longer than any task may run (CELERY_TASK_TIME_LIMIT).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 240)
+}
+# Checks nobody works on (task lost with the broker, worker killed) are sent again by beat.
+CHECK_RESEND_AFTER_SECONDS = env.int("CHECK_RESEND_AFTER_SECONDS", default=300)
+CHECK_SWEEP_SECONDS = env.int("CHECK_SWEEP_SECONDS", default=120)
 # How often beat re-checks that every servable version's approval still holds (governance.integrity).
 INTEGRITY_CHECK_INTERVAL_SECONDS = env.int("INTEGRITY_CHECK_INTERVAL_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     "seal-predictions": {"task": "serving.tasks.seal_predictions_task", "schedule": SEAL_INTERVAL_SECONDS},
     "integrity-check": {"task": "governance.tasks.integrity_check_task", "schedule": INTEGRITY_CHECK_INTERVAL_SECONDS},
+    "resend-stranded-checks": {"task": "governance.tasks.resend_stranded_checks_task", "schedule": CHECK_SWEEP_SECONDS},
     "write-checkpoint": {"task": "compliance.tasks.write_checkpoint_task", "schedule": CHECKPOINT_INTERVAL_SECONDS},
 }
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
@@ -62,3 +63,12 @@ def audit_events(
         events = events.filter(target_repr__icontains=target)
     events = in_period(events, since, until)
     return events
+
+
+def stranded_checks(*, now: Any, queued_for: float, running_for: float) -> QuerySet[CheckRun]:
+    """Checks nobody is working on: queued longer than `queued_for` seconds (their task was never
+    sent, or lost with a broker), or running longer than `running_for` (their worker died)."""
+    return CheckRun.objects.filter(
+        Q(status=CheckStatus.QUEUED, queued_at__lt=now - timedelta(seconds=queued_for))
+        | Q(status=CheckStatus.RUNNING, started_at__lt=now - timedelta(seconds=running_for))
+    ).order_by("pk")

@@ -7,8 +7,9 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
-from governance import checks, expiry, integrity, jobs, notifications, workflow
+from governance import checks, expiry, integrity, jobs, notifications, selectors, workflow
 from governance.models import CheckStatus
 
 
@@ -54,6 +55,21 @@ def integrity_check_task() -> list[int]:
     people of approvals about to expire (beat, every INTEGRITY_CHECK_INTERVAL_SECONDS)."""
     suspended = [s.version.pk for s in integrity.suspend_void_versions()]
     return suspended + expiry.sweep_expiries().suspended
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def resend_stranded_checks_task() -> list[int]:
+    """Send again every check nobody is working on (beat, every CHECK_SWEEP_SECONDS): its task was
+    lost to a broker outage, or its worker died. Running a check twice records it once."""
+    stranded = selectors.stranded_checks(
+        now=timezone.now(),
+        queued_for=settings.CHECK_RESEND_AFTER_SECONDS,
+        running_for=settings.CELERY_TASK_TIME_LIMIT + settings.CHECK_RESEND_AFTER_SECONDS,
+    )
+    ids = list(stranded.values_list("pk", flat=True)[:500])
+    for check_id in ids:
+        run_check_task.delay(check_id)
+    return ids
 
 
 jobs.register("run_check", run_check_task.delay)
