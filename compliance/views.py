@@ -54,7 +54,7 @@ def _require_auditor(request: HttpRequest) -> None:
 def _keyset_page(request: HttpRequest, rows: QuerySet[Any], key: str) -> tuple[list[Any], int | None]:
     """Newest first, PAGE at a time, continuing below `?before=<key>` (no OFFSET scans)."""
     before = request.GET.get("before", "")
-    if before.isdigit():
+    if before.isascii() and before.isdigit() and len(before) < 19:
         rows = rows.filter(**{f"{key}__lt": int(before)})
     page = list(rows.order_by(f"-{key}")[: PAGE + 1])
     more = len(page) > PAGE
@@ -186,7 +186,8 @@ def period_report(request: HttpRequest) -> HttpResponse:
 
 def _prediction_filters(request: HttpRequest) -> tuple[dict[str, str], QuerySet[PredictionLog]]:
     f = _filters(request, ("model", "version", "since", "until", "outcome", "request_id"))
-    if f["version"] and not f["version"].isdigit():
+    # (ASCII digits only: "²".isdigit() is true, and int("²") raises)
+    if f["version"] and not (f["version"].isascii() and f["version"].isdigit() and len(f["version"]) < 10):
         raise ReportError(f"version: {f['version']!r} is not a version number.", field="version")
     if f["outcome"] and f["outcome"] not in Outcome.values:
         raise ReportError(f"outcome: {f['outcome']!r} is not one of {', '.join(Outcome.values)}.", field="outcome")
