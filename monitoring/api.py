@@ -14,14 +14,14 @@ from rest_framework.views import APIView
 
 from core.canonical import ApiJSONEncoder
 from core.periods import parse_moment
-from core.roles import ALL_ROLES, has_role
+from core.roles import roles_of
 from lifecycle.errors import Forbidden, NotFound
-from lifecycle.models import ModelVersion
+from lifecycle.models import RegisteredModel
+from lifecycle.selectors import visible_versions
 from monitoring import selectors
-from serving.api import PREDICTION_ID
 from serving.errors import ServingError
 from serving.http import caller_of
-from serving.models import PredictionLog
+from serving.selectors import prediction_row
 from serving.services import OutcomeItem, record_outcomes
 
 MAX_OUTCOMES = 10_000
@@ -37,13 +37,10 @@ class VersionMonitoringApi(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, name: str, version: int) -> Response:
-        if not any(has_role(request.user, role) for role in ALL_ROLES):
+        if not roles_of(request.user):
             raise Forbidden("Only data scientists, risk officers and auditors read monitoring.")
-        found = (
-            ModelVersion.objects.select_related("registered_model", "evaluation_dataset")
-            .filter(registered_model__name=name, version=version)
-            .first()
-        )
+        model = RegisteredModel.objects.filter(name=name).first()
+        found = visible_versions(request.user, model).filter(version=version).first() if model else None
         if found is None:
             raise NotFound(f"{name} has no version {version}.")
         since = parse_moment(request.query_params.get("since", ""), field="since")
@@ -60,11 +57,7 @@ def _item(index: int, raw: Any) -> OutcomeItem:
             code="invalid_input",
         )
     pid = str(raw["prediction_id"])
-    match = PREDICTION_ID.match(pid)
-    record = PredictionLog.objects.filter(public_id=match["record"]).first() if match else None
-    row = int(match["row"]) if match and match["row"] is not None else None
-    if record is not None and row is not None and row >= record.n_rows:
-        record = None
+    record, row = prediction_row(pid)
     return OutcomeItem(pid, record, row, raw["actual"], raw.get("sensitive"))
 
 

@@ -4,7 +4,6 @@ function, render."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -27,8 +26,6 @@ from serving.models import PredictionLog
 from serving.predict import PredictionRequest, predict
 from serving.services import may_report_outcome, record_outcome
 from serving.throttling import ApiKeyRateThrottle
-
-PREDICTION_ID = re.compile(r"^(?P<record>[0-9a-f-]{36})(?:\.(?P<row>\d+))?$")
 
 
 def error_response(code: str, message: str, http_status: int, details: Any = None) -> Response:
@@ -206,16 +203,10 @@ class PredictionListApi(APIView):
 
 
 def _find(prediction_id: str) -> tuple[PredictionLog, int | None]:
-    match = PREDICTION_ID.match(prediction_id)
-    if not match:
+    if not selectors.PREDICTION_ID.match(prediction_id):
         raise ServingError(f"{prediction_id!r} is not a prediction id.", status=404, code="not_found")
-    record = (
-        PredictionLog.objects.select_related("version__registered_model", "seal")
-        .filter(public_id=match["record"])
-        .first()
-    )
-    row = int(match["row"]) if match["row"] is not None else None
-    if record is None or (row is not None and row >= record.n_rows):
+    record, row = selectors.prediction_row(prediction_id)
+    if record is None:
         raise ServingError(f"There is no prediction {prediction_id}.", status=404, code="not_found")
     return record, row
 

@@ -8,6 +8,7 @@ as soon as the retirement commits, and no answer is logged or returned from a st
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import connection
@@ -302,3 +303,23 @@ def seals_covering(version_id: int) -> QuerySet[PredictionSeal]:
     """The Merkle seals that hold at least one of the version's log records."""
     sealed = PredictionLog.objects.filter(version_id=version_id, seal__isnull=False).order_by().values("seal_id")
     return PredictionSeal.objects.filter(pk__in=sealed.distinct()).order_by("pk")
+
+
+PREDICTION_ID = re.compile(r"^(?P<record>[0-9a-f-]{36})(?:\.(?P<row>\d+))?$")
+
+
+def prediction_row(prediction_id: str) -> tuple[PredictionLog | None, int | None]:
+    """The logged record and row a prediction id ("<id>" or "<id>.<row>") names; (None, None)
+    when it is not an id or names no logged row."""
+    match = PREDICTION_ID.match(prediction_id)
+    if not match:
+        return None, None
+    record = (
+        PredictionLog.objects.select_related("version__registered_model", "seal")
+        .filter(public_id=match["record"])
+        .first()
+    )
+    row = int(match["row"]) if match["row"] is not None else None
+    if record is None or (row is not None and row >= record.n_rows):
+        return None, None
+    return record, row
