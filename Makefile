@@ -14,7 +14,7 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 .DEFAULT_GOAL := help
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 1
-.PHONY: help demo serve bench bench-audit bench-decisions bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
+.PHONY: help demo serve serve-preflight bench bench-audit bench-decisions bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,7 +40,10 @@ demo: venv ## Run the application with the demo loaded (SQLite, tasks in-process
 	@echo
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py runserver $(HOST):$(PORT)
 
-serve: venv ## Production-style serving: gunicorn (WEB_WORKERS x WEB_THREADS), a Celery worker and beat, on the configured services
+# make serve is production: DEBUG=False whatever the environment says (every recipe below, and
+# serve-preflight's, sees it), and nothing starts without the production secrets.
+serve: export DEBUG = False
+serve: venv serve-preflight ## Production-style serving: gunicorn (WEB_WORKERS x WEB_THREADS), a Celery worker and beat, on the configured services
 	@# With MIGRATION_DATABASE_URL (the owner), migrations run as the owner and the application's role
 	@# (DATABASE_URL's user) is granted only what it may do: it owns nothing (compliance/db_roles.py).
 	if [ -n "$$MIGRATION_DATABASE_URL" ]; then \
@@ -60,6 +63,16 @@ serve: venv ## Production-style serving: gunicorn (WEB_WORKERS x WEB_THREADS), a
 	  --config python:config.gunicorn \
 	  --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) --threads $(WEB_THREADS) --access-logfile - & \
 	wait
+
+serve-preflight: ## Refuse to serve without DEBUG=False and the production secrets; then manage.py check --deploy
+	@if [ "$$DEBUG" != False ]; then echo "serve-preflight: DEBUG must be False (make serve sets it)." >&2; exit 1; fi
+	@missing=""; for name in SECRET_KEY LOG_MAC_KEY CHECKPOINT_SIGNING_KEY; do \
+	  [ -n "$${!name}" ] || missing="$$missing $$name"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make serve refuses to start: set$$missing in the environment (production runs with DEBUG=False;" >&2; \
+	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; see README, Configuration)." >&2; \
+	  exit 1; fi
+	$(PY) manage.py check --deploy
 
 bench/.mlflow-venv/.installed: bench/requirements-mlflow.txt
 	test -x bench/.mlflow-venv/bin/python || $(PYTHON) -m venv bench/.mlflow-venv

@@ -20,6 +20,7 @@ from core import audit
 from core.canonical import ApiJSONEncoder
 from core.models import AuditEvent
 from governance import review
+from governance import shadow as shadows
 from governance.models import CheckKind, CheckRun, Decision, DecisionKind, Deployment, Finding, Policy
 from governance.policies import active_policy
 from governance.records import version_data
@@ -28,7 +29,7 @@ from monitoring import charts as monitoring_charts
 from monitoring import selectors as monitoring_selectors
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
-from serving.models import PredictionSeal
+from serving.models import BatchJob, PredictionSeal
 
 MAX_SEALS_SHOWN = 40
 
@@ -120,6 +121,31 @@ def _monitoring(version: ModelVersion) -> dict[str, Any]:
                 "justification": d.justification,
             }
             for d in Decision.objects.filter(version=version, kind=DecisionKind.RECERTIFY).order_by("created_at")
+        ],
+        "shadow": [
+            {
+                "window": [c.window_start, c.window_end],
+                "champion_version": c.champion.version,
+                "rows": c.rows,
+                "agreement": c.agreement,
+                "differences": c.differences,
+                "n_outcomes": (c.performance or {}).get("n_outcomes", 0),
+                "metrics": metrics,
+            }
+            for c, metrics in shadows.display(version)
+        ],
+        "batch_jobs": [
+            {
+                "id": str(j.public_id),
+                "created_at": j.created_at,
+                "caller": j.caller,
+                "status": j.status,
+                "rows": j.rows_total,
+                "rows_failed": j.rows_failed,
+                "input_sha256": j.input_sha256,
+                "result_sha256": j.result_sha256,
+            }
+            for j in BatchJob.objects.filter(version=version).order_by("created_at")[:50]
         ],
     }
 

@@ -26,20 +26,20 @@ from compliance.lineage import build_lineage, lineage_svg
 from core.errors import DomainError
 from core.models import AuditEvent
 from core.periods import parse_moment
-from core.roles import AUDITORS, RISK_OFFICERS, roles_of
+from core.roles import reads_full_audit_trail
 from governance import review, selectors
 from governance.models import Deployment
 from governance.selectors import engine_for
 from lifecycle.models import ModelVersion, RegisteredModel
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
-from serving.models import Outcome, PredictionLog
+from serving.models import BatchJob, Outcome, PredictionLog
 
 PAGE = 50
 
 
 def can_audit(user: Any) -> bool:
-    return bool(roles_of(user) & {AUDITORS, RISK_OFFICERS})
+    return reads_full_audit_trail(user)
 
 
 def audit_url(v: ModelVersion) -> str:
@@ -140,6 +140,7 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         "deployments": Deployment.objects.filter(version=v).select_related("deployed_by", "ended_by"),
         "graph": mark_safe(lineage_svg(graph, focus=f"version:{v.pk}")),  # noqa: S308
         "serving": serving_selectors.serving_summary(version_id=v.pk),
+        "batch_jobs": BatchJob.objects.filter(version=v).order_by("-created_at")[:50],
         "engine": engine_for(v),
         "events": AuditEvent.objects.filter(target_type="lifecycle.modelversion", target_id=str(v.pk)).order_by("seq"),
     }

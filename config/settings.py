@@ -3,9 +3,11 @@ default: nothing set means SQLite in the project folder and Celery tasks run in-
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -32,6 +34,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     # The layers, bottom to top (each imports only those above it in this list; make lint).
     "core",
     "lifecycle",
@@ -44,6 +47,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (policy below).
+    "csp.middleware.CSPMiddleware",
+    # The database unreachable: a 503 that says so, for pages and /api/ alike (not a 500).
+    "config.unavailable.DatabaseUnavailableMiddleware",
     # A query string holding NUL is a 400 before any view (PostgreSQL cannot take NUL in text).
     "config.middleware.RefuseNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -57,6 +64,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Counts and times the prediction endpoints for /metrics (no database access).
     "integrations.metrics.PredictionMetricsMiddleware",
+    # Turns a login refused for lockout into the lockout page (429); last, as axes requires.
+    "axes.middleware.AxesMiddleware",
 ]
 
 if env.bool("EXPOSE_WORKER_PID", default=False):
@@ -104,6 +113,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -125,9 +136,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # --- Artifacts and datasets -------------------------------------------------------------
 MAX_ARTIFACT_BYTES = env.int("MAX_ARTIFACT_BYTES", default=200 * 1024 * 1024)
 MAX_DATASET_BYTES = env.int("MAX_DATASET_BYTES", default=200 * 1024 * 1024)
+# A CSV with more columns is refused before pandas reads it (60,000 columns took 30 s).
+MAX_DATASET_COLUMNS = env.int("MAX_DATASET_COLUMNS", default=2_000)
 # Checked on the zip directory before skops opens the file (zip bombs).
 SKOPS_MAX_ZIP_ENTRIES = env.int("SKOPS_MAX_ZIP_ENTRIES", default=20_000)
-SKOPS_MAX_UNCOMPRESSED_BYTES = env.int("SKOPS_MAX_UNCOMPRESSED_BYTES", default=2 * 1024**3)
+# Also the limit on every array a .npy member declares in its header, read before it is inflated.
+SKOPS_MAX_UNCOMPRESSED_BYTES = env.int("SKOPS_MAX_UNCOMPRESSED_BYTES", default=4 * MAX_ARTIFACT_BYTES)
 # The allow-list for skops.io.load: the dotted path of a frozenset of exact, fully qualified
 # names (lifecycle/allowlist.py says why each one is there). A name is never trusted for the
 # package it lives in. Deliberately a constant, not an environment variable and never taken
@@ -139,7 +153,18 @@ SERVING_MAX_ROWS = env.int("SERVING_MAX_ROWS", default=10_000)
 # Request bodies above this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SERVING_MAX_BODY_BYTES", default=20 * 1024 * 1024)
 SERVING_RATE_PER_KEY = env.str("SERVING_RATE_PER_KEY", default="600000/min")
+# Prediction requests per API key per UTC day (429 daily_quota_exceeded beyond it); 0: unlimited.
+API_KEY_DAILY_QUOTA = env.int("API_KEY_DAILY_QUOTA", default=0)
+# A refused request logs at most this many of its rows (plus their count, SHA-256 and size).
+REFUSED_LOG_SAMPLE_ROWS = env.int("REFUSED_LOG_SAMPLE_ROWS", default=10)
 SEAL_BATCH_SIZE = env.int("SEAL_BATCH_SIZE", default=100_000)
+# Batch jobs (serving.batch): the largest CSV accepted, the rows of one chunk (one Celery task,
+# one transaction), and the rows of one log record within a chunk.
+BATCH_MAX_BYTES = env.int("BATCH_MAX_BYTES", default=2 * 1024**3)
+BATCH_CHUNK_ROWS = env.int("BATCH_CHUNK_ROWS", default=50_000)
+BATCH_RECORD_ROWS = env.int("BATCH_RECORD_ROWS", default=1_000)
+# Chunks of unfinished jobs untouched this long past the task time limit are sent again.
+BATCH_STRANDED_AFTER_SECONDS = env.int("BATCH_STRANDED_AFTER_SECONDS", default=600)
 SEAL_INTERVAL_SECONDS = env.int("SEAL_INTERVAL_SECONDS", default=300)
 
 # --- Signed checkpoints (DESIGN.md, "Audit trail, seals and checkpoints") ------------------
@@ -192,12 +217,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # Checks nobody works on (task lost with the broker, worker killed) are sent again by beat.
 CHECK_RESEND_AFTER_SECONDS = env.int("CHECK_RESEND_AFTER_SECONDS", default=300)
 CHECK_SWEEP_SECONDS = env.int("CHECK_SWEEP_SECONDS", default=120)
+# The reproducibility check's refit, whatever the policy: a model whose parameters ask for more
+# trees than this (summed over its ensembles) is not refitted, and a refit still running after
+# REFIT_MAX_SECONDS is stopped; either ends the check inconclusive, naming why.
+REFIT_MAX_ESTIMATORS = env.int("REFIT_MAX_ESTIMATORS", default=5_000)
+REFIT_MAX_SECONDS = env.float("REFIT_MAX_SECONDS", default=300.0)
 # How often beat re-checks that every servable version's approval still holds (governance.integrity).
 INTEGRITY_CHECK_INTERVAL_SECONDS = env.int("INTEGRITY_CHECK_INTERVAL_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     "seal-predictions": {"task": "serving.tasks.seal_predictions_task", "schedule": SEAL_INTERVAL_SECONDS},
     "integrity-check": {"task": "governance.tasks.integrity_check_task", "schedule": INTEGRITY_CHECK_INTERVAL_SECONDS},
     "resend-stranded-checks": {"task": "governance.tasks.resend_stranded_checks_task", "schedule": CHECK_SWEEP_SECONDS},
+    "resend-stranded-batches": {"task": "serving.tasks.resend_stranded_batches_task", "schedule": CHECK_SWEEP_SECONDS},
     "write-checkpoint": {"task": "compliance.tasks.write_checkpoint_task", "schedule": CHECKPOINT_INTERVAL_SECONDS},
 }
 
@@ -209,6 +240,8 @@ MONITOR_INTERVAL_SECONDS = env.int("MONITOR_INTERVAL_SECONDS", default=3600)
 MONITOR_MIN_ROWS = env.int("MONITOR_MIN_ROWS", default=500)
 # KS reads the values themselves: at most this many rows of a window (every k-th record beyond).
 MONITOR_KS_MAX_ROWS = env.int("MONITOR_KS_MAX_ROWS", default=100_000)
+# A version put in shadow is also compared on the production traffic of this long before it started.
+SHADOW_BACKFILL_SECONDS = env.int("SHADOW_BACKFILL_SECONDS", default=7 * 86400)
 CELERY_BEAT_SCHEDULE["monitor"] = {"task": "monitoring.tasks.monitor_task", "schedule": MONITOR_INTERVAL_SECONDS}
 
 # --- Integrations (issue 17) ---------------------------------------------------------------
@@ -246,6 +279,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Its schema-completeness warnings are not deployment settings: kept out of `check --deploy`
+    # (which must be clean, issue 18); `manage.py spectacular --validate` still lists them.
+    "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }
 
 # --- E-mail -----------------------------------------------------------------------------
@@ -261,7 +297,40 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+# Only behind a proxy that sets these headers itself (and drops the client's): otherwise anyone
+# could claim HTTPS with X-Forwarded-Proto, or any address with X-Forwarded-For (login lockouts).
+TRUST_PROXY_HEADERS = env.bool("TRUST_PROXY_HEADERS", default=False)
+if TRUST_PROXY_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Login throttling (django-axes): LOGIN_FAILURE_LIMIT wrong passwords for one username from one
+# address lock that pair out for LOGIN_COOLOFF_MINUTES (429 and the lockout page, audited as
+# core.login.locked_out). Attempts during a lockout neither extend it nor are stored; a successful
+# login clears the count. The database handler shares the count across every worker.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "core.logins.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Successful logins are not kept (personal data nobody reads); lockouts are in the audit trail.
+AXES_DISABLE_ACCESS_LOG = True
+
+# Content-Security-Policy (django-csp): nothing inline, nothing from elsewhere. Page scripts and
+# styles are static files; the API docs use drf-spectacular's split Swagger view for the same reason.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "style-src": [SELF],
+        "script-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from compliance import api as compliance_api
 from governance import api as governance_api
@@ -15,7 +15,7 @@ from lifecycle import api as lifecycle_api
 from lifecycle import urls as lifecycle_urls
 from monitoring import api as monitoring_api
 from serving import api as serving_api
-from serving import decision_api, v2
+from serving import batch_api, decision_api, v2
 
 api_v1 = [
     path("models/", lifecycle_api.ModelListApi.as_view(), name="api-models"),
@@ -45,6 +45,9 @@ api_v1 = [
     path("outcomes", monitoring_api.OutcomeBulkApi.as_view(), name="api-outcomes"),
     path("reports/period.pdf", compliance_api.PeriodReportApi.as_view(), name="api-period-report"),
     path("models/<slug:name>/predict", serving_api.ModelPredictApi.as_view(), name="api-predict"),
+    path("models/<slug:name>/batches", batch_api.BatchCreateApi.as_view(), name="api-batches"),
+    path("batches/<str:job_id>", batch_api.BatchDetailApi.as_view(), name="api-batch"),
+    path("batches/<str:job_id>/result.csv", batch_api.BatchResultApi.as_view(), name="api-batch-result"),
     path("predictions/", serving_api.PredictionListApi.as_view(), name="api-predictions"),
     path("predictions/<str:prediction_id>/", serving_api.PredictionDetailApi.as_view(), name="api-prediction"),
     path("predictions/<str:prediction_id>/outcome", serving_api.PredictionOutcomeApi.as_view(), name="api-outcome"),
@@ -83,11 +86,16 @@ urlpatterns = [
     path("registry/", include((lifecycle_urls.urlpatterns + governance_urls.urlpatterns, "lifecycle"))),
     path("audit/", include("compliance.urls")),
     path("monitoring/", include("monitoring.urls")),
+    path("batches/", include("serving.urls")),
     path("admin/", admin.site.urls),
     path("registry/import-mlflow/", integrations_views.mlflow_import, name="mlflow-import"),
     path("metrics", integrations_views.metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("v2/", include(open_inference_v2)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file (?script=): nothing inline (CSP).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+# A database outage is a 503 (config/unavailable.py); any other uncaught error stays a 500.
+handler500 = "config.unavailable.server_error"

@@ -30,6 +30,16 @@ def has_role(user: Any, role: str) -> bool:
     return role in roles_of(user)
 
 
+# Who reads the whole audit trail (the audit workspace): auditors and risk officers. Everyone else
+# with a role sees what happens to the models (core.selectors.audit_events_visible_to), not who
+# audits them.
+FULL_TRAIL_ROLES = frozenset({AUDITORS, RISK_OFFICERS})
+
+
+def reads_full_audit_trail(user: Any) -> bool:
+    return bool(roles_of(user) & FULL_TRAIL_ROLES)
+
+
 def roles_context(request: Any) -> dict[str, Any]:
     roles = roles_of(getattr(request, "user", None))
     return {

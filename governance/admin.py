@@ -23,6 +23,7 @@ from core.periods import parse_moment
 from core.roles import RISK_OFFICERS, has_role
 from governance import findings as finding_services
 from governance import review, rules, services, snapshots, workflow
+from governance import shadow as shadows
 from governance.models import CheckRun, Decision, Deployment, Finding, Policy, VersionReview
 from governance.policies import update_policy
 from lifecycle.models import ModelVersion, RegisteredModel, RiskTier, Status
@@ -130,6 +131,8 @@ ACTION_LABELS = {
     "suspend": "Suspend (stop serving)",
     "reinstate": "Reinstate",
     "recertify": "Recertify (over the monitoring evidence now)",
+    "shadow": "Put in shadow (replay production's traffic)",
+    "end_shadow": "End the shadow",
     "retire": "Retire",
 }
 
@@ -143,6 +146,8 @@ DONE_LABELS = {
     "suspend": "Suspended",
     "reinstate": "Reinstatement recorded",
     "recertify": "Recertification recorded",
+    "shadow": "Put in shadow",
+    "end_shadow": "Shadow ended",
     "retire": "Retired",
     "set_tier": "Effective risk tier set",
 }
@@ -229,6 +234,8 @@ class VersionReviewAdmin(OfficerReadOnly):
             "decide_url": reverse("admin:governance_versionreview_decide", args=[version.pk]),
             "findings": Finding.objects.filter(version=version).select_related("owner")[:50],
             "monitoring_url": reverse("monitoring:version", args=[version.registered_model.name, version.version]),
+            "shadow": version.shadows.select_related("started_by").first(),
+            "comparisons": shadows.display(version),
         }
         return TemplateResponse(request, "admin/governance/review.html", context)
 
@@ -264,6 +271,11 @@ class VersionReviewAdmin(OfficerReadOnly):
                     tier=request.POST.get("tier", ""),
                     justification=justification,
                 )
+            elif action == "shadow":
+                shadows.start_shadow(version.pk, actor=request.user, justification=justification)
+            elif action == "end_shadow":
+                for running in version.shadows.filter(ended_at__isnull=True):
+                    shadows.end_shadow(running.pk, actor=request.user)
             elif action == "retire":
                 workflow.retire_version(version.pk, actor=request.user, justification=justification)
             else:

@@ -8,7 +8,8 @@ import hashlib
 from typing import Any
 
 from core.canonical import canonical_json
-from governance.models import CheckKind, CheckRun, CheckStatus, Decision, DecisionKind
+from core.evidence import content_hash, row_values
+from governance.models import CheckKind, CheckRun, CheckStatus, Decision, DecisionKind, ShadowComparison
 from lifecycle.models import ModelVersion
 
 
@@ -57,9 +58,33 @@ BINDING_NAMES = {
 }
 
 
+def comparisons_hash(version_id: int, *, through: int | None) -> str:
+    """SHA-256 over the content hashes of the version's shadow comparisons up to id `through`
+    (as stored now), in order; "" when there are none."""
+    if through is None:
+        return ""
+    rows = ShadowComparison.objects.filter(version_id=version_id, pk__lte=through).order_by("pk")
+    return sha256_json([{"id": c.pk, "sha256": content_hash(row_values(c))} for c in rows])
+
+
+def shadow_binding(version: ModelVersion) -> dict[str, Any]:
+    """What an approval given now binds of the shadow evidence: the hash of every comparison so
+    far and the last one's id, so windows compared later add evidence without voiding it."""
+    last = ShadowComparison.objects.filter(version=version).order_by("-pk").values_list("pk", flat=True).first()
+    return {"shadow_through": last, "shadow_sha256": comparisons_hash(version.pk, through=last)}
+
+
+def shadow_changed(decision: Decision) -> bool:
+    """Do the shadow comparisons the decision bound no longer hash as they did?"""
+    if not decision.shadow_sha256:
+        return False
+    return comparisons_hash(decision.version_id, through=decision.shadow_through) != decision.shadow_sha256
+
+
 def changed_since(decision: Decision, bound: dict[str, str]) -> list[str]:
     """What changed after the decision was given, in words (empty: it still binds)."""
-    return [BINDING_NAMES[key] for key, value in bound.items() if getattr(decision, key) != value]
+    changed = [BINDING_NAMES[key] for key, value in bound.items() if getattr(decision, key) != value]
+    return changed + (["the shadow comparisons"] if shadow_changed(decision) else [])
 
 
 def failing_checks(version: ModelVersion) -> list[CheckRun]:
@@ -75,7 +100,7 @@ def _gates_now(check: CheckRun, tier: str) -> bool:
 
 
 def is_void(decision: Decision, bound: dict[str, str]) -> bool:
-    return any(getattr(decision, key) != value for key, value in bound.items())
+    return any(getattr(decision, key) != value for key, value in bound.items()) or shadow_changed(decision)
 
 
 def valid_approvals(version: ModelVersion) -> list[Decision]:

@@ -187,6 +187,10 @@ class Decision(models.Model):
     snapshot_sha256 = models.CharField(max_length=64, blank=True)
     # Set on the decision that completed an approval or a recertification: the new expiry.
     approval_expires_at = models.DateTimeField(null=True, blank=True)
+    # The shadow comparisons the officer saw (those with id <= shadow_through), when the version
+    # ran in shadow: their hash (governance.shadow.comparisons_hash); "" when none existed.
+    shadow_sha256 = models.CharField(max_length=64, blank=True)
+    shadow_through = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -317,3 +321,62 @@ class FindingComment(models.Model):
 
     def __str__(self) -> str:
         return f"comment by {self.author_username} on finding #{self.finding_id}"
+
+
+class Shadow(models.Model):
+    """A version put "in shadow" by a risk officer: the production version's logged inputs of each
+    window are replayed through it (monitoring.shadow), never answering anyone, and compared."""
+
+    version = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="shadows")
+    started_at = models.DateTimeField()
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    justification = models.TextField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by_username = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version"], condition=models.Q(ended_at__isnull=True), name="one_running_shadow_per_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"shadow of {self.version}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.ended_at is None
+
+
+class ShadowComparison(models.Model):
+    """Evidence: how the shadow version answered one window of the production version's traffic
+    next to how production did (agreement, score differences, and where outcomes arrived both
+    versions' live metrics and fairness). Written once with its audit event."""
+
+    shadow = models.ForeignKey(Shadow, on_delete=models.PROTECT, related_name="comparisons")
+    version = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    champion = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    rows = models.PositiveIntegerField()
+    agreement = models.FloatField(null=True, blank=True)
+    # distribution of shadow score - production score per row (positive-class probability, or
+    # the predicted value for regressors): mean, standard deviation, quantiles, histogram
+    differences = models.JSONField(default=dict)
+    # {"n_outcomes", "champion": {...metrics}, "shadow": {...}} and the same for fairness
+    performance = models.JSONField(default=dict)
+    fairness = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["window_start", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["shadow", "window_start", "window_end"], name="one_comparison_per_shadow_window"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"shadow comparison of {self.version_id} vs {self.champion_id} ({self.window_start:%Y-%m-%d})"

@@ -265,6 +265,28 @@ def can_recertify(version: ModelVersion, actor: Any) -> Rule:
     return no_open_high_finding(version, "recertified")
 
 
+def can_shadow(version: ModelVersion, actor: Any) -> Rule:
+    """Risk officers put an in-review or approved version of a model that has a production
+    version in shadow (one running shadow per version)."""
+    rule = role_rule(actor, RISK_OFFICERS, "put versions in shadow")
+    if not rule:
+        return rule
+    if version.status not in (Status.IN_REVIEW, Status.APPROVED):
+        return _no(f"{version} is {_label(version.status)}; only in-review or approved versions run in shadow.")
+    if not ModelVersion.objects.filter(registered_model=version.registered_model, status=Status.PRODUCTION).exists():
+        return _no(f"{version.registered_model.name} has no production version whose traffic could be replayed.")
+    if version.shadows.filter(ended_at__isnull=True).exists():
+        return _no(f"{version} is in shadow already.")
+    return YES
+
+
+def can_end_shadow(version: ModelVersion, actor: Any) -> Rule:
+    rule = role_rule(actor, RISK_OFFICERS, "end shadows")
+    if not rule:
+        return rule
+    return YES if version.shadows.filter(ended_at__isnull=True).exists() else _no(f"{version} is not in shadow.")
+
+
 def can_retire(version: ModelVersion, actor: Any) -> Rule:
     rule = role_rule(actor, RISK_OFFICERS, "retire versions")
     if rule and version.status not in (Status.APPROVED, Status.PRODUCTION, Status.SUSPENDED):
@@ -284,6 +306,8 @@ ACTIONS = (
     ("suspend", can_suspend),
     ("reinstate", can_reinstate),
     ("recertify", can_recertify),
+    ("shadow", can_shadow),
+    ("end_shadow", can_end_shadow),
     ("retire", can_retire),
 )
 

@@ -14,8 +14,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
-from core.models import AuditEvent
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
+from core.selectors import audit_events_visible_to
 from governance import review, rules, workflow
 from governance.models import CheckRun, Decision
 from governance.selectors import engine_for, versions_pending_review
@@ -39,15 +39,18 @@ def home(request: HttpRequest) -> HttpResponse:
         )
     if has_role(user, RISK_OFFICERS):
         context["review_queue"] = versions_pending_review()
-    if roles_of(user):
-        context["recent_events"] = AuditEvent.objects.order_by("-seq")[:8]
+    context["recent_events"] = audit_events_visible_to(user).order_by("-seq")[:8]
     return render(request, "governance/home.html", context)
 
 
 @login_required
 def version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
     v = visible_version(request, name, version)
-    events = AuditEvent.objects.filter(target_type="lifecycle.modelversion", target_id=str(v.pk)).order_by("seq")
+    events = (
+        audit_events_visible_to(request.user)
+        .filter(target_type="lifecycle.modelversion", target_id=str(v.pk))
+        .order_by("seq")
+    )
     return render(
         request,
         "governance/version_detail.html",

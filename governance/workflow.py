@@ -293,6 +293,7 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
         override=bool(failing and override),
         approval_expires_at=expires_at,
         **bound,
+        **bindings.shadow_binding(version),
     )
     valid = bindings.valid_approvals(version)
     audit.record(

@@ -63,3 +63,19 @@ def seed_demo_monitoring(version: ModelVersion, *, user: Any) -> list[Any]:
         services.store_window(version.pk, start=start, end=middle),
         services.store_window(version.pk, start=middle, end=end),
     ]
+
+
+def seed_demo_shadow(challenger: ModelVersion, *, officer: Any, since: Any) -> Any:
+    """Put an in-review challenger in shadow and replay the demo's traffic through it, so the
+    review page shows a shadow comparison (with outcomes) next to production."""
+    from governance import shadow as shadows
+    from monitoring import shadow
+
+    if challenger.status != "in_review":
+        return None
+    running = shadows.start_shadow(
+        challenger.pk,
+        actor=officer,
+        justification="Challenger: compare with production on the live applications before deciding.",
+    )
+    return shadow.replay_window(running.pk, start=since, end=timezone.now() + timedelta(seconds=1))

@@ -32,7 +32,7 @@ from governance.policies import active_policy
 from lifecycle.models import Dataset, ModelVersion, Status
 from monitoring import drift
 from monitoring.models import FoldedSeal, HourlyCounts, Level, MonitoringWindow
-from serving.models import Outcome, PredictionLog, PredictionOutcome, PredictionSeal
+from serving.models import LogSource, Outcome, PredictionLog, PredictionOutcome, PredictionSeal
 
 HOUR = timedelta(hours=1)
 MONITORED_STATUSES = (Status.APPROVED, Status.PRODUCTION, Status.SUSPENDED, Status.RETIRED)
@@ -114,7 +114,8 @@ def _add_counts(total: dict[str, list[int]], more: dict[str, list[int]]) -> None
 
 
 def _answered(records: QuerySet[PredictionLog]) -> QuerySet[PredictionLog]:
-    return records.filter(outcome=Outcome.OK, version__isnull=False)
+    """Answers given to someone: a shadow replay's outputs are nobody's traffic."""
+    return records.filter(outcome=Outcome.OK, version__isnull=False).exclude(source=LogSource.SHADOW)
 
 
 # --- folding sealed records into hourly counts -------------------------------------------

@@ -5,10 +5,10 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from monitoring import services
+from monitoring import services, shadow
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=3)
 def monitor_task() -> int:
     """Beat, every MONITOR_INTERVAL_SECONDS."""
-    return len(services.monitor())
+    return len(services.monitor()) + len(shadow.replay_due())

@@ -98,17 +98,22 @@ LEAF_FIELDS = (
     "inputs_json",
     "outputs_json",
     "business_keys_json",
+    "source",
+    "batch_job_id",
+    "batch_chunk",
 )
 
 
 def leaf_of(values: tuple[Any, ...]) -> bytes:
     """The Merkle leaf of a record from its LEAF_FIELDS values: SHA-256(0x00 || canonical JSON of
     its metadata, then the stored canonical JSON texts of its inputs and outputs). Business keys
-    are part of the metadata only when the record has some, so records written before they
-    existed (and records without keys) hash exactly as they always did."""
+    are part of the metadata only when the record has some, and the source (batch job and
+    chunk, shadow) only when it is not a request, so records written before they existed (and
+    plain requests) hash exactly as they always did."""
     (public_id, created_at, model, version, version_id, caller, request_id, protocol, outcome, reason, n_rows,
      engine, latency_ms, inputs_json, outputs_json, *rest) = values  # fmt: skip
     business_keys_json = rest[0] if rest else ""
+    source, batch_job_id, batch_chunk = (*rest[1:4], None, None, None)[:3]
     meta = {
         "id": str(public_id),
         "created_at": created_at.isoformat(),
@@ -126,6 +131,10 @@ def leaf_of(values: tuple[Any, ...]) -> bytes:
     }
     if business_keys_json:
         meta["business_keys"] = orjson.loads(business_keys_json)
+    if source and source != "api":
+        meta["source"] = source
+        if batch_job_id is not None:
+            meta["batch"] = {"job": batch_job_id, "chunk": batch_chunk}
     blob = "\x1e".join((canonical_json(meta), inputs_json, outputs_json))
     return merkle.leaf_hash(blob.encode())
 
@@ -144,6 +153,9 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
     return value
+
+
+json_safe = _json_safe
 
 
 def _text(value: str) -> str:
@@ -191,6 +203,15 @@ def write(entry: Entry, guard: Guard | None = None) -> PredictionLog | None:
         PredictionKey.objects.bulk_create(
             PredictionKey(record_id=record.public_id, row=i, key=k[:200]) for i, k in enumerate(record.business_keys)
         )
+    return record
+
+
+def sealed_form(record: PredictionLog) -> PredictionLog:
+    """Give a record built in bulk (batch chunks, shadow replays) its leaf and MAC, as write()
+    does for one answer."""
+    leaf = record_leaf(record)
+    record.leaf_hash = leaf.hex()
+    record.mac = mac_of(leaf)
     return record
 
 

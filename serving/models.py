@@ -45,6 +45,97 @@ class Outcome(models.TextChoices):
     ERROR = "error", "Failed"
 
 
+class LogSource(models.TextChoices):
+    API = "api", "Request"
+    BATCH = "batch", "Batch job"
+    SHADOW = "shadow", "Shadow replay"
+
+
+class BatchStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    STOPPED = "stopped", "Stopped"
+
+
+class BatchJob(models.Model):
+    """A scoring job over a stored CSV, split into chunks that any worker scores (serving.batch).
+    The version is pinned when the job is accepted; each chunk re-checks that it is still
+    servable at its commit."""
+
+    public_id = models.UUIDField(unique=True, editable=False)
+    model_name = models.CharField(max_length=64)
+    version = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="batch_jobs")
+    status = models.CharField(max_length=10, choices=BatchStatus.choices, default=BatchStatus.QUEUED)
+    reason = models.TextField(blank=True)
+    input_file = models.CharField(max_length=255)
+    input_name = models.CharField(max_length=255, blank=True)
+    input_sha256 = models.CharField(max_length=64)
+    input_bytes = models.PositiveBigIntegerField()
+    dataset = models.ForeignKey("lifecycle.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    header = models.JSONField()
+    # byte offset of each chunk's first row in the input file (the last chunk ends at its end)
+    offsets = models.JSONField()
+    chunk_rows = models.PositiveIntegerField()
+    rows_total = models.PositiveBigIntegerField()
+    rows_done = models.PositiveBigIntegerField(default=0)
+    rows_failed = models.PositiveBigIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField()
+    chunks_done = models.PositiveIntegerField(default=0)
+    result_file = models.CharField(max_length=255, blank=True)
+    result_sha256 = models.CharField(max_length=64, blank=True)
+    caller = models.CharField(max_length=150)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rows_done__lte=models.F("rows_total")), name="batch_rows_bounded"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(chunks_done__lte=models.F("chunks_total")), name="batch_chunks_bounded"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.public_id} of {self.model_name}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (BatchStatus.COMPLETED, BatchStatus.STOPPED) and bool(self.result_sha256)
+
+
+class BatchChunk(models.Model):
+    """One scored (or refused) chunk of a job, written in one transaction with its log records:
+    the (job, index) constraint makes a re-delivered chunk a no-op."""
+
+    job = models.ForeignKey(BatchJob, on_delete=models.PROTECT, related_name="chunks")
+    index = models.PositiveIntegerField()
+    scored = models.BooleanField(help_text="False: refused (the version stopped being servable, or the job stopped)")
+    rows = models.PositiveIntegerField()
+    rows_failed = models.PositiveIntegerField(default=0)
+    # The chunk's lines of the result CSV (without the header), in input order.
+    result_csv = models.TextField(blank=True)
+    reason = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    seconds = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="one_result_per_chunk")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of {self.job_id}"
+
+
 class PredictionSeal(models.Model):
     """A Merkle root (RFC 6962) over a batch of prediction records, also written to the audit
     trail: any later change to a sealed record changes the recomputed root."""
@@ -125,6 +216,13 @@ class PredictionLog(models.Model):
     # Covered by the leaf only when present, so records written before keys existed re-hash
     # identically; looked up through PredictionKey's index.
     business_keys_json = models.TextField(blank=True, default="")
+    # Where the record came from: a request, a batch job's chunk, or a shadow replay (never
+    # returned to anyone). Covered by the leaf only when not "api", as business keys are.
+    source = models.CharField(max_length=6, choices=LogSource.choices, default=LogSource.API)
+    batch_job = models.ForeignKey(
+        BatchJob, null=True, blank=True, on_delete=models.PROTECT, related_name="records", db_index=False
+    )
+    batch_chunk = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["pk"]
@@ -137,6 +235,11 @@ class PredictionLog(models.Model):
             models.Index(fields=["request_id"], name="serving_log_request_id"),
             models.Index(fields=["api_key"], name="serving_log_api_key", condition=models.Q(api_key__isnull=False)),
             models.Index(fields=["user"], name="serving_log_user", condition=models.Q(user__isnull=False)),
+            models.Index(
+                fields=["batch_job", "batch_chunk"],
+                name="serving_log_batch",
+                condition=models.Q(batch_job__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

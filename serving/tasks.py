@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from serving import seals
+from governance import jobs
+from serving import batch, seals
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
@@ -14,3 +15,39 @@ def seal_predictions_task() -> int:
     while (seal := seals.seal_predictions()) is not None:
         sealed += seal.tree_size
     return sealed
+
+
+# A chunk is acknowledged only once its transaction has committed, and given back to the queue
+# if its worker dies: re-delivery is safe because the chunk is written once, keyed by (job, chunk).
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def batch_chunk_task(job_id: int, index: int) -> int:
+    done = batch.run_chunk(job_id, index)
+    return done.rows if done is not None else 0
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError,), max_retries=5)
+def finish_batch_task(job_id: int) -> str:
+    return batch.finish_batch(job_id).status
+
+
+@shared_task(acks_late=True)
+def resend_stranded_batches_task() -> int:
+    """Send again the chunks of unfinished jobs that nobody has worked on for a while (a broker
+    outage when they were sent); a chunk sent twice is scored once."""
+    sent = 0
+    for job_id, index in batch.stranded_chunks():
+        batch_chunk_task.delay(job_id, index)
+        sent += 1
+    for job_id in batch.unfinished_complete_jobs():
+        finish_batch_task.delay(job_id)
+    return sent
+
+
+jobs.register("batch_chunk", batch_chunk_task.delay)
+jobs.register("batch_finish", finish_batch_task.delay)

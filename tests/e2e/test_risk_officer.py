@@ -206,7 +206,7 @@ def test_an_officer_raises_the_tier_to_high_and_then_two_different_officers_must
 
 
 def test_after_the_demo_an_officer_sees_the_drift_alert_assigns_the_finding_and_recertifies_another_model(
-    page: Page, live_server: Any, screenshots: Path
+    page: Page, live_server: Any, screenshots: Path, tmp_path: Path
 ) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
@@ -252,3 +252,46 @@ def test_after_the_demo_an_officer_sees_the_drift_alert_assigns_the_finding_and_
     assert decision.actor == rita and len(decision.snapshot_sha256) == 64
     healthy.refresh_from_db()
     assert healthy.approval_expires_at > before
+
+    # --- issue 15: the challenger's shadow comparison on its review page ---------------------
+    challenger = ModelVersion.objects.get(registered_model__name="loan-prescreen", version=2)
+    page.goto(review_url(base, challenger))
+    shadow = page.locator("#shadow-evidence")
+    expect(shadow).to_contain_text("In shadow since")
+    expect(shadow.locator("#shadow-table tbody tr")).to_have_count(1)
+    expect(shadow.locator(".shadow-agreement")).to_have_text(re.compile(r"0\.\d{3}"))
+    expect(shadow).to_contain_text("accuracy")
+    shadow.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "23-shadow-comparison.png"), full_page=True)
+
+    # --- a data scientist scores a CSV as a batch job and downloads the result ---------------
+    import hashlib
+
+    from serving.models import BatchJob
+
+    page.context.clear_cookies()
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", "dana")
+    page.fill("#id_password", "demo-password-2026")
+    page.locator("button[type=submit], input[type=submit]").first.click()
+    page.goto(f"{base}/batches/")
+    expect(page.locator("#jobs")).to_contain_text("loan-prescreen v1")  # the demo's job over a stored dataset
+    evaluation = tmp_path / "applications.csv"
+    from lifecycle import demo_data
+
+    demo_data.split(demo_data.load_german_credit())[1].head(250).to_csv(evaluation, index=False)
+    page.select_option("#target", value="loan-prescreen:1")
+    page.set_input_files("#data", str(evaluation))
+    page.get_by_role("button", name="Start the job").click()
+    page.wait_for_url(re.compile(r"/batches/[0-9a-f-]{36}/$"))
+    expect(page.locator("#job-progress")).to_have_attribute("value", "100.0")
+    expect(page.locator("#job-status")).to_have_text("Completed")
+    expect(page.locator("#job-rows")).to_have_text("250")
+    page.screenshot(path=str(screenshots / "24-batch-job.png"), full_page=True)
+    with page.expect_download() as download_info:
+        page.locator("#result-link").click()
+    saved = tmp_path / "result.csv"
+    download_info.value.save_as(saved)
+    job = BatchJob.objects.get(input_name="applications.csv")
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == job.result_sha256
+    assert saved.read_text().count("\n") == 251  # a header and one line per row

@@ -16,6 +16,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from tests.serving.conftest import production  # noqa: F401  (a deployed version, for the batch tests)
+
 START_HELP = (
     "Run this suite with `make test-services` (it sets DATABASE_URL=postgres://... and "
     "CELERY_BROKER_URL=redis://...). Start the services with:\n"

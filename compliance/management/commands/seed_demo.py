@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from compliance.demo_decisions import seed_demo_decision
 from core.role_changes import grant_role
@@ -20,7 +21,8 @@ from governance import bindings, workflow
 from governance import services as governance_services
 from lifecycle import demo_data, services
 from lifecycle.models import ModelVersion, RegisteredModel
-from monitoring.demo import seed_demo_monitoring
+from monitoring.demo import seed_demo_monitoring, seed_demo_shadow
+from serving import batch
 from serving.errors import ServingError
 from serving.predict import Caller, PredictionRequest, predict
 from serving.seals import seal_predictions
@@ -125,7 +127,30 @@ class Command(BaseCommand):
             card={**CARD, "intended_use": "Routing applications to the fast-track queue only."},
         )
         workflow.submit_version(prescreen.pk, actor=sam)
+        traffic_since = timezone.now()
         self._approve_and_deploy(prescreen.pk, users)
+        # Issue 15: a challenger in shadow on the traffic above, and a batch job over a stored dataset.
+        challenger = services.create_version(
+            actor=sam,
+            model_name="loan-prescreen",
+            artifact=_upload("prescreen-logreg.skops", sio.dumps(demo_data.train_logistic_regression(train))),
+            training=services.DatasetChoice(dataset_id=v1.training_dataset_id),
+            evaluation=services.DatasetChoice(dataset_id=v1.evaluation_dataset_id),
+            label_column=demo_data.LABEL,
+            sensitive_features=["sex"],
+            parent_version=prescreen.version,
+            card={**CARD, "intended_use": "Routing applications to the fast-track queue only (challenger)."},
+        )
+        workflow.submit_version(challenger.pk, actor=sam)
+        challenger.refresh_from_db()
+        if ModelVersion.objects.get(pk=prescreen.pk).status == "production":
+            seed_demo_shadow(challenger, officer=users["omar"], since=traffic_since)
+            batch.accept_batch(
+                model_name="loan-prescreen",
+                version_number=None,
+                submitter=batch.Submitter(caller="dana", user=dana, api_key=None),
+                dataset_id=v1.evaluation_dataset_id,
+            )
         # Monitoring: a healthy model in production whose approval a risk officer can recertify.
         services.register_model(
             actor=sam,

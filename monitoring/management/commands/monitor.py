@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from monitoring import services
+from monitoring import services, shadow
 
 
 class Command(BaseCommand):
@@ -19,3 +19,8 @@ class Command(BaseCommand):
             alerts = [a for a in window.alerts if a["level"] == "alert"]
             self.stdout.write(f"{window}: {window.rows} rows, {len(alerts)} alert(s)")
         self.stdout.write(f"{len(windows)} window(s) computed.")
+        comparisons = shadow.replay_due()
+        for comparison in comparisons:
+            self.stdout.write(f"{comparison}: {comparison.rows} rows replayed, agreement {comparison.agreement}")
+        if comparisons:
+            self.stdout.write(f"{len(comparisons)} shadow window(s) compared.")

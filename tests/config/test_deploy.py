@@ -1,0 +1,75 @@
+"""Safe production defaults (issue 18), each seen from outside the test process: the settings as
+a fresh interpreter reads them from the environment, `manage.py check --deploy`, and `make serve`'s
+refusal to start without its secrets."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# What the environment holds for our settings, removed so that each run sees only what it is given.
+OURS = ("DEBUG", "SECRET_KEY", "LOG_MAC_KEY", "CHECKPOINT_SIGNING_KEY", "TRUST_PROXY_HEADERS", "DATABASE_URL")
+
+
+def production_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in OURS and not k.startswith("DJANGO_")}
+    env.update(
+        DEBUG="False",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        LOG_MAC_KEY=secrets.token_hex(32),
+        CHECKPOINT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def setting(name: str, env: dict[str, str]) -> str:
+    code = f"import config.settings as s; print(repr(getattr(s, {name!r}, None)))"
+    result = run([sys.executable, "-c", code], env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_forwarded_proto_is_trusted_only_when_trust_proxy_headers_is_set() -> None:
+    assert setting("SECURE_PROXY_SSL_HEADER", production_env()) == "None"
+    assert setting("SECURE_PROXY_SSL_HEADER", production_env(TRUST_PROXY_HEADERS="false")) == "None"
+    trusted = production_env(TRUST_PROXY_HEADERS="true")
+    assert setting("SECURE_PROXY_SSL_HEADER", trusted) == "('HTTP_X_FORWARDED_PROTO', 'https')"
+
+
+def test_check_deploy_prints_no_warning_with_the_production_settings() -> None:
+    result = run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], production_env())
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "System check identified no issues" in output
+    assert "WARNINGS" not in output
+
+
+@pytest.mark.parametrize("unset", ["SECRET_KEY", "LOG_MAC_KEY", "CHECKPOINT_SIGNING_KEY"])
+def test_make_serve_refuses_to_start_without_each_secret(unset: str) -> None:
+    env = production_env(DEBUG="True")  # make serve must not care what DEBUG says
+    del env[unset]
+    # -o: never rebuild the virtualenv here; serve-preflight stops make before anything starts.
+    result = run(["make", "--no-print-directory", "-o", ".venv/.installed", "serve"], env)
+    assert result.returncode != 0
+    assert f"make serve refuses to start: set {unset} " in result.stderr
+    assert "DEBUG must be False" not in result.stderr  # make serve sets it whatever the environment says
+    assert "gunicorn" not in result.stdout + result.stderr
+
+
+def test_serve_preflight_alone_insists_on_debug_false() -> None:
+    """(With DEBUG=False and the secrets it goes on to `check --deploy`, the test above.)"""
+    result = run(["make", "--no-print-directory", "serve-preflight"], production_env(DEBUG="True"))
+    assert result.returncode != 0 and "DEBUG must be False" in result.stderr

@@ -1,0 +1,261 @@
+"""Batch jobs (issue 15): a CSV scored in chunks with the serving path's governance. Here on the
+embedded defaults with tasks run in-process; tests/services runs the same on PostgreSQL with a
+real worker, and kills one mid-chunk."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.core.files.storage import default_storage
+
+from core.models import AuditEvent
+from governance import workflow
+from lifecycle import demo_data
+from lifecycle.models import Dataset
+from serving import batch, engine, seals
+from serving.log import mac_of, record_leaf
+from serving.models import BatchChunk, BatchJob, BatchStatus, LogSource, Outcome, PredictionLog
+from tests.conftest import upload
+
+FEATURES = demo_data.NUMERIC + demo_data.CATEGORICAL
+
+
+@pytest.fixture
+def small_chunks(settings: Any) -> None:
+    settings.BATCH_CHUNK_ROWS = 64
+    settings.BATCH_RECORD_ROWS = 25
+
+
+def portfolio(german: Any, n: int = 200) -> pd.DataFrame:
+    frame = german[1]
+    return pd.concat([frame] * (n // len(frame) + 1)).head(n).reset_index(drop=True)
+
+
+def as_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def post_csv(client: Any, data: bytes, *, name: str = "credit-risk", **extra: Any) -> Any:
+    return client.post(f"/api/v1/models/{name}/batches", {"data": upload("loans.csv", data, "text/csv"), **extra})
+
+
+def result_rows(client: Any, job_id: str) -> tuple[list[dict[str, str]], Any]:
+    response = client.get(f"/api/v1/batches/{job_id}/result.csv")
+    assert response.status_code == 200, response
+    body = b"".join(response.streaming_content)
+    return list(csv.DictReader(io.StringIO(body.decode()))), (response, body)
+
+
+def test_a_job_scores_every_row_as_the_model_does_and_logs_each_once(
+    production, keyed, german, logreg, small_chunks, eager_tasks, django_capture_on_commit_callbacks
+):
+    frame = portfolio(german, 200)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_csv(keyed, as_csv(frame))
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["rows_total"] == 200 and body["status"] == "queued"
+    assert keyed.get(f"/api/v1/batches/{body['id']}").json()["status"] == "completed"
+    job = BatchJob.objects.get(public_id=body["id"])
+    assert job.chunks_total == 4 and job.rows_done == 200 and job.rows_failed == 0
+
+    rows, (download, raw) = result_rows(keyed, body["id"])
+    assert [int(r["row"]) for r in rows] == list(range(1, 201))
+    # the model's own predictions, on the rows as a data scientist would read the file
+    expected = logreg.predict(frame[FEATURES])
+    assert [int(r["prediction"]) for r in rows] == expected.tolist()
+    proba = logreg.predict_proba(frame[FEATURES])
+    got = np.array([[float(r[f"probability_{c}"]) for c in production.classes] for r in rows])
+    assert np.abs(got - proba).max() < 1e-5
+    # ... and exactly what the serving engine answers
+    served = engine.predict(production, frame[FEATURES].to_dict(orient="records"))
+    assert got.tolist() == served.probabilities
+    assert download["X-Content-SHA256"] == hashlib.sha256(raw).hexdigest() == job.result_sha256
+
+    # N rows in, N logged rows out, each prediction id names its logged row
+    records = list(PredictionLog.objects.filter(batch_job=job))
+    assert all(r.source == LogSource.BATCH and r.outcome == Outcome.OK for r in records)
+    assert sum(r.n_rows for r in records) == 200
+    by_id = {str(r.public_id): r for r in records}
+    for row in rows[::37]:
+        record_id, position = row["prediction_id"].split(".")
+        logged = by_id[record_id]
+        assert logged.outputs["predictions"][int(position)] == int(row["prediction"])
+        assert logged.inputs[int(position)]["duration"] == frame["duration"][int(row["row"]) - 1]
+    # sealed like every record: the leaf covers the job and the chunk, and the seal verifies
+    assert all(r.leaf_hash == record_leaf(r).hex() and r.mac == mac_of(record_leaf(r)) for r in records)
+    assert seals.seal_predictions() is not None
+    assert seals.verify_seals().ok
+    finished = AuditEvent.objects.get(action="serving.batch.finished")
+    assert finished.data["result_sha256"] == job.result_sha256 and finished.data["status"] == "completed"
+
+    # a chunk delivered again (a worker killed before it acknowledged) changes nothing
+    assert batch.run_chunk(job.pk, 1) is None
+    assert sum(r.n_rows for r in PredictionLog.objects.filter(batch_job=job)) == 200
+    assert batch.finish_batch(job.pk).result_sha256 == job.result_sha256
+
+
+def test_bad_rows_are_reported_and_logged_while_the_job_goes_on(
+    production, keyed, german, small_chunks, eager_tasks, django_capture_on_commit_callbacks
+):
+    frame = portfolio(german, 100).astype({"duration": object, "purpose": object})
+    frame.loc[3, "duration"] = "twelve"
+    frame.loc[70, "duration"] = ""
+    text = as_csv(frame).decode().splitlines()
+    text[51] += ",surplus"  # data row 51: a field more than the header
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_csv(keyed, ("\n".join(text) + "\n").encode())
+    assert response.status_code == 202
+    job = BatchJob.objects.get(public_id=response.json()["id"])
+    assert job.status == BatchStatus.COMPLETED and job.rows_failed == 3
+    rows, _ = result_rows(keyed, str(job.public_id))
+    assert len(rows) == 100
+    errors = {int(r["row"]): r["error"] for r in rows if r["error"]}
+    assert errors == {
+        4: "duration must be an integer (64-bit)",
+        51: "has a different number of fields than the header",
+        71: "duration must be an integer (64-bit)",
+    }
+    assert all(r["prediction_id"] == "" for r in rows if r["error"])
+    invalid = PredictionLog.objects.filter(batch_job=job, outcome=Outcome.INVALID)
+    assert sorted(r.batch_chunk for r in invalid) == [0, 1]  # one record per chunk
+    assert "row 4: duration must be an integer (64-bit)" in invalid.get(batch_chunk=0).reason
+    assert sum(r.n_rows for r in PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK)) == 97
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "The file is empty"),
+        (b"duration,amount\n", "lacks the model's input columns"),
+        ("duration,purpose\n12,caf\xe9\n".encode("latin-1"), "not UTF-8"),
+        (b'duration,"purpose\n12,car\n', "quoted field is never closed"),
+    ],
+)
+def test_a_file_that_cannot_be_scored_is_refused_by_name_and_leaves_nothing(
+    production, keyed, german, data, message, media_root, eager_tasks
+):
+    if message.startswith("lacks"):
+        data = b",".join(c.encode() for c in FEATURES if c != "age") + b"\n" + b"1," * (len(FEATURES) - 2) + b"1\n"
+        message = "lacks the model's input column: age"
+    response = post_csv(keyed, data)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_batch"
+    assert message in response.json()["error"]["message"]
+    assert not BatchJob.objects.exists()
+    assert not PredictionLog.objects.filter(source=LogSource.BATCH).exists()
+    assert not (media_root / "batches" / "inputs").exists() or not any((media_root / "batches" / "inputs").iterdir())
+
+
+def test_retiring_the_version_mid_job_stops_the_remaining_chunks(
+    production, keyed, german, risk_officer, small_chunks, eager_tasks, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):  # the chunks are queued, not run
+        response = post_csv(keyed, as_csv(portfolio(german, 200)))
+    job = BatchJob.objects.get(public_id=response.json()["id"])
+    assert batch.run_chunk(job.pk, 0) is not None
+    workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
+    for index in (1, 2, 3):
+        chunk = batch.run_chunk(job.pk, index)
+        assert chunk is not None and not chunk.scored
+    job = batch.finish_batch(job.pk)
+    assert job.status == BatchStatus.STOPPED and "retired" in job.reason
+    refused = PredictionLog.objects.filter(batch_job=job, outcome=Outcome.REFUSED)
+    assert sorted(r.batch_chunk for r in refused) == [1, 2, 3]
+    assert sum(r.n_rows for r in PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK)) == 64
+    rows, _ = result_rows(keyed, str(job.public_id))
+    assert len(rows) == 200
+    assert all(r["prediction_id"] for r in rows[:64])
+    assert all(r["error"].startswith("not scored:") and "retired" in r["error"] for r in rows[64:])
+    assert AuditEvent.objects.filter(action="serving.batch.stopped").count() == 1
+    assert BatchChunk.objects.filter(job=job).count() == 4
+
+
+def test_a_chunk_reaching_its_commit_after_retirement_writes_no_answer(
+    production, keyed, german, risk_officer, small_chunks, eager_tasks, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The re-check is at the chunk's commit, not only when it starts: a version retired while
+    a chunk was being scored gets no answered row from that chunk."""
+    with django_capture_on_commit_callbacks(execute=False):
+        response = post_csv(keyed, as_csv(portfolio(german, 100)))
+    job = BatchJob.objects.get(public_id=response.json()["id"])
+    real_predict = engine.predict
+
+    def predict_then_retire(version: Any, rows: Any) -> Any:
+        result = real_predict(version, rows)
+        workflow.retire_version(production.pk, actor=risk_officer, justification="Retired while scoring.")
+        return result
+
+    monkeypatch.setattr(engine, "predict", predict_then_retire)
+    chunk = batch.run_chunk(job.pk, 0)
+    assert chunk is not None and not chunk.scored
+    assert not PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK).exists()
+
+
+def test_a_stored_dataset_is_scored_by_id(
+    production, api_client, data_scientist, eager_tasks, django_capture_on_commit_callbacks
+):
+    dataset = Dataset.objects.get(pk=production.evaluation_dataset_id)
+    api_client.force_authenticate(data_scientist)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(
+            "/api/v1/models/credit-risk/batches", {"dataset": dataset.pk, "version": production.version}, format="json"
+        )
+    assert response.status_code == 202, response.json()
+    assert response.json()["rows_total"] == dataset.row_count
+    job = BatchJob.objects.get(public_id=response.json()["id"])
+    assert job.dataset_id == dataset.pk and job.input_sha256 == dataset.sha256
+    assert default_storage.exists(dataset.file.name)  # the dataset's own file, never moved or deleted
+    assert api_client.get(f"/api/v1/batches/{job.public_id}").json()["status"] == "completed"
+
+
+def test_who_may_run_and_read_a_job(
+    production, api_client, data_scientist, second_scientist, auditor, risk_officer, outsider, german, eager_tasks,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    data = as_csv(portfolio(german, 10))
+    for person in (auditor, outsider):
+        api_client.force_authenticate(person)
+        assert post_csv(api_client, data).status_code == 403
+    api_client.force_authenticate(data_scientist)
+    with django_capture_on_commit_callbacks(execute=True):
+        job_id = post_csv(api_client, data).json()["id"]
+    assert api_client.get(f"/api/v1/batches/{job_id}").status_code == 200
+    api_client.force_authenticate(second_scientist)
+    assert api_client.get(f"/api/v1/batches/{job_id}").status_code == 404
+    assert api_client.get(f"/api/v1/batches/{job_id}/result.csv").status_code == 404
+    for person in (auditor, risk_officer):
+        api_client.force_authenticate(person)
+        assert api_client.get(f"/api/v1/batches/{job_id}").json()["rows_done"] == 10
+    assert api_client.get("/api/v1/batches/not-a-uuid").status_code == 404
+    assert post_csv(api_client, data, name="no-such-model").status_code == 404
+
+
+def test_the_pages_upload_follow_and_show_a_job_to_auditors(
+    production, client, data_scientist, auditor, german, eager_tasks, django_capture_on_commit_callbacks
+):
+    client.force_login(data_scientist)
+    page = client.get("/batches/")
+    assert page.status_code == 200 and b"Score a file" in page.content
+    assert f'value="credit-risk:{production.version}"'.encode() in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/batches/",
+            {"target": f"credit-risk:{production.version}", "data": upload("loans.csv", as_csv(portfolio(german, 30)))},
+        )
+    job = BatchJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/batches/{job.public_id}/"
+    detail = client.get(response["Location"]).content.decode()
+    assert 'id="job-rows">30</span> of 30 rows done' in detail and job.input_sha256 in detail
+    refused = client.post("/batches/", {"target": "credit-risk:99", "data": upload("x.csv", b"a\n1\n")}, follow=True)
+    assert b"credit-risk has no version 99" in refused.content
+    client.force_login(auditor)
+    assert b"Score a file" not in client.get("/batches/").content
+    workspace = client.get(f"/audit/models/credit-risk/versions/{production.version}/").content.decode()
+    assert str(job.public_id)[:8] in workspace and job.result_sha256[:16] in workspace
