@@ -88,6 +88,9 @@ bench: venv bench/.mlflow-venv/.installed bench/.mlserver-venv/.installed ## Ser
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/serving/run.py
 
+bench-batch: venv bench/.mlflow-venv/.installed ## Batch benchmark on PostgreSQL + Redis: a 1,000,000-row CSV with 1 and 2 workers, against the model alone and mlflow models predict
+	$(PY) bench/batch/run.py
+
 bench-audit: venv ## Auditor benchmark on PostgreSQL: export 1,000,000 logged predictions (rows/s, memory) and a report over them
 	$(PY) bench/audit/run.py
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -19,7 +20,7 @@ from sklearn.base import clone
 
 from core.canonical import sha256_json
 from core.errors import DomainError
-from governance import fairness, profile
+from governance import fairness, profile, refit
 from governance.models import CheckKind, CheckRun, CheckStatus
 from lifecycle import onnx_model
 from lifecycle.artifacts import sha256_of
@@ -140,10 +141,38 @@ def assess_fairness(model: Any, version: ModelVersion, evaluation: pd.DataFrame,
 
 
 def reproduce(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> Outcome:
+    """Refit the estimator's class and parameters on the training data, bounded whatever the
+    policy: too costly by its parameters, or too slow, the check ends inconclusive, naming why."""
+    estimated, most = refit.estimated_estimators(model), settings.REFIT_MAX_ESTIMATORS
+    if estimated > most:
+        reason = (
+            f"The refit was not attempted: the parameters ask for {estimated} fitted estimators "
+            f"({refit.COST_PARAMETER}, multiplied through nested ensembles and summed over steps), more than "
+            f"REFIT_MAX_ESTIMATORS = {most}. Reproducibility was not assessed."
+        )
+        return Outcome(
+            CheckStatus.INCONCLUSIVE,
+            {"refit": "not attempted", "estimated_estimators": estimated, "max_estimators": most, "reason": reason},
+            reason,
+        )
     training = _frame(version.training_dataset)
-    refit = clone(model).fit(training[version.feature_names], training[version.label_column])
     X = evaluation[version.feature_names]
-    original, again = np.asarray(model.predict(X)), np.asarray(refit.predict(X))
+    try:
+        again = refit.refit_and_predict(
+            clone(model),
+            training[version.feature_names],
+            training[version.label_column],
+            X,
+            timeout=settings.REFIT_MAX_SECONDS,
+        )
+    except refit.RefitStopped as exc:
+        reason = f"The refit did not finish: {exc} (REFIT_MAX_SECONDS). Reproducibility was not assessed."
+        return Outcome(
+            CheckStatus.INCONCLUSIVE,
+            {"refit": "stopped", "max_seconds": settings.REFIT_MAX_SECONDS, "reason": reason},
+            reason,
+        )
+    original = np.asarray(model.predict(X))
     if version.task == "classification":
         agreement = float(np.mean(original == again))
     else:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import pickletools
 import zipfile
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ SKOPS_FIX = (
     "and upload model.skops."
 )
 MAX_SCHEMA_BYTES = 64 * 1024 * 1024
+# A real schema nests about 25 levels (a pipeline with a column transformer); skops and the name
+# walk below recurse once per level, and Python's parser fails near 1,000 levels.
+MAX_SCHEMA_DEPTH = 100
 
 _COMPRESSED_MAGIC = {
     b"\x1f\x8b": "gzip",
@@ -133,6 +137,72 @@ def _sklearn_version(schema: dict[str, Any]) -> str:
         return ""
 
 
+def _npy_problem(stream: Any, available: int) -> str:
+    """What is wrong with the array a .npy stream declares ("" if nothing), read from its header
+    alone. numpy allocates the declared shape before reading the body, so a few bytes declaring
+    (10**9,) float64 would take 8 GB: the declared size is checked first."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            return f"its .npy format version {version} is not one numpy writes for these arrays"
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        return f"its .npy header cannot be read ({exc})"
+    if any(d < 0 for d in shape):
+        return f"it declares a negative dimension {shape}"
+    declared = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+    limit = settings.SKOPS_MAX_UNCOMPRESSED_BYTES
+    if declared > limit:
+        return f"it declares a {dtype} array of shape {shape}, {declared} bytes; at most {limit} are accepted"
+    if dtype.itemsize and declared > available - stream.tell():
+        return f"it declares a {dtype} array of shape {shape}, {declared} bytes, but holds fewer"
+    return ""
+
+
+def _member_problem(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, nested: bool = False) -> str:
+    """What is wrong with the arrays a .npy member (or a sparse matrix's .npz member, itself a
+    zip of .npy files) declares, from their headers alone; "" if nothing or not an array."""
+    name = info.filename.lower()
+    if not name.endswith((".npy", ".npz")):
+        return ""
+    try:
+        with archive.open(info) as stream:
+            if name.endswith(".npy"):
+                return _npy_problem(stream, info.file_size)
+            if nested:
+                return "it is an .npz archive inside an .npz archive"
+            inner = zipfile.ZipFile(stream)
+            members = inner.infolist()
+            if len(members) > settings.SKOPS_MAX_ZIP_ENTRIES:
+                return f"it holds {len(members)} entries"
+            if sum(m.file_size for m in members) > settings.SKOPS_MAX_UNCOMPRESSED_BYTES:
+                return f"it unpacks to more than {settings.SKOPS_MAX_UNCOMPRESSED_BYTES} bytes"
+            for member in members:
+                problem = _member_problem(inner, member, nested=True)
+                if problem:
+                    return f"its member {member.filename}: {problem}"
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        return f"it cannot be read ({exc})"
+    return ""
+
+
+def _check_declared_arrays(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
+    """Read every array's header before skops inflates anything; refuse the first member whose
+    declared array is too large, or larger than the member holds, naming it."""
+    for info in infos:
+        problem = _member_problem(archive, info)
+        if problem:
+            raise ArtifactRefused(
+                f"The archive member {info.filename} is refused: {problem}.",
+                field="artifact",
+                code="array_refused",
+                details={"member": info.filename},
+            )
+
+
 def _open_zip(data: bytes) -> dict[str, Any]:
     """Check the zip directory (entry count, uncompressed size, names) and return the schema."""
     try:
@@ -151,6 +221,7 @@ def _open_zip(data: bytes) -> dict[str, Any]:
             f"The archive unpacks to {total} bytes; at most {settings.SKOPS_MAX_UNCOMPRESSED_BYTES} are accepted.",
             field="artifact",
         )
+    _check_declared_arrays(archive, infos)
     names = {i.filename: i for i in infos}
     if "schema.json" not in names:
         hint = " It looks like a PyTorch or other zip file." if any(n.endswith(".pkl") for n in names) else ""
@@ -159,11 +230,33 @@ def _open_zip(data: bytes) -> dict[str, Any]:
         raise ArtifactRefused("The skops schema.json is too large.", field="artifact")
     try:
         schema = json.loads(archive.read("schema.json"))
+    except RecursionError:
+        schema = None  # nested far beyond the limit: refused below, by name
     except (ValueError, zipfile.BadZipFile, OSError) as exc:
         raise ArtifactRefused(f"The skops schema.json cannot be read ({exc}).", field="artifact")
+    if schema is None or _depth_beyond(schema, MAX_SCHEMA_DEPTH):
+        raise ArtifactRefused(
+            f"The skops schema.json is nested more than {MAX_SCHEMA_DEPTH} levels deep.",
+            field="artifact",
+            code="schema_too_deep",
+        )
     if not isinstance(schema, dict):
         raise ArtifactRefused("The skops schema.json is not an object.", field="artifact")
     return schema
+
+
+def _depth_beyond(node: Any, limit: int) -> bool:
+    """Whether the JSON value nests deeper than `limit` (walked without recursion)."""
+    stack = [(node, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return False
 
 
 def inspect_artifact(data: bytes) -> InspectedArtifact:

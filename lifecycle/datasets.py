@@ -56,6 +56,12 @@ def parse_csv(data: bytes, *, field: str) -> ParsedDataset:
     names = [h.strip() for h in header]
     if not names or any(not n for n in names):
         raise LifecycleError("The CSV header has an empty column name.", field=field)
+    if len(names) > settings.MAX_DATASET_COLUMNS:
+        raise LifecycleError(
+            f"The CSV has {len(names)} columns; at most {settings.MAX_DATASET_COLUMNS} are accepted.",
+            field=field,
+            code="too_many_columns",
+        )
     # (counted once: names.count() per name was quadratic, 30 s for a 60,000-column header)
     duplicates = sorted(n for n, times in Counter(names).items() if times > 1)
     if duplicates:

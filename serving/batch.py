@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -37,7 +38,7 @@ from governance import jobs
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion
 from serving import engine, log, selectors
-from serving.batch_csv import BatchInputError, Chunk, plan, read_chunk, schema_problem
+from serving.batch_csv import BatchInputError, Chunk, csv_field, csv_fields, json_rows, plan, read_chunk, schema_problem
 from serving.errors import ServingError
 from serving.models import BatchChunk, BatchJob, BatchStatus, LogSource, Outcome, PredictionLog
 
@@ -186,15 +187,15 @@ def run_chunk(job_id: int, index: int) -> BatchChunk | None:
     try:
         chunk = read_chunk(_chunk_bytes(job, index), header=job.header, schema=version.input_schema, expected_rows=n)
     except BatchInputError as exc:
-        chunk = Chunk(rows=[], good=_empty(), errors=dict.fromkeys(range(n), str(exc)))
+        chunk = _nothing(n, str(exc))
     try:
-        result = engine.predict(version, chunk.rows) if chunk.rows else None
+        result = engine.predict_frame(version, chunk.frame) if len(chunk.good) else None
     except ArtifactIntegrityError as exc:
         return _refuse_chunk(job, index, exc.message)
     except Exception as exc:  # a model that crashes on valid rows: the rows fail, the job goes on
         logger.warning("batch %s chunk %s: the model failed: %s", job.public_id, index, type(exc).__name__)
         message = f"the model could not predict on these rows: {type(exc).__name__}"
-        chunk = Chunk(rows=[], good=_empty(), errors={**dict.fromkeys(range(n), message), **chunk.errors})
+        chunk = _nothing(n, message, keep=chunk)
         result = None
     records = _records(job, index, chunk, result, started)
     lines = _result_lines(job, version, first_row, n, chunk, result, records)
@@ -220,8 +221,12 @@ def run_chunk(job_id: int, index: int) -> BatchChunk | None:
     return done
 
 
-def _empty() -> np.ndarray:
-    return np.zeros(0, dtype=np.int64)
+def _nothing(n: int, message: str, keep: Chunk | None = None) -> Chunk:
+    """A chunk none of whose n rows is scored, each with `message` (or its own problem)."""
+    errors = {**dict.fromkeys(range(n), message), **(keep.errors if keep else {})}
+    return Chunk(
+        frame=pd.DataFrame(), good=np.zeros(0, dtype=np.int64), errors=errors, raw_bad=keep.raw_bad if keep else []
+    )
 
 
 def _chunk_bytes(job: BatchJob, index: int) -> bytes:
@@ -278,13 +283,25 @@ def _records(job: BatchJob, index: int, chunk: Chunk, result: Any, started: floa
     version = job.version
     per = settings.BATCH_RECORD_ROWS
     out = []
-    for start in range(0, len(chunk.rows), per):
+    texts = json_rows(chunk.frame, version.input_schema) if len(chunk.good) else []
+    for start in range(0, len(texts), per):
         outputs: dict[str, Any] = {"predictions": result.labels[start : start + per]}
         if result.probabilities is not None:
             outputs["probabilities"] = result.probabilities[start : start + per]
             outputs["classes"] = version.classes
+        inputs = "[" + ",".join(texts[start : start + per]) + "]"
         out.append(
-            _record(job, index, Outcome.OK, chunk.rows[start : start + per], outputs, result.engine, "", started)
+            _record(
+                job,
+                index,
+                Outcome.OK,
+                inputs,
+                outputs,
+                result.engine,
+                "",
+                started,
+                rows=len(texts[start : start + per]),
+            )
         )
     if chunk.errors:
         first = index * job.chunk_rows + 1
@@ -297,8 +314,9 @@ def _records(job: BatchJob, index: int, chunk: Chunk, result: Any, started: floa
 
 def _record(
     job: BatchJob, index: int, outcome: str, inputs: Any, outputs: dict[str, Any], engine_name: str, reason: str,
-    started: float,
+    started: float, rows: int = 0,
 ) -> PredictionLog:  # fmt: skip
+    """One log record of the chunk; `inputs` of an answered record is its JSON text already."""
     ok = outcome == Outcome.OK
     record = PredictionLog(
         public_id=uuid.uuid4(),
@@ -313,8 +331,8 @@ def _record(
         protocol=PROTOCOL,
         outcome=outcome,
         reason=reason[:5000],
-        n_rows=len(inputs) if ok else 0,
-        inputs_json=log.dump_json(inputs if ok else log.json_safe(inputs)),
+        n_rows=rows if ok else 0,
+        inputs_json=inputs if ok else log.dump_json(log.json_safe(inputs)),
         outputs_json=log.dump_json(outputs),
         engine=engine_name,
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
@@ -335,23 +353,29 @@ def _result_lines(
     records: list[PredictionLog],
 ) -> str:  # fmt: skip
     """The chunk's result lines, in input order: a scored row has its prediction, probabilities
-    and prediction id; a bad row its error."""
-    width = len(result_header(version)) - 3
-    answered: dict[int, list[Any]] = {}
-    if result is not None:
+    and prediction id; a bad row its error. Built column by column (floats as Python writes
+    them: the shortest text that reads back the same number)."""
+    width = len(result_header(version)) - 1  # prediction, probabilities..., prediction_id, error
+    fields: list[list[str]] = [[""] * n for _ in range(width)]
+    good = chunk.good.tolist()
+    if result is not None and good:
+        labels = csv_fields(result.labels)
         per = settings.BATCH_RECORD_ROWS
-        for k, position in enumerate(chunk.good.tolist()):
-            record = records[k // per]
-            probs = result.probabilities[k] if result.probabilities is not None and width > 1 else []
-            answered[position] = [result.labels[k], *probs, f"{record.public_id}.{k % per}", ""]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    for i in range(n):
-        line = answered.get(i)
-        if line is None:
-            line = [""] * width + ["", chunk.errors.get(i, "not scored")]
-        writer.writerow([first_row + i + 1, *line])
-    return out.getvalue()
+        prefixes = [f"{r.public_id}." for r in records if r.outcome == Outcome.OK]
+        probabilities = (
+            np.asarray(result.probabilities, dtype=float).T.tolist() if result.probabilities is not None else []
+        )
+        for k, position in enumerate(good):
+            fields[0][position] = labels[k]
+            fields[width - 2][position] = prefixes[k // per] + str(k % per)
+        for c, column in enumerate(probabilities[: width - 3]):
+            texts = list(map(float.__repr__, column))
+            for k, position in enumerate(good):
+                fields[1 + c][position] = texts[k]
+    for i, problem in chunk.errors.items():
+        fields[width - 1][i] = csv_field(problem)
+    rows = map(str, range(first_row + 1, first_row + n + 1))
+    return "".join(",".join(values) + "\n" for values in zip(rows, *fields, strict=True))
 
 
 def _refuse_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk | None:
@@ -360,9 +384,7 @@ def _refuse_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk | None:
     first_row = index * job.chunk_rows
     n = min(job.chunk_rows, job.rows_total - first_row)
     message = f"not scored: {reason}"
-    lines = _result_lines(
-        job, job.version, first_row, n, Chunk(rows=[], good=_empty(), errors=dict.fromkeys(range(n), message)), None, []
-    )
+    lines = _result_lines(job, job.version, first_row, n, _nothing(n, message), None, [])
     why = f"version_not_servable: rows {first_row + 1}-{first_row + n}: {reason}"
     record = _record(job, index, Outcome.REFUSED, [], {}, "", why, time.perf_counter())
     try:

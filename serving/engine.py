@@ -104,18 +104,36 @@ def predict(version: ModelVersion, rows: list[dict[str, Any]]) -> Prediction:
     """Predict checked rows with the version's engine (ONNX Runtime takes arrays, skops a frame)."""
     runtime = loaded(version)
     if runtime.engine == "onnx":
-        tensors = to_tensors(rows, version.input_schema)
-        labels, probabilities = onnx_model.run_tensors(runtime.session, tensors)
-        return Prediction(
-            labels=labels.tolist(),
-            probabilities=probabilities.tolist()
-            if probabilities is not None and version.task == "classification"
-            else None,
-            engine="onnx",
-            tensors=tensors,
-        )
+        return _onnx(version, runtime, to_tensors(rows, version.input_schema))
+    return _skops(version, runtime, to_frame(rows, version.input_schema))
+
+
+def predict_frame(version: ModelVersion, frame: pd.DataFrame) -> Prediction:
+    """The same for rows already in columns with the schema's types (batch chunks): no row dicts."""
+    runtime = loaded(version)
+    if runtime.engine == "onnx":
+        tensors = {
+            c["name"]: frame[c["name"]].to_numpy(dtype=object if c["dtype"] == "string" else np.float64).reshape(-1, 1)
+            for c in version.input_schema
+        }
+        return _onnx(version, runtime, tensors)
+    return _skops(version, runtime, frame[[c["name"] for c in version.input_schema]])
+
+
+def _onnx(version: ModelVersion, runtime: Loaded, tensors: dict[str, np.ndarray]) -> Prediction:
+    labels, probabilities = onnx_model.run_tensors(runtime.session, tensors)
+    return Prediction(
+        labels=labels.tolist(),
+        probabilities=probabilities.tolist()
+        if probabilities is not None and version.task == "classification"
+        else None,
+        engine="onnx",
+        tensors=tensors,
+    )
+
+
+def _skops(version: ModelVersion, runtime: Loaded, frame: pd.DataFrame) -> Prediction:
     model = runtime.model
-    frame = to_frame(rows, version.input_schema)
     if version.task == "classification" and hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(frame), dtype=float)
         if runtime.argmax_labels:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,10 @@ import pandas as pd
 from serving.errors import ServingError
 
 MAX_REPORTED_ERRORS = 50
+# What each engine can hold: the skops engine casts int64 columns with pandas (10**40 raised),
+# ONNX Runtime took them as floats (10**40 was answered). Both refuse alike, here.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FLOAT64_MAX = sys.float_info.max
 
 # Open Inference Protocol v2 datatypes: what each schema dtype is declared as, and accepts.
 DATATYPES = {"float64": "FP64", "int64": "INT64", "bool": "BOOL", "string": "BYTES"}
@@ -31,12 +36,16 @@ def _type_error(value: Any, dtype: str) -> str | None:
             return f"must be an integer, got {type(value).__name__}"
         if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
             return f"must be an integer, got {value!r}"
+        if not INT64_MIN <= value <= INT64_MAX:
+            return "is outside the 64-bit integer range"
         return None
     if dtype == "float64":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be a number, got {type(value).__name__}"
         if isinstance(value, float) and not math.isfinite(value):
             return "must be a finite number (NaN and infinity are not allowed)"
+        if isinstance(value, int) and not -FLOAT64_MAX <= value <= FLOAT64_MAX:
+            return "is beyond the largest 64-bit float"
         return None
     if dtype == "bool":
         return None if isinstance(value, bool) else f"must be true or false, got {type(value).__name__}"
@@ -65,8 +74,13 @@ def _fast_ok(instances: list[Any], schema: list[dict[str, str]]) -> bool:
         if dtype in _EXACT_TYPES:
             if types != _EXACT_TYPES[dtype]:
                 return False
+            if dtype == "int64" and not (min(values) >= INT64_MIN and max(values) <= INT64_MAX):
+                return False
         elif not types <= {int, float}:
             return False
+        elif types == {int}:
+            if not (min(values) >= -FLOAT64_MAX and max(values) <= FLOAT64_MAX):
+                return False
         elif float in types:
             try:
                 finite = bool(np.isfinite(np.array(values, dtype=np.float64)).all())

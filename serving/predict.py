@@ -8,6 +8,7 @@ remembered it), which v1 and v2 map to their own status and body."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,7 @@ class PredictionRequest:
     tensors: list[Any] | None = None
     problem: ServingError | None = None
     business_keys: Any = None  # one per row (v1 "business_keys", v2 parameters.business_keys)
+    body: bytes | None = None  # the raw request body, if the interface passes it: a refusal logs its digest
     explain: bool = False  # v1 "explain": true: each row's explanation is logged and returned
     started: float = field(default_factory=time.perf_counter)
 
@@ -112,7 +114,7 @@ def predict(request: PredictionRequest) -> Served:
     once, and a refusal is only given after that fresh look."""
     if request.problem is not None:
         outcome = Outcome.INVALID if request.problem.status in (400, 413) else Outcome.REFUSED
-        raise _logged(request, Refusal(request.problem, outcome, []), version=None)
+        raise _logged(request, Refusal(request.problem, outcome, _loggable(request, None)), version=None)
     if "\x00" in request.request_id:
         problem = ServingError("The request id must not contain the NUL character.", status=400, code="invalid_input")
         raise _logged(request, Refusal(problem, Outcome.INVALID, []), version=None)
@@ -149,36 +151,70 @@ def predict(request: PredictionRequest) -> Served:
     raise _logged(request, Refusal(stopped, Outcome.REFUSED, []), version=version)
 
 
-def _loggable(rows: Any) -> Any:
-    """What a refusal logs of the rows: all of them, unless there are too many to be served."""
-    return rows if isinstance(rows, list) and len(rows) <= settings.SERVING_MAX_ROWS else []
+# A refusal's rows are logged whole only while their JSON is this short; beyond, a sample is.
+MAX_SAMPLE_CHARS = 64 * 1024
+
+
+def _loggable(request: PredictionRequest, rows: Any) -> Any:
+    """What a refusal logs of what was sent, bounded so that a flood of invalid requests cannot
+    grow the log by its own size: the rows themselves when there are at most
+    REFUSED_LOG_SAMPLE_ROWS of them in at most MAX_SAMPLE_CHARS of JSON; else an object with the first
+    rows that fit, how many were sent, and the SHA-256 and size of what was sent (the request
+    body when the interface passed it, else the inputs as compact JSON with sorted keys)."""
+    if rows is None and request.tensors is None and request.body is None:
+        return []  # nothing was sent (a malformed body the interface did not pass on)
+    limit = settings.REFUSED_LOG_SAMPLE_ROWS
+    whole = isinstance(rows, list) and len(rows) <= limit
+    if whole and len(log.dump_json(rows)) <= MAX_SAMPLE_CHARS:
+        return rows
+    sample: list[Any] = []
+    size = 0
+    for row in rows[:limit] if isinstance(rows, list) else []:
+        size += len(log.dump_json(row))
+        if size > MAX_SAMPLE_CHARS:
+            break
+        sample.append(row)
+    if request.body is not None:
+        sent, digest_of = request.body, "request body"
+    else:
+        what = rows if rows is not None else request.tensors
+        sent, digest_of = log.dump_json(what).encode(), "inputs as compact JSON"
+    return {
+        "rows_sent": len(rows) if isinstance(rows, list) else None,
+        "sample": sample,
+        "sha256": hashlib.sha256(sent).hexdigest(),
+        "bytes": len(sent),
+        "digest_of": digest_of,
+    }
 
 
 def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refusal | None:
     """Check, predict and log an answer from `version`. A Refusal is returned, not logged (the
     caller decides whether to look again first); None means the guarded write found the version
     no longer servable or the key revoked, and nothing was logged or returned."""
+    rows = request.instances if request.tensors is None else None
     try:
-        rows = request.instances if request.tensors is None else tensors_to_rows(request.tensors, version.input_schema)
+        if request.tensors is not None:
+            rows = tensors_to_rows(request.tensors, version.input_schema)
         checked = check_rows(rows, version.input_schema, max_rows=settings.SERVING_MAX_ROWS)
     except ServingError as exc:
-        return Refusal(exc, Outcome.INVALID, _loggable(request.instances))
+        return Refusal(exc, Outcome.INVALID, _loggable(request, rows))
     keys_problem = business_keys_problem(request.business_keys, len(checked))
     if keys_problem is not None:
-        return Refusal(keys_problem, Outcome.INVALID, _loggable(rows))
+        return Refusal(keys_problem, Outcome.INVALID, _loggable(request, rows))
     try:
         result = engine.predict(version, checked)
     except ArtifactIntegrityError as exc:
         # (the stored files are wrong whatever the version's status: looking again would only
         # record the tampering twice)
         error = ServingError(exc.message, status=503, code="artifact_tampered")
-        return Refusal(error, Outcome.ERROR, _loggable(rows), certain=True)
+        return Refusal(error, Outcome.ERROR, _loggable(request, rows), certain=True)
     except OSError as exc:  # the stored artifact or ONNX file cannot be read
         error = ServingError(f"The model's stored files cannot be read ({exc}).", status=503, code="model_unavailable")
-        return Refusal(error, Outcome.ERROR, _loggable(rows), certain=True)
+        return Refusal(error, Outcome.ERROR, _loggable(request, rows), certain=True)
     except Exception as exc:  # a model that crashes on valid input is logged and refused, never a 500
         error = ServingError(f"The model could not predict on this input: {exc}", status=422, code="prediction_failed")
-        return Refusal(error, Outcome.ERROR, _loggable(rows))
+        return Refusal(error, Outcome.ERROR, _loggable(request, rows))
     outputs: dict[str, Any] = {"predictions": result.labels}
     if result.probabilities is not None:
         outputs["probabilities"] = result.probabilities
@@ -190,10 +226,10 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
             )
         except ArtifactIntegrityError as exc:
             error = ServingError(exc.message, status=503, code="artifact_tampered")
-            return Refusal(error, Outcome.ERROR, _loggable(rows), certain=True)
+            return Refusal(error, Outcome.ERROR, _loggable(request, rows), certain=True)
         except Exception as exc:  # never a 500: the request is refused and logged
             error = ServingError(f"The rows could not be explained: {exc}", status=422, code="explanation_failed")
-            return Refusal(error, Outcome.ERROR, _loggable(rows))
+            return Refusal(error, Outcome.ERROR, _loggable(request, rows))
     key = request.caller.api_key
     guard = log.Guard(
         version.pk,
@@ -250,6 +286,12 @@ def business_keys_problem(keys: Any, n_rows: int) -> ServingError | None:
         if len(str(key)) > MAX_BUSINESS_KEY or "\x00" in str(key):
             return bad(f"business key {i} is longer than {MAX_BUSINESS_KEY} characters or holds NUL.")
     return None
+
+
+def log_refusal(request: PredictionRequest, error: ServingError, outcome: str) -> ServingError:
+    """Log a refusal decided before the request reached predict() (a key over its daily quota);
+    returns the error to raise: `error`, or a 503 when even the refusal cannot be logged."""
+    return _logged(request, Refusal(error, outcome, _loggable(request, None)), version=None)
 
 
 def _logged(request: PredictionRequest, refusal: Refusal, *, version: ModelVersion | None) -> ServingError:

@@ -1,26 +1,56 @@
+"""Per API key: a rate (SERVING_RATE_PER_KEY) and a daily quota of prediction requests
+(API_KEY_DAILY_QUOTA), counted in Django's cache so that every process sharing the cache (Redis,
+CACHE_URL=redis://...) shares the counts; the default local-memory cache counts per process."""
+
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from serving.models import ApiKey
+from serving.errors import ServingError
+from serving.models import ApiKey, Outcome
+from serving.predict import Caller, PredictionRequest, log_refusal
+
+DAY = 86_400
+
+
+class DailyQuotaExceeded(exceptions.Throttled):
+    default_code = "daily_quota_exceeded"
+
+
+def _count(key: str, timeout: int) -> int:
+    """Add one to a shared counter and return it: add() creates it only if missing, incr() is
+    atomic in Redis and under a lock in local memory (an eviction in between starts it anew)."""
+    cache.add(key, 0, timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout)
+        return 1
+
+
+def _uncount(key: str) -> None:
+    with contextlib.suppress(ValueError):  # expired meanwhile: nothing to give back
+        cache.decr(key)
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
-    """Requests per API key (429 beyond the rate); people with sessions are not throttled here.
+    """Requests per API key (429 beyond the rate, 429 daily_quota_exceeded beyond the day's
+    quota); people with sessions are not throttled here.
 
-    A token bucket of `rate` tokens refilled evenly over the period, kept in the cache as two
-    numbers. DRF's SimpleRateThrottle keeps every request's timestamp instead: at the default
-    600,000/min, a busy key's list grew to tens of thousands of entries, pickled and unpickled on
-    every request (a third of a millisecond each time in the serving benchmark). The bucket
-    allows the same average rate and a burst of at most `rate` requests. Like DRF's, it reads and
-    writes without a lock, so concurrent requests may slip a few over the limit; with the default
-    local-memory cache the limit is per process (set CACHE_URL=redis://... to share it)."""
+    The rate is a sliding window of two fixed windows, each a counter kept with cache.add/incr
+    (no read-modify-write, so concurrent processes never lose a count): the estimate is this
+    window's count plus the previous window's, weighted by how much of it still overlaps the last
+    `period` seconds. A refused request is given back, so a client that keeps trying is not
+    locked out for longer. Refusals by the rate are not logged (the rate is what bounds the log's
+    growth); a request beyond the day's quota is refused and logged like any other refusal."""
 
     scope = "api_key"
 
@@ -33,27 +63,70 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         return None
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        if self.rate is None:
-            return True
         key = self.get_cache_key(request, view)
         if key is None:
             return True
+        if self.rate is not None and not self._within_rate(key):
+            return False
+        if settings.API_KEY_DAILY_QUOTA > 0 and request.method == "POST":
+            self._within_quota(request, view, key)
+        return True
+
+    def _within_rate(self, key: str) -> bool:
         capacity, period = self.parse_rate(self.rate)
         if capacity is None or not period:
             return True
         if capacity == 0:  # "0/min": nothing gets through
             self.wait_seconds = float(period)
             return False
-        per_second = capacity / period
         now = time.time()  # wall clock: a shared cache is read by several processes
-        tokens, then = cache.get(key) or (float(capacity), now)
-        tokens = min(float(capacity), tokens + (now - then) * per_second)
-        if tokens < 1:
-            self.wait_seconds = (1 - tokens) / per_second
-            cache.set(key, (tokens, now), period)
-            return False
-        cache.set(key, (tokens - 1, now), period)
-        return True
+        window = int(now // period)
+        elapsed = now - window * period
+        current_key = f"{key}:{window}"
+        current = _count(current_key, 2 * period + 1)
+        previous = cache.get(f"{key}:{window - 1}", 0)
+        if previous * (period - elapsed) / period + current <= capacity:
+            return True
+        _uncount(current_key)
+        self.wait_seconds = _wait(capacity, period, elapsed, previous, current - 1)
+        return False
+
+    def _within_quota(self, request: Request, view: Any, key: str) -> None:
+        quota = settings.API_KEY_DAILY_QUOTA
+        now = time.time()
+        day = int(now // DAY)
+        day_key = f"{key}:day:{day}"
+        if _count(day_key, DAY + 3600) <= quota:
+            return
+        _uncount(day_key)
+        wait = (day + 1) * DAY - now  # the quota starts again at midnight UTC
+        message = f"This API key has used its quota of {quota} prediction requests for today (UTC)."
+        refusal = ServingError(message, status=429, code=DailyQuotaExceeded.default_code)
+        caller = Caller(user=request.user, api_key=request.auth if isinstance(request.auth, ApiKey) else None)
+        prediction = PredictionRequest(
+            caller,
+            str(view.kwargs.get("name", "")),
+            "v2" if request.path.startswith("/v2/") else "v1",
+            request_id=request.headers.get("X-Request-ID", ""),
+        )
+        error = log_refusal(prediction, refusal, Outcome.REFUSED)
+        if error is not refusal:  # even the refusal could not be logged: 503, as for any request
+            raise error
+        raise DailyQuotaExceeded(wait=wait, detail=message)
 
     def wait(self) -> float | None:
         return getattr(self, "wait_seconds", None)
+
+
+def _wait(capacity: int, period: int, elapsed: float, previous: int, current: int) -> float:
+    """Seconds until one more request fits the sliding window (Retry-After)."""
+    remaining = period - elapsed
+    if previous > 0:
+        # within this window: previous * (remaining - w) / period + current + 1 <= capacity
+        needed = remaining - (capacity - current - 1) * period / previous
+        if needed <= remaining:
+            return max(needed, 0.0)
+    # in the next window, this window's count becomes the weighted one
+    if current <= 0:
+        return remaining
+    return remaining + max(0.0, period * (1 - (capacity - 1) / current))

@@ -185,14 +185,14 @@ def test_a_chunk_reaching_its_commit_after_retirement_writes_no_answer(
     with django_capture_on_commit_callbacks(execute=False):
         response = post_csv(keyed, as_csv(portfolio(german, 100)))
     job = BatchJob.objects.get(public_id=response.json()["id"])
-    real_predict = engine.predict
+    real_predict = engine.predict_frame
 
-    def predict_then_retire(version: Any, rows: Any) -> Any:
-        result = real_predict(version, rows)
+    def predict_then_retire(version: Any, frame: Any) -> Any:
+        result = real_predict(version, frame)
         workflow.retire_version(production.pk, actor=risk_officer, justification="Retired while scoring.")
         return result
 
-    monkeypatch.setattr(engine, "predict", predict_then_retire)
+    monkeypatch.setattr(engine, "predict_frame", predict_then_retire)
     chunk = batch.run_chunk(job.pk, 0)
     assert chunk is not None and not chunk.scored
     assert not PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK).exists()

@@ -29,18 +29,20 @@ def test_the_log_has_only_the_indexes_its_lookups_use():
             ("api_key_id",),
             ("user_id",),
             ("seal_id",),
+            ("batch_job_id", "batch_chunk"),  # partial: only batch rows (issue 15)
         ]
     )
 
 
-def test_the_key_and_user_indexes_hold_only_rows_that_name_one():
-    names = ["serving_log_api_key", "serving_log_user"]
+def test_the_key_user_and_batch_indexes_hold_only_rows_that_name_one():
+    names = ["serving_log_api_key", "serving_log_user", "serving_log_batch"]
     if connection.vendor == "postgresql":
         sql, params = "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)", [names]
     else:
-        sql, params = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN (%s, %s)", names
+        sql, params = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN (%s, %s, %s)", names
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         definitions = {name: text.replace('"', "").replace("(", "").replace(")", "") for name, text in cursor}
     assert definitions["serving_log_api_key"].endswith("WHERE api_key_id IS NOT NULL")
     assert definitions["serving_log_user"].endswith("WHERE user_id IS NOT NULL")
+    assert definitions["serving_log_batch"].endswith("WHERE batch_job_id IS NOT NULL")

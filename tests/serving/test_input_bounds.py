@@ -1,0 +1,56 @@
+"""Integers a column cannot hold are refused alike by both engines (issue 18): `age = 10**40`
+was answered by ONNX Runtime (as a float) and refused by the skops engine (pandas' int64 cast)."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving import engine
+from serving.errors import ServingError
+from serving.inputs import check_rows
+from serving.models import PredictionLog
+from tests.serving.conftest import rows
+from tests.serving.test_predict import infer, predict
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=["onnx", "skops"])
+def engine_name(request, production, monkeypatch) -> str:
+    """The production version served by ONNX Runtime (its check passed), or by its skops model."""
+    engine.clear_cache()
+    if request.param == "skops":
+        monkeypatch.setattr(engine, "onnx_check", lambda version: None)
+    yield request.param
+    engine.clear_cache()
+
+
+def test_an_integer_beyond_int64_is_a_logged_400_on_both_engines_and_protocols(keyed, german, engine_name):
+    assert predict(keyed, instances=rows(german, 1)).status_code == 200
+    assert PredictionLog.objects.get(outcome="ok").engine == engine_name
+    for age in (10**40, -(10**40), 2**63):
+        row = rows(german, 1)[0] | {"age": age}
+        v1 = predict(keyed, instances=[row])
+        assert v1.status_code == 400, (engine_name, v1.content)
+        assert v1.json()["error"]["code"] == "invalid_input"
+        problem = {"row": 0, "field": "age", "error": "is outside the 64-bit integer range"}
+        assert problem in v1.json()["error"]["details"]
+        v2 = infer(keyed, [row])
+        assert v2.status_code == 400, (engine_name, v2.content)
+        assert "age is outside the 64-bit integer range" in v2.json()["error"]
+    refused = PredictionLog.objects.filter(outcome="invalid")
+    assert refused.count() == 6 and not PredictionLog.objects.filter(outcome="error").exists()
+    assert all(r.inputs[0]["age"] in (10**40, -(10**40), 2**63) for r in refused)  # logged exactly as sent
+    edge = rows(german, 2)
+    edge[0]["age"], edge[1]["age"] = 2**63 - 1, -(2**63)  # the range's ends are integers a model may take
+    assert predict(keyed, instances=edge).status_code == 200
+
+
+def test_float_columns_take_big_integers_that_are_finite_floats_only():
+    schema = [{"name": "amount", "dtype": "float64"}, {"name": "count", "dtype": "int64"}]
+    assert check_rows([{"amount": 10**40, "count": 1}], schema, max_rows=10)
+    with pytest.raises(ServingError) as refused:
+        check_rows([{"amount": 10**400, "count": 1}], schema, max_rows=10)
+    assert refused.value.details == [{"row": 0, "field": "amount", "error": "is beyond the largest 64-bit float"}]
+    with pytest.raises(ServingError, match="count is outside the 64-bit integer range"):
+        check_rows([{"amount": 1.5, "count": 1e40}], schema, max_rows=10)
