@@ -113,7 +113,7 @@ def replay_window(shadow_id: int, *, start: datetime, end: datetime) -> ShadowCo
     )  # fmt: skip
     try:
         with transaction.atomic():
-            PredictionLog.objects.bulk_create(records, batch_size=200)
+            log.write_many(records)
             return shadows.record_comparison(
                 shadow,
                 champion=champion,

@@ -201,7 +201,7 @@ def run_chunk(job_id: int, index: int) -> BatchChunk | None:
     lines = _result_lines(job, version, first_row, n, chunk, result, records)
     try:
         with transaction.atomic():
-            PredictionLog.objects.bulk_create(records)
+            log.write_many(records)
             done = BatchChunk.objects.create(
                 job=job,
                 index=index,
@@ -389,7 +389,7 @@ def _refuse_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk | None:
     record = _record(job, index, Outcome.REFUSED, [], {}, "", why, time.perf_counter())
     try:
         with transaction.atomic():
-            PredictionLog.objects.bulk_create([record])
+            log.write_many([record])
             done = BatchChunk.objects.create(
                 job=job, index=index, scored=False, rows=n, rows_failed=n, result_csv=lines, reason=reason[:5000],
                 worker=_worker(),

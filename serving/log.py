@@ -215,6 +215,25 @@ def sealed_form(record: PredictionLog) -> PredictionLog:
     return record
 
 
+def write_many(records: list[PredictionLog]) -> None:
+    """Write records built by sealed_form() in bulk, inside the caller's transaction. On
+    PostgreSQL with COPY: Django binds parameters on the client, so a multi-row INSERT of a
+    50,000-row chunk became one 8 MB statement for the server to parse (3.8 s, against 0.1 s
+    through COPY); elsewhere a multi-row INSERT. public_id is the record's identity for
+    callers, so the database ids are not read back."""
+    if not records:
+        return
+    if connection.vendor != "postgresql":
+        PredictionLog.objects.bulk_create(records, batch_size=100)
+        return
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column or f.name) for f in _INSERT_FIELDS)
+    statement = f"COPY {quote(PredictionLog._meta.db_table)} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for record in records:
+            copy.write_row([f.get_db_prep_save(getattr(record, f.attname), connection) for f in _INSERT_FIELDS])
+
+
 @functools.cache
 def _mac_key() -> bytes:
     if settings.LOG_MAC_KEY:

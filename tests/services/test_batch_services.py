@@ -64,15 +64,16 @@ def test_the_real_worker_scores_a_job(committed_db, celery_worker_process, produ
 def test_a_worker_killed_mid_chunk_loses_and_duplicates_nothing(
     committed_db, celery_worker_process, production, german, settings
 ):
-    settings.BATCH_CHUNK_ROWS = 40_000
-    job = submit(production, portfolio_csv(german, 80_000))
-    assert job.chunks_total == 2
+    settings.BATCH_CHUNK_ROWS = 150_000
+    data = portfolio_csv(german, 300_000)
     mark = len(celery_worker_process.read_text())
-    # wait until the worker has taken chunk 0 and is scoring it (nothing committed yet)
-    wait_for(
-        lambda: "batch_chunk_task" in celery_worker_process.read_text()[mark:], timeout=60, message="a chunk taken"
-    )
-    time.sleep(0.3)
+    job = submit(production, data)
+    assert job.chunks_total == 2
+    # as soon as the worker has taken chunk 0, while it scores it (nothing committed yet)
+    deadline = time.monotonic() + 60
+    while "batch_chunk_task" not in celery_worker_process.read_text()[mark:]:
+        assert time.monotonic() < deadline, "no chunk was taken"
+        time.sleep(0.02)
     assert not BatchChunk.objects.filter(job=job).exists(), "the chunk finished before it could be killed"
     children = subprocess.run(
         ["pgrep", "-P", str(_worker_master(celery_worker_process))], capture_output=True, text=True
@@ -82,7 +83,7 @@ def test_a_worker_killed_mid_chunk_loses_and_duplicates_nothing(
         os.kill(int(pid), signal.SIGKILL)
     wait_for(lambda: BatchJob.objects.get(pk=job.pk).result_sha256, message="the job to finish after the kill")
     job.refresh_from_db()
-    assert job.status == BatchStatus.COMPLETED and job.rows_done == 80_000
+    assert job.status == BatchStatus.COMPLETED and job.rows_done == 300_000
     logged_once(job)
     assert BatchChunk.objects.filter(job=job).count() == 2
     log = celery_worker_process.read_text()[mark:]
