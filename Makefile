@@ -14,7 +14,7 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 .DEFAULT_GOAL := help
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 1
-.PHONY: help demo serve serve-preflight bench bench-audit bench-decisions bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
+.PHONY: help demo serve serve-preflight nginx bench bench-audit bench-decisions bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,7 +43,15 @@ demo: venv ## Run the application with the demo loaded (SQLite, tasks in-process
 # make serve is production: DEBUG=False whatever the environment says (every recipe below, and
 # serve-preflight's, sees it), and nothing starts without the production secrets.
 serve: export DEBUG = False
-serve: venv serve-preflight ## Production-style serving: gunicorn (WEB_WORKERS x WEB_THREADS), a Celery worker and beat, on the configured services
+# gunicorn is reachable only through nginx (a unix socket), and nginx replaces X-Forwarded-For and
+# -Proto: the application may trust them. Uploads spool to var/upload-tmp, emptied at each start.
+serve: export TRUST_PROXY_HEADERS = True
+serve: export FILE_UPLOAD_TEMP_DIR = $(CURDIR)/var/upload-tmp
+# Plain HTTP is for a local demo only: on a loopback HOST there is no redirect to HTTPS unless the
+# environment says SECURE_SSL_REDIRECT=True (check --deploy then warns, W008); elsewhere the
+# settings' default (True) holds and TLS ends in front of nginx.
+serve: export SECURE_SSL_REDIRECT ?= $(if $(filter 127.0.0.1 localhost,$(HOST)),False,True)
+serve: venv serve-preflight nginx ## Production-style serving: nginx in front of gunicorn (WEB_WORKERS x WEB_THREADS), a Celery worker and beat, on the configured services
 	@# With MIGRATION_DATABASE_URL (the owner), migrations run as the owner and the application's role
 	@# (DATABASE_URL's user) is granted only what it may do: it owns nothing (compliance/db_roles.py).
 	if [ -n "$$MIGRATION_DATABASE_URL" ]; then \
@@ -52,8 +60,9 @@ serve: venv serve-preflight ## Production-style serving: gunicorn (WEB_WORKERS x
 	    "$$($(PY) -c 'import os, urllib.parse; print(urllib.parse.urlparse(os.environ["DATABASE_URL"]).username)')"; \
 	else $(PY) manage.py migrate --noinput; fi
 	$(PY) manage.py collectstatic --noinput -v0
-	mkdir -p var
-	@echo "Serving on http://$(HOST):$(PORT)/ with $(WEB_WORKERS) workers; Ctrl-C stops everything."
+	rm -rf var/upload-tmp var/nginx/client_body && mkdir -p var/upload-tmp var/run
+	$(PY) scripts/nginx_conf.py --listen $(HOST):$(PORT) --upstream unix:$(CURDIR)/var/run/gunicorn.sock --prefix var/nginx
+	@echo "Serving on http://$(HOST):$(PORT)/ (nginx, then gunicorn with $(WEB_WORKERS) workers); Ctrl-C stops everything."
 	trap 'kill 0' EXIT INT TERM; \
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/celery -A config worker --loglevel=INFO --concurrency=1 & \
 	$(VENV)/bin/celery -A config beat --loglevel=INFO --schedule var/celerybeat-schedule & \
@@ -61,7 +70,8 @@ serve: venv serve-preflight ## Production-style serving: gunicorn (WEB_WORKERS x
 	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus \
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/gunicorn config.wsgi:application \
 	  --config python:config.gunicorn \
-	  --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) --threads $(WEB_THREADS) --access-logfile - & \
+	  --bind unix:$(CURDIR)/var/run/gunicorn.sock --workers $(WEB_WORKERS) --threads $(WEB_THREADS) & \
+	PATH="$$PATH:/usr/sbin" nginx -p $(CURDIR)/var/nginx -c $(CURDIR)/var/nginx/nginx.conf -e $(CURDIR)/var/nginx/error.log -g 'daemon off;' & \
 	wait
 
 serve-preflight: ## Refuse to serve without DEBUG=False and the production secrets; then manage.py check --deploy
@@ -72,6 +82,7 @@ serve-preflight: ## Refuse to serve without DEBUG=False and the production secre
 	  echo "make serve refuses to start: set$$missing in the environment (production runs with DEBUG=False;" >&2; \
 	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; see README, Configuration)." >&2; \
 	  exit 1; fi
+	@test -z "$$FILE_UPLOAD_TEMP_DIR" || mkdir -p "$$FILE_UPLOAD_TEMP_DIR"  # (check --deploy wants it to exist)
 	$(PY) manage.py check --deploy
 
 bench/.mlflow-venv/.installed: bench/requirements-mlflow.txt
@@ -115,6 +126,11 @@ browser: ## Install Debian's Chromium for the browser tests if missing (never do
 	  echo "Installing Debian's chromium package..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+nginx: ## Install Debian's nginx package if missing (make serve runs it as its own child process, never the system service)
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  echo "Installing Debian's nginx package..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+
 pdftools: ## Install Debian's poppler-utils (pdftotext, pdftoppm) if missing: the report tests read PDFs back with them
 	@command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null || { \
 	  echo "Installing Debian's poppler-utils package..."; \
@@ -135,7 +151,7 @@ check: venv ## Django system checks and missing migrations
 test-sqlite: venv browser pdftools ## The suite on the embedded defaults: SQLite, Celery in-process, real Chromium
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) -m pytest tests --ignore=tests/services
 
-test-services: venv pdftools ## The suite on PostgreSQL + Redis with a real Celery worker
+test-services: venv pdftools nginx ## The suite on PostgreSQL + Redis with a real Celery worker
 	DATABASE_URL=$(SERVICES_DATABASE_URL) CELERY_BROKER_URL=$(SERVICES_BROKER_URL) \
 	  $(PY) -m pytest tests --ignore=tests/e2e
 

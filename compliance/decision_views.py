@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 from compliance import receipts
 from compliance.views import _require_auditor, pdf_response
 from core.errors import DomainError
-from serving import decisions
+from serving import decisions, personal
 from serving import selectors as serving_selectors
 from serving.decision_api import find_row
 from serving.models import DecisionReview
@@ -42,13 +42,13 @@ def decision_detail(request: HttpRequest, prediction_id: str) -> HttpResponse:
         explanation = decisions.explanation_of(record, row, actor=request.user)
     except DomainError as exc:
         return render(request, "compliance/error.html", {"message": exc.message}, status=exc.status)
-    keys = record.business_keys
+    inputs, keys = personal.reveal_record(record)
     context = {
         "r": record,
         "row": row,
         "prediction_id": prediction_id,
         "business_key": keys[row] if row < len(keys) else "",
-        "inputs": list(record.inputs[row].items()),
+        "inputs": list(inputs[row].items()),
         "decision": record.outputs["predictions"][row],
         "e": explanation.payload,
         "reviews": DecisionReview.objects.filter(record=record, row=row).order_by("seq"),

@@ -13,7 +13,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from core.canonical import canonical_json
 from core.models import AuditEvent
+from serving import personal
 from serving.models import PredictionLog
 
 CHUNK_ROWS = 2000
@@ -82,7 +84,10 @@ def prediction_rows(records: QuerySet[PredictionLog]) -> Iterator[dict[str, Any]
         row["id"] = str(row["id"])
         row["created_at"] = _stamp(row["created_at"])
         # Stored as canonical JSON text: passed through as is (JSONL) or as the cell text (CSV).
-        row["inputs"] = RawJson(row["inputs"])
+        if '"$enc"' in row["inputs"]:  # personal values: decrypted, or "[erased]" (serving.personal)
+            row["inputs"] = RawJson(canonical_json(personal.reveal(row["id"], json.loads(row["inputs"]))[0]))
+        else:
+            row["inputs"] = RawJson(row["inputs"])
         row["outputs"] = RawJson(row["outputs"])
         yield row
 

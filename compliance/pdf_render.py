@@ -1,15 +1,19 @@
 """HTML to PDF/A-3b with WeasyPrint, in a child process that can be killed (HTML in, bytes out).
 
-Kept free of Django so the child starts from a small, single-threaded fork server. WeasyPrint may
+Kept free of Django so the child starts from a small, single-threaded fork server. The server is
+billiard's (Celery's fork of multiprocessing), as in governance.refit: reports are rendered by
+Celery prefork workers, daemon processes that the standard library refuses to give children
+("daemonic processes are not allowed to have children"). WeasyPrint may
 fetch only data: URLs and files under the given static roots: never the network and never any
 other file, whatever the HTML says (a model card is user text)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import mimetypes
-import multiprocessing
 import os
+import signal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,9 +99,18 @@ _context: Any = None
 def _mp() -> Any:
     global _context
     if _context is None:
-        _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["governance.pdf_render", "weasyprint"])
+        import billiard
+
+        context = billiard.get_context("forkserver")
+        context.set_forkserver_preload(["compliance.pdf_render", "weasyprint"])
+        _context = context
     return _context
+
+
+def _kill(process: Any) -> None:
+    """SIGKILL (billiard's processes have no kill()); a process already gone is fine."""
+    with contextlib.suppress(ProcessLookupError, TypeError):
+        os.kill(process.pid, signal.SIGKILL)
 
 
 def render_pdf(
@@ -111,7 +124,7 @@ def render_pdf(
     sender.close()
     try:
         if not receiver.poll(timeout):
-            proc.kill()
+            _kill(proc)
             raise RenderError(f"rendering took longer than {timeout:g} s and was stopped")
         try:
             status, payload = receiver.recv()
@@ -121,7 +134,8 @@ def render_pdf(
         receiver.close()
         proc.join(timeout=5)
         if proc.is_alive():
-            proc.kill()
+            _kill(proc)
+            proc.join(timeout=5)
     if status != "ok":
         raise RenderError(payload)
     return payload

@@ -23,7 +23,8 @@ from core.canonical import ApiJSONEncoder
 from core.checkpoints import CheckpointError, open_checkpoint, read_log
 from core.models import AuditEvent
 from governance.models import Decision, DecisionKind
-from serving import decisions, merkle, seals
+from serving import decisions, merkle, personal, seals
+from serving.errors import ServingError
 from serving.log import record_leaf
 from serving.models import DecisionReview, PredictionLog, PredictionSeal
 
@@ -90,7 +91,12 @@ def _plain_language(version: Any, data: dict[str, Any], reviews: list[DecisionRe
         f"{data.get('_when')} by the model {version.registered_model.title or version.registered_model.name} "
         f"(version {version.version}), which named people had approved before it was used."
     ]
-    if data.get("adverse"):
+    if data.get("erased"):
+        parts.append(
+            "Its inputs were erased (at the person's request or at the end of the retention period), so the reasons "
+            "for the outcome can no longer be given."
+        )
+    elif data.get("adverse"):
         reasons = [c["text"].rstrip(". ") for c in data.get("reason_codes", [])]
         if reasons:
             parts.append("The main reasons for the outcome were: " + "; ".join(reasons) + ".")
@@ -118,8 +124,14 @@ def receipt_context(record: PredictionLog, row: int, *, actor: Any) -> tuple[dic
     version = record.version
     if version is None or record.outcome != "ok":
         raise ReportError("Only an answered prediction has a receipt.", status=409)
-    explanation = decisions.explanation_of(record, row, actor=actor)
-    data = explanation.payload
+    try:
+        explanation = decisions.explanation_of(record, row, actor=actor)
+        data, explanation_sha256 = explanation.payload, explanation.sha256
+    except ServingError as exc:
+        if exc.code != "inputs_erased":
+            raise
+        data = {"erased": True, "method": "", "reason_codes": [], "counterfactual": {}, "contributions": {}}
+        explanation_sha256 = ""
     reviews = list(DecisionReview.objects.filter(record=record, row=row).order_by("seq"))
     approvals = list(
         Decision.objects.filter(
@@ -128,11 +140,11 @@ def receipt_context(record: PredictionLog, row: int, *, actor: Any) -> tuple[dic
     )
     outputs = record.outputs
     probabilities = outputs.get("probabilities")
-    keys = record.business_keys
+    revealed, keys = personal.reveal_record(record)
     key = keys[row] if row < len(keys) else ""
     proof = verified_proof(record)
     checkpoint = covering_checkpoint(record.seal)
-    inputs = record.inputs[row]
+    inputs = revealed[row]
     card = version.card
     context = {
         "title": f"Decision receipt {record.public_id}.{row}",
@@ -150,7 +162,7 @@ def receipt_context(record: PredictionLog, row: int, *, actor: Any) -> tuple[dic
         "approvals": approvals,
         "approvers": [d for d in approvals if d.kind == DecisionKind.APPROVE],
         "explanation": data,
-        "explanation_sha256": explanation.sha256,
+        "explanation_sha256": explanation_sha256,
         "contributions": sorted(data["contributions"].items(), key=lambda kv: kv[1]),
         "reviews": reviews,
         "proof": proof,
@@ -178,7 +190,7 @@ def receipt_context(record: PredictionLog, row: int, *, actor: Any) -> tuple[dic
             for d in approvals
         ],
         "explanation": data,
-        "explanation_sha256": explanation.sha256,
+        "explanation_sha256": explanation_sha256,
         "reviews": [decisions.review_data(r) for r in reviews],
         "inclusion_proof": proof,
         "checkpoint": checkpoint,

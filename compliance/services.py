@@ -44,10 +44,7 @@ def generate_version_report(version_id: int, *, actor: Any) -> reports.Report:
 
 def generate_period_report(*, since: datetime, until: datetime, actor: Any) -> reports.Report:
     """Render the governance report of a period and record its SHA-256."""
-    if until <= since:
-        raise ReportError("The period must end after it starts.", field="until")
-    if (until - since).days > settings.REPORT_MAX_PERIOD_DAYS:
-        raise ReportError(f"A period report covers at most {settings.REPORT_MAX_PERIOD_DAYS} days.", field="until")
+    check_period(since=since, until=until)
     context, evidence = report_context.period_report(since=since, until=until, actor=actor)
     report = _render("compliance/reports/period.html", context, evidence)
     with transaction.atomic():
@@ -64,6 +61,14 @@ def generate_period_report(*, since: datetime, until: datetime, actor: Any) -> r
             },
         )
     return report
+
+
+def check_period(*, since: datetime, until: datetime) -> None:
+    """The period a report may cover (checked again when a queued report job starts it)."""
+    if until <= since:
+        raise ReportError("The period must end after it starts.", field="until")
+    if (until - since).days > settings.REPORT_MAX_PERIOD_DAYS:
+        raise ReportError(f"A period report covers at most {settings.REPORT_MAX_PERIOD_DAYS} days.", field="until")
 
 
 def _render(template: str, context: dict[str, Any], evidence: dict[str, Any]) -> reports.Report:

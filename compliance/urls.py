@@ -18,6 +18,9 @@ urlpatterns = [
     path("decisions/<str:prediction_id>/", decision_views.decision_detail, name="decision"),
     path("decisions/<str:prediction_id>/receipt.pdf", decision_views.decision_receipt, name="decision-receipt"),
     path("trail/", views.trail, name="trail"),
-    path("verify/", views.verify, name="verify"),
+    path("jobs/", views.start_job, name="start-job"),
+    path("jobs/<uuid:public_id>/", views.job_detail, name="job"),
+    path("jobs/<uuid:public_id>/status.json", views.job_status, name="job-status"),
+    path("jobs/<uuid:public_id>/result", views.job_result, name="job-result"),
     path("exports/<slug:what>.<slug:fmt>", views.export, name="export"),
 ]

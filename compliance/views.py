@@ -1,9 +1,11 @@
 """The auditors' workspace (also open to risk officers): read-only pages over models, versions,
-lineage, the prediction log and the audit trail; reports and exports. The only POST is
-"verify now", which appends its own audit event and changes nothing else."""
+lineage, the prediction log and the audit trail; reports and exports. The only POST starts a job
+("verify now", a period or version report: compliance.jobs), which appends its row and audit
+events and changes nothing else; the job page polls until a worker has done it."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -12,17 +14,18 @@ from uuid import UUID
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from compliance import exports, services
+from compliance import exports, jobs, services
 from compliance.errors import ReportError
 from compliance.lineage import build_lineage, lineage_svg
+from compliance.models import JobKind, ReportJob
 from core.errors import DomainError
 from core.models import AuditEvent
 from core.periods import parse_moment
@@ -31,8 +34,10 @@ from governance import review, selectors
 from governance.models import Deployment
 from governance.selectors import engine_for
 from lifecycle.models import ModelVersion, RegisteredModel
+from serving import personal
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
+from serving.errors import ServingError
 from serving.models import BatchJob, Outcome, PredictionLog
 
 PAGE = 50
@@ -158,31 +163,95 @@ def pdf_response(report: Any, filename: str) -> HttpResponse:
 @login_required
 @require_GET
 def version_report(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    """The report is a job now (rendering may outlast the request): its button is on the version page."""
     v = _version(request, name, version)
-    try:
-        report = services.generate_version_report(v.pk, actor=request.user)
-    except DomainError as exc:
-        return render(request, "compliance/error.html", {"message": exc.message}, status=exc.status)
-    return pdf_response(report, f"{v.registered_model.name}-v{v.version}-compliance-report.pdf")
+    return redirect(audit_url(v) + "#report")
 
 
 @login_required
 @require_GET
 def period_report(request: HttpRequest) -> HttpResponse:
     _require_auditor(request)
-    if not request.GET.get("since") and not request.GET.get("until"):
-        today = timezone.now().date()
-        return render(request, "compliance/reports.html", {"since": today - timedelta(days=30), "until": today})
+    today = timezone.now().date()
+    context = {
+        "since": request.GET.get("since") or today - timedelta(days=30),
+        "until": request.GET.get("until") or today,
+        "jobs": jobs.recent_jobs(kind=JobKind.PERIOD_REPORT),
+    }
+    return render(request, "compliance/reports.html", context)
+
+
+@login_required
+@require_POST
+def start_job(request: HttpRequest) -> HttpResponse:
+    """Queue a verification or a report and show its job page; a refused request is answered
+    here (bad period, unknown version), never left to fail in a worker."""
+    _require_auditor(request)
+    kind = request.POST.get("kind", JobKind.VERIFY)
+    if kind == JobKind.VERIFY:
+        job = jobs.start_verification(actor=request.user)
+    elif kind == JobKind.VERSION_REPORT:
+        number = request.POST.get("version", "")
+        if not (number.isascii() and number.isdigit() and len(number) < 10):
+            raise Http404("No such version.")
+        v = _version(request, request.POST.get("model", ""), int(number))
+        job = jobs.start_version_report(v.pk, actor=request.user)
+    elif kind == JobKind.PERIOD_REPORT:
+        try:
+            since = parse_moment(request.POST.get("since", ""), field="since")
+            until = parse_moment(request.POST.get("until", ""), field="until", end=True)
+            if since is None or until is None:
+                raise ReportError("Give both since and until.", field="since" if since is None else "until")
+            job = jobs.start_period_report(since=since, until=until, actor=request.user)
+        except DomainError as exc:
+            context = {"error": exc.message, "since": request.POST.get("since"), "until": request.POST.get("until")}
+            return render(request, "compliance/reports.html", context, status=exc.status)
+    else:
+        return render(request, "compliance/error.html", {"message": "Unknown kind of job."}, status=400)
+    return redirect("audit:job", job.public_id)
+
+
+def _job(request: HttpRequest, public_id: UUID) -> ReportJob:
+    _require_auditor(request)
     try:
-        since = parse_moment(request.GET.get("since", ""), field="since")
-        until = parse_moment(request.GET.get("until", ""), field="until", end=True)
-        if since is None or until is None:
-            raise ReportError("Give both since and until.", field="since" if since is None else "until")
-        report = services.generate_period_report(since=since, until=until, actor=request.user)
+        return jobs.get_job(public_id)
+    except ReportJob.DoesNotExist:
+        raise Http404("No such job.") from None
+
+
+@login_required
+@require_GET
+def job_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    job = _job(request, public_id)
+    context = {
+        "job": job,
+        "verification": jobs.verification_for_display(job.summary) if job.kind == JobKind.VERIFY else None,
+    }
+    return render(request, "compliance/job.html", context)
+
+
+@login_required
+@require_GET
+def job_status(request: HttpRequest, public_id: UUID) -> JsonResponse:
+    job = _job(request, public_id)
+    state = jobs.job_state(job)
+    state["result_url"] = reverse("audit:job-result", args=[job.public_id]) if job.result_sha256 else None
+    return JsonResponse(state)
+
+
+@login_required
+@require_GET
+def job_result(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    """The stored result, with the SHA-256 its finished audit event recorded."""
+    job = _job(request, public_id)
+    try:
+        content = jobs.read_result(job)
     except DomainError as exc:
-        context = {"error": exc.message, "since": request.GET.get("since"), "until": request.GET.get("until")}
-        return render(request, "compliance/reports.html", context, status=exc.status)
-    return pdf_response(report, f"governance-report-{since:%Y%m%d}-{until:%Y%m%d}.pdf")
+        return render(request, "compliance/error.html", {"message": exc.message}, status=exc.status)
+    response = HttpResponse(content, content_type=job.result_content_type)
+    response["Content-Disposition"] = f'attachment; filename="{job.result_name}"'
+    response["X-Report-SHA256"] = job.result_sha256
+    return response
 
 
 def _prediction_filters(request: HttpRequest) -> tuple[dict[str, str], QuerySet[PredictionLog]]:
@@ -229,8 +298,14 @@ def predictions(request: HttpRequest) -> HttpResponse:
 def prediction_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
     _require_auditor(request)
     record = get_object_or_404(PredictionLog.objects.select_related("version", "seal"), public_id=public_id)
+    try:  # personal values decrypted, or "[erased]" (serving.personal)
+        inputs, business_keys = personal.reveal_record(record)
+    except ServingError as exc:
+        return render(request, "compliance/error.html", {"message": exc.message}, status=exc.status)
     context = {
         "r": record,
+        "inputs_text": json.dumps(inputs, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+        "business_keys": business_keys,
         "proof": seal_service.inclusion_proof(record),
         "decisions": review.decisions_for_display(record.version) if record.version else [],
     }
@@ -253,10 +328,6 @@ def _trail_filters(request: HttpRequest) -> tuple[dict[str, str], QuerySet[Audit
 @require_GET
 def trail(request: HttpRequest) -> HttpResponse:
     _require_auditor(request)
-    return _trail_page(request)
-
-
-def _trail_page(request: HttpRequest, verification: dict[str, Any] | None = None) -> HttpResponse:
     try:
         f, events = _trail_filters(request)
     except DomainError as exc:
@@ -269,17 +340,10 @@ def _trail_page(request: HttpRequest, verification: dict[str, Any] | None = None
         "events": page,
         "next_before": next_before,
         "query": urlencode({k: v for k, v in f.items() if v}),
-        "verification": verification,
+        "verifications": jobs.recent_jobs(kind=JobKind.VERIFY, limit=5),
         "actions": AuditEvent.objects.order_by().values_list("action", flat=True).distinct(),
     }
     return render(request, "compliance/trail.html", context)
-
-
-@login_required
-@require_POST
-def verify(request: HttpRequest) -> HttpResponse:
-    _require_auditor(request)
-    return _trail_page(request, verification=services.verify_audit_trail(actor=request.user))
 
 
 EXPORTS = {"audit": "audit trail", "predictions": "prediction log"}

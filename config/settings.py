@@ -130,8 +130,11 @@ STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = "media/"  # never served by URL: artifacts are read only through lifecycle.artifacts
 
-# Uploads bigger than this go to a temporary file instead of memory.
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Uploads bigger than this go to a temporary file instead of memory, in FILE_UPLOAD_TEMP_DIR
+# (unset: the system's). `make serve` points it at var/upload-tmp and empties it at start, so a
+# file left by a worker killed mid-upload does not outlive the server.
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default="") or None
 
 # --- Artifacts and datasets -------------------------------------------------------------
 MAX_ARTIFACT_BYTES = env.int("MAX_ARTIFACT_BYTES", default=200 * 1024 * 1024)
@@ -184,6 +187,15 @@ CHECKPOINT_INTERVAL_SECONDS = env.int("CHECKPOINT_INTERVAL_SECONDS", default=360
 # sealed. Unset in development: generated on first use into LOG_MAC_KEY_FILE; required otherwise.
 LOG_MAC_KEY = env.str("LOG_MAC_KEY", default="")
 LOG_MAC_KEY_FILE = Path(env.str("LOG_MAC_KEY_FILE", default=str(BASE_DIR / "var" / "log-mac.key")))
+# The key encryption key of personal data in the log (serving.personal): 32 bytes, hex or base64.
+# It wraps one data key per (model, data subject, month); LOG_KEK_PREVIOUS (comma separated)
+# still unwraps keys wrapped before a rotation (`manage.py rotate_log_kek` re-wraps them).
+LOG_KEK = env.str("LOG_KEK", default="")
+LOG_KEK_PREVIOUS = env.list("LOG_KEK_PREVIOUS", default=[])
+LOG_KEK_FILE = Path(env.str("LOG_KEK_FILE", default=str(BASE_DIR / "var" / "log-kek.key")))
+# How long a process keeps a subject's unwrapped data key for new answers; an erasure reaches
+# every process within this time (reads always ask the database).
+SUBJECT_KEY_CACHE_SECONDS = env.int("SUBJECT_KEY_CACHE_SECONDS", default=30)
 
 # --- Reports ----------------------------------------------------------------------------
 # WeasyPrint runs in a child process that is stopped after this many seconds.
@@ -212,7 +224,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A message a worker took but never acknowledged (the worker died) is delivered again after this
 # long, instead of kombu's 3,600 s default; longer than any task may run (CELERY_TASK_TIME_LIMIT).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 240)
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 240),
+    # A worker looks for such messages every 10 s (unacked_restore_interval), but kombu 5.7 scans
+    # only on every 10th look by default: up to ~100 s more. Every look scans (one ZRANGE).
+    "unacked_restore_throttle": 1,
 }
 # Checks nobody works on (task lost with the broker, worker killed) are sent again by beat.
 CHECK_RESEND_AFTER_SECONDS = env.int("CHECK_RESEND_AFTER_SECONDS", default=300)
@@ -228,8 +243,13 @@ CELERY_BEAT_SCHEDULE = {
     "seal-predictions": {"task": "serving.tasks.seal_predictions_task", "schedule": SEAL_INTERVAL_SECONDS},
     "integrity-check": {"task": "governance.tasks.integrity_check_task", "schedule": INTEGRITY_CHECK_INTERVAL_SECONDS},
     "resend-stranded-checks": {"task": "governance.tasks.resend_stranded_checks_task", "schedule": CHECK_SWEEP_SECONDS},
+    "erase-expired-personal-data": {"task": "serving.tasks.erase_expired_personal_data_task", "schedule": 86400},
     "resend-stranded-batches": {"task": "serving.tasks.resend_stranded_batches_task", "schedule": CHECK_SWEEP_SECONDS},
     "write-checkpoint": {"task": "compliance.tasks.write_checkpoint_task", "schedule": CHECKPOINT_INTERVAL_SECONDS},
+    "resend-stranded-report-jobs": {
+        "task": "compliance.tasks.resend_stranded_report_jobs_task",
+        "schedule": CHECK_SWEEP_SECONDS,
+    },
 }
 
 # --- Monitoring (DESIGN.md, "Monitoring") -----------------------------------------------

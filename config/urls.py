@@ -15,7 +15,8 @@ from lifecycle import api as lifecycle_api
 from lifecycle import urls as lifecycle_urls
 from monitoring import api as monitoring_api
 from serving import api as serving_api
-from serving import batch_api, decision_api, v2
+from serving import batch_api, decision_api, subject_api, v2
+from serving import views as serving_views
 
 api_v1 = [
     path("models/", lifecycle_api.ModelListApi.as_view(), name="api-models"),
@@ -48,6 +49,7 @@ api_v1 = [
     path("models/<slug:name>/batches", batch_api.BatchCreateApi.as_view(), name="api-batches"),
     path("batches/<str:job_id>", batch_api.BatchDetailApi.as_view(), name="api-batch"),
     path("batches/<str:job_id>/result.csv", batch_api.BatchResultApi.as_view(), name="api-batch-result"),
+    path("subjects/erasure", subject_api.SubjectErasureApi.as_view(), name="api-subject-erasure"),
     path("predictions/", serving_api.PredictionListApi.as_view(), name="api-predictions"),
     path("predictions/<str:prediction_id>/", serving_api.PredictionDetailApi.as_view(), name="api-prediction"),
     path("predictions/<str:prediction_id>/outcome", serving_api.PredictionOutcomeApi.as_view(), name="api-outcome"),
@@ -87,6 +89,7 @@ urlpatterns = [
     path("audit/", include("compliance.urls")),
     path("monitoring/", include("monitoring.urls")),
     path("batches/", include("serving.urls")),
+    path("subjects/erasure/", serving_views.erase_subject, name="subject-erasure"),
     path("admin/", admin.site.urls),
     path("registry/import-mlflow/", integrations_views.mlflow_import, name="mlflow-import"),
     path("metrics", integrations_views.metrics_view, name="metrics"),

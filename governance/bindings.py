@@ -36,6 +36,14 @@ def profile_hash(version: ModelVersion) -> str:
     return sha256_json(check.metrics["profile"])
 
 
+def personal_hash(version: ModelVersion) -> str:
+    """The hash of the version's personal-data declaration ("" when it declares none, so
+    approvals given before declarations existed still hold)."""
+    if not version.personal_features and not version.subject_field:
+        return ""
+    return sha256_json({"personal_features": sorted(version.personal_features), "subject_field": version.subject_field})
+
+
 def current(version: ModelVersion) -> dict[str, str]:
     """What an approval given now would bind: the hashes of the artifact, the card, the round's
     check results (ONNX file hash included) and its reference profile, and the model's
@@ -45,6 +53,7 @@ def current(version: ModelVersion) -> dict[str, str]:
         "card_sha256": version.card.content_hash(),
         "checks_sha256": checks_hash(version),
         "profile_sha256": profile_hash(version),
+        "personal_sha256": personal_hash(version),
         "risk_tier": version.registered_model.effective_tier,
     }
 
@@ -54,6 +63,7 @@ BINDING_NAMES = {
     "card_sha256": "the model card",
     "checks_sha256": "the check results",
     "profile_sha256": "the reference profile",
+    "personal_sha256": "the personal-data declaration",
     "risk_tier": "the effective risk tier",
 }
 

@@ -1,7 +1,7 @@
 """Auditors change nothing. Any request that could write (not GET, HEAD or OPTIONS) from an
 account whose only role is auditor is refused here, before any view runs, and the attempt is
-written to the audit trail. Logging out and "verify now" (which only appends its own audit
-event) are the two exceptions."""
+written to the audit trail. Logging out and starting a report job ("verify now", a report:
+it only appends its own row and audit event) are the two exceptions."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class AuditorReadOnlyMiddleware:
 
     def allowed(self) -> tuple[str, ...]:
         if self._allowed is None:
-            self._allowed = (reverse("logout"), reverse("audit:verify"))
+            self._allowed = (reverse("logout"), reverse("audit:start-job"))
         return self._allowed
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

@@ -61,12 +61,18 @@ class Policy(models.Model):
         choices=[("suspend", "Suspend the version"), ("warn", "Refuse to serve and warn, without suspending")],
         default="suspend",
     )
+    # Personal data in the prediction log is erased this long after its month ends (never less
+    # than the AI Act's six months of logs, art. 26(6)), unless a legal hold is in force.
+    personal_data_retention_days = models.PositiveIntegerField(default=730)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name_plural = "policies"
         constraints = [
             models.CheckConstraint(condition=models.Q(approvals_low__gte=1), name="policy_approvals_low_min_1"),
+            models.CheckConstraint(
+                condition=models.Q(personal_data_retention_days__gte=183), name="policy_retention_at_least_183_days"
+            ),
             models.CheckConstraint(condition=models.Q(approvals_medium__gte=1), name="policy_approvals_medium_min_1"),
             models.CheckConstraint(condition=models.Q(approvals_high__gte=2), name="policy_approvals_high_min_2"),
         ]
@@ -190,6 +196,8 @@ class Decision(models.Model):
     # The shadow comparisons the officer saw (those with id <= shadow_through), when the version
     # ran in shadow: their hash (governance.shadow.comparisons_hash); "" when none existed.
     shadow_sha256 = models.CharField(max_length=64, blank=True)
+    # The personal-data declaration approved (personal features and subject field); "" when none.
+    personal_sha256 = models.CharField(max_length=64, blank=True)
     shadow_through = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

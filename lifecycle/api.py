@@ -101,6 +101,18 @@ class VersionCreateApi(APIView):
         evaluation_dataset = serializers.IntegerField(required=False, help_text="Id of an existing dataset.")
         label_column = serializers.CharField(required=False, allow_blank=True, default="")
         sensitive_features = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+        personal_features = serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="Input fields holding personal data (stored encrypted per data subject in the log); "
+            "default: the sensitive features that are inputs. Send an empty value for none.",
+        )
+        subject_field = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text='The input naming the data subject, or "business_key" (the key sent with each row).',
+        )
         parent_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
         code_repository = serializers.CharField(required=False, allow_blank=True, default="")
         code_commit = serializers.CharField(required=False, allow_blank=True, default="")
@@ -126,6 +138,10 @@ class VersionCreateApi(APIView):
             evaluation=services.DatasetChoice(upload=d.get("evaluation_data"), dataset_id=d.get("evaluation_dataset")),
             label_column=d["label_column"],
             sensitive_features=d["sensitive_features"],
+            personal_features=[p for p in d["personal_features"] if p]
+            if "personal_features" in d
+            else services.SENSITIVE_INPUTS,
+            subject_field=d["subject_field"],
             parent_version=d.get("parent_version"),
             code_repository=d["code_repository"],
             code_commit=d["code_commit"],

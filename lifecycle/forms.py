@@ -42,6 +42,16 @@ class VersionForm(CardFieldsMixin):
         "(pick them from the list once the evaluation file is chosen).",
     )
     parent_version = forms.IntegerField(required=False, min_value=1)
+    personal_features = forms.CharField(
+        required=False,
+        help_text="Input columns holding personal data, comma separated: stored encrypted per data subject in the "
+        'prediction log. Empty: the sensitive features that are inputs; "none" for none.',
+    )
+    subject_field = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text='The input column that names the data subject (e.g. applicant_id), or "business_key".',
+    )
     code_repository = forms.CharField(max_length=500, required=False)
     code_commit = forms.CharField(max_length=64, required=False)
     favourable_class = forms.CharField(
@@ -66,6 +76,16 @@ class VersionForm(CardFieldsMixin):
         values = self.data.getlist("sensitive_features") if hasattr(self.data, "getlist") else []
         picked = [s.strip() for raw in values for s in raw.split(",") if s.strip()]
         return list(dict.fromkeys(picked))
+
+    def personal_list(self) -> Any:
+        text = (self.data.get("personal_features") or "").strip()
+        if not text:
+            from lifecycle.services import SENSITIVE_INPUTS
+
+            return SENSITIVE_INPUTS
+        if text.lower() == "none":
+            return []
+        return list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
 
 
 class EditDraftForm(CardFieldsMixin):

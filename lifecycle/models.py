@@ -112,6 +112,11 @@ class ModelVersion(models.Model):
 
     label_column = models.CharField(max_length=200)
     sensitive_features = models.JSONField(default=list, blank=True)
+    # Input fields holding personal data: stored encrypted per data subject in the prediction log
+    # (serving.personal); the subject is the value of `subject_field` (an input, or
+    # "business_key": the key the client sent with the row).
+    personal_features = models.JSONField(default=list, blank=True)
+    subject_field = models.CharField(max_length=200, blank=True)
     training_dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
     evaluation_dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")

@@ -38,6 +38,8 @@ def version_record(v: ModelVersion) -> dict[str, Any]:
         },
         "params": v.params,
         "classes": v.classes,
+        "personal_features": v.personal_features,
+        "subject_field": v.subject_field,
         "input_schema": v.input_schema,
         "label_column": v.label_column,
         "sensitive_features": v.sensitive_features,

@@ -173,6 +173,40 @@ def _clean_card(card: dict[str, Any] | None, errors: dict[str, list[str]]) -> di
     return cleaned
 
 
+BUSINESS_KEY = "business_key"
+# personal_features=SENSITIVE_INPUTS: the sensitive features that are model inputs (what the
+# form and the API default to: sensitive features are personal unless the scientist says otherwise)
+SENSITIVE_INPUTS = ("__sensitive_inputs__",)
+
+
+def _personal_declaration(
+    personal_features: list[str] | tuple[str, ...] | None, subject_field: str, features: list[str],
+    sensitive: list[str], errors: dict[str, list[str]],
+) -> tuple[list[str], str]:  # fmt: skip
+    """The personal input fields and the data subject's field (an input, or "business_key"; ""
+    when none is named: the values are then encrypted under one key per month, erased by
+    retention only). The interfaces offer the sensitive features as personal by default."""
+    if personal_features == SENSITIVE_INPUTS or list(personal_features or []) == list(SENSITIVE_INPUTS):
+        personal_features = [s for s in sensitive if s in features]
+    named = [p.strip() for p in (personal_features or []) if p and p.strip()]
+    subject = (subject_field or "").strip()
+    if len(set(named)) != len(named):
+        errors.setdefault("personal_features", []).append("A personal feature is listed twice.")
+    if features:
+        unknown = [p for p in named if p not in features]
+        if unknown:
+            errors.setdefault("personal_features", []).append(
+                f"Personal feature(s) that are not model inputs: {', '.join(unknown)}."
+            )
+        if subject and subject != BUSINESS_KEY and subject not in features:
+            errors.setdefault("subject_field", []).append(
+                f"The subject field must be a model input or {BUSINESS_KEY!r}; {subject!r} is neither."
+            )
+    if subject and not named:
+        errors.setdefault("personal_features", []).append("A subject field needs at least one personal feature.")
+    return sorted(set(named)), subject
+
+
 def create_version(
     *,
     actor: Any,
@@ -189,6 +223,8 @@ def create_version(
     dataset_source: str = "",
     favourable_class: Any = None,
     reason_texts: dict[str, Any] | None = None,
+    personal_features: list[str] | tuple[str, ...] | None = None,
+    subject_field: str = "",
 ) -> ModelVersion:
     """Validate a whole submission (artifact, datasets, columns, a real predict), then save the
     draft version, its datasets and card in one transaction. Refused: nothing is saved."""
@@ -253,6 +289,8 @@ def create_version(
         if feature_errors:
             errors.setdefault("artifact", []).extend(feature_errors)
 
+    personal, subject = _personal_declaration(personal_features, subject_field, features, sensitive, errors)
+
     parent: ModelVersion | None = None
     if parent_version:
         parent = ModelVersion.objects.filter(registered_model=registered, version=parent_version).first()
@@ -282,6 +320,8 @@ def create_version(
             features=features,
             label_column=label_column,
             sensitive=sensitive,
+            personal=personal,
+            subject=subject,
             parent=parent,
             code_repository=code_repository or "",
             code_commit=code_commit or "",
@@ -310,6 +350,8 @@ def _save_version(
     features: list[str],
     label_column: str,
     sensitive: list[str],
+    personal: list[str],
+    subject: str,
     parent: ModelVersion | None,
     code_repository: str,
     code_commit: str,
@@ -351,6 +393,8 @@ def _save_version(
         classes=inspected.classes,
         label_column=label_column,
         sensitive_features=sensitive,
+        personal_features=personal,
+        subject_field=subject,
         training_dataset=datasets["training_data"],
         evaluation_dataset=datasets["evaluation_data"],
         parent=parent,

@@ -85,6 +85,8 @@ def version_create(request: HttpRequest, name: str) -> HttpResponse:
                 ),
                 label_column=d.get("label_column", ""),
                 sensitive_features=form.sensitive_list(),
+                personal_features=form.personal_list(),
+                subject_field=d.get("subject_field", ""),
                 parent_version=d.get("parent_version"),
                 code_repository=d.get("code_repository", ""),
                 code_commit=d.get("code_commit", ""),

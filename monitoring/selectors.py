@@ -3,7 +3,6 @@ snapshot show of a version's monitoring."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +14,7 @@ from governance.models import Finding
 from lifecycle.models import ModelVersion
 from monitoring import services
 from monitoring.models import MonitoringWindow
+from monitoring.services import inputs_of
 from serving.models import DecisionReview, PredictionLog, PredictionOutcome, ReviewAction
 
 DEFAULT_DAYS = 30
@@ -138,7 +138,12 @@ def override_rates(version: ModelVersion, *, windows: list[MonitoringWindow] | N
     if not latest or not features:
         return result
     record_ids = sorted({record_id for record_id, _ in latest})
-    inputs = dict(PredictionLog.objects.filter(pk__in=record_ids).values_list("pk", "inputs_json"))
+    inputs = {
+        pk: inputs_of(public_id, text)
+        for pk, text, public_id in PredictionLog.objects.filter(pk__in=record_ids).values_list(
+            "pk", "inputs_json", "public_id"
+        )
+    }
     sent = {
         (record_id, row): sensitive or {}
         for record_id, row, sensitive in PredictionOutcome.objects.filter(record_id__in=record_ids).values_list(
@@ -150,7 +155,7 @@ def override_rates(version: ModelVersion, *, windows: list[MonitoringWindow] | N
         groups: dict[str, list[bool]] = {}
         for (record_id, row), (overridden, _) in latest.items():
             if record_id not in parsed:
-                parsed[record_id] = json.loads(inputs.get(record_id) or "[]")
+                parsed[record_id] = inputs.get(record_id) or []
             rows = parsed[record_id]
             logged = rows[row] if row < len(rows) and isinstance(rows[row], dict) else {}
             value = sent.get((record_id, row), {}).get(feature, logged.get(feature))

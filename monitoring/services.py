@@ -32,6 +32,7 @@ from governance.policies import active_policy
 from lifecycle.models import Dataset, ModelVersion, Status
 from monitoring import drift
 from monitoring.models import FoldedSeal, HourlyCounts, Level, MonitoringWindow
+from serving import personal
 from serving.models import LogSource, Outcome, PredictionLog, PredictionOutcome, PredictionSeal
 
 HOUR = timedelta(hours=1)
@@ -113,6 +114,19 @@ def _add_counts(total: dict[str, list[int]], more: dict[str, list[int]]) -> None
             total[name] = list(counts)
 
 
+def inputs_of(public_id: Any, inputs_json: str) -> list[Any]:
+    """A record's logged rows, personal values read through their keys (serving.personal); an
+    erased value counts as missing. Monitoring keeps only aggregates of them."""
+    rows = orjson.loads(inputs_json)
+    if '"$enc"' not in inputs_json:
+        return rows
+    shown, _ = personal.reveal(public_id, rows)
+    return [
+        {k: (None if v == personal.ERASED else v) for k, v in row.items()} if isinstance(row, dict) else row
+        for row in shown
+    ]
+
+
 def _answered(records: QuerySet[PredictionLog]) -> QuerySet[PredictionLog]:
     """Answers given to someone: a shadow replay's outputs are nobody's traffic."""
     return records.filter(outcome=Outcome.OK, version__isnull=False).exclude(source=LogSource.SHADOW)
@@ -133,10 +147,10 @@ def fold_seal(seal_id: int) -> int:
     references: dict[int, Reference | None] = {}
     groups: dict[tuple[int, datetime], Rows] = {}
     records = _answered(PredictionLog.objects.filter(seal_id=seal_id)).values_list(
-        "version_id", "created_at", "inputs_json", "outputs_json"
+        "version_id", "created_at", "inputs_json", "outputs_json", "public_id"
     )
     n_records = 0
-    for version_id, created_at, inputs_json, outputs_json in records.iterator(chunk_size=2000):
+    for version_id, created_at, inputs_json, outputs_json, public_id in records.iterator(chunk_size=2000):
         if version_id not in references:
             references[version_id] = reference_of(ModelVersion.objects.get(pk=version_id))
         reference = references[version_id]
@@ -145,7 +159,7 @@ def fold_seal(seal_id: int) -> int:
             continue
         hour = created_at.replace(minute=0, second=0, microsecond=0)
         rows = groups.setdefault((version_id, hour), Rows())
-        rows.add(orjson.loads(inputs_json), orjson.loads(outputs_json), reference)
+        rows.add(inputs_of(public_id, inputs_json), orjson.loads(outputs_json), reference)
     counted = {key: (rows.n, counts_of(rows, references[key[0]])) for key, rows in groups.items()}  # type: ignore[arg-type]
     try:
         with transaction.atomic():
@@ -199,8 +213,10 @@ def window_counts(reference: Reference, start: datetime, end: datetime) -> tuple
         | Q(created_at__gte=max(whole_to, whole_from))
     )
     extra = Rows()
-    for inputs_json, outputs_json in direct.values_list("inputs_json", "outputs_json").iterator(chunk_size=2000):
-        extra.add(orjson.loads(inputs_json), orjson.loads(outputs_json), reference)
+    for inputs_json, outputs_json, public_id in direct.values_list("inputs_json", "outputs_json", "public_id").iterator(
+        chunk_size=2000
+    ):
+        extra.add(inputs_of(public_id, inputs_json), orjson.loads(outputs_json), reference)
     if extra.n:
         _add_counts(total, counts_of(extra, reference))
         rows += extra.n
@@ -240,8 +256,8 @@ def ks_sample(reference: Reference, start: datetime, end: datetime) -> Rows:
     rows = Rows()
     for start_at in range(0, len(chosen), 2000):
         part = PredictionLog.objects.filter(pk__in=chosen[start_at : start_at + 2000]).order_by("created_at", "pk")
-        for inputs_json, outputs_json in part.values_list("inputs_json", "outputs_json"):
-            rows.add(orjson.loads(inputs_json), orjson.loads(outputs_json), reference)
+        for inputs_json, outputs_json, public_id in part.values_list("inputs_json", "outputs_json", "public_id"):
+            rows.add(inputs_of(public_id, inputs_json), orjson.loads(outputs_json), reference)
     return rows
 
 
@@ -289,10 +305,10 @@ def outcome_rows(version: ModelVersion, start: datetime, end: datetime) -> pd.Da
     reference = Reference(version.pk, {}, "", {}, version.task, list(version.classes or []))
     items = []
     wanted = set(version.sensitive_features)
-    for record_id, inputs_json, outputs_json in PredictionLog.objects.filter(pk__in=list(by_record)).values_list(
-        "pk", "inputs_json", "outputs_json"
-    ):
-        inputs, outputs = orjson.loads(inputs_json), orjson.loads(outputs_json)
+    for record_id, inputs_json, outputs_json, public_id in PredictionLog.objects.filter(
+        pk__in=list(by_record)
+    ).values_list("pk", "inputs_json", "outputs_json", "public_id"):
+        inputs, outputs = inputs_of(public_id, inputs_json), orjson.loads(outputs_json)
         labels = outputs.get("predictions") or []
         probabilities = outputs.get("probabilities")
         scores = prediction_of(outputs, reference, len(labels)) if probabilities is not None else None

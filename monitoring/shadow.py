@@ -24,7 +24,7 @@ from governance.policies import active_policy
 from lifecycle.models import ModelVersion, Status
 from monitoring import drift
 from monitoring.services import live_fairness, window_length
-from serving import engine, log
+from serving import engine, log, personal
 from serving.models import LogSource, Outcome, PredictionLog, PredictionOutcome
 
 CALLER = "shadow-replay"
@@ -81,7 +81,7 @@ def replay_window(shadow_id: int, *, start: datetime, end: datetime) -> ShadowCo
         PredictionLog.objects.filter(version=champion, outcome=Outcome.OK, created_at__gte=start, created_at__lt=end)
         .exclude(source=LogSource.SHADOW)
         .order_by("pk")
-        .values_list("pk", "public_id", "inputs_json", "outputs_json")
+        .values_list("pk", "public_id", "inputs_json", "outputs_json", "business_keys_json")
     )
     records: list[PredictionLog] = []
     labels_champion: list[Any] = []
@@ -89,14 +89,21 @@ def replay_window(shadow_id: int, *, start: datetime, end: datetime) -> ShadowCo
     scores_champion: list[np.ndarray] = []
     scores_challenger: list[np.ndarray] = []
     position: dict[tuple[int, int], int] = {}  # (champion record, row) -> index over the window
-    for pk, public_id, inputs_json, outputs_json in rows.iterator(chunk_size=200):
+    for pk, public_id, inputs_json, outputs_json, keys_json in rows.iterator(chunk_size=200):
         inputs, outputs = orjson.loads(inputs_json), orjson.loads(outputs_json)
+        keys = orjson.loads(keys_json) if keys_json else None
+        if '"$enc"' in inputs_json:  # personal values, read through their keys (the subject's too)
+            inputs, keys = personal.reveal(public_id, inputs, keys)
+            if any(personal.ERASED in row.values() for row in inputs if isinstance(row, dict)):
+                continue  # erased inputs cannot be replayed
         result = engine.predict(challenger, inputs)
+        # the replayed inputs stay protected as production declared them, whatever the challenger declares
+        keeper = challenger if personal.declares_personal(challenger) else champion
         shadow_outputs: dict[str, Any] = {"predictions": result.labels}
         if result.probabilities is not None:
             shadow_outputs["probabilities"] = result.probabilities
             shadow_outputs["classes"] = challenger.classes
-        records.append(_record(challenger, public_id, inputs, shadow_outputs, result.engine))
+        records.append(_record(challenger, public_id, inputs, shadow_outputs, result.engine, keeper, keys))
         for i in range(len(inputs)):
             position[(pk, i)] = len(labels_champion) + i
         labels_champion += outputs.get("predictions") or []
@@ -130,11 +137,16 @@ def replay_window(shadow_id: int, *, start: datetime, end: datetime) -> ShadowCo
 
 
 def _record(
-    version: ModelVersion, replayed: Any, inputs: Any, outputs: dict[str, Any], engine_name: str
-) -> PredictionLog:
+    version: ModelVersion, replayed: Any, inputs: Any, outputs: dict[str, Any], engine_name: str, keeper: Any,
+    keys: list[str] | None,
+) -> PredictionLog:  # fmt: skip
+    """A shadow record; personal values encrypted under the same subjects' keys as production's
+    (so erasing a subject erases its replays too)."""
+    record_id = uuid.uuid4()
+    inputs = personal.protect(keeper, version.registered_model.name, inputs, keys or None, record_id)[0]
     return log.sealed_form(
         PredictionLog(
-            public_id=uuid.uuid4(),
+            public_id=record_id,
             created_at=timezone.now(),
             model_name=version.registered_model.name,
             version=version,

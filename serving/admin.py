@@ -6,7 +6,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from serving.models import ApiKey
+from core.roles import RISK_OFFICERS, has_role
+from serving import personal
+from serving.models import ApiKey, LegalHold
 from serving.services import revoke_api_key
 
 
@@ -32,3 +34,42 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in queryset:
             revoke_api_key(key.pk, actor=request.user)
         messages.success(request, f"Revoked {queryset.count()} key(s).")
+
+
+@admin.register(LegalHold)
+class LegalHoldAdmin(admin.ModelAdmin):
+    """Risk officers place a legal hold on a model's log (no personal data of it is erased, on
+    request or by retention) and release it; both are audited (serving.personal)."""
+
+    list_display = ["model_name", "reason", "placed_by", "placed_at", "released_at"]
+    list_filter = [("released_at", admin.EmptyFieldListFilter)]
+    fields = ["model_name", "reason"]
+    actions = ["release"]
+
+    def _officer(self, request: HttpRequest) -> bool:
+        return has_role(request.user, RISK_OFFICERS)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._officer(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._officer(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._officer(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._officer(request) and obj is None  # the action list; a hold itself is never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: LegalHold, form: Any, change: bool) -> None:
+        placed = personal.place_hold(model_name=obj.model_name, reason=obj.reason, actor=request.user)
+        obj.pk = placed.pk
+
+    @admin.action(description="Release the selected legal holds")
+    def release(self, request: HttpRequest, queryset: QuerySet[LegalHold]) -> None:
+        for hold in queryset:
+            personal.release_hold(hold.pk, actor=request.user)
+        messages.success(request, f"{queryset.count()} legal hold(s) released.")

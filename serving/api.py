@@ -3,7 +3,6 @@ function, render."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -18,7 +17,7 @@ from rest_framework.views import APIView
 from core.api_errors import error_body
 from core.roles import AUDITORS, RISK_OFFICERS, roles_of
 from governance.models import Decision, DecisionKind
-from serving import seals, selectors
+from serving import personal, seals, selectors
 from serving.errors import ServingError
 from serving.http import caller_of, fast_json_response, parse_json
 from serving.keys import KeyRevoked
@@ -81,8 +80,8 @@ class ModelPredictApi(APIView):
         if served.probabilities is not None:
             data["probabilities"] = served.probabilities
             data["classes"] = served.version.classes
-        if served.record.business_keys_json:
-            data["business_keys"] = served.record.business_keys
+        if served.business_keys:
+            data["business_keys"] = served.business_keys
         if served.explanations is not None:
             data["explanations"] = served.explanations
         return fast_json_response(data)
@@ -91,14 +90,16 @@ class ModelPredictApi(APIView):
 def v1_request(request: Request, name: str) -> PredictionRequest:
     """The v1 body as a PredictionRequest; what is wrong with it becomes the request's problem."""
     caller = caller_of(request)
+    raw: bytes | None = None  # the body as sent: a refusal logs its SHA-256 and size
 
     def refused(message: str, status: int, code: str) -> PredictionRequest:
         problem = ServingError(message, status=status, code=code)
         request_id = request.headers.get("X-Request-ID", "")
-        return PredictionRequest(caller, name, "v1", request_id=request_id, problem=problem)
+        return PredictionRequest(caller, name, "v1", request_id=request_id, problem=problem, body=raw)
 
     try:
-        body = parse_json(request.body)
+        raw = request.body
+        body = parse_json(raw)
     except RequestDataTooBig:
         return refused("The request body is too large.", 413, "too_large")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -120,6 +121,7 @@ def v1_request(request: Request, name: str) -> PredictionRequest:
         request_id=request_id,
         instances=body.get("instances"),
         business_keys=body.get("business_keys"),
+        body=raw,
         explain=explain,
     )
 
@@ -139,6 +141,9 @@ class PredictionCursor(pagination.CursorPagination):
 
 
 def record_data(record: PredictionLog) -> dict[str, Any]:
+    """A logged record for auditors: personal values decrypted, or "[erased]" (serving.personal;
+    a wrong LOG_KEK raises KeysUnavailable, a 503)."""
+    inputs, business_keys = personal.reveal_record(record)
     return {
         "id": str(record.public_id),
         "created_at": record.created_at,
@@ -151,12 +156,12 @@ def record_data(record: PredictionLog) -> dict[str, Any]:
         "reason": record.reason,
         "n_rows": record.n_rows,
         "prediction_ids": [f"{record.public_id}.{i}" for i in range(record.n_rows)],
-        "inputs": record.inputs,
+        "inputs": inputs,
         "outputs": record.outputs,
         "engine": record.engine,
         "latency_ms": record.latency_ms,
         "seal": record.seal_id,
-        "business_keys": record.business_keys,
+        "business_keys": business_keys,
     }
 
 
@@ -199,7 +204,10 @@ class PredictionListApi(APIView):
             return error_response("invalid_filter", f"Bad filter: {exc}", 400)
         paginator = PredictionCursor()
         page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response([record_data(r) for r in page or []])
+        try:
+            return paginator.get_paginated_response([record_data(r) for r in page or []])
+        except ServingError as exc:
+            return serving_error(exc)
 
 
 def _find(prediction_id: str) -> tuple[PredictionLog, int | None]:
@@ -223,10 +231,13 @@ class PredictionDetailApi(APIView):
             record, row = _find(prediction_id)
         except ServingError as exc:
             return serving_error(exc)
-        data = record_data(record)
+        try:
+            data = record_data(record)
+        except ServingError as exc:
+            return serving_error(exc)
         if row is not None:
             data["row"] = row
-            data["row_input"] = record.inputs[row]
+            data["row_input"] = data["inputs"][row]
             data["row_output"] = {k: v[row] for k, v in record.outputs.items() if k != "classes"}
         approvals = []
         if record.version is not None:
@@ -281,7 +292,7 @@ class PredictionOutcomeApi(APIView):
                 )
             if row is None:
                 raise ServingError("Name one predicted row: <id>.<row>.", status=400, code="invalid_input")
-            body = json.loads(request.body or b"null")
+            body = parse_json(request.body)  # (depth and lone surrogates refused, as for predictions)
             if not isinstance(body, dict) or "actual" not in body:
                 raise ServingError('Send {"actual": value}.', status=400, code="invalid_input")
             outcome = record_outcome(

@@ -37,7 +37,7 @@ from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
 from governance import jobs
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion
-from serving import engine, log, selectors
+from serving import engine, log, personal, selectors
 from serving.batch_csv import BatchInputError, Chunk, csv_field, csv_fields, json_rows, plan, read_chunk, schema_problem
 from serving.errors import ServingError
 from serving.models import BatchChunk, BatchJob, BatchStatus, LogSource, Outcome, PredictionLog
@@ -289,37 +289,34 @@ def _records(job: BatchJob, index: int, chunk: Chunk, result: Any, started: floa
         if result.probabilities is not None:
             outputs["probabilities"] = result.probabilities[start : start + per]
             outputs["classes"] = version.classes
-        inputs = "[" + ",".join(texts[start : start + per]) + "]"
+        record_id = uuid.uuid4()
+        if personal.declares_personal(version):  # personal values encrypted under their subject's key
+            rows = chunk.frame.iloc[start : start + per].to_dict(orient="records")
+            inputs = log.dump_json(personal.protect(version, job.model_name, rows, None, record_id)[0])
+        else:
+            inputs = "[" + ",".join(texts[start : start + per]) + "]"
+        n = len(texts[start : start + per])
         out.append(
-            _record(
-                job,
-                index,
-                Outcome.OK,
-                inputs,
-                outputs,
-                result.engine,
-                "",
-                started,
-                rows=len(texts[start : start + per]),
-            )
+            _record(job, index, Outcome.OK, inputs, outputs, result.engine, "", started, rows=n, public_id=record_id)
         )
     if chunk.errors:
         first = index * job.chunk_rows + 1
         problems = "; ".join(f"row {first + i}: {e}" for i, e in sorted(chunk.errors.items())[:50])
         more = f" (and {len(chunk.errors) - 50} more)" if len(chunk.errors) > 50 else ""
         reason = f"invalid_input: {len(chunk.errors)} rows of chunk {index} do not match the schema: {problems}{more}"
-        out.append(_record(job, index, Outcome.INVALID, chunk.raw_bad, {}, "", reason, started))
+        bad = personal.redact(version, chunk.raw_bad)
+        out.append(_record(job, index, Outcome.INVALID, bad, {}, "", reason, started))
     return out
 
 
 def _record(
     job: BatchJob, index: int, outcome: str, inputs: Any, outputs: dict[str, Any], engine_name: str, reason: str,
-    started: float, rows: int = 0,
+    started: float, rows: int = 0, public_id: uuid.UUID | None = None,
 ) -> PredictionLog:  # fmt: skip
     """One log record of the chunk; `inputs` of an answered record is its JSON text already."""
     ok = outcome == Outcome.OK
     record = PredictionLog(
-        public_id=uuid.uuid4(),
+        public_id=public_id or uuid.uuid4(),
         created_at=timezone.now(),
         model_name=job.model_name,
         version=job.version,

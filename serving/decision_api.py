@@ -3,7 +3,6 @@ one function of serving.decisions, render."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -18,7 +17,7 @@ from lifecycle.errors import ArtifactIntegrityError
 from serving import decisions
 from serving.api import error_response, find_prediction, serving_error
 from serving.errors import ServingError
-from serving.http import caller_of
+from serving.http import caller_of, parse_json
 from serving.models import ApiKey, DecisionReview, PredictionLog
 
 
@@ -88,7 +87,7 @@ class PredictionReviewApi(APIView):
                     status=403,
                     code="forbidden",
                 )
-            body = json.loads(request.body or b"null")
+            body = parse_json(request.body)  # (depth and lone surrogates refused, as for predictions)
             if not isinstance(body, dict):
                 raise ServingError(
                     'Send {"action": "confirmed"|"overridden", "final_decision": ..., "justification": "..."}.',

@@ -23,7 +23,7 @@ from lifecycle.artifacts import read_verified_bytes
 from lifecycle.datasets import parse_csv
 from lifecycle.models import ModelVersion
 from lifecycle.services import load_version_model
-from serving import counterfactual, explain
+from serving import counterfactual, explain, personal
 from serving.errors import ServingError
 from serving.inputs import to_frame
 from serving.models import ApiKey, DecisionReview, Explanation, PredictionLog, ReviewAction
@@ -146,13 +146,22 @@ def _compute(record: PredictionLog, row: int) -> dict[str, Any]:
     version = record.version
     if version is None or record.outcome != "ok":
         raise ServingError("Only an answered prediction can be explained.", status=409, code="not_explainable")
-    inputs = record.inputs[row]
+    inputs = personal.reveal_record(record)[0][row]
+    if any(value == personal.ERASED for value in inputs.values()):
+        raise ServingError(
+            "The inputs of this prediction were erased (a data subject's erasure or retention): it can no longer be "
+            "explained; its logged decision and proof remain.",
+            status=410,
+            code="inputs_erased",
+        )
     outputs = record.outputs
     label = outputs["predictions"][row]
     logged = outputs.get("explanations")
     state = explaining(version)
     if isinstance(logged, list) and row < len(logged):
-        data = dict(logged[row])  # what was returned with the answer stays the explanation
+        data = dict(
+            personal.open_explanation(record.public_id, row, logged[row])
+        )  # what was returned with the answer stays the explanation
     else:
         attribution = state.explainer.attribute(to_frame([inputs], version.input_schema))[0]
         data = attribution_data(version, attribution, inputs, label, state.facts)
@@ -260,6 +269,8 @@ def review_decision(
     justification = (justification or "").strip()
     if not justification:
         raise ServingError("A review needs a written justification.", status=400, code="invalid_input")
+    if "\x00" in justification:  # (PostgreSQL text cannot hold it: it was a 500 there)
+        raise ServingError("The justification must not contain the NUL character.", status=400, code="invalid_input")
     if action not in ReviewAction.values:
         raise ServingError('"action" must be "confirmed" or "overridden".', status=400, code="invalid_input")
     automated = record.outputs["predictions"][row]

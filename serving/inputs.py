@@ -35,7 +35,7 @@ def _type_error(value: Any, dtype: str) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be an integer, got {type(value).__name__}"
         if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
-            return f"must be an integer, got {value!r}"
+            return "must be an integer, got a number with a fraction or an infinite one"
         if not INT64_MIN <= value <= INT64_MAX:
             return "is outside the 64-bit integer range"
         return None
@@ -152,10 +152,13 @@ def to_tensors(instances: list[dict[str, Any]], schema: list[dict[str, str]]) ->
     return out
 
 
-def _flatten(data: Any) -> list[Any]:
-    if isinstance(data, list) and data and all(isinstance(d, list) for d in data):
-        return [x for d in data for x in _flatten(d)]
-    return data if isinstance(data, list) else [data]
+def _flatten(data: Any) -> list[Any] | None:
+    """A tensor's data in row-major order: flat, or as nested as its shape ([N, 1]: one list of
+    lists). None when nested deeper: recursing into data nested 900 deep exhausted the stack (a 500)."""
+    values = data if isinstance(data, list) else [data]
+    if values and all(isinstance(v, list) for v in values):
+        values = [x for v in values for x in v]
+    return None if values and all(isinstance(v, list) for v in values) else values
 
 
 def tensors_to_rows(inputs: Any, schema: list[dict[str, str]]) -> list[dict[str, Any]]:
@@ -183,6 +186,9 @@ def tensors_to_rows(inputs: Any, schema: list[dict[str, str]]) -> list[dict[str,
             problems.append(f"{name}: shape {shape} (use [N] or [N, 1])")
             continue
         values = _flatten(tensor.get("data"))
+        if values is None:
+            problems.append(f"{name}: data nested deeper than shape {shape}")
+            continue
         if len(values) != shape[0]:
             problems.append(f"{name}: {len(values)} values for shape {shape}")
             continue

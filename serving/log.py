@@ -68,6 +68,7 @@ class Entry:
     outputs: dict[str, Any] | None = None
     engine: str = ""
     business_keys: list[str] | None = None  # one per row, checked by the caller
+    public_id: uuid.UUID | None = None  # chosen by the caller when the stored inputs are bound to it
 
 
 def dump_json(value: Any) -> str:
@@ -171,7 +172,7 @@ def write(entry: Entry, guard: Guard | None = None) -> PredictionLog | None:
     ok = entry.outcome == Outcome.OK
     inputs = entry.inputs
     record = PredictionLog(
-        public_id=uuid.uuid4(),
+        public_id=entry.public_id or uuid.uuid4(),
         created_at=timezone.now(),
         model_name=_text(entry.model_name)[:64],
         version=entry.version,
@@ -201,9 +202,16 @@ def write(entry: Entry, guard: Guard | None = None) -> PredictionLog | None:
         if not _insert(record, guard):
             return None
         PredictionKey.objects.bulk_create(
-            PredictionKey(record_id=record.public_id, row=i, key=k[:200]) for i, k in enumerate(record.business_keys)
+            PredictionKey(record_id=record.public_id, row=i, key=index_key(k)[:200])
+            for i, k in enumerate(record.business_keys)
         )
     return record
+
+
+def index_key(stored: str) -> str:
+    """What the business-key index holds: the keyed hash of a personal key ("h:<hash>|<its
+    ciphertext>" in the record, serving.personal), the key itself otherwise."""
+    return stored.split("|", 1)[0] if stored.startswith("h:") else stored
 
 
 def sealed_form(record: PredictionLog) -> PredictionLog:

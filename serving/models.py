@@ -352,3 +352,50 @@ class DecisionReview(models.Model):
 
     def __str__(self) -> str:
         return f"review {self.seq} of {self.record_id}.{self.row}: {self.action}"
+
+
+class SubjectKey(models.Model):
+    """The data key of one data subject's personal values in one model's log, for one UTC month
+    (so retention can erase whole months). Stored wrapped (AES-256-GCM) by the key encryption
+    key LOG_KEK; erasure clears `wrapped` and the values it encrypted read "[erased]" forever."""
+
+    model_name = models.CharField(max_length=64)
+    # HMAC-SHA256 of the subject's value under the log's MAC key: found by value, never stored
+    subject_hash = models.CharField(max_length=64)
+    month = models.DateField(help_text="The first day of the UTC month whose records it encrypts.")
+    wrapped = models.BinaryField(null=True)
+    kek_id = models.CharField(max_length=16, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+    erased_because = models.CharField(max_length=20, blank=True)  # "request" or "retention"
+
+    class Meta:
+        indexes = [models.Index(fields=["model_name", "subject_hash"], name="serving_subject_lookup")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_name", "subject_hash", "month"],
+                condition=models.Q(erased_at__isnull=True),
+                name="one_live_key_per_subject_month",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"key {self.pk} of a subject of {self.model_name} ({self.month:%Y-%m})"
+
+
+class LegalHold(models.Model):
+    """A risk officer's legal hold on one model's log: while it is in force no personal data of
+    the model is erased, on request (409 legal_hold) or by retention."""
+
+    model_name = models.CharField(max_length=64)
+    reason = models.TextField()
+    placed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    placed_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by_username = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-placed_at"]
+
+    def __str__(self) -> str:
+        return f"legal hold on {self.model_name}{'' if self.released_at is None else ' (released)'}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.db import DatabaseError
 from core.roles import roles_of
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
-from serving import decisions, engine, keys, log
+from serving import decisions, engine, keys, log, personal
 from serving.errors import ServingError
 from serving.inputs import check_rows, tensors_to_rows
 from serving.models import ApiKey, Outcome, PredictionLog
@@ -87,6 +88,7 @@ class Served:
     labels: list[Any]
     probabilities: list[list[float]] | None
     explanations: list[dict[str, Any]] | None = None
+    business_keys: list[str] | None = None  # as the client sent them (the log may hold their hashes)
 
     @property
     def prediction_ids(self) -> list[str]:
@@ -237,13 +239,27 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
         answering_statuses(named=request.version_number is not None),
         key.pk if key is not None else None,
     )
+    explanations = outputs.get("explanations")
+    keys = [str(k) for k in request.business_keys] if request.business_keys else None
+    record_id = uuid.uuid4()
+    try:  # personal values are stored encrypted under their subject's key (serving.personal)
+        if explanations is not None and personal.declares_personal(version):
+            outputs["explanations"] = list(explanations)  # the log's copy is sealed, the client's is not
+        stored_rows, stored_keys = personal.protect(
+            version, request.model_name, checked, keys, record_id, explanations=outputs.get("explanations")
+        )
+    except personal.KeysUnavailable as exc:
+        return Refusal(exc, Outcome.ERROR, [], certain=True)
+    except DatabaseError:
+        raise ServingError(LOG_UNAVAILABLE, status=503, code="log_unavailable")
     entry = request.entry(
         Outcome.OK,
         version=version,
-        inputs=rows,
+        inputs=stored_rows,
         outputs=outputs,
         engine=result.engine,
-        business_keys=[str(k) for k in request.business_keys] if request.business_keys else None,
+        business_keys=stored_keys,
+        public_id=record_id,
     )
     try:
         record = log.write(entry, guard)
@@ -260,7 +276,8 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
         version=version,
         labels=result.labels,
         probabilities=result.probabilities,
-        explanations=outputs.get("explanations"),
+        business_keys=keys,
+        explanations=explanations,
     )
 
 
@@ -305,7 +322,10 @@ def _logged(request: PredictionRequest, refusal: Refusal, *, version: ModelVersi
             keys.recheck_key(key)
         error = refusal.error
         entry = request.entry(
-            refusal.outcome, version=version, reason=f"{error.code}: {error.message}", inputs=refusal.inputs
+            refusal.outcome,
+            version=version,
+            reason=f"{error.code}: {error.message}",
+            inputs=personal.redact(version, refusal.inputs),  # a refusal keeps no personal value
         )
         log.write(entry)
     except DatabaseError:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core.periods import in_period
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel, Status
-from serving import rawsql
+from serving import personal, rawsql
 from serving.errors import ServingError
 from serving.models import PredictionKey, PredictionLog, PredictionSeal
 
@@ -36,6 +36,8 @@ FIELDS = [
         "review_round",
         "artifact",
         "approval_expires_at",
+        "personal_features",
+        "subject_field",
     )
 ]
 SQL = rawsql.select_sql(
@@ -188,7 +190,8 @@ def logged_predictions(
     if request_id:
         records = records.filter(request_id=request_id)
     if business_key:
-        records = records.filter(public_id__in=PredictionKey.objects.filter(key=business_key).values("record_id"))
+        keys = PredictionKey.objects.filter(key__in=[business_key, personal.business_key_hash(business_key)])
+        records = records.filter(public_id__in=keys.values("record_id"))
     return records
 
 
@@ -197,7 +200,8 @@ def decisions_with_key(business_key: str) -> list[tuple[PredictionLog, int]]:
     one index lookup (serving_key_lookup), whatever the size of the log."""
     if not business_key or "\x00" in business_key:
         return []
-    keys = list(PredictionKey.objects.filter(key=business_key).values_list("record_id", "row")[:100])
+    wanted = [business_key, personal.business_key_hash(business_key)]  # a personal key is found by its hash
+    keys = list(PredictionKey.objects.filter(key__in=wanted).values_list("record_id", "row")[:100])
     records = PredictionLog.objects.in_bulk([k for k, _ in keys], field_name="public_id")
     found = [(records[k], row) for k, row in keys if k in records]
     return sorted(found, key=lambda pair: (pair[0].created_at, pair[1]), reverse=True)

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from governance import jobs
-from serving import batch, seals
+from serving import batch, personal, seals
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
@@ -47,6 +47,15 @@ def resend_stranded_batches_task() -> int:
     for job_id in batch.unfinished_complete_jobs():
         finish_batch_task.delay(job_id)
     return sent
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def erase_expired_personal_data_task() -> int:
+    """Beat, daily: personal data past the policy's retention is erased (its keys destroyed)."""
+    from governance.policies import active_policy
+
+    counts = personal.erase_expired(retention_days=active_policy().personal_data_retention_days)
+    return sum(counts.values())
 
 
 jobs.register("batch_chunk", batch_chunk_task.delay)

@@ -142,16 +142,18 @@ def v2_request(request: Request, name: str, version: int | None) -> tuple[Predic
     """The v2 body as a PredictionRequest (tensors are turned into rows against the version that
     answers); what is wrong with the body becomes the request's problem."""
     caller = caller_of(request)
+    raw: bytes | None = None  # the body as sent: a refusal logs its SHA-256 and size
     try:
-        body = parse_json(request.body)
+        raw = request.body
+        body = parse_json(raw)
         if not isinstance(body, dict):
             raise ValueError("the body must be a JSON object with inputs")
-    except RequestDataTooBig:
+    except RequestDataTooBig:  # (Django read none of it: there is nothing to digest)
         problem = ServingError("The request body is too large.", status=413, code="too_large")
         return PredictionRequest(caller, name, "v2", version_number=version, problem=problem), {}
     except (ValueError, UnicodeDecodeError) as err:
         problem = ServingError(f"The body is not valid JSON: {err}", status=400, code="malformed_json")
-        return PredictionRequest(caller, name, "v2", version_number=version, problem=problem), {}
+        return PredictionRequest(caller, name, "v2", version_number=version, problem=problem, body=raw), {}
     inputs = body.get("inputs")
     parameters = body.get("parameters")
     keys = parameters.get("business_keys") if isinstance(parameters, dict) else None
@@ -165,6 +167,7 @@ def v2_request(request: Request, name: str, version: int | None) -> tuple[Predic
         request_id=str(body.get("id") or ""),
         tensors=inputs,
         business_keys=keys,
+        body=raw,
     )
     wrong = ""
     if not isinstance(inputs, list) or not inputs:

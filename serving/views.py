@@ -10,10 +10,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from lifecycle.models import SERVABLE_STATUSES, ModelVersion
-from serving import batch
+from core.roles import RISK_OFFICERS, has_role
+from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel
+from serving import batch, personal
 from serving.errors import ServingError
-from serving.models import BatchJob
+from serving.models import BatchJob, LegalHold
 
 
 def _servable_choices() -> list[tuple[str, int, str]]:
@@ -57,3 +58,27 @@ def batch_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         raise Http404
     chunks = list(job.chunks.filter(scored=False).values_list("index", "reason")[:20])
     return render(request, "serving/batch.html", {"job": job, "shown": batch.progress(job), "refused": chunks})
+
+
+@login_required
+def erase_subject(request: HttpRequest) -> HttpResponse:
+    """Risk officers erase a data subject's personal data from one model's log."""
+    if not has_role(request.user, RISK_OFFICERS):
+        raise Http404
+    if request.method == "POST":
+        model_name = request.POST.get("model", "")
+        subject = request.POST.get("subject", "").strip()
+        if not subject or not RegisteredModel.objects.filter(name=model_name).exists():
+            messages.error(request, "Choose a model and give the subject's value.")
+            return redirect("subject-erasure")
+        try:
+            erased = personal.erase_subject(model_name=model_name, subject=subject, actor=request.user)
+        except ServingError as exc:
+            messages.error(request, exc.message)
+            return redirect("subject-erasure")
+        # the value itself is never echoed back (it is personal)
+        messages.success(request, f"Erased: {erased} data key(s) of that subject in {model_name} were destroyed.")
+        return redirect("subject-erasure")
+    models_ = list(RegisteredModel.objects.order_by("name").values_list("name", flat=True))
+    holds = {h.model_name: h for h in LegalHold.objects.filter(released_at__isnull=True)}
+    return render(request, "serving/erasure.html", {"models": models_, "holds": holds})

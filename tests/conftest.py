@@ -43,18 +43,19 @@ def pytest_configure(config: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # (tests run with DEBUG=False, where the prediction log's MAC key must be configured)
     settings.LOG_MAC_KEY = "test-log-mac-key-not-a-secret"
+    settings.LOG_KEK = "5a" * 32  # the personal data's key encryption key (serving.personal)
 
 
 @pytest.fixture(autouse=True)
 def _fresh_serving_caches() -> Any:
     """Each test's database starts again at the same ids: what a previous test's process
     remembered (loaded models, resolved versions, client keys) must not leak into the next."""
-    from serving import engine, keys, selectors
+    from serving import engine, keys, personal, selectors
 
-    for clear in (engine.clear_cache, selectors.clear_recent, keys.clear_recent_keys):
+    for clear in (engine.clear_cache, selectors.clear_recent, keys.clear_recent_keys, personal.forget_keys):
         clear()
     yield
-    for clear in (engine.clear_cache, selectors.clear_recent, keys.clear_recent_keys):
+    for clear in (engine.clear_cache, selectors.clear_recent, keys.clear_recent_keys, personal.forget_keys):
         clear()
 
 

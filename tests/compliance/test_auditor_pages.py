@@ -35,7 +35,7 @@ def test_auditor_reads_every_page(served, auditor, client) -> None:
     assert served.artifact_sha256 in model_page
     assert "in production" in model_page
     version_page = client.get(f"/audit/models/{name}/versions/1/").content.decode()
-    assert "Download compliance report" in version_page
+    assert "Generate compliance report (PDF/A)" in version_page
     assert served.artifact_sha256 in version_page
     record = PredictionLog.objects.filter(outcome="ok").first()
     log_page = client.get(f"/audit/predictions/?model={name}&version=1&outcome=ok").content.decode()
@@ -68,31 +68,38 @@ def test_workspace_is_closed_to_other_roles(who, served, client, request) -> Non
     login(client, request.getfixturevalue(who))
     for url in ("/audit/", "/audit/trail/", "/audit/predictions/", "/audit/exports/audit.csv"):
         assert client.get(url).status_code == 403, url
-    assert client.post("/audit/verify/").status_code == 403
+    for kind in ("verify", "period_report", "version_report"):
+        assert client.post("/audit/jobs/", {"kind": kind}).status_code == 403
 
 
-def test_risk_officer_uses_the_workspace_too(served, risk_officer, client) -> None:
+def test_risk_officer_uses_the_workspace_too(
+    served, risk_officer, client, django_capture_on_commit_callbacks, eager_tasks
+) -> None:
     login(client, risk_officer)
     assert client.get("/audit/").status_code == 200
-    response = client.get(f"/audit/models/{served.registered_model.name}/versions/1/report.pdf")
+    report = {"kind": "version_report", "model": served.registered_model.name, "version": "1"}
+    with django_capture_on_commit_callbacks(execute=True):
+        job_page = client.post("/audit/jobs/", report)["Location"]
+    response = client.get(job_page + "result")
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
 
 
-def test_verify_now_shows_the_result_and_is_audited(served, auditor, client) -> None:
+def test_verify_now_shows_the_result_and_is_audited(served, auditor, client, verify_now) -> None:
     login(client, auditor)
-    page = client.post("/audit/verify/").content.decode()
+    page = verify_now()
     assert "Verified: the audit trail, the prediction seals and every evidence row are intact." in page
     assert "1 prediction seals verified" in page
-    event = AuditEvent.objects.latest("seq")
+    event = AuditEvent.objects.filter(action=services.AUDIT_VERIFIED).latest("seq")
     assert event.action == services.AUDIT_VERIFIED and event.actor_username == auditor.username
     assert event.data["ok"] is True
+    assert f"recorded as audit event #{event.seq}" in page
 
     record = PredictionLog.objects.filter(outcome="ok").first()
     tamper(PredictionLog, {"pk": record.pk}, outputs_json='{"predictions": ["bad"]}')
-    page = client.post("/audit/verify/").content.decode()
+    page = verify_now()
     assert "Verification FAILED." in page
     assert f"record {record.public_id} changed" in page
-    assert AuditEvent.objects.latest("seq").data["ok"] is False
+    assert AuditEvent.objects.filter(action=services.AUDIT_VERIFIED).latest("seq").data["ok"] is False
 
 
 def test_crafted_writes_by_an_auditor_are_refused_and_audited(served, auditor, client, api_client) -> None:

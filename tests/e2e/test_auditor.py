@@ -3,6 +3,7 @@ look at the prediction log, verify the audit trail, download the compliance repo
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
 
     page.get_by_role("link", name="Audit trail").first.click()
     page.get_by_role("button", name="Verify now").click()
+    expect(page.locator("#job-status")).to_have_text("Done")  # a job (run by the worker at commit here)
     result = page.locator("#verification-result")
     expect(result).to_contain_text("Verified: the audit trail, the prediction seals and every evidence row are intact.")
     expect(result).to_have_attribute("data-ok", "true")
@@ -81,6 +83,9 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
     assert AuditEvent.objects.filter(action=AUDIT_VERIFIED, actor_username=auditor.username).count() == 1
 
     page.goto(f"{base}/audit/models/mortgage-pd/versions/1/")
+    # without a broker the worker's part runs when the POST commits, so the click waits for the render
+    page.get_by_role("button", name="Generate compliance report (PDF/A)").click(timeout=60_000)
+    expect(page.locator("#job-status")).to_have_text("Done")
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Download compliance report (PDF/A)").click()
     download = download_info.value
@@ -88,8 +93,9 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
     saved = tmp_path / download.suggested_filename
     download.save_as(saved)
     pdf = saved.read_bytes()
+    assert hashlib.sha256(pdf).hexdigest() == page.locator("#job-sha256").inner_text()
     text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
     assert "mortgage-pd version 1" in text and "Meets the credit policy." in text
     event = AuditEvent.objects.filter(action=REPORT_GENERATED).latest("seq")
-    assert event.actor_username == auditor.username
+    assert event.actor_username == auditor.username and event.data["sha256"] == hashlib.sha256(pdf).hexdigest()
     page.screenshot(path=str(screenshots / "24-version.png"), full_page=True)

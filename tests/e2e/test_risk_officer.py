@@ -295,3 +295,31 @@ def test_after_the_demo_an_officer_sees_the_drift_alert_assigns_the_finding_and_
     job = BatchJob.objects.get(input_name="applications.csv")
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == job.result_sha256
     assert saved.read_text().count("\n") == 251  # a header and one line per row
+
+    # --- issue 16: a risk officer erases a data subject; the auditor sees [erased] -----------
+    from serving import personal
+    from serving.models import PredictionKey
+
+    record_id = PredictionKey.objects.get(key=personal.business_key_hash("2026-118")).record_id
+    page.context.clear_cookies()
+    for username in ("rita", "audrey"):
+        page.goto(f"{base}/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", "demo-password-2026")
+        page.locator("button[type=submit], input[type=submit]").first.click()
+        if username == "rita":
+            page.goto(f"{base}/audit/predictions/{record_id}/")
+            expect(page.locator("#business-keys")).to_have_text("2026-118")  # readable before the erasure
+            page.goto(f"{base}/subjects/erasure/")
+            page.select_option("#model", value="loan-prescreen")
+            page.fill("#subject", "2026-118")
+            page.locator("#erase-button").click()
+            expect(page.locator("#erasure-message")).to_contain_text("data key(s) of that subject in loan-prescreen")
+            expect(page.locator("#erasure-message")).not_to_contain_text("2026-118")
+            page.screenshot(path=str(screenshots / "25-subject-erased.png"), full_page=True)
+            page.context.clear_cookies()
+    page.goto(f"{base}/audit/predictions/{record_id}/")
+    expect(page.locator("#business-keys")).to_have_text("[erased]")
+    expect(page.locator("#logged-inputs")).to_contain_text('"age":"[erased]"')
+    expect(page.locator("#logged-inputs")).to_contain_text('"sex":"[erased]"')
+    page.screenshot(path=str(screenshots / "26-auditor-sees-erased.png"), full_page=True)

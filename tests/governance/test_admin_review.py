@@ -115,10 +115,18 @@ def test_the_data_scientist_sees_checks_and_decisions_on_the_version_page(
     assert status["status"] == "rejected" and len(status["checks"]) == 5
 
 
-def test_review_page_links_the_compliance_report_which_downloads(client, risk_officer, in_review):
+def test_review_page_links_the_compliance_report_which_downloads(
+    client, risk_officer, in_review, django_capture_on_commit_callbacks
+):
     client.force_login(risk_officer)
     page = client.get(review_url(in_review)).content.decode()
     link = f"/audit/models/{in_review.registered_model.name}/versions/{in_review.version}/report.pdf"
     assert f'href="{link}" id="compliance-report"' in page
-    response = client.get(link)
+    # the link leads to the version's audit page, whose button starts the report job
+    version_page = client.get(link, follow=True).content.decode()
+    assert 'id="generate-report"' in version_page
+    report = {"kind": "version_report", "model": in_review.registered_model.name, "version": in_review.version}
+    with django_capture_on_commit_callbacks(execute=True):
+        job_page = client.post("/audit/jobs/", report)["Location"]
+    response = client.get(job_page + "result")
     assert response.status_code == 200 and response.content.startswith(b"%PDF-")

@@ -5,13 +5,14 @@ quota per key answers 429 daily_quota_exceeded with Retry-After, and is logged."
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import threading
 
 import pytest
 from django.core.cache import cache
 
-from serving import log, throttling
+from serving import throttling
 from serving.models import PredictionLog
 from tests.serving.conftest import rows
 from tests.serving.test_predict import infer, predict
@@ -34,9 +35,9 @@ def test_a_refused_5000_row_request_logs_ten_rows_with_the_count_and_digest(keye
     record = PredictionLog.objects.get(outcome="invalid")
     logged = record.inputs
     assert logged["rows_sent"] == 5000 and logged["sample"] == instances[:10]
-    sent = log.dump_json(instances).encode()
+    sent = json.dumps({"instances": instances}).encode()  # (the body as test_predict.predict sends it)
     assert logged["sha256"] == hashlib.sha256(sent).hexdigest() and logged["bytes"] == len(sent)
-    assert logged["digest_of"] == "inputs as compact JSON"
+    assert logged["digest_of"] == "request body"
     assert len(record.inputs_json) < 3000  # not the 5000 rows
     assert record.reason.startswith("invalid_input: ")  # one reason text per cause, as before
 

@@ -124,6 +124,9 @@ class Command(BaseCommand):
             evaluation=services.DatasetChoice(dataset_id=v1.evaluation_dataset_id),
             label_column=demo_data.LABEL,
             sensitive_features=["sex"],
+            # issue 16: age and sex are kept encrypted per applicant (the business key) in the log
+            personal_features=["age", "sex"],
+            subject_field="business_key",
             card={**CARD, "intended_use": "Routing applications to the fast-track queue only."},
         )
         workflow.submit_version(prescreen.pk, actor=sam)

@@ -1,0 +1,460 @@
+"""Personal data in the prediction log (DESIGN.md, "Personal data").
+
+A version declares its personal input fields and the field that names the data subject (an
+input, or "business_key"). Before a record is written, each personal value is encrypted with
+AES-256-GCM under a data key of (model, subject, UTC month), bound to its place (record, row,
+field) as associated data, and stored as {"$enc": "<key id>:<base64 nonce+ciphertext>"}. Data
+keys are stored wrapped by the key encryption key LOG_KEK, outside the database. The Merkle leaf
+and the MAC cover what is stored, so destroying a data key (erasure, retention) makes its
+values read "[erased]" everywhere while every seal and inclusion proof still verifies.
+
+When the subject field is the business key, the key itself is personal: the log keeps a keyed
+hash of it (for lookup by business key) followed by its ciphertext (for display)."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+import time
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core import audit
+from core.keyfiles import read_or_create
+from serving.errors import ServingError
+from serving.log import _mac_key
+from serving.models import LegalHold, SubjectKey
+
+ERASED = "[erased]"
+ENC = "$enc"
+BUSINESS_KEY = "business_key"
+KEY_PREFIX = "h:"  # a stored business key: "h:<keyed hash>|<key id>:<ciphertext>"
+
+
+class KeysUnavailable(ServingError):
+    """The data keys cannot be unwrapped (a wrong or missing LOG_KEK): nothing personal is read
+    or written in clear; serving answers 503."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=503, code="personal_keys_unavailable")
+
+
+# --- the key encryption key -------------------------------------------------------------
+def _decode_key(text: str, what: str) -> bytes:
+    text = text.strip()
+    try:
+        raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ImproperlyConfigured(f"{what} must be 32 bytes, as 64 hex digits or base64.")
+    return raw
+
+
+def kek_id(key: bytes) -> str:
+    return hashlib.sha256(b"log-kek" + key).hexdigest()[:16]
+
+
+@functools.cache
+def _keks() -> tuple[str, dict[str, bytes]]:
+    """The current KEK's id, and every KEK that may unwrap (current and previous)."""
+    if settings.LOG_KEK:
+        current = _decode_key(settings.LOG_KEK, "LOG_KEK")
+    elif settings.DEBUG:
+        current = _decode_key(
+            read_or_create(settings.LOG_KEK_FILE, lambda: secrets.token_hex(32), what="LOG_KEK"), "LOG_KEK"
+        )
+    else:
+        raise ImproperlyConfigured("LOG_KEK must be set when DEBUG=False (the key of personal data in the log).")
+    keys = {kek_id(current): current}
+    for text in settings.LOG_KEK_PREVIOUS:
+        old = _decode_key(text, "LOG_KEK_PREVIOUS")
+        keys.setdefault(kek_id(old), old)
+    return kek_id(current), keys
+
+
+def forget_keys() -> None:
+    """After a change of LOG_KEK (tests, rotation): read the settings again, drop cached keys."""
+    _keks.cache_clear()
+    with _lock:
+        _writing.clear()
+        _reading.clear()
+
+
+def _wrap(data_key: bytes) -> tuple[str, bytes]:
+    current, keys = _keks()
+    nonce = os.urandom(12)
+    return current, nonce + AESGCM(keys[current]).encrypt(nonce, data_key, b"subject-key")
+
+
+def _unwrap(key_id_: str, wrapped: bytes) -> bytes:
+    _, keys = _keks()
+    kek = keys.get(key_id_)
+    if kek is None:
+        raise KeysUnavailable(
+            "The personal data in the log cannot be read: its keys were wrapped by a key encryption key that is "
+            "not configured (LOG_KEK, LOG_KEK_PREVIOUS)."
+        )
+    try:
+        return AESGCM(kek).decrypt(bytes(wrapped[:12]), bytes(wrapped[12:]), b"subject-key")
+    except InvalidTag:
+        raise KeysUnavailable(
+            "The personal data in the log cannot be read: LOG_KEK does not open its keys (a wrong key?)."
+        ) from None
+
+
+# --- subjects and their keys --------------------------------------------------------------
+def subject_hash(model_name: str, subject: Any) -> str:
+    return hmac.new(_mac_key(), f"subject\x1f{model_name}\x1f{subject}".encode(), hashlib.sha256).hexdigest()
+
+
+def business_key_hash(key: Any) -> str:
+    """The keyed hash a personal business key is found by (the same for every model)."""
+    return KEY_PREFIX + hmac.new(_mac_key(), f"business-key\x1f{key}".encode(), hashlib.sha256).hexdigest()
+
+
+def month_of(moment: datetime) -> date:
+    return moment.astimezone(UTC).date().replace(day=1)
+
+
+_lock = threading.Lock()
+_writing: dict[tuple[str, str, date], tuple[int, bytes, float]] = {}
+_reading: dict[tuple[int, str, bytes], bytes] = {}
+
+
+def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tuple[int, bytes]]:
+    """The live data key of each subject for this month, made on first use. A process keeps them
+    SUBJECT_KEY_CACHE_SECONDS: an erasure reaches every process's new answers within that time."""
+    now = time.monotonic()
+    found: dict[str, tuple[int, bytes]] = {}
+    with _lock:
+        for h in hashes:
+            cached = _writing.get((model_name, h, month))
+            if cached is not None and now - cached[2] < settings.SUBJECT_KEY_CACHE_SECONDS:
+                found[h] = (cached[0], cached[1])
+    missing = hashes - found.keys()
+    if missing:
+        _require_known_kek()
+        for pk, h, wrapped, key_id_ in _live_keys(model_name, missing, month):
+            found[h] = (pk, _unwrap(key_id_, wrapped))
+        for h in missing - found.keys():
+            data_key = AESGCM.generate_key(bit_length=256)
+            key_id_, wrapped = _wrap(data_key)
+            try:
+                with transaction.atomic():
+                    row = SubjectKey.objects.create(
+                        model_name=model_name, subject_hash=h, month=month, wrapped=wrapped, kek_id=key_id_
+                    )
+                found[h] = (row.pk, data_key)
+            except IntegrityError:  # another process made it first: take theirs
+                for pk, _, other, other_kek in _live_keys(model_name, {h}, month):
+                    found[h] = (pk, _unwrap(other_kek, other))
+        with _lock:
+            for h in missing:
+                _writing[(model_name, h, month)] = (*found[h], now)
+    return found
+
+
+def _require_known_kek() -> None:
+    """A new key is never made under a KEK that cannot open the keys already there: with a
+    wrong LOG_KEK serving refuses (503) rather than log under a key nobody can read later."""
+    _, keys = _keks()
+    if SubjectKey.objects.filter(erased_at__isnull=True).exclude(kek_id__in=list(keys)).exists():
+        raise KeysUnavailable(
+            "The personal data in the log cannot be written: LOG_KEK is not the key its data keys were wrapped "
+            "with (a wrong key, or a rotation without LOG_KEK_PREVIOUS)."
+        )
+
+
+def _live_keys(model_name: str, hashes: set[str], month: date) -> list[Any]:
+    return list(
+        SubjectKey.objects.filter(
+            model_name=model_name, subject_hash__in=hashes, month=month, erased_at__isnull=True
+        ).values_list("pk", "subject_hash", "wrapped", "kek_id")
+    )
+
+
+def _read_keys(ids: set[int]) -> dict[int, bytes | None]:
+    """Data keys by id, asked of the database every time (so an erased key is never used),
+    unwrapped once per process; None for an erased key."""
+    out: dict[int, bytes | None] = {}
+    for pk, wrapped, key_id_ in SubjectKey.objects.filter(pk__in=ids).values_list("pk", "wrapped", "kek_id"):
+        if wrapped is None:
+            out[pk] = None
+            continue
+        cache_key = (pk, key_id_, bytes(wrapped))
+        key = _reading.get(cache_key)
+        if key is None:
+            key = _unwrap(key_id_, bytes(wrapped))
+            with _lock:
+                if len(_reading) > 100_000:
+                    _reading.clear()
+                _reading[cache_key] = key
+        out[pk] = key
+    return out
+
+
+# --- writing and reading values -------------------------------------------------------------
+def _seal(key_pk: int, data_key: bytes, value: Any, place: str) -> dict[str, str]:
+    nonce = os.urandom(12)
+    sealed = AESGCM(data_key).encrypt(nonce, orjson.dumps(value), place.encode())
+    return {ENC: f"{key_pk}:{base64.b64encode(nonce + sealed).decode()}"}
+
+
+def declares_personal(version: Any) -> bool:
+    return bool(version is not None and version.personal_features)
+
+
+def protect(
+    version: Any, model_name: str, rows: list[dict[str, Any]], business_keys: list[str] | None, record_id: Any,
+    explanations: list[Any] | None = None,
+) -> tuple[list[dict[str, Any]], list[str] | None]:  # fmt: skip
+    """The rows (and business keys) as the log stores them: each personal value encrypted under
+    its subject's key for this month, bound to (record, row, field). `explanations` (one per
+    row, returned with the answer) are encrypted in place, each whole."""
+    if not declares_personal(version):
+        return rows, business_keys
+    subject_field = version.subject_field
+    if subject_field == BUSINESS_KEY:
+        subjects = [str(k) for k in business_keys] if business_keys else [""] * len(rows)
+    elif subject_field:
+        subjects = [str(row.get(subject_field, "")) for row in rows]
+    else:
+        subjects = [""] * len(rows)  # no subject named: one key per month, erased by retention
+    hashes = [subject_hash(model_name, s) for s in subjects]
+    keys = _write_keys(model_name, set(hashes), month_of(timezone.now()))
+    personal = version.personal_features
+    stored = []
+    for i, row in enumerate(rows):
+        key_pk, data_key = keys[hashes[i]]
+        copy = dict(row)
+        for name in personal:
+            if name in copy:
+                copy[name] = _seal(key_pk, data_key, copy[name], f"{record_id}.{i}.{name}")
+        stored.append(copy)
+    stored_keys = business_keys
+    if explanations is not None:  # an explanation repeats the row's values: sealed whole, like them
+        for i, explanation in enumerate(explanations):
+            key_pk, data_key = keys[hashes[i]]
+            explanations[i] = _seal(key_pk, data_key, explanation, f"{record_id}.{i}.explanation")
+    if business_keys and subject_field == BUSINESS_KEY:
+        stored_keys = []
+        for i, key in enumerate(business_keys):
+            key_pk, data_key = keys[hashes[i]]
+            sealed = _seal(key_pk, data_key, str(key), f"{record_id}.{i}.{BUSINESS_KEY}")[ENC]
+            stored_keys.append(f"{business_key_hash(key)}|{sealed}")
+    return stored, stored_keys
+
+
+NOT_LOGGED = "[personal: not logged]"
+
+
+def redact(version: Any, inputs: Any) -> Any:
+    """What a refused request logs of a version with personal fields: their values replaced
+    (refused rows answer nobody, so nothing personal is kept of them)."""
+    if not declares_personal(version):
+        return inputs
+    personal = set(version.personal_features) | ({version.subject_field} - {"", BUSINESS_KEY})
+
+    def clean(rows: Any) -> Any:
+        if not isinstance(rows, list):
+            return rows
+        out = []
+        for row in rows:
+            if isinstance(row, dict) and isinstance(row.get("name"), str) and "data" in row:  # a v2 tensor
+                row = {**row, "data": NOT_LOGGED} if row["name"] in personal else row
+            elif isinstance(row, dict):
+                row = {k: (NOT_LOGGED if k in personal else v) for k, v in row.items()}
+            out.append(row)
+        return out
+
+    if isinstance(inputs, dict) and "sample" in inputs:
+        return {**inputs, "sample": clean(inputs["sample"])}
+    return clean(inputs)
+
+
+def lookup_key(stored: str) -> str:
+    """What the business-key index holds for a stored key: the keyed hash of a personal key,
+    the key itself otherwise."""
+    return stored.split("|", 1)[0] if stored.startswith(KEY_PREFIX) else stored
+
+
+def _open(value: dict[str, str], keys: dict[int, bytes | None], place: str) -> Any:
+    key_pk, _, blob = value[ENC].partition(":")
+    data_key = keys.get(int(key_pk))
+    if data_key is None:
+        return ERASED
+    raw = base64.b64decode(blob)
+    try:
+        return orjson.loads(AESGCM(data_key).decrypt(raw[:12], raw[12:], place.encode()))
+    except InvalidTag:
+        raise KeysUnavailable(f"The personal value at {place} does not decrypt: it was moved or changed.") from None
+
+
+def _key_ids(rows: Any, business_keys: list[str]) -> set[int]:
+    ids = set()
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict):
+            for value in row.values():
+                if isinstance(value, dict) and ENC in value:
+                    ids.add(int(value[ENC].split(":", 1)[0]))
+    for key in business_keys:
+        if key.startswith(KEY_PREFIX) and "|" in key:
+            ids.add(int(key.split("|", 1)[1].split(":", 1)[0]))
+    return ids
+
+
+def reveal(record_id: Any, rows: Any, business_keys: list[str] | None = None) -> tuple[Any, list[str]]:
+    """The logged rows and business keys with personal values decrypted, or "[erased]" where
+    their key was destroyed. Rows without encrypted values come back as they are."""
+    stored_keys = business_keys or []
+    ids = _key_ids(rows, stored_keys)
+    if not ids:
+        return rows, list(stored_keys)
+    keys = _read_keys(ids)
+    shown = []
+    for i, row in enumerate(rows):
+        if isinstance(row, dict):
+            row = {
+                name: _open(value, keys, f"{record_id}.{i}.{name}")
+                if isinstance(value, dict) and ENC in value
+                else value
+                for name, value in row.items()
+            }
+        shown.append(row)
+    keys_shown = []
+    for i, key in enumerate(stored_keys):
+        if key.startswith(KEY_PREFIX) and "|" in key:
+            keys_shown.append(_open({ENC: key.split("|", 1)[1]}, keys, f"{record_id}.{i}.{BUSINESS_KEY}"))
+        else:
+            keys_shown.append(key)
+    return shown, keys_shown
+
+
+def open_explanation(record_id: Any, row: int, value: Any) -> Any:
+    """A logged inline explanation, decrypted; ERASED when its subject's key was destroyed."""
+    if not (isinstance(value, dict) and ENC in value):
+        return value
+    keys = _read_keys({int(value[ENC].split(":", 1)[0])})
+    return _open(value, keys, f"{record_id}.{row}.explanation")
+
+
+def reveal_record(record: Any) -> tuple[Any, list[str]]:
+    return reveal(record.public_id, record.inputs, record.business_keys)
+
+
+# --- erasure, legal hold, retention -------------------------------------------------------
+def holds(model_name: str) -> bool:
+    return LegalHold.objects.filter(model_name=model_name, released_at__isnull=True).exists()
+
+
+@transaction.atomic
+def erase_subject(*, model_name: str, subject: Any, actor: Any) -> int:
+    """Destroy every data key of the subject in the model's log (all months): their values read
+    "[erased]" from now on. Refused with 409 while a legal hold is in force. The audit event
+    holds a salted hash of the subject, never the value."""
+    if holds(model_name):
+        raise ServingError(
+            f"{model_name} is under a legal hold: no personal data of it is erased until a risk officer releases it.",
+            status=409,
+            code="legal_hold",
+        )
+    keys = SubjectKey.objects.select_for_update().filter(
+        model_name=model_name, subject_hash=subject_hash(model_name, subject), erased_at__isnull=True
+    )
+    months = sorted({k.month.isoformat() for k in keys})
+    erased = keys.update(wrapped=None, erased_at=timezone.now(), erased_because="request")
+    salt = secrets.token_hex(16)
+    audit.record(
+        audit.SUBJECT_ERASED,
+        actor=actor,
+        target=None,
+        data={
+            "model": model_name,
+            "subject_salt": salt,
+            "subject_sha256": hashlib.sha256(f"{salt}{subject}".encode()).hexdigest(),
+            "keys_erased": erased,
+            "months": months,
+        },
+    )
+    with _lock:
+        _writing.clear()
+    return erased
+
+
+@transaction.atomic
+def erase_expired(*, now: datetime | None = None, retention_days: int) -> dict[str, int]:
+    """Retention: destroy the keys of months that ended more than `retention_days` ago, except
+    for models under a legal hold. One audit event per run (when anything was erased)."""
+    now = now or timezone.now()
+    from datetime import timedelta
+
+    cutoff = month_of(now - timedelta(days=retention_days))  # months before this one have ended long enough
+    held = set(LegalHold.objects.filter(released_at__isnull=True).values_list("model_name", flat=True))
+    due = (
+        SubjectKey.objects.select_for_update()
+        .filter(erased_at__isnull=True, month__lt=cutoff)
+        .exclude(model_name__in=held)
+    )
+    counts: dict[str, int] = {}
+    for model_name in sorted(set(due.values_list("model_name", flat=True))):
+        counts[model_name] = due.filter(model_name=model_name).update(
+            wrapped=None, erased_at=now, erased_because="retention"
+        )
+    if counts:
+        audit.record(
+            audit.RETENTION_ERASED,
+            actor=None,
+            target=None,
+            data={"retention_days": retention_days, "before_month": cutoff.isoformat(), "keys_erased": counts},
+        )
+        with _lock:
+            _writing.clear()
+    return counts
+
+
+@transaction.atomic
+def place_hold(*, model_name: str, reason: str, actor: Any) -> LegalHold:
+    text = (reason or "").strip()
+    if not text:
+        raise ServingError("A legal hold needs a reason.", status=400, code="invalid_hold")
+    hold = LegalHold.objects.create(model_name=model_name, reason=text, placed_by=actor)
+    audit.record(audit.LEGAL_HOLD_PLACED, actor=actor, target=hold, data={"model": model_name, "reason": text})
+    return hold
+
+
+@transaction.atomic
+def release_hold(hold_id: int, *, actor: Any) -> LegalHold:
+    hold = LegalHold.objects.select_for_update().get(pk=hold_id)
+    if hold.released_at is None:
+        hold.released_at = timezone.now()
+        hold.released_by_username = getattr(actor, "username", "") or "system"
+        hold.save(update_fields=["released_at", "released_by_username"])
+        audit.record(audit.LEGAL_HOLD_RELEASED, actor=actor, target=hold, data={"model": hold.model_name})
+    return hold
+
+
+def rotate_kek() -> int:
+    """Re-wrap every live data key under the current LOG_KEK (the log is not touched)."""
+    current, _ = _keks()
+    rotated = 0
+    for key in SubjectKey.objects.filter(erased_at__isnull=True).exclude(kek_id=current).iterator():
+        data_key = _unwrap(key.kek_id, bytes(key.wrapped or b""))
+        key.kek_id, key.wrapped = _wrap(data_key)
+        key.save(update_fields=["kek_id", "wrapped"])
+        rotated += 1
+    forget_keys()
+    return rotated

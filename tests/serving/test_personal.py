@@ -1,0 +1,260 @@
+"""Personal data in the log (issue 16): encrypted per data subject, erasure that keeps every
+proof valid, legal hold, retention, a wrong KEK, and nothing personal in clear anywhere."""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.utils import timezone
+
+from core.models import AuditEvent
+from governance import workflow
+from governance.policies import active_policy, update_policy
+from serving import personal, seals
+from serving.log import record_leaf
+from serving.models import LegalHold, PredictionKey, PredictionLog, SubjectKey
+from tests.conftest import make_version
+from tests.serving.conftest import checked, rows
+from tests.serving.test_seals import verify_rfc6962
+
+AGES = [29, 46, 47, 41, 32]  # the evaluation data's first ages
+KEYS = ["app-7731", "app-7732", "app-7733", "app-7734", "app-7735"]
+
+
+@pytest.fixture(autouse=True)
+def kek(settings: Any) -> Any:
+    settings.LOG_KEK = "11" * 32
+    settings.LOG_KEK_PREVIOUS = []
+    personal.forget_keys()
+    yield settings
+    personal.forget_keys()
+
+
+@pytest.fixture
+def personal_version(data_scientist, registered_model, skops_bytes, train_csv, eval_csv, risk_officer) -> Any:
+    policy = active_policy()
+    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    version = make_version(
+        data_scientist, registered_model, skops_bytes, train_csv, eval_csv,
+        personal_features=["age", "sex"], subject_field="business_key",
+    )  # fmt: skip
+    version = checked(version, data_scientist)
+    workflow.approve_version(version.pk, actor=risk_officer, justification="Reviewed.")
+    return workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live.")
+
+
+def serve(keyed: Any, german: Any) -> dict[str, Any]:
+    instances = rows(german, 5)
+    assert [r["age"] for r in instances] == AGES
+    response = keyed.post(
+        "/api/v1/models/credit-risk/predict", {"instances": instances, "business_keys": KEYS}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
+def raw_row(public_id: str) -> tuple[str, str]:
+    """The stored texts, as the database holds them (no model property, no decryption)."""
+    return PredictionLog.objects.filter(public_id=public_id).values_list("inputs_json", "business_keys_json").get()
+
+
+def test_the_declaration_is_validated_shown_and_bound(
+    data_scientist, registered_model, skops_bytes, train_csv, eval_csv
+):
+    from lifecycle.errors import SubmissionInvalid
+
+    with pytest.raises(SubmissionInvalid) as refused:
+        make_version(data_scientist, registered_model, skops_bytes, train_csv, eval_csv,
+                     personal_features=["no_such_column"], subject_field="applicant")  # fmt: skip
+    assert "not model inputs: no_such_column" in str(refused.value.errors["personal_features"])
+    assert "neither" in str(refused.value.errors["subject_field"])
+    version = make_version(data_scientist, registered_model, skops_bytes, train_csv, eval_csv,
+                           personal_features=["age"], subject_field="business_key")  # fmt: skip
+    from governance import bindings
+
+    assert bindings.current(version)["personal_sha256"] != ""
+    assert (
+        bindings.personal_hash(make_version(data_scientist, registered_model, skops_bytes, train_csv, eval_csv)) == ""
+    )
+
+
+def test_the_database_holds_no_personal_value_in_clear_and_auditors_read_them(
+    personal_version, keyed, german, api_client, auditor
+):
+    answer = serve(keyed, german)
+    assert answer["business_keys"] == KEYS  # the client gets its keys back as sent
+    record_id = answer["prediction_ids"][0].split(".")[0]
+    inputs_json, keys_json = raw_row(record_id)
+    for key in KEYS:
+        assert key not in inputs_json and key not in keys_json
+    assert '"age":{"$enc"' in inputs_json and '"sex":{"$enc"' in inputs_json
+    assert '"age":29' not in inputs_json and '"age":46' not in inputs_json
+    assert not PredictionKey.objects.filter(key__in=KEYS).exists()  # the index holds keyed hashes
+    api_client.force_authenticate(auditor)
+    detail = api_client.get(f"/api/v1/predictions/{record_id}/").json()
+    assert [r["age"] for r in detail["inputs"]] == AGES and detail["business_keys"] == KEYS
+    found = api_client.get("/api/v1/predictions/", {"business_key": "app-7733"}).json()["results"]
+    assert [r["id"] for r in found] == [record_id]
+
+
+def test_erasure_shows_erased_everywhere_and_every_proof_still_verifies(
+    personal_version, keyed, german, api_client, auditor, risk_officer, caplog, client
+):
+    caplog.set_level(logging.DEBUG)
+    answer = serve(keyed, german)
+    record_id = answer["prediction_ids"][0].split(".")[0]
+    seal = seals.seal_predictions()
+    record = PredictionLog.objects.get(public_id=record_id)
+    proof = seals.inclusion_proof(record)  # taken before the erasure
+    api_client.force_authenticate(risk_officer)
+    erased = api_client.post("/api/v1/subjects/erasure", {"model": "credit-risk", "subject": "app-7733"}, format="json")
+    assert erased.status_code == 200 and erased.json()["keys_erased"] == 1
+    # the API, the export, the receipt
+    api_client.force_authenticate(auditor)
+    detail = api_client.get(f"/api/v1/predictions/{record_id}.2/").json()
+    assert detail["row_input"]["age"] == "[erased]" and detail["row_input"]["sex"] == "[erased]"
+    assert detail["row_input"]["credit_amount"] == rows(german, 5)[2]["credit_amount"]  # not personal: kept
+    assert detail["business_keys"][2] == "[erased]" and detail["business_keys"][1] == "app-7732"
+    assert [r["age"] for r in detail["inputs"]][:2] == AGES[:2]  # other subjects untouched
+    export = api_client.get(
+        "/audit/exports/predictions.csv" if False else "/api/v1/predictions/", {"model": "credit-risk"}
+    )
+    assert "[erased]" in export.content.decode()
+    # every seal, the chain and the evidence verify; the proof taken before still verifies
+    out = io.StringIO()
+    call_command("verify_audit", stdout=out)
+    assert seals.verify_seals().ok
+    record.refresh_from_db()
+    path = [bytes.fromhex(h) for h in proof["audit_path"]]
+    assert verify_rfc6962(proof["leaf_index"], seal.tree_size, record_leaf(record), path, bytes.fromhex(seal.root))
+    # the audit event has a salted hash, never the value; nothing logged or mailed has it
+    event = AuditEvent.objects.get(action="serving.subject.erased")
+    assert "app-7733" not in str(event.data) and len(event.data["subject_sha256"]) == 64
+    assert not any("app-7733" in r.getMessage() for r in caplog.records)
+    assert not any("app-7733" in (m.body + m.subject) for m in mail.outbox)
+    assert "app-7733" not in str(list(AuditEvent.objects.values_list("data", flat=True)))
+
+
+def test_the_receipt_and_explanation_of_an_erased_row_say_so(
+    personal_version, keyed, german, api_client, risk_officer, auditor
+):
+    from compliance import receipts
+    from tests.compliance.test_reports import pdf_text
+
+    answer = serve(keyed, german)
+    personal.erase_subject(model_name="credit-risk", subject="app-7731", actor=risk_officer)
+    record_id = answer["prediction_ids"][0]
+    api_client.force_authenticate(auditor)
+    explanation = api_client.get(f"/api/v1/predictions/{record_id}/explanation")
+    assert explanation.status_code == 410 and explanation.json()["error"]["code"] == "inputs_erased"
+    record = PredictionLog.objects.get(public_id=record_id.split(".")[0])
+    text = " ".join(pdf_text(receipts.generate_receipt(record, 0, actor=auditor).pdf).split())
+    assert "inputs of this decision were erased" in text and "[erased]" in text
+
+
+def test_a_legal_hold_refuses_erasure_and_retention(personal_version, keyed, german, api_client, risk_officer):
+    serve(keyed, german)
+    personal.place_hold(model_name="credit-risk", reason="Litigation 2026-17.", actor=risk_officer)
+    api_client.force_authenticate(risk_officer)
+    refused = api_client.post(
+        "/api/v1/subjects/erasure", {"model": "credit-risk", "subject": "app-7731"}, format="json"
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "legal_hold"
+    SubjectKey.objects.update(month=date(2020, 1, 1))
+    assert personal.erase_expired(retention_days=730) == {}
+    assert not SubjectKey.objects.filter(erased_at__isnull=False).exists()
+    personal.release_hold(LegalHold.objects.get().pk, actor=risk_officer)
+    assert sum(personal.erase_expired(retention_days=730).values()) == 5
+
+
+def test_retention_erases_what_is_due_and_nothing_else(personal_version, keyed, german):
+    serve(keyed, german)
+    old = SubjectKey.objects.filter(subject_hash=personal.subject_hash("credit-risk", "app-7731"))
+    old.update(month=date(2024, 1, 1))
+    assert personal.erase_expired(now=timezone.now(), retention_days=730) == {"credit-risk": 1}
+    assert SubjectKey.objects.filter(erased_at__isnull=False).count() == 1
+    assert (
+        SubjectKey.objects.get(subject_hash=personal.subject_hash("credit-risk", "app-7731")).erased_because
+        == "retention"
+    )
+    assert AuditEvent.objects.filter(action="serving.retention.erased").count() == 1
+    assert personal.erase_expired(now=timezone.now() + timedelta(days=1), retention_days=730) == {}
+    from django.db import IntegrityError
+
+    policy = active_policy()
+    with pytest.raises(IntegrityError):
+        type(policy).objects.filter(pk=policy.pk).update(personal_data_retention_days=100)
+
+
+def test_a_wrong_kek_fails_reads_clearly_and_serving_refuses_with_503(
+    personal_version, keyed, german, api_client, auditor, kek
+):
+    answer = serve(keyed, german)
+    kek.LOG_KEK = "22" * 32
+    personal.forget_keys()
+    api_client.force_authenticate(auditor)
+    read = api_client.get(f"/api/v1/predictions/{answer['prediction_ids'][0]}/")
+    assert read.status_code == 503 and read.json()["error"]["code"] == "personal_keys_unavailable"
+    assert "LOG_KEK" in read.json()["error"]["message"]
+    before = PredictionLog.objects.filter(outcome="ok").count()
+    refused = keyed.post(
+        "/api/v1/models/credit-risk/predict",
+        {"instances": rows(german, 1), "business_keys": ["app-9999"]},
+        format="json",
+    )
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "personal_keys_unavailable"
+    assert PredictionLog.objects.filter(outcome="ok").count() == before  # nothing logged in clear
+    assert "app-9999" not in str(list(PredictionLog.objects.values_list("inputs_json", "business_keys_json")))
+
+
+def test_a_refused_request_keeps_no_personal_value_and_errors_do_not_echo_them(personal_version, keyed, german):
+    bad = rows(german, 2)
+    bad[1]["age"] = 41.5
+    response = keyed.post(
+        "/api/v1/models/credit-risk/predict", {"instances": bad, "business_keys": KEYS[:2]}, format="json"
+    )
+    assert response.status_code == 400
+    assert "41.5" not in response.content.decode()
+    refused = PredictionLog.objects.get(outcome="invalid")
+    assert "41.5" not in refused.inputs_json and "29" not in refused.inputs_json.split('"age"')[1][:10]
+    assert personal.NOT_LOGGED in refused.inputs_json
+
+
+def test_kek_rotation_rewraps_keys_without_touching_the_log(personal_version, keyed, german, api_client, auditor, kek):
+    answer = serve(keyed, german)
+    record_id = answer["prediction_ids"][0].split(".")[0]
+    before = raw_row(record_id)
+    kek.LOG_KEK_PREVIOUS = ["11" * 32]
+    kek.LOG_KEK = "33" * 32
+    personal.forget_keys()
+    assert personal.rotate_kek() == 5
+    kek.LOG_KEK_PREVIOUS = []
+    personal.forget_keys()
+    assert raw_row(record_id) == before
+    api_client.force_authenticate(auditor)
+    assert [r["age"] for r in api_client.get(f"/api/v1/predictions/{record_id}/").json()["inputs"]] == AGES
+
+
+def test_an_inline_explanation_is_returned_in_clear_and_logged_sealed(
+    personal_version, keyed, german, api_client, auditor
+):
+    response = keyed.post(
+        "/api/v1/models/credit-risk/predict",
+        {"instances": rows(german, 2), "business_keys": KEYS[:2], "explain": True},
+        format="json",
+    )
+    assert response.status_code == 200
+    returned = response.json()["explanations"]
+    assert "age" in returned[0]["contributions"]
+    record_id = response.json()["prediction_ids"][0].split(".")[0]
+    outputs_json = PredictionLog.objects.filter(public_id=record_id).values_list("outputs_json", flat=True).get()
+    assert '"contributions"' not in outputs_json and '"explanations":[{"$enc"' in outputs_json
+    api_client.force_authenticate(auditor)
+    logged = api_client.get(f"/api/v1/predictions/{record_id}.0/explanation").json()
+    assert logged["contributions"] == returned[0]["contributions"]
