@@ -20,7 +20,7 @@ from lifecycle.models import RegisteredModel
 from lifecycle.selectors import visible_versions
 from monitoring import selectors
 from serving.errors import ServingError
-from serving.http import caller_of
+from serving.http import caller_of, parse_json
 from serving.selectors import prediction_row
 from serving.services import OutcomeItem, record_outcomes
 
@@ -70,8 +70,8 @@ class OutcomeBulkApi(APIView):
     def post(self, request: Request) -> Response:
         caller = caller_of(request)
         try:
-            body = json.loads(request.body or b"null")
-        except ValueError as exc:
+            body = parse_json(request.body)  # depth-limited, lone surrogates refused (no 500)
+        except (ValueError, UnicodeDecodeError) as exc:
             raise ServingError(f"The body is not valid JSON: {exc}", status=400, code="malformed_json")
         items = body.get("outcomes") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:

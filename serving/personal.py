@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from core import audit
@@ -150,18 +150,19 @@ def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tup
         _require_known_kek()
         for pk, h, wrapped, key_id_ in _live_keys(model_name, missing, month):
             found[h] = (pk, _unwrap(key_id_, wrapped))
-        for h in missing - found.keys():
-            data_key = AESGCM.generate_key(bit_length=256)
-            key_id_, wrapped = _wrap(data_key)
-            try:
-                with transaction.atomic():
-                    row = SubjectKey.objects.create(
-                        model_name=model_name, subject_hash=h, month=month, wrapped=wrapped, kek_id=key_id_
-                    )
-                found[h] = (row.pk, data_key)
-            except IntegrityError:  # another process made it first: take theirs
-                for pk, _, other, other_kek in _live_keys(model_name, {h}, month):
-                    found[h] = (pk, _unwrap(other_kek, other))
+        new = {h: AESGCM.generate_key(bit_length=256) for h in missing - found.keys()}
+        if new:
+            made = []
+            for h, data_key in new.items():
+                key_id_, wrapped = _wrap(data_key)
+                made.append(
+                    SubjectKey(model_name=model_name, subject_hash=h, month=month, wrapped=wrapped, kek_id=key_id_)
+                )
+            # one INSERT for every new subject; a key another process made first wins (the unique
+            # live key per subject and month), and is read back like any other
+            SubjectKey.objects.bulk_create(made, ignore_conflicts=True)
+            for pk, h, wrapped, key_id_ in _live_keys(model_name, set(new), month):
+                found[h] = (pk, _unwrap(key_id_, wrapped))
         with _lock:
             for h in missing:
                 _writing[(model_name, h, month)] = (*found[h], now)
