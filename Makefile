@@ -47,6 +47,9 @@ serve: export DEBUG = False
 # -Proto: the application may trust them. Uploads spool to var/upload-tmp, emptied at each start.
 serve: export TRUST_PROXY_HEADERS = True
 serve: export FILE_UPLOAD_TEMP_DIR = $(CURDIR)/var/upload-tmp
+# The API keys' rate and daily quota are counted in Redis, shared by every gunicorn worker
+# (serving.throttling); set CACHE_URL to use another one.
+serve: export CACHE_URL ?= rediscache://127.0.0.1:6379/2
 # Plain HTTP is for a local demo only: on a loopback HOST there is no redirect to HTTPS unless the
 # environment says SECURE_SSL_REDIRECT=True (check --deploy then warns, W008); elsewhere the
 # settings' default (True) holds and TLS ends in front of nginx.
@@ -101,6 +104,10 @@ bench: venv bench/.mlflow-venv/.installed bench/.mlserver-venv/.installed ## Ser
 
 bench-batch: venv bench/.mlflow-venv/.installed ## Batch benchmark on PostgreSQL + Redis: a 1,000,000-row CSV with 1 and 2 workers, against the model alone and mlflow models predict
 	$(PY) bench/batch/run.py
+
+bench-personal: venv ## Personal data's cost on PostgreSQL: serving with and without two personal fields (wrk), erasing a subject with 10,000 rows
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PY) bench/personal/run.py
 
 bench-audit: venv ## Auditor benchmark on PostgreSQL: export 1,000,000 logged predictions (rows/s, memory) and a report over them
 	$(PY) bench/audit/run.py

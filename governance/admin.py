@@ -235,6 +235,7 @@ class VersionReviewAdmin(OfficerReadOnly):
             "findings": Finding.objects.filter(version=version).select_related("owner")[:50],
             "monitoring_url": reverse("monitoring:version", args=[version.registered_model.name, version.version]),
             "shadow": version.shadows.select_related("started_by").first(),
+            "stuck_checks": services.stuck_checks(version),
             "comparisons": shadows.display(version),
         }
         return TemplateResponse(request, "admin/governance/review.html", context)
@@ -271,6 +272,10 @@ class VersionReviewAdmin(OfficerReadOnly):
                     tier=request.POST.get("tier", ""),
                     justification=justification,
                 )
+            elif action == "requeue_checks":
+                requeued = services.requeue_checks(version.pk, actor=request.user)
+                messages.success(request, f"{len(requeued)} stuck check(s) sent to the workers again.")
+                return HttpResponseRedirect(back)
             elif action == "shadow":
                 shadows.start_shadow(version.pk, actor=request.user, justification=justification)
             elif action == "end_shadow":

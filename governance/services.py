@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from core import audit
 from core.errors import Forbidden
 from core.roles import RISK_OFFICERS, has_role
-from governance import integrity
+from governance import integrity, jobs, selectors
 from governance.errors import WorkflowError
-from lifecycle.models import RegisteredModel, RiskTier
+from governance.models import CheckRun
+from lifecycle.models import ModelVersion, RegisteredModel, RiskTier
 
 
 @transaction.atomic
@@ -38,3 +40,39 @@ def set_risk_tier(model_id: int, *, actor: Any, tier: str, justification: str) -
     )
     integrity.suspend_void_versions(model_id=model.pk)
     return model
+
+
+def stuck_checks(version: ModelVersion) -> list[CheckRun]:
+    """The version's checks nobody is working on: queued longer than CHECK_RESEND_AFTER_SECONDS,
+    or running past the task time limit (what the beat sweep sends again; officers see them)."""
+    from django.conf import settings as conf
+
+    return list(
+        selectors.stranded_checks(
+            now=timezone.now(),
+            queued_for=conf.CHECK_RESEND_AFTER_SECONDS,
+            running_for=conf.CELERY_TASK_TIME_LIMIT + conf.CHECK_RESEND_AFTER_SECONDS,
+        ).filter(version=version)
+    )
+
+
+@transaction.atomic
+def requeue_checks(version_id: int, *, actor: Any) -> list[int]:
+    """A risk officer sends the version's stuck checks again (audited); a check run twice is
+    recorded once. Refused when none is stuck."""
+    if not has_role(actor, RISK_OFFICERS):
+        raise WorkflowError("Only risk officers re-queue checks.", status=403)
+    version = ModelVersion.objects.select_for_update().get(pk=version_id)
+    stuck = stuck_checks(version)
+    if not stuck:
+        raise WorkflowError(f"No check of {version} is stuck: nothing to re-queue.")
+    ids = [c.pk for c in stuck]
+    audit.record(
+        audit.CHECKS_REQUEUED,
+        actor=actor,
+        target=version,
+        data={"checks": [{"id": c.pk, "kind": c.kind, "status": c.status} for c in stuck]},
+    )
+    for check_id in ids:
+        jobs.after_commit("run_check", check_id)
+    return ids
