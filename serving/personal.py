@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core import audit
@@ -92,12 +92,18 @@ def forget_keys() -> None:
     with _lock:
         _writing.clear()
         _reading.clear()
+        _kek_checked.clear()
 
 
 def _wrap(data_key: bytes) -> tuple[str, bytes]:
     current, keys = _keks()
     nonce = os.urandom(12)
-    return current, nonce + AESGCM(keys[current]).encrypt(nonce, data_key, b"subject-key")
+    return current, nonce + _kek_aead(keys[current]).encrypt(nonce, data_key, b"subject-key")
+
+
+@functools.lru_cache(maxsize=8)
+def _kek_aead(kek: bytes) -> AESGCM:
+    return AESGCM(kek)
 
 
 def _unwrap(key_id_: str, wrapped: bytes) -> bytes:
@@ -131,15 +137,17 @@ def month_of(moment: datetime) -> date:
 
 
 _lock = threading.Lock()
-_writing: dict[tuple[str, str, date], tuple[int, bytes, float]] = {}
+_writing: dict[tuple[str, str, date], tuple[int, AESGCM, float]] = {}
+_kek_checked: list[float] = []
 _reading: dict[tuple[int, str, bytes], bytes] = {}
 
 
-def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tuple[int, bytes]]:
-    """The live data key of each subject for this month, made on first use. A process keeps them
-    SUBJECT_KEY_CACHE_SECONDS: an erasure reaches every process's new answers within that time."""
+def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tuple[int, AESGCM]]:
+    """The live data key of each subject for this month (ready to encrypt), made on first use. A
+    process keeps them SUBJECT_KEY_CACHE_SECONDS: an erasure reaches every process's new answers
+    within that time."""
     now = time.monotonic()
-    found: dict[str, tuple[int, bytes]] = {}
+    found: dict[str, tuple[int, AESGCM]] = {}
     with _lock:
         for h in hashes:
             cached = _writing.get((model_name, h, month))
@@ -148,36 +156,62 @@ def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tup
     missing = hashes - found.keys()
     if missing:
         _require_known_kek()
-        for pk, h, wrapped, key_id_ in _live_keys(model_name, missing, month):
-            found[h] = (pk, _unwrap(key_id_, wrapped))
-        new = {h: AESGCM.generate_key(bit_length=256) for h in missing - found.keys()}
-        if new:
-            made = []
-            for h, data_key in new.items():
-                key_id_, wrapped = _wrap(data_key)
-                made.append(
-                    SubjectKey(model_name=model_name, subject_hash=h, month=month, wrapped=wrapped, kek_id=key_id_)
-                )
-            # one INSERT for every new subject; a key another process made first wins (the unique
-            # live key per subject and month), and is read back like any other
-            SubjectKey.objects.bulk_create(made, ignore_conflicts=True)
-            for pk, h, wrapped, key_id_ in _live_keys(model_name, set(new), month):
-                found[h] = (pk, _unwrap(key_id_, wrapped))
+        for h, (pk, data_key) in _make_keys(model_name, missing, month).items():
+            found[h] = (pk, AESGCM(data_key))
+        for pk, h, wrapped, key_id_ in _live_keys(model_name, missing - found.keys(), month):
+            found[h] = (pk, AESGCM(_unwrap(key_id_, wrapped)))
         with _lock:
             for h in missing:
                 _writing[(model_name, h, month)] = (*found[h], now)
     return found
 
 
+def _make_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tuple[int, bytes]]:
+    """New keys for the subjects that have none this month, in one statement; a subject whose key
+    another process made first is left out (the unique live key per subject and month) and read
+    back by the caller like any other."""
+    new = {h: AESGCM.generate_key(bit_length=256) for h in sorted(hashes)}
+    wrapped = {h: _wrap(k) for h, k in new.items()}
+    if connection.vendor == "postgresql":  # one round trip: INSERT ... ON CONFLICT DO NOTHING RETURNING
+        table = connection.ops.quote_name(SubjectKey._meta.db_table)
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, NULL, '')"] * len(new))
+        params: list[Any] = []
+        stamp = timezone.now()
+        for h in new:
+            params += [model_name, h, month, wrapped[h][1], wrapped[h][0], stamp]
+        sql = (
+            f"INSERT INTO {table} (model_name, subject_hash, month, wrapped, kek_id, created_at, erased_at, "  # noqa: S608
+            f"erased_because) VALUES {values} ON CONFLICT (model_name, subject_hash, month) WHERE erased_at IS NULL "
+            "DO NOTHING RETURNING id, subject_hash"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {h: (pk, new[h]) for pk, h in cursor.fetchall()}
+    rows = [
+        SubjectKey(model_name=model_name, subject_hash=h, month=month, wrapped=w[1], kek_id=w[0])
+        for h, w in wrapped.items()
+    ]
+    SubjectKey.objects.bulk_create(rows, ignore_conflicts=True)
+    made = {}
+    for pk, h, stored, _ in _live_keys(model_name, set(new), month):
+        if bytes(stored) == wrapped[h][1]:  # ours, not another process's
+            made[h] = (pk, new[h])
+    return made
+
+
 def _require_known_kek() -> None:
     """A new key is never made under a KEK that cannot open the keys already there: with a
-    wrong LOG_KEK serving refuses (503) rather than log under a key nobody can read later."""
+    wrong LOG_KEK serving refuses (503) rather than log under a key nobody can read later.
+    Asked of the database once per SUBJECT_KEY_CACHE_SECONDS per process."""
+    if _kek_checked and time.monotonic() - _kek_checked[0] < settings.SUBJECT_KEY_CACHE_SECONDS:
+        return
     _, keys = _keks()
     if SubjectKey.objects.filter(erased_at__isnull=True).exclude(kek_id__in=list(keys)).exists():
         raise KeysUnavailable(
             "The personal data in the log cannot be written: LOG_KEK is not the key its data keys were wrapped "
             "with (a wrong key, or a rotation without LOG_KEK_PREVIOUS)."
         )
+    _kek_checked[:] = [time.monotonic()]
 
 
 def _live_keys(model_name: str, hashes: set[str], month: date) -> list[Any]:
@@ -209,9 +243,9 @@ def _read_keys(ids: set[int]) -> dict[int, bytes | None]:
 
 
 # --- writing and reading values -------------------------------------------------------------
-def _seal(key_pk: int, data_key: bytes, value: Any, place: str) -> dict[str, str]:
+def _seal(key_pk: int, aead: AESGCM, value: Any, place: str) -> dict[str, str]:
     nonce = os.urandom(12)
-    sealed = AESGCM(data_key).encrypt(nonce, orjson.dumps(value), place.encode())
+    sealed = aead.encrypt(nonce, orjson.dumps(value), place.encode())
     return {ENC: f"{key_pk}:{base64.b64encode(nonce + sealed).decode()}"}
 
 
