@@ -41,7 +41,10 @@ def start_shadow(version_id: int, *, actor: Any, justification: str) -> Shadow:
 
 @transaction.atomic
 def end_shadow(shadow_id: int, *, actor: Any) -> Shadow:
-    shadow = Shadow.objects.select_for_update().get(pk=shadow_id)
+    shadow = Shadow.objects.select_for_update().select_related("version").get(pk=shadow_id)
+    rule = rules.can_end_shadow(shadow.version, actor)
+    if not rule and shadow.ended_at is None:
+        raise WorkflowError(rule.reason, status=403 if rule.forbidden else 409)
     if shadow.ended_at is None:
         shadow.ended_at = timezone.now()
         shadow.ended_by_username = getattr(actor, "username", "") or "system"

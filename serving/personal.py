@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from core import audit
 from core.keyfiles import read_or_create
+from core.roles import RISK_OFFICERS, has_role
 from serving.errors import ServingError
 from serving.log import _mac_key
 from serving.models import LegalHold, SubjectKey
@@ -400,7 +401,10 @@ def holds(model_name: str) -> bool:
 def erase_subject(*, model_name: str, subject: Any, actor: Any) -> int:
     """Destroy every data key of the subject in the model's log (all months): their values read
     "[erased]" from now on. Refused with 409 while a legal hold is in force. The audit event
-    holds a salted hash of the subject, never the value."""
+    holds a salted hash of the subject, never the value. Risk officers only: the API and the
+    page ask this same rule."""
+    if not has_role(actor, RISK_OFFICERS):
+        raise ServingError("Only risk officers erase a data subject's personal data.", status=403, code="forbidden")
     if holds(model_name):
         raise ServingError(
             f"{model_name} is under a legal hold: no personal data of it is erased until a risk officer releases it.",

@@ -258,3 +258,14 @@ def test_an_inline_explanation_is_returned_in_clear_and_logged_sealed(
     api_client.force_authenticate(auditor)
     logged = api_client.get(f"/api/v1/predictions/{record_id}.0/explanation").json()
     assert logged["contributions"] == returned[0]["contributions"]
+
+
+def test_only_risk_officers_erase_whatever_the_interface(personal_version, keyed, german, data_scientist, auditor):
+    from serving.errors import ServingError
+
+    serve(keyed, german)
+    for person in (data_scientist, auditor):
+        with pytest.raises(ServingError) as refused:
+            personal.erase_subject(model_name="credit-risk", subject="app-7731", actor=person)
+        assert refused.value.status == 403
+    assert not SubjectKey.objects.filter(erased_at__isnull=False).exists()
