@@ -3,6 +3,7 @@ default: nothing set means SQLite in the project folder and Celery tasks run in-
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -260,6 +261,11 @@ MONITOR_INTERVAL_SECONDS = env.int("MONITOR_INTERVAL_SECONDS", default=3600)
 MONITOR_MIN_ROWS = env.int("MONITOR_MIN_ROWS", default=500)
 # KS reads the values themselves: at most this many rows of a window (every k-th record beyond).
 MONITOR_KS_MAX_ROWS = env.int("MONITOR_KS_MAX_ROWS", default=100_000)
+# Folding a seal into the hourly counts parses every row: a seal of at least twice
+# MONITOR_FOLD_ROWS_PER_PROCESS rows is counted by up to MONITOR_FOLD_PROCESSES forked processes
+# (PostgreSQL only). Default: the machine's cores.
+MONITOR_FOLD_PROCESSES = env.int("MONITOR_FOLD_PROCESSES", default=os.cpu_count() or 1)
+MONITOR_FOLD_ROWS_PER_PROCESS = env.int("MONITOR_FOLD_ROWS_PER_PROCESS", default=100_000)
 # A version put in shadow is also compared on the production traffic of this long before it started.
 SHADOW_BACKFILL_SECONDS = env.int("SHADOW_BACKFILL_SECONDS", default=7 * 86400)
 CELERY_BEAT_SCHEDULE["monitor"] = {"task": "monitoring.tasks.monitor_task", "schedule": MONITOR_INTERVAL_SECONDS}

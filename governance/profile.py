@@ -72,14 +72,12 @@ def count_numeric(values: np.ndarray, edges: list[float]) -> list[int]:
 def count_categorical(values: Any, categories: list[str]) -> list[int]:
     """Counts per reference category, then everything unseen (missing included unless seen)."""
     by_key: dict[str, int] = {}
-    # (keys are spelled once per distinct value, not once per row; NaN counted apart, since
-    # two NaN objects are different Counter keys)
+    # Keys are spelled once per distinct value, not once per row (Counter counts in C). Two NaN
+    # objects are different Counter keys: each is spelled MISSING, so they add up.
     values = list(values)
-    counter = Counter(v for v in values if not (isinstance(v, float) and math.isnan(v)))
-    nan = len(values) - sum(counter.values())
-    for value, n in [*counter.items(), *([(float("nan"), nan)] if nan else [])]:
+    for value, n in Counter(values).items():
         key = category_key(value)
-        by_key[key] = by_key.get(key, 0) + int(n)
+        by_key[key] = by_key.get(key, 0) + n
     seen = [by_key.get(c, 0) for c in categories]
     return seen + [len(values) - sum(seen)]
 

@@ -19,8 +19,8 @@ import numpy as np
 import orjson
 import pandas as pd
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from core import audit
@@ -143,24 +143,24 @@ def accumulate_sealed(*, max_seals: int | None = None) -> int:
 
 def fold_seal(seal_id: int) -> int:
     """Add one seal's answered rows to the hourly counts, exactly once (the FoldedSeal row and the
-    counts commit together; a second worker folding the same seal fails on its unique key)."""
-    references: dict[int, Reference | None] = {}
-    groups: dict[tuple[int, datetime], Rows] = {}
-    records = _answered(PredictionLog.objects.filter(seal_id=seal_id)).values_list(
-        "version_id", "created_at", "inputs_json", "outputs_json", "public_id"
-    )
-    n_records = 0
-    for version_id, created_at, inputs_json, outputs_json, public_id in records.iterator(chunk_size=2000):
-        if version_id not in references:
-            references[version_id] = reference_of(ModelVersion.objects.get(pk=version_id))
-        reference = references[version_id]
-        n_records += 1
-        if reference is None:
-            continue
-        hour = created_at.replace(minute=0, second=0, microsecond=0)
-        rows = groups.setdefault((version_id, hour), Rows())
-        rows.add(inputs_of(public_id, inputs_json), orjson.loads(outputs_json), reference)
-    counted = {key: (rows.n, counts_of(rows, references[key[0]])) for key, rows in groups.items()}  # type: ignore[arg-type]
+    counts commit together; a second worker folding the same seal fails on its unique key).
+
+    A large seal on PostgreSQL is counted by MONITOR_FOLD_PROCESSES forked processes, each over
+    its share of the records (parsing the rows is the cost, and it is per row); the counts come
+    back to this process, which commits them. Counting is exact either way: the parts partition
+    the records and counts add up."""
+    references = {
+        version_id: reference_of(ModelVersion.objects.get(pk=version_id))
+        for version_id in _answered(PredictionLog.objects.filter(seal_id=seal_id))
+        .order_by()
+        .values_list("version_id", flat=True)
+        .distinct()
+    }
+    parts = _fold_parts(seal_id)
+    if parts > 1:
+        n_records, counted = _count_in_processes(seal_id, references, parts)
+    else:
+        n_records, counted = _count_part(seal_id, references, 0, 1)
     try:
         with transaction.atomic():
             FoldedSeal.objects.create(seal_id=seal_id, records=n_records, rows=sum(n for n, _ in counted.values()))
@@ -177,6 +177,88 @@ def fold_seal(seal_id: int) -> int:
     except IntegrityError:  # another worker folded it first
         return 0
     return sum(n for n, _ in counted.values())
+
+
+Counted = dict[tuple[int, datetime], tuple[int, dict[str, list[int]]]]
+
+
+def _count_part(seal_id: int, references: dict[int, Reference | None], part: int, parts: int) -> tuple[int, Counted]:
+    """Bin counts per (version, hour) of the seal's answered records whose id is `part` modulo
+    `parts`, and the number of records read."""
+    groups: dict[tuple[int, datetime], Rows] = {}
+    records = _answered(PredictionLog.objects.filter(seal_id=seal_id))
+    if parts > 1:
+        records = records.annotate(part=F("pk") % parts).filter(part=part)
+    n_records = 0
+    for version_id, created_at, inputs_json, outputs_json, public_id in records.values_list(
+        "version_id", "created_at", "inputs_json", "outputs_json", "public_id"
+    ).iterator(chunk_size=2000):
+        reference = references.get(version_id)
+        n_records += 1
+        if reference is None:
+            continue
+        hour = created_at.replace(minute=0, second=0, microsecond=0)
+        rows = groups.setdefault((version_id, hour), Rows())
+        rows.add(inputs_of(public_id, inputs_json), orjson.loads(outputs_json), reference)
+    counted = {key: (rows.n, counts_of(rows, references[key[0]])) for key, rows in groups.items()}  # type: ignore[arg-type]
+    return n_records, counted
+
+
+def _fold_parts(seal_id: int) -> int:
+    """How many processes count this seal: one unless the database is a server other processes
+    can read (not SQLite, not inside a transaction they could not see) and the seal is large."""
+    processes = max(1, settings.MONITOR_FOLD_PROCESSES)
+    if processes == 1 or connection.vendor == "sqlite" or connection.in_atomic_block:
+        return 1
+    rows = PredictionLog.objects.filter(seal_id=seal_id).aggregate(rows=Sum("n_rows"))["rows"] or 0
+    return min(processes, max(1, rows // settings.MONITOR_FOLD_ROWS_PER_PROCESS))
+
+
+def _count_in_processes(seal_id: int, references: dict[int, Reference | None], parts: int) -> tuple[int, Counted]:
+    """_count_part in `parts` forked processes (billiard's: a Celery prefork worker is a daemon
+    process, which the standard library refuses to give children). Each child opens its own
+    database connection; this process's is closed first so that no socket is shared."""
+    import billiard
+
+    context = billiard.get_context("fork")
+    connections.close_all()
+    children = []
+    for part in range(parts):
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(target=_count_child, args=(sender, seal_id, references, part, parts), daemon=True)
+        child.start()
+        sender.close()
+        children.append((child, receiver))
+    n_records, counted = 0, Counted()
+    try:
+        for child, receiver in children:
+            try:
+                ok, result = receiver.recv()
+            except EOFError:
+                raise RuntimeError(f"a fold process of seal {seal_id} died (exit code {child.exitcode})") from None
+            if not ok:
+                raise RuntimeError(f"a fold process of seal {seal_id} failed: {result}")
+            n_records += result[0]
+            for key, (n, counts) in result[1].items():
+                before_n, before = counted.get(key, (0, {}))
+                _add_counts(before, counts)
+                counted[key] = (before_n + n, before)
+    finally:
+        for child, receiver in children:
+            receiver.close()
+            child.join(timeout=5)
+    return n_records, counted
+
+
+def _count_child(sender: Any, seal_id: int, references: dict[int, Reference | None], part: int, parts: int) -> None:
+    try:
+        result = _count_part(seal_id, references, part, parts)
+        sender.send((True, result))
+    except Exception as exc:  # sent to the parent, which raises it with the seal named
+        sender.send((False, f"{type(exc).__name__}: {exc}"))
+    finally:
+        connections.close_all()
+        sender.close()
 
 
 # --- windows ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from tests.serving.conftest import production  # noqa: F401  (a deployed version, for the batch tests)
+from tests.serving.conftest import client_key, keyed, production  # noqa: F401  (fixtures: a deployed version, an API key)
 
 START_HELP = (
     "Run this suite with `make test-services` (it sets DATABASE_URL=postgres://... and "
