@@ -1,6 +1,6 @@
-"""Every evidence row proven: each decision, deployment, finished check, policy, outcome and role
-membership must still say what the audit chain recorded of it (core.evidence). Reads every
-layer's tables, so it lives at the top."""
+"""Every evidence row proven: each decision, deployment, finished check, policy, outcome, role
+membership and destroyed dataset key must still say what the audit chain recorded of it
+(core.evidence). Reads every layer's tables, so it lives at the top."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from governance.models import (
     FindingComment,
     Policy,
 )
+from lifecycle.models import DatasetKey
 from monitoring.models import MonitoringWindow
 from serving.models import DecisionReview, Explanation, PredictionOutcome
 
@@ -47,6 +48,8 @@ def evidence_tables() -> list[tuple[type[models.Model], models.Q]]:
         (Finding, models.Q()),
         (FindingComment, models.Q()),
         (MonitoringWindow, models.Q()),
+        # a destroyed dataset key stays destroyed: its row never changes after the event
+        (DatasetKey, models.Q(destroyed_at__isnull=False)),
     ]
 
 
@@ -75,15 +78,24 @@ def verify_evidence(limit: int = 20) -> EvidenceVerification:
     failures: list[str] = []
     broken: set[str] = set()
     checked = 0
+    visited: set[str] = set()
     for model, which in evidence_tables():
         label = model._meta.label_lower
         for values in model._default_manager.filter(which).order_by("pk").values(*columns(model)).iterator():
             checked += 1
             key = f"{label}:{values['id']}"
+            visited.add(key)
             problem = _check(key, values, latest.get(key))
             if problem:
                 broken.add(key)
                 failures.append(problem)
+    # A destroyed dataset key stays destroyed: one whose row was put back (no longer destroyed,
+    # so not among the rows above) is found from the chain's record of it.
+    destroyed_prefix = DatasetKey._meta.label_lower + ":"
+    for key in sorted(k for k in latest if k.startswith(destroyed_prefix) and k not in visited):
+        checked += 1
+        broken.add(key)
+        failures.append(f"{key} is no longer the destroyed key audit event #{latest[key].seq} recorded")
     members = {
         (user_id, role)
         for role, user_id in Group.objects.filter(name__in=ALL_ROLES).values_list("name", "user__id")

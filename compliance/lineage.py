@@ -58,7 +58,9 @@ class LineageGraph:
 
 
 def _dataset_node(d: Dataset) -> Node:
-    return Node(key=f"dataset:{d.pk}", kind="dataset", label=str(d), sha256=d.sha256)
+    destroyed = d.key_destroyed_at
+    status = f"key destroyed on {destroyed:%Y-%m-%d}" if destroyed else ""
+    return Node(key=f"dataset:{d.pk}", kind="dataset", label=str(d), sha256=d.sha256, status=status)
 
 
 def _depth(v: ModelVersion) -> int:
@@ -150,7 +152,9 @@ def lineage_svg(graph: LineageGraph, *, focus: str = "") -> str:
             f'<text x="{x + 8}" y="{y + 34}" font-size="10" font-family="monospace" fill="#4b5563">'
             f"sha256 {escape(n.sha256[:16])}…</text>",
         ]
-        if n.status:
+        if n.status and n.kind == "dataset":  # "key destroyed on ...": a line of its own
+            box.append(f'<text x="{x + 8}" y="{y + 46}" font-size="9" fill="#b3261e">{escape(n.status)}</text>')
+        elif n.status:
             box.append(
                 f'<text x="{x + NODE_W - 8}" y="{y + 18}" font-size="10" text-anchor="end" fill="{colour}">'
                 f"{escape(n.status.replace('_', ' '))}</text>"

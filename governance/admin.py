@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -21,12 +22,13 @@ from core.errors import DomainError
 from core.models import AuditEvent
 from core.periods import parse_moment
 from core.roles import RISK_OFFICERS, has_role
+from governance import datasets as dataset_services
 from governance import findings as finding_services
 from governance import review, rules, services, snapshots, workflow
 from governance import shadow as shadows
 from governance.models import CheckRun, Decision, Deployment, Finding, Policy, VersionReview
 from governance.policies import update_policy
-from lifecycle.models import ModelVersion, RegisteredModel, RiskTier, Status
+from lifecycle.models import Dataset, ModelVersion, RegisteredModel, RiskTier, Status
 
 
 def is_officer(request: HttpRequest) -> bool:
@@ -383,3 +385,52 @@ class FindingAdmin(admin.ModelAdmin):
             "review_url": reverse("admin:governance_versionreview_change", args=[finding.version_id]),
         }
         return TemplateResponse(request, "admin/governance/finding.html", context)
+
+
+@admin.register(Dataset)
+class DatasetAdmin(ReadOnly):
+    """The registry's datasets, read-only, and the risk officers' action that destroys a
+    dataset's key (governance.datasets: refused while a version that used it may be served, and
+    until the policy's retention has passed; audited)."""
+
+    list_display = ["name", "version", "row_count", "sha256", "at_rest", "created_at"]
+    search_fields = ["name", "sha256"]
+    actions = ["destroy_key"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_officer(request) or super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_officer(request) or super().has_view_permission(request, obj)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Dataset]:
+        return super().get_queryset(request).select_related("data_key")
+
+    @admin.display(description="at rest")
+    def at_rest(self, obj: Dataset) -> str:
+        return obj.at_rest
+
+    @admin.action(description="Destroy the key of the selected datasets (their data can never be read again)")
+    def destroy_key(self, request: HttpRequest, queryset: QuerySet[Dataset]) -> HttpResponse | None:
+        if not is_officer(request):
+            messages.error(request, "Only risk officers destroy a dataset's key.")
+            return None
+        justification = request.POST.get("justification", "").strip()
+        if request.POST.get("confirm") != "yes" or not justification:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Destroy the keys of datasets",
+                "opts": self.model._meta,
+                "datasets": [(d, rules.can_destroy_dataset_key(d, request.user)) for d in queryset],
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "missing_justification": request.POST.get("confirm") == "yes",
+            }
+            return TemplateResponse(request, "admin/governance/destroy_dataset_key.html", context)
+        for dataset in queryset:
+            try:
+                key = dataset_services.destroy_dataset_key(dataset.pk, actor=request.user, justification=justification)
+            except DomainError as exc:
+                messages.error(request, f"Refused: {exc.message}")
+            else:
+                messages.success(request, f"The key of dataset {dataset} was destroyed on {key.destroyed_at:%Y-%m-%d}.")
+        return None

@@ -24,6 +24,7 @@ from governance import fairness, profile, refit
 from governance.models import CheckKind, CheckRun, CheckStatus
 from lifecycle import onnx_model
 from lifecycle.artifacts import sha256_of
+from lifecycle.dataset_store import open_dataset
 from lifecycle.models import Dataset, ModelVersion
 from lifecycle.services import load_version_model
 
@@ -40,9 +41,8 @@ class Outcome:
 
 
 def _frame(dataset: Dataset) -> pd.DataFrame:
-    try:
-        with dataset.file.open("rb") as handle:
-            return pd.read_csv(handle, skipinitialspace=True)
+    try:  # decrypted and verified (a destroyed key or a changed file is a DomainError: the check errs)
+        return pd.read_csv(open_dataset(dataset), skipinitialspace=True)
     except OSError as exc:
         raise TransientCheckError(f"cannot read {dataset}: {exc}") from exc
 

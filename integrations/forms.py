@@ -5,7 +5,8 @@ from __future__ import annotations
 from django import forms
 
 from lifecycle.forms import DatasetSelect
-from lifecycle.models import Dataset, RiskTier
+from lifecycle.models import RiskTier
+from lifecycle.selectors import readable_datasets
 
 
 class MlflowImportForm(forms.Form):
@@ -18,9 +19,9 @@ class MlflowImportForm(forms.Form):
     title = forms.CharField(max_length=200, required=False, help_text="Title of a newly registered model.")
     risk_tier = forms.ChoiceField(choices=RiskTier.choices, initial=RiskTier.MEDIUM, help_text="Proposed tier if new.")
     training_data = forms.FileField(required=False, help_text="A CSV file with a header row.")
-    training_dataset = DatasetSelect(queryset=Dataset.objects.all(), required=False, empty_label="— upload a file —")
+    training_dataset = DatasetSelect(queryset=readable_datasets(), required=False, empty_label="— upload a file —")
     evaluation_data = forms.FileField(required=False, help_text="A CSV file with a header row.")
-    evaluation_dataset = DatasetSelect(queryset=Dataset.objects.all(), required=False, empty_label="— upload a file —")
+    evaluation_dataset = DatasetSelect(queryset=readable_datasets(), required=False, empty_label="— upload a file —")
     label_column = forms.CharField(max_length=200)
     sensitive_features = forms.CharField(required=False, help_text="Comma separated column names.")
 

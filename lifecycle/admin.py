@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from lifecycle.models import Dataset, ModelCard, ModelVersion, RegisteredModel
+from lifecycle.models import ModelCard, ModelVersion, RegisteredModel
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,10 +35,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     search_fields = ["registered_model__name", "artifact_sha256"]
 
 
-@admin.register(Dataset)
-class DatasetAdmin(ReadOnlyAdmin):
-    list_display = ["name", "version", "row_count", "sha256", "created_at"]
-    search_fields = ["name", "sha256"]
+# Datasets are in the risk officers' admin (governance.admin): destroying a dataset's key follows
+# governance's rules (the versions that used it, the policy's retention).
 
 
 @admin.register(ModelCard)

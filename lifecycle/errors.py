@@ -2,7 +2,17 @@ from __future__ import annotations
 
 from core.errors import DomainError, Forbidden, NotFound, TooLarge
 
-__all__ = ["ArtifactIntegrityError", "Forbidden", "LifecycleError", "NotFound", "SubmissionInvalid", "TooLarge"]
+__all__ = [
+    "ArtifactIntegrityError",
+    "DatasetIntegrityError",
+    "DatasetKeyDestroyed",
+    "DatasetKeysUnavailable",
+    "Forbidden",
+    "LifecycleError",
+    "NotFound",
+    "SubmissionInvalid",
+    "TooLarge",
+]
 
 
 class LifecycleError(DomainError):
@@ -28,3 +38,26 @@ class ArtifactIntegrityError(LifecycleError):
 
     code = "artifact_tampered"
     status = 409
+
+
+class DatasetKeyDestroyed(LifecycleError):
+    """A dataset whose data key a risk officer destroyed: its file can never be read again."""
+
+    code = "dataset_key_destroyed"
+    status = 410
+
+
+class DatasetIntegrityError(LifecycleError):
+    """A dataset's stored file does not decrypt, or not to its recorded SHA-256: it was changed,
+    truncated, reordered, or belongs to another dataset."""
+
+    code = "dataset_tampered"
+    status = 409
+
+
+class DatasetKeysUnavailable(LifecycleError):
+    """A dataset's key cannot be unwrapped: LOG_KEK is wrong (or the KEK that wrapped it is not
+    configured). Nothing is read or stored in clear instead."""
+
+    code = "dataset_keys_unavailable"
+    status = 503

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from lifecycle.models import CARD_SECTIONS, Dataset, RiskTier
+from lifecycle.selectors import readable_datasets
 
 
 class RegisterModelForm(forms.Form):
@@ -32,9 +33,9 @@ class DatasetSelect(forms.ModelChoiceField):
 class VersionForm(CardFieldsMixin):
     artifact = forms.FileField(help_text='A skops file: skops.io.dump(model, "model.skops").', required=False)
     training_data = forms.FileField(required=False, help_text="A CSV file with a header row.")
-    training_dataset = DatasetSelect(queryset=Dataset.objects.all(), required=False, empty_label="— upload a file —")
+    training_dataset = DatasetSelect(queryset=readable_datasets(), required=False, empty_label="— upload a file —")
     evaluation_data = forms.FileField(required=False, help_text="A CSV file with a header row.")
-    evaluation_dataset = DatasetSelect(queryset=Dataset.objects.all(), required=False, empty_label="— upload a file —")
+    evaluation_dataset = DatasetSelect(queryset=readable_datasets(), required=False, empty_label="— upload a file —")
     label_column = forms.CharField(max_length=200, required=False)
     sensitive_features = forms.CharField(
         required=False,

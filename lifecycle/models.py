@@ -93,6 +93,60 @@ class Dataset(models.Model):
     def column_names(self) -> list[str]:
         return [c["name"] for c in self.columns]
 
+    @property
+    def stored_key(self) -> DatasetKey | None:
+        """The data key its file is encrypted with; None for a dataset stored in clear before
+        encryption at rest (manage.py encrypt_datasets)."""
+        try:
+            return self.data_key
+        except DatasetKey.DoesNotExist:
+            return None
+
+    @property
+    def key_destroyed_at(self) -> Any:
+        key = self.stored_key
+        return key.destroyed_at if key is not None else None
+
+    @property
+    def at_rest(self) -> str:
+        """How its file is stored, as pages show it."""
+        key = self.stored_key
+        if key is None:
+            return "stored in clear (before encryption at rest)"
+        if key.destroyed_at is not None:
+            return f"key destroyed on {key.destroyed_at:%Y-%m-%d}"
+        return "encrypted"
+
+
+class DatasetKey(models.Model):
+    """The data key of one dataset's file (lifecycle.dataset_store): AES-256-GCM, stored wrapped by
+    the key encryption key LOG_KEK, as the log's subject keys are. Destroying it (a risk officer,
+    governance.datasets, audited) clears `wrapped`: the file can never be read again, while the
+    dataset's name, SHA-256 and lineage stay."""
+
+    dataset = models.OneToOneField(Dataset, on_delete=models.PROTECT, related_name="data_key")
+    wrapped = models.BinaryField(null=True)
+    kek_id = models.CharField(max_length=16, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+    destroyed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    justification = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            # a destroyed key keeps nothing that could open the file; a live one has its bytes
+            models.CheckConstraint(
+                condition=Q(destroyed_at__isnull=True, wrapped__isnull=False)
+                | Q(destroyed_at__isnull=False, wrapped__isnull=True),
+                name="dataset_key_live_or_destroyed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Key of dataset {self.dataset_id}"
+
 
 class ModelVersion(models.Model):
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")

@@ -18,6 +18,10 @@ def dataset_record(d: Dataset) -> dict[str, Any]:
         "rows": d.row_count,
         "columns": d.columns,
         "source": d.source,
+        # "encrypted", "stored in clear (...)" or "key destroyed on <date>": the data itself is not
+        # readable after that, its identity (name, version, SHA-256) stays
+        "at_rest": d.at_rest,
+        "key_destroyed_at": d.key_destroyed_at,
     }
 
 

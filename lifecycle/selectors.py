@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from core.roles import roles_of
-from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel
+from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion, RegisteredModel
 
 
 def can_read_registry(actor: Any) -> bool:
@@ -36,3 +36,8 @@ def production_version(model: RegisteredModel) -> ModelVersion | None:
 
 def approved_versions(model: RegisteredModel) -> list[ModelVersion]:
     return sorted((v for v in model.versions.all() if v.status == "approved"), key=lambda v: -v.version)
+
+
+def readable_datasets() -> QuerySet[Dataset]:
+    """The datasets a new version may name: all but those whose key was destroyed."""
+    return Dataset.objects.filter(data_key__destroyed_at__isnull=True)

@@ -17,13 +17,23 @@ from django.db.models import Max
 from core import audit
 from core.errors import DomainError
 from core.roles import DATA_SCIENTISTS, has_role
+from lifecycle import dataset_store
 from lifecycle.artifacts import InspectedArtifact, inspect_artifact, read_verified_bytes
 from lifecycle.datasets import ParsedDataset, dataset_name_from_filename, parse_csv
-from lifecycle.errors import ArtifactIntegrityError, Forbidden, LifecycleError, NotFound, SubmissionInvalid, TooLarge
+from lifecycle.errors import (
+    ArtifactIntegrityError,
+    DatasetKeyDestroyed,
+    Forbidden,
+    LifecycleError,
+    NotFound,
+    SubmissionInvalid,
+    TooLarge,
+)
 from lifecycle.models import (
     CARD_FIELDS,
     CARD_SECTIONS,
     Dataset,
+    DatasetKey,
     ModelCard,
     ModelVersion,
     RegisteredModel,
@@ -111,8 +121,12 @@ def _resolve_dataset(choice: DatasetChoice, *, field: str) -> tuple[ParsedDatase
         existing = Dataset.objects.filter(pk=choice.dataset_id).first()
         if existing is None:
             raise LifecycleError(f"There is no dataset with id {choice.dataset_id}.", field=field)
-        with existing.file.open("rb") as handle:
-            return parse_csv(handle.read(), field=field), existing, existing.name
+        try:
+            data = dataset_store.read_dataset_bytes(existing)
+        except DomainError as exc:  # a destroyed key, a wrong LOG_KEK, a changed file: named beside the field
+            exc.field = field
+            raise
+        return parse_csv(data, field=field), existing, existing.name
     if choice.upload is None:
         raise LifecycleError("Upload a CSV file or choose an existing dataset.", field=field)
     data = _read_upload(choice.upload, limit=settings.MAX_DATASET_BYTES, field=field)
@@ -366,6 +380,8 @@ def _save_version(
     registered = RegisteredModel.objects.select_for_update().get(pk=registered.pk)
     datasets: dict[str, Dataset] = {}
     for field, (parsed, existing, name) in resolved.items():
+        if existing is not None:
+            _require_live_dataset(existing.pk, field=field)
         datasets[field] = existing or _store_dataset(
             actor=actor, parsed=parsed, name=name, source=dataset_source, written=written
         )
@@ -474,18 +490,31 @@ def parse_reason_lines(text: str) -> dict[str, str]:
     return reasons
 
 
+def _require_live_dataset(dataset_id: int, *, field: str) -> None:
+    """An existing dataset named by a new version: locked, so that destroying its key
+    (governance.datasets, which locks it too) either sees this version or is seen here."""
+    dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
+    key = DatasetKey.objects.filter(dataset=dataset).first()
+    if key is not None and key.destroyed_at is not None:
+        raise DatasetKeyDestroyed(
+            f"Dataset {dataset} can no longer be read: its key was destroyed on {key.destroyed_at:%Y-%m-%d}.",
+            field=field,
+        )
+
+
 def _store_dataset(*, actor: Any, parsed: ParsedDataset, name: str, source: str, written: list[str]) -> Dataset:
-    """Reuse a dataset with the same name and bytes; otherwise store it as the name's next version."""
-    same = Dataset.objects.filter(name=name, sha256=parsed.sha256).first()
+    """Reuse a dataset with the same name and bytes (unless its key was destroyed); otherwise
+    store it, encrypted under a key of its own, as the name's next version."""
+    same = Dataset.objects.filter(name=name, sha256=parsed.sha256, data_key__destroyed_at__isnull=True).first()
     if same is not None:
         return same
     number = (Dataset.objects.filter(name=name).aggregate(n=Max("version"))["n"] or 0) + 1
-    file_name = default_storage.save(f"datasets/{name}/v{number}-{parsed.sha256[:16]}.csv", ContentFile(parsed.raw))
-    written.append(file_name)
+    stored = dataset_store.write_encrypted(name=name, version=number, sha256=parsed.sha256, data=parsed.raw)
+    written.append(stored.name)
     dataset = Dataset.objects.create(
         name=name,
         version=number,
-        file=file_name,
+        file=stored.name,
         sha256=parsed.sha256,
         size_bytes=parsed.size,
         row_count=len(parsed.frame),
@@ -493,8 +522,12 @@ def _store_dataset(*, actor: Any, parsed: ParsedDataset, name: str, source: str,
         source=source,
         created_by=actor,
     )
+    DatasetKey.objects.create(dataset=dataset, wrapped=stored.wrapped, kek_id=stored.kek_id)
     audit.record(
-        audit.DATASET_CREATED, actor=actor, target=dataset, data={"sha256": dataset.sha256, "rows": dataset.row_count}
+        audit.DATASET_CREATED,
+        actor=actor,
+        target=dataset,
+        data={"sha256": dataset.sha256, "rows": dataset.row_count, "encrypted": True, "kek_id": stored.kek_id},
     )
     return dataset
 

@@ -29,6 +29,7 @@ from core.evidence import evidence
 from governance import fairness, findings, profile
 from governance.models import CheckKind, CheckRun, Severity
 from governance.policies import active_policy
+from lifecycle.dataset_store import open_dataset
 from lifecycle.models import Dataset, ModelVersion, Status
 from monitoring import drift
 from monitoring.models import FoldedSeal, HourlyCounts, Level, MonitoringWindow
@@ -307,7 +308,7 @@ def window_counts(reference: Reference, start: datetime, end: datetime) -> tuple
 
 def _reference_values(version: ModelVersion) -> pd.DataFrame:
     dataset: Dataset = version.evaluation_dataset
-    with dataset.file.open("rb") as handle:
+    with open_dataset(dataset) as handle:
         return pd.read_csv(handle, skipinitialspace=True)
 
 

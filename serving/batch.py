@@ -33,8 +33,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import audit
+from core.errors import DomainError
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
 from governance import jobs
+from lifecycle.dataset_store import copy_dataset_to
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion
 from serving import engine, log, personal, selectors
@@ -84,8 +86,13 @@ def visible_jobs(user: Any) -> Any:
 def accept_batch(
     *, model_name: str, version_number: int | None, submitter: Submitter, upload: Any = None, dataset_id: Any = None
 ) -> BatchJob:
-    """Resolve the servable version, store the CSV (or take a stored dataset), plan its chunks
-    and queue them. Anything wrong with the file is a named ServingError and leaves nothing."""
+    """Resolve the servable version, store the CSV (or a decrypted copy of a stored dataset), plan its chunks
+    and queue them. Anything wrong with the file is a named ServingError and leaves nothing. The
+    rule of who may is enforced here too, not only by the API and the page."""
+    if not may_run_batch(submitter.user, submitter.api_key):
+        raise ServingError(
+            "Batch jobs are for data scientists, risk officers and client API keys.", status=403, code="forbidden"
+        )
     version = selectors.get_servable_version(model_name, version_number)
     stored, name, dataset = _input_file(upload, dataset_id)
     try:
@@ -97,8 +104,7 @@ def accept_batch(
         if problem:
             raise BatchInputError(problem)
     except BatchInputError as exc:
-        if dataset is None:
-            default_storage.delete(stored)
+        default_storage.delete(stored)  # the job's own copy (an upload, or a stored dataset decrypted)
         raise ServingError(str(exc), status=400, code="invalid_batch") from None
     with transaction.atomic():
         job = BatchJob.objects.create(
@@ -162,7 +168,19 @@ def _input_file(upload: Any, dataset_id: Any) -> tuple[str, str, Dataset | None]
     dataset = Dataset.objects.filter(pk=dataset_id).first()
     if dataset is None:
         raise ServingError(f"There is no dataset {dataset_id}.", status=404, code="not_found")
-    return str(dataset.file.name), f"{dataset.name} v{dataset.version}", dataset
+    return _dataset_copy(dataset), f"{dataset.name} v{dataset.version}", dataset
+
+
+def _dataset_copy(dataset: Dataset) -> str:
+    """The job's own input: the stored dataset decrypted and verified, stored as an uploaded CSV
+    is (batch inputs follow the batch job's storage, not the dataset's key)."""
+    with tempfile.TemporaryFile() as spool:
+        try:
+            copy_dataset_to(dataset, spool)
+        except DomainError as exc:  # a destroyed key (410), a wrong LOG_KEK (503), a changed file (409)
+            raise ServingError(exc.message, status=exc.status, code=exc.code, details=exc.details) from None
+        spool.seek(0)
+        return default_storage.save(f"batches/inputs/{uuid.uuid4()}.csv", File(spool))
 
 
 class _Stop(Exception):

@@ -19,8 +19,9 @@ from core import audit
 from core.canonical import canonical_json, sha256_json
 from core.evidence import evidence
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, roles_of
-from lifecycle.artifacts import read_verified_bytes
+from lifecycle.dataset_store import read_dataset_bytes
 from lifecycle.datasets import parse_csv
+from lifecycle.errors import DatasetKeyDestroyed
 from lifecycle.models import ModelVersion
 from lifecycle.services import load_version_model
 from serving import counterfactual, explain, personal
@@ -57,7 +58,12 @@ def explaining(version: ModelVersion) -> Explaining:
             if found is None:
                 full = ModelVersion.objects.select_related("evaluation_dataset").get(pk=version.pk)
                 dataset = full.evaluation_dataset
-                data = read_verified_bytes(dataset.file, dataset.sha256)
+                try:
+                    data = read_dataset_bytes(dataset)
+                except DatasetKeyDestroyed as exc:  # a retired version's evaluation data, destroyed
+                    raise ServingError(
+                        f"{full} can no longer be explained: {exc.message}", status=410, code=exc.code
+                    ) from None
                 frame = parse_csv(data, field="evaluation_data").frame
                 features = full.feature_names
                 reference = to_frame(frame[features].to_dict(orient="records"), full.input_schema)

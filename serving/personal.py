@@ -14,7 +14,6 @@ hash of it (for lookup by business key) followed by its ciphertext (for display)
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import os
@@ -28,13 +27,17 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core import audit
-from core.keyfiles import read_or_create
+from core import audit, envelope
+from core.envelope import decode_key as _decode_key  # noqa: F401  (re-exported: moved to core.envelope)
+from core.envelope import kek_aead as _kek_aead  # noqa: F401
+from core.envelope import kek_id  # noqa: F401
+from core.envelope import keks as _keks
+from core.envelope import wrap as _wrap
 from core.roles import RISK_OFFICERS, has_role
+from lifecycle import dataset_store
 from serving.errors import ServingError
 from serving.log import _mac_key
 from serving.models import LegalHold, SubjectKey
@@ -53,74 +56,21 @@ class KeysUnavailable(ServingError):
         super().__init__(message, status=503, code="personal_keys_unavailable")
 
 
-# --- the key encryption key -------------------------------------------------------------
-def _decode_key(text: str, what: str) -> bytes:
-    text = text.strip()
-    try:
-        raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise ImproperlyConfigured(f"{what} must be 32 bytes, as 64 hex digits or base64.")
-    return raw
-
-
-def kek_id(key: bytes) -> str:
-    return hashlib.sha256(b"log-kek" + key).hexdigest()[:16]
-
-
-@functools.cache
-def _keks() -> tuple[str, dict[str, bytes]]:
-    """The current KEK's id, and every KEK that may unwrap (current and previous)."""
-    if settings.LOG_KEK:
-        current = _decode_key(settings.LOG_KEK, "LOG_KEK")
-    elif settings.DEBUG:
-        current = _decode_key(
-            read_or_create(settings.LOG_KEK_FILE, lambda: secrets.token_hex(32), what="LOG_KEK"), "LOG_KEK"
-        )
-    else:
-        raise ImproperlyConfigured("LOG_KEK must be set when DEBUG=False (the key of personal data in the log).")
-    keys = {kek_id(current): current}
-    for text in settings.LOG_KEK_PREVIOUS:
-        old = _decode_key(text, "LOG_KEK_PREVIOUS")
-        keys.setdefault(kek_id(old), old)
-    return kek_id(current), keys
-
-
+# --- the key encryption key (core.envelope, shared with the datasets' keys) ------------------
 def forget_keys() -> None:
     """After a change of LOG_KEK (tests, rotation): read the settings again, drop cached keys."""
-    _keks.cache_clear()
+    envelope.forget_keks()
     with _lock:
         _writing.clear()
         _reading.clear()
         _kek_checked.clear()
 
 
-def _wrap(data_key: bytes) -> tuple[str, bytes]:
-    current, keys = _keks()
-    nonce = os.urandom(12)
-    return current, nonce + _kek_aead(keys[current]).encrypt(nonce, data_key, b"subject-key")
-
-
-@functools.lru_cache(maxsize=8)
-def _kek_aead(kek: bytes) -> AESGCM:
-    return AESGCM(kek)
-
-
 def _unwrap(key_id_: str, wrapped: bytes) -> bytes:
-    _, keys = _keks()
-    kek = keys.get(key_id_)
-    if kek is None:
-        raise KeysUnavailable(
-            "The personal data in the log cannot be read: its keys were wrapped by a key encryption key that is "
-            "not configured (LOG_KEK, LOG_KEK_PREVIOUS)."
-        )
     try:
-        return AESGCM(kek).decrypt(bytes(wrapped[:12]), bytes(wrapped[12:]), b"subject-key")
-    except InvalidTag:
-        raise KeysUnavailable(
-            "The personal data in the log cannot be read: LOG_KEK does not open its keys (a wrong key?)."
-        ) from None
+        return envelope.unwrap(key_id_, wrapped)
+    except envelope.KekUnavailable as exc:
+        raise KeysUnavailable(exc.message) from None
 
 
 # --- subjects and their keys --------------------------------------------------------------
@@ -487,7 +437,9 @@ def release_hold(hold_id: int, *, actor: Any) -> LegalHold:
 
 
 def rotate_kek() -> int:
-    """Re-wrap every live data key under the current LOG_KEK (the log is not touched)."""
+    """Re-wrap every live data key under the current LOG_KEK (the log is not touched): the
+    datasets' keys (lifecycle.dataset_store), then the subjects' keys, whose count it returns."""
+    dataset_store.rotate_dataset_keys()
     current, _ = _keks()
     rotated = 0
     for key in SubjectKey.objects.filter(erased_at__isnull=True).exclude(kek_id=current).iterator():

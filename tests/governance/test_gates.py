@@ -28,6 +28,7 @@ from governance.errors import WorkflowError
 from governance.models import CheckRun, Decision, Policy
 from governance.policies import active_policy, update_policy
 from lifecycle import demo_data, services
+from lifecycle.dataset_store import read_dataset_bytes
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 from tests.conftest import CARD, make_version, upload
 from tests.factories import RegisteredModelFactory
@@ -282,8 +283,7 @@ REGRESSION_BOUNDS = {"mae": "max_mae", "rmse": "max_rmse", "r2": "min_r2"}
 
 def validate(version: ModelVersion) -> checks.Outcome:
     model = services.load_version_model(version)
-    with version.evaluation_dataset.file.open("rb") as handle:
-        evaluation = pd.read_csv(io.BytesIO(handle.read()))
+    evaluation = pd.read_csv(io.BytesIO(read_dataset_bytes(version.evaluation_dataset)))
     return checks.validate(model, version, evaluation, active_policy().values())
 
 

@@ -17,6 +17,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from core.models import AuditEvent
 from lifecycle import demo_data
+from lifecycle.dataset_store import open_dataset
 from lifecycle.models import Dataset, ModelCard, ModelVersion
 from tests.conftest import CARD, stored_files, upload
 
@@ -297,4 +298,5 @@ def test_unreadable_csv_is_refused(api_client, data_scientist, registered_model,
 def test_dataset_columns_and_dtypes_are_recorded(data_scientist, draft_version):
     columns = {c["name"]: c["dtype"] for c in draft_version.evaluation_dataset.columns}
     assert columns["age"] == "int64" and columns["purpose"] == "string"
-    assert draft_version.evaluation_dataset.row_count == len(pd.read_csv(draft_version.evaluation_dataset.file.path))
+    evaluation = pd.read_csv(open_dataset(draft_version.evaluation_dataset))
+    assert draft_version.evaluation_dataset.row_count == len(evaluation)

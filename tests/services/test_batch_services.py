@@ -29,10 +29,12 @@ def portfolio_csv(german: Any, n: int) -> bytes:
 def submit(production: Any, data: bytes) -> BatchJob:
     from tests.conftest import upload
 
+    owner = production.created_by
+
     return batch.accept_batch(
         model_name=production.registered_model.name,
         version_number=None,
-        submitter=batch.Submitter(caller="services-test", user=None, api_key=None),
+        submitter=batch.Submitter(caller="services-test", user=owner, api_key=None),
         upload=upload("loans.csv", data, "text/csv"),
     )
 

@@ -237,6 +237,22 @@ def test_who_may_run_and_read_a_job(
     assert post_csv(api_client, data, name="no-such-model").status_code == 404
 
 
+def test_the_service_itself_refuses_a_job_to_auditors_and_anonymous_callers(production, auditor, outsider, german):
+    from serving.errors import ServingError
+
+    data = as_csv(portfolio(german, 10))
+    for person in (auditor, outsider, None):
+        with pytest.raises(ServingError) as refused:
+            batch.accept_batch(
+                model_name="credit-risk",
+                version_number=None,
+                submitter=batch.Submitter(caller="someone", user=person, api_key=None),
+                upload=upload("loans.csv", data, "text/csv"),
+            )
+        assert refused.value.status == 403
+    assert not BatchJob.objects.exists()
+
+
 def test_the_pages_upload_follow_and_show_a_job_to_auditors(
     production, client, data_scientist, auditor, german, eager_tasks, django_capture_on_commit_callbacks
 ):
