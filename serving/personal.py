@@ -1,15 +1,19 @@
 """Personal data in the prediction log (DESIGN.md, "Personal data").
 
 A version declares its personal input fields and the field that names the data subject (an
-input, or "business_key"). Before a record is written, each personal value is encrypted with
-AES-256-GCM under a data key of (model, subject, UTC month), bound to its place (record, row,
-field) as associated data, and stored as {"$enc": "<key id>:<base64 nonce+ciphertext>"}. Data
+input, or "business_key"). Before a record is written, the personal values of each row are
+encrypted together, once, with AES-256-GCM under a data key of (model, subject, UTC month), bound
+to their place (record, row) as associated data: the row's first personal field holds
+{"$enc": "<key id>:<base64 nonce+ciphertext>", "$row": 1} and the others {"$enc": "^"}. (Records
+written before held one ciphertext per value, bound to (record, row, field); both are read.) Data
 keys are stored wrapped by the key encryption key LOG_KEK, outside the database. The Merkle leaf
 and the MAC cover what is stored, so destroying a data key (erasure, retention) makes its
 values read "[erased]" everywhere while every seal and inclusion proof still verifies.
 
 When the subject field is the business key, the key itself is personal: the log keeps a keyed
-hash of it (for lookup by business key) followed by its ciphertext (for display)."""
+hash of it (for lookup by business key), and its value is sealed in its row's ciphertext (for
+display).
+"""
 
 from __future__ import annotations
 
@@ -45,7 +49,9 @@ from serving.models import LegalHold, SubjectKey
 ERASED = "[erased]"
 ENC = "$enc"
 BUSINESS_KEY = "business_key"
-KEY_PREFIX = "h:"  # a stored business key: "h:<keyed hash>|<key id>:<ciphertext>"
+KEY_PREFIX = "h:"  # a stored personal business key: "h:<keyed hash>" (its value sealed in its row)
+ROW = "$row"  # marks the value holding a row's sealed personal values
+IN_ROW = "^"  # {"$enc": "^"}: a personal value sealed in its row's ciphertext
 
 
 class KeysUnavailable(ServingError):
@@ -75,12 +81,12 @@ def _unwrap(key_id_: str, wrapped: bytes) -> bytes:
 
 # --- subjects and their keys --------------------------------------------------------------
 def subject_hash(model_name: str, subject: Any) -> str:
-    return hmac.new(_mac_key(), f"subject\x1f{model_name}\x1f{subject}".encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(_mac_key(), f"subject\x1f{model_name}\x1f{subject}".encode(), "sha256").hex()
 
 
 def business_key_hash(key: Any) -> str:
     """The keyed hash a personal business key is found by (the same for every model)."""
-    return KEY_PREFIX + hmac.new(_mac_key(), f"business-key\x1f{key}".encode(), hashlib.sha256).hexdigest()
+    return KEY_PREFIX + hmac.digest(_mac_key(), f"business-key\x1f{key}".encode(), "sha256").hex()
 
 
 def month_of(moment: datetime) -> date:
@@ -109,7 +115,8 @@ def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tup
         _require_known_kek()
         for h, (pk, data_key) in _make_keys(model_name, missing, month).items():
             found[h] = (pk, AESGCM(data_key))
-        for pk, h, wrapped, key_id_ in _live_keys(model_name, missing - found.keys(), month):
+        made_elsewhere = missing - found.keys()  # by another process meanwhile
+        for pk, h, wrapped, key_id_ in _live_keys(model_name, made_elsewhere, month) if made_elsewhere else []:
             found[h] = (pk, AESGCM(_unwrap(key_id_, wrapped)))
         with _lock:
             for h in missing:
@@ -194,8 +201,8 @@ def _read_keys(ids: set[int]) -> dict[int, bytes | None]:
 
 
 # --- writing and reading values -------------------------------------------------------------
-def _seal(key_pk: int, aead: AESGCM, value: Any, place: str) -> dict[str, str]:
-    nonce = os.urandom(12)
+def _seal(key_pk: int, aead: AESGCM, value: Any, place: str, nonce: bytes | None = None) -> dict[str, str]:
+    nonce = nonce or os.urandom(12)
     sealed = aead.encrypt(nonce, orjson.dumps(value), place.encode())
     return {ENC: f"{key_pk}:{base64.b64encode(nonce + sealed).decode()}"}
 
@@ -208,9 +215,12 @@ def protect(
     version: Any, model_name: str, rows: list[dict[str, Any]], business_keys: list[str] | None, record_id: Any,
     explanations: list[Any] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str] | None]:  # fmt: skip
-    """The rows (and business keys) as the log stores them: each personal value encrypted under
-    its subject's key for this month, bound to (record, row, field). `explanations` (one per
-    row, returned with the answer) are encrypted in place, each whole."""
+    """The rows (and business keys) as the log stores them. A row's personal values (and its
+    personal business key) are encrypted together, once, under its subject's key for this month,
+    bound to (record, row): the first personal field holds {"$enc": "<key id>:<base64>", "$row": 1},
+    the others {"$enc": "^"} ("in the row's ciphertext"), and the business key is stored as its
+    keyed hash alone. `explanations` (one per row, returned with the answer) are encrypted in
+    place, each whole."""
     if not declares_personal(version):
         return rows, business_keys
     subject_field = version.subject_field
@@ -223,25 +233,32 @@ def protect(
     hashes = [subject_hash(model_name, s) for s in subjects]
     keys = _write_keys(model_name, set(hashes), month_of(timezone.now()))
     personal = version.personal_features
+    personal_key = bool(business_keys) and subject_field == BUSINESS_KEY
+    nonces = os.urandom(12 * len(rows))  # one call, not one per row: a nonce is never reused
     stored = []
+    stored_keys = list(business_keys) if business_keys else business_keys
     for i, row in enumerate(rows):
         key_pk, data_key = keys[hashes[i]]
+        present = [name for name in personal if name in row]
+        if not present:
+            stored.append(row)
+            if personal_key:  # nothing else personal in the row: the key sealed on its own
+                sealed = _seal(key_pk, data_key, subjects[i], f"{record_id}.{i}.{BUSINESS_KEY}")[ENC]
+                stored_keys[i] = f"{business_key_hash(subjects[i])}|{sealed}"  # type: ignore[index]
+            continue
+        values = {name: row[name] for name in present}
+        if personal_key:
+            values[BUSINESS_KEY] = subjects[i]
+            stored_keys[i] = business_key_hash(subjects[i])  # type: ignore[index]
         copy = dict(row)
-        for name in personal:
-            if name in copy:
-                copy[name] = _seal(key_pk, data_key, copy[name], f"{record_id}.{i}.{name}")
+        copy[present[0]] = {**_seal(key_pk, data_key, values, f"{record_id}.{i}", nonces[12 * i : 12 * i + 12]), ROW: 1}
+        for name in present[1:]:
+            copy[name] = {ENC: IN_ROW}
         stored.append(copy)
-    stored_keys = business_keys
     if explanations is not None:  # an explanation repeats the row's values: sealed whole, like them
         for i, explanation in enumerate(explanations):
             key_pk, data_key = keys[hashes[i]]
             explanations[i] = _seal(key_pk, data_key, explanation, f"{record_id}.{i}.explanation")
-    if business_keys and subject_field == BUSINESS_KEY:
-        stored_keys = []
-        for i, key in enumerate(business_keys):
-            key_pk, data_key = keys[hashes[i]]
-            sealed = _seal(key_pk, data_key, str(key), f"{record_id}.{i}.{BUSINESS_KEY}")[ENC]
-            stored_keys.append(f"{business_key_hash(key)}|{sealed}")
     return stored, stored_keys
 
 
@@ -295,7 +312,7 @@ def _key_ids(rows: Any, business_keys: list[str]) -> set[int]:
     for row in rows if isinstance(rows, list) else []:
         if isinstance(row, dict):
             for value in row.values():
-                if isinstance(value, dict) and ENC in value:
+                if isinstance(value, dict) and ENC in value and value[ENC] != IN_ROW:
                     ids.add(int(value[ENC].split(":", 1)[0]))
     for key in business_keys:
         if key.startswith(KEY_PREFIX) and "|" in key:
@@ -303,19 +320,40 @@ def _key_ids(rows: Any, business_keys: list[str]) -> set[int]:
     return ids
 
 
+def _row_values(record_id: Any, i: int, row: dict[str, Any], keys: dict[int, bytes | None]) -> dict[str, Any] | None:
+    """The personal values sealed together in row i (None when the row has no such ciphertext);
+    each reads ERASED when the subject's key was destroyed."""
+    for value in row.values():
+        if isinstance(value, dict) and ROW in value:
+            opened = _open(value, keys, f"{record_id}.{i}")
+            if opened == ERASED:
+                return dict.fromkeys([*row, BUSINESS_KEY], ERASED)
+            return opened if isinstance(opened, dict) else None
+    return None
+
+
 def reveal(record_id: Any, rows: Any, business_keys: list[str] | None = None) -> tuple[Any, list[str]]:
     """The logged rows and business keys with personal values decrypted, or "[erased]" where
-    their key was destroyed. Rows without encrypted values come back as they are."""
+    their key was destroyed. Rows without encrypted values come back as they are. Reads both
+    forms: a ciphertext per row (protect) and, in records written before it, one per value."""
     stored_keys = business_keys or []
     ids = _key_ids(rows, stored_keys)
     if not ids:
         return rows, list(stored_keys)
     keys = _read_keys(ids)
     shown = []
+    in_rows: dict[int, dict[str, Any]] = {}
     for i, row in enumerate(rows):
         if isinstance(row, dict):
+            inner = _row_values(record_id, i, row, keys)
+            if inner is not None:
+                in_rows[i] = inner
             row = {
-                name: _open(value, keys, f"{record_id}.{i}.{name}")
+                name: (
+                    (inner or {}).get(name, ERASED)
+                    if ROW in value or value[ENC] == IN_ROW
+                    else _open(value, keys, f"{record_id}.{i}.{name}")
+                )
                 if isinstance(value, dict) and ENC in value
                 else value
                 for name, value in row.items()
@@ -325,6 +363,8 @@ def reveal(record_id: Any, rows: Any, business_keys: list[str] | None = None) ->
     for i, key in enumerate(stored_keys):
         if key.startswith(KEY_PREFIX) and "|" in key:
             keys_shown.append(_open({ENC: key.split("|", 1)[1]}, keys, f"{record_id}.{i}.{BUSINESS_KEY}"))
+        elif key.startswith(KEY_PREFIX) and BUSINESS_KEY in in_rows.get(i, {}):
+            keys_shown.append(in_rows[i][BUSINESS_KEY])
         else:
             keys_shown.append(key)
     return shown, keys_shown

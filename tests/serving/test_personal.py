@@ -103,6 +103,43 @@ def test_the_database_holds_no_personal_value_in_clear_and_auditors_read_them(
     assert [r["id"] for r in found] == [record_id]
 
 
+def test_a_row_is_sealed_once_and_records_sealed_value_by_value_still_read_and_erase(
+    personal_version, keyed, german, risk_officer
+):
+    import orjson
+
+    answer = serve(keyed, german)
+    record_id = answer["prediction_ids"][0].split(".")[0]
+    inputs_json, keys_json = raw_row(record_id)
+    stored = orjson.loads(inputs_json)
+    assert stored[0]["age"]["$row"] == 1 and stored[0]["sex"] == {"$enc": "^"}  # one ciphertext per row
+    assert all(key == personal.business_key_hash(k) for key, k in zip(orjson.loads(keys_json), KEYS, strict=True))
+    # a record written before, one ciphertext per value and the key's after its hash, reads the same
+    old_id = "5f0b8a34-0000-4000-8000-000000000001"
+    keys = personal._write_keys(
+        "credit-risk", {personal.subject_hash("credit-risk", k) for k in KEYS}, date.today().replace(day=1)
+    )
+    old_rows, old_keys = [], []
+    for i, (row, key) in enumerate(zip(rows(german, 5), KEYS, strict=True)):
+        pk, aead = keys[personal.subject_hash("credit-risk", key)]
+        old_rows.append({**row, **{f: personal._seal(pk, aead, row[f], f"{old_id}.{i}.{f}") for f in ("age", "sex")}})
+        sealed = personal._seal(pk, aead, key, f"{old_id}.{i}.business_key")["$enc"]
+        old_keys.append(f"{personal.business_key_hash(key)}|{sealed}")
+    new_shown, new_keys = personal.reveal(record_id, stored, orjson.loads(keys_json))
+    old_shown, old_keys_shown = personal.reveal(old_id, old_rows, old_keys)
+    assert [r["age"] for r in new_shown] == [r["age"] for r in old_shown] == AGES
+    assert new_shown == old_shown == rows(german, 5) and new_keys == old_keys_shown == KEYS
+    with pytest.raises(personal.KeysUnavailable):  # a row's ciphertext is bound to its place
+        personal.reveal(record_id, [stored[1], stored[0]], None)
+    personal.erase_subject(model_name="credit-risk", subject="app-7732", actor=risk_officer)
+    for shown, shown_keys in (
+        personal.reveal(record_id, stored, orjson.loads(keys_json)),
+        personal.reveal(old_id, old_rows, old_keys),
+    ):
+        assert shown[1]["age"] == shown[1]["sex"] == shown_keys[1] == personal.ERASED
+        assert shown[0]["age"] == AGES[0] and shown_keys[0] == KEYS[0]
+
+
 def test_erasure_shows_erased_everywhere_and_every_proof_still_verifies(
     personal_version, keyed, german, api_client, auditor, risk_officer, caplog, client
 ):
