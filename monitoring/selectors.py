@@ -15,6 +15,7 @@ from lifecycle.models import ModelVersion
 from monitoring import services
 from monitoring.models import MonitoringWindow
 from monitoring.services import inputs_of
+from serving import personal
 from serving.models import DecisionReview, PredictionLog, PredictionOutcome, ReviewAction
 
 DEFAULT_DAYS = 30
@@ -145,10 +146,10 @@ def override_rates(version: ModelVersion, *, windows: list[MonitoringWindow] | N
         )
     }
     sent = {
-        (record_id, row): sensitive or {}
-        for record_id, row, sensitive in PredictionOutcome.objects.filter(record_id__in=record_ids).values_list(
-            "record_id", "row", "sensitive"
-        )
+        (record_id, row): personal.open_attributes(public_id, row, sensitive)
+        for record_id, public_id, row, sensitive in PredictionOutcome.objects.filter(
+            record_id__in=record_ids
+        ).values_list("record_id", "record__public_id", "row", "sensitive")
     }
     parsed: dict[int, Any] = {}
     for feature in features:

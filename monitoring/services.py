@@ -381,10 +381,10 @@ def outcome_rows(version: ModelVersion, start: datetime, end: datetime) -> pd.Da
     sensitive attributes (inputs, or sent with the outcome)."""
     outcomes = PredictionOutcome.objects.filter(
         record__version=version, record__created_at__gte=start, record__created_at__lt=end
-    ).values_list("record_id", "row", "actual", "sensitive")
+    ).values_list("record_id", "record__public_id", "row", "actual", "sensitive")
     by_record: dict[int, list[tuple[int, Any, dict]]] = defaultdict(list)
-    for record_id, row, actual, sensitive in outcomes:
-        by_record[record_id].append((row, actual, sensitive or {}))
+    for record_id, public_id, row, actual, sensitive in outcomes:
+        by_record[record_id].append((row, actual, personal.open_attributes(public_id, row, sensitive)))
     reference = Reference(version.pk, {}, "", {}, version.task, list(version.classes or []))
     items = []
     wanted = set(version.sensitive_features)

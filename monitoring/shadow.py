@@ -23,7 +23,7 @@ from governance.models import Shadow, ShadowComparison
 from governance.policies import active_policy
 from lifecycle.models import ModelVersion, Status
 from monitoring import drift
-from monitoring.services import live_fairness, window_length
+from monitoring.services import inputs_of, live_fairness, window_length
 from serving import engine, log, personal
 from serving.models import LogSource, Outcome, PredictionLog, PredictionOutcome
 
@@ -173,14 +173,17 @@ def _with_outcomes(
     outcome arrived."""
     outcomes = PredictionOutcome.objects.filter(
         record__version=champion, record__created_at__gte=start, record__created_at__lt=end
-    ).values_list("record_id", "row", "actual", "sensitive", "record__inputs_json")
+    ).values_list("record_id", "record__public_id", "row", "actual", "sensitive", "record__inputs_json")
     items = []
     inputs_cache: dict[int, Any] = {}
-    for record_id, row, actual, sensitive, inputs_json in outcomes:
+    for record_id, public_id, row, actual, stored, inputs_json in outcomes:
         index = position.get((record_id, row))
         if index is None:
             continue
-        inputs = inputs_cache.setdefault(record_id, orjson.loads(inputs_json))
+        sensitive = personal.open_attributes(public_id, row, stored)
+        if record_id not in inputs_cache:  # personal values read through their keys (erased: missing)
+            inputs_cache[record_id] = inputs_of(public_id, inputs_json)
+        inputs = inputs_cache[record_id]
         source = inputs[row] if row < len(inputs) and isinstance(inputs[row], dict) else {}
         items.append((index, actual, {n: (sensitive or {}).get(n, source.get(n)) for n in champion.sensitive_features}))
     if not items:

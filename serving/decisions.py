@@ -154,12 +154,7 @@ def _compute(record: PredictionLog, row: int) -> dict[str, Any]:
         raise ServingError("Only an answered prediction can be explained.", status=409, code="not_explainable")
     inputs = personal.reveal_record(record)[0][row]
     if any(value == personal.ERASED for value in inputs.values()):
-        raise ServingError(
-            "The inputs of this prediction were erased (a data subject's erasure or retention): it can no longer be "
-            "explained; its logged decision and proof remain.",
-            status=410,
-            code="inputs_erased",
-        )
+        raise ServingError(personal.INPUTS_ERASED, status=410, code="inputs_erased")
     outputs = record.outputs
     label = outputs["predictions"][row]
     logged = outputs.get("explanations")
@@ -210,9 +205,10 @@ def explanation_of(record: PredictionLog, row: int, *, actor: Any) -> Explanatio
     record = _stored(record)
     found = Explanation.objects.filter(record=record, row=row).first()
     if found is not None:
-        return found
+        return _opened(found, record, row)
     data = _compute(record, row)
-    text = canonical_json(data)
+    # it repeats the row's values: stored encrypted under the row's subject key when they are personal
+    text = personal.seal_derived(record, row, canonical_json(data), STORED_EXPLANATION)
     try:
         with transaction.atomic():
             stored = Explanation.objects.create(
@@ -230,8 +226,21 @@ def explanation_of(record: PredictionLog, row: int, *, actor: Any) -> Explanatio
                 },
             )
     except IntegrityError:
-        return Explanation.objects.get(record=record, row=row)
-    return stored
+        return _opened(Explanation.objects.get(record=record, row=row), record, row)
+    return _opened(stored, record, row)
+
+
+STORED_EXPLANATION = "explanation-stored"
+
+
+def _opened(explanation: Explanation, record: PredictionLog, row: int) -> Explanation:
+    """The explanation with its payload readable (in memory only: the stored row keeps its
+    ciphertext, over which its evidence was hashed); 410 when its subject was erased."""
+    text = personal.open_derived(record.public_id, row, explanation.payload_json, STORED_EXPLANATION)
+    if text is None:
+        raise ServingError(personal.INPUTS_ERASED, status=410, code="inputs_erased")
+    explanation.payload_json = text
+    return explanation
 
 
 def _stored(record: PredictionLog) -> PredictionLog:

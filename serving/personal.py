@@ -378,6 +378,70 @@ def open_explanation(record_id: Any, row: int, value: Any) -> Any:
     return _open(value, keys, f"{record_id}.{row}.explanation")
 
 
+def _row_key_id(rows: Any, row: int) -> int | None:
+    """The data key of a logged row's personal values (None when the row holds none)."""
+    values = rows[row] if isinstance(rows, list) and 0 <= row < len(rows) else None
+    for value in values.values() if isinstance(values, dict) else []:
+        if isinstance(value, dict) and isinstance(value.get(ENC), str) and value[ENC] != IN_ROW:
+            return int(value[ENC].split(":", 1)[0])
+    return None
+
+
+def seal_derived(record: Any, row: int, text: str, what: str) -> str:
+    """Text derived from a logged row and stored apart from it (its explanation, an outcome's
+    sensitive attributes) encrypted under the row's subject key and bound to (record, row, what),
+    so that erasing the subject erases it too. Unchanged when the row holds no personal value.
+    Raises 410 inputs_erased when the key was destroyed already."""
+    key_id = _row_key_id(record.inputs, row)
+    if key_id is None:
+        return text
+    key = _read_keys({key_id}).get(key_id)
+    if key is None:
+        raise ServingError(INPUTS_ERASED, status=410, code="inputs_erased")
+    return orjson.dumps(_seal(key_id, AESGCM(key), text, f"{record.public_id}.{row}.{what}")).decode()
+
+
+def open_derived(record_id: Any, row: int, text: str, what: str) -> str | None:
+    """The text seal_derived() stored, decrypted; None when its subject's key was destroyed."""
+    if not text.startswith('{"' + ENC + '"'):
+        return text
+    value = orjson.loads(text)
+    opened = _open(value, _read_keys({int(value[ENC].split(":", 1)[0])}), f"{record_id}.{row}.{what}")
+    return None if opened == ERASED else opened
+
+
+SENSITIVE = "sensitive"
+
+
+def seal_attributes(record: Any, row: int, attributes: dict[str, Any] | None) -> dict[str, Any]:
+    """An outcome's sensitive attributes (not model inputs, but about the same person) as stored:
+    encrypted under the row's subject key when the row holds personal values. A subject erased
+    already keeps none."""
+    if not attributes:
+        return {}
+    try:
+        text = seal_derived(record, row, orjson.dumps(attributes).decode(), SENSITIVE)
+    except ServingError as exc:
+        if exc.code != "inputs_erased":
+            raise
+        return {}
+    return orjson.loads(text) if text.startswith('{"' + ENC + '"') else attributes
+
+
+def open_attributes(record_id: Any, row: int, stored: Any) -> dict[str, Any]:
+    """What seal_attributes() stored, decrypted ({} once the subject was erased)."""
+    if not (isinstance(stored, dict) and ENC in stored):
+        return stored or {}
+    text = open_derived(record_id, row, orjson.dumps(stored).decode(), SENSITIVE)
+    return {} if text is None else orjson.loads(text)
+
+
+INPUTS_ERASED = (
+    "The inputs of this prediction were erased (a data subject's erasure or retention): it can no longer be "
+    "explained; its logged decision and proof remain."
+)
+
+
 def reveal_record(record: Any) -> tuple[Any, list[str]]:
     return reveal(record.public_id, record.inputs, record.business_keys)
 

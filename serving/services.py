@@ -17,6 +17,7 @@ from core import audit
 from core.evidence import evidence
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, roles_of
 from lifecycle.errors import LifecycleError, NotFound
+from serving import personal
 from serving.errors import ServingError
 from serving.models import ApiKey, PredictionLog, PredictionOutcome
 
@@ -130,7 +131,11 @@ def record_outcome(
     try:
         with transaction.atomic():
             outcome = PredictionOutcome.objects.create(
-                record=record, row=row, actual=actual, reported_by=reporter, sensitive=sensitive or {}
+                record=record,
+                row=row,
+                actual=actual,
+                reported_by=reporter,
+                sensitive=personal.seal_attributes(record, row, sensitive),
             )
     except IntegrityError:
         raise ServingError(
@@ -194,7 +199,7 @@ def record_outcomes(
                         row=item.row or 0,  # (every item was checked to name a row)
                         actual=item.actual,
                         reported_by=reporter,
-                        sensitive=item.sensitive or {},
+                        sensitive=personal.seal_attributes(item.record, item.row or 0, item.sensitive),
                     )
                     for item in items
                 ]

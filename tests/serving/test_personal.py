@@ -195,6 +195,58 @@ def test_the_receipt_and_explanation_of_an_erased_row_say_so(
     assert "inputs of this decision were erased" in text and "[erased]" in text
 
 
+def test_a_stored_explanation_is_encrypted_under_its_subject_and_erased_with_it(
+    personal_version, keyed, german, api_client, risk_officer, auditor
+):
+    from serving.models import Explanation
+
+    answer = serve(keyed, german)
+    record_id = answer["prediction_ids"][0].split(".")[0]
+    api_client.force_authenticate(auditor)
+    first = api_client.get(f"/api/v1/predictions/{record_id}.1/explanation")
+    assert first.status_code == 200 and first.json()["prediction_id"] == f"{record_id}.1"
+    stored = Explanation.objects.values_list("payload_json", flat=True).get()
+    assert stored.startswith('{"$enc"') and "contributions" not in stored and "method" not in stored
+    again = api_client.get(f"/api/v1/predictions/{record_id}.1/explanation").json()
+    assert again == first.json()  # the stored one, read through the key
+    personal.erase_subject(model_name="credit-risk", subject=KEYS[1], actor=risk_officer)
+    erased = api_client.get(f"/api/v1/predictions/{record_id}.1/explanation")
+    assert erased.status_code == 410 and erased.json()["error"]["code"] == "inputs_erased"
+    out = io.StringIO()
+    call_command("verify_audit", stdout=out)  # the evidence was hashed over what is stored
+
+
+def test_an_outcomes_sensitive_attributes_are_encrypted_under_its_subject(
+    personal_version, keyed, german, risk_officer, settings
+):
+    from monitoring import services as monitoring
+    from serving.models import PredictionOutcome
+
+    answer = serve(keyed, german)
+    ids = answer["prediction_ids"]
+    single = keyed.post(
+        f"/api/v1/predictions/{ids[0]}/outcome", {"actual": 1, "sensitive": {"origin": "Zeta-Land"}}, format="json"
+    )
+    assert single.status_code == 201, single.content
+    bulk = keyed.post(
+        "/api/v1/outcomes",
+        {"outcomes": [{"prediction_id": ids[1], "actual": 0, "sensitive": {"origin": "Ypsilon"}}]},
+        format="json",
+    )
+    assert bulk.status_code == 201, bulk.content
+    stored = list(PredictionOutcome.objects.order_by("row").values_list("sensitive", flat=True))
+    assert all(set(s) == {"$enc"} for s in stored) and "Zeta" not in str(stored) and "Ypsilon" not in str(stored)
+    settings.MONITOR_MIN_ROWS = 1
+    start, end = timezone.now() - timedelta(hours=1), timezone.now() + timedelta(hours=1)
+    personal_version.sensitive_features = ["sex", "origin"]
+    frame = monitoring.outcome_rows(personal_version, start, end)
+    assert sorted(frame["origin"].tolist()) == ["Ypsilon", "Zeta-Land"]
+    assert set(frame["sex"]) <= {"male", "female"}  # a personal input, read through its key
+    personal.erase_subject(model_name="credit-risk", subject=KEYS[0], actor=risk_officer)
+    frame = monitoring.outcome_rows(personal_version, start, end)
+    assert frame["origin"].tolist().count("Zeta-Land") == 0 and "Ypsilon" in frame["origin"].tolist()
+
+
 def test_a_legal_hold_refuses_erasure_and_retention(personal_version, keyed, german, api_client, risk_officer):
     serve(keyed, german)
     personal.place_hold(model_name="credit-risk", reason="Litigation 2026-17.", actor=risk_officer)
