@@ -81,6 +81,12 @@ def committed_db(transactional_db: None) -> Iterator[None]:
             cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
 
 
+def log_keys_env() -> dict[str, str]:
+    """The log's MAC key and key encryption key of the test settings, for a child process (a
+    worker, gunicorn): without them it would generate its own and not read what the tests wrote."""
+    return {"LOG_MAC_KEY": django_settings.LOG_MAC_KEY, "LOG_KEK": django_settings.LOG_KEK}
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(
     django_db_setup: None, django_db_blocker: Any, shared_media: Path, tmp_path_factory: pytest.TempPathFactory
@@ -95,6 +101,7 @@ def celery_worker_process(
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{test_db}",
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
         "MEDIA_ROOT": str(shared_media),
+        **log_keys_env(),
         "OMP_NUM_THREADS": "1",
     }
     handle = log.open("w")

@@ -29,7 +29,7 @@ from lifecycle import demo_data
 from serving.services import create_api_key
 from tests.conftest import make_version
 from tests.factories import RegisteredModelFactory
-from tests.services.conftest import ROOT
+from tests.services.conftest import ROOT, log_keys_env
 
 MODEL = "metered-model"
 TOKEN = "services-scrape-token"
@@ -52,6 +52,7 @@ def gunicorn_multiprocess(committed_db: None, shared_media: Path, tmp_path: Path
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{connection.settings_dict['NAME']}",
         "MEDIA_ROOT": str(shared_media),
+        **log_keys_env(),
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
         "METRICS_TOKEN": TOKEN,
         "EXPOSE_WORKER_PID": "1",

@@ -39,7 +39,7 @@ from serving.models import PredictionLog
 from serving.services import create_api_key
 from tests.conftest import make_version
 from tests.factories import RegisteredModelFactory
-from tests.services.conftest import ROOT, wait_for
+from tests.services.conftest import ROOT, log_keys_env, wait_for
 
 
 def _free_port() -> int:
@@ -59,6 +59,7 @@ def _env(shared_media: Path, **extra: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": _database_url(),
         "MEDIA_ROOT": str(shared_media),
+        **log_keys_env(),
         "OMP_NUM_THREADS": "1",
         **extra,
     }

@@ -27,7 +27,7 @@ from serving.models import PredictionLog, PredictionSeal
 from serving.services import create_api_key
 from tests.conftest import make_version
 from tests.factories import RegisteredModelFactory
-from tests.services.conftest import ROOT
+from tests.services.conftest import ROOT, log_keys_env
 
 
 def _free_port() -> int:
@@ -44,6 +44,7 @@ def gunicorn(committed_db: None, shared_media: Path, tmp_path: Path) -> Iterator
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{connection.settings_dict['NAME']}",
         "MEDIA_ROOT": str(shared_media),
+        **log_keys_env(),
         "EXPOSE_WORKER_PID": "1",
         "OMP_NUM_THREADS": "1",
         "PGAPPNAME": "gunicorn-under-test",  # libpq names the workers' connections
