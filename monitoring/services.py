@@ -9,6 +9,7 @@ are more), and says how many it used."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from serving import personal
 from serving.models import LogSource, Outcome, PredictionLog, PredictionOutcome, PredictionSeal
 
 HOUR = timedelta(hours=1)
+logger = logging.getLogger(__name__)
 MONITORED_STATUSES = (Status.APPROVED, Status.PRODUCTION, Status.SUSPENDED, Status.RETIRED)
 
 
@@ -271,6 +273,7 @@ def _count_in_processes(seal_id: int, references: dict[int, Reference | None], p
         for child, receiver in children:
             receiver.close()
             child.join(timeout=5)
+    logger.info("monitoring: seal %s folded by %s processes (%s records)", seal_id, parts, n_records)
     return n_records, counted
 
 

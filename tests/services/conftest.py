@@ -76,9 +76,25 @@ def committed_db(transactional_db: None) -> Iterator[None]:
         for table in APPEND_ONLY_TABLES:
             cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
     yield
+    _wait_for_other_sessions()
     with connection.cursor() as cursor:
         for table in APPEND_ONLY_TABLES:
             cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+
+
+def _wait_for_other_sessions(timeout: float = 30.0) -> None:
+    """Before the flush after a test: let the worker (or a server) finish what the test left it
+    doing (a notification, a webhook dispatch), so that TRUNCATE does not deadlock with it."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.1)
 
 
 def log_keys_env() -> dict[str, str]:
@@ -103,6 +119,8 @@ def celery_worker_process(
         "MEDIA_ROOT": str(shared_media),
         **log_keys_env(),
         "OMP_NUM_THREADS": "1",
+        # small seals are folded by forked processes too, so the worker's fold is the forked one
+        "MONITOR_FOLD_ROWS_PER_PROCESS": "50",
     }
     handle = log.open("w")
     process = subprocess.Popen(

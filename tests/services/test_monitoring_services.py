@@ -11,6 +11,7 @@ from monitoring import services
 from monitoring.models import FoldedSeal, HourlyCounts
 from serving.models import PredictionLog
 from serving.seals import seal_predictions
+from tests.services.conftest import wait_for
 
 FEATURES = demo_data.NUMERIC + demo_data.CATEGORICAL
 
@@ -62,3 +63,27 @@ def test_a_large_seal_is_counted_by_forked_processes_exactly_as_by_one(
         assert summed[name] == expected, name
     # a second fold of the same seal adds nothing
     assert services.accumulate_sealed() == 0
+
+
+def test_the_real_workers_monitor_task_folds_a_seal_in_forked_processes(
+    committed_db, celery_worker_process, production, keyed, german
+):
+    """A Celery prefork child is a daemon process: the fold's children are forked with billiard,
+    which allows them; the counts equal a one-process fold of the same seal."""
+    from monitoring.tasks import monitor_task
+
+    sent = german[1][FEATURES].to_dict(orient="records")
+    for i in range(0, len(sent), 25):
+        response = keyed.post("/api/v1/models/credit-risk/predict", {"instances": sent[i : i + 25]}, format="json")
+        assert response.status_code == 200, response.content
+    seal_predictions()
+    monitor_task.delay()
+    wait_for(lambda: FoldedSeal.objects.exists(), 120, "the worker's fold")
+    assert FoldedSeal.objects.get().rows == 300
+    worker_counts = hourly(production)
+    log = celery_worker_process.read_text()
+    assert "folded by 2 processes (12 records)" in log and "fold process" not in log  # forked; none failed
+    FoldedSeal.objects.all().delete()
+    HourlyCounts.objects.all().delete()
+    assert services.accumulate_sealed() == 300  # here, in one process (the test settings)
+    assert hourly(production) == worker_counts
