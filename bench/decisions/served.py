@@ -37,6 +37,7 @@ def server_env(db_url: str, mac_key: str) -> dict[str, str]:
         "DEBUG": "False",
         "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnop",
         "LOG_MAC_KEY": mac_key,
+        "LOG_KEK": "ab" * 32,  # benchmark only: DEBUG=False requires a key encryption key
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "False",
         "CONN_MAX_AGE": "600",
