@@ -74,13 +74,19 @@ def write_encrypted(*, name: str, version: int, sha256: str, data: bytes) -> Sto
     return StoredFile(name=stored, kek_id=kek_id, wrapped=wrapped)
 
 
+def key_destroyed(dataset: Dataset, key: DatasetKey, *, field: str | None = None) -> DatasetKeyDestroyed:
+    """The error of reading (or naming) a dataset whose key was destroyed."""
+    when = f"{key.destroyed_at:%Y-%m-%d}" if key.destroyed_at else "an unknown date"
+    return DatasetKeyDestroyed(
+        f"Dataset {dataset} can no longer be read: its key was destroyed on {when}.",
+        field=field,
+        details={"dataset": dataset.pk, "key_destroyed_on": when},
+    )
+
+
 def _data_key(dataset: Dataset, key: DatasetKey) -> bytes:
     if key.destroyed_at is not None or key.wrapped is None:
-        when = f"{key.destroyed_at:%Y-%m-%d}" if key.destroyed_at else "an unknown date"
-        raise DatasetKeyDestroyed(
-            f"Dataset {dataset} can no longer be read: its key was destroyed on {when}.",
-            details={"dataset": dataset.pk, "key_destroyed_on": when},
-        )
+        raise key_destroyed(dataset, key)
     try:
         return envelope.unwrap(
             key.kek_id,

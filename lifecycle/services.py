@@ -22,7 +22,6 @@ from lifecycle.artifacts import InspectedArtifact, inspect_artifact, read_verifi
 from lifecycle.datasets import ParsedDataset, dataset_name_from_filename, parse_csv
 from lifecycle.errors import (
     ArtifactIntegrityError,
-    DatasetKeyDestroyed,
     Forbidden,
     LifecycleError,
     NotFound,
@@ -496,10 +495,7 @@ def _require_live_dataset(dataset_id: int, *, field: str) -> None:
     dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
     key = DatasetKey.objects.filter(dataset=dataset).first()
     if key is not None and key.destroyed_at is not None:
-        raise DatasetKeyDestroyed(
-            f"Dataset {dataset} can no longer be read: its key was destroyed on {key.destroyed_at:%Y-%m-%d}.",
-            field=field,
-        )
+        raise dataset_store.key_destroyed(dataset, key, field=field)
 
 
 def _store_dataset(*, actor: Any, parsed: ParsedDataset, name: str, source: str, written: list[str]) -> Dataset:
