@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import os
 import secrets
 import threading
@@ -43,7 +42,7 @@ from core.envelope import wrap as _wrap
 from core.roles import RISK_OFFICERS, has_role
 from lifecycle import dataset_store
 from serving.errors import ServingError
-from serving.log import _mac_key
+from serving.log import keyed_digest, keyed_hexdigests
 from serving.models import LegalHold, SubjectKey
 
 ERASED = "[erased]"
@@ -81,12 +80,12 @@ def _unwrap(key_id_: str, wrapped: bytes) -> bytes:
 
 # --- subjects and their keys --------------------------------------------------------------
 def subject_hash(model_name: str, subject: Any) -> str:
-    return hmac.digest(_mac_key(), f"subject\x1f{model_name}\x1f{subject}".encode(), "sha256").hex()
+    return keyed_digest(f"subject\x1f{model_name}\x1f{subject}".encode()).hex()
 
 
 def business_key_hash(key: Any) -> str:
     """The keyed hash a personal business key is found by (the same for every model)."""
-    return KEY_PREFIX + hmac.digest(_mac_key(), f"business-key\x1f{key}".encode(), "sha256").hex()
+    return KEY_PREFIX + keyed_digest(f"business-key\x1f{key}".encode()).hex()
 
 
 def month_of(moment: datetime) -> date:
@@ -104,12 +103,13 @@ def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tup
     process keeps them SUBJECT_KEY_CACHE_SECONDS: an erasure reaches every process's new answers
     within that time."""
     now = time.monotonic()
+    fresh_since = now - settings.SUBJECT_KEY_CACHE_SECONDS
     found: dict[str, tuple[int, AESGCM]] = {}
     with _lock:
         for h in hashes:
             cached = _writing.get((model_name, h, month))
-            if cached is not None and now - cached[2] < settings.SUBJECT_KEY_CACHE_SECONDS:
-                found[h] = (cached[0], cached[1])
+            if cached is not None and cached[2] > fresh_since:
+                found[h] = cached[:2]
     missing = hashes - found.keys()
     if missing:
         _require_known_kek()
@@ -118,9 +118,15 @@ def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tup
         made_elsewhere = missing - found.keys()  # by another process meanwhile
         for pk, h, wrapped, key_id_ in _live_keys(model_name, made_elsewhere, month) if made_elsewhere else []:
             found[h] = (pk, AESGCM(_unwrap(key_id_, wrapped)))
-        with _lock:
-            for h in missing:
-                _writing[(model_name, h, month)] = (*found[h], now)
+        made = {(model_name, h, month): (*found[h], now) for h in missing}
+
+        def remember() -> None:
+            with _lock:
+                _writing.update(made)
+
+        # Inside the record's transaction the keys are remembered once they are committed with
+        # it: a rolled-back key must never be used for a later record.
+        transaction.on_commit(remember)
     return found
 
 
@@ -230,28 +236,33 @@ def protect(
         subjects = [str(row.get(subject_field, "")) for row in rows]
     else:
         subjects = [""] * len(rows)  # no subject named: one key per month, erased by retention
-    hashes = [subject_hash(model_name, s) for s in subjects]
+    hashes = keyed_hexdigests([f"subject\x1f{model_name}\x1f{s}".encode() for s in subjects])  # subject_hash()
     keys = _write_keys(model_name, set(hashes), month_of(timezone.now()))
     personal = version.personal_features
     personal_key = bool(business_keys) and subject_field == BUSINESS_KEY
     nonces = os.urandom(12 * len(rows))  # one call, not one per row: a nonce is never reused
     stored = []
     stored_keys = list(business_keys) if business_keys else business_keys
+    b64, dumps, place = base64.b64encode, orjson.dumps, f"{record_id}."
+    if personal_key:  # business_key_hash() of each, in one loop
+        lookups = [KEY_PREFIX + h for h in keyed_hexdigests([f"business-key\x1f{s}".encode() for s in subjects])]
     for i, row in enumerate(rows):
-        key_pk, data_key = keys[hashes[i]]
+        key_pk, aead = keys[hashes[i]]
         present = [name for name in personal if name in row]
         if not present:
             stored.append(row)
             if personal_key:  # nothing else personal in the row: the key sealed on its own
-                sealed = _seal(key_pk, data_key, subjects[i], f"{record_id}.{i}.{BUSINESS_KEY}")[ENC]
-                stored_keys[i] = f"{business_key_hash(subjects[i])}|{sealed}"  # type: ignore[index]
+                sealed = _seal(key_pk, aead, subjects[i], f"{record_id}.{i}.{BUSINESS_KEY}")[ENC]
+                stored_keys[i] = f"{lookups[i]}|{sealed}"  # type: ignore[index]
             continue
         values = {name: row[name] for name in present}
         if personal_key:
             values[BUSINESS_KEY] = subjects[i]
-            stored_keys[i] = business_key_hash(subjects[i])  # type: ignore[index]
+            stored_keys[i] = lookups[i]  # type: ignore[index]
+        nonce = nonces[12 * i : 12 * i + 12]  # _seal(), inline: this loop runs once per logged row
+        ciphertext = aead.encrypt(nonce, dumps(values), (place + str(i)).encode())
         copy = dict(row)
-        copy[present[0]] = {**_seal(key_pk, data_key, values, f"{record_id}.{i}", nonces[12 * i : 12 * i + 12]), ROW: 1}
+        copy[present[0]] = {ENC: f"{key_pk}:{b64(nonce + ciphertext).decode()}", ROW: 1}
         for name in present[1:]:
             copy[name] = {ENC: IN_ROW}
         stored.append(copy)

@@ -8,6 +8,7 @@ remembered it), which v1 and v2 map to their own status and body."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import uuid
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 
 from core.roles import roles_of
 from lifecycle.errors import ArtifactIntegrityError
@@ -242,33 +243,36 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     explanations = outputs.get("explanations")
     keys = [str(k) for k in request.business_keys] if request.business_keys else None
     record_id = uuid.uuid4()
-    try:  # personal values are stored encrypted under their subject's key (serving.personal)
-        if explanations is not None and personal.declares_personal(version):
-            outputs["explanations"] = list(explanations)  # the log's copy is sealed, the client's is not
-        stored_rows, stored_keys = personal.protect(
-            version, request.model_name, checked, keys, record_id, explanations=outputs.get("explanations")
+    # A new data subject's key is written in the record's own transaction: one commit, and a key
+    # exists exactly when a record sealed under it does.
+    with transaction.atomic() if personal.declares_personal(version) else contextlib.nullcontext():
+        try:  # personal values are stored encrypted under their subject's key (serving.personal)
+            if explanations is not None and personal.declares_personal(version):
+                outputs["explanations"] = list(explanations)  # the log's copy is sealed, the client's is not
+            stored_rows, stored_keys = personal.protect(
+                version, request.model_name, checked, keys, record_id, explanations=outputs.get("explanations")
+            )
+        except personal.KeysUnavailable as exc:
+            return Refusal(exc, Outcome.ERROR, [], certain=True)
+        except DatabaseError:
+            raise ServingError(LOG_UNAVAILABLE, status=503, code="log_unavailable")
+        entry = request.entry(
+            Outcome.OK,
+            version=version,
+            inputs=stored_rows,
+            outputs=outputs,
+            engine=result.engine,
+            business_keys=stored_keys,
+            public_id=record_id,
         )
-    except personal.KeysUnavailable as exc:
-        return Refusal(exc, Outcome.ERROR, [], certain=True)
-    except DatabaseError:
-        raise ServingError(LOG_UNAVAILABLE, status=503, code="log_unavailable")
-    entry = request.entry(
-        Outcome.OK,
-        version=version,
-        inputs=stored_rows,
-        outputs=outputs,
-        engine=result.engine,
-        business_keys=stored_keys,
-        public_id=record_id,
-    )
-    try:
-        record = log.write(entry, guard)
-    except DatabaseError:
-        raise ServingError(
-            "The prediction could not be logged, so it is not returned. Try again later.",
-            status=503,
-            code="log_unavailable",
-        )
+        try:
+            record = log.write(entry, guard)
+        except DatabaseError:
+            raise ServingError(
+                "The prediction could not be logged, so it is not returned. Try again later.",
+                status=503,
+                code="log_unavailable",
+            )
     if record is None:
         return None
     return Served(

@@ -137,6 +137,8 @@ def main() -> None:
         diff = (plain - pers) / plain
         verdict = "met" if diff <= target else "MISSED"
         print(f"{label:34} {plain:12.1f} {pers:15.1f} {diff:10.1%} {'<= ' + format(target, '.0%'):>8} {verdict}")
+        rounds = zip(results[("bench-plain", kind)], results[("bench-personal", kind)], strict=True)
+        print(f"{'':34} rounds: " + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in rounds))
     print(
         f"Erasing one subject with 10,000 logged rows: {erase_seconds * 1000:.1f} ms over HTTP "
         f"({erased['keys_erased']} key(s) destroyed; target <= 1 s: {'met' if erase_seconds <= 1 else 'MISSED'})"

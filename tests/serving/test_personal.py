@@ -358,3 +358,38 @@ def test_only_risk_officers_erase_whatever_the_interface(personal_version, keyed
             personal.erase_subject(model_name="credit-risk", subject="app-7731", actor=person)
         assert refused.value.status == 403
     assert not SubjectKey.objects.filter(erased_at__isnull=False).exists()
+
+
+def test_the_fast_keyed_hash_is_hmac_sha256_of_the_log_key():
+    import hmac
+
+    from serving.log import _mac_key, keyed_digest, keyed_hexdigests
+
+    messages = [b"", b"subject\x1fcredit-risk\x1fapp-7731", "business-key\x1fé".encode(), b"x" * 5000]
+    expected = [hmac.digest(_mac_key(), m, "sha256") for m in messages]
+    assert [keyed_digest(m) for m in messages] == expected
+    assert keyed_hexdigests(messages) == [e.hex() for e in expected]
+    hashed = hmac.digest(_mac_key(), b"business-key\x1fapp-7731", "sha256").hex()
+    assert personal.business_key_hash("app-7731") == "h:" + hashed
+
+
+def test_a_subject_key_made_in_a_rolled_back_write_is_never_used(personal_version, keyed, german):
+    """A new subject's key is written in its record's transaction: when that transaction rolls
+    back, the key is gone and the process must not remember it for the next record."""
+    from django.db import transaction
+
+    instances = rows(german, 1)
+
+    class Abandoned(Exception):
+        pass
+
+    with pytest.raises(Abandoned), transaction.atomic():
+        personal.protect(personal_version, "credit-risk", instances, ["app-new"], "r1")
+        assert SubjectKey.objects.filter(model_name="credit-risk").count() == 1
+        raise Abandoned
+    assert not SubjectKey.objects.filter(model_name="credit-risk").exists()
+    stored, _ = personal.protect(personal_version, "credit-risk", instances, ["app-new"], "r2")
+    key_id = int(stored[0]["age"]["$enc"].split(":", 1)[0])
+    assert SubjectKey.objects.filter(pk=key_id, erased_at__isnull=True).exists()
+    shown, keys = personal.reveal("r2", stored, _)
+    assert shown[0]["age"] == instances[0]["age"] and keys == ["app-new"]
