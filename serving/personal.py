@@ -18,6 +18,7 @@ display).
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 import secrets
@@ -41,6 +42,7 @@ from core.envelope import keks as _keks
 from core.envelope import wrap as _wrap
 from core.roles import RISK_OFFICERS, has_role
 from lifecycle import dataset_store
+from serving import rawsql
 from serving.errors import ServingError
 from serving.log import keyed_digest, keyed_hexdigests
 from serving.models import LegalHold, SubjectKey
@@ -84,8 +86,19 @@ def subject_hash(model_name: str, subject: Any) -> str:
 
 
 def business_key_hash(key: Any) -> str:
-    """The keyed hash a personal business key is found by (the same for every model)."""
-    return KEY_PREFIX + keyed_digest(f"business-key\x1f{key}".encode()).hex()
+    """The keyed hash a personal business key is found by (the same for every model): 128 bits
+    of HMAC-SHA256, in hex."""
+    return business_key_lookups(key)[0]
+
+
+HASH_HEX = 32  # 128 bits; records written before kept all 64 hex digits
+
+
+def business_key_lookups(key: Any) -> list[str]:
+    """The forms a personal business key is indexed under: its keyed hash as written now and,
+    in records written before, the whole 256-bit hash."""
+    full = keyed_digest(f"business-key\x1f{key}".encode()).hex()
+    return [KEY_PREFIX + full[:HASH_HEX], KEY_PREFIX + full]
 
 
 def month_of(moment: datetime) -> date:
@@ -93,8 +106,9 @@ def month_of(moment: datetime) -> date:
 
 
 _lock = threading.Lock()
-_writing: dict[tuple[str, str, date], tuple[int, AESGCM, float]] = {}
+_writing: dict[tuple[str, date], dict[str, tuple[int, AESGCM, float]]] = {}  # (model, month) -> subject hash -> key
 _kek_checked: list[float] = []
+KEYS_REMEMBERED = 100_000  # per model and month, per process
 _reading: dict[tuple[int, str, bytes], bytes] = {}
 
 
@@ -104,12 +118,9 @@ def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tup
     within that time."""
     now = time.monotonic()
     fresh_since = now - settings.SUBJECT_KEY_CACHE_SECONDS
-    found: dict[str, tuple[int, AESGCM]] = {}
     with _lock:
-        for h in hashes:
-            cached = _writing.get((model_name, h, month))
-            if cached is not None and cached[2] > fresh_since:
-                found[h] = cached[:2]
+        cached = _writing.setdefault((model_name, month), {})
+        found = {h: entry[:2] for h in hashes if (entry := cached.get(h)) is not None and entry[2] > fresh_since}
     missing = hashes - found.keys()
     if missing:
         _require_known_kek()
@@ -118,11 +129,14 @@ def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tup
         made_elsewhere = missing - found.keys()  # by another process meanwhile
         for pk, h, wrapped, key_id_ in _live_keys(model_name, made_elsewhere, month) if made_elsewhere else []:
             found[h] = (pk, AESGCM(_unwrap(key_id_, wrapped)))
-        made = {(model_name, h, month): (*found[h], now) for h in missing}
+        made = {h: (*found[h], now) for h in missing}
 
         def remember() -> None:
             with _lock:
-                _writing.update(made)
+                remembered = _writing.setdefault((model_name, month), {})
+                if len(remembered) > KEYS_REMEMBERED:  # a bound on memory: start again
+                    remembered.clear()
+                remembered.update(made)
 
         # Inside the record's transaction the keys are remembered once they are committed with
         # it: a rolled-back key must never be used for a later record.
@@ -148,9 +162,7 @@ def _make_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tupl
             f"erased_because) VALUES {values} ON CONFLICT (model_name, subject_hash, month) WHERE erased_at IS NULL "
             "DO NOTHING RETURNING id, subject_hash"
         )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return {h: (pk, new[h]) for pk, h in cursor.fetchall()}
+        return {h: (pk, new[h]) for pk, h in rawsql.fetch(sql, params)}  # prepared: planned once per connection
     rows = [
         SubjectKey(model_name=model_name, subject_hash=h, month=month, wrapped=w[1], kek_id=w[0])
         for h, w in wrapped.items()
@@ -243,12 +255,15 @@ def protect(
     nonces = os.urandom(12 * len(rows))  # one call, not one per row: a nonce is never reused
     stored = []
     stored_keys = list(business_keys) if business_keys else business_keys
-    b64, dumps, place = base64.b64encode, orjson.dumps, f"{record_id}."
+    b64, dumps, place = binascii.b2a_base64, orjson.dumps, f"{record_id}."
     if personal_key:  # business_key_hash() of each, in one loop
-        lookups = [KEY_PREFIX + h for h in keyed_hexdigests([f"business-key\x1f{s}".encode() for s in subjects])]
+        lookups = [
+            KEY_PREFIX + h[:HASH_HEX] for h in keyed_hexdigests([f"business-key\x1f{s}".encode() for s in subjects])
+        ]
+    every = set(personal)
     for i, row in enumerate(rows):
         key_pk, aead = keys[hashes[i]]
-        present = [name for name in personal if name in row]
+        present = personal if every <= row.keys() else [name for name in personal if name in row]
         if not present:
             stored.append(row)
             if personal_key:  # nothing else personal in the row: the key sealed on its own
@@ -261,8 +276,7 @@ def protect(
             stored_keys[i] = lookups[i]  # type: ignore[index]
         nonce = nonces[12 * i : 12 * i + 12]  # _seal(), inline: this loop runs once per logged row
         ciphertext = aead.encrypt(nonce, dumps(values), (place + str(i)).encode())
-        copy = dict(row)
-        copy[present[0]] = {ENC: f"{key_pk}:{b64(nonce + ciphertext).decode()}", ROW: 1}
+        copy = {**row, present[0]: {ENC: f"{key_pk}:{b64(nonce + ciphertext, newline=False).decode()}", ROW: 1}}
         for name in present[1:]:
             copy[name] = {ENC: IN_ROW}
         stored.append(copy)

@@ -124,7 +124,7 @@ def test_a_row_is_sealed_once_and_records_sealed_value_by_value_still_read_and_e
         pk, aead = keys[personal.subject_hash("credit-risk", key)]
         old_rows.append({**row, **{f: personal._seal(pk, aead, row[f], f"{old_id}.{i}.{f}") for f in ("age", "sex")}})
         sealed = personal._seal(pk, aead, key, f"{old_id}.{i}.business_key")["$enc"]
-        old_keys.append(f"{personal.business_key_hash(key)}|{sealed}")
+        old_keys.append(f"{personal.business_key_lookups(key)[1]}|{sealed}")  # then: the whole hash
     new_shown, new_keys = personal.reveal(record_id, stored, orjson.loads(keys_json))
     old_shown, old_keys_shown = personal.reveal(old_id, old_rows, old_keys)
     assert [r["age"] for r in new_shown] == [r["age"] for r in old_shown] == AGES
@@ -370,7 +370,8 @@ def test_the_fast_keyed_hash_is_hmac_sha256_of_the_log_key():
     assert [keyed_digest(m) for m in messages] == expected
     assert keyed_hexdigests(messages) == [e.hex() for e in expected]
     hashed = hmac.digest(_mac_key(), b"business-key\x1fapp-7731", "sha256").hex()
-    assert personal.business_key_hash("app-7731") == "h:" + hashed
+    assert personal.business_key_hash("app-7731") == "h:" + hashed[:32]  # 128 bits are kept
+    assert personal.business_key_lookups("app-7731") == ["h:" + hashed[:32], "h:" + hashed]
 
 
 def test_a_subject_key_made_in_a_rolled_back_write_is_never_used(personal_version, keyed, german):
@@ -393,3 +394,16 @@ def test_a_subject_key_made_in_a_rolled_back_write_is_never_used(personal_versio
     assert SubjectKey.objects.filter(pk=key_id, erased_at__isnull=True).exists()
     shown, keys = personal.reveal("r2", stored, _)
     assert shown[0]["age"] == instances[0]["age"] and keys == ["app-new"]
+
+
+def test_a_personal_business_key_indexed_before_by_its_whole_hash_is_still_found(personal_version, keyed, german):
+    from serving import selectors
+
+    answer = serve(keyed, german)
+    record_id = answer["prediction_ids"][0].split(".")[0]
+    short, full = personal.business_key_lookups("app-7733")
+    assert len(short) == 2 + 32 and len(full) == 2 + 64 and full.startswith(short)
+    assert PredictionKey.objects.filter(key=short).count() == 1
+    PredictionKey.objects.filter(key=short).update(key=full)  # as records written before indexed it
+    found = selectors.decisions_with_key("app-7733")
+    assert [(str(r.public_id), row) for r, row in found] == [(record_id, 2)]
