@@ -9,7 +9,7 @@ from django.db import migrations
 COLUMNS = ("inputs_json", "outputs_json")
 
 
-def compression(method: str, columns: tuple[str, ...] = COLUMNS):
+def compression(method: str, columns: tuple[str, ...] = COLUMNS, table: str = "serving_predictionlog"):
     def apply(apps, schema_editor):
         connection = schema_editor.connection
         if connection.vendor != "postgresql":
@@ -22,7 +22,7 @@ def compression(method: str, columns: tuple[str, ...] = COLUMNS):
             if not row or not row[0]:
                 return
             clauses = ", ".join(f"ALTER COLUMN {c} SET COMPRESSION {method}" for c in columns)
-            cursor.execute(f"ALTER TABLE serving_predictionlog {clauses}")
+            cursor.execute(f"ALTER TABLE {table} {clauses}")
 
     return apply
 
