@@ -49,3 +49,17 @@ def parse_moment(value: str, *, field: str, end: bool = False) -> datetime | Non
         return datetime.combine(day + timedelta(days=1) if end else day, time.min, tzinfo=UTC)
     except OverflowError:  # the day after 9999-12-31
         raise bad from None
+
+
+def span_label(start: datetime | None, end: datetime | None) -> str:
+    """A window as people read it, in UTC: "2026-11-30 03:37 – 2026-11-30 04:37"; to the second
+    when both ends fall in the same minute (a window of seconds would read "03:37 – 03:37")."""
+    if start is None or end is None:
+        return ""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    shape = (
+        "%Y-%m-%d %H:%M:%S"
+        if start.replace(second=0, microsecond=0) == end.replace(second=0, microsecond=0)
+        else "%Y-%m-%d %H:%M"
+    )
+    return f"{start:{shape}} – {end:{shape}}"

@@ -27,6 +27,7 @@ from django.utils import timezone
 from core import audit
 from core.canonical import sha256_json
 from core.evidence import evidence
+from core.periods import span_label
 from governance import fairness, findings, profile
 from governance.models import CheckKind, CheckRun, Severity
 from governance.policies import active_policy
@@ -589,7 +590,7 @@ def store_window(version_id: int, *, start: datetime, end: datetime) -> Monitori
             "evidence": evidence(window),
         },
     )
-    label = f"window {start:%Y-%m-%d %H:%M}–{end:%Y-%m-%d %H:%M} UTC"
+    label = f"window {span_label(start, end)} UTC"
     for alert in result.alerts:
         if alert["level"] != "alert":
             continue
