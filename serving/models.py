@@ -370,7 +370,8 @@ class SubjectKey(models.Model):
     erased_because = models.CharField(max_length=20, blank=True)  # "request" or "retention"
 
     class Meta:
-        indexes = [models.Index(fields=["model_name", "subject_hash"], name="serving_subject_lookup")]
+        # Every lookup by subject asks for its live keys: the partial unique index serves them
+        # (a second index on (model, subject) only cost each new subject's INSERT).
         constraints = [
             models.UniqueConstraint(
                 fields=["model_name", "subject_hash", "month"],
