@@ -82,7 +82,15 @@ def _unwrap(key_id_: str, wrapped: bytes) -> bytes:
 
 # --- subjects and their keys --------------------------------------------------------------
 def subject_hash(model_name: str, subject: Any) -> str:
+    """The hash a subject named by an input field has its keys under (in the model's keys)."""
     return keyed_digest(f"subject\x1f{model_name}\x1f{subject}".encode()).hex()
+
+
+def subject_hashes(model_name: str, subject: Any) -> list[str]:
+    """Every hash the subject's keys may be under: subject_hash() and, for a subject named by
+    its business key, the whole keyed hash of that key (its rows take one HMAC, not two: the
+    same hash is the key's lookup form, truncated)."""
+    return [subject_hash(model_name, subject), keyed_digest(f"business-key\x1f{subject}".encode()).hex()]
 
 
 def business_key_hash(key: Any) -> str:
@@ -248,7 +256,11 @@ def protect(
         subjects = [str(row.get(subject_field, "")) for row in rows]
     else:
         subjects = [""] * len(rows)  # no subject named: one key per month, erased by retention
-    hashes = keyed_hexdigests([f"subject\x1f{model_name}\x1f{s}".encode() for s in subjects])  # subject_hash()
+    if subject_field == BUSINESS_KEY:  # one HMAC a row: the key's lookup form is this hash, truncated
+        hashes = keyed_hexdigests([f"business-key\x1f{s}".encode() for s in subjects])
+        lookups = [KEY_PREFIX + h[:HASH_HEX] for h in hashes]
+    else:
+        hashes = keyed_hexdigests([f"subject\x1f{model_name}\x1f{s}".encode() for s in subjects])  # subject_hash()
     keys = _write_keys(model_name, set(hashes), month_of(timezone.now()))
     personal = version.personal_features
     personal_key = bool(business_keys) and subject_field == BUSINESS_KEY
@@ -256,10 +268,6 @@ def protect(
     stored = []
     stored_keys = list(business_keys) if business_keys else business_keys
     b64, dumps, place = binascii.b2a_base64, orjson.dumps, f"{record_id}."
-    if personal_key:  # business_key_hash() of each, in one loop
-        lookups = [
-            KEY_PREFIX + h[:HASH_HEX] for h in keyed_hexdigests([f"business-key\x1f{s}".encode() for s in subjects])
-        ]
     every = set(personal)
     for i, row in enumerate(rows):
         key_pk, aead = keys[hashes[i]]
@@ -491,7 +499,7 @@ def erase_subject(*, model_name: str, subject: Any, actor: Any) -> int:
             code="legal_hold",
         )
     keys = SubjectKey.objects.select_for_update().filter(
-        model_name=model_name, subject_hash=subject_hash(model_name, subject), erased_at__isnull=True
+        model_name=model_name, subject_hash__in=subject_hashes(model_name, subject), erased_at__isnull=True
     )
     months = sorted({k.month.isoformat() for k in keys})
     erased = keys.update(wrapped=None, erased_at=timezone.now(), erased_because="request")
