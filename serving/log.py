@@ -68,6 +68,20 @@ class Entry:
     engine: str = ""
     business_keys: list[str] | None = None  # one per row, checked by the caller
     public_id: uuid.UUID | None = None  # chosen by the caller when the stored inputs are bound to it
+    prelude: Prelude | None = None  # rows that must be written with the record, or neither is
+
+
+@dataclass(frozen=True)
+class Prelude:
+    """Rows the record depends on (a new data subject's key, which its ciphertext names), written
+    by the record's own INSERT on PostgreSQL, as a data-modifying WITH: `sql` is an INSERT ...
+    ON CONFLICT DO NOTHING RETURNING 1 that must return `rows` rows, or the record is not written
+    either (the guarded write then returns None, as for a version no longer servable). One
+    statement instead of two: a new subject's key cost a round trip of its own."""
+
+    sql: str
+    params: tuple[Any, ...]
+    rows: int
 
 
 def dump_json(value: Any) -> str:
@@ -195,11 +209,11 @@ def write(entry: Entry, guard: Guard | None = None) -> PredictionLog | None:
     record.leaf_hash = leaf.hex()
     record.mac = mac_of(leaf)
     if not entry.business_keys:
-        return record if _insert(record, guard) else None
+        return record if _insert(record, guard, prelude=entry.prelude) else None
     # The record and its key index rows commit together (the keys themselves are in the leaf);
     # a failure ends the transaction (the caller's too), so no savepoint is needed for it.
     with transaction.atomic(savepoint=False):
-        if not _insert(record, guard, savepoint=False):
+        if not _insert(record, guard, savepoint=False, prelude=entry.prelude):
             return None
         PredictionKey.objects.bulk_create(
             PredictionKey(record_id=record.public_id, row=i, key=index_key(k)[:200])
@@ -301,7 +315,7 @@ _INSERT_FIELDS = [f for f in PredictionLog._meta.concrete_fields if not f.primar
 
 
 @functools.cache
-def _insert_sql(vendor: str, guard_size: int, keyed: bool = False) -> str:
+def _insert_sql(vendor: str, guard_size: int, keyed: bool = False, prelude: str = "") -> str:
     """INSERT ... VALUES for refusals; for answers INSERT ... SELECT ... WHERE the version row is
     still servable (and the API key still not revoked), so no answer is logged, and so returned,
     once its version stopped being servable or its key was revoked, whatever a process
@@ -325,27 +339,37 @@ def _insert_sql(vendor: str, guard_size: int, keyed: bool = False) -> str:
     statuses = ", ".join(["%s"] * guard_size)
     moment = "%s::timestamptz" if vendor == "postgresql" else "%s"
     key = f" AND EXISTS (SELECT 1 FROM {quote(ApiKey._meta.db_table)} WHERE id = %s AND revoked_at IS NULL)"  # noqa: S608
-    return (
+    sql = (
         f"INSERT INTO {table} ({columns}) SELECT {', '.join(placeholder(f) for f in _INSERT_FIELDS)} "  # noqa: S608
         f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND artifact_sha256 = %s AND status IN ({statuses})"
         # ... and whose approval has not expired at the answer's time (DESIGN.md: it must hold then)
-        f" AND (approval_expires_at IS NULL OR approval_expires_at > {moment}))" + (key if keyed else "")
+        f" AND (approval_expires_at IS NULL OR approval_expires_at > {moment}))"
+        + (key if keyed else "")
+        + (" AND (SELECT count(*) FROM prelude) = %s" if prelude else "")
     )
+    return f"WITH prelude AS ({prelude}) {sql}" if prelude else sql
 
 
-def _insert(record: PredictionLog, guard: Guard | None = None, *, savepoint: bool = True) -> bool:
+def _insert(
+    record: PredictionLog, guard: Guard | None = None, *, savepoint: bool = True, prelude: Prelude | None = None
+) -> bool:
     """One INSERT of a prepared statement (the ORM's query compilation cost more than the write
     itself on the serving path). In autocommit mode it is durable when execute returns. With a
     guard, False means nothing was written: the version is no longer servable or the key was
     revoked."""
     keyed = guard is not None and guard.api_key_id is not None
-    sql = _insert_sql(connection.vendor, len(guard.statuses) if guard else 0, keyed)
-    values = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _INSERT_FIELDS]
+    if prelude is not None and (guard is None or connection.vendor != "postgresql"):
+        raise ValueError("A prelude is written by the guarded INSERT on PostgreSQL only.")
+    sql = _insert_sql(connection.vendor, len(guard.statuses) if guard else 0, keyed, prelude.sql if prelude else "")
+    values = [*prelude.params] if prelude else []
+    values += [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _INSERT_FIELDS]
     if guard:
         values += [guard.version_id, guard.artifact_sha256, *guard.statuses]
         values.append(connection.ops.adapt_datetimefield_value(record.created_at))
         if guard.api_key_id is not None:
             values.append(guard.api_key_id)
+    if prelude:
+        values.append(prelude.rows)
 
     def written() -> bool:  # after a lost connection: did the INSERT reach the database after all?
         table = connection.ops.quote_name(PredictionLog._meta.db_table)

@@ -44,7 +44,7 @@ from core.roles import RISK_OFFICERS, has_role
 from lifecycle import dataset_store
 from serving import rawsql
 from serving.errors import ServingError
-from serving.log import keyed_digest, keyed_hexdigests
+from serving.log import Prelude, keyed_digest, keyed_hexdigests
 from serving.models import LegalHold, SubjectKey
 
 ERASED = "[erased]"
@@ -120,16 +120,27 @@ KEYS_REMEMBERED = 100_000  # per model and month, per process
 _reading: dict[tuple[int, str, bytes], bytes] = {}
 
 
-def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tuple[int, AESGCM]]:
+def _write_keys(
+    model_name: str, hashes: set[str], month: date, pending: NewKeys | None = None
+) -> dict[str, tuple[int, AESGCM]]:
     """The live data key of each subject for this month (ready to encrypt), made on first use. A
     process keeps them SUBJECT_KEY_CACHE_SECONDS: an erasure reaches every process's new answers
-    within that time."""
+    within that time. With `pending` (PostgreSQL, a few new subjects), new keys are not written
+    here: they go into `pending`, for the record's own INSERT to write (log.Prelude)."""
     now = time.monotonic()
     fresh_since = now - settings.SUBJECT_KEY_CACHE_SECONDS
     with _lock:
         cached = _writing.setdefault((model_name, month), {})
         found = {h: entry[:2] for h in hashes if (entry := cached.get(h)) is not None and entry[2] > fresh_since}
     missing = hashes - found.keys()
+    if missing and pending is not None and len(missing) <= NEW_KEYS_WITH_RECORD and connection.vendor == "postgresql":
+        _require_known_kek()
+        for h, pk in zip(sorted(missing), _reserve_ids(len(missing)), strict=True):
+            data_key = AESGCM.generate_key(bit_length=256)
+            key_id_, wrapped = _wrap(data_key)
+            found[h] = (pk, AESGCM(data_key))
+            pending.add(model_name, h, month, pk, wrapped, key_id_, found[h][1])
+        return found
     if missing:
         _require_known_kek()
         for h, (pk, data_key) in _make_keys(model_name, missing, month).items():
@@ -150,6 +161,67 @@ def _write_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tup
         # it: a rolled-back key must never be used for a later record.
         transaction.on_commit(remember)
     return found
+
+
+NEW_KEYS_WITH_RECORD = 8  # a request with more new subjects writes their keys in one statement of its own
+_reserved: list[int] = []
+
+
+def _reserve_ids(n: int) -> list[int]:
+    """n ids for new subject keys, taken from the table's sequence 64 at a time (one round trip
+    per 64 new subjects; an id taken and never used is only a gap)."""
+    with _lock:
+        if len(_reserved) < n:
+            table = SubjectKey._meta.db_table
+            _reserved.extend(
+                pk
+                for (pk,) in rawsql.fetch(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                    [table, max(64, n)],
+                )
+            )
+        taken, _reserved[:n] = _reserved[:n], []
+    return taken
+
+
+class NewKeys:
+    """New subjects' keys made for one record, written by its INSERT (prelude()) and remembered
+    once that commits (remember())."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.ready: dict[tuple[str, date], dict[str, tuple[int, AESGCM]]] = {}
+
+    def add(self, model_name: str, h: str, month: date, pk: int, wrapped: bytes, key_id_: str, aead: AESGCM) -> None:
+        self.rows.append((pk, model_name, h, month, wrapped, key_id_, timezone.now()))
+        self.ready.setdefault((model_name, month), {})[h] = (pk, aead)
+
+    def prelude(self) -> Prelude | None:
+        if not self.rows:
+            return None
+        table = connection.ops.quote_name(SubjectKey._meta.db_table)
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, NULL, '')"] * len(self.rows))
+        sql = (
+            f"INSERT INTO {table} (id, model_name, subject_hash, month, wrapped, kek_id, created_at, erased_at, "  # noqa: S608
+            f"erased_because) VALUES {values} ON CONFLICT DO NOTHING RETURNING 1"
+        )
+        return Prelude(sql, tuple(v for row in self.rows for v in row), len(self.rows))
+
+    def remember(self) -> None:
+        """After the record and these keys were written: keep the keys for later records once
+        the transaction commits."""
+        now = time.monotonic()
+        ready = {place: {h: (*key, now) for h, key in keys.items()} for place, keys in self.ready.items()}
+
+        def remember() -> None:
+            with _lock:
+                for place, keys in ready.items():
+                    remembered = _writing.setdefault(place, {})
+                    if len(remembered) > KEYS_REMEMBERED:  # a bound on memory: start again
+                        remembered.clear()
+                    remembered.update(keys)
+
+        transaction.on_commit(remember)
 
 
 def _make_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tuple[int, bytes]]:
@@ -239,14 +311,15 @@ def declares_personal(version: Any) -> bool:
 
 def protect(
     version: Any, model_name: str, rows: list[dict[str, Any]], business_keys: list[str] | None, record_id: Any,
-    explanations: list[Any] | None = None,
+    explanations: list[Any] | None = None, pending: NewKeys | None = None,
 ) -> tuple[list[dict[str, Any]], list[str] | None]:  # fmt: skip
     """The rows (and business keys) as the log stores them. A row's personal values (and its
     personal business key) are encrypted together, once, under its subject's key for this month,
     bound to (record, row): the first personal field holds {"$enc": "<key id>:<base64>", "$row": 1},
     the others {"$enc": "^"} ("in the row's ciphertext"), and the business key is stored as its
     keyed hash alone. `explanations` (one per row, returned with the answer) are encrypted in
-    place, each whole."""
+    place, each whole. With `pending`, a few new subjects' keys are left for the record's INSERT
+    to write (NewKeys)."""
     if not declares_personal(version):
         return rows, business_keys
     subject_field = version.subject_field
@@ -261,7 +334,7 @@ def protect(
         lookups = [KEY_PREFIX + h[:HASH_HEX] for h in hashes]
     else:
         hashes = keyed_hexdigests([f"subject\x1f{model_name}\x1f{s}".encode() for s in subjects])  # subject_hash()
-    keys = _write_keys(model_name, set(hashes), month_of(timezone.now()))
+    keys = _write_keys(model_name, set(hashes), month_of(timezone.now()), pending)
     personal = version.personal_features
     personal_key = bool(business_keys) and subject_field == BUSINESS_KEY
     nonces = os.urandom(12 * len(rows))  # one call, not one per row: a nonce is never reused

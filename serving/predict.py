@@ -9,6 +9,7 @@ remembered it), which v1 and v2 map to their own status and body."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import time
 import uuid
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from core.roles import roles_of
 from lifecycle.errors import ArtifactIntegrityError
@@ -244,35 +245,20 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     keys = [str(k) for k in request.business_keys] if request.business_keys else None
     record_id = uuid.uuid4()
     # A new data subject's key is written in the record's own transaction: one commit, and a key
-    # exists exactly when a record sealed under it does.
-    with transaction.atomic() if personal.declares_personal(version) else contextlib.nullcontext():
-        try:  # personal values are stored encrypted under their subject's key (serving.personal)
-            if explanations is not None and personal.declares_personal(version):
-                outputs["explanations"] = list(explanations)  # the log's copy is sealed, the client's is not
-            stored_rows, stored_keys = personal.protect(
-                version, request.model_name, checked, keys, record_id, explanations=outputs.get("explanations")
-            )
-        except personal.KeysUnavailable as exc:
-            return Refusal(exc, Outcome.ERROR, [], certain=True)
-        except DatabaseError:
-            raise ServingError(LOG_UNAVAILABLE, status=503, code="log_unavailable")
-        entry = request.entry(
-            Outcome.OK,
-            version=version,
-            inputs=stored_rows,
-            outputs=outputs,
-            engine=result.engine,
-            business_keys=stored_keys,
-            public_id=record_id,
-        )
-        try:
-            record = log.write(entry, guard)
-        except DatabaseError:
-            raise ServingError(
-                "The prediction could not be logged, so it is not returned. Try again later.",
-                status=503,
-                code="log_unavailable",
-            )
+    # exists exactly when a record sealed under it does. On PostgreSQL the record's own INSERT
+    # writes it (one statement); if it met a key made meanwhile by another process, nothing was
+    # written, and the answer is sealed once more under the subject's live key.
+    personal_data = personal.declares_personal(version)
+    answer = functools.partial(_write_answer, request, version, checked, result, outputs, explanations, keys, record_id)
+    with transaction.atomic() if personal_data else contextlib.nullcontext():
+        new_keys = personal.NewKeys() if personal_data and connection.vendor == "postgresql" else None
+        record = answer(guard, new_keys)
+        if record is None and new_keys is not None and new_keys.rows:
+            record = answer(guard, None)
+        elif isinstance(record, PredictionLog) and new_keys is not None:
+            new_keys.remember()
+    if isinstance(record, Refusal):
+        return record
     if record is None:
         return None
     return Served(
@@ -283,6 +269,44 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
         business_keys=keys,
         explanations=explanations,
     )
+
+
+def _write_answer(
+    request: PredictionRequest, version: ModelVersion, rows: list[dict[str, Any]], result: Any, outputs: dict[str, Any],
+    explanations: list[Any] | None, keys: list[str] | None, record_id: uuid.UUID, guard: log.Guard,
+    pending: personal.NewKeys | None,
+) -> PredictionLog | Refusal | None:  # fmt: skip
+    """Seal the personal values (serving.personal) and write the answer's record: the record, a
+    Refusal when the personal keys cannot be used, or None when the guarded write wrote nothing."""
+    try:  # personal values are stored encrypted under their subject's key (serving.personal)
+        if explanations is not None and personal.declares_personal(version):
+            outputs["explanations"] = list(explanations)  # the log's copy is sealed, the client's is not
+        stored_rows, stored_keys = personal.protect(
+            version, request.model_name, rows, keys, record_id,
+            explanations=outputs.get("explanations"), pending=pending,
+        )  # fmt: skip
+    except personal.KeysUnavailable as exc:
+        return Refusal(exc, Outcome.ERROR, [], certain=True)
+    except DatabaseError:
+        raise ServingError(LOG_UNAVAILABLE, status=503, code="log_unavailable")
+    entry = request.entry(
+        Outcome.OK,
+        version=version,
+        inputs=stored_rows,
+        outputs=outputs,
+        engine=result.engine,
+        business_keys=stored_keys,
+        public_id=record_id,
+        prelude=pending.prelude() if pending is not None else None,
+    )
+    try:
+        return log.write(entry, guard)
+    except DatabaseError:
+        raise ServingError(
+            "The prediction could not be logged, so it is not returned. Try again later.",
+            status=503,
+            code="log_unavailable",
+        )
 
 
 MAX_BUSINESS_KEY = 200

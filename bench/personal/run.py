@@ -13,13 +13,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
-from harness import OUT, ROOT, THREADS_ENV, free_port, run_wrk, start, stop, wait_http  # noqa: E402
+from harness import OUT, ROOT, THREADS_ENV, free_port, run_wrk, start, stop, tree_cpu_seconds, wait_http  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 MODELS = ("bench-plain", "bench-personal")
 
 
@@ -48,14 +49,17 @@ def environment() -> dict[str, str]:
 
 
 def lua_one(path: Path, row: dict, key: str) -> Path:
-    """One row per request, a new business key (a new data subject) each time."""
+    """One row per request, a new business key (a new data subject) each time: unique per run
+    (a fresh prefix each time the script is written), per wrk thread and per request (wrk's
+    math.random is not seeded: the same numbers in every run and thread)."""
     body = json.dumps({"instances": [row], "business_keys": ["KEY"]})
     head, tail = body.split('"KEY"')
     path.write_text(
         'wrk.method = "POST"\n'
         f'wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer {key}"\n'
+        "local threads = 0\nfunction setup(thread)\n  threads = threads + 1\n  thread:set('tid', threads)\nend\n"
         "local n = 0\nrequest = function()\n  n = n + 1\n"
-        f"  local body = {json.dumps(head)} .. '\"applicant-' .. math.random(1, 1000000000) .. '-' .. n .. '\"'"
+        f"  local body = {json.dumps(head)} .. '\"applicant-{uuid.uuid4().hex}-' .. tid .. '-' .. n .. '\"'"
         f" .. {json.dumps(tail)}\n"
         "  return wrk.format(nil, nil, nil, body)\nend\n"
     )
@@ -70,6 +74,12 @@ def lua_batch(path: Path, rows: list[dict], key: str) -> Path:
         f'wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer {key}"\n'
     )
     return path
+
+
+def postmaster() -> int:
+    """The PostgreSQL server's first process: its tree is every backend, whose CPU counts too."""
+    found = subprocess.run(["pgrep", "-o", "-x", "postgres"], capture_output=True, text=True, check=False)  # noqa: S607
+    return int(found.stdout.split()[0]) if found.stdout.strip() else -1
 
 
 def post(url: str, body: dict, key: str) -> dict:
@@ -106,13 +116,20 @@ def main() -> None:
             for kind, conns in (("one", 8), ("batch", 4)):  # warm every worker
                 run_wrk(f"{base}/api/v1/models/{m}/predict", scripts[(m, kind)], conns, 2)
         results: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], list[float]] = {}
+        postgres = postmaster()
         for r in range(ROUNDS):
             order = MODELS if r % 2 == 0 else MODELS[::-1]
             for kind, conns in (("one", 8), ("batch", 4)):
                 for m in order:
+                    if kind == "one":  # new subjects: never sent before
+                        lua_one(scripts[(m, kind)], setup["rows"][0], setup["key"])
+                    before = tree_cpu_seconds(server.pid) + tree_cpu_seconds(postgres)
                     got = run_wrk(f"{base}/api/v1/models/{m}/predict", scripts[(m, kind)], conns, SECONDS)
+                    spent = tree_cpu_seconds(server.pid) + tree_cpu_seconds(postgres) - before
                     assert got["errors"] == 0, got
                     results.setdefault((m, kind), []).append(got["rps"])
+                    cpu.setdefault((m, kind), []).append(spent * 1000 / max(got["requests"], 1))
         # erasure: one subject with 10,000 logged rows
         batch = [setup["rows"][i % len(setup["rows"])] for i in range(1000)]
         for _ in range(10):
@@ -139,6 +156,11 @@ def main() -> None:
         print(f"{label:34} {plain:12.1f} {pers:15.1f} {diff:10.1%} {'<= ' + format(target, '.0%'):>8} {verdict}")
         rounds = zip(results[("bench-plain", kind)], results[("bench-personal", kind)], strict=True)
         print(f"{'':34} rounds: " + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in rounds))
+        plain_cpu, pers_cpu = (statistics.median(cpu[(m, kind)]) for m in MODELS)
+        print(
+            f"{'':34} CPU per request (gunicorn + PostgreSQL): {plain_cpu:.2f} ms plain, {pers_cpu:.2f} ms personal "
+            f"({(pers_cpu - plain_cpu) / plain_cpu:+.1%})"
+        )
     print(
         f"Erasing one subject with 10,000 logged rows: {erase_seconds * 1000:.1f} ms over HTTP "
         f"({erased['keys_erased']} key(s) destroyed; target <= 1 s: {'met' if erase_seconds <= 1 else 'MISSED'})"

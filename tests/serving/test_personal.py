@@ -8,6 +8,7 @@ import logging
 from datetime import date, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from django.core import mail
 from django.core.management import call_command
@@ -407,3 +408,41 @@ def test_a_personal_business_key_indexed_before_by_its_whole_hash_is_still_found
     PredictionKey.objects.filter(key=short).update(key=full)  # as records written before indexed it
     found = selectors.decisions_with_key("app-7733")
     assert [(str(r.public_id), row) for r, row in found] == [(record_id, 2)]
+
+
+def test_a_new_subjects_key_made_meanwhile_by_another_process_is_the_one_used(personal_version, keyed, german):
+    """On PostgreSQL a new subject's key is written by its record's INSERT; when another process
+    made that subject's key for the month meanwhile, the INSERT writes nothing and the answer is
+    sealed again under the key that exists. Either way: one live key, the record under it."""
+    month = date.today().replace(day=1)
+    subject = personal.subject_hashes("credit-risk", "app-7731")[1]  # the business key's keyed hash
+    other = personal._make_keys("credit-risk", {subject}, month)[subject][0]  # not remembered by this process
+    answer = serve(keyed, german)
+    record_id = answer["prediction_ids"][0].split(".")[0]
+    stored = orjson.loads(raw_row(record_id)[0])
+    key_ids = [int(row["age"]["$enc"].split(":", 1)[0]) for row in stored]
+    assert key_ids[0] == other
+    live = SubjectKey.objects.filter(model_name="credit-risk", erased_at__isnull=True)
+    assert live.count() == 5 and set(live.values_list("pk", flat=True)) == set(key_ids)
+    shown, keys = personal.reveal_record(PredictionLog.objects.get(public_id=record_id))
+    assert [r["age"] for r in shown] == AGES and keys == KEYS
+    again = serve(keyed, german)  # the same subjects again: their keys, no new one
+    stored = orjson.loads(raw_row(again["prediction_ids"][0].split(".")[0])[0])
+    assert [int(row["age"]["$enc"].split(":", 1)[0]) for row in stored] == key_ids and live.count() == 5
+
+
+def test_on_postgresql_a_new_subjects_key_is_written_by_its_records_insert(
+    personal_version, keyed, german, monkeypatch
+):
+    from django.db import connection
+
+    separate = []
+    make_keys = personal._make_keys
+    monkeypatch.setattr(personal, "_make_keys", lambda *a: separate.append(a) or make_keys(*a))
+    answer = serve(keyed, german)
+    # PostgreSQL: no statement of their own (log.Prelude); SQLite: one for the five new keys
+    assert len(separate) == (0 if connection.vendor == "postgresql" else 1)
+    stored = orjson.loads(raw_row(answer["prediction_ids"][0].split(".")[0])[0])
+    key_ids = {int(row["age"]["$enc"].split(":", 1)[0]) for row in stored}
+    assert set(SubjectKey.objects.filter(erased_at__isnull=True).values_list("pk", flat=True)) == key_ids
+    assert len(key_ids) == 5
