@@ -86,11 +86,13 @@ def psi_multiples(windows: list[Any], *, warn: float, alert: float) -> list[str]
     for w in windows:
         names += [n for n in w.drift if n not in names]
     charts = []
+    # windows that start within the same minute are told apart to the second
+    shape = "%m-%d %H:%M:%S" if len({f"{w.start:%m-%d %H:%M}" for w in windows}) < len(windows) else "%m-%d %H:%M"
     for name in [*names, "__prediction__"]:
         points = []
         for w in windows:
             item = w.prediction_drift if name == "__prediction__" else w.drift.get(name, {})
-            points.append((f"{w.start:%m-%d %H:%M}", item.get("psi")))
+            points.append((w.start.strftime(shape), item.get("psi")))
         charts.append(line_chart(f"PSI {name}", points, lines=((warn, WARN), (alert, ALERT))))
     return charts
 
