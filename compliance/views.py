@@ -300,11 +300,13 @@ def prediction_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
     record = get_object_or_404(PredictionLog.objects.select_related("version", "seal"), public_id=public_id)
     try:  # personal values decrypted, or "[erased]" (serving.personal)
         inputs, business_keys = personal.reveal_record(record)
+        outputs = personal.reveal_outputs(record.public_id, record.outputs)
     except ServingError as exc:
         return render(request, "compliance/error.html", {"message": exc.message}, status=exc.status)
     context = {
         "r": record,
         "inputs_text": json.dumps(inputs, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+        "outputs_text": json.dumps(outputs, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
         "business_keys": business_keys,
         "proof": seal_service.inclusion_proof(record),
         "decisions": review.decisions_for_display(record.version) if record.version else [],

@@ -157,7 +157,7 @@ def record_data(record: PredictionLog) -> dict[str, Any]:
         "n_rows": record.n_rows,
         "prediction_ids": [f"{record.public_id}.{i}" for i in range(record.n_rows)],
         "inputs": inputs,
-        "outputs": record.outputs,
+        "outputs": personal.reveal_outputs(record.public_id, record.outputs),
         "engine": record.engine,
         "latency_ms": record.latency_ms,
         "seal": record.seal_id,
@@ -238,7 +238,7 @@ class PredictionDetailApi(APIView):
         if row is not None:
             data["row"] = row
             data["row_input"] = data["inputs"][row]
-            data["row_output"] = {k: v[row] for k, v in record.outputs.items() if k != "classes"}
+            data["row_output"] = {k: v[row] for k, v in data["outputs"].items() if k != "classes"}
         approvals = []
         if record.version is not None:
             approvals = [

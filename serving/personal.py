@@ -484,6 +484,21 @@ def open_explanation(record_id: Any, row: int, value: Any) -> Any:
     return _open(value, keys, f"{record_id}.{row}.explanation")
 
 
+def reveal_outputs(record_id: Any, outputs: Any) -> Any:
+    """The logged outputs with their inline explanations (sealed under each row's subject key)
+    decrypted for display, or ERASED once the subject was erased; other outputs as logged."""
+    explanations = outputs.get("explanations") if isinstance(outputs, dict) else None
+    sealed = [e for e in explanations or [] if isinstance(e, dict) and ENC in e]
+    if not sealed:
+        return outputs
+    keys = _read_keys({int(e[ENC].split(":", 1)[0]) for e in sealed})
+    opened = [
+        _open(e, keys, f"{record_id}.{i}.explanation") if isinstance(e, dict) and ENC in e else e
+        for i, e in enumerate(explanations or [])
+    ]
+    return {**outputs, "explanations": opened}
+
+
 def _row_key_id(rows: Any, row: int) -> int | None:
     """The data key of a logged row's personal values (None when the row holds none)."""
     values = rows[row] if isinstance(rows, list) and 0 <= row < len(rows) else None

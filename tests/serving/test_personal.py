@@ -332,7 +332,7 @@ def test_kek_rotation_rewraps_keys_without_touching_the_log(personal_version, ke
 
 
 def test_an_inline_explanation_is_returned_in_clear_and_logged_sealed(
-    personal_version, keyed, german, api_client, auditor
+    personal_version, keyed, german, api_client, auditor, risk_officer
 ):
     response = keyed.post(
         "/api/v1/models/credit-risk/predict",
@@ -348,6 +348,20 @@ def test_an_inline_explanation_is_returned_in_clear_and_logged_sealed(
     api_client.force_authenticate(auditor)
     logged = api_client.get(f"/api/v1/predictions/{record_id}.0/explanation").json()
     assert logged["contributions"] == returned[0]["contributions"]
+    # the auditor's record (API and page) shows the explanations opened, then erased with the subject
+    detail = api_client.get(f"/api/v1/predictions/{record_id}/").json()
+    assert [e["contributions"] for e in detail["outputs"]["explanations"]] == [e["contributions"] for e in returned]
+    assert api_client.get(f"/api/v1/predictions/{record_id}.1/").json()["row_output"]["explanations"] == returned[1]
+    from django.test import Client
+
+    page = Client()
+    page.force_login(auditor)
+    html = page.get(f"/audit/predictions/{record_id}/").content.decode()
+    assert "$enc" not in html.split('id="logged-outputs"')[1] and "contributions" in html
+    personal.erase_subject(model_name="credit-risk", subject=KEYS[0], actor=risk_officer)
+    detail = api_client.get(f"/api/v1/predictions/{record_id}/").json()
+    assert detail["outputs"]["explanations"][0] == personal.ERASED
+    assert detail["outputs"]["explanations"][1]["contributions"] == returned[1]["contributions"]
 
 
 def test_only_risk_officers_erase_whatever_the_interface(personal_version, keyed, german, data_scientist, auditor):
