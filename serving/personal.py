@@ -148,18 +148,9 @@ def _write_keys(
         made_elsewhere = missing - found.keys()  # by another process meanwhile
         for pk, h, wrapped, key_id_ in _live_keys(model_name, made_elsewhere, month) if made_elsewhere else []:
             found[h] = (pk, AESGCM(_unwrap(key_id_, wrapped)))
-        made = {h: (*found[h], now) for h in missing}
-
-        def remember() -> None:
-            with _lock:
-                remembered = _writing.setdefault((model_name, month), {})
-                if len(remembered) > KEYS_REMEMBERED:  # a bound on memory: start again
-                    remembered.clear()
-                remembered.update(made)
-
         # Inside the record's transaction the keys are remembered once they are committed with
         # it: a rolled-back key must never be used for a later record.
-        transaction.on_commit(remember)
+        _remember_on_commit({(model_name, month): {h: found[h] for h in missing}})
     return found
 
 
@@ -210,18 +201,24 @@ class NewKeys:
     def remember(self) -> None:
         """After the record and these keys were written: keep the keys for later records once
         the transaction commits."""
-        now = time.monotonic()
-        ready = {place: {h: (*key, now) for h, key in keys.items()} for place, keys in self.ready.items()}
+        _remember_on_commit(self.ready)
 
-        def remember() -> None:
-            with _lock:
-                for place, keys in ready.items():
-                    remembered = _writing.setdefault(place, {})
-                    if len(remembered) > KEYS_REMEMBERED:  # a bound on memory: start again
-                        remembered.clear()
-                    remembered.update(keys)
 
-        transaction.on_commit(remember)
+def _remember_on_commit(keys: dict[tuple[str, date], dict[str, tuple[int, AESGCM]]]) -> None:
+    """Keep new keys, by (model, month) and subject hash, for later records once the current
+    transaction commits (at once outside one), at most KEYS_REMEMBERED per model and month."""
+    now = time.monotonic()
+    ready = {place: {h: (*key, now) for h, key in found.items()} for place, found in keys.items()}
+
+    def remember() -> None:
+        with _lock:
+            for place, entries in ready.items():
+                remembered = _writing.setdefault(place, {})
+                if len(remembered) > KEYS_REMEMBERED:  # a bound on memory: start again
+                    remembered.clear()
+                remembered.update(entries)
+
+    transaction.on_commit(remember)
 
 
 def _make_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tuple[int, bytes]]:
