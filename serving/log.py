@@ -215,11 +215,31 @@ def write(entry: Entry, guard: Guard | None = None) -> PredictionLog | None:
     with transaction.atomic(savepoint=False):
         if not _insert(record, guard, savepoint=False, prelude=entry.prelude):
             return None
-        PredictionKey.objects.bulk_create(
-            PredictionKey(record_id=record.public_id, row=i, key=index_key(k)[:200])
-            for i, k in enumerate(record.business_keys)
-        )
+        _index(record)
     return record
+
+
+def _index(record: PredictionLog) -> None:
+    """The record's business-key index rows (PredictionKey). On PostgreSQL one prepared INSERT
+    from an array: the ORM's bulk_create took 17 ms for 1,000 rows, 70% of a 1,000-row answer,
+    building and binding 3,000 parameters."""
+    keys = [index_key(k)[:200] for k in record.business_keys]
+    if connection.vendor != "postgresql":
+        PredictionKey.objects.bulk_create(
+            PredictionKey(record_id=record.public_id, row=i, key=k) for i, k in enumerate(keys)
+        )
+        return
+    rawsql.execute(_index_sql(), [record.public_id, keys])
+
+
+@functools.cache
+def _index_sql() -> str:
+    quote = connection.ops.quote_name
+    # Identifiers come from the model, values are bound parameters.
+    return (
+        f"INSERT INTO {quote(PredictionKey._meta.db_table)} (record_id, {quote('row')}, {quote('key')}) "  # noqa: S608
+        "SELECT %s::uuid, t.n - 1, t.k FROM unnest(%s::text[]) WITH ORDINALITY AS t(k, n)"
+    )
 
 
 def index_key(stored: str) -> str:
