@@ -114,7 +114,11 @@ def month_of(moment: datetime) -> date:
 
 
 _lock = threading.Lock()
-_writing: dict[tuple[str, date], dict[str, tuple[int, AESGCM, float]]] = {}  # (model, month) -> subject hash -> key
+# (model, month) -> (when its keys started being remembered, subject hash -> key). The keys are
+# forgotten together once that is SUBJECT_KEY_CACHE_SECONDS ago, so no key is used from memory
+# longer than that, and a request finds which of its subjects are remembered with one set
+# difference instead of a lookup and a time comparison per row.
+_writing: dict[tuple[str, date], tuple[float, dict[str, tuple[int, AESGCM]]]] = {}
 _kek_checked: list[float] = []
 KEYS_REMEMBERED = 100_000  # per model and month, per process
 _reading: dict[tuple[int, str, bytes], bytes] = {}
@@ -127,12 +131,10 @@ def _write_keys(
     process keeps them SUBJECT_KEY_CACHE_SECONDS: an erasure reaches every process's new answers
     within that time. With `pending` (PostgreSQL, a few new subjects), new keys are not written
     here: they go into `pending`, for the record's own INSERT to write (log.Prelude)."""
-    now = time.monotonic()
-    fresh_since = now - settings.SUBJECT_KEY_CACHE_SECONDS
-    with _lock:
-        cached = _writing.setdefault((model_name, month), {})
-        found = {h: entry[:2] for h in hashes if (entry := cached.get(h)) is not None and entry[2] > fresh_since}
-    missing = hashes - found.keys()
+    cached = _remembered((model_name, month))
+    missing = hashes - cached.keys()
+    # (the remembered keys are only ever added to, never changed: a new dict replaces them)
+    found = cached if not missing else {h: cached[h] for h in hashes - missing}
     if missing and pending is not None and len(missing) <= NEW_KEYS_WITH_RECORD and connection.vendor == "postgresql":
         _require_known_kek()
         for h, pk in zip(sorted(missing), _reserve_ids(len(missing)), strict=True):
@@ -207,18 +209,30 @@ class NewKeys:
 def _remember_on_commit(keys: dict[tuple[str, date], dict[str, tuple[int, AESGCM]]]) -> None:
     """Keep new keys, by (model, month) and subject hash, for later records once the current
     transaction commits (at once outside one), at most KEYS_REMEMBERED per model and month."""
-    now = time.monotonic()
-    ready = {place: {h: (*key, now) for h, key in found.items()} for place, found in keys.items()}
 
     def remember() -> None:
-        with _lock:
-            for place, entries in ready.items():
-                remembered = _writing.setdefault(place, {})
+        for place, entries in keys.items():
+            remembered = _remembered(place)
+            with _lock:
                 if len(remembered) > KEYS_REMEMBERED:  # a bound on memory: start again
-                    remembered.clear()
+                    remembered = {}
+                    _writing[place] = (time.monotonic(), remembered)
                 remembered.update(entries)
 
     transaction.on_commit(remember)
+
+
+def _remembered(place: tuple[str, date]) -> dict[str, tuple[int, AESGCM]]:
+    """The keys this process remembers for (model, month), none once they were first remembered
+    SUBJECT_KEY_CACHE_SECONDS ago (an erasure reaches every process's new answers within that
+    time)."""
+    now = time.monotonic()
+    with _lock:
+        born, remembered = _writing.get(place, (0.0, {}))
+        if not remembered or born <= now - settings.SUBJECT_KEY_CACHE_SECONDS:
+            remembered = {}
+            _writing[place] = (now, remembered)
+    return remembered
 
 
 def _make_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tuple[int, bytes]]:

@@ -460,3 +460,27 @@ def test_on_postgresql_a_new_subjects_key_is_written_by_its_records_insert(
     key_ids = {int(row["age"]["$enc"].split(":", 1)[0]) for row in stored}
     assert set(SubjectKey.objects.filter(erased_at__isnull=True).values_list("pk", flat=True)) == key_ids
     assert len(key_ids) == 5
+
+
+def test_a_key_erased_by_another_process_is_no_longer_used_once_remembered_keys_expire(
+    personal_version, keyed, german, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """A process remembers subjects' keys at most SUBJECT_KEY_CACHE_SECONDS: an erasure made by
+    another process (which cannot clear this one's memory) reaches its new answers by then."""
+    import time
+
+    def key_ids() -> list[int]:
+        with django_capture_on_commit_callbacks(execute=True):  # (keys are remembered at commit)
+            answer = serve(keyed, german)
+        stored = orjson.loads(raw_row(answer["prediction_ids"][0].split(".")[0])[0])
+        return [int(row["age"]["$enc"].split(":", 1)[0]) for row in stored]
+
+    first = key_ids()
+    # erased elsewhere: the rows change, this process's memory does not
+    SubjectKey.objects.filter(pk=first[0]).update(wrapped=None, erased_at=timezone.now(), erased_because="request")
+    assert key_ids() == first  # still remembered, within the allowed time
+    later = time.monotonic() + settings.SUBJECT_KEY_CACHE_SECONDS + 1
+    monkeypatch.setattr(personal.time, "monotonic", lambda: later)
+    after = key_ids()
+    assert after[0] != first[0] and after[1:] == first[1:]  # a new key for the erased subject only
+    assert SubjectKey.objects.filter(pk=after[0], erased_at__isnull=True).exists()
