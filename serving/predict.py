@@ -244,13 +244,13 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     explanations = outputs.get("explanations")
     keys = [str(k) for k in request.business_keys] if request.business_keys else None
     record_id = uuid.uuid4()
-    # A new data subject's key is written in the record's own transaction: one commit, and a key
-    # exists exactly when a record sealed under it does. On PostgreSQL the record's own INSERT
-    # writes it (one statement); if it met a key made meanwhile by another process, nothing was
-    # written, and the answer is sealed once more under the subject's live key.
+    # A new data subject's key is written with its record. On PostgreSQL the record's own INSERT
+    # writes it (one statement, which needs no transaction of its own); if it met a key made
+    # meanwhile by another process, nothing was written, and the answer is sealed once more
+    # under the subject's live key. Elsewhere the key and the record commit in one transaction.
     personal_data = personal.declares_personal(version)
     answer = functools.partial(_write_answer, request, version, checked, result, outputs, explanations, keys, record_id)
-    with transaction.atomic() if personal_data else contextlib.nullcontext():
+    with transaction.atomic() if personal_data and connection.vendor != "postgresql" else contextlib.nullcontext():
         new_keys = personal.NewKeys() if personal_data and connection.vendor == "postgresql" else None
         record = answer(guard, new_keys)
         if record is None and new_keys is not None and new_keys.rows:

@@ -370,6 +370,19 @@ def test_a_remembered_version_is_rechecked_by_the_log_write(
     assert PredictionLog.objects.filter(outcome="refused").count() == 4
 
 
+def test_a_keyed_answer_refused_at_the_write_leaves_no_record_and_no_index_row(keyed, production, risk_officer, german):
+    """On PostgreSQL the record's INSERT writes its business-key index rows in the same
+    statement: when the guard finds the version no longer servable, neither is written."""
+    from serving.models import PredictionKey
+
+    assert predict(keyed, instances=rows(german, 2), business_keys=["k-1", "k-2"]).status_code == 200  # remembered
+    workflow.retire_version(production.pk, actor=risk_officer, justification="Withdrawn.")
+    response = predict(keyed, instances=rows(german, 2), business_keys=["k-3", "k-4"])
+    assert response.status_code == 403, response.content
+    assert sorted(PredictionKey.objects.values_list("row", "key")) == [(0, "k-1"), (1, "k-2")]
+    assert PredictionLog.objects.filter(outcome="ok").count() == 1
+
+
 def test_a_remembered_client_key_is_rechecked_by_the_log_write(api_client, production, german):
     """The predict views remember a client key without reading it again; the log INSERT (and
     any refusal) re-checks it, so a key revoked after it answered gets 401 at its very next
