@@ -40,7 +40,17 @@ from lifecycle.dataset_store import copy_dataset_to
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion
 from serving import engine, log, personal, selectors
-from serving.batch_csv import BatchInputError, Chunk, csv_field, csv_fields, json_rows, plan, read_chunk, schema_problem
+from serving.batch_csv import (
+    BatchInputError,
+    Chunk,
+    csv_field,
+    csv_fields,
+    float_texts,
+    json_rows,
+    plan,
+    read_chunk,
+    schema_problem,
+)
 from serving.errors import ServingError
 from serving.models import BatchChunk, BatchJob, BatchStatus, LogSource, Outcome, PredictionLog
 
@@ -368,7 +378,7 @@ def _result_lines(
     records: list[PredictionLog],
 ) -> str:  # fmt: skip
     """The chunk's result lines, in input order: a scored row has its prediction, probabilities
-    and prediction id; a bad row its error. Built column by column (floats as Python writes
+    and prediction id; a bad row its error. Built column by column (floats as orjson writes
     them: the shortest text that reads back the same number)."""
     width = len(result_header(version)) - 1  # prediction, probabilities..., prediction_id, error
     fields: list[list[str]] = [[""] * n for _ in range(width)]
@@ -384,7 +394,7 @@ def _result_lines(
             fields[0][position] = labels[k]
             fields[width - 2][position] = prefixes[k // per] + str(k % per)
         for c, column in enumerate(probabilities[: width - 3]):
-            texts = list(map(float.__repr__, column))
+            texts = float_texts(column)
             for k, position in enumerate(good):
                 fields[1 + c][position] = texts[k]
     for i, problem in chunk.errors.items():

@@ -275,3 +275,35 @@ def test_the_pages_upload_follow_and_show_a_job_to_auditors(
     assert b"Score a file" not in client.get("/batches/").content
     workspace = client.get(f"/audit/models/credit-risk/versions/{production.version}/").content.decode()
     assert str(job.public_id)[:8] in workspace and job.result_sha256[:16] in workspace
+
+
+def test_a_batch_rows_log_text_is_what_the_serving_path_logs_for_the_same_row():
+    """json_rows builds the log text of a chunk's rows column by column; it must be exactly the
+    serving path's dump_json of each row (so a batch row and the same row sent to the API are
+    logged alike), floats included, and float_texts must read back every float exactly."""
+    from serving.batch_csv import float_texts, json_rows
+    from serving.log import dump_json
+
+    frame = pd.DataFrame(
+        {
+            "amount": [0.1, 1e-07, 123456789.125, 2.5e16, -0.0],
+            "count": [1, -2, 3, 2**62, 0],
+            "flag": [True, False, True, False, True],
+            "city": ["Köln", "a,b", "x%sy", "plain", "tab\there"],  # the last one needs escaping
+            "name": ["ann", "bo", "cy", "di", "ed"],
+        }
+    )
+    schema = [
+        {"name": "amount", "dtype": "float64"},
+        {"name": "count", "dtype": "int64"},
+        {"name": "flag", "dtype": "bool"},
+        {"name": "city", "dtype": "string"},
+        {"name": "name", "dtype": "string"},
+    ]
+    expected = [dump_json(row) for row in frame.to_dict(orient="records")]
+    assert json_rows(frame, schema) == expected
+    assert json_rows(frame.iloc[:4], schema) == expected[:4]  # no text to escape: the template's quotes
+    values = [0.1, 1 / 3, 1e-300, 5e-324, 1.7976931348623157e308, -2.5]
+    assert [float(t) for t in float_texts(values)] == values
+    assert float_texts([1.0, float("nan"), float("inf")]) == ["1.0", "nan", "inf"]  # JSON cannot hold these
+    assert float_texts([]) == []
