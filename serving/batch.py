@@ -384,23 +384,26 @@ def _result_lines(
     fields: list[list[str]] = [[""] * n for _ in range(width)]
     good = chunk.good.tolist()
     if result is not None and good:
-        labels = csv_fields(result.labels)
         per = settings.BATCH_RECORD_ROWS
+        numbers = list(map(str, range(per)))
         prefixes = [f"{r.public_id}." for r in records if r.outcome == Outcome.OK]
+        ids = [prefix + number for j, prefix in enumerate(prefixes) for number in numbers[: len(good) - j * per]]
         probabilities = (
             np.asarray(result.probabilities, dtype=float).T.tolist() if result.probabilities is not None else []
         )
-        for k, position in enumerate(good):
-            fields[0][position] = labels[k]
-            fields[width - 2][position] = prefixes[k // per] + str(k % per)
-        for c, column in enumerate(probabilities[: width - 3]):
-            texts = float_texts(column)
+        scored = [csv_fields(result.labels), *map(float_texts, probabilities[: width - 3]), ids]  # columns 0..width-2
+        for c, column in enumerate(scored):
+            if len(good) == n:  # every row scored: the column as it is
+                fields[c] = column
+                continue
+            target = fields[c]
             for k, position in enumerate(good):
-                fields[1 + c][position] = texts[k]
+                target[position] = column[k]
     for i, problem in chunk.errors.items():
         fields[width - 1][i] = csv_field(problem)
     rows = map(str, range(first_row + 1, first_row + n + 1))
-    return "".join(",".join(values) + "\n" for values in zip(rows, *fields, strict=True))
+    line = ",".join(["%s"] * (width + 1)) + "\n"
+    return "".join(map(line.__mod__, zip(rows, *fields, strict=True)))
 
 
 def _refuse_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk | None:
