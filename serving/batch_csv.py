@@ -210,8 +210,8 @@ def json_rows(frame: pd.DataFrame, schema: list[dict[str, str]]) -> list[str]:
         slot = "%s"
         if dtypes[name] == "float64":
             columns.append(float_texts(values))
-        elif dtypes[name] == "int64":
-            columns.append(list(map(str, values)))
+        elif dtypes[name] == "int64":  # (64-bit, checked when read) written by orjson in one pass
+            columns.append(orjson.dumps(values).decode()[1:-1].split(",") if values else [])
         elif dtypes[name] == "bool":
             columns.append(["true" if v else "false" for v in values])
         elif _NEEDS_ESCAPE.search("".join(values)):
