@@ -132,7 +132,7 @@ def _write_keys(
     within that time. With `pending` (PostgreSQL, a few new subjects), new keys are not written
     here: they go into `pending`, for the record's own INSERT to write (log.Prelude)."""
     cached = _remembered((model_name, month))
-    missing = hashes - cached.keys()
+    missing = hashes.difference(cached)  # (looks up each of hashes: `- cached.keys()` walked the whole dict)
     # (the remembered keys are only ever added to, never changed: a new dict replaces them)
     found = cached if not missing else {h: cached[h] for h in hashes - missing}
     if missing and pending is not None and len(missing) <= NEW_KEYS_WITH_RECORD and connection.vendor == "postgresql":
