@@ -4,11 +4,13 @@ auditors see every job and its result. Thin: the rules are serving.batch's."""
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from core.roles import RISK_OFFICERS, has_role
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel
@@ -78,7 +80,8 @@ def erase_subject(request: HttpRequest) -> HttpResponse:
             return redirect("subject-erasure")
         # the value itself is never echoed back (it is personal)
         messages.success(request, f"Erased: {erased} data key(s) of that subject in {model_name} were destroyed.")
-        return redirect("subject-erasure")
+        return redirect(f"{reverse('subject-erasure')}?{urlencode({'model': model_name})}")  # the same model again
     models_ = list(RegisteredModel.objects.order_by("name").values_list("name", flat=True))
     holds = {h.model_name: h for h in LegalHold.objects.filter(released_at__isnull=True)}
-    return render(request, "serving/erasure.html", {"models": models_, "holds": holds})
+    selected = request.GET.get("model", "")
+    return render(request, "serving/erasure.html", {"models": models_, "holds": holds, "selected": selected})

@@ -316,6 +316,8 @@ def test_after_the_demo_an_officer_sees_the_drift_alert_assigns_the_finding_and_
             page.locator("#erase-button").click()
             expect(page.locator("#erasure-message")).to_contain_text("data key(s) of that subject in loan-prescreen")
             expect(page.locator("#erasure-message")).not_to_contain_text("2026-118")
+            expect(page.get_by_text("data key(s) of that subject")).to_have_count(1)  # said once, in place
+            expect(page.locator("#model")).to_have_value("loan-prescreen")  # the model erased from stays chosen
             page.screenshot(path=str(screenshots / "25-subject-erased.png"), full_page=True)
             page.context.clear_cookies()
     page.goto(f"{base}/audit/predictions/{record_id}/")
