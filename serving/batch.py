@@ -45,8 +45,8 @@ from serving.batch_csv import (
     Chunk,
     csv_field,
     csv_fields,
-    float_texts,
     json_rows,
+    number_texts,
     plan,
     read_chunk,
     schema_problem,
@@ -391,7 +391,7 @@ def _result_lines(
         probabilities = (
             np.asarray(result.probabilities, dtype=float).T.tolist() if result.probabilities is not None else []
         )
-        scored = [csv_fields(result.labels), *map(float_texts, probabilities[: width - 3]), ids]  # columns 0..width-2
+        scored = [csv_fields(result.labels), *map(number_texts, probabilities[: width - 3]), ids]  # columns 0..width-2
         for c, column in enumerate(scored):
             if len(good) == n:  # every row scored: the column as it is
                 fields[c] = column

@@ -185,10 +185,11 @@ def csv_fields(values: list[Any]) -> list[str]:
     return list(map(csv_field, texts)) if _NEEDS_QUOTES.search("".join(texts)) else texts
 
 
-def float_texts(values: list[float]) -> list[str]:
-    """Each float as the shortest text that reads back the same number, written by orjson in one
-    pass (the serving path's log writes its floats with orjson too; Python's repr of 100,000
-    floats took 12% of a batch chunk). Non-finite values, which JSON cannot hold, as repr."""
+def number_texts(values: list[float] | list[int]) -> list[str]:
+    """Each number as JSON writes it, by orjson in one pass: a float as the shortest text that
+    reads back the same number (the serving path's log writes its numbers with orjson too;
+    Python's repr of 100,000 floats took 12% of a batch chunk), an integer (64-bit) in full.
+    Non-finite floats, which JSON cannot hold, as repr."""
     if not values:
         return []
     text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY).decode()
@@ -199,7 +200,7 @@ def float_texts(values: list[float]) -> list[str]:
 
 def json_rows(frame: pd.DataFrame, schema: list[dict[str, str]]) -> list[str]:
     """Each row as compact JSON with sorted keys, built column by column (several times faster
-    than building a dict per row): floats as orjson writes them (float_texts), texts escaped by
+    than building a dict per row): numbers as orjson writes them (number_texts), texts escaped by
     orjson, or put between the template's quotes when they need no escaping."""
     names = sorted(c["name"] for c in schema)
     dtypes = {c["name"]: c["dtype"] for c in schema}
@@ -208,10 +209,8 @@ def json_rows(frame: pd.DataFrame, schema: list[dict[str, str]]) -> list[str]:
     for name in names:
         values = frame[name].tolist()
         slot = "%s"
-        if dtypes[name] == "float64":
-            columns.append(float_texts(values))
-        elif dtypes[name] == "int64":  # (64-bit, checked when read) written by orjson in one pass
-            columns.append(orjson.dumps(values).decode()[1:-1].split(",") if values else [])
+        if dtypes[name] in ("float64", "int64"):  # (integers are 64-bit, checked when read)
+            columns.append(number_texts(values))
         elif dtypes[name] == "bool":
             columns.append(["true" if v else "false" for v in values])
         elif _NEEDS_ESCAPE.search("".join(values)):

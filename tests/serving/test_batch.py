@@ -280,8 +280,8 @@ def test_the_pages_upload_follow_and_show_a_job_to_auditors(
 def test_a_batch_rows_log_text_is_what_the_serving_path_logs_for_the_same_row():
     """json_rows builds the log text of a chunk's rows column by column; it must be exactly the
     serving path's dump_json of each row (so a batch row and the same row sent to the API are
-    logged alike), floats included, and float_texts must read back every float exactly."""
-    from serving.batch_csv import float_texts, json_rows
+    logged alike), floats included, and number_texts must read back every float exactly."""
+    from serving.batch_csv import json_rows, number_texts
     from serving.log import dump_json
 
     frame = pd.DataFrame(
@@ -304,6 +304,6 @@ def test_a_batch_rows_log_text_is_what_the_serving_path_logs_for_the_same_row():
     assert json_rows(frame, schema) == expected
     assert json_rows(frame.iloc[:4], schema) == expected[:4]  # no text to escape: the template's quotes
     values = [0.1, 1 / 3, 1e-300, 5e-324, 1.7976931348623157e308, -2.5]
-    assert [float(t) for t in float_texts(values)] == values
-    assert float_texts([1.0, float("nan"), float("inf")]) == ["1.0", "nan", "inf"]  # JSON cannot hold these
-    assert float_texts([]) == []
+    assert [float(t) for t in number_texts(values)] == values
+    assert number_texts([1.0, float("nan"), float("inf")]) == ["1.0", "nan", "inf"]  # JSON cannot hold these
+    assert number_texts([]) == []
