@@ -10,6 +10,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from core import ledger
+
 
 class JobKind(models.TextChoices):
     VERIFY = "verify", "Audit trail verification"
@@ -27,6 +29,7 @@ class JobStatus(models.TextChoices):
 FINISHED = (JobStatus.DONE, JobStatus.FAILED)
 
 
+@ledger.operational("a request for work and its progress; verdicts and reports are audit events")
 class ReportJob(models.Model):
     """One request for a verification or a report. Written by compliance.jobs only; a finished
     job (done or failed) is never changed again, so its finished audit event stays true."""

@@ -14,7 +14,9 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from core import ledger
 from core.canonical import canonical_json
+from core.evidence import evidence, row_key
 from core.models import AuditChainHead, AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -114,6 +116,21 @@ def _actor_fields(actor: Any) -> tuple[int | None, str]:
     return None, str(getattr(actor, "username", actor))
 
 
+def _with_target_evidence(data: dict[str, Any], target: models.Model | None) -> dict[str, Any]:
+    """Every event about a proven row (core.ledger: evidence or governed) carries the row's
+    content hash as it is now, so verification can prove the row both ways."""
+    entry = ledger.entry_for(target) if target is not None and target.pk is not None else None
+    if entry is None or not entry.proven:
+        return data
+    if entry.which is not None and not type(target)._default_manager.filter(entry.rows(), pk=target.pk).exists():
+        return data  # not evidence yet (a queued check, a live key)
+    items = data.get("evidence")
+    items = list(items) if isinstance(items, list) else []
+    if any(isinstance(i, dict) and i.get("row") == row_key(target) for i in items):  # type: ignore[arg-type]
+        return data
+    return {**data, "evidence": items + evidence(target)}  # type: ignore[arg-type]
+
+
 @transaction.atomic
 def record(
     action: str, *, actor: Any, target: models.Model | None = None, data: dict[str, Any] | None = None
@@ -121,6 +138,7 @@ def record(
     """Append one event. Must run inside the transaction of the change it records."""
     head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
     actor_id, username = _actor_fields(actor)
+    data = _with_target_evidence(data or {}, target)
     event = AuditEvent(
         seq=head.seq + 1,
         created_at=timezone.now(),
@@ -131,7 +149,7 @@ def record(
         target_id=str(target.pk) if target is not None else "",
         target_repr=str(target)[:300] if target is not None else "",
         # Round-trip through canonical JSON so the stored data is exactly what was hashed.
-        data=json.loads(canonical_json(data or {})),
+        data=json.loads(canonical_json(data)),
         prev_hash=head.hash,
     )
     event.hash = compute_hash(event.prev_hash, event_payload(event))

@@ -5,7 +5,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from core import ledger
 
+
+@ledger.evidence(
+    proof=ledger.Proof.CHAIN,
+    reason="the audit chain proves itself: each event hashes the one before (core.audit.verify_chain)",
+)
 class AuditEvent(models.Model):
     """One entry of the append-only, hash-chained audit trail. Written only by
     core.audit.record(); on PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE."""
@@ -35,6 +41,11 @@ class AuditEvent(models.Model):
         return f"#{self.seq} {self.action} {self.target_repr}"
 
 
+@ledger.evidence(
+    proof=ledger.Proof.CHAIN,
+    runtime=("SELECT", "INSERT", "UPDATE"),
+    reason="equals the last event (core.audit.verify_chain)",
+)
 class AuditChainHead(models.Model):
     """A single row holding the chain's last sequence number and hash. Appends lock it
     (SELECT ... FOR UPDATE), which serialises writers even when the table is empty."""

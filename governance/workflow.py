@@ -312,7 +312,13 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
         },
     )
     if len(valid) >= required:
-        version = _transition(version, to=Status.APPROVED, actor=actor, approval_expires_at=expires_at)
+        version = _transition(
+            version,
+            to=Status.APPROVED,
+            actor=actor,
+            approval_expires_at=expires_at,
+            manifest_sha256=bound["manifest_sha256"],
+        )
         audit.record(
             audit.VERSION_APPROVED,
             actor=actor,
@@ -537,7 +543,9 @@ def reinstate_version(version_id: int, *, actor: Any, justification: str) -> Mod
     if len(officers) < required:
         audit.record(audit.VERSION_REINSTATEMENT_RECORDED, actor=actor, target=version, data=data)
         return version
-    version = _transition(version, to=Status.APPROVED, actor=actor, suspended_reason="")
+    version = _transition(
+        version, to=Status.APPROVED, actor=actor, suspended_reason="", manifest_sha256=bound["manifest_sha256"]
+    )
     audit.record(
         audit.VERSION_REINSTATED,
         actor=actor,
@@ -592,6 +600,7 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
     # (stored exactly as hashed: dates become their text, as in every audit event)
     snapshot = json.loads(canonical_json(snapshot))
     snapshot_sha256 = sha256_json(snapshot)
+    bound = bindings.current(version)
     decision = _decide(
         version,
         kind=DecisionKind.RECERTIFY,
@@ -600,7 +609,7 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
         snapshot=snapshot,
         snapshot_sha256=snapshot_sha256,
         approval_expires_at=expires_at,
-        **bindings.current(version),
+        **bound,
     )
     data = {
         "decision": decision.pk,
@@ -616,10 +625,17 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
     source = version.status
     if source == Status.SUSPENDED:
         version = _transition(
-            version, to=Status.APPROVED, actor=actor, suspended_reason="", approval_expires_at=expires_at
+            version,
+            to=Status.APPROVED,
+            actor=actor,
+            suspended_reason="",
+            approval_expires_at=expires_at,
+            manifest_sha256=bound["manifest_sha256"],
         )
     else:
-        ModelVersion.objects.filter(pk=version.pk).update(approval_expires_at=expires_at, expiry_reminded_at=None)
+        ModelVersion.objects.filter(pk=version.pk).update(
+            approval_expires_at=expires_at, expiry_reminded_at=None, manifest_sha256=bound["manifest_sha256"]
+        )
         version.refresh_from_db()
     audit.record(
         audit.VERSION_RECERTIFIED,

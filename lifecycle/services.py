@@ -16,6 +16,7 @@ from django.db.models import Max
 
 from core import audit
 from core.errors import DomainError
+from core.evidence import evidence
 from core.roles import DATA_SCIENTISTS, has_role
 from lifecycle import dataset_store
 from lifecycle.artifacts import InspectedArtifact, inspect_artifact, read_verified_bytes
@@ -440,6 +441,7 @@ def _save_version(
             "code_commit": code_commit,
             "favourable_class": favourable,
             "reason_texts": reasons or {},
+            "evidence": evidence(model_card),
         },
     )
     return version
@@ -581,6 +583,7 @@ def update_draft(
             "card_sha256": model_card.content_hash(),
             "sensitive_features": sensitive,
             "code_commit": version.code_commit,
+            "evidence": evidence(model_card),
         },
     )
     return version

@@ -25,10 +25,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        broken: list[str] = []
         # First the data plane: a servable version whose approval no longer holds stops answering.
+        # A suspension is tampering found, not news: the command then exits non-zero.
         for suspension in integrity.suspend_void_versions():
             changed = ", ".join(suspension.changed)
             self.stdout.write(f"Suspended {suspension.version}: its approval no longer holds ({changed} changed)")
+            broken.append(f"{suspension.version} suspended ({changed} changed)")
         result = verify_chain()
         if not result.ok:
             # A cut-off tail breaks the chain too: the checkpoint it contradicts says what was lost.
@@ -37,15 +40,21 @@ class Command(BaseCommand):
             raise CommandError(f"Audit trail BROKEN: {result.message}{lost}")
         self.stdout.write(f"Audit trail OK: {result.message}")
         sealed = verify_seals()
-        if not sealed.ok:
-            raise CommandError(f"Prediction log BROKEN: {sealed.message}")
-        self.stdout.write(f"Prediction log OK: {sealed.message}")
+        if sealed.ok:
+            self.stdout.write(f"Prediction log OK: {sealed.message}")
+        else:
+            broken.append(f"Prediction log BROKEN: {sealed.message}")
         rows = verify_evidence()
-        if not rows.ok:
-            raise CommandError(rows.message)
-        self.stdout.write(f"Evidence OK: {rows.message}")
+        if rows.ok:
+            self.stdout.write(f"Evidence OK: {rows.message}")
+        else:
+            broken.append(rows.message)
         if options.get("checkpoints"):
             against = verify_checkpoints(options["checkpoints"])
-            if not against.ok:
-                raise CommandError(f"Checkpoints BROKEN: {against.message}")
-            self.stdout.write(f"Checkpoints OK: {against.message}")
+            if against.ok:
+                self.stdout.write(f"Checkpoints OK: {against.message}")
+            else:
+                broken.append(f"Checkpoints BROKEN: {against.message}")
+        if broken:
+            raise CommandError("Verification FAILED: " + "; ".join(broken))
+        self.stdout.write("Verification PASSED: chain, prediction log, ledger rows and approvals all hold.")
