@@ -133,12 +133,19 @@ def _with_target_evidence(data: dict[str, Any], target: models.Model | None) -> 
 
 @transaction.atomic
 def record(
-    action: str, *, actor: Any, target: models.Model | None = None, data: dict[str, Any] | None = None
+    action: str,
+    *,
+    actor: Any,
+    target: models.Model | None = None,
+    data: dict[str, Any] | None = None,
+    prove_target: bool = True,
 ) -> AuditEvent:
-    """Append one event. Must run inside the transaction of the change it records."""
+    """Append one event. Must run inside the transaction of the change it records. The event
+    carries the target's content hash when its table is proven (core.ledger), unless
+    `prove_target` is False (a change found, not made, must not re-baseline the row)."""
     head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
     actor_id, username = _actor_fields(actor)
-    data = _with_target_evidence(data or {}, target)
+    data = _with_target_evidence(data or {}, target) if prove_target else (data or {})
     event = AuditEvent(
         seq=head.seq + 1,
         created_at=timezone.now(),

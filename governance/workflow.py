@@ -506,6 +506,9 @@ def suspend_version(version_id: int, *, actor: Any, reason: str, changed: list[s
             "decision": decision.pk if decision else None,
             "evidence": evidence(*ended, *([decision] if decision else [])),
         },
+        # a suspension for tampering never re-baselines the changed row: verification keeps
+        # naming it until reinstatement (once the cause is gone) records the row again
+        prove_target=not changed,
     )
     jobs.after_commit("notify", "suspended", version.pk)
     return version

@@ -223,3 +223,12 @@ def tamper(model: Any, filters: dict[str, Any], **changes: Any) -> int:
         finally:
             if connection.vendor == "postgresql":
                 cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+@pytest.fixture
+def as_dba(db: None) -> Any:
+    """The ledger's triggers dropped for the test, as a DBA with the owner's rights would."""
+    from tests.ledger import triggers_dropped
+
+    with triggers_dropped():
+        yield

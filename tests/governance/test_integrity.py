@@ -22,6 +22,9 @@ from tests.serving.conftest import OK, checked, rows
 
 pytestmark = pytest.mark.django_db
 
+# Every test here edits governed rows behind the services, as a DBA with the triggers dropped would.
+pytestmark = pytest.mark.usefixtures("as_dba")
+
 
 def predict_v1(client: Any, version: ModelVersion, german: Any) -> Any:
     return client.post(

@@ -26,12 +26,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         broken: list[str] = []
-        # First the data plane: a servable version whose approval no longer holds stops answering.
-        # A suspension is tampering found, not news: the command then exits non-zero.
-        for suspension in integrity.suspend_void_versions():
-            changed = ", ".join(suspension.changed)
-            self.stdout.write(f"Suspended {suspension.version}: its approval no longer holds ({changed} changed)")
-            broken.append(f"{suspension.version} suspended ({changed} changed)")
         result = verify_chain()
         if not result.ok:
             # A cut-off tail breaks the chain too: the checkpoint it contradicts says what was lost.
@@ -49,6 +43,13 @@ class Command(BaseCommand):
             self.stdout.write(f"Evidence OK: {rows.message}")
         else:
             broken.append(rows.message)
+        # Then the data plane: a servable version whose approval no longer holds stops answering
+        # (after the rows were compared, so the changed row is named). A suspension is tampering
+        # found, not news: the command then exits non-zero.
+        for suspension in integrity.suspend_void_versions():
+            changed = ", ".join(suspension.changed)
+            self.stdout.write(f"Suspended {suspension.version}: its approval no longer holds ({changed} changed)")
+            broken.append(f"{suspension.version} suspended ({changed} changed)")
         if options.get("checkpoints"):
             against = verify_checkpoints(options["checkpoints"])
             if against.ok:
