@@ -57,5 +57,6 @@ class Command(BaseCommand):
             else:
                 broken.append(f"Checkpoints BROKEN: {against.message}")
         if broken:
-            raise CommandError("Verification FAILED: " + "; ".join(broken))
+            found = f"{len(broken)} problem{'s' if len(broken) > 1 else ''}"
+            raise CommandError("\n".join(broken) + f"\nVerification FAILED: {found} found (above).")
         self.stdout.write("Verification PASSED: chain, prediction log, ledger rows and approvals all hold.")
