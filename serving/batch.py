@@ -205,9 +205,12 @@ def run_chunk(job_id: int, index: int) -> BatchChunk | None:
     if job.status == BatchStatus.STOPPED:
         return _refuse_chunk(job, index, f"the job stopped: {job.reason}")
     if job.started_at is None:
-        BatchJob.objects.filter(pk=job.pk, started_at__isnull=True).update(
-            started_at=timezone.now(), status=BatchStatus.RUNNING
-        )
+        with transaction.atomic():
+            started_now = BatchJob.objects.filter(pk=job.pk, started_at__isnull=True).update(
+                started_at=timezone.now(), status=BatchStatus.RUNNING
+            )
+            if started_now:  # (governed state: its change is an event with the row's new hash)
+                audit.record(audit.BATCH_STARTED, actor=None, target=job, data={"job": str(job.public_id)})
     started = time.perf_counter()
     first_row = index * job.chunk_rows
     n = min(job.chunk_rows, job.rows_total - first_row)

@@ -42,7 +42,7 @@ def test_the_runtime_role_cannot_disable_triggers_delete_audit_events_or_rewind_
             "DELETE FROM governance_auditevent": "permission denied",
             "TRUNCATE governance_auditevent": "permission denied",
             "UPDATE governance_auditevent SET action = 'x'": "permission denied",
-            f"UPDATE governance_auditchainhead SET seq = {first.seq}, hash = '{first.hash}'": "only moves forward",  # noqa: S608
+            "UPDATE governance_auditchainhead SET seq = {first.seq}, hash = '{first.hash}'": "only moves forward",  # noqa: S608
             "DELETE FROM governance_auditchainhead": "permission denied",
             "ALTER TABLE serving_predictionlog DISABLE TRIGGER USER": "must be owner",
             "DELETE FROM serving_predictionlog": "permission denied",
@@ -67,13 +67,12 @@ def test_the_runtime_role_cannot_change_governed_state_behind_the_services(runti
     hold = place_hold(model_name=production.registered_model.name, reason="Litigation.", actor=officer)
     release_hold(hold.pk, actor=officer)
     ApiKey.objects.filter(revoked_at__isnull=True).update(revoked_at="2026-01-01T00:00:00Z")
-    v = production.pk
     refused = {
-        f"UPDATE lifecycle_modelversion SET classes = '[1, 0]' WHERE id = {v}": "governed columns never change",
-        f"UPDATE lifecycle_modelversion SET artifact_sha256 = 'x' WHERE id = {v}": "governed columns never change",
-        f"UPDATE lifecycle_modelversion SET personal_features = '[]', subject_field = 'x' WHERE id = {v}": "never",
+        "UPDATE lifecycle_modelversion SET classes = '[1, 0]'": "governed columns never change",
+        "UPDATE lifecycle_modelversion SET artifact_sha256 = 'x'": "governed columns never change",
+        "UPDATE lifecycle_modelversion SET personal_features = '[]', subject_field = 'x'": "never",
         "UPDATE lifecycle_dataset SET sha256 = 'x'": "content and identity never change",
-        f"UPDATE lifecycle_modelcard SET intended_use = 'x' WHERE version_id = {v}": "card of a submitted version",
+        "UPDATE lifecycle_modelcard SET intended_use = 'x'": "card of a submitted version",
         "DELETE FROM lifecycle_modelcard": "permission denied",
         "UPDATE governance_shadowcomparison SET rows = 0": "permission denied",
         "UPDATE serving_apikey SET revoked_at = NULL": "a revoked key stays revoked",
