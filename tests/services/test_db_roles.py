@@ -42,7 +42,7 @@ def test_the_runtime_role_cannot_disable_triggers_delete_audit_events_or_rewind_
             "DELETE FROM governance_auditevent": "permission denied",
             "TRUNCATE governance_auditevent": "permission denied",
             "UPDATE governance_auditevent SET action = 'x'": "permission denied",
-            "UPDATE governance_auditchainhead SET seq = {first.seq}, hash = '{first.hash}'": "only moves forward",  # noqa: S608
+            f"UPDATE governance_auditchainhead SET seq = {first.seq}, hash = '{first.hash}'": "only moves forward",  # noqa: S608
             "DELETE FROM governance_auditchainhead": "permission denied",
             "ALTER TABLE serving_predictionlog DISABLE TRIGGER USER": "must be owner",
             "DELETE FROM serving_predictionlog": "permission denied",
