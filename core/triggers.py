@@ -30,7 +30,7 @@ def _sqlite_condition(condition: str) -> str:
     return condition.replace(" IS DISTINCT FROM ", " IS NOT ")
 
 
-def create_sql(rule: Rule, vendor: str) -> list[str]:
+def create_sql(rule: Rule, vendor: str, *, if_missing: bool = False) -> list[str]:
     message = rule.message.replace("'", "''")
     if vendor == "postgresql":
         return [
@@ -47,7 +47,7 @@ $$ LANGUAGE plpgsql""",
         ]
     condition = _sqlite_condition(rule.condition)
     return [
-        f"CREATE TRIGGER {rule.name} BEFORE {rule.operation} ON {rule.table} "
+        f"CREATE TRIGGER {'IF NOT EXISTS ' if if_missing else ''}{rule.name} BEFORE {rule.operation} ON {rule.table} "
         f"WHEN {condition} BEGIN SELECT RAISE(ABORT, '{message}'); END"
     ]
 

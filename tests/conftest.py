@@ -70,24 +70,36 @@ def _fresh_serving_caches() -> Any:
 @pytest.fixture(autouse=True)
 def _flushable_append_only_tables(request: pytest.FixtureRequest) -> Any:
     """Transactional tests end with a TRUNCATE of every table, which the append-only triggers
-    refuse on PostgreSQL: switch them off for that cleanup only (the next test turns them on)."""
+    refuse on PostgreSQL: switch them off for that cleanup only (the next test turns them on).
+    On SQLite the flush is a DELETE of every row, which the ledger's never-deleted triggers
+    refuse: they are dropped for it and put back at the start of every test that uses the
+    database (tests.ledger)."""
     marker = request.node.get_closest_marker("django_db")
     transactional = "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
-    if not transactional:
+    if not transactional and "db" not in request.fixturenames and marker is None:
         yield
         return
-    request.getfixturevalue("transactional_db")  # set up inside this fixture, so torn down after it
+    # set up inside this fixture, so torn down after it
+    request.getfixturevalue("transactional_db" if transactional else "db")
     from django.db import connection
 
-    if connection.vendor == "postgresql":
+    from tests.ledger import drop_delete_triggers, ensure_triggers
+
+    if connection.vendor == "sqlite":
+        ensure_triggers()
+    if transactional and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for table in APPEND_ONLY_TABLES:
                 cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
     yield
+    if not transactional:
+        return
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for table in APPEND_ONLY_TABLES:
                 cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+    else:
+        drop_delete_triggers()
 
 
 @pytest.fixture

@@ -30,3 +30,21 @@ def triggers_dropped() -> Iterator[None]:
             for rule in RULES:
                 for statement in create_sql(rule, vendor):
                     cursor.execute(statement)
+
+
+def ensure_triggers() -> None:
+    """SQLite: put back the triggers a transactional test's flush needed dropped (cheap, idempotent)."""
+    with connection.cursor() as cursor:
+        for rule in RULES:
+            for statement in create_sql(rule, "sqlite", if_missing=True):
+                cursor.execute(statement)
+
+
+def drop_delete_triggers() -> None:
+    """SQLite: before a transactional test's flush (DELETE FROM every table), which the
+    never-deleted rules would refuse; PostgreSQL's TRUNCATE fires no row trigger."""
+    with connection.cursor() as cursor:
+        for rule in RULES:
+            if rule.operation == "DELETE":
+                for statement in drop_sql(rule, "sqlite"):
+                    cursor.execute(statement)

@@ -174,7 +174,7 @@ def test_only_risk_officers_decide(request, in_review, persona):
     assert events("governance.action.refused", in_review).filter(actor=actor).count() == 3
 
 
-def test_changing_the_card_after_approval_voids_the_approval(in_review, risk_officer):
+def test_changing_the_card_after_approval_voids_the_approval(in_review, risk_officer, as_dba):
     version = workflow.approve_version(in_review.pk, actor=risk_officer, justification=OK)
     card = version.card
     card.intended_use = "Now also for automated rejections."  # changed behind the workflow's back
