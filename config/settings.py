@@ -188,6 +188,11 @@ CHECKPOINT_INTERVAL_SECONDS = env.int("CHECKPOINT_INTERVAL_SECONDS", default=360
 # sealed. Unset in development: generated on first use into LOG_MAC_KEY_FILE; required otherwise.
 LOG_MAC_KEY = env.str("LOG_MAC_KEY", default="")
 LOG_MAC_KEY_FILE = Path(env.str("LOG_MAC_KEY_FILE", default=str(BASE_DIR / "var" / "log-mac.key")))
+# Every audit event carries an HMAC-SHA256 of its hash under this key, held outside the database,
+# so SQL alone cannot append an event (or rewrite the chain) that verify_audit accepts. Unset in
+# development: generated on first use into AUDIT_MAC_KEY_FILE; required otherwise.
+AUDIT_MAC_KEY = env.str("AUDIT_MAC_KEY", default="")
+AUDIT_MAC_KEY_FILE = Path(env.str("AUDIT_MAC_KEY_FILE", default=str(BASE_DIR / "var" / "audit-mac.key")))
 # The key encryption key of personal data in the log (serving.personal): 32 bytes, hex or base64.
 # It wraps one data key per (model, data subject, month); LOG_KEK_PREVIOUS (comma separated)
 # still unwraps keys wrapped before a rotation (`manage.py rotate_log_kek` re-wraps them).

@@ -43,6 +43,7 @@ def pytest_configure(config: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # (tests run with DEBUG=False, where the prediction log's MAC key must be configured)
     settings.LOG_MAC_KEY = "test-log-mac-key-not-a-secret"
+    settings.AUDIT_MAC_KEY = "test-audit-mac-key-not-a-secret"
     settings.LOG_KEK = "5a" * 32  # the personal data's key encryption key (serving.personal)
 
 

@@ -38,6 +38,7 @@ def environment() -> dict[str, str]:
         "DEBUG": "False",
         "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnop",
         "LOG_MAC_KEY": "benchmark-only-log-mac-key",
+        "AUDIT_MAC_KEY": "benchmark-only-audit-mac-key",
         "LOG_KEK": "ab" * 32,
         "CHECKPOINT_SIGNING_KEY": "0" * 64,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -84,15 +84,18 @@ def delete_events_after(seq: int) -> None:
 
 
 def rewrite_chain_from(seq: int, data: dict[str, Any]) -> None:
-    """What an attacker with database access does so that the chain itself still verifies: change
-    one event, recompute every hash from there on, and move the head."""
+    """What an attacker with database access AND the audit MAC key (the application's host) does so
+    that the chain itself still verifies: change one event, recompute every hash and MAC from there
+    on, and move the head. (Without the key the MACs fail: tests/core/test_audit.py.) The signed
+    checkpoints are what still catches this."""
     prev_hash = AuditEvent.objects.get(seq=seq - 1).hash if seq > 1 else audit.GENESIS_HASH
     for event in AuditEvent.objects.filter(seq__gte=seq).order_by("seq"):
         if event.seq == seq:
             event.data = data
         event.prev_hash = prev_hash
         event.hash = audit.compute_hash(prev_hash, audit.event_payload(event))
-        tamper(AuditEvent, {"pk": event.pk}, data=event.data, prev_hash=event.prev_hash, hash=event.hash)
+        event.mac = audit.compute_mac(event.hash)
+        tamper(AuditEvent, {"pk": event.pk}, data=event.data, prev_hash=event.prev_hash, hash=event.hash, mac=event.mac)
         prev_hash = event.hash
     tamper(AuditChainHead, {"pk": 1}, hash=prev_hash)
 
