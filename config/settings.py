@@ -182,7 +182,23 @@ CHECKPOINT_KEY_FILE = Path(env.str("CHECKPOINT_KEY_FILE", default=str(BASE_DIR /
 # The log's name in each note (first line, and the key name): no spaces, no "+".
 _CHECKPOINT_HOST = next((h.lstrip(".") for h in ALLOWED_HOSTS if h.strip(".*")), "localhost")
 CHECKPOINT_ORIGIN = env.str("CHECKPOINT_ORIGIN", default=f"modelgov/{_CHECKPOINT_HOST}")
-CHECKPOINT_INTERVAL_SECONDS = env.int("CHECKPOINT_INTERVAL_SECONDS", default=3600)
+# Verification needs only the public key: the verifier key `manage.py checkpoint --public-key`
+# prints (<name>+<key hash>+<base64 key>). Unset: derived from the signing key, if there is one.
+CHECKPOINT_PUBLIC_KEY = env.str("CHECKPOINT_PUBLIC_KEY", default="")
+# Beat writes one every interval; verification fails when the newest is older than twice it.
+CHECKPOINT_INTERVAL_SECONDS = env.int("CHECKPOINT_INTERVAL_SECONDS", default=60)
+# The witness: its own Ed25519 key cosigns each checkpoint (C2SP tlog-cosignature) and keeps every
+# note it cosigned in its own directory (unset: "<CHECKPOINT_DIR>-witness" beside it; best on
+# another disk or host), so a checkpoint log cut or emptied behind it fails verification.
+CHECKPOINT_WITNESS_DIR = env.str("CHECKPOINT_WITNESS_DIR", default="")
+CHECKPOINT_WITNESS_NAME = env.str("CHECKPOINT_WITNESS_NAME", default=f"witness/{_CHECKPOINT_HOST}")
+# Its private key (32 bytes, hex or base64): required with DEBUG=False; in development generated on
+# first use into CHECKPOINT_WITNESS_KEY_FILE. Verifying needs only its public key (or this key).
+CHECKPOINT_WITNESS_KEY = env.str("CHECKPOINT_WITNESS_KEY", default="")
+CHECKPOINT_WITNESS_KEY_FILE = Path(
+    env.str("CHECKPOINT_WITNESS_KEY_FILE", default=str(BASE_DIR / "var" / "checkpoint-witness.key"))
+)
+CHECKPOINT_WITNESS_PUBLIC_KEY = env.str("CHECKPOINT_WITNESS_PUBLIC_KEY", default="")
 # Every prediction record carries an HMAC-SHA256 of its Merkle leaf under this key, held outside
 # the database, so someone with database access cannot forge a record and its hash before it is
 # sealed. Unset in development: generated on first use into LOG_MAC_KEY_FILE; required otherwise.

@@ -21,7 +21,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--checkpoints",
             metavar="DIR",
-            help="also verify the signed checkpoints in DIR/checkpoints.log, and that the chain still holds each head",
+            help="also verify the signed checkpoints in DIR/checkpoints.log against the witness's cosigned copies, "
+            "that the newest is recent, and that the chain still holds each head",
+        )
+        parser.add_argument(
+            "--witness",
+            metavar="DIR",
+            help="the witness's directory (default: CHECKPOINT_WITNESS_DIR, or else DIR-witness beside DIR)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -32,7 +38,11 @@ class Command(BaseCommand):
         result = verify_chain()
         if not result.ok:
             # A cut-off tail breaks the chain too: the checkpoint it contradicts says what was lost.
-            against = verify_checkpoints(options["checkpoints"]) if options.get("checkpoints") else None
+            against = (
+                verify_checkpoints(options["checkpoints"], options.get("witness"))
+                if options.get("checkpoints")
+                else None
+            )
             lost = f"\nCheckpoints BROKEN: {against.message}" if against and not against.ok else ""
             raise CommandError(f"Audit trail BROKEN: {result.message}{lost}")
         self.stdout.write(f"Audit trail OK: {result.message}")
@@ -45,7 +55,7 @@ class Command(BaseCommand):
             raise CommandError(rows.message)
         self.stdout.write(f"Evidence OK: {rows.message}")
         if options.get("checkpoints"):
-            against = verify_checkpoints(options["checkpoints"])
+            against = verify_checkpoints(options["checkpoints"], options.get("witness"))
             if not against.ok:
                 raise CommandError(f"Checkpoints BROKEN: {against.message}")
             self.stdout.write(f"Checkpoints OK: {against.message}")
