@@ -79,7 +79,7 @@ serve: venv serve-preflight nginx ## Production-style serving: nginx in front of
 
 serve-preflight: ## Refuse to serve without DEBUG=False and the production secrets; then manage.py check --deploy
 	@if [ "$$DEBUG" != False ]; then echo "serve-preflight: DEBUG must be False (make serve sets it)." >&2; exit 1; fi
-	@missing=""; for name in SECRET_KEY LOG_MAC_KEY CHECKPOINT_SIGNING_KEY; do \
+	@missing=""; for name in SECRET_KEY LOG_MAC_KEY AUDIT_MAC_KEY CHECKPOINT_SIGNING_KEY CHECKPOINT_WITNESS_KEY; do \
 	  [ -n "$${!name}" ] || missing="$$missing $$name"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "make serve refuses to start: set$$missing in the environment (production runs with DEBUG=False;" >&2; \

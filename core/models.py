@@ -14,7 +14,8 @@ from core import ledger
 )
 class AuditEvent(models.Model):
     """One entry of the append-only, hash-chained audit trail. Written only by
-    core.audit.record(); on PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE."""
+    core.audit.record(); on PostgreSQL triggers refuse UPDATE, DELETE and TRUNCATE, and an INSERT
+    whose seq and prev_hash do not follow the chain head."""
 
     seq = models.PositiveBigIntegerField(unique=True)
     created_at = models.DateTimeField()
@@ -30,6 +31,8 @@ class AuditEvent(models.Model):
     data = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # HMAC-SHA256 of `hash` under AUDIT_MAC_KEY, a key held outside the database (core.audit).
+    mac = models.CharField(max_length=64, default="")
 
     class Meta:
         # The tables keep the names they had in the governance app: the move copied no row.

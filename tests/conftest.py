@@ -28,6 +28,15 @@ def media_root(settings: Any, tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def checkpoints_in_tmp(settings: Any, tmp_path: Path) -> Path:
+    """Each test's checkpoints (and, beside them, its witness's copies) in its own folder: a witness
+    that saw another test's chain would rightly refuse this one's."""
+    settings.CHECKPOINT_DIR = tmp_path / "checkpoints"
+    settings.CHECKPOINT_WITNESS_DIR = ""
+    return settings.CHECKPOINT_DIR
+
+
 def stored_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
@@ -43,6 +52,8 @@ def pytest_configure(config: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # (tests run with DEBUG=False, where the prediction log's MAC key must be configured)
     settings.LOG_MAC_KEY = "test-log-mac-key-not-a-secret"
+    settings.AUDIT_MAC_KEY = "test-audit-mac-key-not-a-secret"
+    settings.CHECKPOINT_WITNESS_KEY = "77" * 32  # the checkpoint witness's cosigning key (compliance.checkpoints)
     settings.LOG_KEK = "5a" * 32  # the personal data's key encryption key (serving.personal)
 
 

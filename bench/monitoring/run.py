@@ -60,6 +60,7 @@ os.environ.setdefault("MEDIA_ROOT", str(OUT / "media"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("EMAIL_URL", "dummymail://")  # drift alerts e-mail people: not to the console here
 os.environ.setdefault("LOG_MAC_KEY_FILE", str(OUT / "log-mac.key"))
+os.environ.setdefault("AUDIT_MAC_KEY_FILE", str(OUT / "audit-mac.key"))
 # The evaluation CSV of 1,000,000 rows is about 100 MB (the default upload limit is 200 MB).
 os.environ.setdefault("MAX_DATASET_BYTES", str(1024**3))
 PEER_ENV = {"DO_NOT_TRACK": "1", "ITERATIVE_DO_NOT_TRACK": "1", "NML_DISABLE_USAGE_LOGGING": "1"}

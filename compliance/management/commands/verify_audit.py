@@ -21,7 +21,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--checkpoints",
             metavar="DIR",
-            help="also verify the signed checkpoints in DIR/checkpoints.log, and that the chain still holds each head",
+            help="also verify the signed checkpoints in DIR/checkpoints.log against the witness's cosigned copies, "
+            "that the newest is recent, and that the chain still holds each head",
+        )
+        parser.add_argument(
+            "--witness",
+            metavar="DIR",
+            help="the witness's directory (default: CHECKPOINT_WITNESS_DIR, or else DIR-witness beside DIR)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -29,7 +35,11 @@ class Command(BaseCommand):
         result = verify_chain()
         if not result.ok:
             # A cut-off tail breaks the chain too: the checkpoint it contradicts says what was lost.
-            against = verify_checkpoints(options["checkpoints"]) if options.get("checkpoints") else None
+            against = (
+                verify_checkpoints(options["checkpoints"], options.get("witness"))
+                if options.get("checkpoints")
+                else None
+            )
             lost = f"\nCheckpoints BROKEN: {against.message}" if against and not against.ok else ""
             raise CommandError(f"Audit trail BROKEN: {result.message}{lost}")
         self.stdout.write(f"Audit trail OK: {result.message}")
@@ -51,7 +61,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Suspended {suspension.version}: its approval no longer holds ({changed} changed)")
             broken.append(f"{suspension.version} suspended ({changed} changed)")
         if options.get("checkpoints"):
-            against = verify_checkpoints(options["checkpoints"])
+            against = verify_checkpoints(options["checkpoints"], options.get("witness"))
             if against.ok:
                 self.stdout.write(f"Checkpoints OK: {against.message}")
             else:
