@@ -75,7 +75,7 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
 
     page.get_by_role("link", name="Audit trail").first.click()
     page.get_by_role("button", name="Verify now").click()
-    expect(page.locator("#job-status")).to_have_text("Done")  # a job (run by the worker at commit here)
+    expect(page.locator("#job-status")).to_have_text("Verification PASSED")  # the verdict (worker ran at commit)
     result = page.locator("#verification-result")
     expect(result).to_contain_text("Verified: the audit trail, the prediction seals and every evidence row are intact.")
     expect(result).to_have_attribute("data-ok", "true")
