@@ -39,7 +39,12 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
     screenshots: Path,
     tmp_path: Path,
 ) -> None:
-    update_policy(active_policy().pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        active_policy().pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     model = RegisteredModelFactory(name="mortgage-pd", title="Mortgage default", owner=data_scientist)
     first = checked(make_version(data_scientist, model, skops_bytes, train_csv, eval_csv), data_scientist)
     workflow.approve_version(first.pk, actor=risk_officer, justification="Meets the credit policy.")
