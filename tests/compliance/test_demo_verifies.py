@@ -27,6 +27,12 @@ def test_seed_demo_then_verify_audit_passes(eager_tasks: None) -> None:
     assert "Suspended" not in out.getvalue() and lines[0].startswith("Audit trail OK"), lines
     assert any(line.startswith("Prediction log OK") for line in lines), lines
     assert lines[-1].startswith("Evidence OK"), lines
+    # the shadow replays sealed now: their leaves recomputed from the rows give the sealed roots
+    sealed = io.StringIO()
+    call_command("seal_predictions", stdout=sealed)
+    assert sealed.getvalue().startswith("Sealed "), sealed.getvalue()
+    assert not PredictionLog.objects.filter(seal__isnull=True).exists()
+    call_command("verify_audit", stdout=io.StringIO())
 
 
 @pytest.mark.django_db(transaction=True)
