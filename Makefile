@@ -55,8 +55,9 @@ serve: export CACHE_URL ?= rediscache://127.0.0.1:6379/2
 # settings' default (True) holds and TLS ends in front of nginx.
 serve: export SECURE_SSL_REDIRECT ?= $(if $(filter 127.0.0.1 localhost,$(HOST)),False,True)
 serve: venv serve-preflight nginx ## Production-style serving: nginx in front of gunicorn (WEB_WORKERS x WEB_THREADS), a Celery worker and beat, on the configured services
-	@# With MIGRATION_DATABASE_URL (the owner), migrations run as the owner and the application's role
-	@# (DATABASE_URL's user) is granted only what it may do: it owns nothing (compliance/db_roles.py).
+	@# With MIGRATION_DATABASE_URL (the owner; serve-preflight requires it on PostgreSQL), migrations run as the
+	@# owner and the application's role (DATABASE_URL's user) is granted only what it may do: it owns nothing
+	@# (compliance/db_roles.py). On SQLite there are no roles: migrations run as the application.
 	if [ -n "$$MIGRATION_DATABASE_URL" ]; then \
 	  DATABASE_URL="$$MIGRATION_DATABASE_URL" $(PY) manage.py migrate --noinput && \
 	  DATABASE_URL="$$MIGRATION_DATABASE_URL" $(PY) manage.py grant_runtime_role \
@@ -77,7 +78,7 @@ serve: venv serve-preflight nginx ## Production-style serving: nginx in front of
 	PATH="$$PATH:/usr/sbin" nginx -p $(CURDIR)/var/nginx -c $(CURDIR)/var/nginx/nginx.conf -e $(CURDIR)/var/nginx/error.log -g 'daemon off;' & \
 	wait
 
-serve-preflight: ## Refuse to serve without DEBUG=False and the production secrets; then manage.py check --deploy
+serve-preflight: ## Refuse to serve without DEBUG=False, the production secrets and (on PostgreSQL) a separate MIGRATION_DATABASE_URL; then manage.py check --deploy
 	@if [ "$$DEBUG" != False ]; then echo "serve-preflight: DEBUG must be False (make serve sets it)." >&2; exit 1; fi
 	@missing=""; for name in SECRET_KEY LOG_MAC_KEY AUDIT_MAC_KEY CHECKPOINT_SIGNING_KEY CHECKPOINT_WITNESS_KEY; do \
 	  [ -n "$${!name}" ] || missing="$$missing $$name"; done; \
@@ -85,6 +86,21 @@ serve-preflight: ## Refuse to serve without DEBUG=False and the production secre
 	  echo "make serve refuses to start: set$$missing in the environment (production runs with DEBUG=False;" >&2; \
 	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; see README, Configuration)." >&2; \
 	  exit 1; fi
+	@# On PostgreSQL the application's role must own nothing: an owner can ALTER or DROP the tables'
+	@# append-only and guard triggers. So migrations run as another role (MIGRATION_DATABASE_URL).
+	@case "$$DATABASE_URL" in postgres*://*|pgsql://*|psql://*|postgis://*) \
+	  user_of() { printf '%s' "$$1" | sed -E 's#^[a-z]+://([^:@/]*)(:[^@/]*)?@.*#\1#; t; s#.*##'; }; \
+	  runtime="$$(user_of "$$DATABASE_URL")"; owner="$$(user_of "$${MIGRATION_DATABASE_URL:-}")"; \
+	  if [ -z "$$runtime" ] || [ -z "$$owner" ] || [ "$$owner" = "$$runtime" ]; then \
+	    echo "make serve refuses to start: on PostgreSQL set MIGRATION_DATABASE_URL to the role that owns the tables," >&2; \
+	    echo "  a role other than DATABASE_URL's ($${runtime:-none: DATABASE_URL names no role})." >&2; \
+	    echo "  Why: the role that owns the tables can disable or drop the triggers that keep the evidence" >&2; \
+	    echo "  append-only, so the application must run as a role that owns nothing." >&2; \
+	    echo "  How: createuser --pwprompt modelgov_app; then DATABASE_URL=postgres://modelgov_app:...@host/db and" >&2; \
+	    echo "  MIGRATION_DATABASE_URL=postgres://<owner>:...@host/db: make serve migrates as the owner and grants" >&2; \
+	    echo "  the application's role only what it may do (manage.py grant_runtime_role; see README, Configuration)." >&2; \
+	    exit 1; fi;; \
+	esac
 	@test -z "$$FILE_UPLOAD_TEMP_DIR" || mkdir -p "$$FILE_UPLOAD_TEMP_DIR"  # (check --deploy wants it to exist)
 	$(PY) manage.py check --deploy
 

@@ -72,6 +72,14 @@ class ReportJob(models.Model):
         return self.status in FINISHED
 
     @property
+    def verdict(self) -> str:
+        """A finished verification's outcome, "PASSED" or "FAILED" (what its badge says instead of
+        "Done"); "" for a report or a verification not finished yet."""
+        if self.kind != JobKind.VERIFY or self.status != JobStatus.DONE:
+            return ""
+        return "PASSED" if (self.summary or {}).get("ok") is True else "FAILED"
+
+    @property
     def result_name(self) -> str:
         return os.path.basename(self.result_file)
 

@@ -30,7 +30,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.canonical import canonical_json
+from core.canonical import canonical_json, canonical_number
 from core.keyfiles import read_or_create
 from lifecycle.models import ModelVersion
 from serving import merkle, rawsql
@@ -143,7 +143,7 @@ def leaf_of(values: tuple[Any, ...]) -> bytes:
         "reason": reason,
         "n_rows": n_rows,
         "engine": engine,
-        "latency_ms": latency_ms,
+        "latency_ms": canonical_number(latency_ms),  # one form: an int default written, a float read back
     }
     if business_keys_json:
         meta["business_keys"] = orjson.loads(business_keys_json)

@@ -271,7 +271,12 @@ def setup_database() -> None:
     grant_role(officer, "risk-officers", actor=None, justification="benchmark user")
     # The fairness check is not what is measured here: its thresholds are opened as in
     # bench/serving/prepare.py. The monitoring thresholds (psi_warn, psi_alert) keep their defaults.
-    update_policy(active_policy().pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        active_policy().pk,
+        actor=None,
+        justification="Set for the benchmark.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     first = release_version(scientist=scientist, officer=officer)
     second = release_version(scientist=scientist, officer=officer, parent=first)
     print(f"  database, model and two versions ready in {time.perf_counter() - started:.1f} s", flush=True)

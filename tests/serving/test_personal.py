@@ -41,7 +41,12 @@ def kek(settings: Any) -> Any:
 @pytest.fixture
 def personal_version(data_scientist, registered_model, skops_bytes, train_csv, eval_csv, risk_officer) -> Any:
     policy = active_policy()
-    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        policy.pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     version = make_version(
         data_scientist, registered_model, skops_bytes, train_csv, eval_csv,
         personal_features=["age", "sex"], subject_field="business_key",
