@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from compliance import api as compliance_api
 from governance import api as governance_api
+from governance import killswitch_api
 from governance import urls as governance_urls
 from governance import views as governance_views
 from integrations import api as integrations_api
@@ -43,6 +44,9 @@ api_v1 = [
         monitoring_api.VersionMonitoringApi.as_view(),
         name="api-version-monitoring",
     ),
+    path("models/<slug:name>/fallback", killswitch_api.ModelFallbackApi.as_view(), name="api-model-fallback"),
+    path("models/<slug:name>/stop", killswitch_api.ModelStopApi.as_view(), name="api-model-stop"),
+    path("models/<slug:name>/resume", killswitch_api.ModelResumeApi.as_view(), name="api-model-resume"),
     path("outcomes", monitoring_api.OutcomeBulkApi.as_view(), name="api-outcomes"),
     path("reports/period.pdf", compliance_api.PeriodReportApi.as_view(), name="api-period-report"),
     path("models/<slug:name>/predict", serving_api.ModelPredictApi.as_view(), name="api-predict"),

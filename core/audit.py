@@ -87,6 +87,12 @@ SHADOW_ENDED = "governance.shadow.ended"
 SHADOW_COMPARED = "governance.shadow.compared"
 MONITORING_WINDOW_COMPUTED = "monitoring.window.computed"
 MONITORING_ALERT_RAISED = "monitoring.alert.raised"
+MODEL_FALLBACK_SET = "governance.model.fallback_set"
+MODEL_STOPPED = "governance.model.stopped"
+MODEL_RESUMED = "governance.model.resumed"
+INCIDENT_REGISTERED = "compliance.incident.registered"
+INCIDENT_REMINDED = "compliance.incident.reminded"
+CONTROL_ATTESTED = "compliance.control.attested"
 
 
 # Called with each new event inside record()'s transaction (integrations wakes its webhook outbox

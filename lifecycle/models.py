@@ -54,6 +54,13 @@ class RegisteredModel(models.Model):
     risk_tier = models.CharField("proposed risk tier", max_length=10, choices=RiskTier.choices, default=RiskTier.MEDIUM)
     effective_risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The kill switch (governance.killswitch, audited): a pre-designated approved version that
+    # answers while the model is stopped; stopped, every request gets the fallback or 503.
+    fallback_version = models.ForeignKey(
+        "ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stopped_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -63,6 +70,10 @@ class RegisteredModel(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("lifecycle:model-detail", args=[self.name])
+
+    @property
+    def is_stopped(self) -> bool:
+        return self.stopped_at is not None
 
     @property
     def effective_tier(self) -> str:

@@ -78,4 +78,16 @@ def model_record(m: RegisteredModel, versions: list[ModelVersion]) -> dict[str, 
         "approved_versions": [v.version for v in selectors.approved_versions(m)],
         "input_schema": production.input_schema if production else None,
         "versions": [{"version": v.version, "status": v.status, "created_at": v.created_at} for v in versions],
+        "kill_switch": kill_switch_record(m),
+    }
+
+
+def kill_switch_record(m: RegisteredModel) -> dict[str, Any]:
+    """The model's stop and fallback (governance.killswitch), as the API and the reports show them."""
+    fallback = m.fallback_version
+    return {
+        "stopped": m.stopped_at is not None,
+        "stopped_at": m.stopped_at,
+        "stopped_reason": m.stopped_reason,
+        "fallback_version": fallback.version if fallback is not None else None,
     }

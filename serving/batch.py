@@ -38,7 +38,7 @@ from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
 from governance import jobs
 from lifecycle.dataset_store import copy_dataset_to
 from lifecycle.errors import ArtifactIntegrityError
-from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion
+from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion, RegisteredModel
 from serving import engine, log, personal, selectors
 from serving.batch_csv import (
     BatchInputError,
@@ -280,6 +280,9 @@ def _require_servable(version: ModelVersion, job: BatchJob) -> None:
         table = connection.ops.quote_name(ModelVersion._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR SHARE", [version.pk])  # noqa: S608
+            # (and the model's row: a stop commits before or after this chunk, never in between)
+            models_table = connection.ops.quote_name(RegisteredModel._meta.db_table)
+            cursor.execute(f"SELECT 1 FROM {models_table} WHERE id = %s FOR SHARE", [version.registered_model_id])  # noqa: S608
     status, sha256, manifest_sha256, expires, suspended_reason = (
         ModelVersion.objects.filter(pk=version.pk)
         .values_list("status", "artifact_sha256", "manifest_sha256", "approval_expires_at", "suspended_reason")
@@ -297,6 +300,15 @@ def _require_servable(version: ModelVersion, job: BatchJob) -> None:
         raise _Stop(f"{label}'s approval expired")
     if BatchJob.objects.filter(pk=job.pk, status=BatchStatus.STOPPED).exists():
         raise _Stop("the job stopped")
+    # The model's kill switch: stopped, only its fallback scores, so a job pinned to another
+    # version stops here rather than mixing two versions' answers in one result.
+    stopped_at, fallback_id = (
+        RegisteredModel.objects.filter(pk=version.registered_model_id)
+        .values_list("stopped_at", "fallback_version_id")
+        .get()
+    )
+    if stopped_at is not None and fallback_id != version.pk:
+        raise _Stop(f"model_stopped: {job.model_name} was stopped by risk officers")
 
 
 def _count(job: BatchJob, rows: int, failed: int) -> None:
