@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from compliance import api as compliance_api
 from governance import api as governance_api
-from governance import killswitch_api
+from governance import history_api, killswitch_api
 from governance import urls as governance_urls
 from governance import views as governance_views
 from integrations import api as integrations_api
@@ -44,6 +44,7 @@ api_v1 = [
         monitoring_api.VersionMonitoringApi.as_view(),
         name="api-version-monitoring",
     ),
+    path("models/<slug:name>/history", history_api.ModelHistoryApi.as_view(), name="api-model-history"),
     path("models/<slug:name>/fallback", killswitch_api.ModelFallbackApi.as_view(), name="api-model-fallback"),
     path("models/<slug:name>/stop", killswitch_api.ModelStopApi.as_view(), name="api-model-stop"),
     path("models/<slug:name>/resume", killswitch_api.ModelResumeApi.as_view(), name="api-model-resume"),
