@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from compliance import decision_views, views
+from compliance import decision_views, incident_views, views
 
 app_name = "audit"
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path("decisions/", decision_views.find_decision, name="decisions"),
     path("decisions/<str:prediction_id>/", decision_views.decision_detail, name="decision"),
     path("decisions/<str:prediction_id>/receipt.pdf", decision_views.decision_receipt, name="decision-receipt"),
+    path("incidents/", incident_views.incident_register, name="incidents"),
+    path("incidents/<str:public_id>/", incident_views.incident_detail, name="incident"),
     path("trail/", views.trail, name="trail"),
     path("jobs/", views.start_job, name="start-job"),
     path("jobs/<uuid:public_id>/", views.job_detail, name="job"),

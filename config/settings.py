@@ -291,6 +291,13 @@ MONITOR_FOLD_ROWS_PER_PROCESS = env.int("MONITOR_FOLD_ROWS_PER_PROCESS", default
 SHADOW_BACKFILL_SECONDS = env.int("SHADOW_BACKFILL_SECONDS", default=7 * 86400)
 CELERY_BEAT_SCHEDULE["monitor"] = {"task": "monitoring.tasks.monitor_task", "schedule": MONITOR_INTERVAL_SECONDS}
 
+# --- Incidents (EU AI Act art. 73; compliance.incidents) -----------------------------------
+# Risk officers are mailed once when an incident's report is due within this many hours.
+INCIDENT_REMIND_BEFORE_HOURS = env.int("INCIDENT_REMIND_BEFORE_HOURS", default=48)
+# The provider named in the serious-incident report (the Commission's template, "provider").
+PROVIDER_NAME = env.str("PROVIDER_NAME", default="Example Bank plc (model governance demo)")
+CELERY_BEAT_SCHEDULE["incident-reminders"] = {"task": "compliance.tasks.remind_incidents_task", "schedule": 3600}
+
 # --- Integrations (issue 17) ---------------------------------------------------------------
 # Webhooks: private, loopback and link-local targets are refused unless this is set (SSRF).
 WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)

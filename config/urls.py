@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from compliance import api as compliance_api
+from compliance import incident_api
 from governance import api as governance_api
 from governance import history_api, killswitch_api
 from governance import urls as governance_urls
@@ -48,6 +49,11 @@ api_v1 = [
     path("models/<slug:name>/fallback", killswitch_api.ModelFallbackApi.as_view(), name="api-model-fallback"),
     path("models/<slug:name>/stop", killswitch_api.ModelStopApi.as_view(), name="api-model-stop"),
     path("models/<slug:name>/resume", killswitch_api.ModelResumeApi.as_view(), name="api-model-resume"),
+    path("incidents", incident_api.IncidentListApi.as_view(), name="api-incidents"),
+    path("incidents/<str:incident_id>", incident_api.IncidentDetailApi.as_view(), name="api-incident"),
+    path(
+        "incidents/<str:incident_id>/report.pdf", incident_api.IncidentReportApi.as_view(), name="api-incident-report"
+    ),
     path("outcomes", monitoring_api.OutcomeBulkApi.as_view(), name="api-outcomes"),
     path("reports/period.pdf", compliance_api.PeriodReportApi.as_view(), name="api-period-report"),
     path("models/<slug:name>/predict", serving_api.ModelPredictApi.as_view(), name="api-predict"),

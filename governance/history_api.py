@@ -3,19 +3,18 @@ officers). Thin: parse the moment, call governance.history.live_at, render."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import DomainError
+from core.periods import PeriodError, parse_moment
 from core.roles import reads_full_audit_trail
 from governance.history import live_at
 from lifecycle.models import RegisteredModel
@@ -28,17 +27,12 @@ class AuditorsAndOfficers(permissions.BasePermission):
         return reads_full_audit_trail(request.user)
 
 
-def parse_moment(value: Any, field: str) -> datetime:
-    """An ISO 8601 moment; without a zone it is read as UTC. A named 400 otherwise."""
-    if value in (None, ""):
-        return timezone.now()
-    try:
-        moment = parse_datetime(str(value)) if "\x00" not in str(value) else None
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise DomainError(f"{field} must be an ISO 8601 moment, e.g. 2026-03-03T12:00:00Z.", field=field)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def _moment(value: Any) -> datetime:
+    """The `at` parameter (core.periods: a date is its first instant; no zone means UTC); now
+    when absent. A named 400 when it is not a moment."""
+    if isinstance(value, str) and "\x00" in value:
+        raise PeriodError("at: the NUL character is not allowed.", field="at")
+    return parse_moment(value or "", field="at") or timezone.now()
 
 
 class ModelHistoryApi(APIView):
@@ -47,4 +41,4 @@ class ModelHistoryApi(APIView):
     @extend_schema(parameters=[OpenApiParameter("at", str, description="ISO 8601 moment (default: now)")])
     def get(self, request: Request, name: str) -> Response:
         model = get_object_or_404(RegisteredModel, name=name)
-        return Response(live_at(model, parse_moment(request.query_params.get("at"), "at")))
+        return Response(live_at(model, _moment(request.query_params.get("at"))))

@@ -9,12 +9,10 @@ from governance import killswitch, tasks, workflow
 from governance.models import CheckRun
 from serving.models import PredictionLog
 from tests.conftest import make_version
-from tests.services.test_serving_services import (  # noqa: F401  (fixtures)
-    _deployed,
-    _until_both_workers,
-    gunicorn,
-    served_model,
-)
+from tests.services import test_serving_services as serving
+
+_deployed, _until_both_workers = serving._deployed, serving._until_both_workers
+gunicorn, served_model = serving.gunicorn, serving.served_model  # fixtures
 
 
 def _approved(
