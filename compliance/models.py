@@ -128,3 +128,23 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return f"Incident {self.public_id} ({self.severity}) on {self.registered_model_id}"
+
+
+@ledger.evidence()
+class ControlAttestation(models.Model):
+    """A risk officer's statement that a control of the library (compliance/controls.yaml) is met
+    for a model where no evidence query proves it; written once with its audit event, in force
+    from `attested_at` (a later attestation of the same control supersedes it)."""
+
+    registered_model = models.ForeignKey("lifecycle.RegisteredModel", on_delete=models.PROTECT, related_name="+")
+    control_id = models.CharField(max_length=40)
+    statement = models.TextField()
+    attested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    attested_by_username = models.CharField(max_length=150)
+    attested_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["registered_model", "control_id", "-attested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.control_id} attested by {self.attested_by_username}"

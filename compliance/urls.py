@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from compliance import decision_views, incident_views, views
+from compliance import control_views, decision_views, incident_views, views
 
 app_name = "audit"
 
 urlpatterns = [
     path("", views.index, name="index"),
     path("models/<slug:name>/", views.model_detail, name="model"),
+    path("models/<slug:name>/controls/", control_views.model_controls, name="controls"),
     path("models/<slug:name>/versions/<int:version>/", views.version_detail, name="version"),
     path("models/<slug:name>/versions/<int:version>/report.pdf", views.version_report, name="version-report"),
     path("reports/", views.period_report, name="reports"),

@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from compliance import api as compliance_api
-from compliance import incident_api
+from compliance import control_api, incident_api
 from governance import api as governance_api
 from governance import history_api, killswitch_api
 from governance import urls as governance_urls
@@ -49,6 +49,13 @@ api_v1 = [
     path("models/<slug:name>/fallback", killswitch_api.ModelFallbackApi.as_view(), name="api-model-fallback"),
     path("models/<slug:name>/stop", killswitch_api.ModelStopApi.as_view(), name="api-model-stop"),
     path("models/<slug:name>/resume", killswitch_api.ModelResumeApi.as_view(), name="api-model-resume"),
+    path("models/<slug:name>/controls", control_api.ModelControlsApi.as_view(), name="api-model-controls"),
+    path("models/<slug:name>/controls.pdf", control_api.ModelControlsPdfApi.as_view(), name="api-model-controls-pdf"),
+    path(
+        "models/<slug:name>/controls/<str:control_id>/attest",
+        control_api.ControlAttestApi.as_view(),
+        name="api-control-attest",
+    ),
     path("incidents", incident_api.IncidentListApi.as_view(), name="api-incidents"),
     path("incidents/<str:incident_id>", incident_api.IncidentDetailApi.as_view(), name="api-incident"),
     path(
