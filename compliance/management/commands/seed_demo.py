@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from compliance import checkpoints
 from compliance.demo_decisions import seed_demo_decision
+from compliance.demo_mrm import seed_demo_risk_management
 from core.checkpoints import CheckpointError
 from core.role_changes import grant_role
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
@@ -156,6 +157,20 @@ class Command(BaseCommand):
                 submitter=batch.Submitter(caller="dana", user=dana, api_key=None),
                 dataset_id=v1.evaluation_dataset_id,
             )
+        # Model risk management: a pre-approved fallback, an incident (art. 73) and the control map.
+        fallback = services.create_version(
+            actor=sam,
+            model_name="loan-prescreen",
+            artifact=_upload("prescreen-small.skops", sio.dumps(demo_data.train_random_forest(train, n_estimators=10))),
+            training=services.DatasetChoice(dataset_id=v1.training_dataset_id),
+            evaluation=services.DatasetChoice(dataset_id=v1.evaluation_dataset_id),
+            label_column=demo_data.LABEL,
+            sensitive_features=["sex"],
+            parent_version=prescreen.version,
+            card={**CARD, "intended_use": "Fallback for fast-track routing while the main model is stopped."},
+        )
+        workflow.submit_version(fallback.pk, actor=sam)
+        seed_demo_risk_management(fallback.pk, officer=users["rita"], second_officer=users["omar"])
         # Monitoring: a healthy model in production whose approval a risk officer can recertify.
         services.register_model(
             actor=sam,
