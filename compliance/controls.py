@@ -85,13 +85,15 @@ def _model_events(model: RegisteredModel, at: datetime, *actions: str) -> QueryS
     )
 
 
-def _checks(kind: str) -> Callable[[RegisteredModel, datetime], list[dict[str, str]]]:
+def _checks(kind: str, *, passed: bool = True) -> Callable[[RegisteredModel, datetime], list[dict[str, str]]]:
+    """Finished checks of a kind: passed ones (a claim such as accuracy needs the check to hold),
+    or passed or failed when the control asks that the examination was made (bias: a failed fairness
+    check is the examination, and the approval that overrode it says why)."""
+
     def query(model: RegisteredModel, at: datetime) -> list[dict[str, str]]:
-        return _rows(
-            CheckRun.objects.filter(
-                version__registered_model=model, kind=kind, finished_at__lte=at, status=CheckStatus.PASSED
-            )
-        )
+        found = CheckRun.objects.filter(version__registered_model=model, kind=kind, finished_at__lte=at)
+        verdicts = (CheckStatus.PASSED,) if passed else (CheckStatus.PASSED, CheckStatus.FAILED)
+        return _rows(found.filter(status__in=verdicts))
 
     return query
 
@@ -227,7 +229,7 @@ EVIDENCE: dict[str, Callable[[RegisteredModel, datetime], list[dict[str, str]]]]
     "audit_chain": audit_chain,
     "datasets": datasets,
     "deployments": deployments,
-    "fairness_checks": _checks("fairness"),
+    "fairness_checks": _checks("fairness", passed=False),
     "fallback_designated": fallback_designated,
     "findings": findings,
     "human_reviews": human_reviews,

@@ -5,7 +5,6 @@ evidence query can prove here attested, so that most of its control map is prove
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -56,7 +55,7 @@ def seed_demo_risk_management(fallback_id: int, *, officer: Any, second_officer:
             actor=officer,
             model=model.name,
             severity="serious",
-            aware_at=(timezone.now() - timedelta(days=3)).isoformat(),
+            aware_at=timezone.now().isoformat(),  # the complaints arrived after the decisions above
             summary=(
                 "Two applicants were routed away from the fast-track queue because of a stale age field in the "
                 "branch system; both were refused by the manual queue and complained."
