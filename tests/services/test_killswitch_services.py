@@ -80,3 +80,34 @@ def test_a_stopped_model_without_fallback_is_refused_503_by_both_workers(
     refused = PredictionLog.objects.filter(model_name="served-model", outcome="refused")
     assert refused.count() == sum(len(v) for v in after.values())
     assert all(r.startswith("model_stopped") for r in refused.values_list("reason", flat=True))
+
+
+def test_while_stopped_the_real_worker_scores_a_new_batch_with_the_fallback(
+    committed_db,
+    celery_worker_process,
+    served_model,
+    data_scientist,
+    risk_officer,
+    skops_bytes,
+    train_csv,
+    eval_csv,
+    german,
+    settings,
+):
+    from serving.models import BatchJob, BatchStatus, Outcome
+    from tests.services.conftest import wait_for
+    from tests.services.test_batch_services import portfolio_csv, submit
+
+    settings.BATCH_CHUNK_ROWS = 100
+    model, _, _ = served_model
+    first = _deployed(data_scientist, risk_officer, model, skops_bytes, train_csv, eval_csv)
+    fallback = _approved(data_scientist, risk_officer, model, skops_bytes, train_csv, eval_csv)
+    killswitch.designate_fallback(model.pk, actor=risk_officer, version_number=fallback.version, justification="Ready.")
+    killswitch.stop_model(model.pk, actor=risk_officer, justification="Stop.")
+    job = submit(first, portfolio_csv(german, 250))
+    assert job.version_id == fallback.pk
+    wait_for(lambda: BatchJob.objects.get(pk=job.pk).result_sha256, message="the job's result")
+    job.refresh_from_db()
+    assert job.status == BatchStatus.COMPLETED and job.rows_done == 250
+    versions = set(PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK).values_list("version", flat=True))
+    assert versions == {fallback.pk}
