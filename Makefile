@@ -14,7 +14,7 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 .DEFAULT_GOAL := help
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 1
-.PHONY: help demo serve serve-preflight nginx bench bench-audit bench-decisions bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
+.PHONY: help demo serve serve-preflight nginx bench bench-ledger bench-audit bench-decisions bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -127,6 +127,9 @@ bench-personal: venv ## Personal data's cost on PostgreSQL: serving with and wit
 
 bench-audit: venv ## Auditor benchmark on PostgreSQL: export 1,000,000 logged predictions (rows/s, memory) and a report over them
 	$(PY) bench/audit/run.py
+
+bench-ledger: venv ## The ledger's proof on PostgreSQL: verify_evidence's time per proven row as the rows grow (flat: linear cost)
+	$(PY) bench/ledger/run.py
 
 bench-decisions: venv ## Decisions benchmark on PostgreSQL: explanation per model kind, business-key lookup over 1,000,000 records, inclusion proof and receipt on a 100,000-record seal (prints targets, pass/fail)
 	$(PY) bench/decisions/run.py
