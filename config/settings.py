@@ -156,6 +156,9 @@ SKOPS_ALLOWED_TYPES = "lifecycle.allowlist.ALLOWED_TYPES"
 SERVING_MAX_ROWS = env.int("SERVING_MAX_ROWS", default=10_000)
 # Request bodies above this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SERVING_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# JSON bodies of the prediction routes nested deeper than this are refused (400 too_deep, logged)
+# before they are parsed; a v1 body nests 3 levels, a v2 body 5.
+SERVING_MAX_JSON_DEPTH = env.int("SERVING_MAX_JSON_DEPTH", default=32)
 SERVING_RATE_PER_KEY = env.str("SERVING_RATE_PER_KEY", default="600000/min")
 # Prediction requests per API key per UTC day (429 daily_quota_exceeded beyond it); 0: unlimited.
 API_KEY_DAILY_QUOTA = env.int("API_KEY_DAILY_QUOTA", default=0)

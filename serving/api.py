@@ -19,7 +19,7 @@ from core.roles import AUDITORS, RISK_OFFICERS, roles_of
 from governance.models import Decision, DecisionKind
 from serving import personal, seals, selectors
 from serving.errors import ServingError
-from serving.http import caller_of, fast_json_response, parse_json
+from serving.http import TooDeep, caller_of, fast_json_response, parse_json
 from serving.keys import KeyRevoked
 from serving.models import PredictionLog
 from serving.predict import PredictionRequest, predict
@@ -102,6 +102,8 @@ def v1_request(request: Request, name: str) -> PredictionRequest:
         body = parse_json(raw)
     except RequestDataTooBig:
         return refused("The request body is too large.", 413, "too_large")
+    except TooDeep as exc:
+        return refused(f"The body is refused: {exc}.", 400, "too_deep")
     except (ValueError, UnicodeDecodeError) as exc:
         return refused(f"The body is not valid JSON: {exc}", 400, "malformed_json")
     if not isinstance(body, dict):

@@ -11,6 +11,7 @@ in each query and body text in turn (Hypothesis seldom does; PostgreSQL refuses 
 from __future__ import annotations
 
 import itertools
+import json
 import time
 import traceback
 from collections import Counter
@@ -271,3 +272,37 @@ def test_nul_in_every_query_and_body_text_of_every_operation_is_never_a_5xx(
             if not operation.path.endswith(".pdf"):  # (slow; their ids and dates are parsed before any query)
                 failures += send_nul_everywhere(operation, target)
     assert not failures, "\n\n".join(failures[:10])
+
+
+# Hostile cases found by hand (docs/operations-limits.md): each must be a named refusal, logged
+# like any refused request, never a 500.
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("where", ["instances", "request_id", "business_keys"])
+def test_a_v1_body_nested_950_deep_is_a_logged_400_naming_the_depth(production, keyed, german, where):
+    body = {"instances": rows(german, 1)}
+    text = json.dumps(body)[:-1] + f', "{where}": {_nested(950)}}}'
+    before = PredictionLog.objects.count()
+    response = keyed.post("/api/v1/models/credit-risk/predict", text, content_type="application/json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "too_deep" and "nested" in error["message"]
+    assert PredictionLog.objects.count() == before + 1
+    record = PredictionLog.objects.order_by("-pk").first()
+    assert record.outcome == "invalid" and record.reason.startswith("too_deep:")
+
+
+@pytest.mark.django_db
+def test_a_v2_body_nested_950_deep_is_a_logged_400_naming_the_depth(production, keyed):
+    text = '{"id": ' + _nested(950) + ', "inputs": [{"name": "age", "datatype": "INT64", "shape": [1], "data": [1]}]}'
+    before = PredictionLog.objects.count()
+    response = keyed.post("/v2/models/credit-risk/infer", text, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "nested" in response.json()["error"]
+    assert PredictionLog.objects.count() == before + 1
+    assert PredictionLog.objects.order_by("-pk").first().reason.startswith("too_deep:")
