@@ -116,43 +116,51 @@ def accept_batch(
     except BatchInputError as exc:
         default_storage.delete(stored)  # the job's own copy (an upload, or a stored dataset decrypted)
         raise ServingError(str(exc), status=400, code="invalid_batch") from None
-    with transaction.atomic():
-        job = BatchJob.objects.create(
-            public_id=uuid.uuid4(),
-            model_name=model_name,
-            version=version,
-            input_file=stored,
-            input_name=name[:255],
-            input_sha256=found.sha256,
-            input_bytes=found.end,
-            dataset=dataset,
-            header=found.header,
-            offsets=found.offsets,
-            chunk_rows=settings.BATCH_CHUNK_ROWS,
-            rows_total=found.rows_total,
-            chunks_total=len(found.offsets),
-            caller=submitter.caller[:150],
-            user=submitter.user if getattr(submitter.user, "pk", None) else None,
-            api_key=submitter.api_key,
-        )
-        audit.record(
-            audit.BATCH_ACCEPTED,
-            actor=submitter.user if getattr(submitter.user, "pk", None) else None,
-            target=job,
-            data={
-                "job": str(job.public_id),
-                "model": model_name,
-                "version": version.version,
-                "caller": job.caller,
-                "input_sha256": job.input_sha256,
-                "input_bytes": job.input_bytes,
-                "rows": job.rows_total,
-                "chunks": job.chunks_total,
-                "dataset": dataset.pk if dataset else None,
-            },
-        )
-        for index in range(job.chunks_total):
-            jobs.after_commit("batch_chunk", job.pk, index)
+    except BaseException:  # whatever failed, no input file is left without a job
+        default_storage.delete(stored)
+        raise
+    try:
+        with transaction.atomic():
+            job = BatchJob.objects.create(
+                public_id=uuid.uuid4(),
+                model_name=model_name,
+                version=version,
+                input_file=stored,
+                input_name=name[:255],
+                input_sha256=found.sha256,
+                input_bytes=found.end,
+                dataset=dataset,
+                header=found.header,
+                offsets=found.offsets,
+                chunk_rows=settings.BATCH_CHUNK_ROWS,
+                rows_total=found.rows_total,
+                chunks_total=len(found.offsets),
+                caller=submitter.caller[:150],
+                user=submitter.user if getattr(submitter.user, "pk", None) else None,
+                api_key=submitter.api_key,
+            )
+            audit.record(
+                audit.BATCH_ACCEPTED,
+                actor=submitter.user if getattr(submitter.user, "pk", None) else None,
+                target=job,
+                data={
+                    "job": str(job.public_id),
+                    "model": model_name,
+                    "version": version.version,
+                    "caller": job.caller,
+                    "input_sha256": job.input_sha256,
+                    "input_bytes": job.input_bytes,
+                    "rows": job.rows_total,
+                    "chunks": job.chunks_total,
+                    "dataset": dataset.pk if dataset else None,
+                },
+            )
+            for index in range(job.chunks_total):
+                jobs.after_commit("batch_chunk", job.pk, index)
+    except BaseException:  # the job's rows rolled back: its input file goes too (not a committed job's)
+        if not BatchJob.objects.filter(input_file=stored).exists():
+            default_storage.delete(stored)
+        raise
     return job
 
 

@@ -48,10 +48,13 @@ def plan(handle: IO[bytes], *, chunk_rows: int) -> Plan:
     ends_seen = 0  # record ends so far (the header's is the first)
     record_ends: list[int] = []  # the header's end and the end before each chunk's first row
     last_end = -1
+    cr_pending = False  # the previous block ended with a CR outside quotes: is the next byte LF?
     while True:
         block = handle.read(BLOCK)
         if not block:
             break
+        if cr_pending and block[:1] != b"\n":
+            raise _bare_cr(position - 1)
         digest.update(block)
         try:
             decoder.decode(block)
@@ -69,6 +72,19 @@ def plan(handle: IO[bytes], *, chunk_rows: int) -> Plan:
             ends = newlines[inside == 0]
         else:
             ends = newlines if parity == 0 else newlines[:0]
+        # A CR ends a line only before a LF (CRLF): a bare one outside quotes (a file saved with
+        # CR-only line endings) would make every line one record, and the csv module refuse it.
+        crs = np.flatnonzero(data == 13)
+        if crs.size:
+            if quotes.size:
+                crs = crs[(parity + np.searchsorted(quotes, crs)) % 2 == 0]
+            bare = crs[crs + 1 < data.size]
+            bare = bare[data[bare + 1] != 10]
+            if bare.size:
+                raise _bare_cr(position + int(bare[0]))
+            cr_pending = bool(crs.size) and int(crs[-1]) == data.size - 1
+        else:
+            cr_pending = False
         parity = (parity + quotes.size) % 2
         if ends.size:
             # indices (over the whole file) of the record ends we keep: the header's (0) and
@@ -85,6 +101,8 @@ def plan(handle: IO[bytes], *, chunk_rows: int) -> Plan:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         raise BatchInputError("The file ends in the middle of a UTF-8 character: save it as CSV in UTF-8.") from None
+    if cr_pending:
+        raise _bare_cr(position - 1)
     if parity:
         raise BatchInputError("A quoted field is never closed: the file is not valid CSV.")
     if position == 0:
@@ -102,9 +120,19 @@ def plan(handle: IO[bytes], *, chunk_rows: int) -> Plan:
     return Plan(header=header, rows_total=rows_total, offsets=offsets, end=position, sha256=digest.hexdigest())
 
 
+def _bare_cr(at: int) -> BatchInputError:
+    return BatchInputError(
+        f"The file has a carriage return (CR) not followed by a line feed at byte {at}: lines must end "
+        "with LF or CRLF. Save it again as CSV (UTF-8) with Windows or Unix line endings."
+    )
+
+
 def _header(raw: bytes) -> list[str]:
     text = raw.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
-    names = next(csv.reader([text]), [])
+    try:
+        names = next(csv.reader([text]), [])
+    except csv.Error as exc:
+        raise BatchInputError(f"The header line is not valid CSV ({exc}).") from None
     names = [n.strip() for n in names]
     if not names or not any(names):
         raise BatchInputError("The first line must name the columns.")

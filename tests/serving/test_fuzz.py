@@ -33,6 +33,7 @@ from schemathesis.checks import not_a_server_error
 from config.wsgi import application
 from serving.models import PredictionLog
 from serving.services import create_api_key
+from tests.conftest import upload
 from tests.serving.conftest import rows
 from tests.serving.test_predict import predict
 
@@ -306,3 +307,23 @@ def test_a_v2_body_nested_950_deep_is_a_logged_400_naming_the_depth(production, 
     assert "nested" in response.json()["error"]
     assert PredictionLog.objects.count() == before + 1
     assert PredictionLog.objects.order_by("-pk").first().reason.startswith("too_deep:")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("crlf_rows", [0, 3], ids=["cr-only", "cr-in-a-crlf-file"])
+def test_a_batch_csv_with_bare_carriage_returns_is_a_named_400_and_leaves_no_input_file(
+    production, keyed, german, media_root, eager_tasks, crlf_rows
+):
+    from serving.models import BatchJob
+
+    frame = german[1].head(6)
+    lines = frame.to_csv(index=False).splitlines()
+    text = "\r\n".join(lines[: crlf_rows + 1]) + ("\r\n" if crlf_rows else "") + "\r".join(lines[crlf_rows + 1 :])
+    data = {"data": upload("loans.csv", (text + "\r").encode(), "text/csv")}
+    response = keyed.post("/api/v1/models/credit-risk/batches", data)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_batch" and "carriage return" in error["message"]
+    assert not BatchJob.objects.exists()
+    inputs = media_root / "batches" / "inputs"
+    assert not inputs.exists() or not any(inputs.iterdir())
