@@ -207,6 +207,15 @@ REPORT_RENDER_TIMEOUT = env.float("REPORT_RENDER_TIMEOUT", default=120.0)
 # Period reports and exports cover at most this many days per request.
 REPORT_MAX_PERIOD_DAYS = env.int("REPORT_MAX_PERIOD_DAYS", default=3660)
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+if "redis" in CACHES["default"]["BACKEND"].lower():
+    # A cache that does not answer must not hold a request: the API-key counters then fail open
+    # to a per-process bucket (serving.throttling, docs/operations-limits.md).
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "socket_connect_timeout": env.float("CACHE_TIMEOUT_SECONDS", default=0.5),
+            "socket_timeout": env.float("CACHE_TIMEOUT_SECONDS", default=0.5),
+        }
+    )
 
 # --- Celery -----------------------------------------------------------------------------
 # No broker configured: tasks run in-process, right after the transaction that enqueued them.
