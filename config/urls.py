@@ -19,6 +19,7 @@ from serving import batch_api, decision_api, subject_api, v2
 from serving import views as serving_views
 
 api_v1 = [
+    path("auth/check", serving_api.AuthCheckApi.as_view(), name="api-auth-check"),
     path("models/", lifecycle_api.ModelListApi.as_view(), name="api-models"),
     path("models/<slug:name>/", lifecycle_api.ModelDetailApi.as_view(), name="api-model"),
     path("models/<slug:name>/versions/", lifecycle_api.VersionCreateApi.as_view(), name="api-versions"),

@@ -167,6 +167,17 @@ def record_data(record: PredictionLog) -> dict[str, Any]:
     }
 
 
+class AuthCheckApi(APIView):
+    """nginx's auth_request before an upload route reads a body (config/nginx.conf.template): 204
+    for a valid key or session, 401 otherwise. Headers only, one key lookup: nothing is parsed."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        return Response(status=204)
+
+
 class PredictionListApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
 
