@@ -50,6 +50,9 @@ serve: export FILE_UPLOAD_TEMP_DIR = $(CURDIR)/var/upload-tmp
 # The API keys' rate and daily quota are counted in Redis, shared by every gunicorn worker
 # (serving.throttling); set CACHE_URL to use another one.
 serve: export CACHE_URL ?= rediscache://127.0.0.1:6379/2
+# Every answered row is logged for good: a key gets at most this many prediction requests per UTC
+# day unless the environment says otherwise (0: unlimited; docs/operations-limits.md).
+serve: export API_KEY_DAILY_QUOTA ?= 100000
 # Plain HTTP is for a local demo only: on a loopback HOST there is no redirect to HTTPS unless the
 # environment says SECURE_SSL_REDIRECT=True (check --deploy then warns, W008); elsewhere the
 # settings' default (True) holds and TLS ends in front of nginx.

@@ -156,6 +156,9 @@ SKOPS_ALLOWED_TYPES = "lifecycle.allowlist.ALLOWED_TYPES"
 SERVING_MAX_ROWS = env.int("SERVING_MAX_ROWS", default=10_000)
 # Request bodies above this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SERVING_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# The longest text an input field takes (characters); a field whose schema lists its categories
+# takes up to its longest category (at least 32). Longer: 400 invalid_input naming the field.
+SERVING_MAX_TEXT_CHARS = env.int("SERVING_MAX_TEXT_CHARS", default=256)
 # JSON bodies of the prediction routes nested deeper than this are refused (400 too_deep, logged)
 # before they are parsed; a v1 body nests 3 levels, a v2 body 5.
 SERVING_MAX_JSON_DEPTH = env.int("SERVING_MAX_JSON_DEPTH", default=32)

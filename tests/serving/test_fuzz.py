@@ -327,3 +327,25 @@ def test_a_batch_csv_with_bare_carriage_returns_is_a_named_400_and_leaves_no_inp
     assert not BatchJob.objects.exists()
     inputs = media_root / "batches" / "inputs"
     assert not inputs.exists() or not any(inputs.iterdir())
+
+
+@pytest.mark.django_db
+def test_a_batch_row_with_a_text_over_its_cap_fails_by_name_and_is_logged_cut(
+    production, keyed, german, media_root, eager_tasks, settings, django_capture_on_commit_callbacks
+):
+    from serving.models import BatchJob
+
+    settings.SERVING_MAX_TEXT_CHARS = 100
+    frame = german[1].head(5).copy()
+    frame.loc[2, "purpose"] = "p" * 50_000
+    with django_capture_on_commit_callbacks(execute=True):
+        response = keyed.post(
+            "/api/v1/models/credit-risk/batches", {"data": upload("loans.csv", frame.to_csv(index=False).encode())}
+        )
+    assert response.status_code == 202, response.content
+    job = BatchJob.objects.get()
+    assert (job.rows_total, job.rows_failed) == (5, 1)
+    refused = PredictionLog.objects.get(source="batch", outcome="invalid")
+    assert "purpose is longer than 100 characters" in refused.reason or "purpose is longer" in refused.inputs_json
+    assert len(refused.inputs_json) < 5_000
+    assert sum(len(r.inputs_json) for r in PredictionLog.objects.filter(outcome="ok")) < 5_000
