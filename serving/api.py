@@ -189,7 +189,12 @@ class PredictionListApi(APIView):
             OpenApiParameter("until", OpenApiTypes.DATETIME),
             OpenApiParameter("outcome", str),
             OpenApiParameter("request_id", str),
-            OpenApiParameter("business_key", str),
+            OpenApiParameter(
+                "business_key",
+                str,
+                description="Prefer POST /api/v1/predictions/search with the filters in a JSON body: a URL's "
+                "query string is kept by access logs, and a business key names a data subject.",
+            ),
         ],
         responses=inline_serializer(
             "PredictionPage",
@@ -201,26 +206,69 @@ class PredictionListApi(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        params = request.query_params
-        stamp = serializers.DateTimeField()
-        try:
-            qs = selectors.logged_predictions(
-                model=params.get("model", ""),
-                version=int(params["version"]) if params.get("version") else None,
-                since=stamp.to_internal_value(params["since"]) if params.get("since") else None,
-                until=stamp.to_internal_value(params["until"]) if params.get("until") else None,
-                outcome=params.get("outcome", ""),
-                request_id=params.get("request_id", ""),
-                business_key=params.get("business_key", ""),
-            )
-        except (ValueError, serializers.ValidationError) as exc:
-            return error_response("invalid_filter", f"Bad filter: {exc}", 400)
-        paginator = PredictionCursor()
-        page = paginator.paginate_queryset(qs, request, view=self)
-        try:
-            return paginator.get_paginated_response([record_data(r) for r in page or []])
-        except ServingError as exc:
-            return serving_error(exc)
+        return _prediction_page(request, self, request.query_params)
+
+
+SEARCH_FILTERS = ("model", "version", "since", "until", "outcome", "request_id", "business_key")
+
+
+def _prediction_page(request: Request, view: APIView, params: Any) -> Response:
+    """One page of the log, filtered by `params` (the query string, or a search's JSON body)."""
+    stamp = serializers.DateTimeField()
+    try:
+        qs = selectors.logged_predictions(
+            model=str(params.get("model") or ""),
+            version=int(params["version"]) if params.get("version") else None,
+            since=stamp.to_internal_value(params["since"]) if params.get("since") else None,
+            until=stamp.to_internal_value(params["until"]) if params.get("until") else None,
+            outcome=str(params.get("outcome") or ""),
+            request_id=str(params.get("request_id") or ""),
+            business_key=str(params.get("business_key") or ""),
+        )
+    except (ValueError, TypeError, serializers.ValidationError) as exc:
+        return error_response("invalid_filter", f"Bad filter: {exc}", 400)
+    paginator = PredictionCursor()
+    page = paginator.paginate_queryset(qs, request, view=view)
+    try:
+        return paginator.get_paginated_response([record_data(r) for r in page or []])
+    except ServingError as exc:
+        return serving_error(exc)
+
+
+class PredictionSearchApi(APIView):
+    """The prediction log's filters as a JSON body, so that a business key (which names a data
+    subject) never travels in a URL, where access logs keep it. The next page: POST the same body
+    to the `next` link (its query string holds only the cursor)."""
+
+    permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
+
+    @extend_schema(
+        request=inline_serializer(
+            "PredictionSearch",
+            {
+                "model": serializers.CharField(required=False),
+                "version": serializers.IntegerField(required=False),
+                "since": serializers.DateTimeField(required=False),
+                "until": serializers.DateTimeField(required=False),
+                "outcome": serializers.CharField(required=False),
+                "request_id": serializers.CharField(required=False),
+                "business_key": serializers.CharField(required=False),
+            },
+        ),
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request) -> Response:
+        body = request.data
+        if not isinstance(body, dict):
+            return error_response("invalid_filter", "Send the filters as a JSON object.", 400)
+        unknown = sorted(str(k) for k in body if k not in SEARCH_FILTERS)
+        if unknown:
+            known = ", ".join(SEARCH_FILTERS)
+            return error_response("invalid_filter", f"Unknown filter {', '.join(unknown)} (known: {known}).", 400)
+        wrong = [k for k, v in body.items() if v is not None and (isinstance(v, (dict, list, bool)))]
+        if wrong:
+            return error_response("invalid_filter", f"Bad filter: {', '.join(wrong)} must be a text or a number.", 400)
+        return _prediction_page(request, self, body)
 
 
 def _find(prediction_id: str) -> tuple[PredictionLog, int | None]:

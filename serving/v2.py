@@ -103,8 +103,19 @@ def _label_type(version: ModelVersion) -> str:
     return "BYTES"
 
 
+NO_ROLE = "Your account has no role that may request predictions."
+
+
+def _may_read(request: Request) -> bool:
+    """v1's rule (serving.predict.Caller.may_predict): a client key, or a person with a role. The
+    metadata names the input schema: whoever may not predict does not read it either."""
+    return caller_of(request).may_predict
+
+
 class ModelMetadataApi(V2View):
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
+        if not _may_read(request):
+            return v2_error(NO_ROLE, 403)
         try:
             found = get_servable_version(name, version)
         except ServingError as exc:
@@ -114,6 +125,8 @@ class ModelMetadataApi(V2View):
 
 class ModelReadyApi(V2View):
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
+        if not _may_read(request):
+            return v2_error(NO_ROLE, 403)
         try:
             found = get_servable_version(name, version)
         except ServingError as exc:

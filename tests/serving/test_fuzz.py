@@ -349,3 +349,20 @@ def test_a_batch_row_with_a_text_over_its_cap_fails_by_name_and_is_logged_cut(
     assert "purpose is longer than 100 characters" in refused.reason or "purpose is longer" in refused.inputs_json
     assert len(refused.inputs_json) < 5_000
     assert sum(len(r.inputs_json) for r in PredictionLog.objects.filter(outcome="ok")) < 5_000
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/v2/models/credit-risk", "/v2/models/credit-risk/ready"])
+def test_role_less_callers_get_403_from_v2_metadata_as_from_v1(production, api_client, keyed, outsider, path):
+    from django.test import Client
+
+    assert keyed.get(path).status_code == 200  # a client key (bound to no person) may
+    person = Client()
+    person.force_login(outsider)
+    assert person.get(path).status_code == 403
+    bound = create_api_key(actor=None, name="outsider-key", username=outsider.username)[1]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {bound}")
+    response = api_client.get(path)
+    assert response.status_code == 403 and "no role" in response.json()["error"]
+    # (v1 says the same to the same callers)
+    assert api_client.post("/api/v1/models/credit-risk/predict", {}, format="json").status_code == 403
