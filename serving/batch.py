@@ -416,20 +416,12 @@ def _result_lines(
 
 def _refuse_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk | None:
     """Record the chunk as refused (a `refused` log record, its rows marked not scored) and stop
-    the job, in one transaction; None if the chunk was done meanwhile."""
-    first_row = index * job.chunk_rows
-    n = min(job.chunk_rows, job.rows_total - first_row)
-    message = f"not scored: {reason}"
-    lines = _result_lines(job, job.version, first_row, n, _nothing(n, message), None, [])
-    why = f"version_not_servable: rows {first_row + 1}-{first_row + n}: {reason}"
-    record = _record(job, index, Outcome.REFUSED, [], {}, "", why, time.perf_counter())
+    the job, in one transaction; None if the chunk was done meanwhile. The chunk that stops the
+    job refuses every chunk not yet written too, so that the result (the rows answered, and
+    every other row named "not scored") does not wait for chunks that may never be delivered."""
     try:
         with transaction.atomic():
-            log.write_many([record])
-            done = BatchChunk.objects.create(
-                job=job, index=index, scored=False, rows=n, rows_failed=n, result_csv=lines, reason=reason[:5000],
-                worker=_worker(),
-            )  # fmt: skip
+            done = _write_refused_chunk(job, index, reason)
             stopping = BatchJob.objects.filter(pk=job.pk).exclude(status=BatchStatus.STOPPED)
             if stopping.update(status=BatchStatus.STOPPED, reason=reason[:5000]):
                 audit.record(
@@ -438,9 +430,31 @@ def _refuse_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk | None:
                     target=job,
                     data={"job": str(job.public_id), "chunk": index, "reason": reason},
                 )
-            _count(job, n, n)
+                written = set(BatchChunk.objects.filter(job=job).values_list("index", flat=True))
+                for other in sorted(set(range(job.chunks_total)) - written):
+                    try:
+                        with transaction.atomic():  # (a savepoint: a chunk committed meanwhile is kept)
+                            _write_refused_chunk(job, other, reason)
+                    except IntegrityError:
+                        continue
     except IntegrityError:
         return None
+    return done
+
+
+def _write_refused_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk:
+    first_row = index * job.chunk_rows
+    n = min(job.chunk_rows, job.rows_total - first_row)
+    message = f"not scored: {reason}"
+    lines = _result_lines(job, job.version, first_row, n, _nothing(n, message), None, [])
+    why = f"version_not_servable: rows {first_row + 1}-{first_row + n}: {reason}"
+    record = _record(job, index, Outcome.REFUSED, [], {}, "", why, time.perf_counter())
+    done = BatchChunk.objects.create(
+        job=job, index=index, scored=False, rows=n, rows_failed=n, result_csv=lines, reason=reason[:5000],
+        worker=_worker(),
+    )  # fmt: skip
+    log.write_many([record])
+    _count(job, n, n)
     return done
 
 
@@ -489,6 +503,18 @@ def finish_batch(job_id: int) -> BatchJob:
         },
     )
     return job
+
+
+def unscored_rows(job: BatchJob) -> list[list[int]]:
+    """The rows (1-based, inclusive ranges) of the chunks a stopped job did not score."""
+    ranges: list[list[int]] = []
+    for index, rows in job.chunks.filter(scored=False).order_by("index").values_list("index", "rows"):
+        first = index * job.chunk_rows + 1
+        if ranges and ranges[-1][1] + 1 == first:
+            ranges[-1][1] = first + rows - 1
+        else:
+            ranges.append([first, first + rows - 1])
+    return ranges
 
 
 def progress(job: BatchJob) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from serving import batch
 from serving.api import error_response, serving_error
 from serving.errors import ServingError
 from serving.http import caller_of
-from serving.models import BatchJob
+from serving.models import BatchJob, BatchStatus
 
 JobSerializer = inline_serializer(
     "BatchJob",
@@ -32,6 +32,8 @@ JobSerializer = inline_serializer(
         "rows_total": serializers.IntegerField(),
         "rows_done": serializers.IntegerField(),
         "rows_failed": serializers.IntegerField(),
+        "rows_answered": serializers.IntegerField(),
+        "rows_not_answered": serializers.ListField(child=serializers.ListField(child=serializers.IntegerField())),
         "rows_per_second": serializers.FloatField(),
         "seconds_left": serializers.FloatField(allow_null=True),
         "input_sha256": serializers.CharField(),
@@ -57,6 +59,9 @@ def job_data(job: BatchJob) -> dict[str, Any]:
         "seconds_left": shown["seconds_left"],
         "chunks_total": job.chunks_total,
         "chunks_done": job.chunks_done,
+        # What a stopped job answered, and the rows it did not (each also named in the result CSV)
+        "rows_answered": shown["rows_done"] - shown["rows_failed"],
+        "rows_not_answered": batch.unscored_rows(job) if job.status == BatchStatus.STOPPED else [],
         "input_name": job.input_name,
         "input_sha256": job.input_sha256,
         "result_sha256": job.result_sha256,
