@@ -609,5 +609,33 @@ def test_nginx_takes_each_endpoint_s_largest_body_and_nothing_larger(committed_d
     seen = [(path, length, _status_for_declared_length(front.nginx, path, length, key)) for path, length, _ in cases]
     assert seen == cases
     # without a key the upload routes answer 401 before reading the body, whatever its size
-    for path in ("/api/v1/models/m/versions/", "/api/v1/models/m/batches", "/batches/"):
-        assert _status_for_declared_length(front.nginx, path, 1024**3) == 401
+    for path, length in (("/api/v1/models/m/versions/", version), ("/api/v1/models/m/batches", batch)):
+        assert _status_for_declared_length(front.nginx, path, length) == 401
+        assert _status_for_declared_length(front.nginx, path, length, "mg_not_a_key") == 401
+
+
+def test_with_redis_killed_gunicorn_keeps_answering_and_logging_predictions(
+    committed_db, own_redis, production, german, shared_media, tmp_path
+):
+    """The API-key rate and quota count in Redis (CACHE_URL); with Redis gone they fall back to a
+    bucket in each worker: no 500, every answer logged, and the workers say so in their log."""
+    name, key = production.registered_model.name, create_api_key(actor=None, name="redis-outage")[1]
+    env = _env(
+        shared_media,
+        CACHE_URL=f"rediscache://127.0.0.1:{own_redis.port}/0",
+        API_KEY_DAILY_QUOTA="1000",
+        SERVING_RATE_PER_KEY="100000/min",
+    )
+    port, log = _free_port(), tmp_path / "gunicorn.log"
+    gunicorn = _start_gunicorn(port, env, log)
+    try:
+        body = _prediction_body(german)
+        base = f"http://127.0.0.1:{port}"
+        assert _predict(base, name, key, body)[0] == 200
+        own_redis.kill()
+        statuses = [_predict(base, name, key, body)[0] for _ in range(6)]
+    finally:
+        _stop(gunicorn)
+    assert statuses == [200] * 6, log.read_text()[-3000:]
+    assert PredictionLog.objects.filter(outcome="ok", model_name=name).count() == 7
+    assert "counted per process" in log.read_text()
