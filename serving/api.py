@@ -169,13 +169,24 @@ def record_data(record: PredictionLog) -> dict[str, Any]:
 
 class AuthCheckApi(APIView):
     """nginx's auth_request before an upload route reads a body (config/nginx.conf.template): 204
-    for a valid key or session, 401 otherwise. Headers only, one key lookup: nothing is parsed."""
+    for a valid key or session, 401 otherwise; 204 for a request without a body (GET, HEAD,
+    OPTIONS: the route's own view decides). Headers only, one key lookup: nothing is parsed."""
 
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [permissions.AllowAny]
+    BODILESS = ("GET", "HEAD", "OPTIONS")
+
+    def perform_authentication(self, request: Request) -> None:
+        pass  # (asked below, and only for an upload)
 
     @extend_schema(exclude=True)
     def get(self, request: Request) -> Response:
-        return Response(status=204)
+        if request.headers.get("X-Original-Method", "POST").upper() in self.BODILESS:
+            return Response(status=204)
+        try:
+            known = bool(request.user and request.user.is_authenticated)
+        except exceptions.AuthenticationFailed:
+            known = False
+        return Response(status=204 if known else 401)
 
 
 class PredictionListApi(APIView):

@@ -25,6 +25,14 @@ needs_nginx = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not 
 GIB = 1024**3
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    last = 0
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+        NoRedirect.last = code
+        return None
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -58,7 +66,7 @@ def test_the_upload_routes_check_the_caller_and_limit_connections_and_rate(prefi
     text = _write(prefix, listen=_free_port(), upstream="127.0.0.1:9").read_text()
     for route in ("batches|batches/", "versions/(import-mlflow)?"):
         block = text[text.index(route) :].split("}\n        location", 1)[0]
-        assert "auth_request /_upload_auth;" in block and "if ($anonymous)" in block
+        assert "auth_request /_upload_auth;" in block and "if ($anonymous_upload)" in block
         assert "limit_conn uploadperip 4;" in block and "limit_req zone=uploads" in block
     assert "access_log " + str(prefix / "access.log") + " noquery;" in text
     assert "$request " not in text.split("log_format noquery", 1)[1].split(";", 1)[0]
@@ -120,6 +128,12 @@ def test_anonymous_and_bad_key_uploads_are_refused_before_their_body_is_read(pre
         versions = "/api/v1/models/m/versions/"
         assert _status_for_declared_length(port, versions, GIB // 8, "Cookie: sessionid=x\r\n") == 401
         assert _status_for_declared_length(port, batch, GIB, f"Authorization: Bearer {key}\r\n") is None  # waits
+        # the pages' forms (GET) are the application's to answer: a redirect to the login
+        with contextlib.suppress(urllib.error.HTTPError):
+            opener = urllib.request.build_opener(NoRedirect)
+            page = opener.open(f"http://127.0.0.1:{port}/batches/", timeout=5)
+            raise AssertionError(f"/batches/ answered {page.status} to an anonymous GET")
+        assert NoRedirect.last == 302
         body_dir = prefix / "client_body"
         assert not body_dir.exists() or not any(body_dir.rglob("*"))
         lookup = f"http://127.0.0.1:{port}/api/v1/predictions/?business_key=SUBJECT-4711"
