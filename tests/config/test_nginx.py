@@ -85,10 +85,10 @@ def test_the_rendered_configuration_passes_nginx_t(prefix):
     assert "test is successful" in checked.stderr
 
 
-def _status_for_declared_length(port: int, path: str, length: int, headers: str = "") -> int | None:
+def _status_for_declared_length(port: int, path: str, length: int, headers: str = "", timeout: float = 2) -> int | None:
     """Send only the headers of a POST declaring `length` bytes: the status nginx answers at once,
     or None when it waits for the body."""
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n{headers}"
             f"Content-Length: {length}\r\n\r\n".encode()
@@ -128,6 +128,12 @@ def test_anonymous_and_bad_key_uploads_are_refused_before_their_body_is_read(pre
         versions = "/api/v1/models/m/versions/"
         assert _status_for_declared_length(port, versions, GIB // 8, "Cookie: sessionid=x\r\n") == 401
         assert _status_for_declared_length(port, batch, GIB, f"Authorization: Bearer {key}\r\n") is None  # waits
+        # a burst of uploads from one address: beyond the burst, 429 at once (GETs are not counted)
+        burst = [
+            _status_for_declared_length(port, batch, 100, f"Authorization: Bearer {key}\r\n", timeout=0.3)
+            for _ in range(12)
+        ]
+        assert 429 in burst and set(burst) <= {None, 429}, burst
         # the pages' forms (GET) are the application's to answer: a redirect to the login
         with contextlib.suppress(urllib.error.HTTPError):
             opener = urllib.request.build_opener(NoRedirect)
