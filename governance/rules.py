@@ -301,6 +301,62 @@ def can_retire(version: ModelVersion, actor: Any) -> Rule:
     return rule
 
 
+# --- segregation of duties (docs/decisions-duties.md) -------------------------------------------
+OWN_WORK = "own_work"  # the refusal's code: nobody judges their own work (409)
+
+
+def _user_pk(actor: Any) -> int | None:
+    """The person behind `actor` (an API key bound to no user is nobody's work)."""
+    return getattr(actor, "pk", None) if getattr(actor, "is_authenticated", False) else None
+
+
+def not_own_work(version: ModelVersion, actor: Any, doing: str) -> Rule:
+    """The version's creator and submitter never judge it: its outcomes, reviews, approvals."""
+    pk = _user_pk(actor)
+    if pk is not None and pk in (version.created_by_id, version.submitted_by_id):
+        did = "created" if pk == version.created_by_id else "submitted"
+        return Rule(False, f"You {did} {version}, so you cannot {doing} (segregation of duties).", code=OWN_WORK)
+    return YES
+
+
+def can_set_tier(model: RegisteredModel, actor: Any) -> Rule:
+    """A risk officer who neither owns the model nor created or submitted any of its versions."""
+    rule = role_rule(actor, RISK_OFFICERS, "set a model's effective risk tier")
+    if not rule:
+        return rule
+    if model.owner_id == actor.pk:
+        return Rule(
+            False, f"You own {model.name}, so you cannot set its risk tier (segregation of duties).", code=OWN_WORK
+        )
+    mine = ModelVersion.objects.filter(registered_model=model).filter(Q(created_by=actor) | Q(submitted_by=actor))
+    if mine.exists():
+        return Rule(
+            False,
+            f"You created or submitted a version of {model.name}, so you cannot set its risk tier "
+            "(segregation of duties).",
+            code=OWN_WORK,
+        )
+    return YES
+
+
+def can_report_outcome(version: ModelVersion | None, actor: Any, *, received_it: bool) -> Rule:
+    """Outcomes come from the API key that received the prediction, or from a risk officer;
+    never from the version's creator or submitter (they would write the evidence judging it)."""
+    if not received_it and not has_role(actor, RISK_OFFICERS):
+        return Rule(
+            False,
+            "Only the API key that received this prediction or a risk officer reports its outcome.",
+            forbidden=True,
+        )
+    return not_own_work(version, actor, "report its outcomes") if version is not None else YES
+
+
+def can_review_decision(version: ModelVersion | None, actor: Any) -> Rule:
+    """A person's review or override of an automated decision: never by the version's creator or
+    submitter (who may act is asked by serving: the key that received it, or a role)."""
+    return not_own_work(version, actor, "review its decisions") if version is not None else YES
+
+
 # The buttons, in the order pages show them.
 ACTIONS = (
     ("approve", can_approve),

@@ -10,25 +10,36 @@ from django.utils import timezone
 from core import audit
 from core.errors import Forbidden
 from core.roles import RISK_OFFICERS, has_role
-from governance import integrity, jobs, selectors
+from governance import integrity, jobs, rules, selectors
 from governance.errors import WorkflowError
 from governance.models import CheckRun
 from lifecycle.models import ModelVersion, RegisteredModel, RiskTier
 
 
+def require(rule: rules.Rule) -> None:
+    """Raise a rule's no: 403 for the person's role, else 409 (its code when it has one)."""
+    if rule:
+        return
+    if rule.forbidden:
+        raise Forbidden(rule.reason)
+    raise WorkflowError(rule.reason, code=rule.code or None)
+
+
 @transaction.atomic
 def set_risk_tier(model_id: int, *, actor: Any, tier: str, justification: str) -> RegisteredModel:
     """A risk officer sets the model's effective tier (the data scientist only proposed one), with
-    a justification. Approvals bind the tier, so approved and production versions approved for
-    another tier are suspended at once (governance.integrity) until officers reinstate them."""
+    a justification; never the model's owner nor a creator or submitter of its versions
+    (rules.can_set_tier). Approvals bind the tier, so approved and production versions approved
+    for another tier are suspended at once (governance.integrity) until officers reinstate them."""
     if not has_role(actor, RISK_OFFICERS):
         raise Forbidden("Only risk officers set a model's effective risk tier.")
     if tier not in RiskTier.values:
-        raise WorkflowError(f"{tier!r} is not a risk tier ({', '.join(RiskTier.values)}).", field="tier")
+        raise WorkflowError(f"{tier!r} is not a risk tier ({', '.join(RiskTier.values)}).", field="tier", status=400)
     text = (justification or "").strip()
     if not text:
-        raise WorkflowError("A written justification is required.", field="justification")
+        raise WorkflowError("A written justification is required.", field="justification", status=400)
     model = RegisteredModel.objects.select_for_update().get(pk=model_id)
+    require(rules.can_set_tier(model, actor))
     before = model.effective_tier
     model.effective_risk_tier = tier
     model.save(update_fields=["effective_risk_tier"])

@@ -403,12 +403,25 @@ def drift_between(
     return rows, result, prediction, sample.n
 
 
+def latest_outcomes(rows: Any) -> list[tuple[Any, ...]]:
+    """Of (record_id, ..., row, ..., seq) tuples, the latest correction of each predicted row
+    (without its seq): a corrected outcome counts once, as corrected."""
+    latest: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+    for item in rows:
+        key = (item[0], item[2])
+        if key not in latest or item[-1] > latest[key][-1]:
+            latest[key] = tuple(item)
+    return [item[:-1] for item in latest.values()]
+
+
 def outcome_rows(version: ModelVersion, start: datetime, end: datetime) -> pd.DataFrame:
     """One row per reported outcome of the window's predictions: actual, predicted, score, the
     sensitive attributes (inputs, or sent with the outcome)."""
-    outcomes = PredictionOutcome.objects.filter(
-        record__version=version, record__created_at__gte=start, record__created_at__lt=end
-    ).values_list("record_id", "record__public_id", "row", "actual", "sensitive")
+    outcomes = latest_outcomes(
+        PredictionOutcome.objects.filter(
+            record__version=version, record__created_at__gte=start, record__created_at__lt=end
+        ).values_list("record_id", "record__public_id", "row", "actual", "sensitive", "seq")
+    )
     by_record: dict[int, list[tuple[int, Any, dict]]] = defaultdict(list)
     for record_id, public_id, row, actual, sensitive in outcomes:
         by_record[record_id].append((row, actual, personal.open_attributes(public_id, row, sensitive)))

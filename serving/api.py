@@ -23,7 +23,7 @@ from serving.http import caller_of, fast_json_response, parse_json
 from serving.keys import KeyRevoked
 from serving.models import PredictionLog
 from serving.predict import PredictionRequest, predict
-from serving.services import may_report_outcome, record_outcome
+from serving.services import may_report_outcome, record_outcome, refusal
 from serving.throttling import ApiKeyRateThrottle
 
 
@@ -263,7 +263,8 @@ class PredictionDetailApi(APIView):
         data["decisions"] = approvals
         data["inclusion_proof"] = seals.inclusion_proof(record)
         data["outcomes"] = [
-            {"row": o.row, "actual": o.actual, "received_at": o.received_at} for o in record.actuals.all()
+            {"row": o.row, "seq": o.seq, "actual": o.actual, "received_at": o.received_at, "reason": o.justification}
+            for o in record.actuals.order_by("row", "seq")
         ]
         return Response(data)
 
@@ -275,7 +276,13 @@ class PredictionOutcomeApi(APIView):
 
     @extend_schema(
         request=inline_serializer(
-            "Outcome", {"actual": serializers.JSONField(), "sensitive": serializers.DictField(required=False)}
+            "Outcome",
+            {
+                "actual": serializers.JSONField(),
+                "sensitive": serializers.DictField(required=False),
+                "corrects": serializers.BooleanField(required=False),
+                "justification": serializers.CharField(required=False),
+            },
         ),
         responses={201: OpenApiTypes.OBJECT},
     )
@@ -283,13 +290,9 @@ class PredictionOutcomeApi(APIView):
         caller = caller_of(request)
         try:
             record, row = _find(prediction_id)
-            if not may_report_outcome(record, user=request.user, api_key=caller.api_key):
-                raise ServingError(
-                    "Only the API key that received this prediction, a data scientist or a risk officer reports "
-                    "its outcome.",
-                    status=403,
-                    code="forbidden",
-                )
+            rule = may_report_outcome(record, actor=request.user, api_key=caller.api_key)
+            if not rule:
+                raise refusal(rule)
             if row is None:
                 raise ServingError("Name one predicted row: <id>.<row>.", status=400, code="invalid_input")
             body = parse_json(request.body)  # (depth and lone surrogates refused, as for predictions)
@@ -301,10 +304,15 @@ class PredictionOutcomeApi(APIView):
                 actual=body["actual"],
                 reporter=caller.name,
                 actor=request.user,
+                api_key=caller.api_key,
                 sensitive=body.get("sensitive"),
+                corrects=body.get("corrects") is True,
+                justification=str(body.get("justification") or ""),
             )
         except ServingError as exc:
             return serving_error(exc)
         except ValueError as exc:
             return error_response("malformed_json", f"The body is not valid JSON: {exc}", 400)
-        return Response({"prediction_id": prediction_id, "actual": outcome.actual}, status=201)
+        return Response(
+            {"prediction_id": prediction_id, "actual": outcome.actual, "correction": outcome.seq}, status=201
+        )

@@ -19,6 +19,7 @@ from core import audit
 from core.canonical import canonical_json, sha256_json
 from core.evidence import evidence
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, roles_of
+from governance import rules
 from lifecycle.dataset_store import read_dataset_bytes
 from lifecycle.datasets import parse_csv
 from lifecycle.errors import DatasetKeyDestroyed
@@ -251,7 +252,8 @@ def _stored(record: PredictionLog) -> PredictionLog:
 
 
 def may_act_on(record: PredictionLog, *, user: Any, api_key: ApiKey | None) -> bool:
-    """The API key that received the prediction, or a data scientist or risk officer."""
+    """The API key that received the prediction, or a data scientist or risk officer (who of them
+    may review this version's decisions is governance.rules.can_review_decision)."""
     if api_key is not None and api_key.user_id is None:
         return record.api_key_id == api_key.pk
     return bool(roles_of(user) & {DATA_SCIENTISTS, RISK_OFFICERS}) or (
@@ -276,11 +278,15 @@ def review_decision(
     *, record: PredictionLog, row: int, action: str, final_decision: Any, justification: str, reviewer: str, actor: Any
 ) -> DecisionReview:
     """Record a person's review of one automated decision: confirmed (the final decision is the
-    model's) or overridden (a different final decision). Reviews of a row are numbered in order
-    under a lock on the record; each is chained with its content hash."""
+    model's) or overridden (a different final decision), never by the version's creator or
+    submitter. Reviews of a row are numbered in order under a lock on the record; each is chained
+    with its content hash."""
     record = _stored(record)
     if record.outcome != "ok" or record.version is None:
         raise ServingError("Only an answered prediction can be reviewed.", status=409, code="not_reviewable")
+    rule = rules.can_review_decision(record.version, actor)
+    if not rule:
+        raise ServingError(rule.reason, status=409, code=rule.code)
     justification = (justification or "").strip()
     if not justification:
         raise ServingError("A review needs a written justification.", status=400, code="invalid_input")

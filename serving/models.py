@@ -268,12 +268,17 @@ class PredictionOutcome(models.Model):
     reported_by = models.CharField(max_length=150)
     # Sensitive attributes that are not model inputs, sent with the outcome for live fairness.
     sensitive = models.JSONField(default=dict, blank=True)
+    # 0: the outcome as first reported; 1, 2, ...: audited corrections, each a new row (none is
+    # ever changed). Live metrics read the highest seq of each predicted row.
+    seq = models.PositiveIntegerField(default=0)
+    justification = models.TextField(blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["record", "row"], name="one_outcome_per_prediction")]
+        constraints = [models.UniqueConstraint(fields=["record", "row", "seq"], name="one_outcome_per_seq")]
 
     def __str__(self) -> str:
-        return f"outcome of {self.record.public_id}.{self.row}"
+        kind = f"correction {self.seq} of the outcome" if self.seq else "outcome"
+        return f"{kind} of {self.record.public_id}.{self.row}"
 
 
 class PredictionKey(models.Model):
