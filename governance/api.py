@@ -63,3 +63,23 @@ class ModelTierApi(APIView):
         return Response(
             {"name": updated.name, "risk_tier": updated.risk_tier, "effective_risk_tier": updated.effective_tier}
         )
+
+
+class ModelFairnessRequirementsApi(APIView):
+    """A risk officer sets the sensitive features a model's fairness check must measure and the
+    small groups waived (governance.rules.can_set_fairness_requirements)."""
+
+    permission_classes = [permissions.IsAuthenticated, CanReadRegistry]
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str) -> Response:
+        model = get_object_or_404(RegisteredModel, name=name)
+        data = request.data if isinstance(request.data, dict) else {}
+        requirement = services.set_fairness_requirements(
+            model.pk,
+            actor=request.user,
+            features=data.get("features", []),
+            waivers=data.get("waivers") or {},
+            justification=str(data.get("justification") or ""),
+        )
+        return Response({"name": model.name, "features": requirement.features, "waivers": requirement.waivers})

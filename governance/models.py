@@ -388,3 +388,23 @@ class ShadowComparison(models.Model):
 
     def __str__(self) -> str:
         return f"shadow comparison of {self.version_id} vs {self.champion_id} ({self.window_start:%Y-%m-%d})"
+
+
+# ledger: governed (a model's fairness requirements, changed only by
+# governance.services.set_fairness_requirements, each change an audit event with its content hash)
+class FairnessRequirement(models.Model):
+    """What risk officers require of a model's fairness check: the sensitive features every
+    version must measure (its data scientist may add others, never leave one out), and the small
+    groups they waived, each with its justification ({feature: {group: justification}})."""
+
+    registered_model = models.OneToOneField(
+        "lifecycle.RegisteredModel", on_delete=models.PROTECT, related_name="fairness_requirement"
+    )
+    features = models.JSONField(default=list, blank=True)
+    waivers = models.JSONField(default=dict, blank=True)
+    justification = models.TextField()
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"fairness requirements of {self.registered_model}"

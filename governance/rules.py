@@ -16,7 +16,7 @@ from core import audit
 from core.models import AuditEvent
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role
 from governance import bindings
-from governance.models import Decision, DecisionKind, Deployment, Finding, Severity
+from governance.models import Decision, DecisionKind, Deployment, FairnessRequirement, Finding, Severity
 from governance.policies import active_policy
 from lifecycle.models import Dataset, ModelVersion, RegisteredModel, Status
 
@@ -319,24 +319,36 @@ def not_own_work(version: ModelVersion, actor: Any, doing: str) -> Rule:
     return YES
 
 
-def can_set_tier(model: RegisteredModel, actor: Any) -> Rule:
+def can_set_tier(model: RegisteredModel, actor: Any, what: str = "risk tier") -> Rule:
     """A risk officer who neither owns the model nor created or submitted any of its versions."""
-    rule = role_rule(actor, RISK_OFFICERS, "set a model's effective risk tier")
+    rule = role_rule(actor, RISK_OFFICERS, f"set a model's {what}")
     if not rule:
         return rule
     if model.owner_id == actor.pk:
         return Rule(
-            False, f"You own {model.name}, so you cannot set its risk tier (segregation of duties).", code=OWN_WORK
+            False, f"You own {model.name}, so you cannot set its {what} (segregation of duties).", code=OWN_WORK
         )
     mine = ModelVersion.objects.filter(registered_model=model).filter(Q(created_by=actor) | Q(submitted_by=actor))
     if mine.exists():
         return Rule(
             False,
-            f"You created or submitted a version of {model.name}, so you cannot set its risk tier "
+            f"You created or submitted a version of {model.name}, so you cannot set its {what} "
             "(segregation of duties).",
             code=OWN_WORK,
         )
     return YES
+
+
+def can_set_fairness_requirements(model: RegisteredModel, actor: Any) -> Rule:
+    """The second line sets what the first line's fairness check must measure: as for the tier."""
+    return can_set_tier(model, actor, "fairness requirements")
+
+
+def missing_required_features(version: ModelVersion) -> list[str]:
+    """The sensitive features officers require of the version's model that it does not measure."""
+    required = FairnessRequirement.objects.filter(registered_model_id=version.registered_model_id).first()
+    have = set(version.sensitive_features or [])
+    return [f for f in (required.features if required is not None else []) if f not in have]
 
 
 def can_report_outcome(version: ModelVersion | None, actor: Any, *, received_it: bool) -> Rule:

@@ -162,6 +162,15 @@ def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
             version_pk=version.pk,
             attempted="draft->checking",
         )
+    required = rules.missing_required_features(version)
+    if required:
+        raise Refused(
+            f"Risk officers require the fairness check of {version.registered_model.name} to measure "
+            f"{', '.join(required)}: add it to the version's sensitive features (one that is not in the evaluation "
+            f"data cannot be measured). Missing, required: {', '.join(required)}.",
+            version_pk=version.pk,
+            attempted="draft->checking",
+        )
     version = _transition(
         version,
         to=Status.CHECKING,
