@@ -257,8 +257,8 @@ CELERY_BEAT_SCHEDULE = {
 # Window length: "1d", "6h", "30m" or seconds. Windows align to multiples of it from the epoch (UTC).
 MONITOR_WINDOW = env.str("MONITOR_WINDOW", default="1d")
 MONITOR_INTERVAL_SECONDS = env.int("MONITOR_INTERVAL_SECONDS", default=3600)
-# Drift alerts need this many rows in a window (fewer rows are reported, never alerted on).
-MONITOR_MIN_ROWS = env.int("MONITOR_MIN_ROWS", default=500)
+# The rows a window needs (to close early and to alert on drift) and the longest window are policy
+# values (governance.models.Policy.monitor_min_rows, monitor_max_window_days), shown on the page.
 # KS reads the values themselves: at most this many rows of a window (every k-th record beyond).
 MONITOR_KS_MAX_ROWS = env.int("MONITOR_KS_MAX_ROWS", default=100_000)
 # Folding a seal into the hourly counts parses every row: a seal of at least twice

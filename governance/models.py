@@ -44,6 +44,15 @@ class Policy(models.Model):
     # at or above psi_warn warns, at or above psi_alert alerts and opens a finding.
     psi_warn = models.FloatField(default=0.10)
     psi_alert = models.FloatField(default=0.25)
+    # A monitoring window closes once its time (MONITOR_WINDOW) is up and it holds this many rows,
+    # or once it spans monitor_max_window_days, whichever comes first: a low-volume model gets
+    # longer windows rather than none. Drift alerts need this many rows.
+    monitor_min_rows = models.PositiveIntegerField(
+        default=500, help_text="Rows a monitoring window needs to close early and to raise drift alerts."
+    )
+    monitor_max_window_days = models.PositiveIntegerField(
+        default=30, help_text="The longest monitoring window: it closes then whatever its rows."
+    )
     # A shift too small for PSI's bins warns too when it is both certain and material (KS, or a
     # chi-square over the categories, below this p-value, with at least this effect size).
     drift_max_pvalue = models.FloatField(default=0.001)
