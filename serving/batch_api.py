@@ -59,6 +59,8 @@ def job_data(job: BatchJob) -> dict[str, Any]:
         "chunks_done": job.chunks_done,
         "input_name": job.input_name,
         "input_sha256": job.input_sha256,
+        "input_kept": bool(job.input_file),
+        "business_key_column": job.business_key_column,
         "result_sha256": job.result_sha256,
         "result_url": f"/api/v1/batches/{job.public_id}/result.csv" if job.result_sha256 else None,
         "created_at": job.created_at.isoformat(),
@@ -75,7 +77,12 @@ class BatchCreateApi(APIView):
     @extend_schema(
         request={
             "multipart/form-data": inline_serializer(
-                "BatchUpload", {"data": serializers.FileField(), "version": serializers.IntegerField(required=False)}
+                "BatchUpload",
+                {
+                    "data": serializers.FileField(),
+                    "version": serializers.IntegerField(required=False),
+                    "business_key_column": serializers.CharField(required=False),
+                },
             ),
             "application/json": inline_serializer(
                 "BatchDataset",
@@ -108,6 +115,7 @@ class BatchCreateApi(APIView):
                 submitter=batch.Submitter(caller=caller.name, user=request.user, api_key=caller.api_key),
                 upload=request.FILES.get("data"),
                 dataset_id=dataset,
+                business_key_column=str(data.get("business_key_column") or ""),
             )
         except ServingError as exc:
             return serving_error(exc)

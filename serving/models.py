@@ -72,6 +72,13 @@ class BatchJob(models.Model):
     input_name = models.CharField(max_length=255, blank=True)
     input_sha256 = models.CharField(max_length=64)
     input_bytes = models.PositiveBigIntegerField()
+    # A personal version's input is stored encrypted (lifecycle.encrypted_csv) under a data key
+    # wrapped by the KEK, and deleted when the job ends (input_file becomes ""; the SHA-256 stays).
+    input_key_id = models.CharField(max_length=64, blank=True)
+    input_key_wrapped = models.BinaryField(null=True, blank=True)
+    # The input column holding each row's business key (found and erased by subject like a
+    # real-time answer's keys); "" when the batch names none.
+    business_key_column = models.CharField(max_length=200, blank=True)
     dataset = models.ForeignKey("lifecycle.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     header = models.JSONField()
     # byte offset of each chunk's first row in the input file (the last chunk ends at its end)
