@@ -79,11 +79,12 @@ serve: venv serve-preflight nginx ## Production-style serving: nginx in front of
 
 serve-preflight: ## Refuse to serve without DEBUG=False and the production secrets; then manage.py check --deploy
 	@if [ "$$DEBUG" != False ]; then echo "serve-preflight: DEBUG must be False (make serve sets it)." >&2; exit 1; fi
-	@missing=""; for name in SECRET_KEY LOG_MAC_KEY CHECKPOINT_SIGNING_KEY; do \
+	@missing=""; for name in SECRET_KEY LOG_MAC_KEY CHECKPOINT_SIGNING_KEY METRICS_TOKEN; do \
 	  [ -n "$${!name}" ] || missing="$$missing $$name"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "make serve refuses to start: set$$missing in the environment (production runs with DEBUG=False;" >&2; \
-	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; see README, Configuration)." >&2; \
+	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; METRICS_TOKEN: the bearer token" >&2; \
+	  echo "  Prometheus sends to /metrics, made the same way; see README, Configuration)." >&2; \
 	  exit 1; fi
 	@test -z "$$FILE_UPLOAD_TEMP_DIR" || mkdir -p "$$FILE_UPLOAD_TEMP_DIR"  # (check --deploy wants it to exist)
 	$(PY) manage.py check --deploy

@@ -282,7 +282,9 @@ CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
     "task": "integrations.tasks.webhook_sweep_task",
     "schedule": WEBHOOK_SWEEP_SECONDS,
 }
-# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when it is set.
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (Prometheus's scrape job sends it:
+# `authorization: {credentials_file: ...}`) or a risk officer's or auditor's API key; never
+# anonymous requests. `make serve` refuses to start without it.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- REST API ---------------------------------------------------------------------------

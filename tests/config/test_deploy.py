@@ -15,7 +15,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # What the environment holds for our settings, removed so that each run sees only what it is given.
-OURS = ("DEBUG", "SECRET_KEY", "LOG_MAC_KEY", "CHECKPOINT_SIGNING_KEY", "TRUST_PROXY_HEADERS", "DATABASE_URL")
+OURS = (
+    "DEBUG", "SECRET_KEY", "LOG_MAC_KEY", "CHECKPOINT_SIGNING_KEY", "METRICS_TOKEN", "TRUST_PROXY_HEADERS",
+    "DATABASE_URL",
+)  # fmt: skip
 
 
 def production_env(**extra: str) -> dict[str, str]:
@@ -25,6 +28,7 @@ def production_env(**extra: str) -> dict[str, str]:
         SECRET_KEY=secrets.token_urlsafe(50),
         LOG_MAC_KEY=secrets.token_hex(32),
         CHECKPOINT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        METRICS_TOKEN=secrets.token_urlsafe(32),
         DJANGO_SETTINGS_MODULE="config.settings",
     )
     env.update(extra)
@@ -57,7 +61,7 @@ def test_check_deploy_prints_no_warning_with_the_production_settings() -> None:
     assert "WARNINGS" not in output
 
 
-@pytest.mark.parametrize("unset", ["SECRET_KEY", "LOG_MAC_KEY", "CHECKPOINT_SIGNING_KEY"])
+@pytest.mark.parametrize("unset", ["SECRET_KEY", "LOG_MAC_KEY", "CHECKPOINT_SIGNING_KEY", "METRICS_TOKEN"])
 def test_make_serve_refuses_to_start_without_each_secret(unset: str) -> None:
     env = production_env(DEBUG="True")  # make serve must not care what DEBUG says
     del env[unset]
