@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core import audit
 from core.models import AuditEvent
-from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role
+from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
 from governance import bindings
 from governance.models import Decision, DecisionKind, Deployment, FairnessRequirement, Finding, Severity
 from governance.policies import active_policy
@@ -361,6 +361,22 @@ def can_report_outcome(version: ModelVersion | None, actor: Any, *, received_it:
             forbidden=True,
         )
     return not_own_work(version, actor, "report its outcomes") if version is not None else YES
+
+
+DECISION_READERS = frozenset({AUDITORS, RISK_OFFICERS})
+
+
+def can_read_decision(actor: Any, *, received_it: bool) -> Rule:
+    """One rule for a decision's data (its record, explanation, receipt, reviews) and the personal
+    values they show: auditors and risk officers, and the API key that received it (its client
+    sent those values). A data scientist reads the model's monitoring, not people's decisions."""
+    if received_it or roles_of(actor) & DECISION_READERS:
+        return YES
+    return Rule(
+        False,
+        "Only auditors, risk officers and the API key that received it read a decision and its personal values.",
+        forbidden=True,
+    )
 
 
 def can_review_decision(version: ModelVersion | None, actor: Any) -> Rule:

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from core.api_errors import error_body
 from core.roles import AUDITORS, RISK_OFFICERS, roles_of
 from governance.models import Decision, DecisionKind
-from serving import personal, seals, selectors
+from serving import decisions, personal, seals, selectors
 from serving.errors import ServingError
 from serving.http import caller_of, fast_json_response, parse_json
 from serving.keys import KeyRevoked
@@ -223,12 +223,16 @@ find_prediction = _find  # (shared with serving.decision_api and the receipt)
 
 
 class PredictionDetailApi(APIView):
-    permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
+    """One logged decision: for those who may read it (serving.decisions.read_rule), as its
+    explanation and receipt are."""
+
+    permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, prediction_id: str) -> Response:
         try:
             record, row = _find(prediction_id)
+            decisions.require_read(record, actor=request.user, api_key=caller_of(request).api_key)
         except ServingError as exc:
             return serving_error(exc)
         try:

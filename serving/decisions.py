@@ -200,9 +200,11 @@ def _compute(record: PredictionLog, row: int) -> dict[str, Any]:
     return data
 
 
-def explanation_of(record: PredictionLog, row: int, *, actor: Any) -> Explanation:
+def explanation_of(record: PredictionLog, row: int, *, actor: Any, api_key: ApiKey | None = None) -> Explanation:
     """The stored explanation of one logged row; computed, stored and audited on first request
-    (the same answer every call after that). Concurrent first requests store it once."""
+    (the same answer every call after that). Concurrent first requests store it once. Only for
+    those who may read the decision (read_rule): it repeats the row's values."""
+    require_read(record, actor=actor, api_key=api_key)
     record = _stored(record)
     found = Explanation.objects.filter(record=record, row=row).first()
     if found is not None:
@@ -249,6 +251,21 @@ def _stored(record: PredictionLog) -> PredictionLog:
     if record.pk is not None:
         return record
     return PredictionLog.objects.select_related("version").get(public_id=record.public_id)
+
+
+def read_rule(record: PredictionLog, *, actor: Any, api_key: ApiKey | None = None) -> rules.Rule:
+    """Who may read this decision's data and its personal values (governance.rules.can_read_decision):
+    every view of a decision (record, explanation, receipt, reviews) asks this."""
+    if api_key is None:  # an API key authenticates as itself, or as its user (serving.authentication)
+        api_key = getattr(actor, "key", None) if not getattr(actor, "pk", None) else None
+    received_it = api_key is not None and record.api_key_id == api_key.pk
+    return rules.can_read_decision(actor, received_it=received_it)
+
+
+def require_read(record: PredictionLog, *, actor: Any, api_key: ApiKey | None = None) -> None:
+    rule = read_rule(record, actor=actor, api_key=api_key)
+    if not rule:
+        raise ServingError(rule.reason, status=403, code="forbidden")
 
 
 def may_act_on(record: PredictionLog, *, user: Any, api_key: ApiKey | None) -> bool:
