@@ -156,9 +156,9 @@ def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
     ]
     if missing:  # (an import, or a draft saved before these sections were required)
         raise Refused(
-            "Write the model card's required sections first (blank, a placeholder or fewer than three words): "
+            "Write the model card's required sections first: "
             + ", ".join(missing)
-            + ".",
+            + " (each needs its own text: not blank, not a placeholder, at least three words).",
             version_pk=version.pk,
             attempted="draft->checking",
         )

@@ -59,7 +59,7 @@ PREDICT_PROBE_ROWS = 5
 # What a required section must not be (docs/decisions-duties.md): a note that it is still to be
 # written, in brackets or not, a TBD/TODO marker or filler text; and it needs three words at least.
 _PLACEHOLDER = re.compile(
-    r"^\s*[\[<{(].*[\]>})]\s*\.?\s*$"  # the whole text in brackets
+    r"^\s*(\[[^\[\]]*\]|<[^<>]*>|\{[^{}]*\})\s*\.?\s*$"  # the whole text in one pair of brackets
     r"|\bto\s+be\s+(completed|written|filled|provided|defined|determined|confirmed|added)\b"
     r"|\b(TBD|TBC|TODO|FIXME)\b|lorem\s+ipsum",
     re.IGNORECASE | re.DOTALL,
