@@ -11,7 +11,7 @@ from django.db import connection
 from psycopg import sql
 
 from core.models import AuditChainHead, AuditEvent
-from governance.models import CheckRun, Decision, Deployment, Finding, FindingComment, Policy
+from governance.models import CheckRun, Decision, Deployment, FairnessRequirement, Finding, FindingComment, Policy
 from monitoring.models import MonitoringWindow
 from serving.models import (
     DecisionReview,
@@ -38,6 +38,7 @@ PROTECTED = {
     Deployment._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
     CheckRun._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
     Policy._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
+    FairnessRequirement._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
     Finding._meta.db_table: ("SELECT", "INSERT", "UPDATE"),
     FindingComment._meta.db_table: ("SELECT", "INSERT"),
     MonitoringWindow._meta.db_table: ("SELECT", "INSERT"),
