@@ -159,6 +159,12 @@ class BatchResultApi(APIView):
             return error_response(
                 "not_ready", f"The job is {found.status}: its result is written when every chunk is done.", 409
             )
+        if not found.result_file:
+            return error_response(
+                "result_expired",
+                "The result of this job was deleted when the personal-data retention ended (its SHA-256 is kept).",
+                410,
+            )
         response = FileResponse(
             default_storage.open(found.result_file, "rb"),
             content_type="text/csv",

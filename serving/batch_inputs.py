@@ -10,17 +10,19 @@ import csv
 import io
 import tempfile
 import uuid
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 
-from core import envelope
+from core import audit, envelope
 from lifecycle import encrypted_csv
 from serving.errors import ServingError
-from serving.models import BatchJob
+from serving.models import BatchJob, LegalHold
 
 CONTEXT = b"batch-input-key\x1f"
 
@@ -93,3 +95,35 @@ def column_keys(data: bytes, header: list[str], column: str, expected_rows: int)
     if len(rows) != expected_rows:
         return None
     return [(r[index].strip() if index < len(r) else "")[:200] for r in rows]
+
+
+@transaction.atomic
+def expire_results(*, retention_days: int, now: datetime | None = None) -> int:
+    """Retention for batch results of personal versions: a result finished more than the policy's
+    days ago is deleted (the job keeps its SHA-256), except under a legal hold; one audit event
+    per job. Returns how many results were deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=retention_days)
+    held = set(LegalHold.objects.filter(released_at__isnull=True).values_list("model_name", flat=True))
+    due = (
+        BatchJob.objects.select_for_update(of=("self",))
+        .filter(finished_at__lt=cutoff)
+        .select_related("version")
+        .exclude(result_file="")
+        .exclude(model_name__in=held)
+    )
+    expired = 0
+    for job in due:
+        if not job.version.personal_features:  # (an empty list is not null)
+            continue
+        name = job.result_file
+        transaction.on_commit(lambda name=name: default_storage.delete(name))
+        job.result_file = ""
+        job.save(update_fields=["result_file"])
+        audit.record(
+            audit.BATCH_RESULT_EXPIRED,
+            actor=None,
+            target=job,
+            data={"job": str(job.public_id), "result_sha256": job.result_sha256, "retention_days": retention_days},
+        )
+        expired += 1
+    return expired

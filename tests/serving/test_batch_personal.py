@@ -101,3 +101,39 @@ def test_a_batch_names_a_business_key_column_and_erasure_reaches_its_rows(
 def test_a_business_key_column_must_be_in_the_file(personal_version, keyed, german):  # noqa: F811
     response = post_csv(keyed, loans(german, 10), business_key_column="applicant_id")
     assert response.status_code == 400 and "applicant_id" in response.json()["error"]["message"]
+
+
+def test_retention_deletes_a_personal_jobs_result_after_the_policys_days_keeping_its_sha256(
+    personal_version,  # noqa: F811
+    keyed,
+    german,
+    small_chunks,  # noqa: F811
+    eager_tasks,
+    django_capture_on_commit_callbacks,
+    media_root,
+    risk_officer,
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.models import AuditEvent
+    from serving import batch_inputs
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_csv(keyed, loans(german, 20), business_key_column="application")
+    job = BatchJob.objects.get(public_id=response.json()["id"])
+    digest, name = job.result_sha256, job.result_file
+    assert digest and (media_root / name).exists()
+    assert batch_inputs.expire_results(retention_days=30) == 0  # finished just now: kept
+    personal.place_hold(model_name="credit-risk", reason="Litigation 2026-17.", actor=risk_officer)
+    later = timezone.now() + timedelta(days=31)
+    assert batch_inputs.expire_results(retention_days=30, now=later) == 0  # a legal hold keeps it
+    personal.release_hold(personal.LegalHold.objects.get().pk, actor=risk_officer)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert batch_inputs.expire_results(retention_days=30, now=later) == 1
+    job.refresh_from_db()
+    assert job.result_file == "" and job.result_sha256 == digest and not (media_root / name).exists()
+    assert AuditEvent.objects.filter(action="serving.batch.result_expired").count() == 1
+    gone = keyed.get(f"/api/v1/batches/{job.public_id}/result.csv")
+    assert gone.status_code == 410 and gone.json()["error"]["code"] == "result_expired"
