@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance import reports
-from compliance.checkpoints import signing_key
+from compliance.checkpoints import public_key
 from compliance.errors import ReportError
 from compliance.services import REPORT_GENERATED
 from core import audit
@@ -60,12 +60,12 @@ def covering_checkpoint(seal: PredictionSeal | None) -> dict[str, Any] | None:
     if seal is None or seal.audit_seq is None:
         return None
     try:
-        public_key = signing_key(create=False).verifier.public_key
+        key = public_key().public_key
     except CheckpointError:
         return None
     for logged in read_log(Path(settings.CHECKPOINT_DIR)):
         try:
-            checkpoint = open_checkpoint(logged.note, public_key)
+            checkpoint = open_checkpoint(logged.note, key)
         except CheckpointError:
             continue
         if checkpoint.seq >= seal.audit_seq:

@@ -3,9 +3,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from core import ledger
 from lifecycle.models import ModelVersion, RiskTier
 
 
+@ledger.governed()
 class Policy(models.Model):
     """Thresholds and approvals per risk tier, edited by risk officers in the admin (each change
     is an audit event). Every CheckRun copies the values it used."""
@@ -132,6 +134,11 @@ class CheckStatus(models.TextChoices):
 FINISHED_CHECK_STATUSES = (CheckStatus.PASSED, CheckStatus.FAILED, CheckStatus.ERROR, CheckStatus.INCONCLUSIVE)
 
 
+@ledger.evidence(
+    which=lambda: models.Q(status__in=FINISHED_CHECK_STATUSES),
+    runtime=("SELECT", "INSERT", "UPDATE"),
+    reason="written queued, proven once finished",
+)
 class CheckRun(models.Model):
     """One check of one submission round of a version: inputs, metrics, the policy values used,
     verdict and timings. A re-delivered task finds it finished and does nothing."""
@@ -178,6 +185,7 @@ class DecisionKind(models.TextChoices):
     RECERTIFY = "recertify", "Recertified"
 
 
+@ledger.evidence()
 class Decision(models.Model):
     """A person's decision on a version, with the justification and, for approvals, the
     hashes of what they reviewed and the tier they approved for. Neither the version's creator
@@ -207,6 +215,9 @@ class Decision(models.Model):
     shadow_sha256 = models.CharField(max_length=64, blank=True)
     # The personal-data declaration approved (personal features and subject field); "" when none.
     personal_sha256 = models.CharField(max_length=64, blank=True)
+    # The version manifest the officer decided on (governance.manifest); "" on decisions given
+    # before manifests existed, which are bound by the hashes above only.
+    manifest_sha256 = models.CharField(max_length=64, blank=True)
     shadow_through = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -234,6 +245,9 @@ class Decision(models.Model):
         return f"{self.get_kind_display()} {self.version} by {self.actor_username}"
 
 
+@ledger.evidence(
+    runtime=("SELECT", "INSERT", "UPDATE"), reason="ended once, by the deploy or rollback that replaces it"
+)
 class Deployment(models.Model):
     """When a version was in production, who put it there and how it ended: answers
     "which version was in production on date X, approved by whom"."""
@@ -279,6 +293,7 @@ class Severity(models.TextChoices):
     HIGH = "high", "High"
 
 
+@ledger.evidence(runtime=("SELECT", "INSERT", "UPDATE"), reason="updated and closed by audited services only")
 class Finding(models.Model):
     """An issue found about a version after go-live (a monitoring alert, or raised by a risk
     officer), owned by someone until closed with a justification. An open high finding blocks
@@ -324,6 +339,7 @@ class Finding(models.Model):
         return self.closed_at is None
 
 
+@ledger.evidence()
 class FindingComment(models.Model):
     """A comment on a finding (append-only, like the decisions)."""
 
@@ -340,6 +356,7 @@ class FindingComment(models.Model):
         return f"comment by {self.author_username} on finding #{self.finding_id}"
 
 
+@ledger.governed()
 class Shadow(models.Model):
     """A version put "in shadow" by a risk officer: the production version's logged inputs of each
     window are replayed through it (monitoring.shadow), never answering anyone, and compared."""
@@ -367,6 +384,7 @@ class Shadow(models.Model):
         return self.ended_at is None
 
 
+@ledger.evidence()
 class ShadowComparison(models.Model):
     """Evidence: how the shadow version answered one window of the production version's traffic
     next to how production did (agreement, score differences, and where outcomes arrived both
@@ -399,8 +417,9 @@ class ShadowComparison(models.Model):
         return f"shadow comparison of {self.version_id} vs {self.champion_id} ({self.window_start:%Y-%m-%d})"
 
 
-# ledger: governed (a model's fairness requirements, changed only by
-# governance.services.set_fairness_requirements, each change an audit event with its content hash)
+# a model's fairness requirements, changed only by governance.services.set_fairness_requirements,
+# each change an audit event with its content hash
+@ledger.governed()
 class FairnessRequirement(models.Model):
     """What risk officers require of a model's fairness check: the sensitive features every
     version must measure (its data scientist may add others, never leave one out), and the small

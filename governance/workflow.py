@@ -327,7 +327,13 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
         },
     )
     if len(valid) >= required:
-        version = _transition(version, to=Status.APPROVED, actor=actor, approval_expires_at=expires_at)
+        version = _transition(
+            version,
+            to=Status.APPROVED,
+            actor=actor,
+            approval_expires_at=expires_at,
+            manifest_sha256=bound["manifest_sha256"],
+        )
         audit.record(
             audit.VERSION_APPROVED,
             actor=actor,
@@ -515,6 +521,9 @@ def suspend_version(version_id: int, *, actor: Any, reason: str, changed: list[s
             "decision": decision.pk if decision else None,
             "evidence": evidence(*ended, *([decision] if decision else [])),
         },
+        # a suspension for tampering never re-baselines the changed row: verification keeps
+        # naming it until reinstatement (once the cause is gone) records the row again
+        prove_target=not changed,
     )
     jobs.after_commit("notify", "suspended", version.pk)
     return version
@@ -552,7 +561,9 @@ def reinstate_version(version_id: int, *, actor: Any, justification: str) -> Mod
     if len(officers) < required:
         audit.record(audit.VERSION_REINSTATEMENT_RECORDED, actor=actor, target=version, data=data)
         return version
-    version = _transition(version, to=Status.APPROVED, actor=actor, suspended_reason="")
+    version = _transition(
+        version, to=Status.APPROVED, actor=actor, suspended_reason="", manifest_sha256=bound["manifest_sha256"]
+    )
     audit.record(
         audit.VERSION_REINSTATED,
         actor=actor,
@@ -607,6 +618,7 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
     # (stored exactly as hashed: dates become their text, as in every audit event)
     snapshot = json.loads(canonical_json(snapshot))
     snapshot_sha256 = sha256_json(snapshot)
+    bound = bindings.current(version)
     decision = _decide(
         version,
         kind=DecisionKind.RECERTIFY,
@@ -615,7 +627,7 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
         snapshot=snapshot,
         snapshot_sha256=snapshot_sha256,
         approval_expires_at=expires_at,
-        **bindings.current(version),
+        **bound,
     )
     data = {
         "decision": decision.pk,
@@ -631,10 +643,17 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
     source = version.status
     if source == Status.SUSPENDED:
         version = _transition(
-            version, to=Status.APPROVED, actor=actor, suspended_reason="", approval_expires_at=expires_at
+            version,
+            to=Status.APPROVED,
+            actor=actor,
+            suspended_reason="",
+            approval_expires_at=expires_at,
+            manifest_sha256=bound["manifest_sha256"],
         )
     else:
-        ModelVersion.objects.filter(pk=version.pk).update(approval_expires_at=expires_at, expiry_reminded_at=None)
+        ModelVersion.objects.filter(pk=version.pk).update(
+            approval_expires_at=expires_at, expiry_reminded_at=None, manifest_sha256=bound["manifest_sha256"]
+        )
         version.refresh_from_db()
     audit.record(
         audit.VERSION_RECERTIFIED,

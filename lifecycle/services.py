@@ -17,6 +17,7 @@ from django.db.models import Max
 
 from core import audit
 from core.errors import DomainError
+from core.evidence import evidence
 from core.roles import DATA_SCIENTISTS, has_role
 from lifecycle import dataset_store
 from lifecycle.artifacts import InspectedArtifact, inspect_artifact, read_verified_bytes
@@ -469,6 +470,7 @@ def _save_version(
             "code_commit": code_commit,
             "favourable_class": favourable,
             "reason_texts": reasons or {},
+            "evidence": evidence(model_card),
         },
     )
     return version
@@ -610,6 +612,7 @@ def update_draft(
             "card_sha256": model_card.content_hash(),
             "sensitive_features": sensitive,
             "code_commit": version.code_commit,
+            "evidence": evidence(model_card),
         },
     )
     return version
@@ -622,6 +625,6 @@ def load_version_model(version: ModelVersion) -> Any:
         data = read_verified_bytes(version.artifact, version.artifact_sha256)
     except ArtifactIntegrityError as exc:
         with transaction.atomic():
-            audit.record(audit.ARTIFACT_TAMPERED, actor=None, target=version, data=exc.details)
+            audit.record(audit.ARTIFACT_TAMPERED, actor=None, target=version, data=exc.details, prove_target=False)
         raise
     return inspect_artifact(data).model

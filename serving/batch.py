@@ -243,9 +243,12 @@ def run_chunk(job_id: int, index: int) -> BatchChunk | None:
     if job.status == BatchStatus.STOPPED:
         return _refuse_chunk(job, index, f"the job stopped: {job.reason}")
     if job.started_at is None:
-        BatchJob.objects.filter(pk=job.pk, started_at__isnull=True).update(
-            started_at=timezone.now(), status=BatchStatus.RUNNING
-        )
+        with transaction.atomic():
+            started_now = BatchJob.objects.filter(pk=job.pk, started_at__isnull=True).update(
+                started_at=timezone.now(), status=BatchStatus.RUNNING
+            )
+            if started_now:  # (governed state: its change is an event with the row's new hash)
+                audit.record(audit.BATCH_STARTED, actor=None, target=job, data={"job": str(job.public_id)})
     started = time.perf_counter()
     first_row = index * job.chunk_rows
     n = min(job.chunk_rows, job.rows_total - first_row)
@@ -321,14 +324,16 @@ def _require_servable(version: ModelVersion, job: BatchJob) -> None:
         table = connection.ops.quote_name(ModelVersion._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR SHARE", [version.pk])  # noqa: S608
-    status, sha256, expires, suspended_reason = (
+    status, sha256, manifest_sha256, expires, suspended_reason = (
         ModelVersion.objects.filter(pk=version.pk)
-        .values_list("status", "artifact_sha256", "approval_expires_at", "suspended_reason")
+        .values_list("status", "artifact_sha256", "manifest_sha256", "approval_expires_at", "suspended_reason")
         .get()
     )
     label = f"{job.model_name} v{version.version}"
     if sha256 != version.artifact_sha256:
         raise _Stop(f"{label}'s artifact changed since the job started")
+    if manifest_sha256 != version.manifest_sha256:
+        raise _Stop(f"{label}'s version manifest changed since the chunk was loaded")
     if status not in SERVABLE_STATUSES:
         why = f": {suspended_reason}" if status == "suspended" and suspended_reason else ""
         raise _Stop(f"{label} is {status} and no longer served{why}")

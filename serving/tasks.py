@@ -11,10 +11,7 @@ from serving import batch, batch_inputs, personal, seals
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def seal_predictions_task() -> int:
-    sealed = 0
-    while (seal := seals.seal_predictions()) is not None:
-        sealed += seal.tree_size
-    return sealed
+    return seals.seal_all().records
 
 
 # A chunk is acknowledged only once its transaction has committed, and given back to the queue

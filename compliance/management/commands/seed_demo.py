@@ -14,7 +14,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from compliance import checkpoints
 from compliance.demo_decisions import seed_demo_decision
+from core.checkpoints import CheckpointError
 from core.role_changes import grant_role
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
 from governance import bindings, workflow
@@ -202,6 +204,13 @@ class Command(BaseCommand):
         # The demo webhook (issue 17) lives in integrations, a layer above: called by name.
         call_command("seed_webhook_demo", "--user=rita", stdout=self.stdout)
         call_command("seed_mlflow_demo", "--user=dana", stdout=self.stdout)  # a draft imported from MLflow
+        # A signed, witnessed checkpoint of what was loaded: `verify_audit --checkpoints` holds the
+        # demo to it (beat writes the next ones; without beat they are stale after two intervals).
+        try:
+            written = checkpoints.write_checkpoint()
+            self.stdout.write(f"Checkpoint of audit-chain #{written.checkpoint.seq} written to {written.path}.")
+        except CheckpointError as exc:
+            self.stderr.write(f"No checkpoint written: {exc.message}")
         self.stdout.write(
             f"Loaded the demo: credit-risk v{v1.version} (submitted for review) and v{v2.version} (draft); "
             "loan-prescreen v1 (approved with an override and in production when the checks ran in-process)."

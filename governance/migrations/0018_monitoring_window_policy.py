@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0016_fairness_requirements'),
+        ('governance', '0017_fairness_requirements'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('serving', '0015_subject_key_one_index'),
+        ('serving', '0016_ledger_triggers'),
     ]
 
     operations = [

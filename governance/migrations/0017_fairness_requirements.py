@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0015_personal_data'),
+        ('governance', '0016_version_manifest'),
         ('lifecycle', '0007_dataset_keys'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('serving', '0016_outcome_corrections'),
+        ('serving', '0017_outcome_corrections'),
     ]
 
     operations = [
