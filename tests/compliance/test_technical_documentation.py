@@ -158,7 +158,7 @@ def test_post_market_section_reports_windows_findings_reviews_and_recertificatio
 ) -> None:
     from governance.policies import active_policy, update_policy
 
-    update_policy(active_policy().pk, actor=None, changes={"monitor_min_rows": 50})
+    update_policy(active_policy().pk, actor=None, changes={"monitor_min_rows": 50}, justification="Test setting.")
     key = create_api_key(actor=None, name="drifting")[1]
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     shifted = [{**row, "credit_amount": row["credit_amount"] * 3} for row in rows(german, 150)]

@@ -38,7 +38,12 @@ def send_on(keyed, rows, day):
 
 def test_a_fifty_rows_a_day_model_gets_a_window_and_a_drift_alert(production, keyed, german, settings):
     settings.MONITOR_WINDOW = "1d"
-    update_policy(active_policy().pk, actor=None, changes={"monitor_min_rows": 150, "monitor_max_window_days": 10})
+    update_policy(
+        active_policy().pk,
+        actor=None,
+        changes={"monitor_min_rows": 150, "monitor_max_window_days": 10},
+        justification="Test setting.",
+    )
     rows = shifted_rows(german, 200)
     for day in range(4):
         send_on(keyed, rows[day * 50 : (day + 1) * 50], DAY0 + timedelta(days=day))
@@ -57,7 +62,7 @@ def test_a_fifty_rows_a_day_model_gets_a_window_and_a_drift_alert(production, ke
 
 
 def test_the_row_floor_is_a_policy_value_shown_on_the_monitoring_page(production, client, risk_officer):
-    update_policy(active_policy().pk, actor=None, changes={"monitor_min_rows": 123})
+    update_policy(active_policy().pk, actor=None, changes={"monitor_min_rows": 123}, justification="Test setting.")
     client.force_login(risk_officer)
     page = client.get(f"/monitoring/{production.registered_model.name}/{production.version}/")
     assert page.status_code == 200

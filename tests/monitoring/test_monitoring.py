@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db
 def few_rows(db):
     from governance.policies import active_policy, update_policy
 
-    update_policy(active_policy().pk, actor=None, changes={"monitor_min_rows": 50})
+    update_policy(active_policy().pk, actor=None, changes={"monitor_min_rows": 50}, justification="Test setting.")
 
 
 def eval_rows(german, n=300):
