@@ -14,7 +14,7 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 .DEFAULT_GOAL := help
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 1
-.PHONY: help demo serve serve-preflight nginx bench bench-audit bench-decisions bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
+.PHONY: help demo serve serve-preflight nginx bench bench-ledger bench-audit bench-decisions bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,8 +58,9 @@ serve: export API_KEY_DAILY_QUOTA ?= 100000
 # settings' default (True) holds and TLS ends in front of nginx.
 serve: export SECURE_SSL_REDIRECT ?= $(if $(filter 127.0.0.1 localhost,$(HOST)),False,True)
 serve: venv serve-preflight nginx ## Production-style serving: nginx in front of gunicorn (WEB_WORKERS x WEB_THREADS), a Celery worker and beat, on the configured services
-	@# With MIGRATION_DATABASE_URL (the owner), migrations run as the owner and the application's role
-	@# (DATABASE_URL's user) is granted only what it may do: it owns nothing (compliance/db_roles.py).
+	@# With MIGRATION_DATABASE_URL (the owner; serve-preflight requires it on PostgreSQL), migrations run as the
+	@# owner and the application's role (DATABASE_URL's user) is granted only what it may do: it owns nothing
+	@# (compliance/db_roles.py). On SQLite there are no roles: migrations run as the application.
 	if [ -n "$$MIGRATION_DATABASE_URL" ]; then \
 	  DATABASE_URL="$$MIGRATION_DATABASE_URL" $(PY) manage.py migrate --noinput && \
 	  DATABASE_URL="$$MIGRATION_DATABASE_URL" $(PY) manage.py grant_runtime_role \
@@ -80,14 +81,30 @@ serve: venv serve-preflight nginx ## Production-style serving: nginx in front of
 	PATH="$$PATH:/usr/sbin" nginx -p $(CURDIR)/var/nginx -c $(CURDIR)/var/nginx/nginx.conf -e $(CURDIR)/var/nginx/error.log -g 'daemon off;' & \
 	wait
 
-serve-preflight: ## Refuse to serve without DEBUG=False and the production secrets; then manage.py check --deploy
+serve-preflight: ## Refuse to serve without DEBUG=False, the production secrets and (on PostgreSQL) a separate MIGRATION_DATABASE_URL; then manage.py check --deploy
 	@if [ "$$DEBUG" != False ]; then echo "serve-preflight: DEBUG must be False (make serve sets it)." >&2; exit 1; fi
-	@missing=""; for name in SECRET_KEY LOG_MAC_KEY CHECKPOINT_SIGNING_KEY; do \
+	@missing=""; for name in SECRET_KEY LOG_MAC_KEY AUDIT_MAC_KEY CHECKPOINT_SIGNING_KEY CHECKPOINT_WITNESS_KEY METRICS_TOKEN; do \
 	  [ -n "$${!name}" ] || missing="$$missing $$name"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "make serve refuses to start: set$$missing in the environment (production runs with DEBUG=False;" >&2; \
-	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; see README, Configuration)." >&2; \
+	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; METRICS_TOKEN: the bearer token" >&2; \
+	  echo "  Prometheus sends to /metrics, made the same way; see README, Configuration)." >&2; \
 	  exit 1; fi
+	@# On PostgreSQL the application's role must own nothing: an owner can ALTER or DROP the tables'
+	@# append-only and guard triggers. So migrations run as another role (MIGRATION_DATABASE_URL).
+	@case "$$DATABASE_URL" in postgres*://*|pgsql://*|psql://*|postgis://*) \
+	  user_of() { printf '%s' "$$1" | sed -E 's#^[a-z]+://([^:@/]*)(:[^@/]*)?@.*#\1#; t; s#.*##'; }; \
+	  runtime="$$(user_of "$$DATABASE_URL")"; owner="$$(user_of "$${MIGRATION_DATABASE_URL:-}")"; \
+	  if [ -z "$$runtime" ] || [ -z "$$owner" ] || [ "$$owner" = "$$runtime" ]; then \
+	    echo "make serve refuses to start: on PostgreSQL set MIGRATION_DATABASE_URL to the role that owns the tables," >&2; \
+	    echo "  a role other than DATABASE_URL's ($${runtime:-none: DATABASE_URL names no role})." >&2; \
+	    echo "  Why: the role that owns the tables can disable or drop the triggers that keep the evidence" >&2; \
+	    echo "  append-only, so the application must run as a role that owns nothing." >&2; \
+	    echo "  How: createuser --pwprompt modelgov_app; then DATABASE_URL=postgres://modelgov_app:...@host/db and" >&2; \
+	    echo "  MIGRATION_DATABASE_URL=postgres://<owner>:...@host/db: make serve migrates as the owner and grants" >&2; \
+	    echo "  the application's role only what it may do (manage.py grant_runtime_role; see README, Configuration)." >&2; \
+	    exit 1; fi;; \
+	esac
 	@test -z "$$FILE_UPLOAD_TEMP_DIR" || mkdir -p "$$FILE_UPLOAD_TEMP_DIR"  # (check --deploy wants it to exist)
 	$(PY) manage.py check --deploy
 
@@ -114,6 +131,9 @@ bench-personal: venv ## Personal data's cost on PostgreSQL: serving with and wit
 
 bench-audit: venv ## Auditor benchmark on PostgreSQL: export 1,000,000 logged predictions (rows/s, memory) and a report over them
 	$(PY) bench/audit/run.py
+
+bench-ledger: venv ## The ledger's proof on PostgreSQL: verify_evidence's time per proven row as the rows grow (flat: linear cost)
+	$(PY) bench/ledger/run.py
 
 bench-decisions: venv ## Decisions benchmark on PostgreSQL: explanation per model kind, business-key lookup over 1,000,000 records, inclusion proof and receipt on a 100,000-record seal (prints targets, pass/fail)
 	$(PY) bench/decisions/run.py

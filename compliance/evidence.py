@@ -1,6 +1,6 @@
-"""Every evidence row proven: each decision, deployment, finished check, policy, outcome, role
-membership and destroyed dataset key must still say what the audit chain recorded of it
-(core.evidence). Reads every layer's tables, so it lives at the top."""
+"""The ledger proven both ways (docs/ledger.md): every evidence and governed row, and every role
+membership, must still say what the audit chain recorded of it (core.evidence), and every row
+the chain recorded must still exist. Reads every layer's tables, so it lives at the top."""
 
 from __future__ import annotations
 
@@ -9,48 +9,16 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import Group
 from django.db import models
 
+from core import ledger
 from core.evidence import Recorded, columns, content_hash, differs, latest_row_hashes
 from core.role_changes import MEMBERSHIP, membership_key, membership_values
 from core.roles import ALL_ROLES
-from governance.models import (
-    FINISHED_CHECK_STATUSES,
-    CheckRun,
-    Decision,
-    Deployment,
-    Finding,
-    FindingComment,
-    Policy,
-)
-from lifecycle.models import DatasetKey
-from monitoring.models import MonitoringWindow
-from serving.models import DecisionReview, Explanation, PredictionOutcome
-
-# Evidence tables of the layers above compliance (integrations), registered when their app is
-# ready, so compliance proves them without importing upwards.
-_registered: list[tuple[type[models.Model], models.Q]] = []
-
-
-def register_evidence_table(model: type[models.Model], which: models.Q | None = None) -> None:
-    if all(m is not model for m, _ in _registered):
-        _registered.append((model, which if which is not None else models.Q()))
 
 
 def evidence_tables() -> list[tuple[type[models.Model], models.Q]]:
-    """The evidence tables and which of their rows are evidence (a check only once finished)."""
-    return _registered + [
-        (Decision, models.Q()),
-        (Deployment, models.Q()),
-        (CheckRun, models.Q(status__in=FINISHED_CHECK_STATUSES)),
-        (Policy, models.Q()),
-        (PredictionOutcome, models.Q()),
-        (Explanation, models.Q()),
-        (DecisionReview, models.Q()),
-        (Finding, models.Q()),
-        (FindingComment, models.Q()),
-        (MonitoringWindow, models.Q()),
-        # a destroyed dataset key stays destroyed: its row never changes after the event
-        (DatasetKey, models.Q(destroyed_at__isnull=False)),
-    ]
+    """The tables whose rows are proven one by one by the chain (core.ledger: evidence and
+    governed, proof by event), and which of their rows are proven now."""
+    return [(entry.model, entry.rows()) for entry in ledger.proven_entries()]
 
 
 @dataclass
@@ -72,30 +40,35 @@ def _check(key: str, values: dict[str, object], recorded: Recorded | None) -> st
 
 
 def verify_evidence(limit: int = 20) -> EvidenceVerification:
-    """Recompute every evidence row's content hash and compare it with the latest audit event
-    that recorded it; name the first rows that differ (at most `limit`)."""
+    """Prove the ledger both ways: every proven row (core.ledger) equals the content hash of the
+    latest audit event that recorded it, every row the chain recorded still exists (a deletion
+    is named with the event that recorded the row), and no proven row exists that no event
+    recorded. Names the first problems (at most `limit`). One pass over the chain and one over
+    each table: the cost grows with the rows."""
     latest = latest_row_hashes()
     failures: list[str] = []
     broken: set[str] = set()
     checked = 0
-    visited: set[str] = set()
     for model, which in evidence_tables():
         label = model._meta.label_lower
-        for values in model._default_manager.filter(which).order_by("pk").values(*columns(model)).iterator():
-            checked += 1
+        proven_ids = set(model._default_manager.filter(which).values_list("pk", flat=True)) if which else None
+        present: set[str] = set()
+        for values in model._default_manager.order_by("pk").values(*columns(model)).iterator(chunk_size=2000):
             key = f"{label}:{values['id']}"
-            visited.add(key)
-            problem = _check(key, values, latest.get(key))
+            present.add(key)
+            recorded = latest.get(key)
+            if recorded is None and proven_ids is not None and values["id"] not in proven_ids:
+                continue  # not evidence yet (a queued check, a live key)
+            checked += 1
+            problem = _check(key, values, recorded)
             if problem:
                 broken.add(key)
                 failures.append(problem)
-    # A destroyed dataset key stays destroyed: one whose row was put back (no longer destroyed,
-    # so not among the rows above) is found from the chain's record of it.
-    destroyed_prefix = DatasetKey._meta.label_lower + ":"
-    for key in sorted(k for k in latest if k.startswith(destroyed_prefix) and k not in visited):
-        checked += 1
-        broken.add(key)
-        failures.append(f"{key} is no longer the destroyed key audit event #{latest[key].seq} recorded")
+        prefix = label + ":"
+        for key in sorted(k for k in latest if k.startswith(prefix) and k not in present):
+            checked += 1
+            broken.add(key)
+            failures.append(f"{key} was deleted (audit event #{latest[key].seq} recorded it)")
     members = {
         (user_id, role)
         for role, user_id in Group.objects.filter(name__in=ALL_ROLES).values_list("name", "user__id")

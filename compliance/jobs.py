@@ -108,7 +108,7 @@ def run_job(job_id: int) -> ReportJob:
         return fail_job(job.pk, error=f"The job ran past its time limit of {settings.CELERY_TASK_SOFT_TIME_LIMIT} s.")
     except Exception as exc:  # recorded as the job's failure: the auditor sees why, nothing is stuck
         log.exception("report job %s failed", job.public_id)
-        return fail_job(job.pk, error=f"{type(exc).__name__}: {exc}")
+        return fail_job(job.pk, error=services.without_server_paths(f"{type(exc).__name__}: {exc}"))
     return finish_job(job.pk, filename=filename, content=content, summary=summary)
 
 
@@ -205,6 +205,7 @@ def job_state(job: ReportJob) -> dict[str, Any]:
         "id": str(job.public_id),
         "kind": job.kind,
         "status": job.status,
+        "verdict": job.verdict,
         "finished": job.is_finished,
         "progress": job.progress,
         "error": job.error,

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from core import ledger
+
 
 class JobKind(models.TextChoices):
     VERIFY = "verify", "Audit trail verification"
@@ -27,6 +29,7 @@ class JobStatus(models.TextChoices):
 FINISHED = (JobStatus.DONE, JobStatus.FAILED)
 
 
+@ledger.operational("a request for work and its progress; verdicts and reports are audit events")
 class ReportJob(models.Model):
     """One request for a verification or a report. Written by compliance.jobs only; a finished
     job (done or failed) is never changed again, so its finished audit event stays true."""
@@ -67,6 +70,14 @@ class ReportJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def verdict(self) -> str:
+        """A finished verification's outcome, "PASSED" or "FAILED" (what its badge says instead of
+        "Done"); "" for a report or a verification not finished yet."""
+        if self.kind != JobKind.VERIFY or self.status != JobStatus.DONE:
+            return ""
+        return "PASSED" if (self.summary or {}).get("ok") is True else "FAILED"
 
     @property
     def result_name(self) -> str:

@@ -320,6 +320,7 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
             "by": e.actor_username,
             "policy": e.data.get("policy", ""),
             "changes": e.data.get("changes", {}),
+            "justification": e.data.get("justification", ""),  # (changes before issue 26 had none)
         }
         for e in AuditEvent.objects.filter(
             action=audit.POLICY_CHANGED, created_at__gte=since, created_at__lt=until

@@ -85,6 +85,7 @@ def verify_audit_trail(*, actor: Any) -> dict[str, Any]:
     # part of the verdict, so a truncated or rewritten chain makes "Verify now" fail.
     checkpoint = checkpoints.latest_checkpoint_status()
     result = {**result, "checkpoint": checkpoint, "ok": result["ok"] and checkpoint["ok"] is not False}
+    result = without_server_paths(result)
     with transaction.atomic():
         event = audit.record(
             AUDIT_VERIFIED,
@@ -94,10 +95,27 @@ def verify_audit_trail(*, actor: Any) -> dict[str, Any]:
                 "chain": result["chain"]["message"],
                 "seals": result["seals"]["message"],
                 "evidence_rows": result["evidence"]["message"],
-                "checkpoint": checkpoint["message"],
+                "checkpoint": result["checkpoint"]["message"],
             },
         )
     return {**result, "event_seq": event.seq, "verified_at": event.created_at}
+
+
+def without_server_paths(value: Any) -> Any:
+    """A verification's messages as an auditor may read them (its page, its JSON, its audit event):
+    the server's folders named by their settings, never spelled out."""
+    if isinstance(value, dict):
+        return {k: without_server_paths(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_server_paths(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    folders = {str(settings.CHECKPOINT_DIR): "CHECKPOINT_DIR", str(settings.MEDIA_ROOT): "MEDIA_ROOT"}
+    folders[str(settings.BASE_DIR)] = "the application's folder"
+    for folder, name in sorted(folders.items(), key=lambda item: -len(item[0])):
+        if folder and folder != "/":
+            value = value.replace(folder, name)
+    return value
 
 
 def record_export(*, actor: Any, what: str, filters: dict[str, Any], fmt: str) -> None:

@@ -188,12 +188,33 @@ CHECKPOINT_KEY_FILE = Path(env.str("CHECKPOINT_KEY_FILE", default=str(BASE_DIR /
 # The log's name in each note (first line, and the key name): no spaces, no "+".
 _CHECKPOINT_HOST = next((h.lstrip(".") for h in ALLOWED_HOSTS if h.strip(".*")), "localhost")
 CHECKPOINT_ORIGIN = env.str("CHECKPOINT_ORIGIN", default=f"modelgov/{_CHECKPOINT_HOST}")
-CHECKPOINT_INTERVAL_SECONDS = env.int("CHECKPOINT_INTERVAL_SECONDS", default=3600)
+# Verification needs only the public key: the verifier key `manage.py checkpoint --public-key`
+# prints (<name>+<key hash>+<base64 key>). Unset: derived from the signing key, if there is one.
+CHECKPOINT_PUBLIC_KEY = env.str("CHECKPOINT_PUBLIC_KEY", default="")
+# Beat writes one every interval; verification fails when the newest is older than twice it.
+CHECKPOINT_INTERVAL_SECONDS = env.int("CHECKPOINT_INTERVAL_SECONDS", default=60)
+# The witness: its own Ed25519 key cosigns each checkpoint (C2SP tlog-cosignature) and keeps every
+# note it cosigned in its own directory (unset: "<CHECKPOINT_DIR>-witness" beside it; best on
+# another disk or host), so a checkpoint log cut or emptied behind it fails verification.
+CHECKPOINT_WITNESS_DIR = env.str("CHECKPOINT_WITNESS_DIR", default="")
+CHECKPOINT_WITNESS_NAME = env.str("CHECKPOINT_WITNESS_NAME", default=f"witness/{_CHECKPOINT_HOST}")
+# Its private key (32 bytes, hex or base64): required with DEBUG=False; in development generated on
+# first use into CHECKPOINT_WITNESS_KEY_FILE. Verifying needs only its public key (or this key).
+CHECKPOINT_WITNESS_KEY = env.str("CHECKPOINT_WITNESS_KEY", default="")
+CHECKPOINT_WITNESS_KEY_FILE = Path(
+    env.str("CHECKPOINT_WITNESS_KEY_FILE", default=str(BASE_DIR / "var" / "checkpoint-witness.key"))
+)
+CHECKPOINT_WITNESS_PUBLIC_KEY = env.str("CHECKPOINT_WITNESS_PUBLIC_KEY", default="")
 # Every prediction record carries an HMAC-SHA256 of its Merkle leaf under this key, held outside
 # the database, so someone with database access cannot forge a record and its hash before it is
 # sealed. Unset in development: generated on first use into LOG_MAC_KEY_FILE; required otherwise.
 LOG_MAC_KEY = env.str("LOG_MAC_KEY", default="")
 LOG_MAC_KEY_FILE = Path(env.str("LOG_MAC_KEY_FILE", default=str(BASE_DIR / "var" / "log-mac.key")))
+# Every audit event carries an HMAC-SHA256 of its hash under this key, held outside the database,
+# so SQL alone cannot append an event (or rewrite the chain) that verify_audit accepts. Unset in
+# development: generated on first use into AUDIT_MAC_KEY_FILE; required otherwise.
+AUDIT_MAC_KEY = env.str("AUDIT_MAC_KEY", default="")
+AUDIT_MAC_KEY_FILE = Path(env.str("AUDIT_MAC_KEY_FILE", default=str(BASE_DIR / "var" / "audit-mac.key")))
 # The key encryption key of personal data in the log (serving.personal): 32 bytes, hex or base64.
 # It wraps one data key per (model, data subject, month); LOG_KEK_PREVIOUS (comma separated)
 # still unwraps keys wrapped before a rotation (`manage.py rotate_log_kek` re-wraps them).
@@ -272,8 +293,8 @@ CELERY_BEAT_SCHEDULE = {
 # Window length: "1d", "6h", "30m" or seconds. Windows align to multiples of it from the epoch (UTC).
 MONITOR_WINDOW = env.str("MONITOR_WINDOW", default="1d")
 MONITOR_INTERVAL_SECONDS = env.int("MONITOR_INTERVAL_SECONDS", default=3600)
-# Drift alerts need this many rows in a window (fewer rows are reported, never alerted on).
-MONITOR_MIN_ROWS = env.int("MONITOR_MIN_ROWS", default=500)
+# The rows a window needs (to close early and to alert on drift) and the longest window are policy
+# values (governance.models.Policy.monitor_min_rows, monitor_max_window_days), shown on the page.
 # KS reads the values themselves: at most this many rows of a window (every k-th record beyond).
 MONITOR_KS_MAX_ROWS = env.int("MONITOR_KS_MAX_ROWS", default=100_000)
 # Folding a seal into the hourly counts parses every row: a seal of at least twice
@@ -297,7 +318,9 @@ CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
     "task": "integrations.tasks.webhook_sweep_task",
     "schedule": WEBHOOK_SWEEP_SECONDS,
 }
-# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when it is set.
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (Prometheus's scrape job sends it:
+# `authorization: {credentials_file: ...}`) or a risk officer's or auditor's API key; never
+# anonymous requests. `make serve` refuses to start without it.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- REST API ---------------------------------------------------------------------------

@@ -23,6 +23,12 @@ api_v1 = [
     path("auth/check", serving_api.AuthCheckApi.as_view(), name="api-auth-check"),
     path("models/", lifecycle_api.ModelListApi.as_view(), name="api-models"),
     path("models/<slug:name>/", lifecycle_api.ModelDetailApi.as_view(), name="api-model"),
+    path("models/<slug:name>/tier", governance_api.ModelTierApi.as_view(), name="api-model-tier"),
+    path(
+        "models/<slug:name>/fairness-requirements",
+        governance_api.ModelFairnessRequirementsApi.as_view(),
+        name="api-model-fairness-requirements",
+    ),
     path("models/<slug:name>/versions/", lifecycle_api.VersionCreateApi.as_view(), name="api-versions"),
     path(
         "models/<slug:name>/versions/import-mlflow",

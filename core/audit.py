@@ -1,20 +1,33 @@
 """The append-only, hash-chained audit trail: record() appends, verify_chain() proves.
 
 Each event's hash is SHA-256 over the previous hash and a canonical JSON of the event's own
-fields, so editing, deleting or reordering any event breaks every hash after it."""
+fields, so editing, deleting or reordering any event breaks every hash after it. Each event also
+carries an HMAC-SHA256 of its hash under AUDIT_MAC_KEY, a key the database never sees: someone
+with SQL alone can compute a correct hash, never a MAC, so an event they append (or a chain they
+rewrite) does not verify. On PostgreSQL a trigger refuses an event whose seq and prev_hash do not
+follow the locked chain head and moves the head itself (core/migrations/0003)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.utils import timezone
 
+from core import ledger
 from core.canonical import canonical_json
+from core.evidence import evidence, row_key
+from core.keyfiles import read_or_create
 from core.models import AuditChainHead, AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -45,12 +58,16 @@ VERSION_SUSPENDED = "governance.version.suspended"
 VERSION_REINSTATEMENT_RECORDED = "governance.version.reinstatement_recorded"
 VERSION_REINSTATED = "governance.version.reinstated"
 RISK_TIER_SET = "governance.risk_tier.set"
+FAIRNESS_REQUIREMENTS_SET = "governance.fairness_requirements.set"
 POLICY_CHANGED = "governance.policy.changed"
 POLICY_CREATED = "governance.policy.created"
 OUTCOME_RECORDED = "serving.outcome.recorded"
 OUTCOMES_RECORDED = "serving.outcomes.recorded"
+OUTCOME_CORRECTED = "serving.outcome.corrected"
 BATCH_ACCEPTED = "serving.batch.accepted"
+BATCH_STARTED = "serving.batch.started"
 BATCH_FINISHED = "serving.batch.finished"
+BATCH_RESULT_EXPIRED = "serving.batch.result_expired"
 BATCH_STOPPED = "serving.batch.stopped"
 SUBJECT_ERASED = "serving.subject.erased"
 RETENTION_ERASED = "serving.retention.erased"
@@ -105,6 +122,26 @@ def compute_hash(prev_hash: str, payload: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(payload)).encode()).hexdigest()
 
 
+def _mac_key() -> bytes:
+    """AUDIT_MAC_KEY; in development only, the key kept in AUDIT_MAC_KEY_FILE (made on first use)."""
+    if settings.AUDIT_MAC_KEY:
+        return settings.AUDIT_MAC_KEY.encode()
+    if not settings.DEBUG:
+        raise ImproperlyConfigured("AUDIT_MAC_KEY must be set when DEBUG=False (the audit trail's MAC key).")
+    return _development_key(str(settings.AUDIT_MAC_KEY_FILE))
+
+
+@functools.cache
+def _development_key(path: str) -> bytes:
+    return read_or_create(Path(path), lambda: secrets.token_hex(32), what="AUDIT_MAC_KEY").encode()
+
+
+def compute_mac(event_hash: str, key: bytes | None = None) -> str:
+    """HMAC-SHA256 of an event's hash (hex text) under the audit MAC key. The hash covers the
+    event's fields, its seq and the previous hash, so the MAC binds the event to its place."""
+    return hmac.new(key if key is not None else _mac_key(), event_hash.encode(), hashlib.sha256).hexdigest()
+
+
 def _actor_fields(actor: Any) -> tuple[int | None, str]:
     if actor is None:
         return None, "system"
@@ -114,13 +151,38 @@ def _actor_fields(actor: Any) -> tuple[int | None, str]:
     return None, str(getattr(actor, "username", actor))
 
 
+def _with_target_evidence(data: dict[str, Any], target: models.Model | None) -> dict[str, Any]:
+    """Every event about a proven row (core.ledger: evidence or governed) carries the row's
+    content hash as it is now, so verification can prove the row both ways."""
+    if target is None or target.pk is None:
+        return data
+    entry = ledger.entry_for(target)
+    if entry is None or not entry.proven:
+        return data
+    if entry.which is not None and not entry.model._default_manager.filter(entry.rows(), pk=target.pk).exists():
+        return data  # not evidence yet (a queued check, a live key)
+    items = data.get("evidence")
+    items = list(items) if isinstance(items, list) else []
+    if any(isinstance(i, dict) and i.get("row") == row_key(target) for i in items):
+        return data
+    return {**data, "evidence": items + evidence(target)}
+
+
 @transaction.atomic
 def record(
-    action: str, *, actor: Any, target: models.Model | None = None, data: dict[str, Any] | None = None
+    action: str,
+    *,
+    actor: Any,
+    target: models.Model | None = None,
+    data: dict[str, Any] | None = None,
+    prove_target: bool = True,
 ) -> AuditEvent:
-    """Append one event. Must run inside the transaction of the change it records."""
+    """Append one event. Must run inside the transaction of the change it records. The event
+    carries the target's content hash when its table is proven (core.ledger), unless
+    `prove_target` is False (a change found, not made, must not re-baseline the row)."""
     head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
     actor_id, username = _actor_fields(actor)
+    data = _with_target_evidence(data or {}, target) if prove_target else (data or {})
     event = AuditEvent(
         seq=head.seq + 1,
         created_at=timezone.now(),
@@ -131,11 +193,13 @@ def record(
         target_id=str(target.pk) if target is not None else "",
         target_repr=str(target)[:300] if target is not None else "",
         # Round-trip through canonical JSON so the stored data is exactly what was hashed.
-        data=json.loads(canonical_json(data or {})),
+        data=json.loads(canonical_json(data)),
         prev_hash=head.hash,
     )
     event.hash = compute_hash(event.prev_hash, event_payload(event))
+    event.mac = compute_mac(event.hash)
     event.save(force_insert=True)
+    # (On PostgreSQL the insert's trigger has already moved the head: this writes the same values.)
     head.seq, head.hash = event.seq, event.hash
     head.save(update_fields=["seq", "hash"])
     for listener in _listeners:
@@ -152,7 +216,9 @@ class ChainVerification:
 
 
 def verify_chain() -> ChainVerification:
-    """Recompute every hash in order; name the first event that does not match."""
+    """Recompute every hash and MAC in order; name the first event that does not match, then
+    check that the head row names the last event."""
+    key = _mac_key()
     prev_hash = GENESIS_HASH
     expected_seq = 1
     count = 0
@@ -168,11 +234,24 @@ def verify_chain() -> ChainVerification:
             )
         if compute_hash(event.prev_hash, event_payload(event)) != event.hash:
             return ChainVerification(False, count, f"event #{event.seq} ({event.action}) was altered", event.seq)
+        if not hmac.compare_digest(compute_mac(event.hash, key), event.mac):
+            return ChainVerification(
+                False,
+                count,
+                f"event #{event.seq} ({event.action}) does not carry a valid MAC: it was not written by the "
+                "application (or AUDIT_MAC_KEY is not the key the trail was written with)",
+                event.seq,
+            )
         prev_hash = event.hash
         expected_seq += 1
+    last = expected_seq - 1
     head = AuditChainHead.objects.filter(pk=1).first()
-    if head is not None and head.seq != expected_seq - 1:
-        return ChainVerification(
-            False, count, f"the chain ends at #{expected_seq - 1} but its head says #{head.seq}", expected_seq
-        )
+    if head is None:
+        if count:
+            return ChainVerification(False, count, f"the chain ends at #{last} but it has no head row", last)
+    elif head.seq != last:
+        return ChainVerification(False, count, f"the chain ends at #{last} but its head says #{head.seq}", expected_seq)
+    elif head.hash != prev_hash:
+        message = f"the chain head names event #{head.seq} with hash {head.hash}, the event has {prev_hash}"
+        return ChainVerification(False, count, message, last)
     return ChainVerification(True, count, f"{count} events verified, chain intact")

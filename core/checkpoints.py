@@ -12,6 +12,13 @@ public key)[:4]. The text of a checkpoint (body) is:
     prediction-seal <seal id> <Merkle root, hex>     (or "prediction-seal none")
     time <UTC, ISO 8601 to the second, Z>
 
+A witness (its own Ed25519 key and its own directory) cosigns each checkpoint the log signs, in
+C2SP's tlog-cosignature format (https://c2sp.org/tlog-cosignature, "cosignature/v1"): one more
+signature line "— <witness name> <base64(key id || u64 big-endian timestamp || signature)>", key
+id = SHA-256(name || "\\n" || 0x04 || public key)[:4], the signature over "cosignature/v1\\n",
+"time <timestamp>\\n" and the checkpoint's text. The witness keeps every note it cosigned: a log
+cut or emptied behind it no longer holds what the witness saw.
+
 Pure code: no ORM. Gathering the values is compliance's job (core cannot see the seals)."""
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from core.errors import DomainError
 
 ALG_ED25519 = b"\x01"
+ALG_COSIGNATURE_V1 = b"\x04"  # an Ed25519 timestamped cosignature (tlog-cosignature)
+COSIGNATURE_HEADER = "cosignature/v1\n"
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space
 LOG_NAME = "checkpoints.log"
 
@@ -52,8 +61,8 @@ def check_name(name: str) -> str:
     return name
 
 
-def key_hash(name: str, public_key: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + ALG_ED25519 + public_key).digest()[:4]
+def key_hash(name: str, public_key: bytes, alg: bytes = ALG_ED25519) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + alg + public_key).digest()[:4]
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -61,28 +70,30 @@ def key_hash(name: str, public_key: bytes) -> bytes:
 class Verifier:
     name: str
     public_key: bytes  # 32 raw bytes
+    alg: bytes = ALG_ED25519  # or ALG_COSIGNATURE_V1: a witness's key
 
     @property
     def key_hash(self) -> bytes:
-        return key_hash(self.name, self.public_key)
+        return key_hash(self.name, self.public_key, self.alg)
 
     @property
     def vkey(self) -> str:
-        """The verifier key text note tools take: <name>+<hex key hash>+<base64(0x01 || key)>."""
-        encoded = base64.b64encode(ALG_ED25519 + self.public_key).decode()
+        """The verifier key text note tools take: <name>+<hex key hash>+<base64(alg || key)>."""
+        encoded = base64.b64encode(self.alg + self.public_key).decode()
         return f"{self.name}+{self.key_hash.hex()}+{encoded}"
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> Verifier:
+    def from_vkey(cls, vkey: str, alg: bytes = ALG_ED25519) -> Verifier:
         name, sep, rest = vkey.strip().partition("+")
         hash_hex, sep2, encoded = rest.partition("+")
         try:
             raw = base64.b64decode(encoded, validate=True)
         except binascii.Error:
             raw = b""
-        if not (sep and sep2) or len(raw) != 33 or raw[:1] != ALG_ED25519:
-            raise CheckpointError("Not an Ed25519 verifier key (<name>+<hash>+<base64 key>).")
-        verifier = cls(check_name(name), raw[1:])
+        if not (sep and sep2) or len(raw) != 33 or raw[:1] != alg:
+            kind = "Ed25519 verifier" if alg == ALG_ED25519 else "Ed25519 cosignature (0x04) verifier"
+            raise CheckpointError(f"Not an {kind} key (<name>+<hash>+<base64 key>).")
+        verifier = cls(check_name(name), raw[1:], alg)
         if verifier.key_hash.hex() != hash_hex.lower():
             raise CheckpointError("The verifier key's hash does not match its name and key.")
         return verifier
@@ -99,6 +110,7 @@ class Verifier:
 class Signer:
     name: str
     seed: bytes  # the 32-byte Ed25519 private key
+    alg: bytes = ALG_ED25519  # or ALG_COSIGNATURE_V1: a witness's key
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -109,22 +121,23 @@ class Signer:
         return f"Signer(name={self.name!r}, key hash {self.verifier.key_hash.hex()})"
 
     @classmethod
-    def generate(cls, name: str) -> Signer:
+    def generate(cls, name: str, alg: bytes = ALG_ED25519) -> Signer:
         seed = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
-        return cls(name, seed)
+        return cls(name, seed, alg)
 
     @property
     def verifier(self) -> Verifier:
         public = Ed25519PrivateKey.from_private_bytes(self.seed).public_key()
-        return Verifier(self.name, public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return Verifier(self.name, raw, self.alg)
 
     def sign(self, message: bytes) -> bytes:
         return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
 
 
-def parse_seed(value: str) -> bytes:
+def parse_seed(value: str, what: str = "The checkpoint signing key") -> bytes:
     """A private key seed given as 64 hex digits or as base64 of its 32 bytes."""
     value = value.strip()
     if re.fullmatch(r"[0-9a-fA-F]{64}", value):
@@ -134,7 +147,7 @@ def parse_seed(value: str) -> bytes:
     except binascii.Error:
         seed = b""
     if len(seed) != 32:
-        raise CheckpointError("The checkpoint signing key must be 32 bytes, as 64 hex digits or base64.")
+        raise CheckpointError(f"{what} must be 32 bytes, as 64 hex digits or base64.")
     return seed
 
 
@@ -148,6 +161,8 @@ def _check_text(text: str) -> None:
 
 def sign_note(text: str, signer: Signer) -> str:
     _check_text(text)
+    if signer.alg != ALG_ED25519:
+        raise CheckpointError("A witness's key cosigns (cosign_note); it does not sign notes.")
     signature = signer.sign(text.encode())
     encoded = base64.b64encode(signer.verifier.key_hash + signature).decode()
     return f"{text}\n{SIGNATURE_PREFIX}{signer.name} {encoded}\n"
@@ -193,6 +208,38 @@ def open_note(note: str, public_key: bytes, *, name: str | None = None) -> str:
             return text
     signers = ", ".join(f"{s.name} ({s.key_hash.hex()})" for s in signatures)
     raise CheckpointError(f"No signature by the configured key; signed by {signers}.")
+
+
+# --- cosignatures (c2sp.org/tlog-cosignature, Ed25519 "cosignature/v1") ------------------------
+def cosignature_message(text: str, timestamp: int) -> bytes:
+    return f"{COSIGNATURE_HEADER}time {timestamp}\n{text}".encode()
+
+
+def cosign_note(note: str, witness: Signer, timestamp: int) -> str:
+    """The note with the witness's cosignature line added (the note's own lines kept as they are)."""
+    if witness.alg != ALG_COSIGNATURE_V1:
+        raise CheckpointError("A cosignature needs a witness key (algorithm 0x04).")
+    if not 0 <= timestamp < 2**63:
+        raise CheckpointError("A cosignature's timestamp is a POSIX time below 2^63.")
+    text, _ = split_note(note)
+    signature = witness.sign(cosignature_message(text, timestamp))
+    encoded = base64.b64encode(witness.verifier.key_hash + timestamp.to_bytes(8, "big") + signature).decode()
+    return f"{note}{SIGNATURE_PREFIX}{witness.name} {encoded}\n"
+
+
+def open_cosignature(note: str, witness: Verifier) -> tuple[str, int]:
+    """The note's text and the time of the witness's cosignature, if its line verifies; an error
+    naming what is wrong otherwise."""
+    text, signatures = split_note(note)
+    for sig in signatures:
+        if sig.name == witness.name and sig.key_hash == witness.key_hash:
+            if len(sig.signature) != 8 + 64:
+                raise CheckpointError(f"The cosignature by {sig.name} is not a timestamped Ed25519 signature.")
+            timestamp = int.from_bytes(sig.signature[:8], "big")
+            if timestamp >= 2**63 or not witness.verify(sig.signature[8:], cosignature_message(text, timestamp)):
+                raise CheckpointError(f"The cosignature by {sig.name} does not verify: the note was changed.")
+            return text, timestamp
+    raise CheckpointError(f"No cosignature by the witness {witness.name} ({witness.key_hash.hex()}).")
 
 
 # --- checkpoint bodies ------------------------------------------------------------------------
@@ -251,11 +298,11 @@ class LoggedNote:
         return f"{self.path.name} line {self.line}"
 
 
-def append_note(directory: Path, note: str) -> Path:
+def append_note(directory: Path, note: str, name: str = LOG_NAME) -> Path:
     """Append under an exclusive lock (the beat task and the command may run at once) and fsync:
     a checkpoint that is reported written is on disk."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / LOG_NAME
+    path = directory / name
     with path.open("a", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -292,8 +339,8 @@ def iter_notes(lines: Iterable[str], path: Path) -> Iterator[LoggedNote]:
         yield LoggedNote(path, start, "".join(text) + ("\n" + "".join(signatures) if in_signatures else ""))
 
 
-def read_log(directory: Path) -> Iterator[LoggedNote]:
-    path = directory / LOG_NAME
+def read_log(directory: Path, name: str = LOG_NAME) -> Iterator[LoggedNote]:
+    path = directory / name
     if not path.exists():
         return
     with path.open(encoding="utf-8", newline="\n") as handle:

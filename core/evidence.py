@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import models
 
+from core import ledger
 from core.canonical import sha256_json
 from core.models import AuditEvent
 
@@ -37,13 +38,22 @@ def content_hash(values: dict[str, Any], fields: Iterable[str] | None = None) ->
     return sha256_json({name: values.get(name) for name in names})
 
 
+def hashed_fields(model: type[models.Model], values: dict[str, Any]) -> list[str]:
+    """The columns a row's content hash covers: all of them but the operational counters its
+    ledger class names (core.ledger)."""
+    entry = ledger.entry_for(model)
+    unhashed = set(entry.unhashed) if entry is not None else set()
+    return sorted(name for name in values if name not in unhashed)
+
+
 def evidence(*instances: models.Model) -> list[dict[str, Any]]:
     """What an audit event carries for the rows it records. The column names travel with the
     hash, so a column added to the table later does not make older rows fail verification."""
     items = []
     for instance in instances:
         values = row_values(instance)
-        items.append({"row": row_key(instance), "fields": sorted(values), "sha256": content_hash(values)})
+        fields = hashed_fields(type(instance), values)
+        items.append({"row": row_key(instance), "fields": fields, "sha256": content_hash(values, fields)})
     return items
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from core import ledger
 
+
+@ledger.evidence(
+    proof=ledger.Proof.CHAIN,
+    reason="the audit chain proves itself: each event hashes the one before (core.audit.verify_chain)",
+)
 class AuditEvent(models.Model):
     """One entry of the append-only, hash-chained audit trail. Written only by
-    core.audit.record(); on PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE."""
+    core.audit.record(); on PostgreSQL triggers refuse UPDATE, DELETE and TRUNCATE, and an INSERT
+    whose seq and prev_hash do not follow the chain head."""
 
     seq = models.PositiveBigIntegerField(unique=True)
     created_at = models.DateTimeField()
@@ -24,6 +31,8 @@ class AuditEvent(models.Model):
     data = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # HMAC-SHA256 of `hash` under AUDIT_MAC_KEY, a key held outside the database (core.audit).
+    mac = models.CharField(max_length=64, default="")
 
     class Meta:
         # The tables keep the names they had in the governance app: the move copied no row.
@@ -35,6 +44,11 @@ class AuditEvent(models.Model):
         return f"#{self.seq} {self.action} {self.target_repr}"
 
 
+@ledger.evidence(
+    proof=ledger.Proof.CHAIN,
+    runtime=("SELECT", "INSERT", "UPDATE"),
+    reason="equals the last event (core.audit.verify_chain)",
+)
 class AuditChainHead(models.Model):
     """A single row holding the chain's last sequence number and hash. Appends lock it
     (SELECT ... FOR UPDATE), which serialises writers even when the table is empty."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
@@ -97,10 +98,25 @@ class DeploymentAdmin(OfficerReadOnly):
     list_filter = ["registered_model"]
 
 
+class PolicyForm(forms.ModelForm):
+    """The policy's values and why they change: the justification goes to the audit event."""
+
+    justification = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text="Why these values change (required; recorded in the audit trail with the change).",
+    )
+
+    class Meta:
+        model = Policy
+        fields = [*(f.name for f in Policy._meta.fields if f.name not in ("id", "name", "updated_at")), "justification"]
+
+
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
-    """Risk officers edit thresholds here; the save goes through update_policy (audited)."""
+    """Risk officers edit thresholds here, with a justification; the save goes through
+    update_policy (audited). A superuser without the role sees the policy read-only."""
 
+    form = PolicyForm
     list_display = ["name", "min_accuracy", "max_fairness_difference", "min_fairness_ratio", "approvals_high"]
     readonly_fields = ["name", "updated_at"]
 
@@ -111,7 +127,7 @@ class PolicyAdmin(admin.ModelAdmin):
         return is_officer(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_officer(request)
+        return has_role(request.user, RISK_OFFICERS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -120,8 +136,8 @@ class PolicyAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: Policy, form: Any, change: bool) -> None:
-        changes = {name: form.cleaned_data[name] for name in form.changed_data}
-        update_policy(obj.pk, actor=request.user, changes=changes)
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name != "justification"}
+        update_policy(obj.pk, actor=request.user, changes=changes, justification=form.cleaned_data["justification"])
 
 
 ACTION_LABELS = {
@@ -232,7 +248,7 @@ class VersionReviewAdmin(OfficerReadOnly):
             "failing_checks": review.needs_override(version) if "approve" in actions else [],
             "progress": rules.approvals_progress(version),
             "tiers": RiskTier.choices,
-            "can_set_tier": is_officer(request),
+            "can_set_tier": bool(rules.can_set_tier(version.registered_model, request.user)),
             "decide_url": reverse("admin:governance_versionreview_decide", args=[version.pk]),
             "findings": Finding.objects.filter(version=version).select_related("owner")[:50],
             "monitoring_url": reverse("monitoring:version", args=[version.registered_model.name, version.version]),

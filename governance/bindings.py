@@ -9,6 +9,7 @@ from typing import Any
 
 from core.canonical import canonical_json
 from core.evidence import content_hash, row_values
+from governance import manifest
 from governance.models import CheckKind, CheckRun, CheckStatus, Decision, DecisionKind, ShadowComparison
 from lifecycle.models import ModelVersion
 
@@ -55,6 +56,7 @@ def current(version: ModelVersion) -> dict[str, str]:
         "profile_sha256": profile_hash(version),
         "personal_sha256": personal_hash(version),
         "risk_tier": version.registered_model.effective_tier,
+        "manifest_sha256": manifest.sha256(version),
     }
 
 
@@ -65,6 +67,7 @@ BINDING_NAMES = {
     "profile_sha256": "the reference profile",
     "personal_sha256": "the personal-data declaration",
     "risk_tier": "the effective risk tier",
+    "manifest_sha256": "the version manifest",
 }
 
 
@@ -91,10 +94,19 @@ def shadow_changed(decision: Decision) -> bool:
     return comparisons_hash(decision.version_id, through=decision.shadow_through) != decision.shadow_sha256
 
 
+def _differs(decision: Decision, key: str, value: str) -> bool:
+    # a decision given before manifests existed binds the hashes it has (docs/ledger.md)
+    if key == "manifest_sha256" and not decision.manifest_sha256:
+        return False
+    return bool(getattr(decision, key) != value)
+
+
 def changed_since(decision: Decision, bound: dict[str, str]) -> list[str]:
     """What changed after the decision was given, in words (empty: it still binds)."""
-    changed = [BINDING_NAMES[key] for key, value in bound.items() if getattr(decision, key) != value]
-    return changed + (["the shadow comparisons"] if shadow_changed(decision) else [])
+    changed = [BINDING_NAMES[key] for key, value in bound.items() if _differs(decision, key, value)]
+    changed += ["the shadow comparisons"] if shadow_changed(decision) else []
+    # the manifest covers the rest: named only when nothing more precise is
+    return [c for c in changed if c != BINDING_NAMES["manifest_sha256"]] or changed
 
 
 def failing_checks(version: ModelVersion) -> list[CheckRun]:
@@ -110,7 +122,7 @@ def _gates_now(check: CheckRun, tier: str) -> bool:
 
 
 def is_void(decision: Decision, bound: dict[str, str]) -> bool:
-    return any(getattr(decision, key) != value for key, value in bound.items()) or shadow_changed(decision)
+    return any(_differs(decision, key, value) for key, value in bound.items()) or shadow_changed(decision)
 
 
 def valid_approvals(version: ModelVersion) -> list[Decision]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
 
-from governance import bindings, rules, selectors, workflow
+from governance import bindings, manifest, rules, selectors, workflow
 from governance.models import Decision, DecisionKind
 from lifecycle.artifacts import read_verified_bytes, sha256_of
 from lifecycle.errors import ArtifactIntegrityError
@@ -43,12 +43,23 @@ def what_changed(version: ModelVersion) -> list[str]:
                     changed.append("the stored ONNX file's bytes")
         except OSError:
             changed.append("the stored ONNX file (it cannot be read)")
+    manifest_changed = bool(version.manifest_sha256) and version.manifest_sha256 != manifest.sha256(version)
+    granted = (
+        Decision.objects.filter(version=version, approval_expires_at__isnull=False)
+        .order_by("-created_at", "-pk")
+        .values_list("approval_expires_at", flat=True)
+        .first()
+    )
+    if granted is not None and version.approval_expires_at != granted:
+        changed.append("the approval's expiry")
     valid, required = rules.approvals_progress(version)
     if valid < required:
         bound = bindings.current(version)
         approvals = Decision.objects.filter(version=version, round=version.review_round, kind=DecisionKind.APPROVE)
         named = sorted({what for d in approvals for what in bindings.changed_since(d, bound)})
         changed += named or [f"the approvals ({valid} valid of {required} required)"]
+    if manifest_changed and not changed:
+        changed.append("the version manifest")
     return changed
 
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from core import ledger
 from lifecycle.models import ModelVersion, RiskTier
 
 
+@ledger.governed()
 class Policy(models.Model):
     """Thresholds and approvals per risk tier, edited by risk officers in the admin (each change
     is an audit event). Every CheckRun copies the values it used."""
@@ -44,6 +46,15 @@ class Policy(models.Model):
     # at or above psi_warn warns, at or above psi_alert alerts and opens a finding.
     psi_warn = models.FloatField(default=0.10)
     psi_alert = models.FloatField(default=0.25)
+    # A monitoring window closes once its time (MONITOR_WINDOW) is up and it holds this many rows,
+    # or once it spans monitor_max_window_days, whichever comes first: a low-volume model gets
+    # longer windows rather than none. Drift alerts need this many rows.
+    monitor_min_rows = models.PositiveIntegerField(
+        default=500, help_text="Rows a monitoring window needs to close early and to raise drift alerts."
+    )
+    monitor_max_window_days = models.PositiveIntegerField(
+        default=30, help_text="The longest monitoring window: it closes then whatever its rows."
+    )
     # A shift too small for PSI's bins warns too when it is both certain and material (KS, or a
     # chi-square over the categories, below this p-value, with at least this effect size).
     drift_max_pvalue = models.FloatField(default=0.001)
@@ -123,6 +134,11 @@ class CheckStatus(models.TextChoices):
 FINISHED_CHECK_STATUSES = (CheckStatus.PASSED, CheckStatus.FAILED, CheckStatus.ERROR, CheckStatus.INCONCLUSIVE)
 
 
+@ledger.evidence(
+    which=lambda: models.Q(status__in=FINISHED_CHECK_STATUSES),
+    runtime=("SELECT", "INSERT", "UPDATE"),
+    reason="written queued, proven once finished",
+)
 class CheckRun(models.Model):
     """One check of one submission round of a version: inputs, metrics, the policy values used,
     verdict and timings. A re-delivered task finds it finished and does nothing."""
@@ -169,6 +185,7 @@ class DecisionKind(models.TextChoices):
     RECERTIFY = "recertify", "Recertified"
 
 
+@ledger.evidence()
 class Decision(models.Model):
     """A person's decision on a version, with the justification and, for approvals, the
     hashes of what they reviewed and the tier they approved for. Neither the version's creator
@@ -198,6 +215,9 @@ class Decision(models.Model):
     shadow_sha256 = models.CharField(max_length=64, blank=True)
     # The personal-data declaration approved (personal features and subject field); "" when none.
     personal_sha256 = models.CharField(max_length=64, blank=True)
+    # The version manifest the officer decided on (governance.manifest); "" on decisions given
+    # before manifests existed, which are bound by the hashes above only.
+    manifest_sha256 = models.CharField(max_length=64, blank=True)
     shadow_through = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -225,6 +245,9 @@ class Decision(models.Model):
         return f"{self.get_kind_display()} {self.version} by {self.actor_username}"
 
 
+@ledger.evidence(
+    runtime=("SELECT", "INSERT", "UPDATE"), reason="ended once, by the deploy or rollback that replaces it"
+)
 class Deployment(models.Model):
     """When a version was in production, who put it there and how it ended: answers
     "which version was in production on date X, approved by whom"."""
@@ -270,6 +293,7 @@ class Severity(models.TextChoices):
     HIGH = "high", "High"
 
 
+@ledger.evidence(runtime=("SELECT", "INSERT", "UPDATE"), reason="updated and closed by audited services only")
 class Finding(models.Model):
     """An issue found about a version after go-live (a monitoring alert, or raised by a risk
     officer), owned by someone until closed with a justification. An open high finding blocks
@@ -315,6 +339,7 @@ class Finding(models.Model):
         return self.closed_at is None
 
 
+@ledger.evidence()
 class FindingComment(models.Model):
     """A comment on a finding (append-only, like the decisions)."""
 
@@ -331,6 +356,7 @@ class FindingComment(models.Model):
         return f"comment by {self.author_username} on finding #{self.finding_id}"
 
 
+@ledger.governed()
 class Shadow(models.Model):
     """A version put "in shadow" by a risk officer: the production version's logged inputs of each
     window are replayed through it (monitoring.shadow), never answering anyone, and compared."""
@@ -358,6 +384,7 @@ class Shadow(models.Model):
         return self.ended_at is None
 
 
+@ledger.evidence()
 class ShadowComparison(models.Model):
     """Evidence: how the shadow version answered one window of the production version's traffic
     next to how production did (agreement, score differences, and where outcomes arrived both
@@ -388,3 +415,24 @@ class ShadowComparison(models.Model):
 
     def __str__(self) -> str:
         return f"shadow comparison of {self.version_id} vs {self.champion_id} ({self.window_start:%Y-%m-%d})"
+
+
+# a model's fairness requirements, changed only by governance.services.set_fairness_requirements,
+# each change an audit event with its content hash
+@ledger.governed()
+class FairnessRequirement(models.Model):
+    """What risk officers require of a model's fairness check: the sensitive features every
+    version must measure (its data scientist may add others, never leave one out), and the small
+    groups they waived, each with its justification ({feature: {group: justification}})."""
+
+    registered_model = models.OneToOneField(
+        "lifecycle.RegisteredModel", on_delete=models.PROTECT, related_name="fairness_requirement"
+    )
+    features = models.JSONField(default=list, blank=True)
+    waivers = models.JSONField(default=dict, blank=True)
+    justification = models.TextField()
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"fairness requirements of {self.registered_model}"

@@ -9,6 +9,7 @@ from django.db import transaction
 from core import audit
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS, has_role
+from governance.errors import WorkflowError
 from governance.models import Policy
 from lifecycle.errors import Forbidden
 
@@ -32,17 +33,21 @@ def active_policy() -> Policy:
 
 
 @transaction.atomic
-def update_policy(policy_id: int, *, actor: Any, changes: dict[str, Any]) -> Policy:
-    """Change policy values; only risk officers (or superusers, or the system: actor None, for
-    deployment scripts and the demo) may, and every change is audited with the values before and
-    after and the row's content hash."""
-    if actor is not None and not (has_role(actor, RISK_OFFICERS) or getattr(actor, "is_superuser", False)):
+def update_policy(policy_id: int, *, actor: Any, changes: dict[str, Any], justification: str) -> Policy:
+    """Change policy values, with a written justification. Only risk officers may: a superuser
+    without the role is refused like anyone else (actor None is the system, for deployment
+    scripts; no request reaches it). Every change is audited with the values before and after,
+    the justification and the row's content hash."""
+    if actor is not None and not has_role(actor, RISK_OFFICERS):
         raise Forbidden("Only risk officers change policies.")
+    text = (justification or "").strip()
+    if not text:
+        raise WorkflowError("A written justification is required to change a policy.", field="justification")
     policy = Policy.objects.select_for_update().get(pk=policy_id)
     before = policy.values()
     for name, value in changes.items():
         if name not in before:
-            raise ValueError(f"unknown policy field {name}")
+            raise WorkflowError(f"{name!r} is not a policy value.", field=name)
         setattr(policy, name, value)
     policy.full_clean()
     policy.save()
@@ -53,6 +58,6 @@ def update_policy(policy_id: int, *, actor: Any, changes: dict[str, Any]) -> Pol
             audit.POLICY_CHANGED,
             actor=actor,
             target=policy,
-            data={"policy": policy.name, "changes": changed, "evidence": evidence(policy)},
+            data={"policy": policy.name, "changes": changed, "justification": text, "evidence": evidence(policy)},
         )
     return policy

@@ -34,7 +34,7 @@ def start_shadow(version_id: int, *, actor: Any, justification: str) -> Shadow:
         audit.SHADOW_STARTED,
         actor=actor,
         target=version,
-        data={"shadow": shadow.pk, "justification": text},
+        data={"shadow": shadow.pk, "justification": text, "evidence": evidence(shadow)},
     )
     return shadow
 
@@ -49,7 +49,12 @@ def end_shadow(shadow_id: int, *, actor: Any) -> Shadow:
         shadow.ended_at = timezone.now()
         shadow.ended_by_username = getattr(actor, "username", "") or "system"
         shadow.save(update_fields=["ended_at", "ended_by_username"])
-        audit.record(audit.SHADOW_ENDED, actor=actor, target=shadow.version, data={"shadow": shadow.pk})
+        audit.record(
+            audit.SHADOW_ENDED,
+            actor=actor,
+            target=shadow.version,
+            data={"shadow": shadow.pk, "evidence": evidence(shadow)},
+        )
     return shadow
 
 

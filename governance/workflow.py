@@ -36,7 +36,7 @@ from governance.policies import active_policy
 from lifecycle.artifacts import read_verified_bytes
 from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
 from lifecycle.models import CARD_SECTIONS, ModelVersion, RegisteredModel, Status
-from lifecycle.services import REQUIRED_CARD_FIELDS
+from lifecycle.services import REQUIRED_CARD_FIELDS, card_section_problem
 
 CHECK_KINDS = (
     CheckKind.VALIDATION,
@@ -149,10 +149,25 @@ def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
     enqueued once this commits."""
     version = _locked(version_id)
     labels = {name: label for name, label, _ in CARD_SECTIONS}
-    missing = [labels[name] for name in REQUIRED_CARD_FIELDS if not getattr(version.card, name).strip()]
-    if missing:  # (a draft saved before these sections were required)
+    missing = [
+        labels[name]
+        for name in REQUIRED_CARD_FIELDS
+        if card_section_problem(name, getattr(version.card, name))  # blank or a placeholder
+    ]
+    if missing:  # (an import, or a draft saved before these sections were required)
         raise Refused(
-            "Write the model card's required sections first: " + ", ".join(missing) + ".",
+            "Write the model card's required sections first: "
+            + ", ".join(missing)
+            + " (each needs its own text: not blank, not a placeholder, at least three words).",
+            version_pk=version.pk,
+            attempted="draft->checking",
+        )
+    required = rules.missing_required_features(version)
+    if required:
+        raise Refused(
+            f"Risk officers require the fairness check of {version.registered_model.name} to measure "
+            f"{', '.join(required)}: add it to the version's sensitive features (one that is not in the evaluation "
+            f"data cannot be measured). Missing, required: {', '.join(required)}.",
             version_pk=version.pk,
             attempted="draft->checking",
         )
@@ -312,7 +327,13 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
         },
     )
     if len(valid) >= required:
-        version = _transition(version, to=Status.APPROVED, actor=actor, approval_expires_at=expires_at)
+        version = _transition(
+            version,
+            to=Status.APPROVED,
+            actor=actor,
+            approval_expires_at=expires_at,
+            manifest_sha256=bound["manifest_sha256"],
+        )
         audit.record(
             audit.VERSION_APPROVED,
             actor=actor,
@@ -500,6 +521,9 @@ def suspend_version(version_id: int, *, actor: Any, reason: str, changed: list[s
             "decision": decision.pk if decision else None,
             "evidence": evidence(*ended, *([decision] if decision else [])),
         },
+        # a suspension for tampering never re-baselines the changed row: verification keeps
+        # naming it until reinstatement (once the cause is gone) records the row again
+        prove_target=not changed,
     )
     jobs.after_commit("notify", "suspended", version.pk)
     return version
@@ -537,7 +561,9 @@ def reinstate_version(version_id: int, *, actor: Any, justification: str) -> Mod
     if len(officers) < required:
         audit.record(audit.VERSION_REINSTATEMENT_RECORDED, actor=actor, target=version, data=data)
         return version
-    version = _transition(version, to=Status.APPROVED, actor=actor, suspended_reason="")
+    version = _transition(
+        version, to=Status.APPROVED, actor=actor, suspended_reason="", manifest_sha256=bound["manifest_sha256"]
+    )
     audit.record(
         audit.VERSION_REINSTATED,
         actor=actor,
@@ -592,6 +618,7 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
     # (stored exactly as hashed: dates become their text, as in every audit event)
     snapshot = json.loads(canonical_json(snapshot))
     snapshot_sha256 = sha256_json(snapshot)
+    bound = bindings.current(version)
     decision = _decide(
         version,
         kind=DecisionKind.RECERTIFY,
@@ -600,7 +627,7 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
         snapshot=snapshot,
         snapshot_sha256=snapshot_sha256,
         approval_expires_at=expires_at,
-        **bindings.current(version),
+        **bound,
     )
     data = {
         "decision": decision.pk,
@@ -616,10 +643,17 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
     source = version.status
     if source == Status.SUSPENDED:
         version = _transition(
-            version, to=Status.APPROVED, actor=actor, suspended_reason="", approval_expires_at=expires_at
+            version,
+            to=Status.APPROVED,
+            actor=actor,
+            suspended_reason="",
+            approval_expires_at=expires_at,
+            manifest_sha256=bound["manifest_sha256"],
         )
     else:
-        ModelVersion.objects.filter(pk=version.pk).update(approval_expires_at=expires_at, expiry_reminded_at=None)
+        ModelVersion.objects.filter(pk=version.pk).update(
+            approval_expires_at=expires_at, expiry_reminded_at=None, manifest_sha256=bound["manifest_sha256"]
+        )
         version.refresh_from_db()
     audit.record(
         audit.VERSION_RECERTIFIED,

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
+from core import audit
 from core.models import AuditEvent
 from integrations import events, outbox, webhooks
 from integrations.mlflow_import import Source, import_mlflow_model
@@ -52,6 +53,10 @@ def seed_webhook_demo(*, actor: Any) -> str:
         if latest is not None:
             with transaction.atomic():
                 WebhookEndpoint.objects.filter(pk=endpoint.pk).update(start_seq=latest.seq - 1)
+                # (the replay start is part of the endpoint's governed state: recorded like any change)
+                audit.record(
+                    webhooks.ENDPOINT_CHANGED, actor=actor, target=endpoint, data={"start_seq": latest.seq - 1}
+                )
                 outbox.OutboxCursor.objects.update_or_create(pk=1, defaults={"last_seq": latest.seq - 1})
         delivered = [webhooks.attempt_delivery(pk) for pk in outbox.dispatch_events()]
     finally:

@@ -55,7 +55,6 @@ SIGNATURE_TYPES = {
     "binary": {"string"},
     "datetime": {"string"},
 }
-PLACEHOLDER = "[To be completed by the data scientist: imported from MLflow run {run}; not provided at import.]"
 
 
 class Source:
@@ -257,8 +256,7 @@ def import_mlflow_model(
         f"scikit-learn {mlflow.sklearn_version}, saved with skops)."
     )
     card["model_details"] = (card.get("model_details", "") + "\n\n" + details).strip()
-    for name in services.REQUIRED_CARD_FIELDS:
-        card.setdefault(name, PLACEHOLDER.format(run=mlflow.run_id or "unknown"))
+    # Sections the run did not carry stay empty: submission asks the data scientist for them.
     created: ModelVersion | None = None
     try:
         with transaction.atomic():
@@ -275,6 +273,7 @@ def import_mlflow_model(
                 label_column=label_column,
                 sensitive_features=sensitive_features or [],
                 card=card,
+                card_complete=False,
                 dataset_source=f"MLflow import ({source_path or 'upload'})",
             )
             row = MlflowImport.objects.create(

@@ -7,9 +7,11 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core import ledger
 from lifecycle.models import ModelVersion
 
 
+@ledger.governed()
 class WebhookEndpoint(models.Model):
     """A URL that receives signed events (Standard Webhooks). The secret signs every request; it is
     shown once when created or rotated, never again."""
@@ -42,6 +44,7 @@ class DeliveryStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled (endpoint disabled)"
 
 
+@ledger.operational("delivery bookkeeping; what it announces is an audit event")
 class WebhookDelivery(models.Model):
     """One event for one endpoint: the exact bytes signed and sent, and when to try next."""
 
@@ -70,6 +73,7 @@ class WebhookDelivery(models.Model):
         return f"{self.event_type} #{self.audit_seq} to {self.endpoint}"
 
 
+@ledger.operational("delivery bookkeeping: one row per try")
 class WebhookAttempt(models.Model):
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.PROTECT, related_name="attempt_set")
     number = models.PositiveIntegerField()
@@ -91,6 +95,7 @@ class WebhookAttempt(models.Model):
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+@ledger.operational("the outbox's watermark over the chain")
 class OutboxCursor(models.Model):
     """One row: the last audit event the webhook outbox has turned into deliveries."""
 
@@ -101,6 +106,7 @@ class OutboxCursor(models.Model):
         return f"webhook outbox at audit event #{self.last_seq}"
 
 
+@ledger.evidence()
 class MlflowImport(models.Model):
     """The MLflow lineage of a version imported from an MLflow model directory (evidence: written
     once, with its content hash in the audit event)."""

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
+from core import ledger
+
 
 class RiskTier(models.TextChoices):
     LOW = "low", "Low"
@@ -41,6 +43,7 @@ slug_validator = RegexValidator(
 )
 
 
+@ledger.governed()
 class RegisteredModel(models.Model):
     name = models.CharField(max_length=64, unique=True, validators=[slug_validator])
     title = models.CharField(max_length=200)
@@ -67,6 +70,7 @@ class RegisteredModel(models.Model):
         return self.effective_risk_tier or self.risk_tier
 
 
+@ledger.governed()
 class Dataset(models.Model):
     """A stored CSV, identified by name + sequential version and by its SHA-256."""
 
@@ -118,6 +122,11 @@ class Dataset(models.Model):
         return "encrypted"
 
 
+@ledger.evidence(
+    which=lambda: Q(destroyed_at__isnull=False),
+    runtime=("SELECT", "INSERT", "UPDATE"),
+    reason="a destroyed dataset key stays destroyed; live keys are wrapped by the key encryption key",
+)
 class DatasetKey(models.Model):
     """The data key of one dataset's file (lifecycle.dataset_store): AES-256-GCM, stored wrapped by
     the key encryption key LOG_KEK, as the log's subject keys are. Destroying it (a risk officer,
@@ -148,6 +157,7 @@ class DatasetKey(models.Model):
         return f"Key of dataset {self.dataset_id}"
 
 
+@ledger.governed()
 class ModelVersion(models.Model):
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
     version = models.PositiveIntegerField()
@@ -198,6 +208,10 @@ class ModelVersion(models.Model):
     favourable_class = models.JSONField(null=True, blank=True)
     reason_texts = models.JSONField(default=dict, blank=True)
     expiry_reminded_at = models.DateTimeField(null=True, blank=True)
+    # The SHA-256 of the version manifest its approvals bound (governance.manifest), written with
+    # the status by the workflow; every answer's guarded INSERT checks the row still carries the
+    # one the serving process verified when it loaded the version.
+    manifest_sha256 = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["registered_model__name", "-version"]
@@ -261,6 +275,7 @@ CARD_SECTIONS: tuple[tuple[str, str, str], ...] = (
 CARD_FIELDS = tuple(name for name, _, _ in CARD_SECTIONS)
 
 
+@ledger.governed()
 class ModelCard(models.Model):
     """The model card of one version (Mitchell et al. 2019). Quantitative analyses are the
     check results themselves and are shown beside the card, not typed into it."""

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from django.db import models
 
+from core import ledger
 
+
+@ledger.operational("derived: which seals were folded into the hourly counts, rebuilt from the sealed log")
 class FoldedSeal(models.Model):
     """A seal whose records were folded into the hourly counts, once (the unique seal makes a
     second fold of the same seal fail and roll back)."""
@@ -16,6 +19,7 @@ class FoldedSeal(models.Model):
         return f"seal #{self.seal_id} folded"
 
 
+@ledger.operational("derived bin counts, rebuilt from the sealed log at any time")
 class HourlyCounts(models.Model):
     """Bin counts of one version's answered rows in one hour, per profile feature, accumulated
     from sealed records: a window (or a year) reads these, not the log. Derived data: it can be
@@ -40,6 +44,7 @@ class Level(models.TextChoices):
     ALERT = "alert", "Alert"
 
 
+@ledger.evidence()
 class MonitoringWindow(models.Model):
     """The monitoring result of one version over [start, end): drift per feature and of the
     prediction, live performance and fairness from the outcomes, and the alerts it raised.

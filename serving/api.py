@@ -17,13 +17,13 @@ from rest_framework.views import APIView
 from core.api_errors import error_body
 from core.roles import AUDITORS, RISK_OFFICERS, roles_of
 from governance.models import Decision, DecisionKind
-from serving import personal, seals, selectors
+from serving import decisions, personal, seals, selectors
 from serving.errors import ServingError
 from serving.http import TooDeep, caller_of, fast_json_response, parse_json
 from serving.keys import KeyRevoked
 from serving.models import PredictionLog
 from serving.predict import PredictionRequest, predict
-from serving.services import may_report_outcome, record_outcome
+from serving.services import may_report_outcome, record_outcome, refusal
 from serving.throttling import ApiKeyRateThrottle
 
 
@@ -295,12 +295,16 @@ find_prediction = _find  # (shared with serving.decision_api and the receipt)
 
 
 class PredictionDetailApi(APIView):
-    permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
+    """One logged decision: for those who may read it (serving.decisions.read_rule), as its
+    explanation and receipt are."""
+
+    permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, prediction_id: str) -> Response:
         try:
             record, row = _find(prediction_id)
+            decisions.require_read(record, actor=request.user, api_key=caller_of(request).api_key)
         except ServingError as exc:
             return serving_error(exc)
         try:
@@ -335,7 +339,8 @@ class PredictionDetailApi(APIView):
         data["decisions"] = approvals
         data["inclusion_proof"] = seals.inclusion_proof(record)
         data["outcomes"] = [
-            {"row": o.row, "actual": o.actual, "received_at": o.received_at} for o in record.actuals.all()
+            {"row": o.row, "seq": o.seq, "actual": o.actual, "received_at": o.received_at, "reason": o.justification}
+            for o in record.actuals.order_by("row", "seq")
         ]
         return Response(data)
 
@@ -347,7 +352,13 @@ class PredictionOutcomeApi(APIView):
 
     @extend_schema(
         request=inline_serializer(
-            "Outcome", {"actual": serializers.JSONField(), "sensitive": serializers.DictField(required=False)}
+            "Outcome",
+            {
+                "actual": serializers.JSONField(),
+                "sensitive": serializers.DictField(required=False),
+                "corrects": serializers.BooleanField(required=False),
+                "justification": serializers.CharField(required=False),
+            },
         ),
         responses={201: OpenApiTypes.OBJECT},
     )
@@ -355,13 +366,9 @@ class PredictionOutcomeApi(APIView):
         caller = caller_of(request)
         try:
             record, row = _find(prediction_id)
-            if not may_report_outcome(record, user=request.user, api_key=caller.api_key):
-                raise ServingError(
-                    "Only the API key that received this prediction, a data scientist or a risk officer reports "
-                    "its outcome.",
-                    status=403,
-                    code="forbidden",
-                )
+            rule = may_report_outcome(record, actor=request.user, api_key=caller.api_key)
+            if not rule:
+                raise refusal(rule)
             if row is None:
                 raise ServingError("Name one predicted row: <id>.<row>.", status=400, code="invalid_input")
             body = parse_json(request.body)  # (depth and lone surrogates refused, as for predictions)
@@ -373,10 +380,15 @@ class PredictionOutcomeApi(APIView):
                 actual=body["actual"],
                 reporter=caller.name,
                 actor=request.user,
+                api_key=caller.api_key,
                 sensitive=body.get("sensitive"),
+                corrects=body.get("corrects") is True,
+                justification=str(body.get("justification") or ""),
             )
         except ServingError as exc:
             return serving_error(exc)
         except ValueError as exc:
             return error_response("malformed_json", f"The body is not valid JSON: {exc}", 400)
-        return Response({"prediction_id": prediction_id, "actual": outcome.actual}, status=201)
+        return Response(
+            {"prediction_id": prediction_id, "actual": outcome.actual, "correction": outcome.seq}, status=201
+        )

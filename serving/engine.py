@@ -15,6 +15,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from core import audit
+from governance import integrity, manifest
 from governance.models import CheckRun
 from governance.selectors import onnx_check
 from lifecycle import onnx_model
@@ -22,6 +23,7 @@ from lifecycle.artifacts import sha256_of
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
 from lifecycle.services import load_version_model
+from serving.errors import ServingError
 from serving.inputs import to_frame, to_tensors
 
 # Classifiers whose predict() is exactly classes_[argmax(predict_proba())] in scikit-learn, so
@@ -62,7 +64,7 @@ class Prediction:
     frame: pd.DataFrame | None = None
 
 
-_cache: dict[tuple[int, str, int], Loaded] = {}
+_cache: dict[tuple[int, str, int, str], Loaded] = {}
 _lock = threading.Lock()
 
 
@@ -75,20 +77,38 @@ def _load_onnx(version: ModelVersion, check: CheckRun) -> Any:
             details={"expected_sha256": check.metrics["onnx_sha256"], "actual_sha256": sha256_of(data)},
         )
         with transaction.atomic():
-            audit.record(audit.ARTIFACT_TAMPERED, actor=None, target=version, data=error.details)
+            audit.record(audit.ARTIFACT_TAMPERED, actor=None, target=version, data=error.details, prove_target=False)
         raise error
     return onnx_model.session(data)
 
 
+def _require_manifest(version: ModelVersion) -> None:
+    """A version is loaded only when the manifest recomputed from the stored rows is the one its
+    approvals bound (docs/ledger.md); otherwise it is suspended now and refused."""
+    if not version.manifest_sha256:
+        return  # approved before manifests existed: bound by its approvals' hashes only
+    if manifest.sha256(manifest.stored_version(version.pk)) == version.manifest_sha256:
+        return
+    integrity.suspend_void_versions(model_id=version.registered_model_id)
+    raise ServingError(
+        f"{version.registered_model.name} v{version.version} is not served: its version manifest no longer "
+        "matches what its approvals bound, and it was suspended.",
+        status=403,
+        code="version_not_servable",
+        details={"status": "suspended", "reason": "manifest_changed"},
+    )
+
+
 def loaded(version: ModelVersion) -> Loaded:
     # Checks of a round never change once finished, and approved versions cannot start a new
-    # round, so (version, artifact hash, round) identifies what to run.
-    key = (version.pk, version.artifact_sha256, version.review_round)
+    # round, so (version, artifact hash, round, manifest) identifies what to run.
+    key = (version.pk, version.artifact_sha256, version.review_round, version.manifest_sha256)
     found = _cache.get(key)
     if found is None:
         with _lock:
             found = _cache.get(key)
             if found is None:
+                _require_manifest(version)
                 check = onnx_check(version)
                 if check is not None:
                     found = Loaded("onnx", session=_load_onnx(version, check))

@@ -30,7 +30,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.canonical import canonical_json
+from core.canonical import canonical_json, canonical_number
 from core.keyfiles import read_or_create
 from lifecycle.models import ModelVersion
 from serving import merkle, rawsql
@@ -45,6 +45,8 @@ class Guard:
 
     version_id: int
     artifact_sha256: str
+    # the manifest the serving process verified when it loaded the version (docs/ledger.md)
+    manifest_sha256: str
     statuses: tuple[str, ...]
     api_key_id: int | None = None
 
@@ -141,7 +143,7 @@ def leaf_of(values: tuple[Any, ...]) -> bytes:
         "reason": reason,
         "n_rows": n_rows,
         "engine": engine,
-        "latency_ms": latency_ms,
+        "latency_ms": canonical_number(latency_ms),  # one form: an int default written, a float read back
     }
     if business_keys_json:
         meta["business_keys"] = orjson.loads(business_keys_json)
@@ -348,7 +350,8 @@ def _insert_sql(vendor: str, guard_size: int, keyed: bool = False, prelude: str 
         key = f" AND EXISTS (SELECT 1 FROM {quote(ApiKey._meta.db_table)} WHERE id = %s AND revoked_at IS NULL)"  # noqa: S608
         sql = (
             f"INSERT INTO {table} ({columns}) SELECT {', '.join(placeholder(f) for f in _INSERT_FIELDS)} "  # noqa: S608
-            f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND artifact_sha256 = %s AND status IN ({statuses})"
+            f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND artifact_sha256 = %s AND manifest_sha256 = %s"
+            f" AND status IN ({statuses})"
             # ... and whose approval has not expired at the answer's time (DESIGN.md: it must hold then)
             f" AND (approval_expires_at IS NULL OR approval_expires_at > {moment}))"
             + (key if keyed else "")
@@ -385,7 +388,7 @@ def _insert(
     values = [*prelude.params] if prelude else []
     values += [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _INSERT_FIELDS]
     if guard:
-        values += [guard.version_id, guard.artifact_sha256, *guard.statuses]
+        values += [guard.version_id, guard.artifact_sha256, guard.manifest_sha256, *guard.statuses]
         values.append(connection.ops.adapt_datetimefield_value(record.created_at))
         if guard.api_key_id is not None:
             values.append(guard.api_key_id)

@@ -6,7 +6,10 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from core import ledger
 
+
+@ledger.governed(unhashed=("last_used_at",))
 class ApiKey(models.Model):
     """A client's API key. Only the SHA-256 of the key is stored; the key is shown once."""
 
@@ -58,6 +61,7 @@ class BatchStatus(models.TextChoices):
     STOPPED = "stopped", "Stopped"
 
 
+@ledger.governed(unhashed=("rows_done", "rows_failed", "chunks_done"))
 class BatchJob(models.Model):
     """A scoring job over a stored CSV, split into chunks that any worker scores (serving.batch).
     The version is pinned when the job is accepted; each chunk re-checks that it is still
@@ -72,6 +76,13 @@ class BatchJob(models.Model):
     input_name = models.CharField(max_length=255, blank=True)
     input_sha256 = models.CharField(max_length=64)
     input_bytes = models.PositiveBigIntegerField()
+    # A personal version's input is stored encrypted (lifecycle.encrypted_csv) under a data key
+    # wrapped by the KEK, and deleted when the job ends (input_file becomes ""; the SHA-256 stays).
+    input_key_id = models.CharField(max_length=64, blank=True)
+    input_key_wrapped = models.BinaryField(null=True, blank=True)
+    # The input column holding each row's business key (found and erased by subject like a
+    # real-time answer's keys); "" when the batch names none.
+    business_key_column = models.CharField(max_length=200, blank=True)
     dataset = models.ForeignKey("lifecycle.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     header = models.JSONField()
     # byte offset of each chunk's first row in the input file (the last chunk ends at its end)
@@ -112,6 +123,7 @@ class BatchJob(models.Model):
         return self.status in (BatchStatus.COMPLETED, BatchStatus.STOPPED) and bool(self.result_sha256)
 
 
+@ledger.operational("a job's progress: its rows are proven by the sealed prediction log")
 class BatchChunk(models.Model):
     """One scored (or refused) chunk of a job, written in one transaction with its log records:
     the (job, index) constraint makes a re-delivered chunk a no-op."""
@@ -136,6 +148,11 @@ class BatchChunk(models.Model):
         return f"chunk {self.index} of {self.job_id}"
 
 
+@ledger.evidence(
+    proof=ledger.Proof.SEAL,
+    runtime=("SELECT", "INSERT", "UPDATE"),
+    reason="each seal's root is an audit event; verify_audit recomputes it from the records",
+)
 class PredictionSeal(models.Model):
     """A Merkle root (RFC 6962) over a batch of prediction records, also written to the audit
     trail: any later change to a sealed record changes the recomputed root."""
@@ -154,6 +171,7 @@ class PredictionSeal(models.Model):
         return f"seal #{self.pk} of {self.tree_size} records, root {self.root[:12]}…"
 
 
+@ledger.evidence(proof=ledger.Proof.SEAL, reason="a seal's stored tree levels, recomputed by verification")
 class SealTree(models.Model):
     """What an inclusion proof needs, written with its seal: every level of the seal's Merkle tree
     (leaves first, 32-byte hashes end to end) and its record ids as runs of consecutive ids, so
@@ -172,6 +190,11 @@ class SealTree(models.Model):
         return f"proof tree of seal #{self.seal_id}"
 
 
+@ledger.evidence(
+    proof=ledger.Proof.SEAL,
+    runtime=("SELECT", "INSERT", "UPDATE"),
+    reason="too many to chain one by one: MAC'd at the write, sealed into Merkle trees",
+)
 class PredictionLog(models.Model):
     """One served (or refused) request, written before the answer leaves. Row i of a record has
     the prediction id "<public_id>.<i>". Append-only: on PostgreSQL a trigger refuses DELETE and
@@ -258,6 +281,7 @@ class PredictionLog(models.Model):
         return json.loads(self.business_keys_json) if self.business_keys_json else []
 
 
+@ledger.evidence()
 class PredictionOutcome(models.Model):
     """Ground truth that arrived later for one predicted row (the log itself never changes)."""
 
@@ -268,14 +292,22 @@ class PredictionOutcome(models.Model):
     reported_by = models.CharField(max_length=150)
     # Sensitive attributes that are not model inputs, sent with the outcome for live fairness.
     sensitive = models.JSONField(default=dict, blank=True)
+    # 0: the outcome as first reported; 1, 2, ...: audited corrections, each a new row (none is
+    # ever changed). Live metrics read the highest seq of each predicted row.
+    seq = models.PositiveIntegerField(default=0)
+    justification = models.TextField(blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["record", "row"], name="one_outcome_per_prediction")]
+        constraints = [models.UniqueConstraint(fields=["record", "row", "seq"], name="one_outcome_per_seq")]
 
     def __str__(self) -> str:
-        return f"outcome of {self.record.public_id}.{self.row}"
+        kind = f"correction {self.seq} of the outcome" if self.seq else "outcome"
+        return f"{kind} of {self.record.public_id}.{self.row}"
 
 
+@ledger.operational(
+    "a lookup index of the sealed log's business keys, derived from the records; erasure removes a subject's rows"
+)
 class PredictionKey(models.Model):
     """The lookup index of business keys: one row per keyed row of a record. The key itself is
     proven by the record's leaf (business_keys_json); this table only finds it. Written in the
@@ -295,6 +327,7 @@ class PredictionKey(models.Model):
         return f"{self.key} -> {self.record_id}.{self.row}"
 
 
+@ledger.evidence()
 class Explanation(models.Model):
     """The explanation of one logged row, computed once (from the logged inputs, the immutable
     artifact and the evaluation data) and stored: every later call returns this row. Evidence:
@@ -324,6 +357,7 @@ class ReviewAction(models.TextChoices):
     OVERRIDDEN = "overridden", "Overridden"
 
 
+@ledger.evidence()
 class DecisionReview(models.Model):
     """A person's review of one automated decision (AI Act art. 14): confirmed or overridden,
     with the final decision and a justification. Several per row, kept in order (`seq`)."""
@@ -354,6 +388,11 @@ class DecisionReview(models.Model):
         return f"review {self.seq} of {self.record_id}.{self.row}: {self.action}"
 
 
+@ledger.evidence(
+    which=lambda: models.Q(erased_at__isnull=False),
+    runtime=("SELECT", "INSERT", "UPDATE"),
+    reason="an erased subject key stays erased; live keys are wrapped by LOG_KEK",
+)
 class SubjectKey(models.Model):
     """The data key of one data subject's personal values in one model's log, for one UTC month
     (so retention can erase whole months). Stored wrapped (AES-256-GCM) by the key encryption
@@ -384,6 +423,7 @@ class SubjectKey(models.Model):
         return f"key {self.pk} of a subject of {self.model_name} ({self.month:%Y-%m})"
 
 
+@ledger.governed()
 class LegalHold(models.Model):
     """A risk officer's legal hold on one model's log: while it is in force no personal data of
     the model is erased, on request (409 legal_hold) or by retention."""

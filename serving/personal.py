@@ -40,12 +40,13 @@ from core.envelope import kek_aead as _kek_aead  # noqa: F401
 from core.envelope import kek_id  # noqa: F401
 from core.envelope import keks as _keks
 from core.envelope import wrap as _wrap
+from core.evidence import evidence
 from core.roles import RISK_OFFICERS, has_role
 from lifecycle import dataset_store
 from serving import rawsql
 from serving.errors import ServingError
 from serving.log import Prelude, keyed_digest, keyed_hexdigests
-from serving.models import LegalHold, SubjectKey
+from serving.models import LegalHold, PredictionKey, SubjectKey
 
 ERASED = "[erased]"
 ENC = "$enc"
@@ -601,7 +602,13 @@ def erase_subject(*, model_name: str, subject: Any, actor: Any) -> int:
         model_name=model_name, subject_hash__in=subject_hashes(model_name, subject), erased_at__isnull=True
     )
     months = sorted({k.month.isoformat() for k in keys})
+    ids = list(keys.values_list("pk", flat=True))
     erased = keys.update(wrapped=None, erased_at=timezone.now(), erased_because="request")
+    # the lookup index forgets the subject's business key too: a lookup finds nothing, while
+    # the records, their seals and proofs stay (the key in a record is sealed ciphertext)
+    unindexed, _ = PredictionKey.objects.filter(
+        record__model_name=model_name, key__in=[str(subject), *business_key_lookups(subject)]
+    ).delete()
     salt = secrets.token_hex(16)
     audit.record(
         audit.SUBJECT_ERASED,
@@ -612,7 +619,10 @@ def erase_subject(*, model_name: str, subject: Any, actor: Any) -> int:
             "subject_salt": salt,
             "subject_sha256": hashlib.sha256(f"{salt}{subject}".encode()).hexdigest(),
             "keys_erased": erased,
+            "index_rows_removed": unindexed,
             "months": months,
+            # destroyed key ids are evidence: a key put back is named by verification
+            "evidence": evidence(*SubjectKey.objects.filter(pk__in=ids).order_by("pk")),
         },
     )
     with _lock:
@@ -635,16 +645,23 @@ def erase_expired(*, now: datetime | None = None, retention_days: int) -> dict[s
         .exclude(model_name__in=held)
     )
     counts: dict[str, int] = {}
+    ids = list(due.values_list("pk", flat=True))
     for model_name in sorted(set(due.values_list("model_name", flat=True))):
         counts[model_name] = due.filter(model_name=model_name).update(
             wrapped=None, erased_at=now, erased_because="retention"
         )
     if counts:
+        erased = SubjectKey.objects.filter(pk__in=ids).order_by("pk")
         audit.record(
             audit.RETENTION_ERASED,
             actor=None,
             target=None,
-            data={"retention_days": retention_days, "before_month": cutoff.isoformat(), "keys_erased": counts},
+            data={
+                "retention_days": retention_days,
+                "before_month": cutoff.isoformat(),
+                "keys_erased": counts,
+                "evidence": evidence(*erased),
+            },
         )
         with _lock:
             _writing.clear()

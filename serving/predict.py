@@ -208,6 +208,8 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
         return Refusal(keys_problem, Outcome.INVALID, _loggable(request, rows))
     try:
         result = engine.predict(version, checked)
+    except ServingError as exc:  # the manifest no longer matches its approvals: suspended, refused
+        return Refusal(exc, Outcome.REFUSED, _loggable(request, rows), certain=True)
     except ArtifactIntegrityError as exc:
         # (the stored files are wrong whatever the version's status: looking again would only
         # record the tampering twice)
@@ -238,6 +240,7 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     guard = log.Guard(
         version.pk,
         version.artifact_sha256,
+        version.manifest_sha256,
         answering_statuses(named=request.version_number is not None),
         key.pk if key is not None else None,
     )

@@ -38,6 +38,7 @@ FIELDS = [
         "approval_expires_at",
         "personal_features",
         "subject_field",
+        "manifest_sha256",
     )
 ]
 SQL = rawsql.select_sql(

@@ -28,6 +28,15 @@ def media_root(settings: Any, tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def checkpoints_in_tmp(settings: Any, tmp_path: Path) -> Path:
+    """Each test's checkpoints (and, beside them, its witness's copies) in its own folder: a witness
+    that saw another test's chain would rightly refuse this one's."""
+    settings.CHECKPOINT_DIR = tmp_path / "checkpoints"
+    settings.CHECKPOINT_WITNESS_DIR = ""
+    return settings.CHECKPOINT_DIR
+
+
 def stored_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
@@ -43,6 +52,8 @@ def pytest_configure(config: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # (tests run with DEBUG=False, where the prediction log's MAC key must be configured)
     settings.LOG_MAC_KEY = "test-log-mac-key-not-a-secret"
+    settings.AUDIT_MAC_KEY = "test-audit-mac-key-not-a-secret"
+    settings.CHECKPOINT_WITNESS_KEY = "77" * 32  # the checkpoint witness's cosigning key (compliance.checkpoints)
     settings.LOG_KEK = "5a" * 32  # the personal data's key encryption key (serving.personal)
 
 
@@ -70,24 +81,36 @@ def _fresh_serving_caches() -> Any:
 @pytest.fixture(autouse=True)
 def _flushable_append_only_tables(request: pytest.FixtureRequest) -> Any:
     """Transactional tests end with a TRUNCATE of every table, which the append-only triggers
-    refuse on PostgreSQL: switch them off for that cleanup only (the next test turns them on)."""
+    refuse on PostgreSQL: switch them off for that cleanup only (the next test turns them on).
+    On SQLite the flush is a DELETE of every row, which the ledger's never-deleted triggers
+    refuse: they are dropped for it and put back at the start of every test that uses the
+    database (tests.ledger)."""
     marker = request.node.get_closest_marker("django_db")
     transactional = "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
-    if not transactional:
+    if not transactional and "db" not in request.fixturenames and marker is None:
         yield
         return
-    request.getfixturevalue("transactional_db")  # set up inside this fixture, so torn down after it
+    # set up inside this fixture, so torn down after it
+    request.getfixturevalue("transactional_db" if transactional else "db")
     from django.db import connection
 
-    if connection.vendor == "postgresql":
+    from tests.ledger import drop_delete_triggers, ensure_triggers
+
+    if connection.vendor == "sqlite":
+        ensure_triggers()
+    if transactional and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for table in APPEND_ONLY_TABLES:
                 cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
     yield
+    if not transactional:
+        return
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for table in APPEND_ONLY_TABLES:
                 cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+    else:
+        drop_delete_triggers()
 
 
 @pytest.fixture
@@ -223,3 +246,12 @@ def tamper(model: Any, filters: dict[str, Any], **changes: Any) -> int:
         finally:
             if connection.vendor == "postgresql":
                 cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+@pytest.fixture
+def as_dba(db: None) -> Any:
+    """The ledger's triggers dropped for the test, as a DBA with the owner's rights would."""
+    from tests.ledger import triggers_dropped
+
+    with triggers_dropped():
+        yield

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 import factory
 from django.contrib.auth import get_user_model
+from django.db import transaction
 
+from core import audit
 from core.role_changes import grant_role
 from lifecycle.models import RegisteredModel, RiskTier
 
@@ -27,6 +31,14 @@ class UserFactory(factory.django.DjangoModelFactory):
 class RegisteredModelFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = RegisteredModel
+
+    @classmethod
+    def _create(cls, model_class: type[RegisteredModel], *args: Any, **kwargs: Any) -> RegisteredModel:
+        # governed state: the row and its audit event (with its content hash) in one transaction
+        with transaction.atomic():
+            registered = model_class.objects.create(*args, **kwargs)
+            audit.record(audit.MODEL_REGISTERED, actor=None, target=registered, data={"name": registered.name})
+        return registered
 
     name = factory.Sequence(lambda n: f"credit-model-{n}")
     title = "Credit risk scoring"

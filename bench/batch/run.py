@@ -42,8 +42,10 @@ def environment() -> dict[str, str]:
         "DEBUG": "False",
         "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnop",
         "LOG_MAC_KEY": "benchmark-only-log-mac-key",
+        "AUDIT_MAC_KEY": "benchmark-only-audit-mac-key",
         "LOG_KEK": "ab" * 32,  # benchmark only: DEBUG=False requires a key encryption key
         "CHECKPOINT_SIGNING_KEY": "0" * 64,
+        "CHECKPOINT_WITNESS_KEY": "1" * 64,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "False",
         "CONN_MAX_AGE": "600",

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,7 @@ os.environ.pop("CELERY_BROKER_URL", None)
 os.environ.setdefault("MEDIA_ROOT", str(ROOT / "bench" / "var" / "decisions-media"))
 os.environ.setdefault("CHECKPOINT_DIR", str(ROOT / "bench" / "var" / "decisions-checkpoints"))
 os.environ.setdefault("CHECKPOINT_KEY_FILE", str(ROOT / "bench" / "var" / "decisions-checkpoint.key"))
+os.environ.setdefault("CHECKPOINT_WITNESS_KEY_FILE", str(ROOT / "bench" / "var" / "decisions-witness.key"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
@@ -57,6 +59,11 @@ def recreate_database() -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+    # A new chain: the checkpoints of the old one, and the witness's copies, go with it (the
+    # witness would rightly refuse a chain that starts again).
+    folder = Path(os.environ["CHECKPOINT_DIR"])
+    for directory in (folder, folder.with_name(f"{folder.name}-witness")):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def business_key(i: int) -> str:

@@ -27,6 +27,12 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_EXPLAIN_ROUNDS", "5"))
 
 
+def _audit_mac_key() -> bytes:
+    from core.audit import _mac_key
+
+    return _mac_key()
+
+
 def server_env(db_url: str, mac_key: str) -> dict[str, str]:
     """bench/serving/run.py's environment for our server, on this benchmark's database (and its
     media and log MAC key, so that what the server logs verifies like the rest)."""
@@ -37,6 +43,7 @@ def server_env(db_url: str, mac_key: str) -> dict[str, str]:
         "DEBUG": "False",
         "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnop",
         "LOG_MAC_KEY": mac_key,
+        "AUDIT_MAC_KEY": _audit_mac_key().decode(),  # this process's: the server's events verify with ours
         "LOG_KEK": "ab" * 32,  # benchmark only: DEBUG=False requires a key encryption key
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "False",

@@ -60,6 +60,7 @@ os.environ.setdefault("MEDIA_ROOT", str(OUT / "media"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("EMAIL_URL", "dummymail://")  # drift alerts e-mail people: not to the console here
 os.environ.setdefault("LOG_MAC_KEY_FILE", str(OUT / "log-mac.key"))
+os.environ.setdefault("AUDIT_MAC_KEY_FILE", str(OUT / "audit-mac.key"))
 # The evaluation CSV of 1,000,000 rows is about 100 MB (the default upload limit is 200 MB).
 os.environ.setdefault("MAX_DATASET_BYTES", str(1024**3))
 PEER_ENV = {"DO_NOT_TRACK": "1", "ITERATIVE_DO_NOT_TRACK": "1", "NML_DISABLE_USAGE_LOGGING": "1"}
@@ -270,7 +271,12 @@ def setup_database() -> None:
     grant_role(officer, "risk-officers", actor=None, justification="benchmark user")
     # The fairness check is not what is measured here: its thresholds are opened as in
     # bench/serving/prepare.py. The monitoring thresholds (psi_warn, psi_alert) keep their defaults.
-    update_policy(active_policy().pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        active_policy().pk,
+        actor=None,
+        justification="Set for the benchmark.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     first = release_version(scientist=scientist, officer=officer)
     second = release_version(scientist=scientist, officer=officer, parent=first)
     print(f"  database, model and two versions ready in {time.perf_counter() - started:.1f} s", flush=True)

@@ -36,7 +36,12 @@ def user(name: str, role: str) -> User:
 def main(out: Path) -> None:
     scientist, officer = user("bench-ds", "data-scientists"), user("bench-ro", "risk-officers")
     policy = active_policy()
-    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        policy.pk,
+        actor=None,
+        justification="Set for the benchmark.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     train, evaluation = demo_data.split(demo_data.load_german_credit())
     train_csv, eval_csv = demo_data.to_csv_bytes(train), demo_data.to_csv_bytes(evaluation)
     models = {

@@ -61,6 +61,7 @@ def prepare() -> tuple[dict[str, str], dict[str, Any], str]:
         "DEBUG": "False",
         "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnop",
         "LOG_MAC_KEY": "benchmark-only-log-mac-key",
+        "AUDIT_MAC_KEY": "benchmark-only-audit-mac-key",
         "LOG_KEK": "ab" * 32,  # benchmark only: DEBUG=False requires a key encryption key
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "False",

@@ -88,6 +88,7 @@ def test_verify_now_shows_the_result_and_is_audited(served, auditor, client, ver
     login(client, auditor)
     page = verify_now()
     assert "Verified: the audit trail, the prediction seals and every evidence row are intact." in page
+    assert 'id="job-status" data-verdict="PASSED">Verification PASSED</span>' in page
     assert "1 prediction seals verified" in page
     event = AuditEvent.objects.filter(action=services.AUDIT_VERIFIED).latest("seq")
     assert event.action == services.AUDIT_VERIFIED and event.actor_username == auditor.username
@@ -98,6 +99,7 @@ def test_verify_now_shows_the_result_and_is_audited(served, auditor, client, ver
     tamper(PredictionLog, {"pk": record.pk}, outputs_json='{"predictions": ["bad"]}')
     page = verify_now()
     assert "Verification FAILED." in page
+    assert 'id="job-status" data-verdict="FAILED">Verification FAILED</span>' in page and ">Done<" not in page
     assert f"record {record.public_id} changed" in page
     assert AuditEvent.objects.filter(action=services.AUDIT_VERIFIED).latest("seq").data["ok"] is False
 

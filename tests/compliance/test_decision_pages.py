@@ -7,7 +7,7 @@ import json
 import pytest
 from django.test import Client
 
-from tests.compliance.test_receipts import declined  # noqa: F401
+from tests.compliance.test_receipts import declined, draft_version  # noqa: F401
 from tests.serving.conftest import client_key, keyed, production  # noqa: F401
 
 pytestmark = pytest.mark.django_db

@@ -14,6 +14,7 @@ from core.models import AuditEvent
 from lifecycle import demo_data
 from serving import seals
 from serving.models import PredictionLog
+from tests.conftest import make_version
 from tests.serving.conftest import client_key, keyed, production  # noqa: F401
 from tests.serving.test_predict import predict
 
@@ -27,12 +28,14 @@ def text_of(pdf: bytes) -> str:
 
 
 @pytest.fixture
-def declined(keyed, production, german, logreg):  # noqa: F811
-    from lifecycle.models import ModelVersion
+def draft_version(data_scientist, registered_model, skops_bytes, train_csv, eval_csv):
+    # the reason texts are the data scientist's, fixed at creation like the artifact
+    reasons = {"duration": "Loan duration too long", "credit_amount": "Credit amount too high"}
+    return make_version(data_scientist, registered_model, skops_bytes, train_csv, eval_csv, reason_texts=reasons)
 
-    ModelVersion.objects.filter(pk=production.pk).update(
-        reason_texts={"duration": "Loan duration too long", "credit_amount": "Credit amount too high"}
-    )
+
+@pytest.fixture
+def declined(keyed, production, german, logreg):  # noqa: F811
     frame = german[1][demo_data.NUMERIC + demo_data.CATEGORICAL]
     row = frame.iloc[int(np.argmin(logreg.decision_function(frame)))].to_dict()
     body = predict(keyed, instances=[row], business_keys=["2026-118"]).json()

@@ -62,7 +62,8 @@ def test_a_job_started_from_the_page_ends_done_with_its_hash_in_the_audit_trail(
     assert finished.data["status"] == "done" and finished.data["sha256"] == job.result_sha256
 
     page = client.get(f"/audit/jobs/{job.public_id}/").content.decode()
-    assert 'id="job-status">Done</span>' in page and job.result_sha256 in page
+    badge = 'data-verdict="PASSED">Verification PASSED</span>' if kind == "verify" else 'id="job-status">Done</span>'
+    assert badge in page and job.result_sha256 in page
     assert f'href="/audit/jobs/{job.public_id}/result"' in page and "js/report-job.js" in page
     state = client.get(f"/audit/jobs/{job.public_id}/status.json").json()
     assert state["status"] == "done" and state["finished"] is True

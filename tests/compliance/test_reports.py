@@ -137,7 +137,12 @@ def test_override_is_highlighted_in_both_reports(in_review, risk_officer) -> Non
 def test_period_report_lists_decisions_deployments_policy_changes_and_volumes(
     served, auditor, risk_officer, api_client
 ) -> None:
-    update_policy(active_policy().pk, actor=risk_officer, changes={"min_accuracy": 0.71})
+    update_policy(
+        active_policy().pk,
+        actor=risk_officer,
+        justification="Accuracy floor raised by the committee.",
+        changes={"min_accuracy": 0.71},
+    )
     api_client.force_authenticate(auditor)
     today = timezone.now().date()
     response = api_client.get(f"/api/v1/reports/period.pdf?since={today - timedelta(days=1)}&until={today}")
@@ -149,12 +154,13 @@ def test_period_report_lists_decisions_deployments_policy_changes_and_volumes(
     ]
     # the fixture's lenient thresholds (set by the system) and the officer's change, both audited
     assert [c["by"] for c in evidence["policy_changes"]] == ["system", risk_officer.username]
+    assert evidence["policy_changes"][-1]["justification"] == "Accuracy floor raised by the committee."
     assert evidence["audit_verification"]["ok"] is True
     for text in (pdf_text(response.content), poppler_text(response.content)):
         assert "Go live for the pilot." in text
         # In the decisions table the time cell's second line is read between the justification's lines.
         assert " ".join(LONG_JUSTIFICATION.split()) in re.sub(r"\d\d:\d\d:\d\d ", "", text)
-        assert "min_accuracy: 0.7 → 0.71" in text
+        assert "min_accuracy: 0.7 → 0.71" in text and "Accuracy floor raised by the committee." in text
         assert "PASSED" in text
     xmp = xmp_of(response.content)
     assert re.search(r"pdfaid:part(>|=\")3", xmp)

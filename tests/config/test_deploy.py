@@ -15,7 +15,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # What the environment holds for our settings, removed so that each run sees only what it is given.
-OURS = ("DEBUG", "SECRET_KEY", "LOG_MAC_KEY", "CHECKPOINT_SIGNING_KEY", "TRUST_PROXY_HEADERS", "DATABASE_URL")
+OURS = (
+    "DEBUG",
+    "SECRET_KEY",
+    "LOG_MAC_KEY",
+    "AUDIT_MAC_KEY",
+    "CHECKPOINT_SIGNING_KEY",
+    "CHECKPOINT_WITNESS_KEY",
+    "TRUST_PROXY_HEADERS",
+    "DATABASE_URL",
+    "MIGRATION_DATABASE_URL",
+    "METRICS_TOKEN",
+)
 
 
 def production_env(**extra: str) -> dict[str, str]:
@@ -24,7 +35,10 @@ def production_env(**extra: str) -> dict[str, str]:
         DEBUG="False",
         SECRET_KEY=secrets.token_urlsafe(50),
         LOG_MAC_KEY=secrets.token_hex(32),
+        AUDIT_MAC_KEY=secrets.token_hex(32),
         CHECKPOINT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        METRICS_TOKEN=secrets.token_urlsafe(32),
+        CHECKPOINT_WITNESS_KEY=secrets.token_hex(32),
         DJANGO_SETTINGS_MODULE="config.settings",
     )
     env.update(extra)
@@ -57,7 +71,10 @@ def test_check_deploy_prints_no_warning_with_the_production_settings() -> None:
     assert "WARNINGS" not in output
 
 
-@pytest.mark.parametrize("unset", ["SECRET_KEY", "LOG_MAC_KEY", "CHECKPOINT_SIGNING_KEY"])
+@pytest.mark.parametrize(
+    "unset",
+    ["SECRET_KEY", "LOG_MAC_KEY", "AUDIT_MAC_KEY", "CHECKPOINT_SIGNING_KEY", "CHECKPOINT_WITNESS_KEY", "METRICS_TOKEN"],
+)
 def test_make_serve_refuses_to_start_without_each_secret(unset: str) -> None:
     env = production_env(DEBUG="True")  # make serve must not care what DEBUG says
     del env[unset]
@@ -89,3 +106,42 @@ def test_make_serve_sets_a_daily_quota_per_key_unless_the_environment_does() -> 
     env = {k: v for k, v in production_env().items() if k != "API_KEY_DAILY_QUOTA"}
     assert int(_serve_environment("API_KEY_DAILY_QUOTA", env)) > 0
     assert _serve_environment("API_KEY_DAILY_QUOTA", {**env, "API_KEY_DAILY_QUOTA": "0"}) == "0"
+
+
+APP_ROLE = "postgres://modelgov_app:app-secret@127.0.0.1:5432/modelgov"
+OWNER = "postgres://modelgov_owner:owner-secret@127.0.0.1:5432/modelgov"
+REFUSED = "make serve refuses to start: on PostgreSQL set MIGRATION_DATABASE_URL"
+
+
+def test_make_serve_on_postgresql_refuses_to_start_without_a_separate_migration_role() -> None:
+    """The application's role would own the tables, and could drop the triggers that keep the
+    evidence append-only: nothing starts, and the message says why and how."""
+    result = run(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", "serve"], production_env(DATABASE_URL=APP_ROLE)
+    )
+    assert result.returncode != 0
+    assert REFUSED in result.stderr and "other than DATABASE_URL's (modelgov_app)" in result.stderr
+    assert "drop the" in result.stderr and "triggers" in result.stderr  # why
+    assert "grant_runtime_role" in result.stderr and "createuser" in result.stderr  # how
+    assert "gunicorn" not in result.stdout + result.stderr and "migrate" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "migration_url",
+    [
+        APP_ROLE.replace("app-secret", "other-password"),  # the same role is no separation
+        "postgres://127.0.0.1:5432/modelgov",  # no role named
+    ],
+)
+def test_serve_preflight_refuses_a_migration_url_that_is_not_another_role(migration_url: str) -> None:
+    env = production_env(DATABASE_URL=APP_ROLE, MIGRATION_DATABASE_URL=migration_url)
+    result = run(["make", "--no-print-directory", "serve-preflight"], env)
+    assert result.returncode != 0 and REFUSED in result.stderr
+
+
+def test_serve_preflight_passes_with_two_roles_on_postgresql_and_on_sqlite_without_one() -> None:
+    """(check --deploy needs no connection, so no database has to exist here.)"""
+    for env in (production_env(DATABASE_URL=APP_ROLE, MIGRATION_DATABASE_URL=OWNER), production_env()):
+        result = run(["make", "--no-print-directory", "serve-preflight"], env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert REFUSED not in result.stderr and "manage.py check --deploy" in result.stdout

@@ -13,17 +13,21 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core.checkpoints import (
+    ALG_COSIGNATURE_V1,
     Checkpoint,
     CheckpointError,
     Signer,
     Verifier,
     append_note,
+    cosign_note,
     open_checkpoint,
+    open_cosignature,
     open_note,
     parse_seed,
     read_log,
     sign_checkpoint,
     sign_note,
+    split_note,
 )
 
 SEED = bytes(range(32))
@@ -154,3 +158,91 @@ def test_the_log_holds_notes_one_after_another_with_their_line_numbers(tmp_path:
     assert logged[1].where == "checkpoints.log line 8"
     for entry in logged:  # each note, cut out of the log, is exactly what a note verifier takes
         independent_open(entry.note, signer.verifier.vkey)
+
+
+# --- cosignatures (c2sp.org/tlog-cosignature) -------------------------------------------------
+WITNESS_SEED = bytes(range(100, 132))
+# The example of the specification: a checkpoint cosigned by witness.example.com/w1, whose
+# signed message it gives as "cosignature/v1\ntime 1679315147\n" followed by the note's text.
+C2SP_EXAMPLE = (
+    "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n"
+    "\u2014 example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+z"
+    "yWE+xeMcTOAYQ8=\n"
+    "\u2014 witness.example.com/w1 jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5"
+    "nNo0xUe+mbIUBkBIfZ+qnA==\n"
+)
+
+
+def independent_cosignature_open(note: str, name: str, public_key: bytes) -> tuple[str, int]:
+    """tlog-cosignature's Ed25519 "cosignature/v1", written from the spec: key ID with the 0x04
+    algorithm byte, then a big-endian u64 timestamp, then the signature over two header lines and
+    the note's text."""
+    key_id = hashlib.sha256(name.encode() + b"\n\x04" + public_key).digest()[:4]
+    split = note.rindex("\n\n")
+    text = note[: split + 1]
+    for line in note[split + 2 :].splitlines():
+        _, line_name, blob = line.split(" ")
+        raw = base64.b64decode(blob)
+        if line_name == name and raw[:4] == key_id:
+            timestamp = int.from_bytes(raw[4:12], "big")
+            message = b"cosignature/v1\ntime " + str(timestamp).encode() + b"\n" + text.encode()
+            Ed25519PublicKey.from_public_bytes(public_key).verify(raw[12:], message)
+            return text, timestamp
+    raise AssertionError("no cosignature line by this witness")
+
+
+def test_the_specifications_example_cosignature_parses_as_key_id_timestamp_and_signature() -> None:
+    text, signatures = split_note(C2SP_EXAMPLE)
+    witness = signatures[1]
+    assert witness.name == "witness.example.com/w1" and len(witness.signature) == 8 + 64
+    assert int.from_bytes(witness.signature[:8], "big") == 1679315147  # the spec's "time 1679315147"
+    with pytest.raises(CheckpointError, match="No cosignature by the witness"):
+        open_cosignature(C2SP_EXAMPLE, Signer("witness.example.com/w1", WITNESS_SEED, ALG_COSIGNATURE_V1).verifier)
+
+
+def test_a_cosignature_verifies_with_an_independent_implementation_and_keeps_the_log_signature() -> None:
+    log = Signer(CHECKPOINT.origin, SEED)
+    witness = Signer("witness/audit.example.org", WITNESS_SEED, ALG_COSIGNATURE_V1)
+    note = sign_checkpoint(CHECKPOINT, log)
+    cosigned = cosign_note(note, witness, 1_780_000_000)
+    assert cosigned.startswith(note) and cosigned.count("\u2014 ") == 2
+    assert independent_cosignature_open(cosigned, witness.name, witness.verifier.public_key) == (
+        CHECKPOINT.text(),
+        1_780_000_000,
+    )
+    assert open_cosignature(cosigned, witness.verifier) == (CHECKPOINT.text(), 1_780_000_000)
+    # the log's own signature still verifies, by any note verifier: the witness's line is ignored
+    assert independent_open(cosigned, log.verifier.vkey) == CHECKPOINT.text()
+    assert open_checkpoint(cosigned, log.verifier.public_key).seq == CHECKPOINT.seq
+
+
+def test_a_changed_cosignature_or_body_no_longer_verifies() -> None:
+    witness = Signer("witness/audit.example.org", WITNESS_SEED, ALG_COSIGNATURE_V1)
+    cosigned = cosign_note(sign_checkpoint(CHECKPOINT, Signer(CHECKPOINT.origin, SEED)), witness, 1_780_000_000)
+    with pytest.raises(CheckpointError, match="cosignature by witness/audit.example.org does not verify"):
+        open_cosignature(cosigned.replace("audit-chain 57 ", "audit-chain 58 "), witness.verifier)
+    line = cosigned.splitlines()[-1]
+    raw = bytearray(base64.b64decode(line.rsplit(" ", 1)[1]))
+    raw[11] ^= 1  # one second later: the timestamp is signed too
+    moved = cosigned.replace(line, f"{line.rsplit(' ', 1)[0]} {base64.b64encode(bytes(raw)).decode()}")
+    with pytest.raises(CheckpointError, match="does not verify"):
+        open_cosignature(moved, witness.verifier)
+    other = Signer("witness/audit.example.org", bytes(32), ALG_COSIGNATURE_V1)
+    with pytest.raises(CheckpointError, match="No cosignature by the witness"):
+        open_cosignature(cosigned, other.verifier)
+
+
+def test_a_witness_key_is_a_cosignature_key_and_nothing_else() -> None:
+    witness = Signer("witness/localhost", WITNESS_SEED, ALG_COSIGNATURE_V1).verifier
+    name, key_hash, key = witness.vkey.split("+", 2)
+    assert base64.b64decode(key)[:1] == b"\x04"
+    assert key_hash == hashlib.sha256(b"witness/localhost\n\x04" + witness.public_key).digest()[:4].hex()
+    assert Verifier.from_vkey(witness.vkey, ALG_COSIGNATURE_V1) == witness
+    with pytest.raises(CheckpointError, match="Not an Ed25519 verifier key"):
+        Verifier.from_vkey(witness.vkey)  # a log key is 0x01
+    with pytest.raises(CheckpointError, match="cosignature"):
+        Verifier.from_vkey(Signer("modelgov/localhost", SEED).verifier.vkey, ALG_COSIGNATURE_V1)
+    with pytest.raises(CheckpointError, match="does not sign notes"):
+        sign_note("text\n", Signer("witness/localhost", WITNESS_SEED, ALG_COSIGNATURE_V1))
+    with pytest.raises(CheckpointError, match="needs a witness key"):
+        cosign_note(sign_note("text\n", Signer("modelgov/localhost", SEED)), Signer("w", SEED), 1)

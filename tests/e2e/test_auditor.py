@@ -39,7 +39,12 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
     screenshots: Path,
     tmp_path: Path,
 ) -> None:
-    update_policy(active_policy().pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        active_policy().pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     model = RegisteredModelFactory(name="mortgage-pd", title="Mortgage default", owner=data_scientist)
     first = checked(make_version(data_scientist, model, skops_bytes, train_csv, eval_csv), data_scientist)
     workflow.approve_version(first.pk, actor=risk_officer, justification="Meets the credit policy.")
@@ -75,7 +80,7 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
 
     page.get_by_role("link", name="Audit trail").first.click()
     page.get_by_role("button", name="Verify now").click()
-    expect(page.locator("#job-status")).to_have_text("Done")  # a job (run by the worker at commit here)
+    expect(page.locator("#job-status")).to_have_text("Verification PASSED")  # the verdict (worker ran at commit)
     result = page.locator("#verification-result")
     expect(result).to_contain_text("Verified: the audit trail, the prediction seals and every evidence row are intact.")
     expect(result).to_have_attribute("data-ok", "true")

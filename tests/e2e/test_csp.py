@@ -26,7 +26,12 @@ def test_the_main_pages_raise_no_content_security_policy_error(
 ) -> None:
     # One person with both working roles sees every page: the registry, the forms, the admin, the audit workspace.
     casey = UserFactory(username="casey", roles=[DATA_SCIENTISTS, RISK_OFFICERS], is_staff=True)
-    update_policy(active_policy().pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        active_policy().pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     model = RegisteredModelFactory(name="loan-default", title="Loan default", owner=casey)
     in_review = checked(make_version(casey, model, skops_bytes, train_csv, eval_csv), casey)
     assert in_review.status == Status.IN_REVIEW

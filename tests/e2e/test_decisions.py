@@ -37,7 +37,12 @@ def test_auditor_finds_a_decision_by_key_sees_reasons_and_review_and_downloads_t
     screenshots: Path,
     tmp_path: Path,
 ) -> None:
-    update_policy(active_policy().pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        active_policy().pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     model = RegisteredModelFactory(name="credit-risk", title="Consumer credit", owner=data_scientist)
     version = checked(
         make_version(

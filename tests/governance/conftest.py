@@ -24,7 +24,12 @@ LONG_JUSTIFICATION = (
 def lenient_policy(db: None) -> Policy:
     """Thresholds every demo model meets, so a test can choose when a check fails."""
     policy = active_policy()
-    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        policy.pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     policy.refresh_from_db()
     return policy
 
@@ -48,7 +53,12 @@ def served(draft_version, data_scientist, risk_officer, api_client, german) -> A
     """A version checked, approved with a long justification, deployed, that answered five
     requests and refused one, all sealed."""
     policy = active_policy()
-    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        policy.pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     version = checked(draft_version, data_scientist)
     workflow.approve_version(version.pk, actor=risk_officer, justification=LONG_JUSTIFICATION)
     version = workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live for the pilot.")

@@ -85,11 +85,12 @@ def test_policy_edits_in_the_admin_are_audited(client, risk_officer):
     client.force_login(risk_officer)
     data = {k: ("" if v is None else v) for k, v in policy.values().items()}
     data["min_accuracy"] = 0.75
+    data["justification"] = "Raised after the model-risk review."
     response = client.post(f"/admin/governance/policy/{policy.pk}/change/", data)
     assert response.status_code == 302, response.content.decode()[:2000]
     event = AuditEvent.objects.get(action="governance.policy.changed")
     assert event.data["changes"]["min_accuracy"] == {"before": 0.7, "after": 0.75}
-    assert event.actor == risk_officer
+    assert event.actor == risk_officer and event.data["justification"] == "Raised after the model-risk review."
 
 
 def test_auditors_and_data_scientists_cannot_use_the_review_admin(client, auditor, data_scientist, in_review):

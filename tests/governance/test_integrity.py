@@ -22,6 +22,9 @@ from tests.serving.conftest import OK, checked, rows
 
 pytestmark = pytest.mark.django_db
 
+# Every test here edits governed rows behind the services, as a DBA with the triggers dropped would.
+pytestmark = pytest.mark.usefixtures("as_dba")
+
 
 def predict_v1(client: Any, version: ModelVersion, german: Any) -> Any:
     return client.post(
@@ -70,11 +73,15 @@ def test_a_changed_artifact_file_suspends_the_version_through_the_periodic_task(
     assert predict_v1(keyed, production, german).status_code == 403
 
 
-def test_verify_audit_suspends_a_version_whose_approval_is_void(production, capsys):
-    ModelCard.objects.filter(version=production).update(factors="edited")
-    call_command("verify_audit")
+def test_verify_audit_suspends_a_version_whose_approval_is_void_and_fails_naming_the_row(production, capsys):
+    card = ModelCard.objects.get(version=production)
+    ModelCard.objects.filter(pk=card.pk).update(factors="edited")
+    # a changed governed row is tampering, not news: the command exits non-zero
+    with pytest.raises(CommandError) as failed:
+        call_command("verify_audit")
     assert f"Suspended {production}" in capsys.readouterr().out
     assert ModelVersion.objects.get(pk=production.pk).status == Status.SUSPENDED
+    assert f"lifecycle.modelcard:{card.pk} differs from what audit event" in str(failed.value)
 
 
 def test_an_intact_production_version_is_not_suspended(production):

@@ -29,6 +29,7 @@ from lifecycle.errors import Forbidden
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 from tests.conftest import make_version
 from tests.factories import UserFactory
+from tests.ledger import triggers_dropped
 
 pytestmark = pytest.mark.django_db
 OK = "Reviewed the card, the checks and the lineage."
@@ -312,7 +313,8 @@ def test_a_rollback_to_an_earlier_version_whose_approval_no_longer_holds_is_refu
     first, second = first_replaced
     card = first.card
     card.intended_use = "Now also for automated rejections."  # changed after v1's approval
-    card.save()
+    with triggers_dropped():  # (by a DBA: the database itself refuses it)
+        card.save()
     assert rules.approvals_progress(first) == (0, 1)
     before = snapshot(first.registered_model)
     with audited() as written, pytest.raises(WorkflowError):
@@ -372,7 +374,8 @@ def _state(name: str, version: ModelVersion, ctx: dict[str, Any]) -> ModelVersio
     if name == "approved_void":
         card = version.card
         card.intended_use = "Now also for automated rejections."  # changed after the approval
-        card.save()
+        with triggers_dropped():  # (by a DBA: the database itself refuses it)
+            card.save()
         return version
     if name == "retired":
         return workflow.retire_version(version.pk, actor=ro, justification=OK)

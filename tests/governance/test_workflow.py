@@ -174,7 +174,7 @@ def test_only_risk_officers_decide(request, in_review, persona):
     assert events("governance.action.refused", in_review).filter(actor=actor).count() == 3
 
 
-def test_changing_the_card_after_approval_voids_the_approval(in_review, risk_officer):
+def test_changing_the_card_after_approval_voids_the_approval(in_review, risk_officer, as_dba):
     version = workflow.approve_version(in_review.pk, actor=risk_officer, justification=OK)
     card = version.card
     card.intended_use = "Now also for automated rejections."  # changed behind the workflow's back
@@ -317,8 +317,13 @@ def test_policy_changes_are_audited(risk_officer):
     from governance.policies import active_policy, update_policy
 
     policy = active_policy()
-    update_policy(policy.pk, actor=risk_officer, changes={"min_accuracy": 0.8})
+    update_policy(policy.pk, actor=risk_officer, justification="Set for this test.", changes={"min_accuracy": 0.8})
     event = events("governance.policy.changed").get()
     assert event.data["changes"] == {"min_accuracy": {"before": 0.7, "after": 0.8}}
     with pytest.raises(Forbidden):
-        update_policy(policy.pk, actor=UserFactory(username="x", roles=[DATA_SCIENTISTS]), changes={"min_f1": 0})
+        update_policy(
+            policy.pk,
+            actor=UserFactory(username="x", roles=[DATA_SCIENTISTS]),
+            changes={"min_f1": 0},
+            justification="Why not.",
+        )

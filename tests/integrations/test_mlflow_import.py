@@ -14,13 +14,15 @@ from django.core.management import CommandError, call_command
 
 from core.models import AuditEvent
 from governance import workflow
+from governance.errors import WorkflowError
 from governance.models import CheckRun
 from integrations import mlflow_import
 from integrations.errors import IntegrationError
 from integrations.models import MlflowImport
+from lifecycle import services as lifecycle_services
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 from lifecycle.services import DatasetChoice
-from tests.conftest import stored_files, upload
+from tests.conftest import CARD, stored_files, upload
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -61,6 +63,14 @@ def test_command_imports_a_skops_model_into_a_draft_that_passes_its_checks(
     event = AuditEvent.objects.get(action=mlflow_import.MLFLOW_IMPORTED)
     assert event.data["run_id"] == lineage.run_id and event.data["evidence"][0]["row"].startswith("integrations.")
     assert "Imported from MLflow 3.17.2" in version.card.model_details
+    # the run carried no card: its required sections stay empty (no placeholder that would pass),
+    # and submission names them until the data scientist writes them
+    assert version.card.intended_use == "" and version.card.ethical_considerations == ""
+    with pytest.raises(WorkflowError, match="Intended use, Out-of-scope uses"):
+        workflow.submit_version(version.pk, actor=data_scientist)
+    lifecycle_services.update_draft(
+        version.pk, actor=data_scientist, card=dict(CARD), sensitive_features=["sex", "age_group"]
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         workflow.submit_version(version.pk, actor=data_scientist)

@@ -98,9 +98,14 @@ def _wait_for_other_sessions(timeout: float = 30.0) -> None:
 
 
 def log_keys_env() -> dict[str, str]:
-    """The log's MAC key and key encryption key of the test settings, for a child process (a
-    worker, gunicorn): without them it would generate its own and not read what the tests wrote."""
-    return {"LOG_MAC_KEY": django_settings.LOG_MAC_KEY, "LOG_KEK": django_settings.LOG_KEK}
+    """The log's and the audit trail's MAC keys and the key encryption key of the test settings, for
+    a child process (a worker, gunicorn): without them it would generate its own and not read (or
+    verify) what the tests wrote."""
+    return {
+        "LOG_MAC_KEY": django_settings.LOG_MAC_KEY,
+        "AUDIT_MAC_KEY": django_settings.AUDIT_MAC_KEY,
+        "LOG_KEK": django_settings.LOG_KEK,
+    }
 
 
 @pytest.fixture(scope="session")

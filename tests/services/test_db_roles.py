@@ -53,3 +53,37 @@ def test_the_runtime_role_cannot_disable_triggers_delete_audit_events_or_rewind_
                 app.execute(statement)  # noqa: S608 (fixed statements of this test)
     assert AuditEvent.objects.filter(action="test.event").count() == 2
     call_command("verify_audit")
+
+
+def test_the_runtime_role_cannot_change_governed_state_behind_the_services(runtime_role, production, client_key):
+    """The edits a reviewer made as the runtime role (docs/ledger.md): each refused by PostgreSQL,
+    by a grant (evidence is SELECT and INSERT; governed state is never deleted) or a trigger."""
+    from django.contrib.auth import get_user_model
+
+    from serving.models import ApiKey, LegalHold
+    from serving.personal import place_hold, release_hold
+
+    officer = get_user_model().objects.get(pk=production.decisions.first().actor_id)
+    hold = place_hold(model_name=production.registered_model.name, reason="Litigation.", actor=officer)
+    release_hold(hold.pk, actor=officer)
+    ApiKey.objects.filter(revoked_at__isnull=True).update(revoked_at="2026-01-01T00:00:00Z")
+    refused = {
+        "UPDATE lifecycle_modelversion SET classes = '[1, 0]'": "governed columns never change",
+        "UPDATE lifecycle_modelversion SET artifact_sha256 = 'x'": "governed columns never change",
+        "UPDATE lifecycle_modelversion SET personal_features = '[]', subject_field = 'x'": "never",
+        "UPDATE lifecycle_dataset SET sha256 = 'x'": "content and identity never change",
+        "UPDATE lifecycle_modelcard SET intended_use = 'x'": "card of a submitted version",
+        "DELETE FROM lifecycle_modelcard": "permission denied",
+        "UPDATE governance_shadowcomparison SET rows = 0": "permission denied",
+        "UPDATE serving_apikey SET revoked_at = NULL": "a revoked key stays revoked",
+        "DELETE FROM serving_apikey": "permission denied",
+        "DELETE FROM serving_legalhold": "permission denied",
+        "UPDATE serving_legalhold SET released_at = NULL": "released once",
+        "DELETE FROM lifecycle_modelversion": "permission denied",
+        "UPDATE governance_decision SET manifest_sha256 = ''": "permission denied",
+    }
+    with as_role(runtime_role) as app:
+        for statement, reason in refused.items():
+            with pytest.raises(psycopg.Error, match=reason):
+                app.execute(statement)  # noqa: S608 (fixed statements of this test)
+    assert LegalHold.objects.filter(released_at__isnull=False).count() == 1

@@ -64,7 +64,12 @@ def _concurrently(*calls: Any) -> list[Any]:
 @pytest.fixture
 def lenient(committed_db: None) -> None:
     policy = active_policy()
-    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        policy.pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
 
 
 def test_concurrent_deploys_leave_exactly_one_production_version_and_an_intact_chain(

@@ -103,7 +103,12 @@ def gunicorn_multiprocess(committed_db: None, shared_media: Path, tmp_path: Path
 
 
 def _deploy(data_scientist: Any, risk_officer: Any, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes) -> Any:
-    update_policy(active_policy().pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        active_policy().pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     model = RegisteredModelFactory(name=MODEL, owner=data_scientist)
     version = make_version(data_scientist, model, skops_bytes, train_csv, eval_csv)
     workflow.submit_version(version.pk, actor=data_scientist)

@@ -119,7 +119,12 @@ def _until_both_workers(
 def served_model(committed_db: None, data_scientist: Any, german: Any) -> tuple[Any, str, dict[str, Any]]:
     """A model to deploy versions of, a client key, and a two-row request body."""
     policy = active_policy()
-    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        policy.pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     model = RegisteredModelFactory(name="served-model", owner=data_scientist)
     key = create_api_key(actor=None, name="two-workers")[1]
     body = {"instances": german[1][demo_data.NUMERIC + demo_data.CATEGORICAL].head(2).to_dict(orient="records")}

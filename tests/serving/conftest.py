@@ -36,7 +36,12 @@ def checked(version: ModelVersion, actor: Any) -> ModelVersion:
 @pytest.fixture
 def production(draft_version, data_scientist, risk_officer) -> ModelVersion:
     policy = active_policy()
-    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        policy.pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     version = checked(draft_version, data_scientist)
     workflow.approve_version(version.pk, actor=risk_officer, justification=OK)
     return workflow.deploy_version(version.pk, actor=risk_officer, justification="Go live.")

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from core.models import AuditEvent
@@ -40,7 +41,12 @@ def kek(settings: Any) -> Any:
 @pytest.fixture
 def personal_version(data_scientist, registered_model, skops_bytes, train_csv, eval_csv, risk_officer) -> Any:
     policy = active_policy()
-    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        policy.pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     version = make_version(
         data_scientist, registered_model, skops_bytes, train_csv, eval_csv,
         personal_features=["age", "sex"], subject_field="business_key",
@@ -239,7 +245,7 @@ def test_an_outcomes_sensitive_attributes_are_encrypted_under_its_subject(
     assert bulk.status_code == 201, bulk.content
     stored = list(PredictionOutcome.objects.order_by("row").values_list("sensitive", flat=True))
     assert all(set(s) == {"$enc"} for s in stored) and "Zeta" not in str(stored) and "Ypsilon" not in str(stored)
-    settings.MONITOR_MIN_ROWS = 1
+    update_policy(active_policy().pk, actor=None, changes={"monitor_min_rows": 1}, justification="Test setting.")
     start, end = timezone.now() - timedelta(hours=1), timezone.now() + timedelta(hours=1)
     personal_version.sensitive_features = ["sex", "origin"]
     frame = monitoring.outcome_rows(personal_version, start, end)
@@ -484,3 +490,42 @@ def test_a_key_erased_by_another_process_is_no_longer_used_once_remembered_keys_
     after = key_ids()
     assert after[0] != first[0] and after[1:] == first[1:]  # a new key for the erased subject only
     assert SubjectKey.objects.filter(pk=after[0], erased_at__isnull=True).exists()
+
+
+def test_after_an_erasure_a_lookup_by_the_subjects_business_key_finds_nothing_and_proofs_verify(
+    personal_version, keyed, german, api_client, auditor, risk_officer
+):
+    serve(keyed, german)
+    seals.seal_predictions()
+    api_client.force_authenticate(auditor)
+    assert api_client.get("/api/v1/predictions/", {"business_key": "app-7733"}).json()["results"]
+    api_client.force_authenticate(risk_officer)
+    erased = api_client.post("/api/v1/subjects/erasure", {"model": "credit-risk", "subject": "app-7733"}, format="json")
+    assert erased.status_code == 200
+    api_client.force_authenticate(auditor)
+    assert api_client.get("/api/v1/predictions/", {"business_key": "app-7733"}).json()["results"] == []
+    assert api_client.get("/api/v1/predictions/", {"business_key": "app-7732"}).json()["results"]  # others kept
+    call_command("verify_audit", stdout=io.StringIO())
+    assert seals.verify_seals().ok
+
+
+def test_a_destroyed_subject_key_put_back_is_refused_by_the_database_and_named_by_verification(
+    personal_version, keyed, german, risk_officer
+):
+    from django.db import IntegrityError, transaction
+
+    from serving.models import SubjectKey
+    from tests.ledger import triggers_dropped
+
+    serve(keyed, german)
+    live = SubjectKey.objects.filter(erased_at__isnull=True).first()
+    copy = bytes(live.wrapped)
+    personal.erase_subject(model_name="credit-risk", subject="app-7733", actor=risk_officer)
+    erased = SubjectKey.objects.filter(erased_at__isnull=False).get()
+    with pytest.raises(IntegrityError, match="an erased subject key stays erased"), transaction.atomic():
+        SubjectKey.objects.filter(pk=erased.pk).update(wrapped=copy, erased_at=None)
+    with triggers_dropped():  # a DBA restores the key from an earlier copy
+        SubjectKey.objects.filter(pk=erased.pk).update(wrapped=copy, erased_at=None, erased_because="")
+        with pytest.raises(CommandError) as failed:
+            call_command("verify_audit", stdout=io.StringIO())
+    assert f"serving.subjectkey:{erased.pk} differs from what audit event" in str(failed.value)

@@ -241,7 +241,7 @@ def test_the_skops_model_serves_when_onnx_disagrees(
     policy = active_policy()
     lenient = {"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0, "min_accuracy": 0.0}
     lenient |= {"min_balanced_accuracy": 0.0, "min_roc_auc": 0.0, "min_f1": 0.0}
-    update_policy(policy.pk, actor=None, changes=lenient)
+    update_policy(policy.pk, actor=None, justification="Set for this test.", changes=lenient)
     features = demo_data.NUMERIC + demo_data.CATEGORICAL
     spreading = Pipeline([("prepare", demo_data._preprocessor()), ("classify", LabelSpreading())])
     spreading.fit(german[0][features], german[0][demo_data.LABEL])
@@ -295,7 +295,12 @@ def test_a_random_forest_is_served_by_onnx_runtime_with_scikit_learns_answers(
     from tests.conftest import make_version
 
     policy = active_policy()
-    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        policy.pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     forest = demo_data.train_random_forest(german[0])
     version = checked(
         make_version(data_scientist, registered_model, sio.dumps(forest), train_csv, eval_csv), data_scientist
@@ -428,7 +433,12 @@ def test_a_model_that_fails_on_valid_input_is_refused_with_422_after_running_onc
     from tests.conftest import make_version
 
     policy = active_policy()
-    update_policy(policy.pk, actor=None, changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0})
+    update_policy(
+        policy.pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
     features = demo_data.NUMERIC + demo_data.CATEGORICAL
     strict = Pipeline(
         [
