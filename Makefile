@@ -50,6 +50,9 @@ serve: export FILE_UPLOAD_TEMP_DIR = $(CURDIR)/var/upload-tmp
 # The API keys' rate and daily quota are counted in Redis, shared by every gunicorn worker
 # (serving.throttling); set CACHE_URL to use another one.
 serve: export CACHE_URL ?= rediscache://127.0.0.1:6379/2
+# Every answered row is logged for good: a key gets at most this many prediction requests per UTC
+# day unless the environment says otherwise (0: unlimited; docs/operations-limits.md).
+serve: export API_KEY_DAILY_QUOTA ?= 100000
 # Plain HTTP is for a local demo only: on a loopback HOST there is no redirect to HTTPS unless the
 # environment says SECURE_SSL_REDIRECT=True (check --deploy then warns, W008); elsewhere the
 # settings' default (True) holds and TLS ends in front of nginx.
@@ -80,11 +83,12 @@ serve: venv serve-preflight nginx ## Production-style serving: nginx in front of
 
 serve-preflight: ## Refuse to serve without DEBUG=False, the production secrets and (on PostgreSQL) a separate MIGRATION_DATABASE_URL; then manage.py check --deploy
 	@if [ "$$DEBUG" != False ]; then echo "serve-preflight: DEBUG must be False (make serve sets it)." >&2; exit 1; fi
-	@missing=""; for name in SECRET_KEY LOG_MAC_KEY AUDIT_MAC_KEY CHECKPOINT_SIGNING_KEY CHECKPOINT_WITNESS_KEY; do \
+	@missing=""; for name in SECRET_KEY LOG_MAC_KEY AUDIT_MAC_KEY CHECKPOINT_SIGNING_KEY CHECKPOINT_WITNESS_KEY METRICS_TOKEN; do \
 	  [ -n "$${!name}" ] || missing="$$missing $$name"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "make serve refuses to start: set$$missing in the environment (production runs with DEBUG=False;" >&2; \
-	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; see README, Configuration)." >&2; \
+	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; METRICS_TOKEN: the bearer token" >&2; \
+	  echo "  Prometheus sends to /metrics, made the same way; see README, Configuration)." >&2; \
 	  exit 1; fi
 	@# On PostgreSQL the application's role must own nothing: an owner can ALTER or DROP the tables'
 	@# append-only and guard triggers. So migrations run as another role (MIGRATION_DATABASE_URL).
