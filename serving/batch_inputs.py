@@ -7,6 +7,7 @@ indexed as a real-time answer's are, so lookup and a subject's erasure reach the
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import tempfile
 import uuid
@@ -116,7 +117,7 @@ def expire_results(*, retention_days: int, now: datetime | None = None) -> int:
         if not job.version.personal_features:  # (an empty list is not null)
             continue
         name = job.result_file
-        transaction.on_commit(lambda name=name: default_storage.delete(name))
+        transaction.on_commit(functools.partial(default_storage.delete, name))
         job.result_file = ""
         job.save(update_fields=["result_file"])
         audit.record(
