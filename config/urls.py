@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from compliance import api as compliance_api
 from compliance import control_api, incident_api
+from config.api_docs import DocsReader
 from governance import api as governance_api
 from governance import history_api, killswitch_api
 from governance import urls as governance_urls
@@ -21,8 +22,15 @@ from serving import batch_api, decision_api, subject_api, v2
 from serving import views as serving_views
 
 api_v1 = [
+    path("auth/check", serving_api.AuthCheckApi.as_view(), name="api-auth-check"),
     path("models/", lifecycle_api.ModelListApi.as_view(), name="api-models"),
     path("models/<slug:name>/", lifecycle_api.ModelDetailApi.as_view(), name="api-model"),
+    path("models/<slug:name>/tier", governance_api.ModelTierApi.as_view(), name="api-model-tier"),
+    path(
+        "models/<slug:name>/fairness-requirements",
+        governance_api.ModelFairnessRequirementsApi.as_view(),
+        name="api-model-fairness-requirements",
+    ),
     path("models/<slug:name>/versions/", lifecycle_api.VersionCreateApi.as_view(), name="api-versions"),
     path(
         "models/<slug:name>/versions/import-mlflow",
@@ -69,6 +77,7 @@ api_v1 = [
     path("batches/<str:job_id>/result.csv", batch_api.BatchResultApi.as_view(), name="api-batch-result"),
     path("subjects/erasure", subject_api.SubjectErasureApi.as_view(), name="api-subject-erasure"),
     path("predictions/", serving_api.PredictionListApi.as_view(), name="api-predictions"),
+    path("predictions/search", serving_api.PredictionSearchApi.as_view(), name="api-predictions-search"),
     path("predictions/<str:prediction_id>/", serving_api.PredictionDetailApi.as_view(), name="api-prediction"),
     path("predictions/<str:prediction_id>/outcome", serving_api.PredictionOutcomeApi.as_view(), name="api-outcome"),
     path(
@@ -113,9 +122,13 @@ urlpatterns = [
     path("metrics", integrations_views.metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("v2/", include(open_inference_v2)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[DocsReader]), name="schema"),
     # The split view serves Swagger UI's start-up script as a file (?script=): nothing inline (CSP).
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", permission_classes=[DocsReader]),
+        name="api-docs",
+    ),
 ]
 
 # A database outage is a 503 (config/unavailable.py); any other uncaught error stays a 500.

@@ -56,6 +56,27 @@ CARD = {
 }
 
 
+def _by_job(evaluation: Any, model: Any) -> Any:
+    """A held-out sample stratified by job: in each job group large enough to measure (1, 2, 3)
+    the same count of each (actual, predicted) pair, so the model treats them alike; and the 9
+    applicants of group 0 (unskilled, non-resident), too few to measure: the demo's fairness is
+    inconclusive for that group alone, until a risk officer waives it."""
+    import pandas as pd
+
+    predicted = model.predict(evaluation[demo_data.NUMERIC + demo_data.CATEGORICAL])
+    frame = evaluation.assign(_predicted=predicted)
+    cells = {(0, 0): 4, (0, 1): 8, (1, 1): 23}  # (actual, predicted): rows per job group
+    parts = [frame[frame["job"] == 0]]
+    for job in (1, 2, 3):
+        for (actual, guess), n in cells.items():
+            parts.append(
+                frame[(frame["job"] == job) & (frame[demo_data.LABEL] == actual) & (frame["_predicted"] == guess)].head(
+                    n
+                )
+            )
+    return pd.concat(parts).drop(columns="_predicted").reset_index(drop=True)
+
+
 def _upload(name: str, data: bytes) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data)
 
@@ -179,17 +200,21 @@ class Command(BaseCommand):
             description="Orders overdue accounts for the collections team's first call.",
             risk_tier="low",
         )
+        collections_model = demo_data.train_logistic_regression(train)
         collections = services.create_version(
             actor=sam,
             model_name="collections-priority",
-            artifact=_upload("collections.skops", sio.dumps(demo_data.train_logistic_regression(train))),
+            artifact=_upload("collections.skops", sio.dumps(collections_model)),
             training=services.DatasetChoice(dataset_id=v1.training_dataset_id),
-            evaluation=services.DatasetChoice(dataset_id=v1.evaluation_dataset_id),
+            evaluation=services.DatasetChoice(
+                upload=_upload("collections-eval.csv", demo_data.to_csv_bytes(_by_job(evaluation, collections_model)))
+            ),
             label_column=demo_data.LABEL,
-            sensitive_features=["sex"],
+            sensitive_features=["job"],
             card={**CARD, "intended_use": "Ordering the collections team's first calls only."},
         )
         workflow.submit_version(collections.pk, actor=sam)
+        self._waive_small_group(collections.pk, users)
         self._approve_and_deploy(collections.pk, users, traffic=False)
         # The demo webhook (issue 17) lives in integrations, a layer above: called by name.
         call_command("seed_webhook_demo", "--user=rita", stdout=self.stdout)
@@ -205,6 +230,32 @@ class Command(BaseCommand):
             f"Loaded the demo: credit-risk v{v1.version} (submitted for review) and v{v2.version} (draft); "
             "loan-prescreen v1 (approved with an override and in production when the checks ran in-process)."
         )
+
+    def _waive_small_group(self, version_id: int, users: dict[str, Any]) -> None:
+        """Fairness on real evidence: job group 0 (unskilled, non-resident) has 9 applicants in the
+        evaluation data, too few to measure, so the check is inconclusive naming it. A risk officer
+        waives it with a justification; the version goes back and its next round records the waiver."""
+        version = ModelVersion.objects.get(pk=version_id)
+        if version.status != "in_review":  # (a real broker: the checks are still queued)
+            return
+        governance_services.set_fairness_requirements(
+            version.registered_model_id,
+            actor=users["omar"],
+            features=["job"],
+            waivers={
+                "job": {
+                    "0": "Nine unskilled non-resident applicants are too few to measure; the collections team "
+                    "reviews their calls by hand each month instead."
+                }
+            },
+            justification="Job must be measured for collections calls; its group 0 is waived as too small.",
+        )
+        workflow.request_changes(
+            version.pk,
+            actor=users["rita"],
+            justification="Fairness inconclusive on job group 0: resubmit with the waiver.",
+        )
+        workflow.submit_version(version.pk, actor=users["sam"])
 
     def _approve_and_deploy(self, version_id: int, users: dict[str, Any], *, traffic: bool = True) -> None:
         """With tasks in-process the checks have finished by now; with a real broker they are
