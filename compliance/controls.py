@@ -128,7 +128,7 @@ def version_manifests(model: RegisteredModel, at: datetime) -> list[dict[str, st
 def prediction_log_sealed(model: RegisteredModel, at: datetime) -> list[dict[str, str]]:
     """The newest Merkle seal over each version's logged answers by then (the (version,
     created_at) index: a short backward scan per version, whatever the log's size)."""
-    seal_ids = set()
+    seal_ids: set[int] = set()
     for version_id in _versions(model).values_list("pk", flat=True):
         newest = (
             PredictionLog.objects.filter(version_id=version_id, created_at__lte=at, seal__isnull=False)

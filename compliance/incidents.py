@@ -8,6 +8,7 @@ event, so an authority can later be shown that no evidence up to that moment cha
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -250,7 +251,7 @@ def remind_incidents(now: datetime | None = None) -> list[int]:
                 f"{subject}.\n\nSeverity: {incident.get_severity_display()}\nAware since: "
                 f"{incident.aware_at:%Y-%m-%d %H:%M} UTC\n\n{incident.summary}\n"
             )
-            transaction.on_commit(lambda s=subject, b=body: send_mail(s, b, None, officers, fail_silently=True))
+            transaction.on_commit(functools.partial(send_mail, subject, body, None, officers, fail_silently=True))
         sent.append(incident.pk)
     return sent
 

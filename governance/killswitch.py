@@ -67,7 +67,7 @@ def designate_fallback(model_id: int, *, actor: Any, version_number: int | None,
         rule = fallback_rule(model, version)
         if not rule:
             raise WorkflowError(rule.reason, field="version")
-    before = model.fallback_version.version if model.fallback_version_id else None
+    before = model.fallback_version.version if model.fallback_version is not None else None
     model.fallback_version = version
     model.save(update_fields=["fallback_version"])
     audit.record(
@@ -128,6 +128,6 @@ def resume_model(model_id: int, *, actor: Any, justification: str) -> Registered
         audit.MODEL_RESUMED,
         actor=actor,
         target=model,
-        data={"model": model.name, "stopped_at": stopped_at.isoformat(), "justification": text},
+        data={"model": model.name, "stopped_at": stopped_at.isoformat() if stopped_at else None, "justification": text},
     )
     return model
