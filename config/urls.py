@@ -63,6 +63,16 @@ api_v1 = [
         "predictions/<str:prediction_id>/receipt.pdf", compliance_api.DecisionReceiptApi.as_view(), name="api-receipt"
     ),
     path(
+        "models/<slug:name>/versions/<int:version>/validation",
+        governance_api.VersionValidationApi.as_view(),
+        name="api-version-validation",
+    ),
+    path(
+        "models/<slug:name>/versions/<int:version>/validation/benchmark",
+        governance_api.VersionBenchmarkApi.as_view(),
+        name="api-version-benchmark",
+    ),
+    path(
         "models/<slug:name>/versions/<int:version>/submit",
         governance_api.VersionSubmitApi.as_view(),
         name="api-version-submit",

@@ -3,17 +3,23 @@ and submitting a draft for review. Thin: parse, call one function, render."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import permissions
+from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import workflow
+from core.roles import AUDITORS, RISK_OFFICERS, VALIDATORS, roles_of
+from governance import benchmark, rules, validation, workflow
+from governance.policies import active_policy
 from governance.records import version_data
 from lifecycle import selectors
 from lifecycle.api import CanReadRegistry, VersionOutputSerializer
+from lifecycle.errors import Forbidden
 from lifecycle.models import ModelVersion, RegisteredModel
 
 
@@ -38,3 +44,57 @@ class VersionSubmitApi(APIView):
         target = _get_version(request, name, version)
         submitted = workflow.submit_version(target.pk, actor=request.user)
         return Response(version_data(submitted))
+
+
+class ValidationInputSerializer(serializers.Serializer):
+    conclusion = serializers.CharField(help_text="fit_for_use, fit_with_conditions or not_fit")
+    sections = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        help_text="conceptual_soundness, data, outcomes_analysis, limitations, compensating_controls",
+    )
+    conditions = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class VersionValidationApi(APIView):
+    """POST: a validator's report on the version (201); GET: the version's reports."""
+
+    permission_classes = [permissions.IsAuthenticated, CanReadRegistry]
+
+    def _answer(self, target: ModelVersion) -> dict[str, Any]:
+        latest = rules.latest_validation(target)
+        return {
+            "model": target.registered_model.name,
+            "version": target.version,
+            "required": active_policy().validation_required_for(target.registered_model.effective_tier),
+            "in_force": latest.pk if latest is not None else None,
+            "reports": [validation.report_data(r) for r in validation.reports_of(target)],
+        }
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str, version: int) -> Response:
+        return Response(self._answer(_get_version(request, name, version)))
+
+    @extend_schema(request=ValidationInputSerializer, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str, version: int) -> Response:
+        target = _get_version(request, name, version)
+        data = request.data if isinstance(request.data, dict) else {}
+        report = validation.record_validation(
+            target.pk,
+            actor=request.user,
+            conclusion=data.get("conclusion"),
+            sections=data.get("sections"),
+            conditions=data.get("conditions"),
+        )
+        return Response(validation.report_data(report), status=status.HTTP_201_CREATED)
+
+
+class VersionBenchmarkApi(APIView):
+    """The benchmark and sensitivity analysis a validator cites (governance.benchmark)."""
+
+    permission_classes = [permissions.IsAuthenticated, CanReadRegistry]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str, version: int) -> Response:
+        if not roles_of(request.user) & {VALIDATORS, RISK_OFFICERS, AUDITORS}:
+            raise Forbidden("Only validators, risk officers and auditors read the benchmark.")
+        return Response(benchmark.benchmark(_get_version(request, name, version)))

@@ -66,6 +66,11 @@ class Policy(models.Model):
     # Personal data in the prediction log is erased this long after its month ends (never less
     # than the AI Act's six months of logs, art. 26(6)), unless a legal hold is in force.
     personal_data_retention_days = models.PositiveIntegerField(default=730)
+    # Model risk management: an independent validation report (governance.validation) must
+    # exist for the current review round before a version of a model of these tiers is approved.
+    validation_required_low = models.BooleanField(default=False, help_text="Approval needs a validation report.")
+    validation_required_medium = models.BooleanField(default=False, help_text="Approval needs a validation report.")
+    validation_required_high = models.BooleanField(default=True, help_text="Approval needs a validation report.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -87,6 +92,9 @@ class Policy(models.Model):
 
     def recertify_after_days(self, tier: str) -> int:
         return int(getattr(self, f"recertify_after_days_{RiskTier(tier).value}"))
+
+    def validation_required_for(self, tier: str) -> bool:
+        return bool(getattr(self, f"validation_required_{RiskTier(tier).value}"))
 
     def fairness_waived_for(self, tier: str) -> bool:
         return bool(getattr(self, f"fairness_waived_{RiskTier(tier).value}"))
@@ -406,3 +414,50 @@ class ShadowComparison(models.Model):
 
     def __str__(self) -> str:
         return f"shadow comparison of {self.version_id} vs {self.champion_id} ({self.window_start:%Y-%m-%d})"
+
+
+class Conclusion(models.TextChoices):
+    FIT_FOR_USE = "fit_for_use", "Fit for use"
+    FIT_WITH_CONDITIONS = "fit_with_conditions", "Fit with conditions"
+    NOT_FIT = "not_fit", "Not fit"
+
+
+VALIDATION_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("conceptual_soundness", "Conceptual soundness"),
+    ("data", "Data"),
+    ("outcomes_analysis", "Outcomes analysis (benchmark and sensitivity)"),
+    ("limitations", "Limitations"),
+    ("compensating_controls", "Compensating controls"),
+)
+
+
+@ledger.evidence()
+class ValidationReport(models.Model):
+    """A validator's independent report on one review round of a version (DESIGN.md, "Model risk
+    management"): written once with its audit event, never changed; a later report supersedes
+    it. The latest report of the round is bound into the version manifest; `not_fit` blocks
+    approval and each condition of `fit_with_conditions` opened a finding."""
+
+    version = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="validations")
+    round = models.PositiveIntegerField()
+    validator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    validator_username = models.CharField(max_length=150)
+    conclusion = models.CharField(max_length=20, choices=Conclusion.choices)
+    sections = models.JSONField(help_text="{section: text} for each of VALIDATION_SECTIONS")
+    # each condition opened a finding keyed "validation:<report id>:<n>" (n from 1)
+    conditions = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(conclusion__in=[c.value for c in Conclusion]), name="validation_conclusion_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Validation of {self.version} by {self.validator_username}: {self.conclusion}"
+
+    def section_list(self) -> list[dict[str, str]]:
+        return [{"name": n, "title": t, "text": self.sections.get(n, "")} for n, t in VALIDATION_SECTIONS]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from governance import review
+from governance import review, rules, validation
 from lifecycle.models import ModelVersion
 from lifecycle.records import version_record
 
@@ -45,4 +45,9 @@ def version_data(v: ModelVersion) -> dict[str, Any]:
             }
             for row in review.decisions_for_display(v)
         ],
+        # independent validation (issue 29): every report, the one in force (bound in the manifest) named
+        "validation": {
+            "in_force": getattr(rules.latest_validation(v), "pk", None),
+            "reports": [validation.report_data(r) for r in validation.reports_of(v)],
+        },
     }
