@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions
@@ -16,9 +18,9 @@ from core.canonical import ApiJSONEncoder
 from core.periods import parse_moment
 from core.roles import roles_of
 from lifecycle.errors import Forbidden, NotFound
-from lifecycle.models import RegisteredModel
+from lifecycle.models import ModelKind, RegisteredModel
 from lifecycle.selectors import visible_versions
-from monitoring import selectors
+from monitoring import external, selectors
 from serving.errors import ServingError
 from serving.http import caller_of, parse_json
 from serving.selectors import prediction_row
@@ -85,3 +87,31 @@ class OutcomeBulkApi(APIView):
             parsed, user=request.user, api_key=caller.api_key, reporter=caller.name, actor=request.user
         )
         return Response({"stored": len(stored)}, status=201)
+
+
+class ExternalPerformanceApi(APIView):
+    """Live performance of a vendor or external model over [since, until) (default: the last 30
+    days), from the decisions its clients logged and the outcomes they reported."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("since", str), OpenApiParameter("until", str)],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, name: str) -> Response:
+        if not roles_of(request.user):
+            raise Forbidden("Only data scientists, risk officers, validators and auditors read monitoring.")
+        model = RegisteredModel.objects.filter(name=name).first()
+        if model is None:
+            raise NotFound(f"There is no model named {name!r}.")
+        if model.kind == ModelKind.IN_HOUSE:
+            raise ServingError(
+                f"{name} is an in-house model: read its versions' monitoring (.../versions/{{v}}/monitoring).",
+                status=409,
+                code="model_served_here",
+            )
+        until = parse_moment(request.query_params.get("until", ""), field="until", end=True) or timezone.now()
+        since = parse_moment(request.query_params.get("since", ""), field="since") or until - timedelta(days=30)
+        body = external.external_performance(model, since=since, until=until)
+        return Response(json.loads(json.dumps(body, cls=ApiJSONEncoder)))
