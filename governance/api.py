@@ -13,8 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.periods import parse_moment
 from core.roles import AUDITORS, RISK_OFFICERS, VALIDATORS, roles_of
-from governance import benchmark, rules, validation, workflow
+from governance import benchmark, overlays, rules, validation, workflow
 from governance.policies import active_policy
 from governance.records import version_data
 from lifecycle import selectors
@@ -98,3 +99,31 @@ class VersionBenchmarkApi(APIView):
         if not roles_of(request.user) & {VALIDATORS, RISK_OFFICERS, AUDITORS}:
             raise Forbidden("Only validators, risk officers and auditors read the benchmark.")
         return Response(benchmark.benchmark(_get_version(request, name, version)))
+
+
+class ModelOverlaysApi(APIView):
+    """POST: record a limitation or overlay on the model (risk officers; 201); GET: its register."""
+
+    permission_classes = [permissions.IsAuthenticated, CanReadRegistry]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str) -> Response:
+        model = get_object_or_404(RegisteredModel, name=name)
+        rows = model.overlays.select_related("owner", "registered_model").order_by("expires_at", "pk")
+        return Response({"model": name, "overlays": [overlays.overlay_data(o) for o in rows]})
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str) -> Response:
+        model = get_object_or_404(RegisteredModel, name=name)
+        data = request.data if isinstance(request.data, dict) else {}
+        overlay = overlays.record_overlay(
+            model.pk,
+            actor=request.user,
+            kind=data.get("kind"),
+            owner=data.get("owner"),
+            reason=data.get("reason"),
+            adjustment=data.get("adjustment"),
+            starts_at=parse_moment(str(data.get("starts_at") or ""), field="starts_at"),
+            expires_at=parse_moment(str(data.get("expires_at") or ""), field="expires_at"),
+        )
+        return Response(overlays.overlay_data(overlay), status=status.HTTP_201_CREATED)

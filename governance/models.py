@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -461,3 +463,50 @@ class ValidationReport(models.Model):
 
     def section_list(self) -> list[dict[str, str]]:
         return [{"name": n, "title": t, "text": self.sections.get(n, "")} for n, t in VALIDATION_SECTIONS]
+
+
+class OverlayKind(models.TextChoices):
+    LIMITATION = "limitation", "Limitation"
+    OVERLAY = "overlay", "Overlay (post-model adjustment)"
+
+
+@ledger.governed()
+class Overlay(models.Model):
+    """The limitations and overlays register of a model (DESIGN.md, "Model risk management"): a
+    known limitation, or a post-model adjustment made to its answers, with an owner, a reason,
+    the adjustment and an expiry. In force from `starts_at` until it expires or is withdrawn;
+    shown on every decision receipt and report while in force. Its expiry opens a finding
+    (governance.overlays.open_expiry_findings, a periodic task)."""
+
+    registered_model = models.ForeignKey("lifecycle.RegisteredModel", on_delete=models.PROTECT, related_name="overlays")
+    kind = models.CharField(max_length=12, choices=OverlayKind.choices)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    adjustment = models.TextField()
+    starts_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    recorded_by_username = models.CharField(max_length=150)
+    created_at = models.DateTimeField()
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by_username = models.CharField(max_length=150, blank=True)
+    withdraw_justification = models.TextField(blank=True)
+    # the finding its expiry opened (set once, by the periodic task, with its event)
+    expiry_finding = models.ForeignKey(Finding, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["registered_model", "expires_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("starts_at")), name="overlay_expires_after_start"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(withdrawn_at__isnull=True) | ~models.Q(withdraw_justification=""),
+                name="withdrawn_overlay_has_justification",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} on {self.registered_model_id}"
+
+    def in_force_at(self, moment: Any) -> bool:
+        return self.starts_at <= moment < self.expires_at and (self.withdrawn_at is None or moment < self.withdrawn_at)
