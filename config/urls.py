@@ -51,6 +51,13 @@ api_v1 = [
     path("outcomes", monitoring_api.OutcomeBulkApi.as_view(), name="api-outcomes"),
     path("reports/period.pdf", compliance_api.PeriodReportApi.as_view(), name="api-period-report"),
     path("models/<slug:name>/predict", serving_api.ModelPredictApi.as_view(), name="api-predict"),
+    path("models/<slug:name>/kpis", monitoring_api.ModelKpisApi.as_view(), name="api-model-kpis"),
+    path("findings/<int:finding_id>/retraining", governance_api.FindingRetrainingApi.as_view(), name="api-retraining"),
+    path(
+        "models/<slug:name>/versions/<int:version>/retraining",
+        governance_api.VersionRetrainingApi.as_view(),
+        name="api-version-retraining",
+    ),
     path("models/<slug:name>/overlays", governance_api.ModelOverlaysApi.as_view(), name="api-model-overlays"),
     path("models/<slug:name>/decisions", serving_api.ExternalDecisionsApi.as_view(), name="api-external-decisions"),
     path("models/<slug:name>/batches", batch_api.BatchCreateApi.as_view(), name="api-batches"),

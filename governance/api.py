@@ -15,7 +15,8 @@ from rest_framework.views import APIView
 
 from core.periods import parse_moment
 from core.roles import AUDITORS, RISK_OFFICERS, VALIDATORS, roles_of
-from governance import benchmark, overlays, rules, validation, workflow
+from governance import benchmark, overlays, retraining, rules, validation, workflow
+from governance.errors import WorkflowError
 from governance.policies import active_policy
 from governance.records import version_data
 from lifecycle import selectors
@@ -127,3 +128,31 @@ class ModelOverlaysApi(APIView):
             expires_at=parse_moment(str(data.get("expires_at") or ""), field="expires_at"),
         )
         return Response(overlays.overlay_data(overlay), status=status.HTTP_201_CREATED)
+
+
+class FindingRetrainingApi(APIView):
+    """POST {"reason"}: a risk officer asks the model's owner to retrain, from a finding (201)."""
+
+    permission_classes = [permissions.IsAuthenticated, CanReadRegistry]
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, finding_id: int) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        opened = retraining.open_request(finding_id, actor=request.user, reason=str(data.get("reason") or ""))
+        return Response(retraining.request_data(opened), status=status.HTTP_201_CREATED)
+
+
+class VersionRetrainingApi(APIView):
+    """POST {"request": id}: this (new) version answers a retraining request, which closes it."""
+
+    permission_classes = [permissions.IsAuthenticated, CanReadRegistry]
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str, version: int) -> Response:
+        target = _get_version(request, name, version)
+        data = request.data if isinstance(request.data, dict) else {}
+        number = data.get("request")
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise WorkflowError('"request" must be the id of a retraining request.', field="request", status=400)
+        answered = retraining.answer_request(number, version_id=target.pk, actor=request.user)
+        return Response(retraining.request_data(answered))

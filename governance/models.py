@@ -73,6 +73,13 @@ class Policy(models.Model):
     validation_required_low = models.BooleanField(default=False, help_text="Approval needs a validation report.")
     validation_required_medium = models.BooleanField(default=False, help_text="Approval needs a validation report.")
     validation_required_high = models.BooleanField(default=True, help_text="Approval needs a validation report.")
+    # Change materiality (governance.materiality): a validation metric moving more than this
+    # between a version and its parent makes the change material; with the lighter path on, a
+    # non-material change is approved by one officer at any tier.
+    material_metric_delta = models.FloatField(default=0.02)
+    non_material_single_approval = models.BooleanField(
+        default=False, help_text="A non-material change needs one approval whatever the tier."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -510,3 +517,63 @@ class Overlay(models.Model):
 
     def in_force_at(self, moment: Any) -> bool:
         return self.starts_at <= moment < self.expires_at and (self.withdrawn_at is None or moment < self.withdrawn_at)
+
+
+@ledger.evidence()
+class ChangeClassification(models.Model):
+    """How a version's change from its parent was classified when its checks finished (one per
+    review round): material or not, and the written rules that made it so."""
+
+    version = models.ForeignKey("lifecycle.ModelVersion", on_delete=models.PROTECT, related_name="classifications")
+    round = models.PositiveIntegerField()
+    parent = models.ForeignKey(
+        "lifecycle.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    material = models.BooleanField()
+    # [{"rule": ..., "material": bool, "detail": ...}] for every rule, in order
+    reasons = models.JSONField()
+    policy_delta = models.FloatField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["version", "round"]
+        constraints = [models.UniqueConstraint(fields=["version", "round"], name="one_classification_per_round")]
+
+    def __str__(self) -> str:
+        return f"{'material' if self.material else 'non-material'} change: {self.version_id} round {self.round}"
+
+
+@ledger.governed()
+class RetrainingRequest(models.Model):
+    """A retraining asked for from a finding (issue 29, item 5), assigned to the model's owner and
+    closed by a new version that names it (its lineage: `answered_by`)."""
+
+    finding = models.ForeignKey(Finding, on_delete=models.PROTECT, related_name="retraining_requests")
+    registered_model = models.ForeignKey(
+        "lifecycle.RegisteredModel", on_delete=models.PROTECT, related_name="retraining_requests"
+    )
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    requested_by_username = models.CharField(max_length=150)
+    opened_at = models.DateTimeField()
+    answered_by = models.ForeignKey(
+        "lifecycle.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="answers"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(closed_at__isnull=True, answered_by__isnull=True)
+                | models.Q(closed_at__isnull=False, answered_by__isnull=False),
+                name="retraining_closed_by_a_version",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"retraining request #{self.pk} of {self.registered_model_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None

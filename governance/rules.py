@@ -153,8 +153,7 @@ def can_close_review(version: ModelVersion, actor: Any) -> Rule:
 
 def approvals_progress(version: ModelVersion) -> tuple[int, int]:
     """(valid approvals of the current round, approvals the model's tier needs)."""
-    required = active_policy().approvals_for(version.registered_model.effective_tier)
-    return len(bindings.valid_approvals(version)), required
+    return len(bindings.valid_approvals(version)), approvals_required(version)
 
 
 def can_deploy(version: ModelVersion, actor: Any) -> Rule:
@@ -460,3 +459,19 @@ def validation_allows_approval(version: ModelVersion, actor: Any) -> Rule:
             code="validation_required",
         )
     return YES
+
+
+# --- change materiality (issue 29) -------------------------------------------------------------
+def approvals_required(version: ModelVersion) -> int:
+    """The approvals the version needs: the policy's count for the model's tier, or one when the
+    policy gives non-material changes the lighter path and this round's change is non-material
+    (governance.materiality)."""
+    from governance.models import ChangeClassification
+
+    policy = active_policy()
+    if (
+        policy.non_material_single_approval
+        and ChangeClassification.objects.filter(version=version, round=version.review_round, material=False).exists()
+    ):
+        return 1
+    return policy.approvals_for(version.registered_model.effective_tier)

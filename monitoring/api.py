@@ -20,7 +20,7 @@ from core.roles import roles_of
 from lifecycle.errors import Forbidden, NotFound
 from lifecycle.models import ModelKind, RegisteredModel
 from lifecycle.selectors import visible_versions
-from monitoring import external, selectors
+from monitoring import external, kpis, selectors
 from serving.errors import ServingError
 from serving.http import caller_of, parse_json
 from serving.selectors import prediction_row
@@ -115,3 +115,31 @@ class ExternalPerformanceApi(APIView):
         since = parse_moment(request.query_params.get("since", ""), field="since") or until - timedelta(days=30)
         body = external.external_performance(model, since=since, until=until)
         return Response(json.loads(json.dumps(body, cls=ApiJSONEncoder)))
+
+
+class ModelKpisApi(APIView):
+    """POST: define a KPI of the model (risk officers; 201); GET: the KPIs with their values over
+    their windows ending now (or `until`)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(parameters=[OpenApiParameter("until", str)], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, name: str) -> Response:
+        if not roles_of(request.user):
+            raise Forbidden("Only people with a role read KPIs.")
+        model = RegisteredModel.objects.filter(name=name).first()
+        if model is None:
+            raise NotFound(f"There is no model named {name!r}.")
+        until = parse_moment(request.query_params.get("until", ""), field="until", end=True) or timezone.now()
+        values = [kpis.compute(k, since=until - timedelta(days=k.window_days), until=until) for k in model.kpis.all()]
+        return Response(json.loads(json.dumps({"model": name, "kpis": values}, cls=ApiJSONEncoder)))
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str) -> Response:
+        model = RegisteredModel.objects.filter(name=name).first()
+        if model is None:
+            raise NotFound(f"There is no model named {name!r}.")
+        data = request.data if isinstance(request.data, dict) else {}
+        allowed = ("name", "metric", "favourable", "min_value", "max_value", "min_rows", "window_days")
+        kpi = kpis.define_kpi(model.pk, actor=request.user, **{k: data[k] for k in allowed if k in data})
+        return Response({"id": kpi.pk, "name": kpi.name, "metric": kpi.metric}, status=201)
