@@ -106,4 +106,4 @@ def record_external_decisions(*, model_name: str, caller: Caller, body: Any) -> 
     except DatabaseError:
         raise ServingError("The decisions could not be logged; try again.", status=503, code="log_unavailable")
     assert record is not None  # (no guard: nothing to re-check for a model served elsewhere)
-    return record
+    return PredictionLog.objects.get(public_id=record.public_id)  # as stored (written by raw SQL)
