@@ -216,3 +216,33 @@ def test_the_benchmark_refits_another_family_and_the_sensitivity_is_given(api_cl
 def test_the_benchmark_is_not_for_data_scientists(api_client, in_review, data_scientist):
     api_client.force_authenticate(data_scientist)
     assert api_client.get(url(in_review) + "/benchmark").status_code == 403
+
+
+def test_the_validation_page_takes_a_validators_report_and_shows_the_benchmark(client, in_review, validator):
+    page_url = f"/registry/models/credit-risk/versions/{in_review.version}/validation/"
+    client.force_login(validator)
+    page = client.get(page_url).content.decode()
+    assert 'id="record-validation"' in page and "No validation report yet." in page
+    bad = client.post(page_url, {"conclusion": "fit_with_conditions", **SECTIONS, "conditions": ""})
+    assert "needs at least one condition" in bad.content.decode() and not ValidationReport.objects.exists()
+    response = client.post(
+        page_url, {"conclusion": "fit_with_conditions", **SECTIONS, "conditions": "Recalibrate.\nReview monthly."}
+    )
+    assert response.status_code == 302
+    report = ValidationReport.objects.get()
+    assert report.validator == validator and report.conditions == ["Recalibrate.", "Review monthly."]
+    page = client.get(page_url).content.decode()
+    assert "Fit with conditions" in page and "in force" in page
+    benchmark = client.get(page_url + "?benchmark=1").content.decode()
+    assert "decision tree (max depth 5)" in benchmark and "credit_amount" in benchmark
+
+
+def test_the_page_tells_the_creator_why_they_cannot_validate(client, in_review, data_scientist):
+    client.force_login(data_scientist)
+    page = client.get(f"/registry/models/credit-risk/versions/{in_review.version}/validation/").content.decode()
+    assert 'id="record-validation"' not in page and "Only members of validators" in page
+    response = client.post(
+        f"/registry/models/credit-risk/versions/{in_review.version}/validation/",
+        {"conclusion": "fit_for_use", **SECTIONS},
+    )
+    assert response.status_code == 403 and not ValidationReport.objects.exists()
