@@ -27,7 +27,9 @@ def _scalar(value: Any) -> bool:
         return len(value) <= MAX_TEXT and "\x00" not in value
     if isinstance(value, float):
         return value == value and value not in (float("inf"), float("-inf"))
-    return value is None or isinstance(value, (bool, int))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**53) < value < 2**53  # exact in every JSON reader
+    return value is None or isinstance(value, bool)
 
 
 def check_body(body: Any) -> tuple[list[dict[str, Any]], list[Any], list[Any] | None, list[str] | None]:

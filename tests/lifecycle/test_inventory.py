@@ -170,6 +170,8 @@ def test_vendor_decisions_are_logged_their_outcomes_reported_and_live_performanc
         ({"instances": [], "decisions": []}, "instances"),
         ({"instances": [{"a": 1}], "decisions": ["x"], "classes": ["a", "b"]}, "decisions"),
         ({"instances": [{"a": [1]}], "decisions": ["x"]}, "instances"),
+        ({"instances": [{"a": 2**70}], "decisions": ["x"]}, "instances"),
+        ({"instances": [{"a": 1}], "decisions": [None]}, "decisions"),
     ],
 )
 def test_bad_decisions_are_400_naming_the_field(vendor, api_client, body, field):
