@@ -14,7 +14,7 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 .DEFAULT_GOAL := help
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 1
-.PHONY: help demo serve serve-preflight nginx bench bench-audit bench-decisions bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
+.PHONY: help demo serve serve-preflight nginx bench bench-ledger bench-audit bench-decisions bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ serve: export FILE_UPLOAD_TEMP_DIR = $(CURDIR)/var/upload-tmp
 # The API keys' rate and daily quota are counted in Redis, shared by every gunicorn worker
 # (serving.throttling); set CACHE_URL to use another one.
 serve: export CACHE_URL ?= rediscache://127.0.0.1:6379/2
+# Every answered row is logged for good: a key gets at most this many prediction requests per UTC
+# day unless the environment says otherwise (0: unlimited; docs/operations-limits.md).
+serve: export API_KEY_DAILY_QUOTA ?= 100000
 # Plain HTTP is for a local demo only: on a loopback HOST there is no redirect to HTTPS unless the
 # environment says SECURE_SSL_REDIRECT=True (check --deploy then warns, W008); elsewhere the
 # settings' default (True) holds and TLS ends in front of nginx.
@@ -80,11 +83,12 @@ serve: venv serve-preflight nginx ## Production-style serving: nginx in front of
 
 serve-preflight: ## Refuse to serve without DEBUG=False, the production secrets and (on PostgreSQL) a separate MIGRATION_DATABASE_URL; then manage.py check --deploy
 	@if [ "$$DEBUG" != False ]; then echo "serve-preflight: DEBUG must be False (make serve sets it)." >&2; exit 1; fi
-	@missing=""; for name in SECRET_KEY LOG_MAC_KEY AUDIT_MAC_KEY CHECKPOINT_SIGNING_KEY CHECKPOINT_WITNESS_KEY; do \
+	@missing=""; for name in SECRET_KEY LOG_MAC_KEY AUDIT_MAC_KEY CHECKPOINT_SIGNING_KEY CHECKPOINT_WITNESS_KEY METRICS_TOKEN; do \
 	  [ -n "$${!name}" ] || missing="$$missing $$name"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "make serve refuses to start: set$$missing in the environment (production runs with DEBUG=False;" >&2; \
-	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; see README, Configuration)." >&2; \
+	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; METRICS_TOKEN: the bearer token" >&2; \
+	  echo "  Prometheus sends to /metrics, made the same way; see README, Configuration)." >&2; \
 	  exit 1; fi
 	@# On PostgreSQL the application's role must own nothing: an owner can ALTER or DROP the tables'
 	@# append-only and guard triggers. So migrations run as another role (MIGRATION_DATABASE_URL).
@@ -127,6 +131,9 @@ bench-personal: venv ## Personal data's cost on PostgreSQL: serving with and wit
 
 bench-audit: venv ## Auditor benchmark on PostgreSQL: export 1,000,000 logged predictions (rows/s, memory) and a report over them
 	$(PY) bench/audit/run.py
+
+bench-ledger: venv ## The ledger's proof on PostgreSQL: verify_evidence's time per proven row as the rows grow (flat: linear cost)
+	$(PY) bench/ledger/run.py
 
 bench-decisions: venv ## Decisions benchmark on PostgreSQL: explanation per model kind, business-key lookup over 1,000,000 records, inclusion proof and receipt on a 100,000-record seal (prints targets, pass/fail)
 	$(PY) bench/decisions/run.py

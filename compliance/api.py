@@ -21,7 +21,6 @@ from core.periods import parse_moment
 from lifecycle.models import ModelVersion
 from serving import api as serving_api
 from serving.decision_api import find_row
-from serving.errors import ServingError
 from serving.http import caller_of
 
 
@@ -102,12 +101,5 @@ class DecisionReceiptApi(APIView):
     def get(self, request: Request, prediction_id: str) -> HttpResponse:
         caller = caller_of(request)
         record, row = find_row(prediction_id)
-        own_key = caller.api_key is not None and record.api_key_id == caller.api_key.pk
-        if not own_key and not IsAuditorOrOfficer().has_permission(request, self):
-            raise ServingError(
-                "Only auditors, risk officers and the API key that received the decision get its receipt.",
-                status=403,
-                code="forbidden",
-            )
-        report = receipts.generate_receipt(record, row, actor=request.user)
+        report = receipts.generate_receipt(record, row, actor=request.user, api_key=caller.api_key)
         return pdf_response(report, f"decision-receipt-{record.public_id}.{row}.pdf")

@@ -286,9 +286,9 @@ def verify_checkpoints(
     if problem:
         return CheckpointVerification(False, len(opened), problem)
     if not opened:
-        where = folder / LOG_NAME
-        return CheckpointVerification(False, 0, f"{where} holds no checkpoint (and the witness has cosigned none)")
-    latest, where = opened[-1][1], opened[-1][0].where
+        empty = f"{folder / LOG_NAME} holds no checkpoint (and the witness has cosigned none)"
+        return CheckpointVerification(False, 0, empty)
+    latest, where = opened[-1][1], str(opened[-1][0].where)
     if not witnessed or witnessed[-1][1].text() != latest.text():
         seen = witnessed[-1][1] if witnessed else None
         newest = (

@@ -86,3 +86,65 @@ class ReportJob(models.Model):
     @property
     def result_content_type(self) -> str:
         return "application/json" if self.result_file.endswith(".json") else "application/pdf"
+
+
+class IncidentSeverity(models.TextChoices):
+    """EU AI Act art. 73: the reporting deadline depends on what happened."""
+
+    SERIOUS = "serious", "Serious incident (15 days)"
+    DEATH = "death", "Death of a person (10 days)"
+    WIDESPREAD = "widespread", "Widespread infringement or serious critical-infrastructure disruption (2 days)"
+
+
+# Days from the moment of awareness to the report's deadline (art. 73(2), (3), (4)).
+REPORT_DAYS = {IncidentSeverity.SERIOUS: 15, IncidentSeverity.DEATH: 10, IncidentSeverity.WIDESPREAD: 2}
+
+
+@ledger.evidence()
+class Incident(models.Model):
+    """A serious incident (EU AI Act art. 73), written once by compliance.incidents with its audit
+    event. The evidence freeze is the signed checkpoint taken at registration: its note (text)
+    is kept here, and it verifies against the public key and the audit chain at any later time."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    registered_model = models.ForeignKey("lifecycle.RegisteredModel", on_delete=models.PROTECT, related_name="+")
+    # the version in production when the provider became aware, if any (governance.history)
+    version = models.ForeignKey("lifecycle.ModelVersion", null=True, on_delete=models.PROTECT, related_name="+")
+    severity = models.CharField(max_length=12, choices=IncidentSeverity.choices)
+    aware_at = models.DateTimeField()
+    report_due = models.DateTimeField()
+    summary = models.TextField()
+    corrective_actions = models.TextField(blank=True)
+    # the decisions concerned: prediction ids "<record>.<row>" of logged answers
+    prediction_ids = models.JSONField(default=list, blank=True)
+    checkpoint = models.TextField(help_text="The signed checkpoint note written at registration.")
+    checkpoint_seq = models.PositiveBigIntegerField()
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    registered_by_username = models.CharField(max_length=150)
+    registered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-aware_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Incident {self.public_id} ({self.severity}) on {self.registered_model_id}"
+
+
+@ledger.evidence()
+class ControlAttestation(models.Model):
+    """A risk officer's statement that a control of the library (compliance/controls.yaml) is met
+    for a model where no evidence query proves it; written once with its audit event, in force
+    from `attested_at` (a later attestation of the same control supersedes it)."""
+
+    registered_model = models.ForeignKey("lifecycle.RegisteredModel", on_delete=models.PROTECT, related_name="+")
+    control_id = models.CharField(max_length=40)
+    statement = models.TextField()
+    attested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    attested_by_username = models.CharField(max_length=150)
+    attested_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["registered_model", "control_id", "-attested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.control_id} attested by {self.attested_by_username}"

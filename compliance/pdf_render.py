@@ -15,6 +15,7 @@ import mimetypes
 import os
 import signal
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 BASE_URL = "https://report.invalid/"
@@ -62,9 +63,16 @@ def _make_fetcher(static_roots: list[str], refused: list[str], fetched: list[str
 
 
 def render_pdf_inline(
-    html: str, *, attachments: list[tuple[str, bytes, str]], static_roots: list[str], title: str = ""
+    html: str,
+    *,
+    attachments: list[tuple[str, bytes, str]],
+    static_roots: list[str],
+    title: str = "",
+    moment: datetime | None = None,
 ) -> Rendered:
-    """Render in this process (the child calls this)."""
+    """Render in this process (the child calls this). `moment`: the attachments' creation and
+    modification dates (WeasyPrint writes the rendering time otherwise), so a report rendered
+    twice from the same inputs is the same bytes (its file identifier is their hash)."""
     from weasyprint import HTML, Attachment
 
     refused: list[str] = []
@@ -72,7 +80,13 @@ def render_pdf_inline(
     fetcher = _make_fetcher(static_roots, refused, fetched)
     files = [
         Attachment(
-            file_obj=io.BytesIO(data), name=name, description=description, relationship="Data", url_fetcher=fetcher
+            file_obj=io.BytesIO(data),
+            name=name,
+            description=description,
+            relationship="Data",
+            url_fetcher=fetcher,
+            created=moment,
+            modified=moment,
         )
         for name, data, description in attachments
     ]
@@ -83,10 +97,18 @@ def render_pdf_inline(
 
 
 def _child(
-    conn: Any, html: str, attachments: list[tuple[str, bytes, str]], static_roots: list[str], title: str
+    conn: Any,
+    html: str,
+    attachments: list[tuple[str, bytes, str]],
+    static_roots: list[str],
+    title: str,
+    moment: datetime | None = None,
 ) -> None:
     try:
-        conn.send(("ok", render_pdf_inline(html, attachments=attachments, static_roots=static_roots, title=title)))
+        rendered = render_pdf_inline(
+            html, attachments=attachments, static_roots=static_roots, title=title, moment=moment
+        )
+        conn.send(("ok", rendered))
     except Exception as exc:  # sent back and raised as RenderError in the parent
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -114,12 +136,18 @@ def _kill(process: Any) -> None:
 
 
 def render_pdf(
-    html: str, *, attachments: list[tuple[str, bytes, str]], static_roots: list[str], timeout: float, title: str = ""
+    html: str,
+    *,
+    attachments: list[tuple[str, bytes, str]],
+    static_roots: list[str],
+    timeout: float,
+    title: str = "",
+    moment: datetime | None = None,
 ) -> Rendered:
     """Render in a child process; kill it and raise RenderError after `timeout` seconds."""
     ctx = _mp()
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(sender, html, attachments, static_roots, title), daemon=True)
+    proc = ctx.Process(target=_child, args=(sender, html, attachments, static_roots, title, moment), daemon=True)
     proc.start()
     sender.close()
     try:

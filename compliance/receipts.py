@@ -121,12 +121,14 @@ def _plain_language(version: Any, data: dict[str, Any], reviews: list[DecisionRe
     return " ".join(parts)
 
 
-def receipt_context(record: PredictionLog, row: int, *, actor: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def receipt_context(
+    record: PredictionLog, row: int, *, actor: Any, api_key: Any = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     version = record.version
     if version is None or record.outcome != "ok":
         raise ReportError("Only an answered prediction has a receipt.", status=409)
     try:
-        explanation = decisions.explanation_of(record, row, actor=actor)
+        explanation = decisions.explanation_of(record, row, actor=actor, api_key=api_key)
         data, explanation_sha256 = explanation.payload, explanation.sha256
     except ServingError as exc:
         if exc.code != "inputs_erased":
@@ -203,9 +205,11 @@ def receipt_context(record: PredictionLog, row: int, *, actor: Any) -> tuple[dic
     return context, evidence
 
 
-def generate_receipt(record: PredictionLog, row: int, *, actor: Any) -> reports.Report:
-    """Render the receipt of one decision and record its SHA-256 in the audit trail."""
-    context, evidence = receipt_context(record, row, actor=actor)
+def generate_receipt(record: PredictionLog, row: int, *, actor: Any, api_key: Any = None) -> reports.Report:
+    """Render the receipt of one decision and record its SHA-256 in the audit trail; only for
+    those who may read the decision (serving.decisions.read_rule)."""
+    decisions.require_read(record, actor=actor, api_key=api_key)
+    context, evidence = receipt_context(record, row, actor=actor, api_key=api_key)
     blob = json.dumps(evidence, cls=ApiJSONEncoder, sort_keys=True, indent=1).encode()
     try:
         report = reports.render_report("compliance/reports/receipt.html", context, evidence=blob)

@@ -25,6 +25,7 @@ from governance.models import CheckKind, CheckRun, Decision, DecisionKind, Deplo
 from governance.policies import active_policy
 from governance.records import version_data
 from lifecycle.models import ModelVersion, RiskTier
+from lifecycle.records import kill_switch_record
 from monitoring import charts as monitoring_charts
 from monitoring import selectors as monitoring_selectors
 from serving import seals as seal_service
@@ -174,6 +175,7 @@ def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = 
             "schema": "model-governance/version-report/1",
         },
         "version": api,
+        "kill_switch": kill_switch_record(version.registered_model),
         "deployments": deployments,
         "serving": serving,
         "seals": seals,

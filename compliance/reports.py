@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -34,8 +35,10 @@ def _static_roots() -> list[str]:
     return [*roots, str(settings.STATIC_ROOT)] if settings.STATIC_ROOT else roots
 
 
-def render_report(template: str, context: dict[str, Any], *, evidence: bytes) -> Report:
-    """Render one report; RenderError when it fails or runs past the time limit."""
+def render_report(template: str, context: dict[str, Any], *, evidence: bytes, moment: datetime | None = None) -> Report:
+    """Render one report; RenderError when it fails or runs past the time limit. `moment`: the
+    date written into the PDF (its attachment's dates); a report whose content has no generation
+    time and passes one derived from its inputs is the same bytes every time."""
     evidence_sha = hashlib.sha256(evidence).hexdigest()
     html = render_to_string(template, {**context, "evidence_sha256": evidence_sha, "evidence_name": EVIDENCE_NAME})
     rendered: Rendered = render_pdf(
@@ -44,6 +47,7 @@ def render_report(template: str, context: dict[str, Any], *, evidence: bytes) ->
         static_roots=_static_roots(),
         timeout=settings.REPORT_RENDER_TIMEOUT,
         title=str(context.get("title", "")),
+        moment=moment,
     )
     return Report(
         pdf=rendered.pdf,

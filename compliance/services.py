@@ -71,9 +71,11 @@ def check_period(*, since: datetime, until: datetime) -> None:
         raise ReportError(f"A period report covers at most {settings.REPORT_MAX_PERIOD_DAYS} days.", field="until")
 
 
-def _render(template: str, context: dict[str, Any], evidence: dict[str, Any]) -> reports.Report:
+def _render(
+    template: str, context: dict[str, Any], evidence: dict[str, Any], moment: datetime | None = None
+) -> reports.Report:
     try:
-        return reports.render_report(template, context, evidence=report_context.evidence_bytes(evidence))
+        return reports.render_report(template, context, evidence=report_context.evidence_bytes(evidence), moment=moment)
     except reports.RenderError as exc:
         raise ReportError(f"The report could not be rendered: {exc}", status=503) from None
 

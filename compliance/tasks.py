@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from compliance import checkpoints
+from compliance import checkpoints, incidents
 from compliance import jobs as report_jobs
 from governance import jobs
 
@@ -44,6 +44,12 @@ def resend_stranded_report_jobs_task() -> list[int]:
     for job_id in ids:
         run_report_job_task.delay(job_id)
     return ids
+
+
+@shared_task(acks_late=True)
+def remind_incidents_task() -> list[int]:
+    """Beat, hourly: mail risk officers once about each incident whose art. 73 report is due soon."""
+    return incidents.remind_incidents()
 
 
 jobs.register(report_jobs.SEND, run_report_job_task.delay)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from compliance import decision_views, views
+from compliance import control_views, decision_views, incident_views, views
 
 app_name = "audit"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("inventory/", views.model_inventory, name="inventory"),
     path("inventory.csv", views.model_inventory_csv, name="inventory-csv"),
     path("models/<slug:name>/", views.model_detail, name="model"),
+    path("models/<slug:name>/controls/", control_views.model_controls, name="controls"),
     path("models/<slug:name>/versions/<int:version>/", views.version_detail, name="version"),
     path("models/<slug:name>/versions/<int:version>/report.pdf", views.version_report, name="version-report"),
     path("reports/", views.period_report, name="reports"),
@@ -19,6 +20,8 @@ urlpatterns = [
     path("decisions/", decision_views.find_decision, name="decisions"),
     path("decisions/<str:prediction_id>/", decision_views.decision_detail, name="decision"),
     path("decisions/<str:prediction_id>/receipt.pdf", decision_views.decision_receipt, name="decision-receipt"),
+    path("incidents/", incident_views.incident_register, name="incidents"),
+    path("incidents/<str:public_id>/", incident_views.incident_detail, name="incident"),
     path("trail/", views.trail, name="trail"),
     path("jobs/", views.start_job, name="start-job"),
     path("jobs/<uuid:public_id>/", views.job_detail, name="job"),

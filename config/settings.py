@@ -115,7 +115,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 # axes first: it refuses a locked-out login before any password is checked.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["core.logins.LoginLimitsBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -156,6 +156,12 @@ SKOPS_ALLOWED_TYPES = "lifecycle.allowlist.ALLOWED_TYPES"
 SERVING_MAX_ROWS = env.int("SERVING_MAX_ROWS", default=10_000)
 # Request bodies above this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SERVING_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# The longest text an input field takes (characters); a field whose schema lists its categories
+# takes up to its longest category (at least 32). Longer: 400 invalid_input naming the field.
+SERVING_MAX_TEXT_CHARS = env.int("SERVING_MAX_TEXT_CHARS", default=256)
+# JSON bodies of the prediction routes nested deeper than this are refused (400 too_deep, logged)
+# before they are parsed; a v1 body nests 3 levels, a v2 body 5.
+SERVING_MAX_JSON_DEPTH = env.int("SERVING_MAX_JSON_DEPTH", default=32)
 SERVING_RATE_PER_KEY = env.str("SERVING_RATE_PER_KEY", default="600000/min")
 # Prediction requests per API key per UTC day (429 daily_quota_exceeded beyond it); 0: unlimited.
 API_KEY_DAILY_QUOTA = env.int("API_KEY_DAILY_QUOTA", default=0)
@@ -225,6 +231,15 @@ REPORT_RENDER_TIMEOUT = env.float("REPORT_RENDER_TIMEOUT", default=120.0)
 # Period reports and exports cover at most this many days per request.
 REPORT_MAX_PERIOD_DAYS = env.int("REPORT_MAX_PERIOD_DAYS", default=3660)
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+if "redis" in CACHES["default"]["BACKEND"].lower():
+    # A cache that does not answer must not hold a request: the API-key counters then fail open
+    # to a per-process bucket (serving.throttling, docs/operations-limits.md).
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "socket_connect_timeout": env.float("CACHE_TIMEOUT_SECONDS", default=0.5),
+            "socket_timeout": env.float("CACHE_TIMEOUT_SECONDS", default=0.5),
+        }
+    )
 
 # --- Celery -----------------------------------------------------------------------------
 # No broker configured: tasks run in-process, right after the transaction that enqueued them.
@@ -278,8 +293,8 @@ CELERY_BEAT_SCHEDULE = {
 # Window length: "1d", "6h", "30m" or seconds. Windows align to multiples of it from the epoch (UTC).
 MONITOR_WINDOW = env.str("MONITOR_WINDOW", default="1d")
 MONITOR_INTERVAL_SECONDS = env.int("MONITOR_INTERVAL_SECONDS", default=3600)
-# Drift alerts need this many rows in a window (fewer rows are reported, never alerted on).
-MONITOR_MIN_ROWS = env.int("MONITOR_MIN_ROWS", default=500)
+# The rows a window needs (to close early and to alert on drift) and the longest window are policy
+# values (governance.models.Policy.monitor_min_rows, monitor_max_window_days), shown on the page.
 # KS reads the values themselves: at most this many rows of a window (every k-th record beyond).
 MONITOR_KS_MAX_ROWS = env.int("MONITOR_KS_MAX_ROWS", default=100_000)
 # Folding a seal into the hourly counts parses every row: a seal of at least twice
@@ -293,6 +308,13 @@ CELERY_BEAT_SCHEDULE["kpi-check"] = {"task": "monitoring.tasks.kpi_check_task", 
 CELERY_BEAT_SCHEDULE["overlay-expiry"] = {"task": "governance.tasks.overlay_expiry_task", "schedule": 3600}
 CELERY_BEAT_SCHEDULE["monitor"] = {"task": "monitoring.tasks.monitor_task", "schedule": MONITOR_INTERVAL_SECONDS}
 
+# --- Incidents (EU AI Act art. 73; compliance.incidents) -----------------------------------
+# Risk officers are mailed once when an incident's report is due within this many hours.
+INCIDENT_REMIND_BEFORE_HOURS = env.int("INCIDENT_REMIND_BEFORE_HOURS", default=48)
+# The provider named in the serious-incident report (the Commission's template, "provider").
+PROVIDER_NAME = env.str("PROVIDER_NAME", default="Example Bank plc (model governance demo)")
+CELERY_BEAT_SCHEDULE["incident-reminders"] = {"task": "compliance.tasks.remind_incidents_task", "schedule": 3600}
+
 # --- Integrations (issue 17) ---------------------------------------------------------------
 # Webhooks: private, loopback and link-local targets are refused unless this is set (SSRF).
 WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
@@ -305,7 +327,9 @@ CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
     "task": "integrations.tasks.webhook_sweep_task",
     "schedule": WEBHOOK_SWEEP_SECONDS,
 }
-# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when it is set.
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (Prometheus's scrape job sends it:
+# `authorization: {credentials_file: ...}`) or a risk officer's or auditor's API key; never
+# anonymous requests. `make serve` refuses to start without it.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- REST API ---------------------------------------------------------------------------
@@ -319,6 +343,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# The schema and Swagger UI (/api/schema/, /api/docs/) need a session or an API key; by default
+# only in production, where the schema would tell anyone every route and field.
+API_DOCS_REQUIRE_LOGIN = env.bool("API_DOCS_REQUIRE_LOGIN", default=not DEBUG)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Model governance API",
     "DESCRIPTION": "Registry, submission and serving API of the governance-first model lifecycle manager.",
@@ -359,6 +386,10 @@ if TRUST_PROXY_HEADERS:
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Beyond the pair: failures from one address (any usernames) and for one username (from any
+# addresses) within the cool-off lock that address, or that username, out (core.logins).
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=30)
+LOGIN_FAILURE_LIMIT_PER_USERNAME = env.int("LOGIN_FAILURE_LIMIT_PER_USERNAME", default=20)
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "core.logins.client_ip"

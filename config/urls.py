@@ -6,7 +6,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from compliance import api as compliance_api
+from compliance import control_api, incident_api
+from config.api_docs import DocsReader
 from governance import api as governance_api
+from governance import history_api, killswitch_api
 from governance import urls as governance_urls
 from governance import views as governance_views
 from integrations import api as integrations_api
@@ -19,8 +22,15 @@ from serving import batch_api, decision_api, subject_api, v2
 from serving import views as serving_views
 
 api_v1 = [
+    path("auth/check", serving_api.AuthCheckApi.as_view(), name="api-auth-check"),
     path("models/", lifecycle_api.ModelListApi.as_view(), name="api-models"),
     path("models/<slug:name>/", lifecycle_api.ModelDetailApi.as_view(), name="api-model"),
+    path("models/<slug:name>/tier", governance_api.ModelTierApi.as_view(), name="api-model-tier"),
+    path(
+        "models/<slug:name>/fairness-requirements",
+        governance_api.ModelFairnessRequirementsApi.as_view(),
+        name="api-model-fairness-requirements",
+    ),
     path("models/<slug:name>/versions/", lifecycle_api.VersionCreateApi.as_view(), name="api-versions"),
     path(
         "models/<slug:name>/versions/import-mlflow",
@@ -48,6 +58,22 @@ api_v1 = [
         monitoring_api.ExternalPerformanceApi.as_view(),
         name="api-external-performance",
     ),
+    path("models/<slug:name>/history", history_api.ModelHistoryApi.as_view(), name="api-model-history"),
+    path("models/<slug:name>/fallback", killswitch_api.ModelFallbackApi.as_view(), name="api-model-fallback"),
+    path("models/<slug:name>/stop", killswitch_api.ModelStopApi.as_view(), name="api-model-stop"),
+    path("models/<slug:name>/resume", killswitch_api.ModelResumeApi.as_view(), name="api-model-resume"),
+    path("models/<slug:name>/controls", control_api.ModelControlsApi.as_view(), name="api-model-controls"),
+    path("models/<slug:name>/controls.pdf", control_api.ModelControlsPdfApi.as_view(), name="api-model-controls-pdf"),
+    path(
+        "models/<slug:name>/controls/<str:control_id>/attest",
+        control_api.ControlAttestApi.as_view(),
+        name="api-control-attest",
+    ),
+    path("incidents", incident_api.IncidentListApi.as_view(), name="api-incidents"),
+    path("incidents/<str:incident_id>", incident_api.IncidentDetailApi.as_view(), name="api-incident"),
+    path(
+        "incidents/<str:incident_id>/report.pdf", incident_api.IncidentReportApi.as_view(), name="api-incident-report"
+    ),
     path("outcomes", monitoring_api.OutcomeBulkApi.as_view(), name="api-outcomes"),
     path("reports/period.pdf", compliance_api.PeriodReportApi.as_view(), name="api-period-report"),
     path("models/<slug:name>/predict", serving_api.ModelPredictApi.as_view(), name="api-predict"),
@@ -65,6 +91,7 @@ api_v1 = [
     path("batches/<str:job_id>/result.csv", batch_api.BatchResultApi.as_view(), name="api-batch-result"),
     path("subjects/erasure", subject_api.SubjectErasureApi.as_view(), name="api-subject-erasure"),
     path("predictions/", serving_api.PredictionListApi.as_view(), name="api-predictions"),
+    path("predictions/search", serving_api.PredictionSearchApi.as_view(), name="api-predictions-search"),
     path("predictions/<str:prediction_id>/", serving_api.PredictionDetailApi.as_view(), name="api-prediction"),
     path("predictions/<str:prediction_id>/outcome", serving_api.PredictionOutcomeApi.as_view(), name="api-outcome"),
     path(
@@ -119,9 +146,13 @@ urlpatterns = [
     path("metrics", integrations_views.metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("v2/", include(open_inference_v2)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[DocsReader]), name="schema"),
     # The split view serves Swagger UI's start-up script as a file (?script=): nothing inline (CSP).
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", permission_classes=[DocsReader]),
+        name="api-docs",
+    ),
 ]
 
 # A database outage is a 503 (config/unavailable.py); any other uncaught error stays a 500.

@@ -58,13 +58,16 @@ VERSION_SUSPENDED = "governance.version.suspended"
 VERSION_REINSTATEMENT_RECORDED = "governance.version.reinstatement_recorded"
 VERSION_REINSTATED = "governance.version.reinstated"
 RISK_TIER_SET = "governance.risk_tier.set"
+FAIRNESS_REQUIREMENTS_SET = "governance.fairness_requirements.set"
 POLICY_CHANGED = "governance.policy.changed"
 POLICY_CREATED = "governance.policy.created"
 OUTCOME_RECORDED = "serving.outcome.recorded"
 OUTCOMES_RECORDED = "serving.outcomes.recorded"
+OUTCOME_CORRECTED = "serving.outcome.corrected"
 BATCH_ACCEPTED = "serving.batch.accepted"
 BATCH_STARTED = "serving.batch.started"
 BATCH_FINISHED = "serving.batch.finished"
+BATCH_RESULT_EXPIRED = "serving.batch.result_expired"
 BATCH_STOPPED = "serving.batch.stopped"
 SUBJECT_ERASED = "serving.subject.erased"
 RETENTION_ERASED = "serving.retention.erased"
@@ -94,6 +97,12 @@ SHADOW_ENDED = "governance.shadow.ended"
 SHADOW_COMPARED = "governance.shadow.compared"
 MONITORING_WINDOW_COMPUTED = "monitoring.window.computed"
 MONITORING_ALERT_RAISED = "monitoring.alert.raised"
+MODEL_FALLBACK_SET = "governance.model.fallback_set"
+MODEL_STOPPED = "governance.model.stopped"
+MODEL_RESUMED = "governance.model.resumed"
+INCIDENT_REGISTERED = "compliance.incident.registered"
+INCIDENT_REMINDED = "compliance.incident.reminded"
+CONTROL_ATTESTED = "compliance.control.attested"
 
 
 # Called with each new event inside record()'s transaction (integrations wakes its webhook outbox
@@ -158,16 +167,18 @@ def _actor_fields(actor: Any) -> tuple[int | None, str]:
 def _with_target_evidence(data: dict[str, Any], target: models.Model | None) -> dict[str, Any]:
     """Every event about a proven row (core.ledger: evidence or governed) carries the row's
     content hash as it is now, so verification can prove the row both ways."""
-    entry = ledger.entry_for(target) if target is not None and target.pk is not None else None
+    if target is None or target.pk is None:
+        return data
+    entry = ledger.entry_for(target)
     if entry is None or not entry.proven:
         return data
-    if entry.which is not None and not type(target)._default_manager.filter(entry.rows(), pk=target.pk).exists():
+    if entry.which is not None and not entry.model._default_manager.filter(entry.rows(), pk=target.pk).exists():
         return data  # not evidence yet (a queued check, a live key)
     items = data.get("evidence")
     items = list(items) if isinstance(items, list) else []
-    if any(isinstance(i, dict) and i.get("row") == row_key(target) for i in items):  # type: ignore[arg-type]
+    if any(isinstance(i, dict) and i.get("row") == row_key(target) for i in items):
         return data
-    return {**data, "evidence": items + evidence(target)}  # type: ignore[arg-type]
+    return {**data, "evidence": items + evidence(target)}
 
 
 @transaction.atomic

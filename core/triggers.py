@@ -37,7 +37,7 @@ def create_sql(rule: Rule, vendor: str, *, if_missing: bool = False) -> list[str
             f"""CREATE OR REPLACE FUNCTION {rule.name}() RETURNS trigger AS $$
 BEGIN
     IF {rule.condition} THEN
-        RAISE EXCEPTION USING MESSAGE = '{message}', ERRCODE = 'insufficient_privilege';
+        RAISE EXCEPTION USING MESSAGE = '{message}', ERRCODE = 'integrity_constraint_violation';
     END IF;
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END;

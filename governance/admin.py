@@ -250,7 +250,7 @@ class VersionReviewAdmin(OfficerReadOnly):
             "change": materiality.current(version),
             "validations": validation.reports_of(version),
             "tiers": RiskTier.choices,
-            "can_set_tier": is_officer(request),
+            "can_set_tier": bool(rules.can_set_tier(version.registered_model, request.user)),
             "decide_url": reverse("admin:governance_versionreview_decide", args=[version.pk]),
             "findings": Finding.objects.filter(version=version).select_related("owner")[:50],
             "monitoring_url": reverse("monitoring:version", args=[version.registered_model.name, version.version]),

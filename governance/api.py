@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from core.periods import parse_moment
 from core.roles import AUDITORS, RISK_OFFICERS, VALIDATORS, roles_of
-from governance import benchmark, overlays, retraining, rules, validation, workflow
+from governance import benchmark, overlays, retraining, rules, services, validation, workflow
 from governance.errors import WorkflowError
 from governance.policies import active_policy
 from governance.records import version_data
@@ -156,3 +156,47 @@ class VersionRetrainingApi(APIView):
             raise WorkflowError('"request" must be the id of a retraining request.', field="request", status=400)
         answered = retraining.answer_request(number, version_id=target.pk, actor=request.user)
         return Response(retraining.request_data(answered))
+
+
+class ModelTierApi(APIView):
+    """A risk officer sets a model's effective risk tier (governance.rules.can_set_tier)."""
+
+    permission_classes = [permissions.IsAuthenticated, CanReadRegistry]
+
+    class InputSerializer(serializers.Serializer):
+        tier = serializers.CharField()
+        justification = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str) -> Response:
+        model = get_object_or_404(RegisteredModel, name=name)
+        data = request.data if isinstance(request.data, dict) else {}
+        updated = services.set_risk_tier(
+            model.pk,
+            actor=request.user,
+            tier=str(data.get("tier") or ""),
+            justification=str(data.get("justification") or ""),
+        )
+        return Response(
+            {"name": updated.name, "risk_tier": updated.risk_tier, "effective_risk_tier": updated.effective_tier}
+        )
+
+
+class ModelFairnessRequirementsApi(APIView):
+    """A risk officer sets the sensitive features a model's fairness check must measure and the
+    small groups waived (governance.rules.can_set_fairness_requirements)."""
+
+    permission_classes = [permissions.IsAuthenticated, CanReadRegistry]
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str) -> Response:
+        model = get_object_or_404(RegisteredModel, name=name)
+        data = request.data if isinstance(request.data, dict) else {}
+        requirement = services.set_fairness_requirements(
+            model.pk,
+            actor=request.user,
+            features=data.get("features", []),
+            waivers=data.get("waivers") or {},
+            justification=str(data.get("justification") or ""),
+        )
+        return Response({"name": model.name, "features": requirement.features, "waivers": requirement.waivers})

@@ -21,7 +21,7 @@ from sklearn.base import clone
 from core.canonical import sha256_json
 from core.errors import DomainError
 from governance import fairness, profile, refit
-from governance.models import CheckKind, CheckRun, CheckStatus
+from governance.models import CheckKind, CheckRun, CheckStatus, FairnessRequirement
 from lifecycle import onnx_model
 from lifecycle.artifacts import sha256_of
 from lifecycle.dataset_store import open_dataset
@@ -109,6 +109,7 @@ def validate(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy
 
 def assess_fairness(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> Outcome:
     y_pred = model.predict(evaluation[version.feature_names])
+    required = FairnessRequirement.objects.filter(registered_model_id=version.registered_model_id).first()
     result = fairness.assess(
         evaluation,
         version.sensitive_features,
@@ -121,6 +122,7 @@ def assess_fairness(model: Any, version: ModelVersion, evaluation: pd.DataFrame,
             min_ratio=policy["min_fairness_ratio"],
             min_group_size=policy["min_group_size"],
         ),
+        waived=required.waivers if required is not None else None,
     )
     metrics = result.as_dict()
     if version.sensitive_features:

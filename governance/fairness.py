@@ -54,8 +54,13 @@ class FeatureFairness:
     violations: list[str] = field(default_factory=list)
     # The headline numbers held against the policy (the others are shown for context).
     compared: list[str] = field(default_factory=list)
-    # Fewer than two groups of min_group_size rows, or a compared number undefined (0/0): no verdict.
+    # Fewer than two groups of min_group_size rows, a compared number undefined (0/0), or a group
+    # below min_group_size that no officer waived: no verdict.
     inconclusive: bool = False
+    # Groups of a declared feature below min_group_size (excluded from the headline numbers): each
+    # makes the feature inconclusive unless waived ({group: the officer's justification}).
+    small_groups: list[str] = field(default_factory=list)
+    waived_groups: dict[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -133,7 +138,11 @@ def assess_feature(
     task: str,
     positive_label: Any,
     thresholds: Thresholds,
+    waived: dict[str, str] | None = None,
+    small_groups_count: bool = True,
 ) -> FeatureFairness:
+    """One feature's per-group metrics and headline disparities. With `small_groups_count`, a
+    group below min_group_size that `waived` does not name makes the feature inconclusive."""
     groups = groups.reset_index(drop=True)
     if task == "classification":
         binary_true = (np.asarray(y_true) == positive_label).astype(int)
@@ -182,6 +191,8 @@ def assess_feature(
             violations.append(f"{metric} {value:.4f} < {thresholds.min_ratio}")
         elif not metric.endswith("_ratio") and value > thresholds.max_difference:
             violations.append(f"{metric} {value:.4f} > {thresholds.max_difference}")
+    waived = waived or {}
+    small = excluded if small_groups_count else []
     return FeatureFairness(
         feature=name,
         groups=per_group,
@@ -189,7 +200,9 @@ def assess_feature(
         headline=headline,
         violations=violations,
         compared=compared,
-        inconclusive=not measurable or bool(undefined),
+        inconclusive=not measurable or bool(undefined) or any(g not in waived for g in small),
+        small_groups=small,
+        waived_groups={g: waived[g] for g in small if g in waived},
     )
 
 
@@ -226,8 +239,12 @@ def assess(
     task: str,
     classes: list[Any],
     thresholds: Thresholds,
+    waived: dict[str, dict[str, str]] | None = None,
 ) -> FairnessResult:
-    """Fairness for each sensitive feature and for their intersection."""
+    """Fairness for each sensitive feature and for their intersection. A declared feature's group
+    below min_group_size makes it inconclusive unless `waived` ({feature: {group: justification}})
+    names it; the intersection's small groups are shown only (two features on a few hundred rows
+    nearly always make one)."""
     notes: list[str] = []
     positive_label = None
     if task == "classification":
@@ -237,12 +254,32 @@ def assess(
     columns: list[tuple[str, pd.Series]] = [(f, group_labels(frame[f])) for f in sensitive_features]
     if len(sensitive_features) > 1:
         columns.append((INTERSECTION_SEPARATOR.join(sensitive_features), intersection(frame, sensitive_features)))
+    waived = waived or {}
     results = [
-        assess_feature(name, groups, y_true, y_pred, task=task, positive_label=positive_label, thresholds=thresholds)
+        assess_feature(
+            name,
+            groups,
+            y_true,
+            y_pred,
+            task=task,
+            positive_label=positive_label,
+            thresholds=thresholds,
+            waived=waived.get(name),
+            small_groups_count=name in sensitive_features,
+        )
         for name, groups in columns
     ]
     for result in results:
-        if result.excluded_groups:
+        unwaived = [g for g in result.small_groups if g not in result.waived_groups]
+        if unwaived:
+            sizes = ", ".join(f"{g} ({int(result.groups.get(g, {}).get('count') or 0)} rows)" for g in unwaived)
+            notes.append(
+                f"{result.feature}: group(s) {sizes} have fewer than {thresholds.min_group_size} rows, so they "
+                "cannot be measured: fairness is inconclusive unless a risk officer waives them."
+            )
+        for group, why in result.waived_groups.items():
+            notes.append(f"{result.feature}: small group {group} waived by a risk officer: {why}")
+        if result.excluded_groups and not result.small_groups:
             notes.append(
                 f"{result.feature}: group(s) {', '.join(result.excluded_groups)} have fewer than "
                 f"{thresholds.min_group_size} rows; they are shown but excluded from the headline numbers."
@@ -252,8 +289,7 @@ def assess(
                 f"{result.feature}: fewer than two groups of at least {thresholds.min_group_size} rows to "
                 "compare; no headline numbers, so fairness is inconclusive."
             )
-        elif result.inconclusive:
-            undefined = ", ".join(m for m in result.compared if result.headline.get(m) is None)
+        elif undefined := ", ".join(m for m in result.compared if result.headline.get(m) is None):
             notes.append(f"{result.feature}: {undefined} undefined (0/0) on these groups, so fairness is inconclusive.")
     if task == "regression" and results:
         notes.append(

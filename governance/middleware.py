@@ -31,7 +31,7 @@ class AuditorReadOnlyMiddleware:
             # serving.authentication), so the session is not loaded on the serving path.
             return self.get_response(request)
         user = getattr(request, "user", None)
-        if is_refused_write(user, request.method) and request.path not in self.allowed():
+        if is_refused_write(user, request.method, request.path) and request.path not in self.allowed():
             record_refused_write(actor=request.user, method=request.method or "", path=request.path)
             return self.refused(request)
         return self.get_response(request)

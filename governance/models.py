@@ -48,6 +48,15 @@ class Policy(models.Model):
     # at or above psi_warn warns, at or above psi_alert alerts and opens a finding.
     psi_warn = models.FloatField(default=0.10)
     psi_alert = models.FloatField(default=0.25)
+    # A monitoring window closes once its time (MONITOR_WINDOW) is up and it holds this many rows,
+    # or once it spans monitor_max_window_days, whichever comes first: a low-volume model gets
+    # longer windows rather than none. Drift alerts need this many rows.
+    monitor_min_rows = models.PositiveIntegerField(
+        default=500, help_text="Rows a monitoring window needs to close early and to raise drift alerts."
+    )
+    monitor_max_window_days = models.PositiveIntegerField(
+        default=30, help_text="The longest monitoring window: it closes then whatever its rows."
+    )
     # A shift too small for PSI's bins warns too when it is both certain and material (KS, or a
     # chi-square over the categories, below this p-value, with at least this effect size).
     drift_max_pvalue = models.FloatField(default=0.001)
@@ -577,3 +586,24 @@ class RetrainingRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
+
+
+# a model's fairness requirements, changed only by governance.services.set_fairness_requirements,
+# each change an audit event with its content hash
+@ledger.governed()
+class FairnessRequirement(models.Model):
+    """What risk officers require of a model's fairness check: the sensitive features every
+    version must measure (its data scientist may add others, never leave one out), and the small
+    groups they waived, each with its justification ({feature: {group: justification}})."""
+
+    registered_model = models.OneToOneField(
+        "lifecycle.RegisteredModel", on_delete=models.PROTECT, related_name="fairness_requirement"
+    )
+    features = models.JSONField(default=list, blank=True)
+    waivers = models.JSONField(default=dict, blank=True)
+    justification = models.TextField()
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"fairness requirements of {self.registered_model}"

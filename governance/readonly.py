@@ -16,7 +16,13 @@ MESSAGE = "Auditors have read-only access: this request was refused and recorded
 WRITE_REFUSED = "governance.auditor.write_refused"
 
 
-def is_refused_write(user: Any, method: str | None) -> bool:
+# Reads sent as POST (the filters in a body, so that a data subject's key stays out of URLs).
+READS_BY_POST = ("/api/v1/predictions/search",)
+
+
+def is_refused_write(user: Any, method: str | None, path: str = "") -> bool:
+    if path in READS_BY_POST:
+        return False
     return method not in SAFE_METHODS and roles_of(user) == {AUDITORS}
 
 

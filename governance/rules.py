@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from core import audit
 from core.models import AuditEvent
-from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role
+from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
 from governance import bindings
-from governance.models import Decision, DecisionKind, Deployment, Finding, Severity
+from governance.models import Decision, DecisionKind, Deployment, FairnessRequirement, Finding, Severity
 from governance.policies import active_policy
 from lifecycle.models import Dataset, ModelVersion, RegisteredModel, Status
 
@@ -302,6 +302,90 @@ def can_retire(version: ModelVersion, actor: Any) -> Rule:
             f"{version} is {_label(version.status)}; only approved, production or suspended versions are retired."
         )
     return rule
+
+
+# --- segregation of duties (docs/decisions-duties.md) -------------------------------------------
+OWN_WORK = "own_work"  # the refusal's code: nobody judges their own work (409)
+
+
+def _user_pk(actor: Any) -> int | None:
+    """The person behind `actor` (an API key bound to no user is nobody's work)."""
+    return getattr(actor, "pk", None) if getattr(actor, "is_authenticated", False) else None
+
+
+def not_own_work(version: ModelVersion, actor: Any, doing: str) -> Rule:
+    """The version's creator and submitter never judge it: its outcomes, reviews, approvals."""
+    pk = _user_pk(actor)
+    if pk is not None and pk in (version.created_by_id, version.submitted_by_id):
+        did = "created" if pk == version.created_by_id else "submitted"
+        return Rule(False, f"You {did} {version}, so you cannot {doing} (segregation of duties).", code=OWN_WORK)
+    return YES
+
+
+def can_set_tier(model: RegisteredModel, actor: Any, what: str = "risk tier") -> Rule:
+    """A risk officer who neither owns the model nor created or submitted any of its versions."""
+    rule = role_rule(actor, RISK_OFFICERS, f"set a model's {what}")
+    if not rule:
+        return rule
+    if model.owner_id == actor.pk:
+        return Rule(
+            False, f"You own {model.name}, so you cannot set its {what} (segregation of duties).", code=OWN_WORK
+        )
+    mine = ModelVersion.objects.filter(registered_model=model).filter(Q(created_by=actor) | Q(submitted_by=actor))
+    if mine.exists():
+        return Rule(
+            False,
+            f"You created or submitted a version of {model.name}, so you cannot set its {what} "
+            "(segregation of duties).",
+            code=OWN_WORK,
+        )
+    return YES
+
+
+def can_set_fairness_requirements(model: RegisteredModel, actor: Any) -> Rule:
+    """The second line sets what the first line's fairness check must measure: as for the tier."""
+    return can_set_tier(model, actor, "fairness requirements")
+
+
+def missing_required_features(version: ModelVersion) -> list[str]:
+    """The sensitive features officers require of the version's model that it does not measure."""
+    required = FairnessRequirement.objects.filter(registered_model_id=version.registered_model_id).first()
+    have = set(version.sensitive_features or [])
+    return [f for f in (required.features if required is not None else []) if f not in have]
+
+
+def can_report_outcome(version: ModelVersion | None, actor: Any, *, received_it: bool) -> Rule:
+    """Outcomes come from the API key that received the prediction, or from a risk officer;
+    never from the version's creator or submitter (they would write the evidence judging it)."""
+    if not received_it and not has_role(actor, RISK_OFFICERS):
+        return Rule(
+            False,
+            "Only the API key that received this prediction or a risk officer reports its outcome.",
+            forbidden=True,
+        )
+    return not_own_work(version, actor, "report its outcomes") if version is not None else YES
+
+
+DECISION_READERS = frozenset({AUDITORS, RISK_OFFICERS})
+
+
+def can_read_decision(actor: Any, *, received_it: bool) -> Rule:
+    """One rule for a decision's data (its record, explanation, receipt, reviews) and the personal
+    values they show: auditors and risk officers, and the API key that received it (its client
+    sent those values). A data scientist reads the model's monitoring, not people's decisions."""
+    if received_it or roles_of(actor) & DECISION_READERS:
+        return YES
+    return Rule(
+        False,
+        "Only auditors, risk officers and the API key that received it read a decision and its personal values.",
+        forbidden=True,
+    )
+
+
+def can_review_decision(version: ModelVersion | None, actor: Any) -> Rule:
+    """A person's review or override of an automated decision: never by the version's creator or
+    submitter (who may act is asked by serving: the key that received it, or a role)."""
+    return not_own_work(version, actor, "review its decisions") if version is not None else YES
 
 
 # The buttons, in the order pages show them.

@@ -36,7 +36,7 @@ from governance.policies import active_policy
 from lifecycle.artifacts import read_verified_bytes
 from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
 from lifecycle.models import CARD_SECTIONS, ModelVersion, RegisteredModel, Status
-from lifecycle.services import REQUIRED_CARD_FIELDS
+from lifecycle.services import REQUIRED_CARD_FIELDS, card_section_problem
 
 CHECK_KINDS = (
     CheckKind.VALIDATION,
@@ -149,10 +149,25 @@ def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
     enqueued once this commits."""
     version = _locked(version_id)
     labels = {name: label for name, label, _ in CARD_SECTIONS}
-    missing = [labels[name] for name in REQUIRED_CARD_FIELDS if not getattr(version.card, name).strip()]
-    if missing:  # (a draft saved before these sections were required)
+    missing = [
+        labels[name]
+        for name in REQUIRED_CARD_FIELDS
+        if card_section_problem(name, getattr(version.card, name))  # blank or a placeholder
+    ]
+    if missing:  # (an import, or a draft saved before these sections were required)
         raise Refused(
-            "Write the model card's required sections first: " + ", ".join(missing) + ".",
+            "Write the model card's required sections first: "
+            + ", ".join(missing)
+            + " (each needs its own text: not blank, not a placeholder, at least three words).",
+            version_pk=version.pk,
+            attempted="draft->checking",
+        )
+    required = rules.missing_required_features(version)
+    if required:
+        raise Refused(
+            f"Risk officers require the fairness check of {version.registered_model.name} to measure "
+            f"{', '.join(required)}: add it to the version's sensitive features (one that is not in the evaluation "
+            f"data cannot be measured). Missing, required: {', '.join(required)}.",
             version_pk=version.pk,
             attempted="draft->checking",
         )

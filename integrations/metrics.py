@@ -36,10 +36,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from core.checkpoints import Checkpoint, CheckpointError, read_log, split_note
+from core.roles import AUDITORS, RISK_OFFICERS, roles_of
 from integrations import outbox
 from integrations.models import WebhookDelivery
-from lifecycle.models import ModelVersion
-from serving.models import PredictionLog
+from lifecycle.models import ModelVersion, RegisteredModel
+from serving.models import ApiKey, PredictionLog
+from serving.services import hash_key
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +118,29 @@ def observe(request: HttpRequest, response: HttpResponse, seconds: float) -> Non
             data = orjson.loads(response.content)
         except (orjson.JSONDecodeError, AttributeError):
             data = None
-    model = str(match.kwargs.get("name", ""))
-    version = str(match.kwargs.get("version", ""))
-    rows = 0
+    model, version, rows = str(match.kwargs.get("name", "")), "", 0
     if outcome == "served":
         version, rows = _served(data, protocol)
+    elif not _registered(model):
+        model = UNREGISTERED  # a made-up name in the URL never becomes a series of its own
     PREDICTIONS.labels(model, version, protocol, outcome).inc()
     LATENCY.labels(protocol, outcome).observe(seconds)
     if rows:
         ROWS.labels(model, version, protocol).inc(rows)
     if outcome == "unavailable" and _log_failed(data):
         LOG_FAILURES.labels(protocol).inc()
+
+
+UNREGISTERED = "(unregistered)"
+
+
+def _registered(name: str) -> bool:
+    """Is `name` a registered model (label values come only from the registry)? Asked for
+    refusals only: an answer was served by a registered model."""
+    try:
+        return RegisteredModel.objects.filter(name=name[:64]).exists()
+    except DatabaseError:
+        return False
 
 
 class PredictionMetricsMiddleware:
@@ -278,17 +292,35 @@ def exposition() -> bytes:
     return generate_latest(registry)
 
 
-def authorised(request: HttpRequest) -> bool:
-    token = settings.METRICS_TOKEN
-    if not token:
-        return True
+# Who reads /metrics (model names, features, drift, findings): operations with METRICS_TOKEN, and
+# the second line (risk officers, auditors) with their API key. Never anonymous.
+METRICS_READERS = frozenset({RISK_OFFICERS, AUDITORS})
+
+
+def authorised(request: HttpRequest) -> int:
+    """200 when the request carries METRICS_TOKEN or an API key of a risk officer or an auditor;
+    403 for another valid key; 401 otherwise (no credential, or an unknown one)."""
     given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    scheme, _, credential = given.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        return 401
+    credential = credential.strip()
+    token = settings.METRICS_TOKEN
+    if token and hmac.compare_digest(credential.encode(), token.encode()):
+        return 200
+    key = ApiKey.objects.filter(key_hash=hash_key(credential), revoked_at__isnull=True).select_related("user").first()
+    if key is None:
+        return 401
+    user = key.user
+    return 200 if user is not None and user.is_active and roles_of(user) & METRICS_READERS else 403
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    if not authorised(request):
-        response = HttpResponse("metrics need Authorization: Bearer <METRICS_TOKEN>\n", status=401)
-        response["WWW-Authenticate"] = "Bearer"
+    status = authorised(request)
+    if status != 200:
+        text = "metrics need Authorization: Bearer <METRICS_TOKEN, or a risk officer's or auditor's API key>\n"
+        response = HttpResponse(text, status=status)
+        if status == 401:
+            response["WWW-Authenticate"] = "Bearer"
         return response
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -1,7 +1,9 @@
 """Import an MLflow model directory (or a zip of one) as a draft version, through the same
 submission service as an upload (lifecycle.services.create_version).
 
-MLflow is not a dependency: `MLmodel` is YAML, read with yaml.safe_load. Only the sklearn flavor
+MLflow is not a dependency: `MLmodel` is YAML, read with yaml.safe_load after a scan of its events
+that refuses anchors and aliases (a "billion laughs" expands from a few hundred bytes) and nesting
+deeper than MAX_MLMODEL_DEPTH (PyYAML's composer recurses). Only the sklearn flavor
 saved with serialization_format="skops" is accepted; a pickle or cloudpickle flavor is refused
 from `MLmodel` alone, before any other file is opened. The run id, signature, MLflow version and
 pip requirements are kept as lineage (MlflowImport, an evidence row), and the signature is checked
@@ -37,7 +39,9 @@ SKOPS_FIX = (
     'Save the model again with mlflow.sklearn.save_model(..., serialization_format="skops") '
     '(or mlflow.sklearn.log_model(..., serialization_format="skops")): pickle is never loaded here.'
 )
-MAX_MLMODEL_BYTES = 1024 * 1024
+# A real MLmodel is a few kilobytes, nested four or five levels (docs/operations-limits.md)
+MAX_MLMODEL_BYTES = 256 * 1024
+MAX_MLMODEL_DEPTH = 32
 MAX_REQUIREMENTS_BYTES = 256 * 1024
 MAX_ZIP_ENTRIES = 1000
 # MLflow column types -> the dtype kinds lifecycle.datasets reports for a CSV column
@@ -51,7 +55,6 @@ SIGNATURE_TYPES = {
     "binary": {"string"},
     "datetime": {"string"},
 }
-PLACEHOLDER = "[To be completed by the data scientist: imported from MLflow run {run}; not provided at import.]"
 
 
 class Source:
@@ -119,13 +122,35 @@ def _json_list(value: Any) -> list[dict[str, Any]]:
     return [c for c in parsed if isinstance(c, dict)] if isinstance(parsed, list) else []
 
 
+def _refused(message: str) -> IntegrationError:
+    return IntegrationError(message, field="mlflow_model", code="mlmodel_refused")
+
+
+def load_mlmodel_yaml(raw: bytes) -> Any:
+    """yaml.safe_load, once the event stream (flat, no recursion) shows no anchor or alias and
+    no nesting deeper than MAX_MLMODEL_DEPTH."""
+    if len(raw) > MAX_MLMODEL_BYTES:
+        raise _refused(f"MLmodel is larger than {MAX_MLMODEL_BYTES} bytes.")
+    depth = 0
+    try:
+        for event in yaml.parse(raw, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise _refused("MLmodel uses YAML anchors or aliases (&name / *name), which are refused.")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_MLMODEL_DEPTH:
+                    raise _refused(f"MLmodel is nested too deep (more than {MAX_MLMODEL_DEPTH} levels).")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise IntegrationError(f"MLmodel is not valid YAML ({exc}).", field="mlflow_model") from None
+
+
 def read_mlmodel(source: Source) -> MlflowModel:
     """Parse MLmodel and refuse anything but the skops sklearn flavor, before reading other files."""
     raw = source.read("MLmodel", limit=MAX_MLMODEL_BYTES)
-    try:
-        meta = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise IntegrationError(f"MLmodel is not valid YAML ({exc}).", field="mlflow_model") from None
+    meta = load_mlmodel_yaml(raw)
     if not isinstance(meta, dict) or not isinstance(meta.get("flavors"), dict):
         raise IntegrationError("MLmodel has no flavors: is this an MLflow model directory?", field="mlflow_model")
     flavor = meta["flavors"].get("sklearn")
@@ -231,8 +256,7 @@ def import_mlflow_model(
         f"scikit-learn {mlflow.sklearn_version}, saved with skops)."
     )
     card["model_details"] = (card.get("model_details", "") + "\n\n" + details).strip()
-    for name in services.REQUIRED_CARD_FIELDS:
-        card.setdefault(name, PLACEHOLDER.format(run=mlflow.run_id or "unknown"))
+    # Sections the run did not carry stay empty: submission asks the data scientist for them.
     created: ModelVersion | None = None
     try:
         with transaction.atomic():
@@ -249,6 +273,7 @@ def import_mlflow_model(
                 label_column=label_column,
                 sensitive_features=sensitive_features or [],
                 card=card,
+                card_complete=False,
                 dataset_source=f"MLflow import ({source_path or 'upload'})",
             )
             row = MlflowImport.objects.create(

@@ -1,6 +1,7 @@
 """Where a webhook may go and how it is sent: http(s) only, and never to a private, loopback,
 link-local or otherwise internal address unless WEBHOOK_ALLOW_PRIVATE is set (server-side
-request forgery). The address is checked when the endpoint is saved and again at every attempt,
+request forgery), including an IPv6 address that embeds one (NAT64, 6to4, Teredo, IPv4-mapped).
+Redirects are never followed. The address is checked when the endpoint is saved and again at every attempt,
 and the request connects to the very address that was checked (no second DNS lookup that could
 answer differently), with the URL's host name kept for the Host header and TLS."""
 
@@ -28,10 +29,30 @@ class Target:
     address: str  # the IP checked and connected to
 
 
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # well-known prefix (RFC 6052): the last 32 bits are an IPv4
+NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # local-use prefix (RFC 8215): never global
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to through a transition mechanism: IPv4-mapped,
+    NAT64, 6to4, Teredo (server and client), IPv4-compatible. On a network with NAT64 or a 6to4
+    relay, 64:ff9b::a9fe:a9fe reaches 169.254.169.254 although Python calls it global."""
+    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in NAT64 or ip in IPV4_COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [v4 for v4 in found if v4 is not None]
+
+
 def _is_internal(address: str) -> bool:
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in NAT64_LOCAL:
+            return True
+        embedded = _embedded_ipv4(ip)
+        if ip.ipv4_mapped is None and (not ip.is_global or ip.is_multicast):
+            return True
+        return any(not v4.is_global or v4.is_multicast for v4 in embedded)
     return not ip.is_global or ip.is_multicast
 
 
@@ -112,9 +133,17 @@ def post(url: str, *, body: str, headers: dict[str, str], timeout: float) -> Res
         answer = conn.getresponse()
         excerpt = answer.read(500).decode("utf-8", "replace")
         retry_after = answer.getheader("retry-after")
+        # A redirect is never followed (its target was never checked): a failed attempt that says so.
+        redirect = (
+            f"The receiver answered {answer.status} (a redirect to {answer.getheader('location', '?')[:200]}); "
+            "redirects are not followed: set the endpoint's URL to the final address."
+            if 300 <= answer.status < 400
+            else ""
+        )
         return Response(
             answer.status,
             elapsed(),
+            error=redirect,
             body_excerpt=excerpt,
             retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
         )

@@ -293,6 +293,14 @@ def inspect_artifact(data: bytes) -> InspectedArtifact:
     except Exception as exc:
         raise ArtifactRefused(f"skops could not load the model ({type(exc).__name__}: {exc}).", field="artifact")
 
+    missing = _missing_parameter(model)
+    if missing:
+        raise ArtifactRefused(
+            f"The artifact's {missing}: its stored state is incomplete (edited by hand, or saved by another "
+            f"scikit-learn). {SKOPS_FIX}",
+            field="artifact",
+            code="incomplete_state",
+        )
     bad_tree = _first_invalid_tree(model)
     if bad_tree:
         raise ArtifactRefused(
@@ -342,6 +350,23 @@ def inspect_artifact(data: bytes) -> InspectedArtifact:
         feature_names=[str(n) for n in feature_names] if feature_names is not None else None,
         n_features=getattr(model, "n_features_in_", None),
     )
+
+
+def _missing_parameter(model: Any) -> str:
+    """Which estimator's state lacks one of its constructor parameters ("" if none): scikit-learn
+    reads each one as an attribute (get_params, repr, clone), so a state without `C` would be an
+    AttributeError in every later step."""
+    if not callable(getattr(model, "get_params", None)):
+        return ""  # not an estimator: the checks after this one say so
+    try:
+        model.get_params(deep=True)
+    except AttributeError as exc:
+        obj = getattr(exc, "obj", None)
+        owner = type(obj if obj is not None else model).__name__
+        return f"{owner} lacks the parameter {exc.name!r}" if exc.name else f"state lacks a parameter ({exc})"
+    except Exception:  # not an estimator: the checks after this one say so
+        return ""
+    return ""
 
 
 def _reads_files(model: Any) -> str:

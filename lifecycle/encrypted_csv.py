@@ -117,3 +117,62 @@ def decrypt(handle: Readable, key: bytes, ident: bytes) -> Iterator[bytes]:
         if last:
             return
         current, index = following, index + 1
+
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+def encrypt_stream(
+    source: Readable, out: Writable, key: bytes, ident: bytes, *, segment_bytes: int | None = None
+) -> None:
+    """encrypt(), from a file to a file, one segment in memory at a time (a batch input may be
+    gigabytes): the same format, so decrypt() and read_range() open it."""
+    segment_bytes = segment_bytes or SEGMENT_BYTES
+    if not 1 <= segment_bytes <= MAX_SEGMENT_BYTES:
+        raise ValueError("segment size out of range")
+    prefix = os.urandom(7)
+    header = HEADER.pack(MAGIC, VERSION, segment_bytes, prefix)
+    aead = AESGCM(key)
+    out.write(header)
+    index, current = 0, _read_exactly(source, segment_bytes)
+    while True:
+        following = _read_exactly(source, segment_bytes) if len(current) == segment_bytes else b""
+        last = not following
+        if index >= MAX_SEGMENTS:
+            raise ValueError("too many segments")
+        out.write(aead.encrypt(_nonce(prefix, index, last), current, _aad(ident, header, index, last)))
+        if last:
+            return
+        current, index = following, index + 1
+
+
+class Seekable(Readable, Protocol):
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
+def read_range(handle: Seekable, key: bytes, ident: bytes, *, start: int, end: int, plain_size: int) -> bytes:
+    """Plaintext bytes [start, end) of a file of `plain_size` plaintext bytes, decrypting only the
+    segments that hold them (each authenticated, with its position and last-segment flag)."""
+    handle.seek(0)
+    header = _read_exactly(handle, HEADER.size)
+    if len(header) < HEADER.size or not is_encrypted(header):
+        raise FormatError("it is not an encrypted dataset file (no header)")
+    _, version, segment_bytes, prefix = HEADER.unpack(header)
+    if version != VERSION or not 1 <= segment_bytes <= MAX_SEGMENT_BYTES:
+        raise FormatError("its header is not one this reader knows")
+    last_index = max(1, -(-plain_size // segment_bytes)) - 1
+    aead = AESGCM(key)
+    parts = []
+    first, final = start // segment_bytes, max(start, end - 1) // segment_bytes
+    for index in range(first, min(final, last_index) + 1):
+        handle.seek(HEADER.size + index * (segment_bytes + TAG_BYTES))
+        sealed = _read_exactly(handle, segment_bytes + TAG_BYTES)
+        last = index == last_index
+        try:
+            parts.append(aead.decrypt(_nonce(prefix, index, last), sealed, _aad(ident, header, index, last)))
+        except InvalidTag:
+            raise FormatError(f"segment {index} does not decrypt: the file was changed or belongs elsewhere") from None
+    data = b"".join(parts)
+    offset = first * segment_bytes
+    return data[start - offset : end - offset]

@@ -70,6 +70,13 @@ class RegisteredModel(models.Model):
     exposure = models.PositiveBigIntegerField(null=True, blank=True, help_text="Money at stake per year (EUR).")
     decisions_per_year = models.PositiveBigIntegerField(null=True, blank=True)
     affected_people = models.PositiveBigIntegerField(null=True, blank=True, help_text="People decided on per year.")
+    # The kill switch (governance.killswitch, audited): a pre-designated approved version that
+    # answers while the model is stopped; stopped, every request gets the fallback or 503.
+    fallback_version = models.ForeignKey(
+        "ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stopped_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -79,6 +86,10 @@ class RegisteredModel(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("lifecycle:model-detail", args=[self.name])
+
+    @property
+    def is_stopped(self) -> bool:
+        return self.stopped_at is not None
 
     @property
     def effective_tier(self) -> str:

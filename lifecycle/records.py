@@ -79,6 +79,7 @@ def model_record(m: RegisteredModel, versions: list[ModelVersion]) -> dict[str, 
         "input_schema": production.input_schema if production else None,
         "versions": [{"version": v.version, "status": v.status, "created_at": v.created_at} for v in versions],
         **inventory_record(m),
+        "kill_switch": kill_switch_record(m),
     }
 
 
@@ -93,4 +94,15 @@ def inventory_record(m: RegisteredModel) -> dict[str, Any]:
         "effective_risk_tier": m.effective_tier,
         "depends_on": sorted(d.depends_on.name for d in m.dependencies.select_related("depends_on")),
         "used_by": sorted(d.model.name for d in m.dependents.select_related("model")),
+    }
+
+
+def kill_switch_record(m: RegisteredModel) -> dict[str, Any]:
+    """The model's stop and fallback (governance.killswitch), as the API and the reports show them."""
+    fallback = m.fallback_version
+    return {
+        "stopped": m.stopped_at is not None,
+        "stopped_at": m.stopped_at,
+        "stopped_reason": m.stopped_reason,
+        "fallback_version": fallback.version if fallback is not None else None,
     }

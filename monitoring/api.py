@@ -83,9 +83,7 @@ class OutcomeBulkApi(APIView):
         if len(items) > MAX_OUTCOMES:
             raise ServingError(f"At most {MAX_OUTCOMES} outcomes per request.", status=413, code="too_large")
         parsed = [_item(i, raw) for i, raw in enumerate(items)]
-        stored = record_outcomes(
-            parsed, user=request.user, api_key=caller.api_key, reporter=caller.name, actor=request.user
-        )
+        stored = record_outcomes(parsed, api_key=caller.api_key, reporter=caller.name, actor=request.user)
         return Response({"stored": len(stored)}, status=201)
 
 

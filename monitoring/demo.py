@@ -52,7 +52,6 @@ def seed_demo_monitoring(version: ModelVersion, *, user: Any) -> list[Any]:
             OutcomeItem(f"{pid}.{row}", records[pid], row, int(labels[i]), {"age_group": groups[i]})
             for i, (pid, row) in enumerate(sent)
         ],
-        user=user,
         api_key=None,
         reporter=user.get_username(),
         actor=user,

@@ -14,7 +14,7 @@ from governance.models import Finding
 from lifecycle.models import ModelVersion
 from monitoring import services
 from monitoring.models import MonitoringWindow
-from monitoring.services import inputs_of
+from monitoring.services import inputs_of, latest_outcomes
 from serving import personal
 from serving.models import DecisionReview, PredictionLog, PredictionOutcome, ReviewAction
 
@@ -147,9 +147,11 @@ def override_rates(version: ModelVersion, *, windows: list[MonitoringWindow] | N
     }
     sent = {
         (record_id, row): personal.open_attributes(public_id, row, sensitive)
-        for record_id, public_id, row, sensitive in PredictionOutcome.objects.filter(
-            record_id__in=record_ids
-        ).values_list("record_id", "record__public_id", "row", "sensitive")
+        for record_id, public_id, row, sensitive in latest_outcomes(
+            PredictionOutcome.objects.filter(record_id__in=record_ids).values_list(
+                "record_id", "record__public_id", "row", "sensitive", "seq"
+            )
+        )
     }
     parsed: dict[int, Any] = {}
     for feature in features:

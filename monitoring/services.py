@@ -403,12 +403,25 @@ def drift_between(
     return rows, result, prediction, sample.n
 
 
+def latest_outcomes(rows: Any) -> list[tuple[Any, ...]]:
+    """Of (record_id, ..., row, ..., seq) tuples, the latest correction of each predicted row
+    (without its seq): a corrected outcome counts once, as corrected."""
+    latest: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+    for item in rows:
+        key = (item[0], item[2])
+        if key not in latest or item[-1] > latest[key][-1]:
+            latest[key] = tuple(item)
+    return [item[:-1] for item in latest.values()]
+
+
 def outcome_rows(version: ModelVersion, start: datetime, end: datetime) -> pd.DataFrame:
     """One row per reported outcome of the window's predictions: actual, predicted, score, the
     sensitive attributes (inputs, or sent with the outcome)."""
-    outcomes = PredictionOutcome.objects.filter(
-        record__version=version, record__created_at__gte=start, record__created_at__lt=end
-    ).values_list("record_id", "record__public_id", "row", "actual", "sensitive")
+    outcomes = latest_outcomes(
+        PredictionOutcome.objects.filter(
+            record__version=version, record__created_at__gte=start, record__created_at__lt=end
+        ).values_list("record_id", "record__public_id", "row", "actual", "sensitive", "seq")
+    )
     by_record: dict[int, list[tuple[int, Any, dict]]] = defaultdict(list)
     for record_id, public_id, row, actual, sensitive in outcomes:
         by_record[record_id].append((row, actual, personal.open_attributes(public_id, row, sensitive)))
@@ -499,7 +512,7 @@ def compute(version: ModelVersion, start: datetime, end: datetime) -> Result | N
     thresholds = drift.Thresholds(
         psi_warn=float(policy["psi_warn"] or 0.10),
         psi_alert=float(policy["psi_alert"] or 0.25),
-        min_rows=settings.MONITOR_MIN_ROWS,
+        min_rows=int(policy["monitor_min_rows"] or 0),
         max_pvalue=float(policy["drift_max_pvalue"] or 0.001),
         min_ks_statistic=float(policy["drift_min_ks_statistic"] or 0.05),
         min_category_shift=float(policy["drift_min_category_shift"] or 0.05),
@@ -626,24 +639,34 @@ def window_length() -> timedelta:
 
 
 def due_windows(version: ModelVersion, *, now: datetime) -> list[tuple[datetime, datetime]]:
-    """The windows (aligned to the window length from the epoch, UTC) that ended before `now`,
-    since the version's first answer, not stored yet."""
-    first = (
-        _answered(PredictionLog.objects.filter(version=version))
-        .order_by("created_at")
-        .values_list("created_at", flat=True)[:1]
-    )
+    """The windows to store now, one after the other from the version's first answer (aligned to
+    the window length from the epoch, UTC) or the end of its last window: a window closes at a
+    multiple of the length once it holds the policy's row count, or at the policy's longest
+    window, whichever comes first (a low-volume model's windows are longer, never missing)."""
+    answered = _answered(PredictionLog.objects.filter(version=version))
+    first = answered.order_by("created_at").values_list("created_at", flat=True)[:1]
     if not first:
         return []
     length = window_length()
+    policy = active_policy()
+    min_rows = int(policy.monitor_min_rows or 0)
+    longest = max(timedelta(days=policy.monitor_max_window_days or 0), length)
+    last = MonitoringWindow.objects.filter(version=version).order_by("-end").values_list("end", flat=True).first()
     epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
-    start = epoch + ((first[0] - epoch) // length) * length
-    done = set(MonitoringWindow.objects.filter(version=version).values_list("start", "end"))
+    start = last or epoch + ((first[0] - epoch) // length) * length
+    # rows answered per step of `length` since `start`, counted once
+    counts: dict[int, int] = defaultdict(int)
+    for created_at, n in answered.filter(created_at__gte=start, created_at__lt=now).values_list("created_at", "n_rows"):
+        counts[(created_at - start) // length] += n
     windows = []
-    while start + length <= now:
-        if (start, start + length) not in done:
-            windows.append((start, start + length))
-        start += length
+    step, rows, end = 0, 0, start + length
+    while end <= now:
+        rows += counts.get(step, 0)
+        if rows >= min_rows or end - start >= longest:
+            windows.append((start, end))
+            start, rows = end, 0
+        step += 1
+        end += length
     return windows
 
 

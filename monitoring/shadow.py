@@ -23,7 +23,7 @@ from governance.models import Shadow, ShadowComparison
 from governance.policies import active_policy
 from lifecycle.models import ModelVersion, Status
 from monitoring import drift
-from monitoring.services import inputs_of, live_fairness, window_length
+from monitoring.services import inputs_of, latest_outcomes, live_fairness, window_length
 from serving import engine, log, personal
 from serving.models import LogSource, Outcome, PredictionLog, PredictionOutcome
 
@@ -171,9 +171,11 @@ def _with_outcomes(
 ) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """Both versions' live metrics (with intervals) and fairness over the replayed rows whose
     outcome arrived."""
-    outcomes = PredictionOutcome.objects.filter(
-        record__version=champion, record__created_at__gte=start, record__created_at__lt=end
-    ).values_list("record_id", "record__public_id", "row", "actual", "sensitive", "record__inputs_json")
+    outcomes = latest_outcomes(
+        PredictionOutcome.objects.filter(
+            record__version=champion, record__created_at__gte=start, record__created_at__lt=end
+        ).values_list("record_id", "record__public_id", "row", "actual", "sensitive", "record__inputs_json", "seq")
+    )
     items = []
     inputs_cache: dict[int, Any] = {}
     for record_id, public_id, row, actual, stored, inputs_json in outcomes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -44,6 +45,7 @@ def version_monitoring(request: HttpRequest, name: str, version: int) -> HttpRes
         "metric_charts": charts.metric_multiples(windows, minimums),
         "fairness_charts": charts.fairness_multiples(windows),
         "policy": policy,
+        "monitor_window": settings.MONITOR_WINDOW,
         "expired": rules.approval_expired(v),
         "review_url": reverse("admin:governance_versionreview_change", args=[v.pk]) if is_officer else "",
         "can_recertify": bool(rules.can_recertify(v, request.user)) if is_officer else False,

@@ -33,9 +33,29 @@ def limits() -> dict[str, int]:
     }
 
 
-def render(*, listen: str, upstream: str, prefix: Path, conn_per_ip: int, access_log: str) -> str:
+def session_cookie() -> str:
+    from django.conf import settings
+
+    return settings.SESSION_COOKIE_NAME
+
+
+def render(
+    *,
+    listen: str,
+    upstream: str,
+    prefix: Path,
+    conn_per_ip: int,
+    access_log: str,
+    upload_conn_per_ip: int = 4,
+    upload_rate: int = 30,
+    upload_burst: int = 10,
+) -> str:
     values: dict[str, object] = {
         **limits(),
+        "SESSION_COOKIE": session_cookie(),
+        "UPLOAD_CONN_PER_IP": upload_conn_per_ip,
+        "UPLOAD_RATE": upload_rate,
+        "UPLOAD_BURST": upload_burst,
         "LISTEN": listen,
         "UPSTREAM": upstream,
         "PREFIX": prefix,
@@ -60,6 +80,11 @@ def main() -> None:
     parser.add_argument("--prefix", required=True, type=Path, help="folder for the config, pid, logs, temp files")
     parser.add_argument("--conn-per-ip", type=int, default=int(os.environ.get("NGINX_CONN_PER_IP") or 64))
     parser.add_argument("--access-log", default="/dev/stdout")
+    # The upload routes (batches, versions): concurrent uploads per address, new uploads per
+    # minute per address, and how many beyond that rate may come at once.
+    parser.add_argument("--upload-conn-per-ip", type=int, default=int(os.environ.get("NGINX_UPLOAD_CONN_PER_IP") or 4))
+    parser.add_argument("--upload-rate", type=int, default=int(os.environ.get("NGINX_UPLOAD_PER_MINUTE") or 30))
+    parser.add_argument("--upload-burst", type=int, default=int(os.environ.get("NGINX_UPLOAD_BURST") or 10))
     args = parser.parse_args()
     prefix = args.prefix.resolve()
     prefix.mkdir(parents=True, exist_ok=True)
@@ -71,6 +96,9 @@ def main() -> None:
             prefix=prefix,
             conn_per_ip=args.conn_per_ip,
             access_log=args.access_log,
+            upload_conn_per_ip=args.upload_conn_per_ip,
+            upload_rate=args.upload_rate,
+            upload_burst=args.upload_burst,
         )
     )
     print(target)

@@ -17,13 +17,13 @@ from rest_framework.views import APIView
 from core.api_errors import error_body
 from core.roles import AUDITORS, RISK_OFFICERS, roles_of
 from governance.models import Decision, DecisionKind
-from serving import external, personal, seals, selectors
+from serving import decisions, external, personal, seals, selectors
 from serving.errors import ServingError
-from serving.http import caller_of, fast_json_response, parse_json
+from serving.http import TooDeep, caller_of, fast_json_response, parse_json
 from serving.keys import KeyRevoked
 from serving.models import PredictionLog
 from serving.predict import PredictionRequest, predict
-from serving.services import may_report_outcome, record_outcome
+from serving.services import may_report_outcome, record_outcome, refusal
 from serving.throttling import ApiKeyRateThrottle
 
 
@@ -102,6 +102,8 @@ def v1_request(request: Request, name: str) -> PredictionRequest:
         body = parse_json(raw)
     except RequestDataTooBig:
         return refused("The request body is too large.", 413, "too_large")
+    except TooDeep as exc:
+        return refused(f"The body is refused: {exc}.", 400, "too_deep")
     except (ValueError, UnicodeDecodeError) as exc:
         return refused(f"The body is not valid JSON: {exc}", 400, "malformed_json")
     if not isinstance(body, dict):
@@ -165,6 +167,28 @@ def record_data(record: PredictionLog) -> dict[str, Any]:
     }
 
 
+class AuthCheckApi(APIView):
+    """nginx's auth_request before an upload route reads a body (config/nginx.conf.template): 204
+    for a valid key or session, 401 otherwise; 204 for a request without a body (GET, HEAD,
+    OPTIONS: the route's own view decides). Headers only, one key lookup: nothing is parsed."""
+
+    permission_classes = [permissions.AllowAny]
+    BODILESS = ("GET", "HEAD", "OPTIONS")
+
+    def perform_authentication(self, request: Request) -> None:
+        pass  # (asked below, and only for an upload)
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        if request.headers.get("X-Original-Method", "POST").upper() in self.BODILESS:
+            return Response(status=204)
+        try:
+            known = bool(request.user and request.user.is_authenticated)
+        except exceptions.AuthenticationFailed:
+            known = False
+        return Response(status=204 if known else 401)
+
+
 class PredictionListApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
 
@@ -176,7 +200,12 @@ class PredictionListApi(APIView):
             OpenApiParameter("until", OpenApiTypes.DATETIME),
             OpenApiParameter("outcome", str),
             OpenApiParameter("request_id", str),
-            OpenApiParameter("business_key", str),
+            OpenApiParameter(
+                "business_key",
+                str,
+                description="Prefer POST /api/v1/predictions/search with the filters in a JSON body: a URL's "
+                "query string is kept by access logs, and a business key names a data subject.",
+            ),
         ],
         responses=inline_serializer(
             "PredictionPage",
@@ -188,26 +217,69 @@ class PredictionListApi(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        params = request.query_params
-        stamp = serializers.DateTimeField()
-        try:
-            qs = selectors.logged_predictions(
-                model=params.get("model", ""),
-                version=int(params["version"]) if params.get("version") else None,
-                since=stamp.to_internal_value(params["since"]) if params.get("since") else None,
-                until=stamp.to_internal_value(params["until"]) if params.get("until") else None,
-                outcome=params.get("outcome", ""),
-                request_id=params.get("request_id", ""),
-                business_key=params.get("business_key", ""),
-            )
-        except (ValueError, serializers.ValidationError) as exc:
-            return error_response("invalid_filter", f"Bad filter: {exc}", 400)
-        paginator = PredictionCursor()
-        page = paginator.paginate_queryset(qs, request, view=self)
-        try:
-            return paginator.get_paginated_response([record_data(r) for r in page or []])
-        except ServingError as exc:
-            return serving_error(exc)
+        return _prediction_page(request, self, request.query_params)
+
+
+SEARCH_FILTERS = ("model", "version", "since", "until", "outcome", "request_id", "business_key")
+
+
+def _prediction_page(request: Request, view: APIView, params: Any) -> Response:
+    """One page of the log, filtered by `params` (the query string, or a search's JSON body)."""
+    stamp = serializers.DateTimeField()
+    try:
+        qs = selectors.logged_predictions(
+            model=str(params.get("model") or ""),
+            version=int(params["version"]) if params.get("version") else None,
+            since=stamp.to_internal_value(params["since"]) if params.get("since") else None,
+            until=stamp.to_internal_value(params["until"]) if params.get("until") else None,
+            outcome=str(params.get("outcome") or ""),
+            request_id=str(params.get("request_id") or ""),
+            business_key=str(params.get("business_key") or ""),
+        )
+    except (ValueError, TypeError, serializers.ValidationError) as exc:
+        return error_response("invalid_filter", f"Bad filter: {exc}", 400)
+    paginator = PredictionCursor()
+    page = paginator.paginate_queryset(qs, request, view=view)
+    try:
+        return paginator.get_paginated_response([record_data(r) for r in page or []])
+    except ServingError as exc:
+        return serving_error(exc)
+
+
+class PredictionSearchApi(APIView):
+    """The prediction log's filters as a JSON body, so that a business key (which names a data
+    subject) never travels in a URL, where access logs keep it. The next page: POST the same body
+    to the `next` link (its query string holds only the cursor)."""
+
+    permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
+
+    @extend_schema(
+        request=inline_serializer(
+            "PredictionSearch",
+            {
+                "model": serializers.CharField(required=False),
+                "version": serializers.IntegerField(required=False),
+                "since": serializers.DateTimeField(required=False),
+                "until": serializers.DateTimeField(required=False),
+                "outcome": serializers.CharField(required=False),
+                "request_id": serializers.CharField(required=False),
+                "business_key": serializers.CharField(required=False),
+            },
+        ),
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request) -> Response:
+        body = request.data
+        if not isinstance(body, dict):
+            return error_response("invalid_filter", "Send the filters as a JSON object.", 400)
+        unknown = sorted(str(k) for k in body if k not in SEARCH_FILTERS)
+        if unknown:
+            known = ", ".join(SEARCH_FILTERS)
+            return error_response("invalid_filter", f"Unknown filter {', '.join(unknown)} (known: {known}).", 400)
+        wrong = [k for k, v in body.items() if v is not None and (isinstance(v, (dict, list, bool)))]
+        if wrong:
+            return error_response("invalid_filter", f"Bad filter: {', '.join(wrong)} must be a text or a number.", 400)
+        return _prediction_page(request, self, body)
 
 
 def _find(prediction_id: str) -> tuple[PredictionLog, int | None]:
@@ -223,12 +295,16 @@ find_prediction = _find  # (shared with serving.decision_api and the receipt)
 
 
 class PredictionDetailApi(APIView):
-    permission_classes = [permissions.IsAuthenticated, IsAuditorOrOfficer]
+    """One logged decision: for those who may read it (serving.decisions.read_rule), as its
+    explanation and receipt are."""
+
+    permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, prediction_id: str) -> Response:
         try:
             record, row = _find(prediction_id)
+            decisions.require_read(record, actor=request.user, api_key=caller_of(request).api_key)
         except ServingError as exc:
             return serving_error(exc)
         try:
@@ -263,7 +339,8 @@ class PredictionDetailApi(APIView):
         data["decisions"] = approvals
         data["inclusion_proof"] = seals.inclusion_proof(record)
         data["outcomes"] = [
-            {"row": o.row, "actual": o.actual, "received_at": o.received_at} for o in record.actuals.all()
+            {"row": o.row, "seq": o.seq, "actual": o.actual, "received_at": o.received_at, "reason": o.justification}
+            for o in record.actuals.order_by("row", "seq")
         ]
         return Response(data)
 
@@ -275,7 +352,13 @@ class PredictionOutcomeApi(APIView):
 
     @extend_schema(
         request=inline_serializer(
-            "Outcome", {"actual": serializers.JSONField(), "sensitive": serializers.DictField(required=False)}
+            "Outcome",
+            {
+                "actual": serializers.JSONField(),
+                "sensitive": serializers.DictField(required=False),
+                "corrects": serializers.BooleanField(required=False),
+                "justification": serializers.CharField(required=False),
+            },
         ),
         responses={201: OpenApiTypes.OBJECT},
     )
@@ -283,13 +366,9 @@ class PredictionOutcomeApi(APIView):
         caller = caller_of(request)
         try:
             record, row = _find(prediction_id)
-            if not may_report_outcome(record, user=request.user, api_key=caller.api_key):
-                raise ServingError(
-                    "Only the API key that received this prediction, a data scientist or a risk officer reports "
-                    "its outcome.",
-                    status=403,
-                    code="forbidden",
-                )
+            rule = may_report_outcome(record, actor=request.user, api_key=caller.api_key)
+            if not rule:
+                raise refusal(rule)
             if row is None:
                 raise ServingError("Name one predicted row: <id>.<row>.", status=400, code="invalid_input")
             body = parse_json(request.body)  # (depth and lone surrogates refused, as for predictions)
@@ -301,13 +380,18 @@ class PredictionOutcomeApi(APIView):
                 actual=body["actual"],
                 reporter=caller.name,
                 actor=request.user,
+                api_key=caller.api_key,
                 sensitive=body.get("sensitive"),
+                corrects=body.get("corrects") is True,
+                justification=str(body.get("justification") or ""),
             )
         except ServingError as exc:
             return serving_error(exc)
         except ValueError as exc:
             return error_response("malformed_json", f"The body is not valid JSON: {exc}", 400)
-        return Response({"prediction_id": prediction_id, "actual": outcome.actual}, status=201)
+        return Response(
+            {"prediction_id": prediction_id, "actual": outcome.actual, "correction": outcome.seq}, status=201
+        )
 
 
 class ExternalDecisionsApi(APIView):

@@ -72,7 +72,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         if key.user is not None and not key.user.is_active:
             raise exceptions.AuthenticationFailed("The API key's user is inactive.")
-        if key.user is not None and is_refused_write(key.user, request.method):
+        if key.user is not None and is_refused_write(key.user, request.method, request.path):
             # The same rule as AuditorReadOnlyMiddleware, for auditors calling with a key.
             record_refused_write(actor=key.user, method=request.method or "", path=request.path)
             raise exceptions.PermissionDenied(READ_ONLY_MESSAGE)

@@ -38,8 +38,8 @@ from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
 from governance import jobs
 from lifecycle.dataset_store import copy_dataset_to
 from lifecycle.errors import ArtifactIntegrityError
-from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion
-from serving import engine, log, personal, selectors
+from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion, RegisteredModel
+from serving import batch_inputs, engine, log, personal, selectors
 from serving.batch_csv import (
     BatchInputError,
     Chunk,
@@ -52,7 +52,7 @@ from serving.batch_csv import (
     schema_problem,
 )
 from serving.errors import ServingError
-from serving.models import BatchChunk, BatchJob, BatchStatus, LogSource, Outcome, PredictionLog
+from serving.models import BatchChunk, BatchJob, BatchStatus, LogSource, Outcome, PredictionKey, PredictionLog
 
 logger = logging.getLogger(__name__)
 PROTOCOL = "csv"
@@ -94,7 +94,13 @@ def visible_jobs(user: Any) -> Any:
 
 
 def accept_batch(
-    *, model_name: str, version_number: int | None, submitter: Submitter, upload: Any = None, dataset_id: Any = None
+    *,
+    model_name: str,
+    version_number: int | None,
+    submitter: Submitter,
+    upload: Any = None,
+    dataset_id: Any = None,
+    business_key_column: str = "",
 ) -> BatchJob:
     """Resolve the servable version, store the CSV (or a decrypted copy of a stored dataset), plan its chunks
     and queue them. Anything wrong with the file is a named ServingError and leaves nothing. The
@@ -104,21 +110,41 @@ def accept_batch(
             "Batch jobs are for data scientists, risk officers and client API keys.", status=403, code="forbidden"
         )
     version = selectors.get_servable_version(model_name, version_number)
-    stored, name, dataset = _input_file(upload, dataset_id)
+    key_column = (business_key_column or "").strip()
+    public_id, kek_id, wrapped = uuid.uuid4(), "", None
+    if personal.declares_personal(version):  # personal data: never in clear under MEDIA_ROOT
+        local, name, dataset = _input_file(upload, dataset_id, local=True)
+        with local:
+            found = _planned(local, version, dataset, key_column)
+            stored, kek_id, wrapped = batch_inputs.store_encrypted(local, job_id=public_id, sha256=found.sha256)
+    else:
+        stored, name, dataset = _input_file(upload, dataset_id)
+        try:
+            with default_storage.open(stored, "rb") as handle:
+                found = _planned(handle, version, dataset, key_column)
+        except BaseException:  # whatever failed, no input file is left without a job
+            default_storage.delete(stored)  # the job's own copy (an upload, or a stored dataset decrypted)
+            raise
     try:
-        with default_storage.open(stored, "rb") as handle:
-            found = plan(handle, chunk_rows=settings.BATCH_CHUNK_ROWS)
-        if dataset is not None and found.sha256 != dataset.sha256:
-            raise BatchInputError(f"The stored file of dataset {dataset} no longer has its recorded SHA-256.")
-        problem = schema_problem(found.header, version.input_schema)
-        if problem:
-            raise BatchInputError(problem)
-    except BatchInputError as exc:
-        default_storage.delete(stored)  # the job's own copy (an upload, or a stored dataset decrypted)
-        raise ServingError(str(exc), status=400, code="invalid_batch") from None
+        return _create_job(
+            submitter, model_name, version, stored, name, dataset, found, public_id, kek_id, wrapped, key_column
+        )
+    except BaseException:  # the job's rows rolled back: its input file goes too (not a committed job's)
+        if not BatchJob.objects.filter(input_file=stored).exists():
+            default_storage.delete(stored)
+        raise
+
+
+def _create_job(
+    submitter: Any, model_name: str, version: ModelVersion, stored: str, name: str, dataset: Dataset | None,
+    found: Any, public_id: uuid.UUID, kek_id: str, wrapped: Any, key_column: str,
+) -> BatchJob:  # fmt: skip
     with transaction.atomic():
         job = BatchJob.objects.create(
-            public_id=uuid.uuid4(),
+            public_id=public_id,
+            input_key_id=kek_id,
+            input_key_wrapped=wrapped,
+            business_key_column=key_column,
             model_name=model_name,
             version=version,
             input_file=stored,
@@ -156,7 +182,26 @@ def accept_batch(
     return job
 
 
-def _input_file(upload: Any, dataset_id: Any) -> tuple[str, str, Dataset | None]:
+def _planned(handle: Any, version: ModelVersion, dataset: Dataset | None, key_column: str) -> Any:
+    """The file's plan, or a named 400: unreadable, not the dataset's bytes any more, missing an
+    input column or the named business-key column."""
+    try:
+        found = plan(handle, chunk_rows=settings.BATCH_CHUNK_ROWS)
+        if dataset is not None and found.sha256 != dataset.sha256:
+            raise BatchInputError(f"The stored file of dataset {dataset} no longer has its recorded SHA-256.")
+        problem = schema_problem(found.header, version.input_schema)
+        if problem:
+            raise BatchInputError(problem)
+        if key_column and key_column not in found.header:
+            raise BatchInputError(f"The file has no business-key column {key_column[:100]!r}.")
+    except BatchInputError as exc:
+        raise ServingError(str(exc), status=400, code="invalid_batch") from None
+    return found
+
+
+def _input_file(upload: Any, dataset_id: Any, local: bool = False) -> tuple[Any, str, Dataset | None]:
+    """The job's input: stored as it is (its name), or with `local` a temporary file outside
+    MEDIA_ROOT (a handle), for a personal version's input to be encrypted before it is stored."""
     if (upload is None) == (dataset_id is None):
         raise ServingError(
             'Send the rows as a CSV file in "data", or the id of a stored dataset in "dataset" (one of the two).',
@@ -170,6 +215,8 @@ def _input_file(upload: Any, dataset_id: Any) -> tuple[str, str, Dataset | None]
                 status=413,
                 code="too_large",
             )
+        if local:
+            return batch_inputs.spool(upload), os.path.basename(getattr(upload, "name", "") or "upload.csv"), None
         # A temporary upload is moved, not copied, by the file system storage.
         stored = default_storage.save(f"batches/inputs/{uuid.uuid4()}.csv", upload)
         return stored, os.path.basename(getattr(upload, "name", "") or "upload.csv"), None
@@ -178,18 +225,23 @@ def _input_file(upload: Any, dataset_id: Any) -> tuple[str, str, Dataset | None]
     dataset = Dataset.objects.filter(pk=dataset_id).first()
     if dataset is None:
         raise ServingError(f"There is no dataset {dataset_id}.", status=404, code="not_found")
-    return _dataset_copy(dataset), f"{dataset.name} v{dataset.version}", dataset
+    return _dataset_copy(dataset, local), f"{dataset.name} v{dataset.version}", dataset
 
 
-def _dataset_copy(dataset: Dataset) -> str:
+def _dataset_copy(dataset: Dataset, local: bool = False) -> Any:
     """The job's own input: the stored dataset decrypted and verified, stored as an uploaded CSV
-    is (batch inputs follow the batch job's storage, not the dataset's key)."""
-    with tempfile.TemporaryFile() as spool:
-        try:
-            copy_dataset_to(dataset, spool)
-        except DomainError as exc:  # a destroyed key (410), a wrong LOG_KEK (503), a changed file (409)
-            raise ServingError(exc.message, status=exc.status, code=exc.code, details=exc.details) from None
-        spool.seek(0)
+    is (batch inputs follow the batch job's storage, not the dataset's key), or with `local` the
+    temporary file itself."""
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (returned open, or closed below)
+    try:
+        copy_dataset_to(dataset, spool)
+    except DomainError as exc:  # a destroyed key (410), a wrong LOG_KEK (503), a changed file (409)
+        spool.close()
+        raise ServingError(exc.message, status=exc.status, code=exc.code, details=exc.details) from None
+    spool.seek(0)
+    if local:
+        return spool
+    with spool:
         return default_storage.save(f"batches/inputs/{uuid.uuid4()}.csv", File(spool))
 
 
@@ -215,8 +267,14 @@ def run_chunk(job_id: int, index: int) -> BatchChunk | None:
     first_row = index * job.chunk_rows
     n = min(job.chunk_rows, job.rows_total - first_row)
     version = job.version
+    keys: list[str] | None = None
     try:
-        chunk = read_chunk(_chunk_bytes(job, index), header=job.header, schema=version.input_schema, expected_rows=n)
+        data = _chunk_bytes(job, index)
+        chunk = read_chunk(data, header=job.header, schema=version.input_schema, expected_rows=n)
+        if job.business_key_column:
+            keys = batch_inputs.column_keys(data, job.header, job.business_key_column, n)
+            if keys is None:
+                raise BatchInputError("the business-key column could not be read row by row")
     except BatchInputError as exc:
         chunk = _nothing(n, str(exc))
     try:
@@ -228,11 +286,13 @@ def run_chunk(job_id: int, index: int) -> BatchChunk | None:
         message = f"the model could not predict on these rows: {type(exc).__name__}"
         chunk = _nothing(n, message, keep=chunk)
         result = None
-    records = _records(job, index, chunk, result, started)
+    good_keys = [keys[int(p)] for p in chunk.good] if keys is not None else None
+    records, indexed = _records(job, index, chunk, result, started, good_keys)
     lines = _result_lines(job, version, first_row, n, chunk, result, records)
     try:
         with transaction.atomic():
             log.write_many(records)
+            PredictionKey.objects.bulk_create(indexed, batch_size=1000)
             done = BatchChunk.objects.create(
                 job=job,
                 index=index,
@@ -263,9 +323,7 @@ def _nothing(n: int, message: str, keep: Chunk | None = None) -> Chunk:
 def _chunk_bytes(job: BatchJob, index: int) -> bytes:
     start = job.offsets[index]
     end = job.offsets[index + 1] if index + 1 < len(job.offsets) else job.input_bytes
-    with default_storage.open(job.input_file, "rb") as handle:
-        handle.seek(start)
-        return handle.read(end - start)
+    return batch_inputs.read_input(job, start, end)
 
 
 def _worker() -> str:
@@ -280,6 +338,9 @@ def _require_servable(version: ModelVersion, job: BatchJob) -> None:
         table = connection.ops.quote_name(ModelVersion._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR SHARE", [version.pk])  # noqa: S608
+            # (and the model's row: a stop commits before or after this chunk, never in between)
+            models_table = connection.ops.quote_name(RegisteredModel._meta.db_table)
+            cursor.execute(f"SELECT 1 FROM {models_table} WHERE id = %s FOR SHARE", [version.registered_model_id])  # noqa: S608
     status, sha256, manifest_sha256, expires, suspended_reason = (
         ModelVersion.objects.filter(pk=version.pk)
         .values_list("status", "artifact_sha256", "manifest_sha256", "approval_expires_at", "suspended_reason")
@@ -297,6 +358,15 @@ def _require_servable(version: ModelVersion, job: BatchJob) -> None:
         raise _Stop(f"{label}'s approval expired")
     if BatchJob.objects.filter(pk=job.pk, status=BatchStatus.STOPPED).exists():
         raise _Stop("the job stopped")
+    # The model's kill switch: stopped, only its fallback scores, so a job pinned to another
+    # version stops here rather than mixing two versions' answers in one result.
+    stopped_at, fallback_id = (
+        RegisteredModel.objects.filter(pk=version.registered_model_id)
+        .values_list("stopped_at", "fallback_version_id")
+        .get()
+    )
+    if stopped_at is not None and fallback_id != version.pk:
+        raise _Stop(f"model_stopped: {job.model_name} was stopped by risk officers")
 
 
 def _count(job: BatchJob, rows: int, failed: int) -> None:
@@ -310,12 +380,16 @@ def _count(job: BatchJob, rows: int, failed: int) -> None:
         jobs.after_commit("batch_finish", job.pk)
 
 
-def _records(job: BatchJob, index: int, chunk: Chunk, result: Any, started: float) -> list[PredictionLog]:
-    """The chunk's log records: answered rows in records of BATCH_RECORD_ROWS rows, and one
-    `invalid` record holding the bad rows as sent, with each one's problem."""
+def _records(
+    job: BatchJob, index: int, chunk: Chunk, result: Any, started: float, keys: list[str] | None = None
+) -> tuple[list[PredictionLog], list[PredictionKey]]:
+    """The chunk's log records: answered rows in records of BATCH_RECORD_ROWS rows (with their
+    business keys, as the serving path logs and indexes them), and one `invalid` record holding
+    the bad rows as sent, with each one's problem."""
     version = job.version
     per = settings.BATCH_RECORD_ROWS
     out = []
+    indexed: list[PredictionKey] = []
     texts = json_rows(chunk.frame, version.input_schema) if len(chunk.good) else []
     for start in range(0, len(texts), per):
         outputs: dict[str, Any] = {"predictions": result.labels[start : start + per]}
@@ -323,15 +397,23 @@ def _records(job: BatchJob, index: int, chunk: Chunk, result: Any, started: floa
             outputs["probabilities"] = result.probabilities[start : start + per]
             outputs["classes"] = version.classes
         record_id = uuid.uuid4()
+        stored_keys = keys[start : start + per] if keys is not None else None
         if personal.declares_personal(version):  # personal values encrypted under their subject's key
             rows = chunk.frame.iloc[start : start + per].to_dict(orient="records")
-            inputs = log.dump_json(personal.protect(version, job.model_name, rows, None, record_id)[0])
+            protected, stored_keys = personal.protect(version, job.model_name, rows, stored_keys, record_id)
+            inputs = log.dump_json(protected)
         else:
             inputs = "[" + ",".join(texts[start : start + per]) + "]"
         n = len(texts[start : start + per])
-        out.append(
-            _record(job, index, Outcome.OK, inputs, outputs, result.engine, "", started, rows=n, public_id=record_id)
-        )
+        record = _record(
+            job, index, Outcome.OK, inputs, outputs, result.engine, "", started, rows=n, public_id=record_id,
+            business_keys=stored_keys,
+        )  # fmt: skip
+        out.append(record)
+        indexed += [
+            PredictionKey(record_id=record_id, row=i, key=log.index_key(k)[:200])
+            for i, k in enumerate(stored_keys or [])
+        ]
     if chunk.errors:
         first = index * job.chunk_rows + 1
         problems = "; ".join(f"row {first + i}: {e}" for i, e in sorted(chunk.errors.items())[:50])
@@ -339,12 +421,12 @@ def _records(job: BatchJob, index: int, chunk: Chunk, result: Any, started: floa
         reason = f"invalid_input: {len(chunk.errors)} rows of chunk {index} do not match the schema: {problems}{more}"
         bad = personal.redact(version, chunk.raw_bad)
         out.append(_record(job, index, Outcome.INVALID, bad, {}, "", reason, started))
-    return out
+    return out, indexed
 
 
 def _record(
     job: BatchJob, index: int, outcome: str, inputs: Any, outputs: dict[str, Any], engine_name: str, reason: str,
-    started: float, rows: int = 0, public_id: uuid.UUID | None = None,
+    started: float, rows: int = 0, public_id: uuid.UUID | None = None, business_keys: list[str] | None = None,
 ) -> PredictionLog:  # fmt: skip
     """One log record of the chunk; `inputs` of an answered record is its JSON text already."""
     ok = outcome == Outcome.OK
@@ -369,6 +451,7 @@ def _record(
         source=LogSource.BATCH,
         batch_job=job,
         batch_chunk=index,
+        business_keys_json=log.dump_json(business_keys) if business_keys else "",
     )
     return log.sealed_form(record)
 
@@ -413,20 +496,12 @@ def _result_lines(
 
 def _refuse_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk | None:
     """Record the chunk as refused (a `refused` log record, its rows marked not scored) and stop
-    the job, in one transaction; None if the chunk was done meanwhile."""
-    first_row = index * job.chunk_rows
-    n = min(job.chunk_rows, job.rows_total - first_row)
-    message = f"not scored: {reason}"
-    lines = _result_lines(job, job.version, first_row, n, _nothing(n, message), None, [])
-    why = f"version_not_servable: rows {first_row + 1}-{first_row + n}: {reason}"
-    record = _record(job, index, Outcome.REFUSED, [], {}, "", why, time.perf_counter())
+    the job, in one transaction; None if the chunk was done meanwhile. The chunk that stops the
+    job refuses every chunk not yet written too, so that the result (the rows answered, and
+    every other row named "not scored") does not wait for chunks that may never be delivered."""
     try:
         with transaction.atomic():
-            log.write_many([record])
-            done = BatchChunk.objects.create(
-                job=job, index=index, scored=False, rows=n, rows_failed=n, result_csv=lines, reason=reason[:5000],
-                worker=_worker(),
-            )  # fmt: skip
+            done = _write_refused_chunk(job, index, reason)
             stopping = BatchJob.objects.filter(pk=job.pk).exclude(status=BatchStatus.STOPPED)
             if stopping.update(status=BatchStatus.STOPPED, reason=reason[:5000]):
                 audit.record(
@@ -435,9 +510,31 @@ def _refuse_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk | None:
                     target=job,
                     data={"job": str(job.public_id), "chunk": index, "reason": reason},
                 )
-            _count(job, n, n)
+                written = set(BatchChunk.objects.filter(job=job).values_list("index", flat=True))
+                for other in sorted(set(range(job.chunks_total)) - written):
+                    try:
+                        with transaction.atomic():  # (a savepoint: a chunk committed meanwhile is kept)
+                            _write_refused_chunk(job, other, reason)
+                    except IntegrityError:
+                        continue
     except IntegrityError:
         return None
+    return done
+
+
+def _write_refused_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk:
+    first_row = index * job.chunk_rows
+    n = min(job.chunk_rows, job.rows_total - first_row)
+    message = f"not scored: {reason}"
+    lines = _result_lines(job, job.version, first_row, n, _nothing(n, message), None, [])
+    why = f"version_not_servable: rows {first_row + 1}-{first_row + n}: {reason}"
+    record = _record(job, index, Outcome.REFUSED, [], {}, "", why, time.perf_counter())
+    done = BatchChunk.objects.create(
+        job=job, index=index, scored=False, rows=n, rows_failed=n, result_csv=lines, reason=reason[:5000],
+        worker=_worker(),
+    )  # fmt: skip
+    log.write_many([record])
+    _count(job, n, n)
     return done
 
 
@@ -470,7 +567,12 @@ def finish_batch(job_id: int) -> BatchJob:
     job.finished_at = timezone.now()
     if job.status != BatchStatus.STOPPED:
         job.status = BatchStatus.COMPLETED
-    job.save(update_fields=["result_file", "result_sha256", "finished_at", "status"])
+    fields = ["result_file", "result_sha256", "finished_at", "status"]
+    if job.input_key_id and job.input_file:  # a personal input: gone with the job (its SHA-256 stays)
+        batch_inputs.delete_input_on_commit(job)
+        job.input_file = ""
+        fields.append("input_file")
+    job.save(update_fields=fields)
     audit.record(
         audit.BATCH_FINISHED,
         actor=None,
@@ -486,6 +588,18 @@ def finish_batch(job_id: int) -> BatchJob:
         },
     )
     return job
+
+
+def unscored_rows(job: BatchJob) -> list[list[int]]:
+    """The rows (1-based, inclusive ranges) of the chunks a stopped job did not score."""
+    ranges: list[list[int]] = []
+    for index, rows in job.chunks.filter(scored=False).order_by("index").values_list("index", "rows"):
+        first = index * job.chunk_rows + 1
+        if ranges and ranges[-1][1] + 1 == first:
+            ranges[-1][1] = first + rows - 1
+        else:
+            ranges.append([first, first + rows - 1])
+    return ranges
 
 
 def progress(job: BatchJob) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from serving import batch
 from serving.api import error_response, serving_error
 from serving.errors import ServingError
 from serving.http import caller_of
-from serving.models import BatchJob
+from serving.models import BatchJob, BatchStatus
 
 JobSerializer = inline_serializer(
     "BatchJob",
@@ -32,6 +32,8 @@ JobSerializer = inline_serializer(
         "rows_total": serializers.IntegerField(),
         "rows_done": serializers.IntegerField(),
         "rows_failed": serializers.IntegerField(),
+        "rows_answered": serializers.IntegerField(),
+        "rows_not_answered": serializers.ListField(child=serializers.ListField(child=serializers.IntegerField())),
         "rows_per_second": serializers.FloatField(),
         "seconds_left": serializers.FloatField(allow_null=True),
         "input_sha256": serializers.CharField(),
@@ -57,8 +59,13 @@ def job_data(job: BatchJob) -> dict[str, Any]:
         "seconds_left": shown["seconds_left"],
         "chunks_total": job.chunks_total,
         "chunks_done": job.chunks_done,
+        # What a stopped job answered, and the rows it did not (each also named in the result CSV)
+        "rows_answered": shown["rows_done"] - shown["rows_failed"],
+        "rows_not_answered": batch.unscored_rows(job) if job.status == BatchStatus.STOPPED else [],
         "input_name": job.input_name,
         "input_sha256": job.input_sha256,
+        "input_kept": bool(job.input_file),
+        "business_key_column": job.business_key_column,
         "result_sha256": job.result_sha256,
         "result_url": f"/api/v1/batches/{job.public_id}/result.csv" if job.result_sha256 else None,
         "created_at": job.created_at.isoformat(),
@@ -75,7 +82,12 @@ class BatchCreateApi(APIView):
     @extend_schema(
         request={
             "multipart/form-data": inline_serializer(
-                "BatchUpload", {"data": serializers.FileField(), "version": serializers.IntegerField(required=False)}
+                "BatchUpload",
+                {
+                    "data": serializers.FileField(),
+                    "version": serializers.IntegerField(required=False),
+                    "business_key_column": serializers.CharField(required=False),
+                },
             ),
             "application/json": inline_serializer(
                 "BatchDataset",
@@ -108,6 +120,7 @@ class BatchCreateApi(APIView):
                 submitter=batch.Submitter(caller=caller.name, user=request.user, api_key=caller.api_key),
                 upload=request.FILES.get("data"),
                 dataset_id=dataset,
+                business_key_column=str(data.get("business_key_column") or ""),
             )
         except ServingError as exc:
             return serving_error(exc)
@@ -150,6 +163,12 @@ class BatchResultApi(APIView):
         if not found.result_sha256:
             return error_response(
                 "not_ready", f"The job is {found.status}: its result is written when every chunk is done.", 409
+            )
+        if not found.result_file:
+            return error_response(
+                "result_expired",
+                "The result of this job was deleted when the personal-data retention ended (its SHA-256 is kept).",
+                410,
             )
         response = FileResponse(
             default_storage.open(found.result_file, "rb"),

@@ -19,6 +19,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from serving.inputs import text_cap
+
 BLOCK = 16 * 1024 * 1024
 BOM = codecs.BOM_UTF8
 MAX_HEADER_BYTES = 1024 * 1024
@@ -48,10 +50,13 @@ def plan(handle: IO[bytes], *, chunk_rows: int) -> Plan:
     ends_seen = 0  # record ends so far (the header's is the first)
     record_ends: list[int] = []  # the header's end and the end before each chunk's first row
     last_end = -1
+    cr_pending = False  # the previous block ended with a CR outside quotes: is the next byte LF?
     while True:
         block = handle.read(BLOCK)
         if not block:
             break
+        if cr_pending and block[:1] != b"\n":
+            raise _bare_cr(position - 1)
         digest.update(block)
         try:
             decoder.decode(block)
@@ -69,6 +74,19 @@ def plan(handle: IO[bytes], *, chunk_rows: int) -> Plan:
             ends = newlines[inside == 0]
         else:
             ends = newlines if parity == 0 else newlines[:0]
+        # A CR ends a line only before a LF (CRLF): a bare one outside quotes (a file saved with
+        # CR-only line endings) would make every line one record, and the csv module refuse it.
+        crs = np.flatnonzero(data == 13)
+        if crs.size:
+            if quotes.size:
+                crs = crs[(parity + np.searchsorted(quotes, crs)) % 2 == 0]
+            bare = crs[crs + 1 < data.size]
+            bare = bare[data[bare + 1] != 10]
+            if bare.size:
+                raise _bare_cr(position + int(bare[0]))
+            cr_pending = bool(crs.size) and int(crs[-1]) == data.size - 1
+        else:
+            cr_pending = False
         parity = (parity + quotes.size) % 2
         if ends.size:
             # indices (over the whole file) of the record ends we keep: the header's (0) and
@@ -85,6 +103,8 @@ def plan(handle: IO[bytes], *, chunk_rows: int) -> Plan:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         raise BatchInputError("The file ends in the middle of a UTF-8 character: save it as CSV in UTF-8.") from None
+    if cr_pending:
+        raise _bare_cr(position - 1)
     if parity:
         raise BatchInputError("A quoted field is never closed: the file is not valid CSV.")
     if position == 0:
@@ -102,9 +122,19 @@ def plan(handle: IO[bytes], *, chunk_rows: int) -> Plan:
     return Plan(header=header, rows_total=rows_total, offsets=offsets, end=position, sha256=digest.hexdigest())
 
 
+def _bare_cr(at: int) -> BatchInputError:
+    return BatchInputError(
+        f"The file has a carriage return (CR) not followed by a line feed at byte {at}: lines must end "
+        "with LF or CRLF. Save it again as CSV (UTF-8) with Windows or Unix line endings."
+    )
+
+
 def _header(raw: bytes) -> list[str]:
     text = raw.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
-    names = next(csv.reader([text]), [])
+    try:
+        names = next(csv.reader([text]), [])
+    except csv.Error as exc:
+        raise BatchInputError(f"The header line is not valid CSV ({exc}).") from None
     names = [n.strip() for n in names]
     if not names or not any(names):
         raise BatchInputError("The first line must name the columns.")
@@ -144,9 +174,12 @@ def read_chunk(data: bytes, *, header: list[str], schema: list[dict[str, str]], 
     column's type, a row with fewer or more fields than the header, an empty value) sends the
     chunk to the careful path, which names each bad row's problem while the other rows go on."""
     fast = _fast_frame(data, header, schema, expected_rows)
-    if fast is not None:
+    if fast is not None and not _too_long(fast, schema).any():
         return Chunk(frame=fast.reset_index(drop=True), good=np.arange(len(fast), dtype=np.int64))
-    frame, ragged, originals = _careful_frame(data, header)
+    try:
+        frame, ragged, originals = _careful_frame(data, header)
+    except csv.Error as exc:  # (a field beyond the csv module's own limit, 128 KiB)
+        raise BatchInputError(f"The chunk is not valid CSV: {exc}.") from None
     if len(frame) != expected_rows:
         raise BatchInputError(f"The chunk holds {len(frame)} rows where {expected_rows} were counted.")
     errors: dict[int, str] = {
@@ -158,10 +191,14 @@ def read_chunk(data: bytes, *, header: list[str], schema: list[dict[str, str]], 
         bad, values = _convert(frame[name], dtype)
         for i in np.flatnonzero(bad & ~ragged):
             errors.setdefault(int(i), f"{name} {_expected(dtype)}")
+        if dtype == "string":
+            long = frame[name].fillna("").str.len().to_numpy() > (cap := text_cap(column))
+            for i in np.flatnonzero(long & ~ragged):
+                errors.setdefault(int(i), f"{name} is longer than {cap} characters")
         columns[name] = values
     good = np.array(sorted(set(range(len(frame))) - set(errors)), dtype=np.int64)
     typed = pd.DataFrame({name: values[good] for name, values in columns.items()})
-    raw_bad = [originals.get(i) or dict(frame.iloc[i].items()) for i in sorted(errors)]
+    raw_bad = [_bounded(originals.get(i) or dict(frame.iloc[i].items())) for i in sorted(errors)]
     return Chunk(frame=typed, good=good, errors=errors, raw_bad=raw_bad)
 
 
@@ -257,6 +294,29 @@ def _fast_frame(
     if numeric and not np.isfinite(frame[numeric].to_numpy(dtype=np.float64)).all():
         return None
     return frame
+
+
+LOGGED_TEXT_CHARS = 1024
+
+
+def _bounded(value: Any) -> Any:
+    """A bad row as logged: every text cut to LOGGED_TEXT_CHARS (the refusal names the field)."""
+    if isinstance(value, str) and len(value) > LOGGED_TEXT_CHARS:
+        return f"{value[:LOGGED_TEXT_CHARS]}... ({len(value)} characters)"
+    if isinstance(value, dict):
+        return {k: _bounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bounded(v) for v in value]
+    return value
+
+
+def _too_long(frame: pd.DataFrame, schema: list[dict[str, str]]) -> np.ndarray:
+    """Rows with a text longer than its field's cap (serving.inputs.text_cap)."""
+    long = np.zeros(len(frame), dtype=bool)
+    for column in schema:
+        if column["dtype"] == "string":
+            long |= frame[column["name"]].str.len().to_numpy() > text_cap(column)
+    return long
 
 
 def _careful_frame(data: bytes, header: list[str]) -> tuple[pd.DataFrame, np.ndarray, dict[int, Any]]:

@@ -3,8 +3,6 @@ one function of serving.decisions, render."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers
@@ -12,13 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
 from lifecycle.errors import ArtifactIntegrityError
 from serving import decisions
 from serving.api import error_response, find_prediction, serving_error
 from serving.errors import ServingError
 from serving.http import caller_of, parse_json
-from serving.models import ApiKey, DecisionReview, PredictionLog
+from serving.models import DecisionReview, PredictionLog
 
 
 def find_row(prediction_id: str) -> tuple[PredictionLog, int]:
@@ -26,18 +23,6 @@ def find_row(prediction_id: str) -> tuple[PredictionLog, int]:
     if row is None:
         raise ServingError("Name one predicted row: <id>.<row>.", status=400, code="invalid_input")
     return record, row
-
-
-def may_read_decision(record: PredictionLog, *, user: Any, api_key: ApiKey | None) -> bool:
-    """Auditors, risk officers and data scientists, and the API key that received the decision."""
-    if api_key is not None and record.api_key_id == api_key.pk:
-        return True
-    if api_key is not None and api_key.user_id is None:
-        return False
-    return bool(roles_of(user) & {AUDITORS, RISK_OFFICERS, DATA_SCIENTISTS})
-
-
-FORBIDDEN_READ = "Only auditors, risk officers, data scientists and the API key that received it read a decision."
 
 
 class PredictionExplanationApi(APIView):
@@ -51,9 +36,7 @@ class PredictionExplanationApi(APIView):
         caller = caller_of(request)
         try:
             record, row = find_row(prediction_id)
-            if not may_read_decision(record, user=request.user, api_key=caller.api_key):
-                raise ServingError(FORBIDDEN_READ, status=403, code="forbidden")
-            explanation = decisions.explanation_of(record, row, actor=request.user)
+            explanation = decisions.explanation_of(record, row, actor=request.user, api_key=caller.api_key)
         except ServingError as exc:
             return serving_error(exc)
         except ArtifactIntegrityError as exc:
@@ -114,8 +97,7 @@ class PredictionReviewApi(APIView):
         caller = caller_of(request)
         try:
             record, row = find_row(prediction_id)
-            if not may_read_decision(record, user=request.user, api_key=caller.api_key):
-                raise ServingError(FORBIDDEN_READ, status=403, code="forbidden")
+            decisions.require_read(record, actor=request.user, api_key=caller.api_key)
         except ServingError as exc:
             return serving_error(exc)
         reviews = DecisionReview.objects.filter(record=record, row=row).order_by("seq")

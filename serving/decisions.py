@@ -19,6 +19,7 @@ from core import audit
 from core.canonical import canonical_json, sha256_json
 from core.evidence import evidence
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, roles_of
+from governance import rules
 from lifecycle.dataset_store import read_dataset_bytes
 from lifecycle.datasets import parse_csv
 from lifecycle.errors import DatasetKeyDestroyed
@@ -199,9 +200,11 @@ def _compute(record: PredictionLog, row: int) -> dict[str, Any]:
     return data
 
 
-def explanation_of(record: PredictionLog, row: int, *, actor: Any) -> Explanation:
+def explanation_of(record: PredictionLog, row: int, *, actor: Any, api_key: ApiKey | None = None) -> Explanation:
     """The stored explanation of one logged row; computed, stored and audited on first request
-    (the same answer every call after that). Concurrent first requests store it once."""
+    (the same answer every call after that). Concurrent first requests store it once. Only for
+    those who may read the decision (read_rule): it repeats the row's values."""
+    require_read(record, actor=actor, api_key=api_key)
     record = _stored(record)
     found = Explanation.objects.filter(record=record, row=row).first()
     if found is not None:
@@ -250,8 +253,24 @@ def _stored(record: PredictionLog) -> PredictionLog:
     return PredictionLog.objects.select_related("version").get(public_id=record.public_id)
 
 
+def read_rule(record: PredictionLog, *, actor: Any, api_key: ApiKey | None = None) -> rules.Rule:
+    """Who may read this decision's data and its personal values (governance.rules.can_read_decision):
+    every view of a decision (record, explanation, receipt, reviews) asks this."""
+    if api_key is None:  # an API key authenticates as itself, or as its user (serving.authentication)
+        api_key = getattr(actor, "key", None) if not getattr(actor, "pk", None) else None
+    received_it = api_key is not None and record.api_key_id == api_key.pk
+    return rules.can_read_decision(actor, received_it=received_it)
+
+
+def require_read(record: PredictionLog, *, actor: Any, api_key: ApiKey | None = None) -> None:
+    rule = read_rule(record, actor=actor, api_key=api_key)
+    if not rule:
+        raise ServingError(rule.reason, status=403, code="forbidden")
+
+
 def may_act_on(record: PredictionLog, *, user: Any, api_key: ApiKey | None) -> bool:
-    """The API key that received the prediction, or a data scientist or risk officer."""
+    """The API key that received the prediction, or a data scientist or risk officer (who of them
+    may review this version's decisions is governance.rules.can_review_decision)."""
     if api_key is not None and api_key.user_id is None:
         return record.api_key_id == api_key.pk
     return bool(roles_of(user) & {DATA_SCIENTISTS, RISK_OFFICERS}) or (
@@ -276,11 +295,15 @@ def review_decision(
     *, record: PredictionLog, row: int, action: str, final_decision: Any, justification: str, reviewer: str, actor: Any
 ) -> DecisionReview:
     """Record a person's review of one automated decision: confirmed (the final decision is the
-    model's) or overridden (a different final decision). Reviews of a row are numbered in order
-    under a lock on the record; each is chained with its content hash."""
+    model's) or overridden (a different final decision), never by the version's creator or
+    submitter. Reviews of a row are numbered in order under a lock on the record; each is chained
+    with its content hash."""
     record = _stored(record)
     if record.outcome != "ok" or record.version is None:
         raise ServingError("Only an answered prediction can be reviewed.", status=409, code="not_reviewable")
+    rule = rules.can_review_decision(record.version, actor)
+    if not rule:
+        raise ServingError(rule.reason, status=409, code=rule.code)
     justification = (justification or "").strip()
     if not justification:
         raise ServingError("A review needs a written justification.", status=400, code="invalid_input")

@@ -4,9 +4,12 @@ caller, and writing answers fast."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import numpy as np
 import orjson
+from django.conf import settings
 from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,12 +27,43 @@ def has_long_number(body: bytes) -> bool:
     return _LONG_NUMBER in body.translate(_DIGITS_AS_ZERO)
 
 
+class TooDeep(ValueError):
+    """The body nests arrays and objects deeper than SERVING_MAX_JSON_DEPTH (found before parsing)."""
+
+
+# The depth of a JSON text without parsing it, at C speed (0.2 ms on a 1,000-row body): drop the
+# escapes (an escaped quote would end a string early), keep only quotes and brackets, drop the
+# strings (first the many with no bracket in them, `""`, then the rest), and the running sum of
+# what is left (+1 per opening, -1 per closing bracket) peaks at the depth.
+_ESCAPE = re.compile(rb"\\.", re.S)
+_STRING = re.compile(rb'"[^"]*"')
+_NOT_QUOTE_OR_BRACKET = bytes(c for c in range(256) if c not in b'"[]{}')
+_NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
+_STEP = np.zeros(256, dtype=np.int32)
+_STEP[list(b"[{")] = 1
+_STEP[list(b"]}")] = -1
+
+
+def json_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in `body` (valid JSON or not), without parsing it."""
+    if b"\\" in body:
+        body = _ESCAPE.sub(b"", body)
+    brackets = body.translate(None, _NOT_QUOTE_OR_BRACKET).replace(b'""', b"")
+    brackets = _STRING.sub(b"", brackets).translate(None, _NOT_BRACKET)
+    if not brackets:
+        return 0
+    return int(np.cumsum(_STEP[np.frombuffer(brackets, dtype=np.uint8)]).max())
+
+
 def parse_json(body: bytes) -> Any:
     """orjson (several times faster on 1,000-row batches) unless the body has a number of 19 or
     more digits, which orjson would turn into a float where Python keeps the exact integer: the
     log must hold what was sent. What orjson refuses but Python reads (NaN) goes to Python's
     parser too, so the input checks can name the bad field."""
     body = body or b"null"
+    limit = settings.SERVING_MAX_JSON_DEPTH
+    if json_depth(body) > limit:  # refused before any parser allocates (or recurses)
+        raise TooDeep(f"the JSON is nested too deeply (more than {limit} levels)")
     if not has_long_number(body):
         try:
             return orjson.loads(body)

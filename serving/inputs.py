@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 
 from serving.errors import ServingError
 
@@ -26,6 +27,13 @@ ACCEPTED = {
     "bool": {"BOOL"},
     "string": {"BYTES"},
 }
+
+
+def _value_error(value: Any, column: dict[str, str]) -> str | None:
+    problem = _type_error(value, column["dtype"])
+    if problem is None and column["dtype"] == "string" and len(value) > (cap := text_cap(column)):
+        return f"is longer than {cap} characters"
+    return problem
 
 
 def _type_error(value: Any, dtype: str) -> str | None:
@@ -53,6 +61,22 @@ def _type_error(value: Any, dtype: str) -> str | None:
 
 
 _EXACT_TYPES = {"string": {str}, "int64": {int}, "bool": {bool}}
+# A field whose categories are known takes texts up to its longest category, but never fewer
+# than this many characters (an unseen category is answered: the model decides what it means).
+MIN_CATEGORY_CAP = 32
+
+
+def text_cap(column: dict[str, Any]) -> int:
+    """The longest text a string field takes: SERVING_MAX_TEXT_CHARS, or less when the schema
+    names the field's categories (or its max_length). Every answered row is logged whole, and
+    the log cannot be purged: this is what bounds a row (docs/operations-limits.md)."""
+    cap = settings.SERVING_MAX_TEXT_CHARS
+    if isinstance(column.get("max_length"), int):
+        return min(cap, column["max_length"])
+    categories = column.get("categories")
+    if isinstance(categories, list) and categories:
+        return min(cap, max(MIN_CATEGORY_CAP, *(len(str(c)) for c in categories)))
+    return cap
 
 
 def _fast_ok(instances: list[Any], schema: list[dict[str, str]]) -> bool:
@@ -73,6 +97,8 @@ def _fast_ok(instances: list[Any], schema: list[dict[str, str]]) -> bool:
         dtype = column["dtype"]
         if dtype in _EXACT_TYPES:
             if types != _EXACT_TYPES[dtype]:
+                return False
+            if dtype == "string" and max(map(len, values)) > text_cap(column):
                 return False
             if dtype == "int64" and not (min(values) >= INT64_MIN and max(values) <= INT64_MAX):
                 return False
@@ -115,7 +141,7 @@ def check_rows(instances: Any, schema: list[dict[str, str]], *, max_rows: int) -
             errors.append({"row": i, "field": name, "error": "is not an input of this model"})
         for column in schema:
             if column["name"] in row:
-                problem = _type_error(row[column["name"]], column["dtype"])
+                problem = _value_error(row[column["name"]], column)
                 if problem:
                     errors.append({"row": i, "field": column["name"], "error": problem})
     if errors:

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from core.canonical import canonical_json, canonical_number
 from core.keyfiles import read_or_create
-from lifecycle.models import ModelVersion
+from lifecycle.models import ModelVersion, RegisteredModel
 from serving import merkle, rawsql
 from serving.models import ApiKey, Outcome, PredictionKey, PredictionLog
 
@@ -49,6 +49,10 @@ class Guard:
     manifest_sha256: str
     statuses: tuple[str, ...]
     api_key_id: int | None = None
+    # The model's kill switch, read by the same INSERT: an answer from the production (or a
+    # named) version needs the model not stopped; a fallback's answer needs it stopped with this
+    # very fallback (governance.killswitch).
+    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -321,7 +325,9 @@ _INSERT_FIELDS = [f for f in PredictionLog._meta.concrete_fields if not f.primar
 
 
 @functools.cache
-def _insert_sql(vendor: str, guard_size: int, keyed: bool = False, prelude: str = "", indexed: bool = False) -> str:
+def _insert_sql(
+    vendor: str, guard_size: int, keyed: bool = False, prelude: str = "", indexed: bool = False, fallback: bool = False
+) -> str:
     """INSERT ... VALUES for refusals; for answers INSERT ... SELECT ... WHERE the version row is
     still servable (and the API key still not revoked), so no answer is logged, and so returned,
     once its version stopped being servable or its key was revoked, whatever a process
@@ -347,15 +353,19 @@ def _insert_sql(vendor: str, guard_size: int, keyed: bool = False, prelude: str 
             return f"%s::{kind}"
 
         versions = quote(ModelVersion._meta.db_table)
+        models_table = quote(RegisteredModel._meta.db_table)
+        switch = "m.stopped_at IS NOT NULL AND m.fallback_version_id = v.id" if fallback else "m.stopped_at IS NULL"
         statuses = ", ".join(["%s"] * guard_size)
         moment = "%s::timestamptz" if vendor == "postgresql" else "%s"
         key = f" AND EXISTS (SELECT 1 FROM {quote(ApiKey._meta.db_table)} WHERE id = %s AND revoked_at IS NULL)"  # noqa: S608
         sql = (
             f"INSERT INTO {table} ({columns}) SELECT {', '.join(placeholder(f) for f in _INSERT_FIELDS)} "  # noqa: S608
-            f"WHERE EXISTS (SELECT 1 FROM {versions} WHERE id = %s AND artifact_sha256 = %s AND manifest_sha256 = %s"
-            f" AND status IN ({statuses})"
+            f"WHERE EXISTS (SELECT 1 FROM {versions} v WHERE v.id = %s AND v.artifact_sha256 = %s"
+            f" AND v.manifest_sha256 = %s AND v.status IN ({statuses})"
             # ... and whose approval has not expired at the answer's time (DESIGN.md: it must hold then)
-            f" AND (approval_expires_at IS NULL OR approval_expires_at > {moment}))"
+            f" AND (v.approval_expires_at IS NULL OR v.approval_expires_at > {moment})"
+            # ... and whose model's kill switch allows it (stopped: only the fallback answers)
+            f" AND EXISTS (SELECT 1 FROM {models_table} m WHERE m.id = v.registered_model_id AND {switch}))"
             + (key if keyed else "")
             + (" AND (SELECT count(*) FROM prelude) = %s" if prelude else "")
         )
@@ -385,7 +395,12 @@ def _insert(
     if index is not None and connection.vendor != "postgresql":
         raise ValueError("Index rows are written by the record's INSERT on PostgreSQL only.")
     sql = _insert_sql(
-        connection.vendor, len(guard.statuses) if guard else 0, keyed, prelude.sql if prelude else "", index is not None
+        connection.vendor,
+        len(guard.statuses) if guard else 0,
+        keyed,
+        prelude.sql if prelude else "",
+        index is not None,
+        bool(guard and guard.fallback),
     )
     values = [*prelude.params] if prelude else []
     values += [f.get_db_prep_save(getattr(record, f.attname), connection) for f in _INSERT_FIELDS]

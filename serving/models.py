@@ -78,6 +78,13 @@ class BatchJob(models.Model):
     input_name = models.CharField(max_length=255, blank=True)
     input_sha256 = models.CharField(max_length=64)
     input_bytes = models.PositiveBigIntegerField()
+    # A personal version's input is stored encrypted (lifecycle.encrypted_csv) under a data key
+    # wrapped by the KEK, and deleted when the job ends (input_file becomes ""; the SHA-256 stays).
+    input_key_id = models.CharField(max_length=64, blank=True)
+    input_key_wrapped = models.BinaryField(null=True, blank=True)
+    # The input column holding each row's business key (found and erased by subject like a
+    # real-time answer's keys); "" when the batch names none.
+    business_key_column = models.CharField(max_length=200, blank=True)
     dataset = models.ForeignKey("lifecycle.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     header = models.JSONField()
     # byte offset of each chunk's first row in the input file (the last chunk ends at its end)
@@ -287,12 +294,17 @@ class PredictionOutcome(models.Model):
     reported_by = models.CharField(max_length=150)
     # Sensitive attributes that are not model inputs, sent with the outcome for live fairness.
     sensitive = models.JSONField(default=dict, blank=True)
+    # 0: the outcome as first reported; 1, 2, ...: audited corrections, each a new row (none is
+    # ever changed). Live metrics read the highest seq of each predicted row.
+    seq = models.PositiveIntegerField(default=0)
+    justification = models.TextField(blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["record", "row"], name="one_outcome_per_prediction")]
+        constraints = [models.UniqueConstraint(fields=["record", "row", "seq"], name="one_outcome_per_seq")]
 
     def __str__(self) -> str:
-        return f"outcome of {self.record.public_id}.{self.row}"
+        kind = f"correction {self.seq} of the outcome" if self.seq else "outcome"
+        return f"{kind} of {self.record.public_id}.{self.row}"
 
 
 @ledger.operational(

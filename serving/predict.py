@@ -26,7 +26,12 @@ from serving import decisions, engine, keys, log, personal
 from serving.errors import ServingError
 from serving.inputs import check_rows, tensors_to_rows
 from serving.models import ApiKey, Outcome, PredictionLog
-from serving.selectors import answering_statuses, forget_servable_version, recent_servable_version
+from serving.selectors import (
+    answering_statuses,
+    answers_as_fallback,
+    forget_servable_version,
+    recent_servable_version,
+)
 
 LOG_UNAVAILABLE = "The prediction log is unavailable."
 
@@ -237,12 +242,14 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
             error = ServingError(f"The rows could not be explained: {exc}", status=422, code="explanation_failed")
             return Refusal(error, Outcome.ERROR, _loggable(request, rows))
     key = request.caller.api_key
+    fallback = answers_as_fallback(version)
     guard = log.Guard(
         version.pk,
         version.artifact_sha256,
         version.manifest_sha256,
-        answering_statuses(named=request.version_number is not None),
+        answering_statuses(named=request.version_number is not None or fallback),
         key.pk if key is not None else None,
+        fallback=fallback,
     )
     explanations = outputs.get("explanations")
     keys = [str(k) for k in request.business_keys] if request.business_keys else None

@@ -28,9 +28,11 @@ def ordered(model: type[models.Model], fields: list[Any]) -> list[Any]:
     return sorted(fields, key=order.index)
 
 
-def select_sql(model: type[models.Model], fields: list[Any], where: str, alias: str = "t") -> str:
+def select_sql(model: type[models.Model], fields: list[Any], where: str, alias: str = "t", extra: str = "") -> str:
+    """`extra`: more columns (of joined tables), after the model's."""
     fields = ordered(model, fields)
     columns = ", ".join(f"{alias}.{connection.ops.quote_name(f.column or f.name)}" for f in fields)
+    columns += f", {extra}" if extra else ""
     table = connection.ops.quote_name(model._meta.db_table)
     # Identifiers come from the model, values are always bound parameters.
     return f"SELECT {columns} FROM {table} {alias} {where}"  # noqa: S608

@@ -41,16 +41,51 @@ FIELDS = [
         "manifest_sha256",
     )
 ]
+# The model's kill switch comes with the versions, in the same round trip (governance.killswitch):
+# the production version, the one named, and the fallback, each row ending with the model's stop
+# and fallback.
 SQL = rawsql.select_sql(
     ModelVersion,
     FIELDS,
     "JOIN lifecycle_registeredmodel m ON m.id = t.registered_model_id "
-    "WHERE m.name = %s AND (t.status = 'production' OR t.version = %s)",
+    "WHERE m.name = %s AND (t.status = 'production' OR t.version = %s OR t.id = m.fallback_version_id)",
+    extra="m.stopped_at, m.fallback_version_id",
 )
 
 
 def _version_from_row(row: tuple) -> ModelVersion:
-    return rawsql.instance(ModelVersion, FIELDS, row)
+    return rawsql.instance(ModelVersion, FIELDS, row[: len(FIELDS)])
+
+
+_FALLBACK = "_answers_as_fallback"
+
+
+def answers_as_fallback(version: ModelVersion) -> bool:
+    """Whether the version was resolved as its stopped model's fallback (its answers' log INSERT
+    then requires the model still stopped with this fallback, serving.log.Guard)."""
+    return getattr(version, _FALLBACK, False)
+
+
+def _stopped(model_name: str, rows: list[tuple]) -> ModelVersion:
+    """The answer of a stopped model: its fallback if that may still answer, else 503."""
+    fallback_id = rows[0][-1]
+    for row in rows:
+        candidate = _version_from_row(row)
+        if candidate.pk == fallback_id:
+            expired = candidate.approval_expires_at is not None and candidate.approval_expires_at <= timezone.now()
+            if candidate.status in SERVABLE_STATUSES and not expired:
+                setattr(candidate, _FALLBACK, True)
+                return candidate
+    raise model_stopped(model_name, fallback=fallback_id is not None)
+
+
+def model_stopped(model_name: str, *, fallback: bool = False) -> ServingError:
+    why = "its fallback version may not answer" if fallback else "it has no fallback version"
+    return ServingError(
+        f"{model_name} is stopped by risk officers and {why}: no prediction is given.",
+        status=503,
+        code="model_stopped",
+    )
 
 
 def get_servable_version(model_name: str, version: int | None = None) -> ModelVersion:
@@ -59,6 +94,8 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
     if version is not None and not 0 < version < 2**31:  # found by schemathesis: beyond any column range
         raise ServingError(f"{model_name} has no version {version}.", status=404, code="not_found")
     rows = rawsql.fetch(SQL, [model_name, version if version is not None else -1])
+    if rows and rows[0][-2] is not None:
+        return _stopped(model_name, rows)
     found = None
     for row in rows:
         candidate = _version_from_row(row)
@@ -69,7 +106,7 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
             found = candidate
             break
     if found is None:
-        registered = RegisteredModel.objects.filter(name=model_name).only("kind").first()
+        registered = RegisteredModel.objects.filter(name=model_name).only("kind", "stopped_at").first()
         if registered is None:
             raise ServingError(f"There is no model named {model_name!r}.", status=404, code="not_found")
         if registered.kind != ModelKind.IN_HOUSE:
@@ -79,6 +116,8 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
                 status=403,
                 code="model_not_served",
             )
+        if registered.stopped_at is not None:
+            raise model_stopped(model_name)
         if version is None:
             suspended = _suspended_from_production(model_name)
             if suspended is not None:
@@ -164,7 +203,8 @@ def clear_recent() -> None:
 
 def answering_statuses(*, named: bool) -> tuple[str, ...]:
     """The statuses a version may answer with: approved or production when the request named the
-    version, production only when it did not (serving.log.Guard checks them at the write)."""
+    version (or it answers as a stopped model's fallback), production only when it did not
+    (serving.log.Guard checks them at the write)."""
     return tuple(s.value for s in SERVABLE_STATUSES) if named else (Status.PRODUCTION.value,)
 
 

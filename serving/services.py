@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from core import audit
 from core.evidence import evidence
-from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, roles_of
+from governance import rules
 from lifecycle.errors import LifecycleError, NotFound
 from serving import personal
 from serving.errors import ServingError
@@ -68,13 +68,18 @@ def revoke_api_key(key_id: int, *, actor: Any) -> ApiKey:
     return key
 
 
-def may_report_outcome(record: PredictionLog, *, user: Any, api_key: ApiKey | None) -> bool:
-    """The API key that received the prediction, or a data scientist or risk officer."""
-    if api_key is not None and api_key.user_id is None:
-        return record.api_key_id == api_key.pk
-    return bool(roles_of(user) & {DATA_SCIENTISTS, RISK_OFFICERS}) or (
-        api_key is not None and record.api_key_id == api_key.pk
-    )
+def may_report_outcome(record: PredictionLog, *, actor: Any, api_key: ApiKey | None) -> rules.Rule:
+    """The API key that received the prediction, or a risk officer; never the version's creator
+    or submitter (governance.rules.can_report_outcome)."""
+    received_it = api_key is not None and record.api_key_id == api_key.pk
+    return rules.can_report_outcome(record.version, actor, received_it=received_it)
+
+
+def refusal(rule: rules.Rule) -> ServingError:
+    """A rule's no as the serving error: 403 for the role, 409 for segregation of duties."""
+    if rule.forbidden:
+        return ServingError(rule.reason, status=403, code="forbidden")
+    return ServingError(rule.reason, status=409, code=rule.code or "refused")
 
 
 def outcome_problem(record: PredictionLog, actual: Any) -> str:
@@ -120,14 +125,29 @@ def sensitive_problem(sensitive: Any) -> str:
 
 @transaction.atomic
 def record_outcome(
-    *, record: PredictionLog, row: int, actual: Any, reporter: str, actor: Any, sensitive: Any = None
+    *,
+    record: PredictionLog,
+    row: int,
+    actual: Any,
+    reporter: str,
+    actor: Any,
+    api_key: ApiKey | None = None,
+    sensitive: Any = None,
+    corrects: bool = False,
+    justification: str = "",
 ) -> PredictionOutcome:
     """Store the ground truth of one predicted row (with sensitive attributes that are not model
     inputs, for live fairness), once, with its audit event (the row's content hash is chained).
-    The interface checked who may report it (may_report_outcome)."""
+    `corrects` adds an audited correction row instead (the earlier rows are kept); only the key
+    that received the prediction or a risk officer reports, never the version's own people."""
+    rule = may_report_outcome(record, actor=actor, api_key=api_key)
+    if not rule:
+        raise refusal(rule)
     problem = outcome_problem(record, actual) or sensitive_problem(sensitive)
     if problem:
         raise ServingError(problem, status=400, code="invalid_outcome")
+    if corrects:
+        return _correct_outcome(record, row, actual, reporter, actor, sensitive, justification)
     try:
         with transaction.atomic():
             outcome = PredictionOutcome.objects.create(
@@ -139,13 +159,61 @@ def record_outcome(
             )
     except IntegrityError:
         raise ServingError(
-            f"The outcome of {record.public_id}.{row} was already reported.", status=409, code="already_reported"
+            f'The outcome of {record.public_id}.{row} was already reported; send "corrects": true with a '
+            "justification to correct it.",
+            status=409,
+            code="already_reported",
         )
     audit.record(
         audit.OUTCOME_RECORDED,
         actor=actor,
         target=outcome,
         data={"prediction_id": f"{record.public_id}.{row}", "actual": actual, "evidence": evidence(outcome)},
+    )
+    return outcome
+
+
+def _correct_outcome(
+    record: PredictionLog, row: int, actual: Any, reporter: str, actor: Any, sensitive: Any, justification: str
+) -> PredictionOutcome:
+    text = (justification or "").strip()
+    if not text or "\x00" in text:
+        raise ServingError(
+            "A correction needs a written justification (without NUL).",
+            status=400,
+            code="invalid_input",
+            details={"justification": ["A correction needs a written justification."]},
+        )
+    # corrections of one row are numbered under a lock on its record
+    PredictionLog.objects.select_for_update().filter(pk=record.pk).values_list("pk", flat=True).first()
+    previous = PredictionOutcome.objects.filter(record=record, row=row).order_by("-seq").first()
+    if previous is None:
+        raise ServingError(
+            f"The outcome of {record.public_id}.{row} was never reported: there is nothing to correct.",
+            status=409,
+            code="nothing_to_correct",
+        )
+    outcome = PredictionOutcome.objects.create(
+        record=record,
+        row=row,
+        seq=previous.seq + 1,
+        actual=actual,
+        reported_by=reporter,
+        justification=text[:5000],
+        sensitive=personal.seal_attributes(record, row, sensitive) if sensitive is not None else previous.sensitive,
+    )
+    audit.record(
+        audit.OUTCOME_CORRECTED,
+        actor=actor,
+        target=outcome,
+        data={
+            "prediction_id": f"{record.public_id}.{row}",
+            "seq": outcome.seq,
+            "before": previous.actual,
+            "after": actual,
+            "justification": text[:5000],
+            "evidence": evidence(outcome),
+        },
     )
     return outcome
 
@@ -161,7 +229,7 @@ class OutcomeItem:
 
 @transaction.atomic
 def record_outcomes(
-    items: list[OutcomeItem], *, user: Any, api_key: ApiKey | None, reporter: str, actor: Any
+    items: list[OutcomeItem], *, api_key: ApiKey | None, reporter: str, actor: Any
 ) -> list[PredictionOutcome]:
     """Store many outcomes at once, all or none: every problem is named by its position, and
     nothing is stored unless every item is valid. One audit event carries every row's evidence."""
@@ -171,8 +239,8 @@ def record_outcomes(
         problem = ""
         if item.record is None or item.row is None:
             problem = f"There is no prediction {item.prediction_id}."
-        elif not may_report_outcome(item.record, user=user, api_key=api_key):
-            problem = "Only the API key that received this prediction, a data scientist or a risk officer reports it."
+        elif not (rule := may_report_outcome(item.record, actor=actor, api_key=api_key)):
+            problem = rule.reason
         elif (item.record.pk, item.row) in seen:
             problem = "This prediction appears twice in the request."
         else:

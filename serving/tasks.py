@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from governance import jobs
-from serving import batch, personal, seals
+from serving import batch, batch_inputs, personal, seals
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
@@ -51,8 +51,9 @@ def erase_expired_personal_data_task() -> int:
     """Beat, daily: personal data past the policy's retention is erased (its keys destroyed)."""
     from governance.policies import active_policy
 
-    counts = personal.erase_expired(retention_days=active_policy().personal_data_retention_days)
-    return sum(counts.values())
+    days = active_policy().personal_data_retention_days
+    counts = personal.erase_expired(retention_days=days)
+    return sum(counts.values()) + batch_inputs.expire_results(retention_days=days)
 
 
 jobs.register("batch_chunk", batch_chunk_task.delay)

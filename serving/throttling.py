@@ -1,15 +1,22 @@
 """Per API key: a rate (SERVING_RATE_PER_KEY) and a daily quota of prediction requests
 (API_KEY_DAILY_QUOTA), counted in Django's cache so that every process sharing the cache (Redis,
-CACHE_URL=redis://...) shares the counts; the default local-memory cache counts per process."""
+CACHE_URL=redis://...) shares the counts; the default local-memory cache counts per process.
+
+When the shared cache cannot be reached, serving goes on: the counts fail open to a bucket in
+this process (each worker then allows the rate and the quota on its own) for
+THROTTLE_FALLBACK_SECONDS before the shared cache is tried again, and a warning says so once per
+outage (docs/operations-limits.md)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import BaseCache, cache
+from django.core.cache.backends.locmem import LocMemCache
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
@@ -19,6 +26,46 @@ from serving.models import ApiKey, Outcome
 from serving.predict import Caller, PredictionRequest, log_refusal
 
 DAY = 86_400
+THROTTLE_FALLBACK_SECONDS = 30
+logger = logging.getLogger(__name__)
+_local = LocMemCache("serving-throttle-fallback", {"OPTIONS": {"MAX_ENTRIES": 100_000}})
+_shared_down_until = 0.0
+
+
+def reset_fallback() -> None:
+    """Forget an outage of the shared cache and the per-process counts (tests)."""
+    global _shared_down_until
+    _shared_down_until = 0.0
+    _local.clear()
+
+
+def _counts() -> BaseCache:
+    return _local if time.monotonic() < _shared_down_until else cache
+
+
+def _fall_back(exc: Exception) -> None:
+    global _shared_down_until
+    _shared_down_until = time.monotonic() + THROTTLE_FALLBACK_SECONDS
+    logger.warning(
+        "The shared cache (CACHE_URL) is unreachable (%s: %s): API-key rates and daily quotas are counted "
+        "per process for the next %d s; predictions are still answered and logged.",
+        type(exc).__name__,
+        exc,
+        THROTTLE_FALLBACK_SECONDS,
+    )
+
+
+def _tolerant(operation: Any) -> Any:
+    """Run operation(store) on the shared cache, or on this process's bucket when it is down
+    (any error of the cache backend: a refused connection, a timeout, a lost server)."""
+    store = _counts()
+    if store is _local:
+        return operation(_local)
+    try:
+        return operation(store)
+    except Exception as exc:  # (redis.exceptions.* and OSError: never a 500 for a counter)
+        _fall_back(exc)
+        return operation(_local)
 
 
 class DailyQuotaExceeded(exceptions.Throttled):
@@ -28,17 +75,24 @@ class DailyQuotaExceeded(exceptions.Throttled):
 def _count(key: str, timeout: int) -> int:
     """Add one to a shared counter and return it: add() creates it only if missing, incr() is
     atomic in Redis and under a lock in local memory (an eviction in between starts it anew)."""
-    cache.add(key, 0, timeout)
-    try:
-        return cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout)
-        return 1
+
+    def count(store: BaseCache) -> int:
+        store.add(key, 0, timeout)
+        try:
+            return store.incr(key)
+        except ValueError:
+            store.set(key, 1, timeout)
+            return 1
+
+    return _tolerant(count)
 
 
 def _uncount(key: str) -> None:
-    with contextlib.suppress(ValueError):  # expired meanwhile: nothing to give back
-        cache.decr(key)
+    def uncount(store: BaseCache) -> None:
+        with contextlib.suppress(ValueError):  # expired meanwhile: nothing to give back
+            store.decr(key)
+
+    _tolerant(uncount)
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
@@ -84,7 +138,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         elapsed = now - window * period
         current_key = f"{key}:{window}"
         current = _count(current_key, 2 * period + 1)
-        previous = cache.get(f"{key}:{window - 1}", 0)
+        previous = _tolerant(lambda store: store.get(f"{key}:{window - 1}", 0))
         if previous * (period - elapsed) / period + current <= capacity:
             return True
         _uncount(current_key)

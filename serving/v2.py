@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion
 from serving.errors import ServingError
-from serving.http import caller_of, fast_json_response, parse_json
+from serving.http import TooDeep, caller_of, fast_json_response, parse_json
 from serving.inputs import DATATYPES
 from serving.keys import KeyRevoked
 from serving.predict import PredictionRequest, Served, predict
@@ -103,8 +103,19 @@ def _label_type(version: ModelVersion) -> str:
     return "BYTES"
 
 
+NO_ROLE = "Your account has no role that may request predictions."
+
+
+def _may_read(request: Request) -> bool:
+    """v1's rule (serving.predict.Caller.may_predict): a client key, or a person with a role. The
+    metadata names the input schema: whoever may not predict does not read it either."""
+    return caller_of(request).may_predict
+
+
 class ModelMetadataApi(V2View):
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
+        if not _may_read(request):
+            return v2_error(NO_ROLE, 403)
         try:
             found = get_servable_version(name, version)
         except ServingError as exc:
@@ -114,6 +125,8 @@ class ModelMetadataApi(V2View):
 
 class ModelReadyApi(V2View):
     def get(self, request: Request, name: str, version: int | None = None) -> Response:
+        if not _may_read(request):
+            return v2_error(NO_ROLE, 403)
         try:
             found = get_servable_version(name, version)
         except ServingError as exc:
@@ -151,6 +164,9 @@ def v2_request(request: Request, name: str, version: int | None) -> tuple[Predic
     except RequestDataTooBig:  # (Django read none of it: there is nothing to digest)
         problem = ServingError("The request body is too large.", status=413, code="too_large")
         return PredictionRequest(caller, name, "v2", version_number=version, problem=problem), {}
+    except TooDeep as err:
+        problem = ServingError(f"The body is refused: {err}.", status=400, code="too_deep")
+        return PredictionRequest(caller, name, "v2", version_number=version, problem=problem, body=raw), {}
     except (ValueError, UnicodeDecodeError) as err:
         problem = ServingError(f"The body is not valid JSON: {err}", status=400, code="malformed_json")
         return PredictionRequest(caller, name, "v2", version_number=version, problem=problem, body=raw), {}

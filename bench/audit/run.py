@@ -4,7 +4,8 @@
    rows/s and the process's resident memory before, at its peak during, and after the export,
    for a tenth of the records and for all of them (flat memory: both peaks are about the same).
 2. Renders the version compliance report over those predictions and prints the time of each
-   part: the SQL aggregates, the seal verification, the PDF rendering.
+   part: the SQL aggregates, the seal verification, the PDF rendering; and the control map
+   of the same model (compliance.controls, target <= 5 s).
 
 The measurements run in a fresh process after the log is filled, so the memory figures start
 from a plain Django process and not from a heap the filling left behind. BENCH_RECORDS (default
@@ -189,6 +190,16 @@ def measure() -> None:
     print(f"  whole context (aggregates + chain + seal verification):  {t_context:6.2f} s")
     print(f"  PDF rendering (WeasyPrint, child process):               {t_render:6.2f} s ({len(report.pdf):,} bytes)")
     print(f"  end to end (generate_version_report, audited):           {t_total:6.2f} s")
+    from compliance import controls
+
+    t = time.perf_counter()
+    mapped = controls.control_map(version.registered_model, timezone.now())
+    t_controls = time.perf_counter() - t
+    counts = mapped["counts"]
+    print(
+        f"  control map ({counts['proven']} proven, {counts['attested']} attested, {counts['missing']} missing): "
+        f"{t_controls:6.2f} s (target <= 5 s)"
+    )
     print()
     print("| export | rows | rows/s | MB | RSS before | RSS peak | growth |")
     print("|---|---|---|---|---|---|---|")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('lifecycle', '0010_mrm_inventory'),
+        ('lifecycle', '0011_mrm_inventory'),
         ('monitoring', '0001_initial'),
     ]
 

@@ -26,6 +26,7 @@ from governance.policies import active_policy, update_policy
 from lifecycle.models import ModelCard
 from tests.conftest import tamper
 from tests.governance.conftest import LONG_JUSTIFICATION
+from tests.ledger import triggers_dropped
 
 
 def pdf_text(pdf: bytes) -> str:
@@ -218,7 +219,8 @@ def listener() -> Any:
 
 def test_model_card_markup_renders_as_text_and_fetches_nothing(served, risk_officer, listener) -> None:
     hostile = f'<img src="file:///etc/passwd"> <link rel="stylesheet" href="{listener}/card.css"> {listener}/x.png'
-    ModelCard.objects.filter(version=served).update(caveats_and_recommendations=hostile)
+    with triggers_dropped():  # (written behind the workflow: the renderer must hold whatever the card says)
+        ModelCard.objects.filter(version=served).update(caveats_and_recommendations=hostile)
     report = services.generate_version_report(served.pk, actor=risk_officer)
     assert report.refused_urls == []  # the markup never became markup, so nothing was even asked for
     assert _Recorder.hits == []

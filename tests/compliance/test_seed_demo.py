@@ -49,3 +49,25 @@ def test_seed_demo_shows_a_drift_alert_an_open_finding_and_a_model_to_recertify(
     assert Finding.objects.filter(version__registered_model__name="loan-prescreen", closed_at__isnull=True).exists()
     collections = ModelVersion.objects.get(registered_model__name="collections-priority")
     assert collections.status == "production" and collections.approval_expires_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_shows_fairness_inconclusive_for_a_small_group_then_waived_by_an_officer(eager_tasks):
+    from governance.models import CheckRun, FairnessRequirement
+
+    call_command("seed_demo")
+    collections = ModelVersion.objects.get(registered_model__name="collections-priority")
+    runs = {
+        run.round: run.metrics
+        for run in CheckRun.objects.filter(version=collections, kind="fairness").order_by("round")
+    }
+    first = {f["feature"]: f for f in runs[1]["features"]}
+    assert first["job"]["status"] == "inconclusive" and first["job"]["small_groups"] == ["0"]
+    assert runs[1]["status"] == "inconclusive"
+    assert any("job: group(s) 0 (9 rows)" in note for note in runs[1]["notes"])
+    requirement = FairnessRequirement.objects.get(registered_model=collections.registered_model)
+    assert requirement.updated_by.username == "omar" and requirement.waivers["job"]["0"]
+    last = {f["feature"]: f for f in runs[max(runs)]["features"]}
+    assert last["job"]["waived_groups"] == {"0": requirement.waivers["job"]["0"]}
+    assert runs[max(runs)]["status"] == "passed" and max(runs) == 2
+    assert collections.status == "production"

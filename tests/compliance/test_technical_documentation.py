@@ -156,7 +156,9 @@ def test_the_auditor_page_and_the_review_page_link_to_it(served, auditor, risk_o
 def test_post_market_section_reports_windows_findings_reviews_and_recertifications(
     served, auditor, risk_officer, api_client, german, settings
 ) -> None:
-    settings.MONITOR_MIN_ROWS = 50
+    from governance.policies import active_policy, update_policy
+
+    update_policy(active_policy().pk, actor=None, changes={"monitor_min_rows": 50}, justification="Test setting.")
     key = create_api_key(actor=None, name="drifting")[1]
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     shifted = [{**row, "credit_amount": row["credit_amount"] * 3} for row in rows(german, 150)]

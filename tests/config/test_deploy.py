@@ -25,6 +25,7 @@ OURS = (
     "TRUST_PROXY_HEADERS",
     "DATABASE_URL",
     "MIGRATION_DATABASE_URL",
+    "METRICS_TOKEN",
 )
 
 
@@ -36,6 +37,7 @@ def production_env(**extra: str) -> dict[str, str]:
         LOG_MAC_KEY=secrets.token_hex(32),
         AUDIT_MAC_KEY=secrets.token_hex(32),
         CHECKPOINT_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        METRICS_TOKEN=secrets.token_urlsafe(32),
         CHECKPOINT_WITNESS_KEY=secrets.token_hex(32),
         DJANGO_SETTINGS_MODULE="config.settings",
     )
@@ -70,7 +72,8 @@ def test_check_deploy_prints_no_warning_with_the_production_settings() -> None:
 
 
 @pytest.mark.parametrize(
-    "unset", ["SECRET_KEY", "LOG_MAC_KEY", "AUDIT_MAC_KEY", "CHECKPOINT_SIGNING_KEY", "CHECKPOINT_WITNESS_KEY"]
+    "unset",
+    ["SECRET_KEY", "LOG_MAC_KEY", "AUDIT_MAC_KEY", "CHECKPOINT_SIGNING_KEY", "CHECKPOINT_WITNESS_KEY", "METRICS_TOKEN"],
 )
 def test_make_serve_refuses_to_start_without_each_secret(unset: str) -> None:
     env = production_env(DEBUG="True")  # make serve must not care what DEBUG says
@@ -87,6 +90,22 @@ def test_serve_preflight_alone_insists_on_debug_false() -> None:
     """(With DEBUG=False and the secrets it goes on to `check --deploy`, the test above.)"""
     result = run(["make", "--no-print-directory", "serve-preflight"], production_env(DEBUG="True"))
     assert result.returncode != 0 and "DEBUG must be False" in result.stderr
+
+
+def _serve_environment(variable: str, env: dict[str, str]) -> str:
+    """What `make serve`'s recipes see of `variable`: a probe added as serve's last prerequisite
+    prints it and stops make (-o: nothing before it is built or checked)."""
+    probe = f"serve-probe: ; @echo {variable}=$${variable}; exit 3"
+    args = ["make", "--no-print-directory", "-o", ".venv/.installed", "-o", "venv", "-o", "serve-preflight"]
+    result = run([*args, "-o", "nginx", "--eval", "serve: serve-probe", "--eval", probe, "serve"], env)
+    assert result.returncode != 0 and "gunicorn" not in result.stdout
+    return result.stdout.strip().splitlines()[-1].split("=", 1)[1]
+
+
+def test_make_serve_sets_a_daily_quota_per_key_unless_the_environment_does() -> None:
+    env = {k: v for k, v in production_env().items() if k != "API_KEY_DAILY_QUOTA"}
+    assert int(_serve_environment("API_KEY_DAILY_QUOTA", env)) > 0
+    assert _serve_environment("API_KEY_DAILY_QUOTA", {**env, "API_KEY_DAILY_QUOTA": "0"}) == "0"
 
 
 APP_ROLE = "postgres://modelgov_app:app-secret@127.0.0.1:5432/modelgov"

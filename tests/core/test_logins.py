@@ -108,3 +108,28 @@ def test_other_ways_in_are_not_affected_by_a_lockout(client: Any, api_client: An
     raw = create_api_key(actor=None, name="pipeline", username="dana")[1]
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert api_client.get("/api/v1/models/").status_code == 200
+
+
+def test_one_address_trying_many_usernames_is_locked_out_for_every_username(settings: Any, data_scientist: Any) -> None:
+    settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS = 8
+    for i in range(8):  # each username stays below its own pair limit
+        assert attempt(Client(), f"guess{i}", "wrong-password", REMOTE_ADDR="203.0.113.9").status_code == 200
+    refused = attempt(Client(), "dana", PASSWORD, REMOTE_ADDR="203.0.113.9")
+    assert refused.status_code == 429 and "Too many failed logins" in refused.content.decode()
+    assert attempt(Client(), "dana", PASSWORD, REMOTE_ADDR="198.51.100.4").status_code == 302
+    event = AuditEvent.objects.get(action=audit.LOGIN_LOCKED_OUT)
+    assert event.data["ip_address"] == "203.0.113.9" and event.data["scope"] == "address"
+
+
+def test_many_addresses_trying_one_username_lock_that_username_out(settings: Any, data_scientist: Any) -> None:
+    settings.LOGIN_FAILURE_LIMIT_PER_USERNAME = 6
+    for i in range(6):  # one failure from each address: no pair comes near its limit
+        assert attempt(Client(), "dana", "wrong-password", REMOTE_ADDR=f"198.51.100.{10 + i}").status_code == 200
+    assert attempt(Client(), "dana", PASSWORD, REMOTE_ADDR="203.0.113.50").status_code == 429
+    event = AuditEvent.objects.get(action=audit.LOGIN_LOCKED_OUT)
+    assert event.data["username"] == "dana" and event.data["scope"] == "username"
+
+
+def test_the_address_and_username_limits_default_above_the_pair_limit() -> None:
+    assert settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS > settings.AXES_FAILURE_LIMIT
+    assert settings.LOGIN_FAILURE_LIMIT_PER_USERNAME > settings.AXES_FAILURE_LIMIT

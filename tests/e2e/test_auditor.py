@@ -49,8 +49,7 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
     first = checked(make_version(data_scientist, model, skops_bytes, train_csv, eval_csv), data_scientist)
     workflow.approve_version(first.pk, actor=risk_officer, justification="Meets the credit policy.")
     workflow.deploy_version(first.pk, actor=risk_officer, justification="Go live.")
-    second = make_version(data_scientist, model, skops_bytes, train_csv, eval_csv)
-    type(second).objects.filter(pk=second.pk).update(parent=first)
+    make_version(data_scientist, model, skops_bytes, train_csv, eval_csv, parent_version=first.version)
     for i in range(3):
         caller = Caller(user=risk_officer, api_key=None)
         predict(PredictionRequest(caller, model.name, "v1", request_id=f"loan-{i}", instances=rows(german, 2)))

@@ -19,7 +19,7 @@ SUFFIXES = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_count"
 def exported_names(client: Any) -> set[str]:
     """Sample names of every family /metrics declares, with or without samples yet (a labelled
     counter nobody has incremented is declared by its HELP and TYPE lines only)."""
-    response = client.get("/metrics")
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer dashboard-scrape")
     assert response.status_code == 200
     names: set[str] = set()
     for family in text_string_to_metric_families(response.content.decode()):
@@ -29,6 +29,7 @@ def exported_names(client: Any) -> set[str]:
 
 
 def test_the_grafana_dashboard_queries_only_metrics_that_metrics_exports(client, settings, tmp_path, db):
+    settings.METRICS_TOKEN = "dashboard-scrape"
     settings.CHECKPOINT_DIR = tmp_path / "checkpoints"  # the checkpoint age exists once one is written
     settings.CHECKPOINT_SIGNING_KEY = "11" * 32
     call_command("checkpoint", stdout=io.StringIO())

@@ -6,13 +6,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving.conftest import rows
 
+TOKEN = "scrape-secret"
+
+
+@pytest.fixture(autouse=True)
+def metrics_token(settings: Any) -> None:
+    settings.METRICS_TOKEN = TOKEN
+
 
 def scrape(client: Client, **headers: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    headers.setdefault("HTTP_AUTHORIZATION", f"Bearer {TOKEN}")
     response = client.get("/metrics", **headers)
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
@@ -64,7 +73,6 @@ def test_metrics_count_the_predictions_made(production, keyed, german, client):
 
 
 def test_metrics_token_closes_the_endpoint(client, settings, db):
-    settings.METRICS_TOKEN = "scrape-secret"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert scrape(client, HTTP_AUTHORIZATION="Bearer scrape-secret")[("modelgov_database_up", ())] == 1

@@ -14,13 +14,15 @@ from django.core.management import CommandError, call_command
 
 from core.models import AuditEvent
 from governance import workflow
+from governance.errors import WorkflowError
 from governance.models import CheckRun
 from integrations import mlflow_import
 from integrations.errors import IntegrationError
 from integrations.models import MlflowImport
+from lifecycle import services as lifecycle_services
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 from lifecycle.services import DatasetChoice
-from tests.conftest import stored_files, upload
+from tests.conftest import CARD, stored_files, upload
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -61,6 +63,14 @@ def test_command_imports_a_skops_model_into_a_draft_that_passes_its_checks(
     event = AuditEvent.objects.get(action=mlflow_import.MLFLOW_IMPORTED)
     assert event.data["run_id"] == lineage.run_id and event.data["evidence"][0]["row"].startswith("integrations.")
     assert "Imported from MLflow 3.17.2" in version.card.model_details
+    # the run carried no card: its required sections stay empty (no placeholder that would pass),
+    # and submission names them until the data scientist writes them
+    assert version.card.intended_use == "" and version.card.ethical_considerations == ""
+    with pytest.raises(WorkflowError, match="Intended use, Out-of-scope uses"):
+        workflow.submit_version(version.pk, actor=data_scientist)
+    lifecycle_services.update_draft(
+        version.pk, actor=data_scientist, card=dict(CARD), sensitive_features=["sex", "age_group"]
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         workflow.submit_version(version.pk, actor=data_scientist)
@@ -167,3 +177,54 @@ def test_the_import_page_is_for_data_scientists(client, auditor, data_scientist)
     assert client.get("/registry/import-mlflow/").status_code == 403
     client.force_login(data_scientist)
     assert b"serialization_format" in client.get("/registry/import-mlflow/").content
+
+
+def _zip_with_mlmodel(mlmodel: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted((FIXTURES / "credit-skops").rglob("*")):
+            if path.is_file() and path.name != "MLmodel":
+                archive.write(path, f"model/{path.relative_to(FIXTURES / 'credit-skops')}")
+        archive.writestr("model/MLmodel", mlmodel)
+    return buffer.getvalue()
+
+
+def _post_mlmodel(api_client, mlmodel: bytes, train_csv: bytes, eval_csv: bytes):
+    return api_client.post(
+        "/api/v1/models/credit-mlflow/versions/import-mlflow",
+        {
+            "mlflow_model": upload("m.zip", _zip_with_mlmodel(mlmodel)),
+            "training_data": upload("german-train.csv", train_csv, "text/csv"),
+            "evaluation_data": upload("german-eval.csv", eval_csv, "text/csv"),
+            "label_column": "risk",
+        },
+        format="multipart",
+    )
+
+
+def test_an_mlmodel_with_yaml_aliases_is_refused_before_it_is_expanded(data_scientist, api_client, train_csv, eval_csv):
+    """A "billion laughs" MLmodel: anchors and aliases are refused outright (a real MLmodel has none)."""
+    fixture = (FIXTURES / "credit-skops" / "MLmodel").read_bytes()
+    laughs = b'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for n in "bcd":
+        prev = chr(ord(n) - 1)
+        laughs += f"{n}: &{n} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n".encode()
+    api_client.force_authenticate(data_scientist)
+    mlmodel = laughs + fixture.replace(b"run_id: e8", b"run_id: *d\nx: e8")
+    response = _post_mlmodel(api_client, mlmodel, train_csv, eval_csv)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "mlmodel_refused" and "alias" in error["message"]
+    assert ModelVersion.objects.count() == 0
+
+
+def test_an_mlmodel_nested_too_deep_is_a_named_400_not_a_recursion_error(
+    data_scientist, api_client, train_csv, eval_csv
+):
+    fixture = (FIXTURES / "credit-skops" / "MLmodel").read_bytes()
+    deep = b"x: " + b"[" * 5000 + b"]" * 5000 + b"\n"
+    api_client.force_authenticate(data_scientist)
+    response = _post_mlmodel(api_client, deep + fixture, train_csv, eval_csv)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "mlmodel_refused" and "deep" in error["message"]

@@ -231,3 +231,41 @@ def test_every_mapped_action_is_a_known_code():
 
     assert len(EVENT_TYPES) == 13
     assert all(code.count(".") == 2 for code in EVENT_TYPES)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (cloud metadata)
+        "64:ff9b::a00:5",  # NAT64 of 10.0.0.5
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b:1::a00:5",  # local-use NAT64 prefix (RFC 8215)
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:c0a8:10a::1",  # 6to4 of 192.168.1.10
+        "2001:0:4136:e378:8000:63bf:f5ff:fffa",  # Teredo, client 10.0.0.5
+        "::ffff:10.0.0.5",  # IPv4-mapped
+        "::a00:5",  # IPv4-compatible (deprecated)
+    ],
+)
+def test_ipv6_addresses_embedding_an_internal_ipv4_are_refused(address, risk_officer, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    with pytest.raises(IntegrationError, match="internal address"):
+        webhooks.create_endpoint(
+            actor=risk_officer, name="x", url=f"http://[{address}]/hook", event_types=["model_version.approved"]
+        )
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1"])
+def test_ipv6_transition_addresses_embedding_a_global_ipv4_are_allowed(address):
+    from integrations import transport
+
+    assert transport.resolve(f"http://[{address}]/hook", allow_private=False).address == address
+
+
+def test_a_redirect_is_not_followed_and_is_a_failed_attempt_that_says_so(receiver):
+    from integrations import transport
+
+    receiver.status = 302
+    response = transport.post(receiver.url, body="{}", headers={}, timeout=5)
+    assert response.status == 302 and "redirect" in response.error and "not followed" in response.error
+    assert len(receiver.requests) == 1

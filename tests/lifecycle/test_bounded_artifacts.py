@@ -14,7 +14,7 @@ import pytest
 from lifecycle import artifacts
 from lifecycle.errors import SubmissionInvalid
 from lifecycle.models import ModelVersion
-from tests.conftest import make_version
+from tests.conftest import make_version, upload
 
 
 def _rewritten(data: bytes, replace: dict[str, bytes]) -> bytes:
@@ -108,4 +108,41 @@ def test_a_schema_nested_a_thousand_deep_is_refused_by_name_and_nothing_is_saved
     with pytest.raises(SubmissionInvalid) as invalid:
         make_version(data_scientist, registered_model, crafted, train_csv, eval_csv)
     assert "nested more than 100 levels" in " ".join(invalid.value.errors["artifact"])
+    assert not ModelVersion.objects.exists()
+
+
+def _without(logreg, name: str) -> bytes:
+    """The fitted model dumped with skops after one attribute of its state was removed (as a
+    hand-edited or hostile schema.json would have it)."""
+    import copy
+
+    import skops.io as sio
+
+    model = copy.deepcopy(logreg)
+    estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+    delattr(estimator, name)
+    return sio.dumps(model)
+
+
+@pytest.mark.django_db
+def test_a_skops_state_lacking_a_parameter_is_a_named_400_at_upload(
+    api_client, data_scientist, registered_model, logreg, train_csv, eval_csv
+):
+    crafted = _without(logreg, "C")
+    with pytest.raises(artifacts.ArtifactRefused, match="lacks") as refused:
+        artifacts.inspect_artifact(crafted)
+    assert refused.value.code == "incomplete_state" and "'C'" in refused.value.message
+    api_client.force_authenticate(data_scientist)
+    response = api_client.post(
+        "/api/v1/models/credit-risk/versions/",
+        {
+            "artifact": upload("model.skops", crafted),
+            "training_data": upload("train.csv", train_csv, "text/csv"),
+            "evaluation_data": upload("eval.csv", eval_csv, "text/csv"),
+            "label_column": "risk",
+        },
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content
+    assert "lacks the parameter 'C'" in " ".join(response.json()["error"]["details"]["artifact"])
     assert not ModelVersion.objects.exists()

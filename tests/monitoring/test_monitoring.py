@@ -29,8 +29,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def few_rows(settings):
-    settings.MONITOR_MIN_ROWS = 50
+def few_rows(db):
+    from governance.policies import active_policy, update_policy
+
+    update_policy(active_policy().pk, actor=None, changes={"monitor_min_rows": 50}, justification="Test setting.")
 
 
 def eval_rows(german, n=300):

@@ -58,7 +58,7 @@ def test_a_replayed_window_equals_an_independent_computation(
     answers = serve(keyed, german)
     ids = [pid for a in answers for pid in a["prediction_ids"]]
     truth = german[1][demo_data.LABEL].head(len(ids)).tolist()
-    api_client.force_authenticate(data_scientist)
+    api_client.force_authenticate(risk_officer)  # (outcomes: the receiving key or an officer)
     reported = {pid: actual for pid, actual in list(zip(ids, truth, strict=True))[::2]}
     response = api_client.post(
         "/api/v1/outcomes",

@@ -574,13 +574,14 @@ def test_two_slow_anonymous_clients_do_not_hold_up_predictions_behind_nginx(comm
     assert max(latencies) < 1.0
 
 
-def _status_for_declared_length(base: str, path: str, length: int) -> int | None:
+def _status_for_declared_length(base: str, path: str, length: int, key: str = "") -> int | None:
     """Send only the headers of a POST declaring `length` bytes: nginx refuses an oversized body
-    at once (413); None when it waits for the body instead."""
+    (413) or an upload without a valid key (401) at once; None when it waits for the body instead."""
     host, port = base.removeprefix("http://").split(":")
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
     with socket.create_connection((host, int(port)), timeout=1) as sock:
         sock.sendall(
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n{auth}"
             f"Content-Length: {length}\r\n\r\n".encode()
         )
         try:
@@ -590,7 +591,8 @@ def _status_for_declared_length(base: str, path: str, length: int) -> int | None
     return int(head.split()[1]) if head.startswith("HTTP/") else None
 
 
-def test_nginx_takes_each_endpoint_s_largest_body_and_nothing_larger(front):
+def test_nginx_takes_each_endpoint_s_largest_body_and_nothing_larger(committed_db, front):
+    key = create_api_key(actor=None, name="largest-bodies")[1]
     default = django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1024 * 1024
     version = django_settings.MAX_ARTIFACT_BYTES + 2 * django_settings.MAX_DATASET_BYTES + 1024 * 1024
     batch = django_settings.BATCH_MAX_BYTES + 1024 * 1024
@@ -604,5 +606,36 @@ def test_nginx_takes_each_endpoint_s_largest_body_and_nothing_larger(front):
         ("/batches/", batch, None),
         ("/api/v1/models/m/batches", batch + 1, 413),
     ]
-    seen = [(path, length, _status_for_declared_length(front.nginx, path, length)) for path, length, _ in cases]
+    seen = [(path, length, _status_for_declared_length(front.nginx, path, length, key)) for path, length, _ in cases]
     assert seen == cases
+    # without a key the upload routes answer 401 before reading the body, whatever its size
+    for path, length in (("/api/v1/models/m/versions/", version), ("/api/v1/models/m/batches", batch)):
+        assert _status_for_declared_length(front.nginx, path, length) == 401
+        assert _status_for_declared_length(front.nginx, path, length, "mg_not_a_key") == 401
+
+
+def test_with_redis_killed_gunicorn_keeps_answering_and_logging_predictions(
+    committed_db, own_redis, production, german, shared_media, tmp_path
+):
+    """The API-key rate and quota count in Redis (CACHE_URL); with Redis gone they fall back to a
+    bucket in each worker: no 500, every answer logged, and the workers say so in their log."""
+    name, key = production.registered_model.name, create_api_key(actor=None, name="redis-outage")[1]
+    env = _env(
+        shared_media,
+        CACHE_URL=f"rediscache://127.0.0.1:{own_redis.port}/0",
+        API_KEY_DAILY_QUOTA="1000",
+        SERVING_RATE_PER_KEY="100000/min",
+    )
+    port, log = _free_port(), tmp_path / "gunicorn.log"
+    gunicorn = _start_gunicorn(port, env, log)
+    try:
+        body = _prediction_body(german)
+        base = f"http://127.0.0.1:{port}"
+        assert _predict(base, name, key, body)[0] == 200
+        own_redis.kill()
+        statuses = [_predict(base, name, key, body)[0] for _ in range(6)]
+    finally:
+        _stop(gunicorn)
+    assert statuses == [200] * 6, log.read_text()[-3000:]
+    assert PredictionLog.objects.filter(outcome="ok", model_name=name).count() == 7
+    assert "counted per process" in log.read_text()

@@ -161,9 +161,11 @@ def test_retiring_the_version_mid_job_stops_the_remaining_chunks(
     job = BatchJob.objects.get(public_id=response.json()["id"])
     assert batch.run_chunk(job.pk, 0) is not None
     workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
-    for index in (1, 2, 3):
-        chunk = batch.run_chunk(job.pk, index)
-        assert chunk is not None and not chunk.scored
+    chunk = batch.run_chunk(job.pk, 1)
+    assert chunk is not None and not chunk.scored
+    # the stop refused chunks 2 and 3 too: delivered afterwards, they change nothing
+    assert batch.run_chunk(job.pk, 2) is None and batch.run_chunk(job.pk, 3) is None
+    assert not BatchChunk.objects.get(job=job, index=3).scored
     job = batch.finish_batch(job.pk)
     assert job.status == BatchStatus.STOPPED and "retired" in job.reason
     refused = PredictionLog.objects.filter(batch_job=job, outcome=Outcome.REFUSED)
@@ -307,3 +309,29 @@ def test_a_batch_rows_log_text_is_what_the_serving_path_logs_for_the_same_row():
     assert [float(t) for t in number_texts(values)] == values
     assert number_texts([1.0, float("nan"), float("inf")]) == ["1.0", "nan", "inf"]  # JSON cannot hold these
     assert number_texts([]) == []
+
+
+def test_a_stopped_job_gives_the_rows_it_answered_at_once_and_names_the_rows_it_did_not(
+    production, keyed, german, risk_officer, small_chunks, eager_tasks, django_capture_on_commit_callbacks
+):
+    """Chunks 2 and 3 are never delivered (a worker lost, a broker down): the job's stop does not
+    wait for them to be refused one by one, its result is there at once."""
+    with django_capture_on_commit_callbacks(execute=False):
+        response = post_csv(keyed, as_csv(portfolio(german, 200)))
+    job = BatchJob.objects.get(public_id=response.json()["id"])
+    assert batch.run_chunk(job.pk, 0) is not None
+    workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert not batch.run_chunk(job.pk, 1).scored  # refused: this stops the job
+    job.refresh_from_db()
+    assert job.status == BatchStatus.STOPPED and job.result_sha256, job
+    rows, _ = result_rows(keyed, str(job.public_id))
+    assert len(rows) == 200
+    answered = [r for r in rows if r["prediction_id"]]
+    assert [int(r["row"]) for r in answered] == list(range(1, 65))
+    assert PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK).count() == 64 // 25 + 1
+    assert all(r["error"].startswith("not scored:") and "retired" in r["error"] for r in rows[64:])
+    detail = keyed.get(f"/api/v1/batches/{job.public_id}").json()
+    assert detail["rows_answered"] == 64 and detail["rows_not_answered"] == [[65, 200]]
+    # a chunk delivered late changes nothing
+    assert batch.run_chunk(job.pk, 3) is None

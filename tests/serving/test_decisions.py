@@ -95,7 +95,7 @@ def test_explain_true_returns_and_logs_each_rows_explanation(keyed, production, 
         assert later[name] == body["explanations"][1][name]
 
 
-def test_reviews_are_kept_in_order_and_audited(keyed, production, german, data_scientist, outsider):
+def test_reviews_are_kept_in_order_and_audited(keyed, production, german, second_scientist, outsider):
     pid = predict(keyed, instances=rows(german, 1)).json()["prediction_ids"][0]
     automated = PredictionLog.objects.latest("pk").outputs["predictions"][0]
     url = f"/api/v1/predictions/{pid}/review"
@@ -103,7 +103,7 @@ def test_reviews_are_kept_in_order_and_audited(keyed, production, german, data_s
         url, json.dumps({"action": "confirmed", "justification": "Checked income."}), content_type="application/json"
     )
     assert first.status_code == 201, first.content
-    api_client = person(data_scientist)
+    api_client = person(second_scientist)  # (not the version's creator: tests/serving/test_duties.py)
     other = 1 - automated
     second = api_client.post(
         url,

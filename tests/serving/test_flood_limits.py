@@ -126,3 +126,38 @@ def test_a_daily_quota_gives_429_with_its_code_and_retry_after_and_is_logged(
     assert predict(keyed, instances=rows(german, 1)).status_code == 200
     settings.API_KEY_DAILY_QUOTA = 0  # unlimited
     assert all(predict(keyed, instances=rows(german, 1)).status_code == 200 for _ in range(4))
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens there once the probe is closed
+
+
+def test_with_the_shared_cache_down_predictions_are_answered_and_logged_counted_per_process(
+    keyed, production, german, settings, caplog
+):
+    from django.test import override_settings
+
+    redis_down = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
+        }
+    }
+    settings.API_KEY_DAILY_QUOTA = 2
+    throttling.reset_fallback()
+    with override_settings(CACHES=redis_down), caplog.at_level("WARNING", logger="serving.throttling"):
+        first = predict(keyed, instances=rows(german, 1))
+        second = infer(keyed, rows(german, 1))
+        third = predict(keyed, instances=rows(german, 1))
+    assert first.status_code == 200, first.content
+    assert second.status_code == 200, second.content
+    # the quota still holds, counted in this process
+    assert third.status_code == 429 and third.json()["error"]["code"] == "daily_quota_exceeded"
+    assert PredictionLog.objects.filter(outcome="ok").count() == 2
+    assert PredictionLog.objects.filter(outcome="refused", reason__startswith="daily_quota_exceeded").count() == 1
+    assert "counted per process" in caplog.text
+    throttling.reset_fallback()

@@ -11,6 +11,7 @@ in each query and body text in turn (Hypothesis seldom does; PostgreSQL refuses 
 from __future__ import annotations
 
 import itertools
+import json
 import time
 import traceback
 from collections import Counter
@@ -32,6 +33,7 @@ from schemathesis.checks import not_a_server_error
 from config.wsgi import application
 from serving.models import PredictionLog
 from serving.services import create_api_key
+from tests.conftest import upload
 from tests.serving.conftest import rows
 from tests.serving.test_predict import predict
 
@@ -271,3 +273,96 @@ def test_nul_in_every_query_and_body_text_of_every_operation_is_never_a_5xx(
             if not operation.path.endswith(".pdf"):  # (slow; their ids and dates are parsed before any query)
                 failures += send_nul_everywhere(operation, target)
     assert not failures, "\n\n".join(failures[:10])
+
+
+# Hostile cases found by hand (docs/operations-limits.md): each must be a named refusal, logged
+# like any refused request, never a 500.
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("where", ["instances", "request_id", "business_keys"])
+def test_a_v1_body_nested_950_deep_is_a_logged_400_naming_the_depth(production, keyed, german, where):
+    body = {"instances": rows(german, 1)}
+    text = json.dumps(body)[:-1] + f', "{where}": {_nested(950)}}}'
+    before = PredictionLog.objects.count()
+    response = keyed.post("/api/v1/models/credit-risk/predict", text, content_type="application/json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "too_deep" and "nested" in error["message"]
+    assert PredictionLog.objects.count() == before + 1
+    record = PredictionLog.objects.order_by("-pk").first()
+    assert record.outcome == "invalid" and record.reason.startswith("too_deep:")
+
+
+@pytest.mark.django_db
+def test_a_v2_body_nested_950_deep_is_a_logged_400_naming_the_depth(production, keyed):
+    text = '{"id": ' + _nested(950) + ', "inputs": [{"name": "age", "datatype": "INT64", "shape": [1], "data": [1]}]}'
+    before = PredictionLog.objects.count()
+    response = keyed.post("/v2/models/credit-risk/infer", text, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "nested" in response.json()["error"]
+    assert PredictionLog.objects.count() == before + 1
+    assert PredictionLog.objects.order_by("-pk").first().reason.startswith("too_deep:")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("crlf_rows", [0, 3], ids=["cr-only", "cr-in-a-crlf-file"])
+def test_a_batch_csv_with_bare_carriage_returns_is_a_named_400_and_leaves_no_input_file(
+    production, keyed, german, media_root, eager_tasks, crlf_rows
+):
+    from serving.models import BatchJob
+
+    frame = german[1].head(6)
+    lines = frame.to_csv(index=False).splitlines()
+    text = "\r\n".join(lines[: crlf_rows + 1]) + ("\r\n" if crlf_rows else "") + "\r".join(lines[crlf_rows + 1 :])
+    data = {"data": upload("loans.csv", (text + "\r").encode(), "text/csv")}
+    response = keyed.post("/api/v1/models/credit-risk/batches", data)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_batch" and "carriage return" in error["message"]
+    assert not BatchJob.objects.exists()
+    inputs = media_root / "batches" / "inputs"
+    assert not inputs.exists() or not any(inputs.iterdir())
+
+
+@pytest.mark.django_db
+def test_a_batch_row_with_a_text_over_its_cap_fails_by_name_and_is_logged_cut(
+    production, keyed, german, media_root, eager_tasks, settings, django_capture_on_commit_callbacks
+):
+    from serving.models import BatchJob
+
+    settings.SERVING_MAX_TEXT_CHARS = 100
+    frame = german[1].head(5).copy()
+    frame.loc[2, "purpose"] = "p" * 50_000
+    with django_capture_on_commit_callbacks(execute=True):
+        response = keyed.post(
+            "/api/v1/models/credit-risk/batches", {"data": upload("loans.csv", frame.to_csv(index=False).encode())}
+        )
+    assert response.status_code == 202, response.content
+    job = BatchJob.objects.get()
+    assert (job.rows_total, job.rows_failed) == (5, 1)
+    refused = PredictionLog.objects.get(source="batch", outcome="invalid")
+    assert "purpose is longer than 100 characters" in refused.reason or "purpose is longer" in refused.inputs_json
+    assert len(refused.inputs_json) < 5_000
+    assert sum(len(r.inputs_json) for r in PredictionLog.objects.filter(outcome="ok")) < 5_000
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/v2/models/credit-risk", "/v2/models/credit-risk/ready"])
+def test_role_less_callers_get_403_from_v2_metadata_as_from_v1(production, api_client, keyed, outsider, path):
+    from django.test import Client
+
+    assert keyed.get(path).status_code == 200  # a client key (bound to no person) may
+    person = Client()
+    person.force_login(outsider)
+    assert person.get(path).status_code == 403
+    bound = create_api_key(actor=None, name="outsider-key", username=outsider.username)[1]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {bound}")
+    response = api_client.get(path)
+    assert response.status_code == 403 and "no role" in response.json()["error"]
+    # (v1 says the same to the same callers)
+    assert api_client.post("/api/v1/models/credit-risk/predict", {}, format="json").status_code == 403

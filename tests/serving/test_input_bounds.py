@@ -54,3 +54,35 @@ def test_float_columns_take_big_integers_that_are_finite_floats_only():
     assert refused.value.details == [{"row": 0, "field": "amount", "error": "is beyond the largest 64-bit float"}]
     with pytest.raises(ServingError, match="count is outside the 64-bit integer range"):
         check_rows([{"amount": 1.5, "count": 1e40}], schema, max_rows=10)
+
+
+def test_a_text_longer_than_its_field_cap_is_refused_naming_the_field(settings):
+    settings.SERVING_MAX_TEXT_CHARS = 64
+    schema = [{"name": "purpose", "dtype": "string"}, {"name": "age", "dtype": "int64"}]
+    assert check_rows([{"purpose": "x" * 64, "age": 1}], schema, max_rows=10)
+    with pytest.raises(ServingError) as refused:
+        check_rows([{"purpose": "x" * 65, "age": 1}], schema, max_rows=10)
+    assert refused.value.code == "invalid_input" and refused.value.status == 400
+    assert refused.value.details == [{"row": 0, "field": "purpose", "error": "is longer than 64 characters"}]
+
+
+def test_known_categories_set_the_cap_of_their_field(settings):
+    settings.SERVING_MAX_TEXT_CHARS = 1000
+    schema = [{"name": "housing", "dtype": "string", "categories": ["own", "rent", "free"]}]
+    assert check_rows([{"housing": "a-new-kind-of-tenure-up-to-32-c"}], schema, max_rows=10)
+    with pytest.raises(ServingError, match="housing is longer than 32 characters"):
+        check_rows([{"housing": "y" * 33}], schema, max_rows=10)
+
+
+@pytest.mark.django_db
+def test_three_requests_of_huge_unknown_categories_add_nothing_to_the_log_but_their_refusals(keyed, production, german):
+    huge = [{**rows(german, 1)[0], "purpose": "z" * 5_000_000}]
+    for _ in range(3):
+        response = predict(keyed, instances=huge)
+        assert response.status_code == 400, response.content[:300]
+        assert "purpose is longer than" in response.json()["error"]["message"]
+    v2 = infer(keyed, huge)
+    assert v2.status_code == 400 and "purpose is longer than" in v2.json()["error"]
+    assert not PredictionLog.objects.filter(outcome="ok").exists()
+    logged = sum(len(r.inputs_json) for r in PredictionLog.objects.all())
+    assert logged < 4 * 70_000  # each refusal logs a bounded sample, not the 5 MB it was sent

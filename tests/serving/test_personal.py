@@ -245,7 +245,7 @@ def test_an_outcomes_sensitive_attributes_are_encrypted_under_its_subject(
     assert bulk.status_code == 201, bulk.content
     stored = list(PredictionOutcome.objects.order_by("row").values_list("sensitive", flat=True))
     assert all(set(s) == {"$enc"} for s in stored) and "Zeta" not in str(stored) and "Ypsilon" not in str(stored)
-    settings.MONITOR_MIN_ROWS = 1
+    update_policy(active_policy().pk, actor=None, changes={"monitor_min_rows": 1}, justification="Test setting.")
     start, end = timezone.now() - timedelta(hours=1), timezone.now() + timedelta(hours=1)
     personal_version.sensitive_features = ["sex", "origin"]
     frame = monitoring.outcome_rows(personal_version, start, end)

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from compliance import checkpoints, demo_mrm
 from compliance.demo_decisions import seed_demo_decision
+from compliance.demo_killswitch import seed_demo_risk_management
 from core.checkpoints import CheckpointError
 from core.role_changes import grant_role
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, VALIDATORS
@@ -54,6 +55,27 @@ CARD = {
     "caveats_and_recommendations": "Small dataset (1,000 applicants, 1970s Germany): recalibrate on "
     "local data before any real use.",
 }
+
+
+def _by_job(evaluation: Any, model: Any) -> Any:
+    """A held-out sample stratified by job: in each job group large enough to measure (1, 2, 3)
+    the same count of each (actual, predicted) pair, so the model treats them alike; and the 9
+    applicants of group 0 (unskilled, non-resident), too few to measure: the demo's fairness is
+    inconclusive for that group alone, until a risk officer waives it."""
+    import pandas as pd
+
+    predicted = model.predict(evaluation[demo_data.NUMERIC + demo_data.CATEGORICAL])
+    frame = evaluation.assign(_predicted=predicted)
+    cells = {(0, 0): 4, (0, 1): 8, (1, 1): 23}  # (actual, predicted): rows per job group
+    parts = [frame[frame["job"] == 0]]
+    for job in (1, 2, 3):
+        for (actual, guess), n in cells.items():
+            parts.append(
+                frame[(frame["job"] == job) & (frame[demo_data.LABEL] == actual) & (frame["_predicted"] == guess)].head(
+                    n
+                )
+            )
+    return pd.concat(parts).drop(columns="_predicted").reset_index(drop=True)
 
 
 def _upload(name: str, data: bytes) -> SimpleUploadedFile:
@@ -166,6 +188,20 @@ class Command(BaseCommand):
                 submitter=batch.Submitter(caller="dana", user=dana, api_key=None),
                 dataset_id=v1.evaluation_dataset_id,
             )
+        # Model risk management: a pre-approved fallback, an incident (art. 73) and the control map.
+        fallback = services.create_version(
+            actor=sam,
+            model_name="loan-prescreen",
+            artifact=_upload("prescreen-small.skops", sio.dumps(demo_data.train_random_forest(train, n_estimators=10))),
+            training=services.DatasetChoice(dataset_id=v1.training_dataset_id),
+            evaluation=services.DatasetChoice(dataset_id=v1.evaluation_dataset_id),
+            label_column=demo_data.LABEL,
+            sensitive_features=["sex"],
+            parent_version=prescreen.version,
+            card={**CARD, "intended_use": "Fallback for fast-track routing while the main model is stopped."},
+        )
+        workflow.submit_version(fallback.pk, actor=sam)
+        seed_demo_risk_management(fallback.pk, officer=users["rita"], second_officer=users["omar"])
         # Monitoring: a healthy model in production whose approval a risk officer can recertify.
         services.register_model(
             actor=sam,
@@ -174,17 +210,21 @@ class Command(BaseCommand):
             description="Orders overdue accounts for the collections team's first call.",
             risk_tier="low",
         )
+        collections_model = demo_data.train_logistic_regression(train)
         collections = services.create_version(
             actor=sam,
             model_name="collections-priority",
-            artifact=_upload("collections.skops", sio.dumps(demo_data.train_logistic_regression(train))),
+            artifact=_upload("collections.skops", sio.dumps(collections_model)),
             training=services.DatasetChoice(dataset_id=v1.training_dataset_id),
-            evaluation=services.DatasetChoice(dataset_id=v1.evaluation_dataset_id),
+            evaluation=services.DatasetChoice(
+                upload=_upload("collections-eval.csv", demo_data.to_csv_bytes(_by_job(evaluation, collections_model)))
+            ),
             label_column=demo_data.LABEL,
-            sensitive_features=["sex"],
+            sensitive_features=["job"],
             card={**CARD, "intended_use": "Ordering the collections team's first calls only."},
         )
         workflow.submit_version(collections.pk, actor=sam)
+        self._waive_small_group(collections.pk, users)
         self._approve_and_deploy(collections.pk, users, traffic=False)
         demo_mrm.seed_vendor_traffic(users["rita"])  # the vendor's decisions and outcomes, from a client key
         # The demo webhook (issue 17) lives in integrations, a layer above: called by name.
@@ -201,6 +241,32 @@ class Command(BaseCommand):
             f"Loaded the demo: credit-risk v{v1.version} (submitted for review) and v{v2.version} (draft); "
             "loan-prescreen v1 (approved with an override and in production when the checks ran in-process)."
         )
+
+    def _waive_small_group(self, version_id: int, users: dict[str, Any]) -> None:
+        """Fairness on real evidence: job group 0 (unskilled, non-resident) has 9 applicants in the
+        evaluation data, too few to measure, so the check is inconclusive naming it. A risk officer
+        waives it with a justification; the version goes back and its next round records the waiver."""
+        version = ModelVersion.objects.get(pk=version_id)
+        if version.status != "in_review":  # (a real broker: the checks are still queued)
+            return
+        governance_services.set_fairness_requirements(
+            version.registered_model_id,
+            actor=users["omar"],
+            features=["job"],
+            waivers={
+                "job": {
+                    "0": "Nine unskilled non-resident applicants are too few to measure; the collections team "
+                    "reviews their calls by hand each month instead."
+                }
+            },
+            justification="Job must be measured for collections calls; its group 0 is waived as too small.",
+        )
+        workflow.request_changes(
+            version.pk,
+            actor=users["rita"],
+            justification="Fairness inconclusive on job group 0: resubmit with the waiver.",
+        )
+        workflow.submit_version(version.pk, actor=users["sam"])
 
     def _approve_and_deploy(self, version_id: int, users: dict[str, Any], *, traffic: bool = True) -> None:
         """With tasks in-process the checks have finished by now; with a real broker they are

@@ -8,8 +8,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0017_mrm_validation'),
-        ('lifecycle', '0010_mrm_inventory'),
+        ('governance', '0019_mrm_validation'),
+        ('lifecycle', '0011_mrm_inventory'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('lifecycle', '0009_ledger_triggers'),
+        ('lifecycle', '0010_killswitch_model_stop'),
     ]
 
     operations = [

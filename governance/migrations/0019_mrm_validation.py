@@ -14,7 +14,7 @@ def create_validators(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0016_version_manifest'),
+        ('governance', '0018_monitoring_window_policy'),
         ('lifecycle', '0009_ledger_triggers'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('serving', '0016_ledger_triggers'),
+        ('serving', '0018_batch_personal_inputs'),
     ]
 
     operations = [

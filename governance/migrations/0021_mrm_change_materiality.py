@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0018_mrm_overlays'),
-        ('lifecycle', '0010_mrm_inventory'),
+        ('governance', '0020_mrm_overlays'),
+        ('lifecycle', '0011_mrm_inventory'),
     ]
 
     operations = [
