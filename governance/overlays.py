@@ -88,8 +88,8 @@ def record_overlay(
         errors["expires_at"] = ["An ISO 8601 date-time."]
     elif expires_at <= now or (isinstance(start, datetime) and expires_at <= start):
         errors["expires_at"] = ["The expiry must be in the future and after the start."]
-    if errors:
-        raise SubmissionInvalid(errors)
+    if errors or person is None:
+        raise SubmissionInvalid(errors or {"owner": ["Name the overlay's owner."]})
     overlay = Overlay.objects.create(
         registered_model=model,
         kind=kind,

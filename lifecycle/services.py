@@ -134,7 +134,7 @@ def register_model(
     unknown = sorted(set(names) - {m.name for m in upstream})
     if unknown:
         errors["depends_on"] = [f"No model named {', '.join(map(repr, unknown))}."]
-    if errors:
+    if errors or risk_tier is None:
         raise SubmissionInvalid(errors)
     try:
         with transaction.atomic():

@@ -20,7 +20,9 @@ def external_performance(model: RegisteredModel, *, since: datetime, until: date
         model_name=model.name, source=LogSource.EXTERNAL, created_at__gte=since, created_at__lt=until
     )
     outcomes = PredictionOutcome.objects.filter(record__in=records).values_list("record__outputs_json", "row", "actual")
-    truth, predicted, classes = [], [], []
+    truth: list[Any] = []
+    predicted: list[Any] = []
+    classes: list[Any] = []
     for outputs_json, row, actual in outcomes.iterator(chunk_size=2000):
         outputs = orjson.loads(outputs_json)
         labels = outputs.get("predictions") or []

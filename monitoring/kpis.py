@@ -62,7 +62,7 @@ def define_kpi(model_id: int, *, actor: Any, **fields: Any) -> KpiDefinition:
         raise SubmissionInvalid(errors)
     kpi = KpiDefinition.objects.create(
         registered_model=model,
-        name=name.strip(),
+        name=(name or "").strip(),
         metric=fields["metric"],
         favourable=fields["favourable"],
         **bounds,
