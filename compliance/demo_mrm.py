@@ -59,7 +59,7 @@ def seed_vendor_traffic(rita: Any) -> int:
     )
     for row, decision in enumerate(decisions):
         actual = decision if row % 5 else ("bad" if decision == "good" else "good")
-        services.record_outcome(record=record, row=row, actual=actual, reporter=caller.name, actor=None)
+        services.record_outcome(record=record, row=row, actual=actual, reporter=caller.name, actor=None, api_key=key)
     return record.n_rows
 
 
