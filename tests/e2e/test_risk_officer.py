@@ -175,6 +175,7 @@ def test_an_officer_raises_the_tier_to_high_and_then_two_different_officers_must
     page.screenshot(path=str(screenshots / "14-tier-raised.png"), full_page=True)
     assert AuditEvent.objects.filter(action="governance.risk_tier.set").get().data["after"] == "high"
     validated(version)  # the policy's default: high-tier approval needs an independent validation report
+    page.reload()  # (the page was drawn before the report existed: Approve was disabled then)
 
     # --- the first officer approves: one approval of two ---------------------------------
     decide(page, "approve", "First approval: metrics acceptable, fairness gap overridden.", override=True)
