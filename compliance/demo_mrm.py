@@ -1,72 +1,103 @@
-"""The demo's model risk management (seed_demo): the production model's effective tier confirmed,
-a previous-generation version approved and designated as the fallback, a serious incident registered on
-a few of its decisions (the evidence freeze is a real signed checkpoint), and the controls no
-evidence query can prove here attested, so that most of its control map is proven."""
+"""The demo's model risk management (issue 29): a vendor model whose decisions a client logged
+and whose outcomes it reported, a validation report with conditions on the high-tier credit
+model, an overlay in force on the model in production, and a KPI. Called by seed_demo, through
+the same services the API uses."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
 
-from compliance import controls, incidents
-from governance import bindings, killswitch, workflow
-from governance import services as governance_services
-from lifecycle.models import ModelVersion, Status
-from serving.models import Outcome, PredictionLog
+from governance import overlays, validation
+from lifecycle import services as lifecycle_services
+from lifecycle.models import ModelVersion, RegisteredModel, Status
+from monitoring import kpis
+from serving import external, services
+from serving.predict import Caller
 
-ATTESTED = {
-    "EUAIA-11": "Annex IV technical documentation kept in the model file MRM-2026-031; regenerated at each release.",
-    "SR26-2-VAL": "Independent validation by the model validation unit (report MV-2026-14, fit for use).",
-    "SS1-23-P4": "Validated independently of the developers (MV-2026-14); the validator reports to the CRO.",
+SECTIONS = {
+    "conceptual_soundness": "A regularised logistic regression on standardised numeric and one-hot encoded "
+    "categorical features is a sound, interpretable choice for a binary credit outcome.",
+    "data": "German credit data (1,000 applicants, 700 for training); no leakage of the label; the age and sex "
+    "distributions match the evaluation split.",
+    "outcomes_analysis": "ROC AUC and accuracy beat the decision-tree benchmark refit on the same data; one "
+    "standard deviation more credit amount changes few decisions (see the benchmark page).",
+    "limitations": "Small 1970s sample; the population of today's applicants differs.",
+    "compensating_controls": "Human review of every adverse decision; monthly drift and KPI review.",
 }
 
 
-def seed_demo_risk_management(fallback_id: int, *, officer: Any, second_officer: Any) -> dict[str, Any]:
-    """Only when the model is in production and the fallback candidate in review (checks run
-    in-process; with a real broker they are still queued and nothing here is done)."""
-    challenger = ModelVersion.objects.select_related("registered_model").get(pk=fallback_id)
-    model = challenger.registered_model
-    production = ModelVersion.objects.filter(registered_model=model, status=Status.PRODUCTION).first()
-    if production is None or challenger.status != Status.IN_REVIEW:
-        return {}
-    governance_services.set_risk_tier(
+def register_vendor(dana: Any) -> RegisteredModel:
+    return lifecycle_services.register_model(
+        actor=dana,
+        name="bureau-score",
+        title="Credit bureau score (vendor)",
+        description="The credit bureau's score, bought per application; an input of the bank's credit decisions.",
+        kind="vendor",
+        purpose="Decline applicants the bureau rates as bad risks before the bank's own scoring.",
+        exposure=4_000_000,
+        decisions_per_year=60_000,
+        affected_people=55_000,
+    )
+
+
+def seed_vendor_traffic(rita: Any) -> int:
+    """A client's key logs 30 of the vendor's decisions and reports their outcomes."""
+    key, _ = services.create_api_key(actor=rita, name="loan-frontend")
+    caller = Caller(user=None, api_key=key)
+    decisions = ["good" if i % 4 else "bad" for i in range(30)]
+    record = external.record_external_decisions(
+        model_name="bureau-score",
+        caller=caller,
+        body={
+            "instances": [{"bureau_id": f"B-{1000 + i}", "months_on_file": 12 + i} for i in range(30)],
+            "decisions": decisions,
+            "classes": ["bad", "good"],
+        },
+    )
+    for row, decision in enumerate(decisions):
+        actual = decision if row % 5 else ("bad" if decision == "good" else "good")
+        services.record_outcome(record=record, row=row, actual=actual, reporter=caller.name, actor=None, api_key=key)
+    return record.n_rows
+
+
+def seed_validation(version: ModelVersion, validator: Any) -> None:
+    """A validation report with conditions on the credit model under review (each condition
+    becomes a finding)."""
+    if version.status not in (Status.CHECKING, Status.IN_REVIEW):
+        return
+    validation.record_validation(
+        version.pk,
+        actor=validator,
+        conclusion="fit_with_conditions",
+        sections=SECTIONS,
+        conditions=[
+            "Recalibrate on the bank's own applicants within 90 days of go-live.",
+            "Report the approval and default rates among approved to the credit committee monthly.",
+        ],
+    )
+
+
+def seed_overlay_and_kpi(model: RegisteredModel, rita: Any, owner: str) -> None:
+    overlays.record_overlay(
         model.pk,
-        actor=officer,
-        tier=model.effective_tier,
-        justification="Confirmed at the annual inventory review: routing only, no adverse decision without a person.",
+        actor=rita,
+        kind="overlay",
+        owner=owner,
+        reason="Applicants of the new northern branch are outside the training population.",
+        adjustment="Fast-track routing is switched off for northern-branch applications: a loan officer "
+        "reviews each of them.",
+        expires_at=timezone.now() + timedelta(days=90),
     )
-    workflow.approve_version(
-        challenger.pk,
-        actor=second_officer,
-        justification="The previous-generation forest, revalidated: approved to serve as the pre-approved fallback.",
-        override=bool(bindings.failing_checks(challenger)),
-    )
-    killswitch.designate_fallback(
+    kpis.define_kpi(
         model.pk,
-        actor=officer,
-        version_number=challenger.version,
-        justification="Pre-approved fallback (PRA SS1/23 findings, Nov. 2025): answers if the model is stopped.",
+        actor=rita,
+        name="approval-rate",
+        metric="approval_rate",
+        favourable=1,
+        min_value=0.3,
+        max_value=0.95,
+        min_rows=20,
     )
-    answered = PredictionLog.objects.filter(version=production, outcome=Outcome.OK).order_by("pk").first()
-    ids = [f"{answered.public_id}.{row}" for row in range(min(2, answered.n_rows))] if answered else []
-    try:
-        incident = incidents.register_incident(
-            actor=officer,
-            model=model.name,
-            severity="serious",
-            aware_at=timezone.now().isoformat(),  # the complaints arrived after the decisions above
-            summary=(
-                "Two applicants were routed away from the fast-track queue because of a stale age field in the "
-                "branch system; both were refused by the manual queue and complained."
-            ),
-            corrective_actions=(
-                "Branch feed fixed; the two applications re-assessed by a case officer; fallback designated."
-            ),
-            prediction_ids=ids,
-        )
-    except incidents.IncidentError:  # no checkpoint signing key (DEBUG=False without one): no freeze, no incident
-        incident = None
-    for control_id, statement in ATTESTED.items():
-        controls.attest_control(model.pk, control_id, actor=officer, statement=statement)
-    return {"incident": incident, "fallback": challenger}

@@ -22,6 +22,7 @@ from core import audit
 from core.canonical import ApiJSONEncoder
 from core.checkpoints import CheckpointError, open_checkpoint, read_log
 from core.models import AuditEvent
+from governance import overlays
 from governance.models import Decision, DecisionKind
 from serving import decisions, merkle, personal, seals
 from serving.errors import ServingError
@@ -148,6 +149,8 @@ def receipt_context(
     checkpoint = covering_checkpoint(record.seal)
     inputs = revealed[row]
     card = version.card
+    # the model's limitations and overlays in force when the decision was made (issue 29)
+    in_force = list(overlays.in_force(version.registered_model_id, at=record.created_at))
     context = {
         "title": f"Decision receipt {record.public_id}.{row}",
         "record": record,
@@ -167,6 +170,7 @@ def receipt_context(
         "explanation_sha256": explanation_sha256,
         "contributions": sorted(data["contributions"].items(), key=lambda kv: kv[1]),
         "reviews": reviews,
+        "overlays": in_force,
         "proof": proof,
         "checkpoint": checkpoint,
         "plain": _plain_language(version, {**data, "_when": f"{record.created_at:%Y-%m-%d %H:%M} UTC"}, reviews, key),
@@ -194,6 +198,7 @@ def receipt_context(
         "explanation": data,
         "explanation_sha256": explanation_sha256,
         "reviews": [decisions.review_data(r) for r in reviews],
+        "overlays": [overlays.overlay_data(o, at=record.created_at) for o in in_force],
         "inclusion_proof": proof,
         "checkpoint": checkpoint,
     }

@@ -19,7 +19,7 @@ from compliance.lineage import build_lineage, lineage_svg
 from core import audit
 from core.canonical import ApiJSONEncoder
 from core.models import AuditEvent
-from governance import review
+from governance import overlays, review
 from governance import shadow as shadows
 from governance.models import CheckKind, CheckRun, Decision, DecisionKind, Deployment, Finding, Policy
 from governance.policies import active_policy
@@ -183,6 +183,7 @@ def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = 
         "audit_verification": verified,
         "lineage_graph": graph.as_dict(),
         "monitoring": monitoring,
+        "overlays": [overlays.overlay_data(o, at=now) for o in overlays.in_force(version.registered_model_id, at=now)],
     }
     onnx = next((c for c in api["checks"] if c["kind"] == "onnx"), None)
     context = {
@@ -203,6 +204,7 @@ def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = 
         "verification": verified,
         "onnx_sha256": (onnx or {}).get("metrics", {}).get("onnx_sha256", ""),
         "monitoring": monitoring,
+        "overlays": list(overlays.in_force(version.registered_model_id, at=now)),
         "psi_uris": [
             _svg_uri(svg)
             for svg in monitoring_charts.psi_multiples(

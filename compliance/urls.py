@@ -8,6 +8,8 @@ app_name = "audit"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("inventory/", views.model_inventory, name="inventory"),
+    path("inventory.csv", views.model_inventory_csv, name="inventory-csv"),
     path("models/<slug:name>/", views.model_detail, name="model"),
     path("models/<slug:name>/controls/", control_views.model_controls, name="controls"),
     path("models/<slug:name>/versions/<int:version>/", views.version_detail, name="version"),

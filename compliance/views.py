@@ -22,14 +22,14 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from compliance import exports, jobs, services
+from compliance import exports, inventory, jobs, services
 from compliance.errors import ReportError
 from compliance.lineage import build_lineage, lineage_svg
 from compliance.models import JobKind, ReportJob
 from core.errors import DomainError
 from core.models import AuditEvent
 from core.periods import parse_moment
-from core.roles import reads_full_audit_trail
+from core.roles import AUDITORS, RISK_OFFICERS, VALIDATORS, reads_full_audit_trail, roles_of
 from governance import review, selectors
 from governance.models import Deployment
 from governance.selectors import engine_for
@@ -374,4 +374,25 @@ def export(request: HttpRequest, what: str, fmt: str) -> HttpResponseBase:
     response = StreamingHttpResponse(body, content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="{what}-{stamp}.{fmt}"'
+    return response
+
+
+def _require_inventory_reader(request: HttpRequest) -> None:
+    if not roles_of(request.user) & {AUDITORS, RISK_OFFICERS, VALIDATORS}:
+        raise PermissionDenied("Only auditors, risk officers and validators read the model inventory.")
+
+
+@login_required
+@require_GET
+def model_inventory(request: HttpRequest) -> HttpResponse:
+    _require_inventory_reader(request)
+    return render(request, "compliance/inventory.html", {"rows": inventory.inventory_rows()})
+
+
+@login_required
+@require_GET
+def model_inventory_csv(request: HttpRequest) -> HttpResponse:
+    _require_inventory_reader(request)
+    response = HttpResponse(inventory.inventory_csv(inventory.inventory_rows()), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="model-inventory.csv"'
     return response

@@ -304,6 +304,8 @@ MONITOR_FOLD_PROCESSES = env.int("MONITOR_FOLD_PROCESSES", default=os.cpu_count(
 MONITOR_FOLD_ROWS_PER_PROCESS = env.int("MONITOR_FOLD_ROWS_PER_PROCESS", default=100_000)
 # A version put in shadow is also compared on the production traffic of this long before it started.
 SHADOW_BACKFILL_SECONDS = env.int("SHADOW_BACKFILL_SECONDS", default=7 * 86400)
+CELERY_BEAT_SCHEDULE["kpi-check"] = {"task": "monitoring.tasks.kpi_check_task", "schedule": MONITOR_INTERVAL_SECONDS}
+CELERY_BEAT_SCHEDULE["overlay-expiry"] = {"task": "governance.tasks.overlay_expiry_task", "schedule": 3600}
 CELERY_BEAT_SCHEDULE["monitor"] = {"task": "monitoring.tasks.monitor_task", "schedule": MONITOR_INTERVAL_SECONDS}
 
 # --- Incidents (EU AI Act art. 73; compliance.incidents) -----------------------------------

@@ -53,6 +53,11 @@ api_v1 = [
         monitoring_api.VersionMonitoringApi.as_view(),
         name="api-version-monitoring",
     ),
+    path(
+        "models/<slug:name>/performance",
+        monitoring_api.ExternalPerformanceApi.as_view(),
+        name="api-external-performance",
+    ),
     path("models/<slug:name>/history", history_api.ModelHistoryApi.as_view(), name="api-model-history"),
     path("models/<slug:name>/fallback", killswitch_api.ModelFallbackApi.as_view(), name="api-model-fallback"),
     path("models/<slug:name>/stop", killswitch_api.ModelStopApi.as_view(), name="api-model-stop"),
@@ -72,6 +77,15 @@ api_v1 = [
     path("outcomes", monitoring_api.OutcomeBulkApi.as_view(), name="api-outcomes"),
     path("reports/period.pdf", compliance_api.PeriodReportApi.as_view(), name="api-period-report"),
     path("models/<slug:name>/predict", serving_api.ModelPredictApi.as_view(), name="api-predict"),
+    path("models/<slug:name>/kpis", monitoring_api.ModelKpisApi.as_view(), name="api-model-kpis"),
+    path("findings/<int:finding_id>/retraining", governance_api.FindingRetrainingApi.as_view(), name="api-retraining"),
+    path(
+        "models/<slug:name>/versions/<int:version>/retraining",
+        governance_api.VersionRetrainingApi.as_view(),
+        name="api-version-retraining",
+    ),
+    path("models/<slug:name>/overlays", governance_api.ModelOverlaysApi.as_view(), name="api-model-overlays"),
+    path("models/<slug:name>/decisions", serving_api.ExternalDecisionsApi.as_view(), name="api-external-decisions"),
     path("models/<slug:name>/batches", batch_api.BatchCreateApi.as_view(), name="api-batches"),
     path("batches/<str:job_id>", batch_api.BatchDetailApi.as_view(), name="api-batch"),
     path("batches/<str:job_id>/result.csv", batch_api.BatchResultApi.as_view(), name="api-batch-result"),
@@ -88,6 +102,16 @@ api_v1 = [
     path("predictions/<str:prediction_id>/review", decision_api.PredictionReviewApi.as_view(), name="api-review"),
     path(
         "predictions/<str:prediction_id>/receipt.pdf", compliance_api.DecisionReceiptApi.as_view(), name="api-receipt"
+    ),
+    path(
+        "models/<slug:name>/versions/<int:version>/validation",
+        governance_api.VersionValidationApi.as_view(),
+        name="api-version-validation",
+    ),
+    path(
+        "models/<slug:name>/versions/<int:version>/validation/benchmark",
+        governance_api.VersionBenchmarkApi.as_view(),
+        name="api-version-benchmark",
     ),
     path(
         "models/<slug:name>/versions/<int:version>/submit",

@@ -9,7 +9,9 @@ from typing import Any
 DATA_SCIENTISTS = "data-scientists"
 RISK_OFFICERS = "risk-officers"
 AUDITORS = "auditors"
-ALL_ROLES = (DATA_SCIENTISTS, RISK_OFFICERS, AUDITORS)
+# The second line's independent validation (DESIGN.md, "Model risk management").
+VALIDATORS = "validators"
+ALL_ROLES = (DATA_SCIENTISTS, RISK_OFFICERS, AUDITORS, VALIDATORS)
 
 
 def roles_of(user: Any) -> frozenset[str]:
@@ -46,4 +48,5 @@ def roles_context(request: Any) -> dict[str, Any]:
         "is_data_scientist": DATA_SCIENTISTS in roles,
         "is_risk_officer": RISK_OFFICERS in roles,
         "is_auditor": AUDITORS in roles,
+        "is_validator": VALIDATORS in roles,
     }

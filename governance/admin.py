@@ -25,7 +25,7 @@ from core.periods import parse_moment
 from core.roles import RISK_OFFICERS, has_role
 from governance import datasets as dataset_services
 from governance import findings as finding_services
-from governance import review, rules, services, snapshots, workflow
+from governance import materiality, review, rules, services, snapshots, validation, workflow
 from governance import shadow as shadows
 from governance.models import CheckRun, Decision, Deployment, Finding, Policy, VersionReview
 from governance.policies import update_policy
@@ -247,6 +247,8 @@ class VersionReviewAdmin(OfficerReadOnly):
             "actions": [(a, ACTION_LABELS[a]) for a in actions],
             "failing_checks": review.needs_override(version) if "approve" in actions else [],
             "progress": rules.approvals_progress(version),
+            "change": materiality.current(version),
+            "validations": validation.reports_of(version),
             "tiers": RiskTier.choices,
             "can_set_tier": bool(rules.can_set_tier(version.registered_model, request.user)),
             "decide_url": reverse("admin:governance_versionreview_decide", args=[version.pk]),

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.canonical import sha256_json
-from governance.models import CheckKind, CheckRun
+from core.evidence import content_hash, row_values
+from governance.models import CheckKind, CheckRun, ValidationReport
 from lifecycle.models import Dataset, ModelVersion
 
 
@@ -25,7 +26,7 @@ def build(version: ModelVersion) -> dict[str, Any]:
     checks = list(CheckRun.objects.filter(version=version, round=version.review_round).order_by("kind", "pk"))
     onnx = next((c for c in checks if c.kind == CheckKind.ONNX), None)
     model = version.registered_model
-    return {
+    manifest = {
         "model": model.name,
         "version": version.version,
         "round": version.review_round,
@@ -63,6 +64,20 @@ def build(version: ModelVersion) -> dict[str, Any]:
         ],
         "risk_tier": model.effective_tier,
     }
+    # The round's validation report in force (governance.validation): present only once one is
+    # written, so the manifests of versions without one (all those approved before validation
+    # existed) are unchanged.
+    report = latest_validation(version)
+    if report is not None:
+        manifest["validation"] = {"id": report.pk, "sha256": content_hash(row_values(report))}
+    return manifest
+
+
+def latest_validation(version: ModelVersion) -> ValidationReport | None:
+    """The latest validation report of the version's current round (None before any)."""
+    return (
+        ValidationReport.objects.filter(version=version, round=version.review_round).order_by("-created_at", "-pk")
+    ).first()
 
 
 def sha256(version: ModelVersion) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from governance import review
+from governance import materiality, review, rules, validation
 from lifecycle.models import ModelVersion
 from lifecycle.records import version_record
 
@@ -45,4 +45,13 @@ def version_data(v: ModelVersion) -> dict[str, Any]:
             }
             for row in review.decisions_for_display(v)
         ],
+        # the retraining requests this version answered (issue 29: monitoring -> the next version)
+        "answers_retraining_requests": [r.pk for r in v.answers.order_by("pk")],
+        # change materiality against the parent, for the current round (issue 29)
+        "change": materiality.classification_data(v),
+        # independent validation (issue 29): every report, the one in force (bound in the manifest) named
+        "validation": {
+            "in_force": getattr(rules.latest_validation(v), "pk", None),
+            "reports": [validation.report_data(r) for r in validation.reports_of(v)],
+        },
     }

@@ -101,7 +101,11 @@ def can_approve(version: ModelVersion, actor: Any) -> Rule:
     rule = _in_review(version, "approved") and role_rule(actor, RISK_OFFICERS, "approve versions")
     if not rule:
         return rule
-    return _four_eyes(version, actor, DecisionKind.APPROVE) and no_open_high_finding(version, "approved")
+    return (
+        _four_eyes(version, actor, DecisionKind.APPROVE)
+        and no_open_high_finding(version, "approved")
+        and validation_allows_approval(version, actor)
+    )
 
 
 def open_high_findings(version: ModelVersion) -> list[Finding]:
@@ -149,8 +153,7 @@ def can_close_review(version: ModelVersion, actor: Any) -> Rule:
 
 def approvals_progress(version: ModelVersion) -> tuple[int, int]:
     """(valid approvals of the current round, approvals the model's tier needs)."""
-    required = active_policy().approvals_for(version.registered_model.effective_tier)
-    return len(bindings.valid_approvals(version)), required
+    return len(bindings.valid_approvals(version)), approvals_required(version)
 
 
 def can_deploy(version: ModelVersion, actor: Any) -> Rule:
@@ -481,3 +484,78 @@ def can_destroy_dataset_key(dataset: Dataset, actor: Any, now: datetime | None =
                 code="dataset_retention_running",
             )
     return YES
+
+
+# --- independent validation (issue 29; DESIGN.md, "Model risk management") ----------------------
+VALIDATING_STATUSES = (Status.CHECKING, Status.IN_REVIEW)
+APPROVING_KINDS = (DecisionKind.APPROVE, DecisionKind.RECERTIFY, DecisionKind.REINSTATE)
+
+
+def latest_validation(version: ModelVersion) -> Any:
+    """The latest validation report of the version's current review round (None before any): the
+    one in force, bound into the manifest."""
+    return bindings.manifest.latest_validation(version)
+
+
+def can_validate(version: ModelVersion, actor: Any) -> Rule:
+    """A validator writes a report on a submitted version before its approval, never the
+    version's creator, submitter or one of its approvers (segregation of duties)."""
+    from core.roles import VALIDATORS
+
+    rule = role_rule(actor, VALIDATORS, "write validation reports")
+    if not rule:
+        return rule
+    if actor.pk == version.created_by_id:
+        return Rule(False, "You created this version, so you cannot validate it (independence).", forbidden=True)
+    if actor.pk == version.submitted_by_id:
+        return Rule(False, "You submitted this version, so you cannot validate it (independence).", forbidden=True)
+    if Decision.objects.filter(version=version, kind__in=APPROVING_KINDS, actor=actor).exists():
+        return Rule(False, "You approved this version, so you cannot validate it (independence).", forbidden=True)
+    if version.status not in VALIDATING_STATUSES:
+        return _no(
+            f"{version} is {_label(version.status)}; a validation report is written while it is checked or in "
+            "review, before approval (submit a new version to validate it again)."
+        )
+    return YES
+
+
+def validation_allows_approval(version: ModelVersion, actor: Any) -> Rule:
+    """Approval needs the round's validation report when the policy names the model's tier, and
+    none that concludes `not_fit`; and the approver never validated the version."""
+    from governance.models import Conclusion, ValidationReport
+
+    if ValidationReport.objects.filter(version=version, validator_id=actor.pk).exists():
+        return Rule(False, "You validated this version, so you cannot approve it (independence).", forbidden=True)
+    latest = latest_validation(version)
+    if latest is not None and latest.conclusion == Conclusion.NOT_FIT:
+        return Rule(
+            False,
+            f"The validation report by {latest.validator_username} concludes the version is not fit for use: "
+            "it cannot be approved.",
+            code="validation_not_fit",
+        )
+    tier = version.registered_model.effective_tier
+    if latest is None and active_policy().validation_required_for(tier):
+        return Rule(
+            False,
+            f"The policy requires an independent validation report before a {tier}-tier version is approved; "
+            f"{version} has none for this review round.",
+            code="validation_required",
+        )
+    return YES
+
+
+# --- change materiality (issue 29) -------------------------------------------------------------
+def approvals_required(version: ModelVersion) -> int:
+    """The approvals the version needs: the policy's count for the model's tier, or one when the
+    policy gives non-material changes the lighter path and this round's change is non-material
+    (governance.materiality)."""
+    from governance.models import ChangeClassification
+
+    policy = active_policy()
+    if (
+        policy.non_material_single_approval
+        and ChangeClassification.objects.filter(version=version, round=version.review_round, material=False).exists()
+    ):
+        return 1
+    return policy.approvals_for(version.registered_model.effective_tier)

@@ -74,3 +74,11 @@ def resend_stranded_checks_task() -> list[int]:
 
 jobs.register("run_check", run_check_task.delay)
 jobs.register("notify", notify_task.delay)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def overlay_expiry_task() -> list[int]:
+    """Open a finding for each limitation or overlay that expired (issue 29)."""
+    from governance import overlays
+
+    return overlays.open_expiry_findings()

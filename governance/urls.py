@@ -11,4 +11,5 @@ urlpatterns = [
     path("models/<slug:name>/versions/<int:version>/", views.version_detail, name="version-detail"),
     path("models/<slug:name>/versions/<int:version>/status.json", views.version_status, name="version-status"),
     path("models/<slug:name>/versions/<int:version>/submit/", views.version_submit, name="version-submit"),
+    path("models/<slug:name>/versions/<int:version>/validation/", views.version_validation, name="version-validation"),
 ]

@@ -14,11 +14,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
-from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
+from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, VALIDATORS, has_role, roles_of
 from core.selectors import audit_events_visible_to
-from governance import review, rules, workflow
-from governance.models import CheckRun, Decision
+from governance import benchmark, review, rules, validation, workflow
+from governance.models import VALIDATION_SECTIONS, CheckRun, Conclusion, Decision
 from governance.selectors import engine_for, versions_pending_review
+from lifecycle.errors import SubmissionInvalid
 from lifecycle.models import ModelVersion, Status
 from lifecycle.views import visible_version
 
@@ -99,3 +100,61 @@ def version_submit(request: HttpRequest, name: str, version: int) -> HttpRespons
         else:
             messages.success(request, f"{v} was submitted and checked: it now waits for a risk officer's review.")
     return redirect(v.get_absolute_url())
+
+
+@login_required
+def version_validation(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    """The validation page (issue 29): the version's reports, the benchmark and sensitivity
+    analysis to cite (computed on request), and for an independent validator the report form."""
+    v = visible_version(request, name, version)
+    may = rules.can_validate(v, request.user)
+    form: dict[str, Any] = {"conclusion": "", "sections": {}, "conditions": ""}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        if not may and may.forbidden:
+            raise PermissionDenied(may.reason)
+        form = {
+            "conclusion": request.POST.get("conclusion", ""),
+            "sections": {n: request.POST.get(n, "") for n, _ in VALIDATION_SECTIONS},
+            "conditions": request.POST.get("conditions", ""),
+        }
+        try:
+            validation.record_validation(
+                v.pk,
+                actor=request.user,
+                conclusion=form["conclusion"],
+                sections=form["sections"],
+                conditions=[line for line in form["conditions"].splitlines() if line.strip()],
+            )
+        except SubmissionInvalid as exc:
+            errors = exc.errors
+        except DomainError as exc:
+            errors = {"__all__": [exc.message]}
+        else:
+            messages.success(request, f"Your validation report on {v} was recorded.")
+            return redirect("lifecycle:version-validation", name=name, version=version)
+    evidence = None
+    if request.GET.get("benchmark") and roles_of(request.user) & {VALIDATORS, RISK_OFFICERS, AUDITORS}:
+        try:
+            evidence = benchmark.benchmark(v)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+    return render(
+        request,
+        "governance/validation.html",
+        {
+            "v": v,
+            "reports": validation.reports_of(v),
+            "in_force": rules.latest_validation(v),
+            "may_validate": bool(may),
+            "why_not": may.reason,
+            "sections": [
+                (n, t, form["sections"].get(n, ""), errors.get(f"sections.{n}", [])) for n, t in VALIDATION_SECTIONS
+            ],
+            "form": form,
+            "general_errors": errors.get("__all__", []) + errors.get("sections", []),
+            "errors": {k: v for k, v in errors.items() if k in ("conclusion", "conditions")},
+            "conclusions": Conclusion.choices,
+            "benchmark": evidence,
+        },
+    )

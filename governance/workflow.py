@@ -22,7 +22,7 @@ from core.canonical import canonical_json, sha256_json
 from core.errors import DomainError
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS
-from governance import bindings, jobs, rules
+from governance import bindings, jobs, materiality, rules
 from governance.errors import WorkflowError
 from governance.models import (
     FINISHED_CHECK_STATUSES,
@@ -259,11 +259,22 @@ def record_check_result(
         summary = dict(
             CheckRun.objects.filter(version=version, round=version.review_round).values_list("kind", "status")
         )
+        # the change's materiality against the parent (issue 29), evidence carried by this event
+        change = materiality.record_classification(version, active_policy())
         audit.record(
             audit.VERSION_IN_REVIEW,
             actor=None,
             target=version,
-            data={"from": Status.CHECKING, "to": Status.IN_REVIEW, "checks": summary},
+            data={
+                "from": Status.CHECKING,
+                "to": Status.IN_REVIEW,
+                "checks": summary,
+                "change": {
+                    "material": change.material,
+                    "reasons": [r["rule"] for r in change.reasons if r["material"]],
+                },
+                "evidence": evidence(change),
+            },
         )
         jobs.after_commit("notify", "ready_for_review", version.pk)
     return check
@@ -296,7 +307,7 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
         )
     bound = bindings.current(version)
     policy = active_policy()
-    required = policy.approvals_for(version.registered_model.effective_tier)
+    required = rules.approvals_required(version)
     # (this approval binds what is there now, so it counts among the valid ones)
     completes = len(bindings.valid_approvals(version)) + 1 >= required
     expires_at = _expiry(version, policy) if completes else None

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lifecycle import records, selectors, services
-from lifecycle.models import CARD_FIELDS, RiskTier
+from lifecycle.models import CARD_FIELDS, ModelKind, RiskTier
 
 
 class CanReadRegistry(permissions.BasePermission):
@@ -43,7 +43,13 @@ class ModelListApi(APIView):
         name = serializers.CharField(max_length=64)
         title = serializers.CharField(max_length=200)
         description = serializers.CharField(required=False, allow_blank=True, default="")
-        risk_tier = serializers.ChoiceField(choices=RiskTier.choices)
+        risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False, help_text="the proposed tier")
+        kind = serializers.ChoiceField(choices=ModelKind.choices, required=False, default=ModelKind.IN_HOUSE)
+        purpose = serializers.CharField(required=False, allow_blank=True, default="")
+        exposure = serializers.IntegerField(required=False, min_value=0, help_text="EUR at stake per year")
+        decisions_per_year = serializers.IntegerField(required=False, min_value=0)
+        affected_people = serializers.IntegerField(required=False, min_value=0)
+        depends_on = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
 
     @extend_schema(responses=ModelOutputSerializer(many=True))
     def get(self, request: Request) -> Response:

@@ -19,6 +19,15 @@ class RiskTier(models.TextChoices):
     HIGH = "high", "High"
 
 
+class ModelKind(models.TextChoices):
+    """Inventory (issue 29): in-house models have a skops artifact and are served here; vendor and
+    external ones are documented, validated and monitored through reported outcomes, never served."""
+
+    IN_HOUSE = "in_house", "In-house"
+    VENDOR = "vendor", "Vendor"
+    EXTERNAL = "external", "External"
+
+
 class Task(models.TextChoices):
     CLASSIFICATION = "classification", "Classification"
     REGRESSION = "regression", "Regression"
@@ -54,6 +63,13 @@ class RegisteredModel(models.Model):
     risk_tier = models.CharField("proposed risk tier", max_length=10, choices=RiskTier.choices, default=RiskTier.MEDIUM)
     effective_risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The inventory (DESIGN.md, "Model risk management"): what kind of model, what for, and the
+    # materiality inputs a tier is proposed from (lifecycle.materiality.proposed_tier).
+    kind = models.CharField(max_length=10, choices=ModelKind.choices, default=ModelKind.IN_HOUSE)
+    purpose = models.TextField(blank=True)
+    exposure = models.PositiveBigIntegerField(null=True, blank=True, help_text="Money at stake per year (EUR).")
+    decisions_per_year = models.PositiveBigIntegerField(null=True, blank=True)
+    affected_people = models.PositiveBigIntegerField(null=True, blank=True, help_text="People decided on per year.")
     # The kill switch (governance.killswitch, audited): a pre-designated approved version that
     # answers while the model is stopped; stopped, every request gets the fallback or 503.
     fallback_version = models.ForeignKey(
@@ -79,6 +95,26 @@ class RegisteredModel(models.Model):
     def effective_tier(self) -> str:
         """The tier in force: the one a risk officer set, else the proposed one."""
         return self.effective_risk_tier or self.risk_tier
+
+
+@ledger.governed()
+class ModelDependency(models.Model):
+    """One model uses another's output (the inventory's dependencies): recorded by
+    lifecycle.services.register_model with the model's registration event, never removed."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="dependencies")
+    depends_on = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="dependents")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model", "depends_on"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "depends_on"], name="one_dependency_per_pair"),
+            models.CheckConstraint(condition=~Q(model=models.F("depends_on")), name="no_self_dependency"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} depends on {self.depends_on_id}"
 
 
 @ledger.governed()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lifecycle import selectors
+from lifecycle import materiality, selectors
 from lifecycle.models import Dataset, ModelVersion, RegisteredModel
 
 
@@ -78,7 +78,22 @@ def model_record(m: RegisteredModel, versions: list[ModelVersion]) -> dict[str, 
         "approved_versions": [v.version for v in selectors.approved_versions(m)],
         "input_schema": production.input_schema if production else None,
         "versions": [{"version": v.version, "status": v.status, "created_at": v.created_at} for v in versions],
+        **inventory_record(m),
         "kill_switch": kill_switch_record(m),
+    }
+
+
+def inventory_record(m: RegisteredModel) -> dict[str, Any]:
+    """The model's inventory entry (issue 29): kind, purpose, materiality and the tier it
+    proposes, the tier in force, and the models it depends on and that depend on it."""
+    inputs = {"exposure": m.exposure, "decisions_per_year": m.decisions_per_year, "affected_people": m.affected_people}
+    return {
+        "kind": m.kind,
+        "purpose": m.purpose,
+        "materiality": {**inputs, "proposed_tier": materiality.proposed_tier(**inputs)},
+        "effective_risk_tier": m.effective_tier,
+        "depends_on": sorted(d.depends_on.name for d in m.dependencies.select_related("depends_on")),
+        "used_by": sorted(d.model.name for d in m.dependents.select_related("model")),
     }
 
 

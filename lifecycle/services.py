@@ -19,7 +19,7 @@ from core import audit
 from core.errors import DomainError
 from core.evidence import evidence
 from core.roles import DATA_SCIENTISTS, has_role
-from lifecycle import dataset_store
+from lifecycle import dataset_store, materiality
 from lifecycle.artifacts import InspectedArtifact, inspect_artifact, read_verified_bytes
 from lifecycle.datasets import ParsedDataset, dataset_name_from_filename, parse_csv
 from lifecycle.errors import (
@@ -36,6 +36,8 @@ from lifecycle.models import (
     Dataset,
     DatasetKey,
     ModelCard,
+    ModelDependency,
+    ModelKind,
     ModelVersion,
     RegisteredModel,
     RiskTier,
@@ -88,8 +90,23 @@ def require_data_scientist(actor: Any) -> None:
 
 
 @transaction.atomic
-def register_model(*, actor: Any, name: str, title: str, description: str = "", risk_tier: str) -> RegisteredModel:
-    """Create a registered model owned by the acting data scientist."""
+def register_model(
+    *,
+    actor: Any,
+    name: str,
+    title: str,
+    description: str = "",
+    risk_tier: str | None = None,
+    kind: str = ModelKind.IN_HOUSE,
+    purpose: str = "",
+    exposure: int | None = None,
+    decisions_per_year: int | None = None,
+    affected_people: int | None = None,
+    depends_on: list[str] | None = None,
+) -> RegisteredModel:
+    """Create a registered model owned by the acting data scientist, with its inventory entry:
+    kind, purpose, materiality inputs and the models it depends on. Without a proposed tier, the
+    one the materiality proposes (lifecycle.materiality) is the proposal."""
     require_data_scientist(actor)
     errors: dict[str, list[str]] = {}
     name = (name or "").strip()
@@ -101,19 +118,53 @@ def register_model(*, actor: Any, name: str, title: str, description: str = "", 
         errors["name"] = [f"A model named {name!r} already exists."]
     if not (title or "").strip():
         errors["title"] = ["A title is required."]
+    if kind not in ModelKind.values:
+        errors["kind"] = [f"Choose one of {', '.join(ModelKind.values)}."]
+    inputs = {"exposure": exposure, "decisions_per_year": decisions_per_year, "affected_people": affected_people}
+    for field, value in inputs.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62):
+            errors[field] = ["A whole number, zero or more."]
+    suggested = None if any(f in errors for f in inputs) else materiality.proposed_tier(**inputs)
+    if risk_tier in (None, "") and suggested is not None:
+        risk_tier = suggested
     if risk_tier not in RiskTier.values:
-        errors["risk_tier"] = [f"Choose one of {', '.join(RiskTier.values)}."]
-    if errors:
+        errors["risk_tier"] = [f"Choose one of {', '.join(RiskTier.values)} (or give the materiality inputs)."]
+    names = list(dict.fromkeys(depends_on or []))
+    upstream = list(RegisteredModel.objects.filter(name__in=names))
+    unknown = sorted(set(names) - {m.name for m in upstream})
+    if unknown:
+        errors["depends_on"] = [f"No model named {', '.join(map(repr, unknown))}."]
+    if errors or risk_tier is None:
         raise SubmissionInvalid(errors)
     try:
         with transaction.atomic():
             model = RegisteredModel.objects.create(
-                name=name, title=title.strip(), description=description or "", owner=actor, risk_tier=risk_tier
+                name=name,
+                title=title.strip(),
+                description=description or "",
+                owner=actor,
+                risk_tier=risk_tier,
+                kind=kind,
+                purpose=(purpose or "").strip(),
+                **inputs,
             )
     except IntegrityError:  # a concurrent registration won the name
         raise SubmissionInvalid({"name": [f"A model named {name!r} already exists."]})
+    dependencies = [ModelDependency.objects.create(model=model, depends_on=m) for m in upstream]
     audit.record(
-        audit.MODEL_REGISTERED, actor=actor, target=model, data={"name": name, "risk_tier": risk_tier, "title": title}
+        audit.MODEL_REGISTERED,
+        actor=actor,
+        target=model,
+        data={
+            "name": name,
+            "risk_tier": risk_tier,
+            "title": title,
+            "kind": kind,
+            "materiality": inputs,
+            "materiality_tier": suggested,
+            "depends_on": [m.name for m in upstream],
+            "evidence": evidence(*dependencies),
+        },
     )
     return model
 
@@ -275,6 +326,13 @@ def create_version(
     registered = RegisteredModel.objects.filter(name=model_name).first()
     if registered is None:
         raise NotFound(f"There is no registered model named {model_name!r}.")
+    if registered.kind != ModelKind.IN_HOUSE:
+        raise LifecycleError(
+            f"{model_name} is a {registered.get_kind_display().lower()} model: it has no artifact here and is never "
+            "served; record its decisions and outcomes instead (POST /api/v1/models/{name}/decisions).",
+            code="model_not_served",
+            status=409,
+        )
 
     errors: dict[str, list[str]] = {}
     too_large = False

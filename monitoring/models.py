@@ -69,3 +69,39 @@ class MonitoringWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}: {self.level}"
+
+
+class KpiMetric(models.TextChoices):
+    APPROVAL_RATE = "approval_rate", "Approval rate (share of favourable decisions)"
+    DEFAULT_RATE = "default_rate_among_approved", "Default rate among approved (outcome not favourable)"
+
+
+@ledger.governed()
+class KpiDefinition(models.Model):
+    """A business KPI of a model (issue 29, item 5), computed from its logged decisions and their
+    reported outcomes (monitoring.kpis) with a lower and/or upper bound; a breach over a window
+    with at least `min_rows` rows opens a finding."""
+
+    registered_model = models.ForeignKey("lifecycle.RegisteredModel", on_delete=models.PROTECT, related_name="kpis")
+    name = models.SlugField(max_length=64)
+    metric = models.CharField(max_length=40, choices=KpiMetric.choices)
+    favourable = models.JSONField(help_text='The decision that is good news for the person, e.g. 1 or "good".')
+    min_value = models.FloatField(null=True, blank=True)
+    max_value = models.FloatField(null=True, blank=True)
+    min_rows = models.PositiveIntegerField(default=30)
+    window_days = models.PositiveIntegerField(default=30)
+    created_by_username = models.CharField(max_length=150)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["registered_model", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["registered_model", "name"], name="one_kpi_name_per_model"),
+            models.CheckConstraint(
+                condition=models.Q(min_value__isnull=False) | models.Q(max_value__isnull=False),
+                name="kpi_has_a_bound",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"KPI {self.name} of {self.registered_model_id}"

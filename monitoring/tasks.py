@@ -12,3 +12,11 @@ from monitoring import services, shadow
 def monitor_task() -> int:
     """Beat, every MONITOR_INTERVAL_SECONDS."""
     return len(services.monitor()) + len(shadow.replay_due())
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=3)
+def kpi_check_task() -> list[int]:
+    """Compute the models' KPIs; a breach opens a finding (issue 29)."""
+    from monitoring import kpis
+
+    return kpis.check_kpis()

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from core.api_errors import error_body
 from core.roles import AUDITORS, RISK_OFFICERS, roles_of
 from governance.models import Decision, DecisionKind
-from serving import decisions, personal, seals, selectors
+from serving import decisions, external, personal, seals, selectors
 from serving.errors import ServingError
 from serving.http import TooDeep, caller_of, fast_json_response, parse_json
 from serving.keys import KeyRevoked
@@ -392,3 +392,22 @@ class PredictionOutcomeApi(APIView):
         return Response(
             {"prediction_id": prediction_id, "actual": outcome.actual, "correction": outcome.seq}, status=201
         )
+
+
+class ExternalDecisionsApi(APIView):
+    """A vendor or external model's decisions, logged by the client that received them (201)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str) -> Response:
+        try:
+            body = parse_json(request.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return error_response("malformed_json", f"The body is not valid JSON: {exc}", 400)
+        try:
+            record = external.record_external_decisions(model_name=name, caller=caller_of(request), body=body)
+        except ServingError as exc:
+            return serving_error(exc)
+        ids = [f"{record.public_id}.{i}" for i in range(record.n_rows)]
+        return Response({"model": name, "source": record.source, "prediction_ids": ids}, status=201)

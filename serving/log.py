@@ -75,6 +75,7 @@ class Entry:
     business_keys: list[str] | None = None  # one per row, checked by the caller
     public_id: uuid.UUID | None = None  # chosen by the caller when the stored inputs are bound to it
     prelude: Prelude | None = None  # rows that must be written with the record, or neither is
+    source: str = "api"  # serving.models.LogSource
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def write(entry: Entry, guard: Guard | None = None) -> PredictionLog | None:
         engine=entry.engine,
         latency_ms=round((time.perf_counter() - entry.started) * 1000, 3),
         business_keys_json=dump_json([_text(k) for k in entry.business_keys]) if entry.business_keys else "",
+        source=entry.source,
     )
     leaf = record_leaf(record)
     record.leaf_hash = leaf.hex()

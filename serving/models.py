@@ -52,6 +52,8 @@ class LogSource(models.TextChoices):
     API = "api", "Request"
     BATCH = "batch", "Batch job"
     SHADOW = "shadow", "Shadow replay"
+    # a vendor or external model's decision, reported by the client that received it (issue 29)
+    EXTERNAL = "external", "External decision"
 
 
 class BatchStatus(models.TextChoices):
@@ -241,7 +243,7 @@ class PredictionLog(models.Model):
     business_keys_json = models.TextField(blank=True, default="")
     # Where the record came from: a request, a batch job's chunk, or a shadow replay (never
     # returned to anyone). Covered by the leaf only when not "api", as business keys are.
-    source = models.CharField(max_length=6, choices=LogSource.choices, default=LogSource.API)
+    source = models.CharField(max_length=8, choices=LogSource.choices, default=LogSource.API)
     batch_job = models.ForeignKey(
         BatchJob, null=True, blank=True, on_delete=models.PROTECT, related_name="records", db_index=False
     )

@@ -17,7 +17,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from core.periods import in_period
-from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel, Status
+from lifecycle.models import SERVABLE_STATUSES, ModelKind, ModelVersion, RegisteredModel, Status
 from serving import personal, rawsql
 from serving.errors import ServingError
 from serving.models import PredictionKey, PredictionLog, PredictionSeal
@@ -106,10 +106,17 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
             found = candidate
             break
     if found is None:
-        stop = RegisteredModel.objects.filter(name=model_name).values_list("stopped_at", flat=True)
-        if not stop:
+        registered = RegisteredModel.objects.filter(name=model_name).only("kind", "stopped_at").first()
+        if registered is None:
             raise ServingError(f"There is no model named {model_name!r}.", status=404, code="not_found")
-        if stop[0] is not None:
+        if registered.kind != ModelKind.IN_HOUSE:
+            raise ServingError(
+                f"{model_name} is a {registered.get_kind_display().lower()} model: it is documented, validated and "
+                "monitored here, never served (its decisions come from its provider).",
+                status=403,
+                code="model_not_served",
+            )
+        if registered.stopped_at is not None:
             raise model_stopped(model_name)
         if version is None:
             suspended = _suspended_from_production(model_name)

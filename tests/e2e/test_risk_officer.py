@@ -22,6 +22,7 @@ from governance.models import CheckRun, Decision
 from lifecycle.models import ModelVersion, Status
 from tests.conftest import make_version
 from tests.factories import RegisteredModelFactory
+from tests.governance.conftest import validated
 
 PASSWORD = "correct-horse-battery"
 
@@ -173,6 +174,8 @@ def test_an_officer_raises_the_tier_to_high_and_then_two_different_officers_must
     expect(page.locator("#approvals-progress")).to_contain_text("0 of 2 required for tier high")
     page.screenshot(path=str(screenshots / "14-tier-raised.png"), full_page=True)
     assert AuditEvent.objects.filter(action="governance.risk_tier.set").get().data["after"] == "high"
+    validated(version)  # the policy's default: high-tier approval needs an independent validation report
+    page.reload()  # (the page was drawn before the report existed: Approve was disabled then)
 
     # --- the first officer approves: one approval of two ---------------------------------
     decide(page, "approve", "First approval: metrics acceptable, fairness gap overridden.", override=True)

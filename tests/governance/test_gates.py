@@ -32,7 +32,7 @@ from lifecycle.dataset_store import read_dataset_bytes
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 from tests.conftest import CARD, make_version, upload
 from tests.factories import RegisteredModelFactory
-from tests.governance.conftest import submit
+from tests.governance.conftest import submit, validated
 
 pytestmark = pytest.mark.django_db
 
@@ -378,6 +378,8 @@ def test_a_refit_that_agrees_on_about_half_the_rows_fails_reproducibility_and_ga
         "fairness": "passed",
         "profile": "passed",
     }
+    if tier == "high":
+        validated(version)  # (the policy requires an independent validation at this tier)
     if gating:
         with pytest.raises(WorkflowError, match="reproducibility: failed.*override"):
             workflow.approve_version(version.pk, actor=risk_officer, justification=OK)

@@ -29,6 +29,7 @@ from lifecycle.errors import Forbidden
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 from tests.conftest import make_version
 from tests.factories import UserFactory
+from tests.governance.conftest import validated
 from tests.ledger import triggers_dropped
 
 pytestmark = pytest.mark.django_db
@@ -176,6 +177,7 @@ def test_a_high_tier_version_is_approved_by_the_second_officer_with_one_event_pe
     reviewed, risk_officer, second_officer
 ):
     RegisteredModel.objects.filter(pk=reviewed.registered_model_id).update(risk_tier="high")
+    validated(reviewed)  # the policy's default: high-tier approval needs a validation report
     with audited() as written:
         version = workflow.approve_version(reviewed.pk, actor=risk_officer, justification=OK)
     assert version.status == Status.IN_REVIEW
@@ -443,6 +445,7 @@ def test_after_the_first_of_two_approvals_only_the_other_officer_sees_approve(
     client, reviewed, risk_officer, second_officer
 ):
     RegisteredModel.objects.filter(pk=reviewed.registered_model_id).update(risk_tier="high")
+    validated(reviewed)  # the policy's default: high-tier approval needs a validation report
     workflow.approve_version(reviewed.pk, actor=risk_officer, justification=OK)
     assert _page_buttons(client, risk_officer, reviewed) == ["reject", "request_changes"]
     assert _page_buttons(client, second_officer, reviewed) == ["approve", "reject", "request_changes"]
@@ -492,6 +495,7 @@ def test_a_high_tier_submitter_is_told_once_when_the_second_officer_approves(
     reviewed, risk_officer, second_officer, django_capture_on_commit_callbacks, eager_tasks
 ):
     RegisteredModel.objects.filter(pk=reviewed.registered_model_id).update(risk_tier="high")
+    validated(reviewed)  # the policy's default: high-tier approval needs a validation report
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         workflow.approve_version(reviewed.pk, actor=risk_officer, justification="First look: fine.")

@@ -17,7 +17,7 @@ from lifecycle.errors import Forbidden
 from lifecycle.models import ModelVersion, Status
 from tests.conftest import make_version
 from tests.factories import UserFactory
-from tests.governance.conftest import submit
+from tests.governance.conftest import submit, validated
 
 pytestmark = pytest.mark.django_db
 OK = "Reviewed the card, the checks and the lineage."
@@ -102,6 +102,7 @@ def test_low_tier_needs_one_approval(in_review, risk_officer):
 def test_high_tier_needs_two_different_officers(in_review, risk_officer, second_officer):
     in_review.registered_model.risk_tier = "high"
     in_review.registered_model.save()
+    validated(in_review)  # the policy's default: high-tier approval needs a validation report
     assert workflow.approve_version(in_review.pk, actor=risk_officer, justification=OK).status == Status.IN_REVIEW
     with pytest.raises(WorkflowError, match="already approved"):
         workflow.approve_version(in_review.pk, actor=risk_officer, justification=OK)

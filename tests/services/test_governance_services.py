@@ -25,6 +25,7 @@ from lifecycle import demo_data
 from lifecycle.models import ModelVersion, Status
 from tests.conftest import make_version
 from tests.factories import RegisteredModelFactory
+from tests.governance.conftest import validated
 from tests.services.conftest import wait_for
 
 OK = "Reviewed on real data."
@@ -96,6 +97,7 @@ def test_concurrent_approvals_of_a_high_tier_version_count_both_officers_once(
 ):
     model = RegisteredModelFactory(name="race-approve", owner=data_scientist, risk_tier="high")
     version = _in_review(data_scientist, model, skops_bytes, train_csv, eval_csv)
+    validated(version)  # the policy's default: high-tier approval needs a validation report
     results = _concurrently(
         lambda: workflow.approve_version(version.pk, actor=risk_officer, justification=OK),
         lambda: workflow.approve_version(version.pk, actor=second_officer, justification=OK),

@@ -14,12 +14,12 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from compliance import checkpoints
+from compliance import checkpoints, demo_mrm
 from compliance.demo_decisions import seed_demo_decision
-from compliance.demo_mrm import seed_demo_risk_management
+from compliance.demo_killswitch import seed_demo_risk_management
 from core.checkpoints import CheckpointError
 from core.role_changes import grant_role
-from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
+from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, VALIDATORS
 from governance import bindings, workflow
 from governance import services as governance_services
 from lifecycle import demo_data, services
@@ -37,6 +37,7 @@ USERS = [
     ("rita", "Rita", "Risk", [RISK_OFFICERS]),
     ("omar", "Omar", "Oversight", [RISK_OFFICERS]),
     ("audrey", "Audrey", "Auditor", [AUDITORS]),
+    ("valerie", "Valerie", "Validator", [VALIDATORS]),
 ]
 
 CARD = {
@@ -93,12 +94,18 @@ class Command(BaseCommand):
         train_csv, eval_csv = demo_data.to_csv_bytes(train), demo_data.to_csv_bytes(evaluation)
         dana, sam = users["dana"], users["sam"]
 
+        demo_mrm.register_vendor(dana)  # issue 29: a vendor model in the inventory
         credit = services.register_model(
             actor=dana,
             name="credit-risk",
             title="Consumer credit risk",
             description="Probability that a consumer loan applicant is a good credit risk.",
             risk_tier="medium",
+            purpose="Score consumer loan applications for the loan officers' pre-screening.",
+            exposure=25_000_000,
+            decisions_per_year=40_000,
+            affected_people=35_000,
+            depends_on=["bureau-score"],
         )
         governance_services.set_risk_tier(
             credit.pk,
@@ -120,6 +127,7 @@ class Command(BaseCommand):
             dataset_source=demo_data.SOURCE,
         )
         workflow.submit_version(v1.pk, actor=dana)
+        demo_mrm.seed_validation(ModelVersion.objects.get(pk=v1.pk), users["valerie"])
         v2 = services.create_version(
             actor=dana,
             model_name="credit-risk",
@@ -155,6 +163,8 @@ class Command(BaseCommand):
         )
         workflow.submit_version(prescreen.pk, actor=sam)
         traffic_since = timezone.now()
+        # issue 29: an overlay in force (on every receipt of its decisions) and a KPI
+        demo_mrm.seed_overlay_and_kpi(RegisteredModel.objects.get(name="loan-prescreen"), users["rita"], "sam")
         self._approve_and_deploy(prescreen.pk, users)
         # Issue 15: a challenger in shadow on the traffic above, and a batch job over a stored dataset.
         challenger = services.create_version(
@@ -216,6 +226,7 @@ class Command(BaseCommand):
         workflow.submit_version(collections.pk, actor=sam)
         self._waive_small_group(collections.pk, users)
         self._approve_and_deploy(collections.pk, users, traffic=False)
+        demo_mrm.seed_vendor_traffic(users["rita"])  # the vendor's decisions and outcomes, from a client key
         # The demo webhook (issue 17) lives in integrations, a layer above: called by name.
         call_command("seed_webhook_demo", "--user=rita", stdout=self.stdout)
         call_command("seed_mlflow_demo", "--user=dana", stdout=self.stdout)  # a draft imported from MLflow
