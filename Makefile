@@ -36,6 +36,7 @@ demo: venv ## Run the application with the demo loaded (SQLite, tasks in-process
 	@echo "  Demo logins (password for all: demo-password-2026):"
 	@echo "    dana   data scientist      rita   risk officer"
 	@echo "    omar   risk officer        audrey auditor"
+	@echo "    sam    data scientist      valerie validator"
 	@echo "    admin  superuser (Django admin)"
 	@echo
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py runserver $(HOST):$(PORT)
