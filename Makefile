@@ -89,7 +89,7 @@ serve-preflight: ## Refuse to serve without DEBUG=False, the production secrets 
 	if [ -n "$$missing" ]; then \
 	  echo "make serve refuses to start: set$$missing in the environment (production runs with DEBUG=False;" >&2; \
 	  echo "  SECRET_KEY: python -c 'import secrets; print(secrets.token_urlsafe(50))'; METRICS_TOKEN: the bearer token" >&2; \
-	  echo "  Prometheus sends to /metrics, made the same way; see README, Configuration)." >&2; \
+	  echo "  Prometheus sends to /metrics, made the same way; see docs/configuration.md)." >&2; \
 	  exit 1; fi
 	@# On PostgreSQL the application's role must own nothing: an owner can ALTER or DROP the tables'
 	@# append-only and guard triggers. So migrations run as another role (MIGRATION_DATABASE_URL).
@@ -103,7 +103,7 @@ serve-preflight: ## Refuse to serve without DEBUG=False, the production secrets 
 	    echo "  append-only, so the application must run as a role that owns nothing." >&2; \
 	    echo "  How: createuser --pwprompt modelgov_app; then DATABASE_URL=postgres://modelgov_app:...@host/db and" >&2; \
 	    echo "  MIGRATION_DATABASE_URL=postgres://<owner>:...@host/db: make serve migrates as the owner and grants" >&2; \
-	    echo "  the application's role only what it may do (manage.py grant_runtime_role; see README, Configuration)." >&2; \
+	    echo "  the application's role only what it may do (manage.py grant_runtime_role; see docs/configuration.md)." >&2; \
 	    exit 1; fi;; \
 	esac
 	@test -z "$$FILE_UPLOAD_TEMP_DIR" || mkdir -p "$$FILE_UPLOAD_TEMP_DIR"  # (check --deploy wants it to exist)
