@@ -10,7 +10,6 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -24,7 +23,7 @@ from core.models import AuditEvent
 from governance.models import CheckKind, Decision, DecisionKind, Deployment, Policy
 from governance.policies import active_policy
 from governance.records import version_data
-from lifecycle.models import ModelVersion, RiskTier
+from lifecycle.models import MlflowImport, ModelVersion, RiskTier
 from monitoring import selectors as monitoring_selectors
 from serving import selectors as serving_selectors
 from serving.models import DecisionReview
@@ -119,13 +118,8 @@ def _general(v: ModelVersion, api: dict[str, Any], card: dict[str, str]) -> dict
 
 
 def _mlflow(v: ModelVersion) -> dict[str, Any] | None:
-    """The MLflow lineage, if the version was imported: integrations is a higher layer, so its
-    model is looked up by name, and the section says "not recorded" when the app is absent."""
-    try:
-        model = apps.get_model("integrations", "MlflowImport")
-    except LookupError:
-        return None
-    row = model.objects.filter(version=v).first()
+    """The MLflow lineage, if the version was imported."""
+    row = MlflowImport.objects.filter(version=v).first()
     if row is None:
         return None
     return {

@@ -12,9 +12,10 @@ from governance import api as governance_api
 from governance import history_api, killswitch_api
 from governance import urls as governance_urls
 from governance import views as governance_views
-from integrations import api as integrations_api
 from integrations import views as integrations_views
 from lifecycle import api as lifecycle_api
+from lifecycle import mlflow_api as lifecycle_mlflow_api
+from lifecycle import mlflow_views as lifecycle_mlflow_views
 from lifecycle import urls as lifecycle_urls
 from monitoring import api as monitoring_api
 from serving import api as serving_api
@@ -34,7 +35,7 @@ api_v1 = [
     path("models/<slug:name>/versions/", lifecycle_api.VersionCreateApi.as_view(), name="api-versions"),
     path(
         "models/<slug:name>/versions/import-mlflow",
-        integrations_api.MlflowImportApi.as_view(),
+        lifecycle_mlflow_api.MlflowImportApi.as_view(),
         name="api-version-import-mlflow",
     ),
     path("models/<slug:name>/versions/<int:version>/", governance_api.VersionDetailApi.as_view(), name="api-version"),
@@ -142,7 +143,7 @@ urlpatterns = [
     path("batches/", include("serving.urls")),
     path("subjects/erasure/", serving_views.erase_subject, name="subject-erasure"),
     path("admin/", admin.site.urls),
-    path("registry/import-mlflow/", integrations_views.mlflow_import, name="mlflow-import"),
+    path("registry/import-mlflow/", lifecycle_mlflow_views.mlflow_import, name="mlflow-import"),
     path("metrics", integrations_views.metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("v2/", include(open_inference_v2)),

@@ -15,6 +15,8 @@ class CoreConfig(AppConfig):
         user_locked_out.connect(on_user_locked_out, dispatch_uid="core.logins.on_user_locked_out")
         _class_third_party_tables()
 
+        from core import layers  # noqa: F401  (registers its system check)
+
 
 def _class_third_party_tables() -> None:
     """The ledger class of each table that Django and its add-ons define (core.ledger)."""

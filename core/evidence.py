@@ -73,7 +73,8 @@ def latest_row_hashes(events: Iterable[AuditEvent] | None = None) -> dict[str, R
         items = event.data.get("evidence") if isinstance(event.data, dict) else None
         for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and "row" in item and "sha256" in item:
-                latest[item["row"]] = Recorded(item["sha256"], list(item.get("fields") or []), event.seq)
+                key = ledger.current_row_key(item["row"])
+                latest[key] = Recorded(item["sha256"], list(item.get("fields") or []), event.seq)
     return latest
 
 

@@ -15,7 +15,7 @@ from core.errors import DomainError
 from core.roles import RISK_OFFICERS, has_role
 from integrations import transport, webhooks
 from integrations.events import EVENT_TYPE_CHOICES
-from integrations.models import MlflowImport, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from integrations.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
 def is_officer(request: HttpRequest) -> bool:
@@ -123,15 +123,3 @@ class WebhookDeliveryAdmin(OfficerOnly):
             webhooks.redeliver(delivery.pk, actor=request.user)
             deliver_webhook_task.delay(delivery.pk)
         messages.success(request, f"{queryset.count()} deliveries sent again.")
-
-
-@admin.register(MlflowImport)
-class MlflowImportAdmin(OfficerOnly):
-    list_display = ["version", "run_id", "mlflow_version", "imported_by_username", "imported_at"]
-    readonly_fields = [f.name for f in MlflowImport._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -1,31 +1,21 @@
 """The demo's integrations. The webhook: an endpoint subscribed to every event type, and one
 delivery of the demo's latest deployment, received by a throwaway listener in this process (so
 the admin shows a delivered webhook with its signed attempt). Demo only: it backdates the
-endpoint's start. The MLflow import: the model directory shipped in integrations/demo_mlflow
-(made by MLflow 3 with skops), imported as a draft through the same service as the command."""
+endpoint's start."""
 
 from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
 from core import audit
 from core.models import AuditEvent
 from integrations import events, outbox, webhooks
-from integrations.mlflow_import import Source, import_mlflow_model
-from integrations.models import MlflowImport, WebhookEndpoint
-from lifecycle.services import DatasetChoice
-
-# The MLflow model and the German credit split it was trained on (first 700 rows) and is
-# evaluated on (the other 300), as files a new user can pass to `import_mlflow_model` too.
-DEMO_MLFLOW = Path(__file__).resolve().parent / "demo_mlflow"
-MLFLOW_DEMO_MODEL = "credit-mlflow"
+from integrations.models import WebhookEndpoint
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -65,28 +55,3 @@ def seed_webhook_demo(*, actor: Any) -> str:
         settings.WEBHOOK_ALLOW_PRIVATE = previous
     ok = sum(1 for a in delivered if a is not None and a.succeeded)
     return f"webhook endpoint {endpoint.name!r}: {ok} of {len(delivered)} deliveries accepted"
-
-
-def _csv(name: str) -> DatasetChoice:
-    return DatasetChoice(upload=SimpleUploadedFile(name, (DEMO_MLFLOW / name).read_bytes(), content_type="text/csv"))
-
-
-def seed_mlflow_demo(*, actor: Any) -> str:
-    """Import the shipped MLflow model as a draft of `credit-mlflow` created by `actor` (a data
-    scientist); does nothing if the demo's import is already there. Returns a summary."""
-    done = MlflowImport.objects.filter(version__registered_model__name=MLFLOW_DEMO_MODEL).first()
-    if done is not None:
-        return f"MLflow import already loaded: {done.version}"
-    version = import_mlflow_model(
-        actor=actor,
-        source=Source(directory=DEMO_MLFLOW / "credit-skops"),
-        model_name=MLFLOW_DEMO_MODEL,
-        training=_csv("german-credit-train.csv"),
-        evaluation=_csv("german-credit-eval.csv"),
-        label_column="risk",
-        sensitive_features=["sex", "age_group"],
-        title="Consumer credit risk (trained in MLflow)",
-        risk_tier="medium",
-        source_path="integrations/demo_mlflow/credit-skops",
-    )
-    return f"Imported {version} from MLflow as a draft (run {version.mlflow_import.run_id})."

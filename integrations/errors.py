@@ -4,4 +4,4 @@ from core.errors import DomainError
 
 
 class IntegrationError(DomainError):
-    """A webhook endpoint or an MLflow import was refused; the message says why and how to fix it."""
+    """A webhook endpoint was refused; the message says why and how to fix it."""

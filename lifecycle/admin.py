@@ -5,7 +5,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from lifecycle.models import ModelCard, ModelVersion, RegisteredModel
+from core.roles import RISK_OFFICERS, has_role
+from lifecycle.models import MlflowImport, ModelCard, ModelVersion, RegisteredModel
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -42,3 +43,16 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 @admin.register(ModelCard)
 class ModelCardAdmin(ReadOnlyAdmin):
     list_display = ["version", "updated_at"]
+
+
+@admin.register(MlflowImport)
+class MlflowImportAdmin(ReadOnlyAdmin):
+    """An imported version's MLflow lineage: evidence, read by risk officers."""
+
+    list_display = ["version", "run_id", "mlflow_version", "imported_by_username", "imported_at"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return has_role(request.user, RISK_OFFICERS) or request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)

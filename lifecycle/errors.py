@@ -9,6 +9,7 @@ __all__ = [
     "DatasetKeysUnavailable",
     "Forbidden",
     "LifecycleError",
+    "MlflowImportRefused",
     "NotFound",
     "SubmissionInvalid",
     "TooLarge",
@@ -61,3 +62,7 @@ class DatasetKeysUnavailable(LifecycleError):
 
     code = "dataset_keys_unavailable"
     status = 503
+
+
+class MlflowImportRefused(LifecycleError):
+    """An MLflow model directory was refused; the message says why and how to fix it."""

@@ -352,3 +352,29 @@ class ModelCard(models.Model):
         """SHA-256 of the card's text; an approval binds to it."""
         blob = json.dumps(self.as_dict(), sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()
+
+
+@ledger.evidence()
+class MlflowImport(models.Model):
+    """The MLflow lineage of a version imported from an MLflow model directory (evidence: written
+    once, with its content hash in the audit event)."""
+
+    version = models.OneToOneField(ModelVersion, on_delete=models.PROTECT, related_name="mlflow_import")
+    run_id = models.CharField(max_length=64, blank=True)
+    model_uuid = models.CharField(max_length=64, blank=True)
+    mlflow_version = models.CharField(max_length=40, blank=True)
+    sklearn_version = models.CharField(max_length=40, blank=True)
+    serialization_format = models.CharField(max_length=20)
+    signature = models.JSONField(default=dict, help_text="{'inputs': [...], 'outputs': [...]} from MLmodel")
+    pip_requirements = models.JSONField(default=list)
+    mlmodel_sha256 = models.CharField(max_length=64)
+    source_path = models.CharField(max_length=500, blank=True)
+    utc_time_created = models.CharField(max_length=40, blank=True)
+    imported_by_username = models.CharField(max_length=150)
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "MLflow import"
+
+    def __str__(self) -> str:
+        return f"MLflow run {self.run_id or '?'} -> {self.version}"

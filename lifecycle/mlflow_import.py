@@ -28,11 +28,10 @@ from django.db import models, transaction
 from core import audit
 from core.errors import DomainError
 from core.evidence import evidence
-from integrations.errors import IntegrationError
-from integrations.models import MlflowImport
 from lifecycle import services
 from lifecycle.datasets import parse_csv
-from lifecycle.models import CARD_FIELDS, Dataset, ModelVersion, RegisteredModel
+from lifecycle.errors import MlflowImportRefused
+from lifecycle.models import CARD_FIELDS, Dataset, MlflowImport, ModelVersion, RegisteredModel
 
 MLFLOW_IMPORTED = "integrations.mlflow.imported"
 SKOPS_FIX = (
@@ -66,13 +65,13 @@ class Source:
             try:
                 self.zip = zipfile.ZipFile(io.BytesIO(archive))
             except zipfile.BadZipFile:
-                raise IntegrationError("Upload a zip of the MLflow model directory.", field="mlflow_model") from None
+                raise MlflowImportRefused("Upload a zip of the MLflow model directory.", field="mlflow_model") from None
             names = self.zip.namelist()
             if len(names) > MAX_ZIP_ENTRIES:
-                raise IntegrationError("The zip holds too many files for a model directory.", field="mlflow_model")
+                raise MlflowImportRefused("The zip holds too many files for a model directory.", field="mlflow_model")
             mlmodels = sorted((n for n in names if PurePosixPath(n).name == "MLmodel"), key=len)
             if not mlmodels:
-                raise IntegrationError(
+                raise MlflowImportRefused(
                     "The zip has no MLmodel file: zip the MLflow model directory.", field="mlflow_model"
                 )
             self.prefix = mlmodels[0][: -len("MLmodel")]
@@ -80,22 +79,24 @@ class Source:
     def read(self, name: str, *, limit: int) -> bytes:
         relative = PurePosixPath(name)
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-            raise IntegrationError(f"MLmodel names a file outside the model directory: {name!r}.", field="mlflow_model")
+            raise MlflowImportRefused(
+                f"MLmodel names a file outside the model directory: {name!r}.", field="mlflow_model"
+            )
         try:
             if self.zip is not None:
                 info = self.zip.getinfo(self.prefix + str(relative))
                 if info.file_size > limit:
-                    raise IntegrationError(f"{name} is larger than {limit} bytes.", field="mlflow_model", status=413)
+                    raise MlflowImportRefused(f"{name} is larger than {limit} bytes.", field="mlflow_model", status=413)
                 return self.zip.read(info)
             assert self.directory is not None
             path = self.directory / relative
             if not path.is_file():
                 raise FileNotFoundError(name)
             if path.stat().st_size > limit:
-                raise IntegrationError(f"{name} is larger than {limit} bytes.", field="mlflow_model", status=413)
+                raise MlflowImportRefused(f"{name} is larger than {limit} bytes.", field="mlflow_model", status=413)
             return path.read_bytes()
         except (KeyError, FileNotFoundError):
-            raise IntegrationError(f"The MLflow model has no file {name!r}.", field="mlflow_model") from None
+            raise MlflowImportRefused(f"The MLflow model has no file {name!r}.", field="mlflow_model") from None
 
 
 @dataclass
@@ -118,12 +119,12 @@ def _json_list(value: Any) -> list[dict[str, Any]]:
     try:
         parsed = json.loads(value) if isinstance(value, str) else value
     except json.JSONDecodeError:
-        raise IntegrationError("MLmodel's signature is not valid JSON.", field="mlflow_model") from None
+        raise MlflowImportRefused("MLmodel's signature is not valid JSON.", field="mlflow_model") from None
     return [c for c in parsed if isinstance(c, dict)] if isinstance(parsed, list) else []
 
 
-def _refused(message: str) -> IntegrationError:
-    return IntegrationError(message, field="mlflow_model", code="mlmodel_refused")
+def _refused(message: str) -> MlflowImportRefused:
+    return MlflowImportRefused(message, field="mlflow_model", code="mlmodel_refused")
 
 
 def load_mlmodel_yaml(raw: bytes) -> Any:
@@ -144,7 +145,7 @@ def load_mlmodel_yaml(raw: bytes) -> Any:
                 depth -= 1
         return yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise IntegrationError(f"MLmodel is not valid YAML ({exc}).", field="mlflow_model") from None
+        raise MlflowImportRefused(f"MLmodel is not valid YAML ({exc}).", field="mlflow_model") from None
 
 
 def read_mlmodel(source: Source) -> MlflowModel:
@@ -152,23 +153,23 @@ def read_mlmodel(source: Source) -> MlflowModel:
     raw = source.read("MLmodel", limit=MAX_MLMODEL_BYTES)
     meta = load_mlmodel_yaml(raw)
     if not isinstance(meta, dict) or not isinstance(meta.get("flavors"), dict):
-        raise IntegrationError("MLmodel has no flavors: is this an MLflow model directory?", field="mlflow_model")
+        raise MlflowImportRefused("MLmodel has no flavors: is this an MLflow model directory?", field="mlflow_model")
     flavor = meta["flavors"].get("sklearn")
     if not isinstance(flavor, dict):
         found = ", ".join(sorted(meta["flavors"])) or "none"
-        raise IntegrationError(
+        raise MlflowImportRefused(
             f"Only scikit-learn models are imported (MLmodel's flavors: {found}). {SKOPS_FIX}", field="mlflow_model"
         )
     fmt = str(flavor.get("serialization_format") or "cloudpickle")
     if fmt != "skops":
-        raise IntegrationError(
+        raise MlflowImportRefused(
             f'This MLflow model was saved with serialization_format="{fmt}". {SKOPS_FIX}',
             field="mlflow_model",
             code="pickle_refused",
         )
     model_file = str(flavor.get("pickled_model") or "")
     if not model_file:
-        raise IntegrationError("MLmodel's sklearn flavor names no model file.", field="mlflow_model")
+        raise MlflowImportRefused("MLmodel's sklearn flavor names no model file.", field="mlflow_model")
     signature: dict[str, Any] = meta["signature"] if isinstance(meta.get("signature"), dict) else {}
     return MlflowModel(
         mlmodel_sha256=hashlib.sha256(raw).hexdigest(),
@@ -186,7 +187,7 @@ def read_mlmodel(source: Source) -> MlflowModel:
 def read_requirements(source: Source) -> list[str]:
     try:
         text = source.read("requirements.txt", limit=MAX_REQUIREMENTS_BYTES).decode("utf-8", "replace")
-    except IntegrationError:
+    except MlflowImportRefused:
         return []
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
@@ -247,7 +248,7 @@ def import_mlflow_model(
     if columns is not None:
         problems = signature_problems(mlflow.signature, columns, (label_column or "").strip())
         if problems:
-            raise IntegrationError(" ".join(problems), field="evaluation_data", details={"signature": problems})
+            raise MlflowImportRefused(" ".join(problems), field="evaluation_data", details={"signature": problems})
     artifact = source.read(mlflow.model_file, limit=settings.MAX_ARTIFACT_BYTES)
     mlflow.pip_requirements = read_requirements(source)
     card = {k: v for k, v in (card or {}).items() if k in CARD_FIELDS and v}

@@ -1,4 +1,4 @@
-"""MLflow import: a directory made by MLflow 3 (tests/integrations/fixtures, see
+"""MLflow import: a directory made by MLflow 3 (tests/lifecycle/fixtures, see
 make_mlflow_fixtures.py) with the skops format becomes a draft that passes its checks; a
 cloudpickle one is refused from MLmodel alone and nothing is saved."""
 
@@ -16,11 +16,10 @@ from core.models import AuditEvent
 from governance import workflow
 from governance.errors import WorkflowError
 from governance.models import CheckRun
-from integrations import mlflow_import
-from integrations.errors import IntegrationError
-from integrations.models import MlflowImport
+from lifecycle import mlflow_import
 from lifecycle import services as lifecycle_services
-from lifecycle.models import ModelVersion, RegisteredModel, Status
+from lifecycle.errors import MlflowImportRefused
+from lifecycle.models import MlflowImport, ModelVersion, RegisteredModel, Status
 from lifecycle.services import DatasetChoice
 from tests.conftest import CARD, stored_files, upload
 
@@ -61,7 +60,9 @@ def test_command_imports_a_skops_model_into_a_draft_that_passes_its_checks(
     assert {c["name"] for c in lineage.signature["inputs"]} == set(version.feature_names)
     assert "skops==0.16.0" in lineage.pip_requirements
     event = AuditEvent.objects.get(action=mlflow_import.MLFLOW_IMPORTED)
-    assert event.data["run_id"] == lineage.run_id and event.data["evidence"][0]["row"].startswith("integrations.")
+    assert event.data["run_id"] == lineage.run_id and event.data["evidence"][0]["row"].startswith(
+        "lifecycle.mlflowimport:"
+    )
     assert "Imported from MLflow 3.17.2" in version.card.model_details
     # the run carried no card: its required sections stay empty (no placeholder that would pass),
     # and submission names them until the data scientist writes them
@@ -114,7 +115,7 @@ def test_a_cloudpickle_flavor_is_refused_before_anything_is_read_and_nothing_is_
 
 def test_the_signature_is_checked_against_the_evaluation_data(data_scientist, train_csv, eval_csv, media_root):
     renamed = eval_csv.replace(b"credit_amount", b"amount", 1)
-    with pytest.raises(IntegrationError, match="'credit_amount' is not a column of the evaluation data"):
+    with pytest.raises(MlflowImportRefused, match="'credit_amount' is not a column of the evaluation data"):
         mlflow_import.import_mlflow_model(
             actor=data_scientist,
             source=mlflow_import.Source(directory=FIXTURES / "credit-skops"),
@@ -228,3 +229,31 @@ def test_an_mlmodel_nested_too_deep_is_a_named_400_not_a_recursion_error(
     assert response.status_code == 400, response.content
     error = response.json()["error"]
     assert error["code"] == "mlmodel_refused" and "deep" in error["message"]
+
+
+def test_lineage_recorded_before_the_move_to_lifecycle_still_verifies(data_scientist, media_root):
+    """Events written while MlflowImport was integrations' name their row `integrations.mlflowimport:N`;
+    verification reads them under lifecycle's label (core.ledger.MOVED), and an edit is still named."""
+    import json
+
+    from compliance.evidence import verify_evidence
+    from lifecycle.mlflow_demo import seed_mlflow_demo
+    from tests.core.test_audit import _raw
+    from tests.ledger import triggers_dropped
+
+    seed_mlflow_demo(actor=data_scientist)
+    row = MlflowImport.objects.get()
+    event = AuditEvent.objects.get(action=mlflow_import.MLFLOW_IMPORTED)
+    key = f"lifecycle.mlflowimport:{row.pk}"
+    data = dict(event.data)
+    data["evidence"] = [
+        {**item, "row": item["row"].replace("lifecycle.", "integrations.")} for item in data["evidence"]
+    ]
+    assert any(item["row"] == f"integrations.mlflowimport:{row.pk}" for item in data["evidence"])
+    _raw("UPDATE governance_auditevent SET data = %s WHERE seq = %s", [json.dumps(data), event.seq])
+    before = verify_evidence()
+    assert not any("mlflowimport" in f for f in before.failures), before.failures
+    with triggers_dropped():
+        MlflowImport.objects.filter(pk=row.pk).update(run_id="forged")
+    after = verify_evidence()
+    assert any(f.startswith(key) for f in after.failures), after.failures

@@ -9,11 +9,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.errors import DomainError
-from integrations.demo import seed_mlflow_demo
+from lifecycle.mlflow_demo import seed_mlflow_demo
 
 
 class Command(BaseCommand):
-    help = "Import the MLflow model shipped in integrations/demo_mlflow as a draft (the demo's import)."
+    help = "Import the MLflow model shipped in lifecycle/demo_mlflow as a draft (the demo's import)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--user", required=True, help="the data scientist who becomes the version's creator")

@@ -1,4 +1,4 @@
-"""The demo's MLflow import (integrations/demo_mlflow): seed_mlflow_demo imports it as a draft
+"""The demo's MLflow import (lifecycle/demo_mlflow): seed_mlflow_demo imports it as a draft
 for dana, the README's walkthrough command works as written, from the repository's own files,
 and data scientists find the import page in the navigation."""
 
@@ -12,9 +12,8 @@ from pathlib import Path
 
 from django.core.management import call_command
 
-from integrations.demo import DEMO_MLFLOW, MLFLOW_DEMO_MODEL
-from integrations.models import MlflowImport
-from lifecycle.models import ModelVersion, Status
+from lifecycle.mlflow_demo import DEMO_MLFLOW, MLFLOW_DEMO_MODEL
+from lifecycle.models import MlflowImport, ModelVersion, Status
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -27,9 +26,9 @@ def readme_import_command() -> list[str]:
         words = shlex.split(block.replace("\\\n", " "))  # a backslash-newline continues the line
         if "import_mlflow_model" in words:
             args = words[words.index("import_mlflow_model") + 1 :]
-            if args[0].startswith("integrations/demo_mlflow/"):
+            if args[0].startswith("lifecycle/demo_mlflow/"):
                 return args
-    raise AssertionError("the README has no import_mlflow_model command for integrations/demo_mlflow")
+    raise AssertionError("the README has no import_mlflow_model command for lifecycle/demo_mlflow")
 
 
 def test_seed_mlflow_demo_imports_the_shipped_model_as_a_draft_for_dana_once(data_scientist):

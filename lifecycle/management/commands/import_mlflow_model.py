@@ -12,8 +12,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.errors import DomainError
-from integrations.mlflow_import import Source, import_mlflow_model
 from lifecycle.errors import SubmissionInvalid
+from lifecycle.mlflow_import import Source, import_mlflow_model
 from lifecycle.services import DatasetChoice
 
 

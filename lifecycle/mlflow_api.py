@@ -11,12 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from integrations.errors import IntegrationError
-from integrations.mlflow_import import Source, import_mlflow_model
-from integrations.models import MlflowImport
 from lifecycle import records
 from lifecycle.api import CanReadRegistry, VersionOutputSerializer
-from lifecycle.models import CARD_FIELDS, RiskTier
+from lifecycle.errors import MlflowImportRefused
+from lifecycle.mlflow_import import Source, import_mlflow_model
+from lifecycle.models import CARD_FIELDS, MlflowImport, RiskTier
 from lifecycle.services import DatasetChoice
 
 
@@ -54,7 +53,7 @@ class MlflowImportApi(APIView):
         d = data.validated_data
         archive = d["mlflow_model"]
         if archive.size > settings.MAX_ARTIFACT_BYTES:
-            raise IntegrationError("The zip is larger than MAX_ARTIFACT_BYTES.", field="mlflow_model", status=413)
+            raise MlflowImportRefused("The zip is larger than MAX_ARTIFACT_BYTES.", field="mlflow_model", status=413)
         version = import_mlflow_model(
             actor=request.user,
             source=Source(archive=archive.read()),
