@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "monitoring",
     "compliance",
     "integrations",
+    "config",  # the top layer: seed_demo, which calls every app's demo
 ]
 
 MIDDLEWARE = [

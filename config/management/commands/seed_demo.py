@@ -1,5 +1,6 @@
-"""Load a realistic demo: one user per role, the German credit data, two real scikit-learn
-models saved with skops and registered through the same services the forms use."""
+"""manage.py seed_demo, in the top layer so that it calls every app's demo directly. Loads a
+realistic demo: one user per role, the German credit data, real scikit-learn models saved with
+skops and registered through the same services the forms use."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 import skops.io as sio
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -22,7 +22,9 @@ from core.role_changes import grant_role
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, VALIDATORS
 from governance import bindings, workflow
 from governance import services as governance_services
+from integrations.demo import seed_webhook_demo
 from lifecycle import demo_data, services
+from lifecycle.mlflow_demo import seed_mlflow_demo
 from lifecycle.models import ModelVersion, RegisteredModel
 from monitoring.demo import seed_demo_monitoring, seed_demo_shadow
 from serving import batch
@@ -227,9 +229,8 @@ class Command(BaseCommand):
         self._waive_small_group(collections.pk, users)
         self._approve_and_deploy(collections.pk, users, traffic=False)
         demo_mrm.seed_vendor_traffic(users["rita"])  # the vendor's decisions and outcomes, from a client key
-        # The demo webhook (issue 17) lives in integrations, a layer above: called by name.
-        call_command("seed_webhook_demo", "--user=rita", stdout=self.stdout)
-        call_command("seed_mlflow_demo", "--user=dana", stdout=self.stdout)  # a draft imported from MLflow
+        self.stdout.write(seed_webhook_demo(actor=users["rita"]))
+        self.stdout.write(seed_mlflow_demo(actor=users["dana"]))  # a draft imported from MLflow
         # A signed, witnessed checkpoint of what was loaded: `verify_audit --checkpoints` holds the
         # demo to it (beat writes the next ones; without beat they are stale after two intervals).
         try:
