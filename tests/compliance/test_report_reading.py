@@ -51,9 +51,7 @@ def assert_reads_like_a_report(pdf: bytes, sections: list[str]) -> dict[str, int
     return toc
 
 
-def test_the_version_report_has_contents_with_page_numbers_and_policy_values_as_a_table(
-    served, risk_officer
-) -> None:
+def test_the_version_report_has_contents_with_page_numbers_and_policy_values_as_a_table(served, risk_officer) -> None:
     pdf = services.generate_version_report(served.pk, actor=risk_officer).pdf
     toc = assert_reads_like_a_report(pdf, ["1. Model card", "3. Checks (submission 1)", "4. Decisions"])
     assert toc["7. Audit verification and prediction seals"] > toc["1. Model card"] >= 1
