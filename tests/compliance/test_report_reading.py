@@ -5,12 +5,14 @@ and a period report's file name naming the days it covers."""
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 from datetime import datetime
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
 
 from compliance import report_tables, services, techdoc
 from core import audit
@@ -36,9 +38,26 @@ def contents_of(pages: list[str]) -> dict[str, int]:
     return {flat(title): int(page) for title, page in found}
 
 
+def headings_of(pdf: bytes) -> set[str]:
+    """Every heading (h2 to h4), from the PDF's outline WeasyPrint builds of them."""
+    found: set[str] = set()
+
+    def walk(items: list[Any]) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item)
+            else:
+                found.add(flat(item.title))
+
+    walk(PdfReader(io.BytesIO(pdf)).outline)
+    return found
+
+
 def assert_reads_like_a_report(pdf: bytes, sections: list[str]) -> dict[str, int]:
     pages = pages_of(pdf)
     toc = contents_of(pages)
+    headings = headings_of(pdf) | set(toc)
+    assert len(headings) > len(toc), headings
     for title in sections:
         assert title in toc, (title, toc)
     for title, number in toc.items():
@@ -47,7 +66,9 @@ def assert_reads_like_a_report(pdf: bytes, sections: list[str]) -> dict[str, int
     for i, page in enumerate(pages[:-1]):
         lines = [line.strip() for line in page.splitlines() if line.strip()]
         body = [line for line in lines if not re.search(r"Page \d+ of \d+$", line)]
-        assert flat(body[-1]) not in toc, f"the heading {body[-1]!r} ends page {i + 1}"
+        assert flat(body[-1]) not in headings, f"the heading {body[-1]!r} ends page {i + 1}"
+        # nor is a heading left alone with a line or two on an otherwise empty page
+        assert len(body) > 5, f"page {i + 1} holds only {body}"
     return toc
 
 
