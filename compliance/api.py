@@ -87,7 +87,7 @@ class PeriodReportApi(APIView):
         if since is None or until is None:
             raise ReportError("Give both since and until.", field="since" if since is None else "until")
         report = services.generate_period_report(since=since, until=until, actor=request.user)
-        return pdf_response(report, f"governance-report-{since:%Y%m%d}-{until:%Y%m%d}.pdf")
+        return pdf_response(report, services.period_filename(since=since, until=until))
 
 
 class DecisionReceiptApi(APIView):

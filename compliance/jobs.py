@@ -125,7 +125,7 @@ def _produce(job: ReportJob) -> tuple[str, bytes, dict[str, Any]]:
         return f"{p['model']}-v{p['version']}-compliance-report.pdf", report.pdf, {}
     since, until = datetime.fromisoformat(p["since"]), datetime.fromisoformat(p["until"])
     report = services.generate_period_report(since=since, until=until, actor=actor)
-    return f"governance-report-{since:%Y%m%d}-{until:%Y%m%d}.pdf", report.pdf, {}
+    return services.period_filename(since=since, until=until), report.pdf, {}
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,12 +7,12 @@ it, and a paragraph in plain language. Generating one is recorded with the PDF's
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from compliance import reports
 from compliance.checkpoints import public_key
@@ -149,6 +149,13 @@ def receipt_context(
     checkpoint = covering_checkpoint(record.seal)
     inputs = revealed[row]
     card = version.card
+    # as of the newest of its own inputs (no generation time: the same decision, reviews and proof
+    # give the same bytes; who downloaded it when is the audit event's)
+    moments = [record.created_at, *(r.created_at for r in reviews)]
+    if record.seal is not None:
+        moments.append(record.seal.created_at)
+    if checkpoint is not None and isinstance(checkpoint.get("time"), datetime):
+        moments.append(checkpoint["time"])
     # the model's limitations and overlays in force when the decision was made (issue 29)
     in_force = list(overlays.in_force(version.registered_model_id, at=record.created_at))
     context = {
@@ -174,8 +181,7 @@ def receipt_context(
         "proof": proof,
         "checkpoint": checkpoint,
         "plain": _plain_language(version, {**data, "_when": f"{record.created_at:%Y-%m-%d %H:%M} UTC"}, reviews, key),
-        "generated_at": timezone.now(),
-        "generated_by": getattr(actor, "username", str(actor)),
+        "as_of": max(moments),
     }
     evidence = {
         "prediction_id": context["prediction_id"],
@@ -212,7 +218,9 @@ def generate_receipt(record: PredictionLog, row: int, *, actor: Any, api_key: An
     context, evidence = receipt_context(record, row, actor=actor, api_key=api_key)
     blob = json.dumps(evidence, cls=ApiJSONEncoder, sort_keys=True, indent=1).encode()
     try:
-        report = reports.render_report("compliance/reports/receipt.html", context, evidence=blob)
+        report = reports.render_report(
+            "compliance/reports/receipt.html", context, evidence=blob, moment=context["as_of"]
+        )
     except reports.RenderError as exc:
         raise ReportError(f"The receipt could not be rendered: {exc}", status=503) from None
     with transaction.atomic():

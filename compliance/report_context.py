@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from compliance import report_charts
+from compliance import report_charts, report_tables
 from compliance.evidence import verify_evidence
 from compliance.lineage import build_lineage, lineage_svg
 from core import audit
@@ -30,7 +31,7 @@ from monitoring import charts as monitoring_charts
 from monitoring import selectors as monitoring_selectors
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
-from serving.models import BatchJob, PredictionSeal
+from serving.models import BatchJob, LogSource, PredictionLog, PredictionSeal
 
 MAX_SEALS_SHOWN = 40
 
@@ -45,22 +46,58 @@ def _svg_uri(svg: bytes | str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(data).decode()
 
 
-def _actor_name(actor: Any) -> str:
-    return getattr(actor, "username", "") or "system"
+# Audit events that record someone reading the evidence (a report, a verification, an export, a
+# report job): they change none of a report's inputs, so a report is as of the newest event that
+# is not one of them, and rendering it again gives the same bytes (docs/decisions-incidents.md).
+# The same codes as compliance.services and compliance.jobs (which import this module; a test
+# keeps them equal).
+READING_ACTIONS = (
+    "governance.report.generated",
+    "governance.audit.verified",
+    "governance.export.downloaded",
+    "compliance.job.started",
+    "compliance.job.finished",
+)
 
 
-def verification(seals: QuerySet[PredictionSeal] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Point:
+    """A report's point in the audit trail: the newest event that is not a reading, and its time."""
+
+    seq: int
+    at: datetime | None
+
+
+def report_point(*, before: datetime | None = None) -> Point:
+    """The newest audit event that is not a reading (created before `before`, when given)."""
+    events = AuditEvent.objects.exclude(action__in=READING_ACTIONS)
+    if before is not None:
+        events = events.filter(created_at__lt=before)
+    row = events.order_by("-seq").values_list("seq", "created_at").first()
+    return Point(*row) if row else Point(0, None)
+
+
+def verification(seals: QuerySet[PredictionSeal] | None = None, *, point: Point | None = None) -> dict[str, Any]:
     """The audit chain, the prediction seals (all, or the given ones) and every evidence row
-    (decisions, deployments, checks, policies, outcomes, roles) recomputed now."""
+    (decisions, deployments, checks, policies, outcomes, roles) recomputed now. With a `point`,
+    an intact chain is reported up to that event: the whole chain is checked, but the readings
+    after the point (this report's own download among them) do not change the report's bytes."""
     chain = audit.verify_chain()
     sealed = seal_service.verify_seals(seals)
     rows = verify_evidence()
-    return {
+    checked, message = chain.events_checked, chain.message
+    if point is not None and chain.ok:
+        checked, message = point.seq, f"{point.seq} events verified, chain intact (up to event #{point.seq})"
+    result = {
         "ok": chain.ok and sealed.ok and rows.ok,
-        "chain": {"ok": chain.ok, "events_checked": chain.events_checked, "message": chain.message},
+        "chain": {"ok": chain.ok, "events_checked": checked, "message": message},
         "seals": {"ok": sealed.ok, "seals_checked": sealed.seals_checked, "message": sealed.message},
         "evidence": {"ok": rows.ok, "rows_checked": rows.rows_checked, "message": rows.message},
     }
+    if point is not None:
+        result["as_of"] = point.at
+        result["as_of_event"] = point.seq
+    return result
 
 
 def _seal_row(seal: Any) -> dict[str, Any]:
@@ -92,6 +129,7 @@ CHECK_ORDER = {"validation": 0, "fairness": 1, "reproducibility": 2, "onnx": 3}
 def _checks(version: ModelVersion) -> list[dict[str, Any]]:
     shown = sorted(review.checks_for_display(version), key=lambda item: CHECK_ORDER.get(item["check"].kind, 9))
     for item in shown:
+        item["policy_rows"] = report_tables.in_pairs(report_tables.policy_rows(item["check"].policy or {}))
         for feature in item["features"]:
             feature["chart_uri"] = _svg_uri(report_charts.fairness_chart(feature))
     return shown
@@ -151,8 +189,12 @@ def _monitoring(version: ModelVersion) -> dict[str, Any]:
     }
 
 
-def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = None) -> tuple[dict, dict]:
-    now = now or timezone.now()
+def version_report(version: ModelVersion, *, actor: Any = None) -> tuple[dict, dict]:
+    """(context, evidence) of a version's report, as of the newest audit event that is not a
+    reading: no generation time or requester in it (the audit event of the download names them),
+    so the same inputs give the same bytes."""
+    point = report_point()
+    now = point.at or timezone.now()  # (an empty trail: nothing to be the same as)
     api = version_data(version)
     deployments = [
         _deployment_row(d)
@@ -163,15 +205,15 @@ def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = 
     serving = serving_selectors.serving_summary(version_id=version.pk)
     covering = serving_selectors.seals_covering(version.pk)
     seals = [_seal_row(s) for s in covering]
-    verified = {**verification(covering), "verified_at": now}
+    verified = verification(covering, point=point)
     graph = build_lineage([version])
     unsealed = version.predictions.filter(seal__isnull=True).count()
     monitoring = _monitoring(version)
     evidence = {
         "report": {
             "kind": "version",
-            "generated_at": now,
-            "generated_by": _actor_name(actor),
+            "as_of": point.at,
+            "as_of_event": point.seq,
             "schema": "model-governance/version-report/1",
         },
         "version": api,
@@ -213,8 +255,8 @@ def version_report(version: ModelVersion, *, actor: Any, now: datetime | None = 
                 alert=active_policy().psi_alert,
             )
         ],
-        "generated_at": now,
-        "generated_by": _actor_name(actor),
+        "as_of": point.at,
+        "as_of_event": point.seq,
     }
     return context, evidence
 
@@ -309,8 +351,42 @@ def _period_monitoring(*, since: datetime, until: datetime) -> dict[str, Any]:
     return {"alerts": alerts, "findings": findings, "recertifications": recertifications}
 
 
-def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime | None = None) -> tuple[dict, dict]:
-    now = now or timezone.now()
+def _volumes(*, since: datetime, until: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Requests and rows per model and version in [since, until), from one GROUP BY: the traffic
+    (requests, batch jobs, reported external decisions), and apart from it the shadow replays
+    (production's logged inputs scored again by a challenger and answered to nobody)."""
+    traffic: dict[tuple[str, int | None], dict[str, Any]] = {}
+    shadow: dict[tuple[str, int | None], dict[str, Any]] = {}
+    grouped = (
+        PredictionLog.objects.filter(created_at__gte=since, created_at__lt=until)
+        .order_by()
+        .values("model_name", "version_number", "source")
+        .annotate(
+            requests=Count("id"),
+            rows=Sum("n_rows", filter=Q(outcome="ok")),
+            refused=Count("id", filter=~Q(outcome="ok")),
+        )
+    )
+    for row in grouped:
+        key = (row["model_name"], row["version_number"])
+        into = shadow if row["source"] == LogSource.SHADOW else traffic
+        entry = into.setdefault(
+            key, {"model": key[0], "version": key[1], "requests": 0, "rows_predicted": 0, "refused": 0}
+        )
+        entry["requests"] += row["requests"]
+        entry["rows_predicted"] += row["rows"] or 0
+        entry["refused"] += row["refused"]
+
+    def ordered(rows: dict[tuple[str, int | None], dict[str, Any]]) -> list[dict[str, Any]]:
+        return [rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1] is None, k[1] or 0))]
+
+    return ordered(traffic), ordered(shadow)
+
+
+def period_report(*, since: datetime, until: datetime, actor: Any = None) -> tuple[dict, dict]:
+    """(context, evidence) of the governance report of [since, until), as of the newest audit
+    event before `until` that is not a reading: the same period and trail give the same bytes."""
+    point = report_point(before=until)
     decisions = [
         _decision_row(d)
         for d in Decision.objects.filter(created_at__gte=since, created_at__lt=until)
@@ -337,17 +413,17 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
         .select_related("registered_model", "version", "deployed_by", "ended_by")
         .order_by("deployed_at", "pk")
     ]
-    volumes = serving_selectors.volumes_by_model(since=since, until=until)
+    volumes, shadow_volumes = _volumes(since=since, until=until)
     waivers = _waivers(since=since, until=until)
     monitoring = _period_monitoring(since=since, until=until)
-    verified = {**verification(), "verified_at": now}
+    verified = verification(point=point)
     evidence = {
         "report": {
             "kind": "period",
             "since": since,
             "until": until,
-            "generated_at": now,
-            "generated_by": _actor_name(actor),
+            "as_of": point.at,
+            "as_of_event": point.seq,
             "schema": "model-governance/period-report/1",
         },
         "decisions": decisions,
@@ -356,6 +432,7 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
         "policy_changes": policy_changes,
         "waivers": waivers,
         "prediction_volumes": volumes,
+        "shadow_replays": shadow_volumes,
         "monitoring": monitoring,
         "audit_verification": verified,
     }
@@ -371,9 +448,10 @@ def period_report(*, since: datetime, until: datetime, actor: Any, now: datetime
         "policy_changes": policy_changes,
         "waivers": waivers,
         "volumes": volumes,
+        "shadow_volumes": shadow_volumes,
         "monitoring": monitoring,
         "verification": verified,
-        "generated_at": now,
-        "generated_by": _actor_name(actor),
+        "as_of": point.at,
+        "as_of_event": point.seq,
     }
     return context, evidence

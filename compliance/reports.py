@@ -16,6 +16,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from compliance.pdf_render import Rendered, RenderError, render_pdf
+from compliance.report_tables import with_contents
 
 __all__ = ["RenderError", "Report", "render_report"]
 
@@ -40,7 +41,9 @@ def render_report(template: str, context: dict[str, Any], *, evidence: bytes, mo
     date written into the PDF (its attachment's dates); a report whose content has no generation
     time and passes one derived from its inputs is the same bytes every time."""
     evidence_sha = hashlib.sha256(evidence).hexdigest()
-    html = render_to_string(template, {**context, "evidence_sha256": evidence_sha, "evidence_name": EVIDENCE_NAME})
+    html = with_contents(
+        render_to_string(template, {**context, "evidence_sha256": evidence_sha, "evidence_name": EVIDENCE_NAME})
+    )
     rendered: Rendered = render_pdf(
         html,
         attachments=[(EVIDENCE_NAME, evidence, "Machine-readable evidence of this report (JSON)")],

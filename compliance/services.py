@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +25,7 @@ def generate_version_report(version_id: int, *, actor: Any) -> reports.Report:
         "registered_model", "training_dataset", "evaluation_dataset", "parent", "created_by", "submitted_by"
     ).get(pk=version_id)
     context, evidence = report_context.version_report(version, actor=actor)
-    report = _render("compliance/reports/version.html", context, evidence)
+    report = _render("compliance/reports/version.html", context, evidence, moment=context["as_of"])
     with transaction.atomic():
         audit.record(
             REPORT_GENERATED,
@@ -46,7 +46,7 @@ def generate_period_report(*, since: datetime, until: datetime, actor: Any) -> r
     """Render the governance report of a period and record its SHA-256."""
     check_period(since=since, until=until)
     context, evidence = report_context.period_report(since=since, until=until, actor=actor)
-    report = _render("compliance/reports/period.html", context, evidence)
+    report = _render("compliance/reports/period.html", context, evidence, moment=context["as_of"])
     with transaction.atomic():
         audit.record(
             REPORT_GENERATED,
@@ -61,6 +61,13 @@ def generate_period_report(*, since: datetime, until: datetime, actor: Any) -> r
             },
         )
     return report
+
+
+def period_filename(*, since: datetime, until: datetime) -> str:
+    """The period report's file name: the first and the last day it covers, as its title says
+    (`until` is excluded, so a month ending at midnight on the 1st is named by the 30th or 31st)."""
+    last_day = until - timedelta(microseconds=1)
+    return f"governance-report-{since:%Y-%m-%d}-to-{last_day:%Y-%m-%d}.pdf"
 
 
 def check_period(*, since: datetime, until: datetime) -> None:

@@ -5,18 +5,16 @@ the provider can state is marked "to be completed by the provider": nothing is i
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from compliance import reports
 from compliance.errors import ReportError
-from compliance.report_context import evidence_bytes, verification
+from compliance.report_context import evidence_bytes, report_point, verification
+from compliance.report_tables import parameter_rows
 from compliance.services import REPORT_GENERATED
 from core import audit
 from core.models import AuditEvent
@@ -355,16 +353,14 @@ def _standards() -> list[dict[str, str]]:
     return [{"name": n, "reference": r, "applied_to": a} for n, r, a in SPECIFICATIONS]
 
 
-def technical_documentation(
-    version: ModelVersion, *, actor: Any, now: datetime | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def technical_documentation(version: ModelVersion, *, actor: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(template context, evidence) of the Annex IV documentation of one version: plain data,
-    shown by the template and attached as evidence.json."""
-    now = now or timezone.now()
+    shown by the template and attached as evidence.json; as of the newest audit event that is not
+    a reading, with no generation time, so the same inputs give the same bytes."""
+    point = report_point()
     api = version_data(version)
     card = api["model_card"]
     policy = active_policy()
-    generated_by = getattr(actor, "username", "") or "system"
     sections: dict[str, Any] = {
         "general": _general(version, api, card),
         "elements": _elements(version, api, card),
@@ -376,9 +372,9 @@ def technical_documentation(
         "declaration": {"status": "to be completed by the provider", "fields": list(DECLARATION_FIELDS)},
         "post_market": _post_market(version, policy),
     }
-    verified = {**verification(serving_selectors.seals_covering(version.pk)), "verified_at": now}
+    verified = verification(serving_selectors.seals_covering(version.pk), point=point)
     evidence = {
-        "report": {"kind": KIND, "generated_at": now, "generated_by": generated_by, "schema": SCHEMA},
+        "report": {"kind": KIND, "as_of": point.at, "as_of_event": point.seq, "schema": SCHEMA},
         "version": api,
         "policy": {"name": policy.name, **policy.values()},
         "annex_iv": sections,
@@ -391,15 +387,13 @@ def technical_documentation(
         "v": version,
         "api": api,
         "policy": policy,
-        # parameters as JSON text (a nested pipeline reads as JSON, not as Python reprs)
-        "params_shown": [
-            (name, json.dumps(value, ensure_ascii=False, default=str)) for name, value in version.params.items()
-        ],
+        # a pipeline's steps and their parameters as rows of a table, not a JSON dump
+        "params_shown": parameter_rows(version.params or {}),
         "events_shown": events[-MAX_EVENTS_SHOWN:],
         "events_more": max(0, len(events) - MAX_EVENTS_SHOWN),
         "verification": verified,
-        "generated_at": now,
-        "generated_by": generated_by,
+        "as_of": point.at,
+        "as_of_event": point.seq,
     }
     return context, evidence
 
@@ -412,7 +406,7 @@ def generate_technical_documentation(version_id: int, *, actor: Any) -> reports.
     ).get(pk=version_id)
     context, evidence = technical_documentation(version, actor=actor)
     try:
-        report = reports.render_report(TEMPLATE, context, evidence=evidence_bytes(evidence))
+        report = reports.render_report(TEMPLATE, context, evidence=evidence_bytes(evidence), moment=context["as_of"])
     except reports.RenderError as exc:
         raise ReportError(f"The technical documentation could not be rendered: {exc}", status=503) from None
     with transaction.atomic():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -165,6 +166,7 @@ def test_risk_officers_are_reminded_once_when_a_report_is_due_soon(
 def test_the_report_for_the_authority_renders_the_same_bytes_twice(api_client, production, risk_officer, tmp_path):
     body = register(api_client, risk_officer, corrective_actions="Model stopped; fallback v1 answers.").json()
     first = api_client.get(f"/api/v1/incidents/{body['id']}/report.pdf")
+    time.sleep(1.1)  # the clock moves between the two renders
     second = api_client.get(f"/api/v1/incidents/{body['id']}/report.pdf")
     assert first.status_code == 200 and first["Content-Type"] == "application/pdf"
     assert first.content == second.content

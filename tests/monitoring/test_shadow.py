@@ -181,3 +181,27 @@ def test_the_version_report_shows_the_shadow_evidence(production, challenger, ke
     )
     assert "Shadow comparisons" in text
     assert f"v{production.version} 20 {comparison.agreement:.3f}" in text
+
+
+def test_the_period_report_counts_shadow_replays_apart_from_the_traffic(
+    production, challenger, keyed, german, risk_officer
+):
+    from compliance import services as compliance_services
+    from tests.compliance.test_reports import evidence_of, pdf_text
+
+    running = shadows.start_shadow(challenger.pk, actor=risk_officer, justification="Challenger.")
+    serve(keyed, german, 20)
+    now = timezone.now()
+    shadow.replay_window(running.pk, start=now - timedelta(hours=1), end=now + timedelta(minutes=1))
+    assert PredictionLog.objects.filter(source=LogSource.SHADOW).exists()
+    report = compliance_services.generate_period_report(
+        since=now - timedelta(days=1), until=now + timedelta(days=1), actor=risk_officer
+    )
+    evidence = evidence_of(report.pdf)
+    name = production.registered_model.name
+    assert evidence["prediction_volumes"] == [
+        {"model": name, "version": production.version, "requests": 1, "rows_predicted": 20, "refused": 0}
+    ]
+    assert [(r["version"], r["rows_predicted"]) for r in evidence["shadow_replays"]] == [(challenger.version, 20)]
+    text = " ".join(pdf_text(report.pdf).split())
+    assert "Shadow replays (not traffic)" in text
