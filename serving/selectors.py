@@ -20,7 +20,7 @@ from core.periods import in_period
 from lifecycle.models import SERVABLE_STATUSES, ModelKind, ModelVersion, RegisteredModel, Status
 from serving import personal, rawsql
 from serving.errors import ServingError
-from serving.models import PredictionKey, PredictionLog, PredictionSeal
+from serving.models import LogSource, PredictionKey, PredictionLog, PredictionSeal
 
 FIELDS = [
     ModelVersion._meta.get_field(name)
@@ -284,13 +284,16 @@ def _latency_percentiles(records: QuerySet[PredictionLog]) -> dict[str, float | 
 
 def serving_summary(*, version_id: int | None = None, model: str = "", since: Any = None, until: Any = None) -> dict:
     """What a version (or model) answered: per-day volumes, outcomes, latency percentiles.
-    Aggregated in SQL, so it costs the same for a thousand or a million logged requests."""
-    records = PredictionLog.objects.all()
+    Shadow replays (a challenger answering production's traffic again) are not traffic: they are
+    counted apart. Aggregated in SQL, so it costs the same for a thousand or a million records."""
+    logged = PredictionLog.objects.all()
     if version_id is not None:
-        records = records.filter(version_id=version_id)
+        logged = logged.filter(version_id=version_id)
     if model:
-        records = records.filter(model_name=model)
-    records = in_period(records, since, until)
+        logged = logged.filter(model_name=model)
+    logged = in_period(logged, since, until)
+    records = logged.exclude(source=LogSource.SHADOW)
+    replays = logged.filter(source=LogSource.SHADOW).order_by().aggregate(requests=Count("id"), rows=Sum("n_rows"))
     by_outcome = {
         row["outcome"]: {"requests": row["requests"], "rows": row["rows"] or 0}
         for row in records.order_by().values("outcome").annotate(requests=Count("id"), rows=Sum("n_rows"))
@@ -327,11 +330,12 @@ def serving_summary(*, version_id: int | None = None, model: str = "", since: An
         "per_day": days,
         "top_refusal_reasons": reasons,
         "latency_ms": _latency_percentiles(records),
+        "shadow_replays": {"requests": replays["requests"], "rows": replays["rows"] or 0},
     }
 
 
 def volumes_by_model(*, since: Any, until: Any) -> list[dict[str, Any]]:
-    """Requests and rows per model and version in a period, from one GROUP BY."""
+    """Requests and rows per model and version in a period (shadow replays apart), one GROUP BY."""
     return [
         {
             "model": row["model_name"],
@@ -341,6 +345,7 @@ def volumes_by_model(*, since: Any, until: Any) -> list[dict[str, Any]]:
             "refused": row["refused"],
         }
         for row in PredictionLog.objects.filter(created_at__gte=since, created_at__lt=until)
+        .exclude(source=LogSource.SHADOW)
         .order_by()
         .values("model_name", "version_number")
         .annotate(

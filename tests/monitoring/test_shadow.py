@@ -205,3 +205,20 @@ def test_the_period_report_counts_shadow_replays_apart_from_the_traffic(
     assert [(r["version"], r["rows_predicted"]) for r in evidence["shadow_replays"]] == [(challenger.version, 20)]
     text = " ".join(pdf_text(report.pdf).split())
     assert "Shadow replays (not traffic)" in text
+
+
+def test_a_challengers_serving_summary_counts_its_shadow_replays_apart(
+    production, challenger, keyed, german, risk_officer
+):
+    from serving import selectors
+
+    running = shadows.start_shadow(challenger.pk, actor=risk_officer, justification="Challenger.")
+    serve(keyed, german, 20)
+    now = timezone.now()
+    shadow.replay_window(running.pk, start=now - timedelta(hours=1), end=now + timedelta(minutes=1))
+    replayed = PredictionLog.objects.filter(source=LogSource.SHADOW, version=challenger)
+    assert replayed.exists()
+    summary = selectors.serving_summary(version_id=challenger.pk)
+    assert summary["requests"] == 0 and summary["rows_predicted"] == 0 and summary["per_day"] == []
+    assert summary["shadow_replays"] == {"requests": replayed.count(), "rows": 20}
+    assert selectors.serving_summary(version_id=production.pk)["requests"] == 1
