@@ -33,6 +33,8 @@ def contest_decision(
 ) -> Contestation:
     """Open a case on one answered row, from the API key that received it: respond_by is
     RESPONSE_DAYS away; it enters the queue at once. One open case per row (409 otherwise)."""
+    if record.pk is None:  # (the serving path's raw INSERT leaves the written instance without a pk)
+        record = PredictionLog.objects.select_related("version").get(public_id=record.public_id)
     if api_key is None or record.api_key_id != api_key.pk:
         raise ServingError(
             "Only the API key that received this decision contests it for the person.", status=403, code="forbidden"

@@ -133,15 +133,17 @@ def route_record(record: PredictionLog, rule: OversightRule, *, now: datetime | 
             score=_favourable_score(record, row, version.favourable),
             inputs=inputs[row] if row < len(inputs) else {},
         )
-        if not found or OversightItem.objects.filter(record=record, row=row, contestation__isnull=True).exists():
-            continue
+        if not found or OversightItem.objects.filter(record=record, row=row).exists():
+            continue  # routed once (a contestation routes its row itself)
+        if DecisionReview.objects.filter(record=record, row=row).exists():
+            continue  # a person already reviewed it
         reason, _, _ = found[0].partition(":")
         item = OversightItem.objects.create(
             record=record,
             row=row,
             reason=reason,
             detail="; ".join(f.partition(":")[2] for f in found)[:300],
-            reviews_before=DecisionReview.objects.filter(record=record, row=row).count(),
+            reviews_before=0,
             routed_at=now,
             due_at=now + timedelta(hours=rule.due_hours),
         )
