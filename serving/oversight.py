@@ -95,7 +95,7 @@ def reasons_for(rule: OversightRule, *, decision: Any, favourable: Any, score: f
     """Why the rule routes one decision (empty: it does not). Pure: no database."""
     found = []
     if rule.adverse and favourable is not None and not _same(decision, favourable):
-        found.append(f"{OversightReason.ADVERSE}:decision {decision}")
+        found.append(f"{OversightReason.ADVERSE}:decision {decision}, favourable {favourable}")
     if rule.band is not None and score is not None and abs(score - THRESHOLD) <= rule.band:
         found.append(f"{OversightReason.NEAR_THRESHOLD}:score {score:.3f} within {rule.band:g} of {THRESHOLD:g}")
     for feature, values in (rule.segments or {}).items():
@@ -188,6 +188,7 @@ class QueueEntry:
     prediction_id: str
     decision: Any
     overdue: bool
+    business_key: str
 
 
 def open_items() -> Any:
@@ -214,9 +215,18 @@ def queue(now: datetime | None = None) -> list[QueueEntry]:
             prediction_id=f"{i.record.public_id}.{i.row}",
             decision=(i.record.outputs.get("predictions") or [None])[i.row],
             overdue=i.due_at < now,
+            business_key=_business_key(i.record, i.row),
         )
         for i in open_items()[:500]
     ]
+
+
+def _business_key(record: PredictionLog, row: int) -> str:
+    """The row's business key as case officers read it (a personal one decrypted, or "[erased]")."""
+    if not record.business_keys_json:
+        return ""
+    _, keys = personal.reveal_record(record)
+    return str(keys[row]) if row < len(keys) else ""
 
 
 def open_item_for(record: PredictionLog, row: int) -> OversightItem | None:

@@ -24,6 +24,7 @@ from lifecycle.models import ModelVersion
 from serving import contest, oversight, personal
 from serving.models import DecisionReview, PredictionLog, SubjectKey
 from serving.predict import Caller, PredictionRequest, predict
+from serving.seals import seal_predictions
 from serving.services import create_api_key
 from tests.conftest import make_version
 from tests.e2e.test_data_scientist import log_in
@@ -253,14 +254,16 @@ def test_erasure_needs_its_confirmation_and_the_decision_page_stays(
     page.fill("#erase-reason", "GDPR art. 17 request, ticket DPO-2026-041")
     button.click()
     expect(page.locator("#erasure-message")).to_contain_text("1 data key(s) of that subject in credit-risk")
+    expect(page.locator("#erasure-message")).to_have_class("msg success")
     assert SubjectKey.objects.filter(erased_at__isnull=False).count() == 1
     event = AuditEvent.objects.filter(action="serving.subject.erased").latest("seq")
     assert event.data["reason"] == "GDPR art. 17 request, ticket DPO-2026-041"
 
+    seal_predictions()
     page.goto(f"{live_server.url}/audit/decisions/{record.public_id}.0/")
     expect(page.locator("#erased-note")).to_be_visible()
     expect(page.locator("h1")).to_contain_text("Decision")
-    expect(page.locator("#proof")).to_be_visible()
+    expect(page.locator("#proof")).to_contain_text("inclusion proof verified")
     expect(page.locator("#receipt")).to_be_visible()
     shoot(page, screenshots, "erased-decision")
     with page.expect_download() as download_info:
