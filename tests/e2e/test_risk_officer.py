@@ -233,7 +233,9 @@ def test_after_the_demo_an_officer_sees_the_drift_alert_assigns_the_finding_and_
 
     # --- assign the finding to the other officer ---------------------------------------------
     finding = Finding.objects.get(version__registered_model__name="loan-prescreen", key="drift:credit_amount")
-    page.locator("#findings a.finding-link", has_text=str(finding.pk)).click()
+    page.locator("#findings a.finding-link", has_text=finding.title).click()  # the finding's own page
+    expect(page.locator("#finding-status")).to_have_text("open")
+    page.locator("#assign-link").click()  # assignment stays in the admin
     expect(page.locator("#finding-status")).to_have_text("open")
     page.select_option("#owner", label="omar")
     page.locator("#action-assign").click()
