@@ -4,6 +4,7 @@ auditors see every job and its result. Thin: the rules are serving.batch's."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -70,7 +71,7 @@ def erase_subject(request: HttpRequest) -> HttpResponse:
         raise Http404
     models_ = list(RegisteredModel.objects.order_by("name").values_list("name", flat=True))
     holds = {h.model_name: h for h in LegalHold.objects.filter(released_at__isnull=True)}
-    context = {"models": models_, "holds": holds, "selected": request.GET.get("model", "")}
+    context: dict[str, Any] = {"models": models_, "holds": holds, "selected": request.GET.get("model", "")}
     if request.method == "POST":
         model_name = request.POST.get("model", "")
         subject = request.POST.get("subject", "").strip()
