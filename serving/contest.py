@@ -94,7 +94,9 @@ def answer_contest(
     person receives, in one transaction. A case is answered once."""
     if not oversight.may_work_queue(actor):
         raise ServingError("Only case officers and risk officers answer contestations.", status=403, code="forbidden")
-    case = Contestation.objects.select_for_update().select_related("record__version").get(pk=contestation_id)
+    case = (
+        Contestation.objects.select_for_update(of=("self",)).select_related("record__version").get(pk=contestation_id)
+    )
     if ContestationAnswer.objects.filter(contestation=case).exists():
         raise ServingError("This contestation was already answered.", status=409, code="already_answered")
     text = (answer or "").strip()
