@@ -18,7 +18,7 @@ from lifecycle import api as lifecycle_api
 from lifecycle import urls as lifecycle_urls
 from monitoring import api as monitoring_api
 from serving import api as serving_api
-from serving import batch_api, contest_api, decision_api, subject_api, v2
+from serving import batch_api, contest_api, decision_api, oversight_api, subject_api, v2
 from serving import views as serving_views
 
 api_v1 = [
@@ -87,6 +87,7 @@ api_v1 = [
     path("models/<slug:name>/overlays", governance_api.ModelOverlaysApi.as_view(), name="api-model-overlays"),
     path("models/<slug:name>/decisions", serving_api.ExternalDecisionsApi.as_view(), name="api-external-decisions"),
     path("models/<slug:name>/batches", batch_api.BatchCreateApi.as_view(), name="api-batches"),
+    path("models/<slug:name>/oversight", oversight_api.ModelOversightApi.as_view(), name="api-model-oversight"),
     path("batches/<str:job_id>", batch_api.BatchDetailApi.as_view(), name="api-batch"),
     path("batches/<str:job_id>/result.csv", batch_api.BatchResultApi.as_view(), name="api-batch-result"),
     path("subjects/erasure", subject_api.SubjectErasureApi.as_view(), name="api-subject-erasure"),

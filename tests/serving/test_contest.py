@@ -162,3 +162,18 @@ def test_reasons_for_names_each_rule_pure():
     assert oversight.reasons_for(rule, decision=1, favourable=1, score=0.9, inputs={"age_group": "old"}) == []
     found = oversight.reasons_for(rule, decision=0, favourable=1, score=0.55, inputs={"age_group": "young"})
     assert [f.split(":")[0] for f in found] == ["adverse", "near_threshold", "segment"]
+
+
+def test_risk_officers_set_the_oversight_rule_over_the_api(production, risk_officer, case_officer, auditor):
+    url = f"/api/v1/models/{production.registered_model.name}/oversight"
+    body = {"adverse": True, "band": 0.1, "segments": {"housing": ["rent"]}, "justification": "Art. 14."}
+    assert person(case_officer).post(url, body, format="json").status_code == 403
+    assert person(risk_officer).post(url, {**body, "justification": ""}, format="json").status_code == 400
+    assert person(risk_officer).post(url, {**body, "band": 0.9}, format="json").status_code == 400
+    assert person(risk_officer).post(url, {**body, "band": "x"}, format="json").status_code == 400
+    done = person(risk_officer).post(url, body, format="json")
+    assert done.status_code == 200, done.content
+    assert person(case_officer).get(url).json()["rule"]["segments"] == {"housing": ["rent"]}
+    assert person(auditor).get(url).status_code == 403
+    assert person(risk_officer).post("/api/v1/models/nope/oversight", body, format="json").status_code == 404
+    assert AuditEvent.objects.filter(action=oversight.RULE_SET).count() == 1
