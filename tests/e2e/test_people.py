@@ -163,6 +163,7 @@ def test_a_data_scientist_answers_her_finding_and_an_officer_closes_it(
     log_in(page, live_server.url, data_scientist)
     assigned = page.locator("#assigned")
     expect(assigned).to_contain_text("Assigned to you")
+    shoot(page, screenshots, "home-assigned")
     assigned.get_by_role("link", name="Drift on age (PSI 0.31)").click()
     page.wait_for_url(f"{live_server.url}/findings/{finding.pk}/")
     expect(page.locator("#close-why")).to_contain_text("Only risk officers close findings")
