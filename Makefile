@@ -37,6 +37,7 @@ demo: venv ## Run the application with the demo loaded (SQLite, tasks in-process
 	@echo "    dana   data scientist      rita   risk officer"
 	@echo "    omar   risk officer        audrey auditor"
 	@echo "    sam    data scientist      valerie validator"
+	@echo "    cora   case officer (the oversight queue: a queued and a contested decision)"
 	@echo "    admin  superuser (Django admin)"
 	@echo
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py runserver $(HOST):$(PORT)

@@ -24,10 +24,10 @@ from core.checkpoints import CheckpointError, open_checkpoint, read_log
 from core.models import AuditEvent
 from governance import overlays
 from governance.models import Decision, DecisionKind
-from serving import decisions, merkle, personal, seals
+from serving import contest, decisions, merkle, personal, seals
 from serving.errors import ServingError
 from serving.log import record_leaf
-from serving.models import DecisionReview, PredictionLog, PredictionSeal
+from serving.models import Contestation, DecisionReview, PredictionLog, PredictionSeal
 
 CARD_SUMMARY = ("intended_use", "out_of_scope_uses", "caveats_and_recommendations")
 
@@ -136,6 +136,11 @@ def receipt_context(
         data = {"erased": True, "method": "", "reason_codes": [], "counterfactual": {}, "contributions": {}}
         explanation_sha256 = ""
     reviews = list(DecisionReview.objects.filter(record=record, row=row).order_by("seq"))
+    # the person's contestations and their answers (DESIGN.md, "Human oversight and contestation")
+    contestations = [
+        contest.case_data(c)
+        for c in Contestation.objects.filter(record=record, row=row).select_related("record", "answer__review")
+    ]
     approvals = list(
         Decision.objects.filter(
             version=version, kind__in=[DecisionKind.APPROVE, DecisionKind.DEPLOY], created_at__lte=record.created_at
@@ -177,6 +182,7 @@ def receipt_context(
         "explanation_sha256": explanation_sha256,
         "contributions": sorted(data["contributions"].items(), key=lambda kv: kv[1]),
         "reviews": reviews,
+        "contestations": contestations,
         "overlays": in_force,
         "proof": proof,
         "checkpoint": checkpoint,
@@ -204,6 +210,7 @@ def receipt_context(
         "explanation": data,
         "explanation_sha256": explanation_sha256,
         "reviews": [decisions.review_data(r) for r in reviews],
+        "contestations": contestations,
         "overlays": [overlays.overlay_data(o, at=record.created_at) for o in in_force],
         "inclusion_proof": proof,
         "checkpoint": checkpoint,

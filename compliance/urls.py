@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from compliance import control_views, decision_views, incident_views, views
+from compliance import control_views, decision_views, incident_views, oversight_views, views
 
 app_name = "audit"
 
@@ -19,6 +19,12 @@ urlpatterns = [
     path("predictions/<uuid:public_id>/", views.prediction_detail, name="prediction"),
     path("decisions/", decision_views.find_decision, name="decisions"),
     path("decisions/<str:prediction_id>/", decision_views.decision_detail, name="decision"),
+    path("decisions/<str:prediction_id>/review", oversight_views.review_from_page, name="decision-review"),
+    path(
+        "decisions/<str:prediction_id>/contestations/<int:case_id>/answer",
+        oversight_views.answer_from_page,
+        name="contest-answer",
+    ),
     path("decisions/<str:prediction_id>/receipt.pdf", decision_views.decision_receipt, name="decision-receipt"),
     path("incidents/", incident_views.incident_register, name="incidents"),
     path("incidents/<str:public_id>/", incident_views.incident_detail, name="incident"),

@@ -314,6 +314,12 @@ CELERY_BEAT_SCHEDULE["monitor"] = {"task": "monitoring.tasks.monitor_task", "sch
 INCIDENT_REMIND_BEFORE_HOURS = env.int("INCIDENT_REMIND_BEFORE_HOURS", default=48)
 # The provider named in the serious-incident report (the Commission's template, "provider").
 PROVIDER_NAME = env.str("PROVIDER_NAME", default="Example Bank plc (model governance demo)")
+# --- Human oversight (docs/oversight.md): the routing sweep's period ----------------------
+OVERSIGHT_ROUTE_SECONDS = env.int("OVERSIGHT_ROUTE_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["route-decisions"] = {
+    "task": "serving.tasks.route_decisions_task",
+    "schedule": OVERSIGHT_ROUTE_SECONDS,
+}
 CELERY_BEAT_SCHEDULE["incident-reminders"] = {"task": "compliance.tasks.remind_incidents_task", "schedule": 3600}
 
 # --- Integrations (issue 17) ---------------------------------------------------------------

@@ -6,10 +6,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from compliance import api as compliance_api
-from compliance import control_api, incident_api
+from compliance import control_api, incident_api, oversight_views
 from config.api_docs import DocsReader
 from governance import api as governance_api
-from governance import history_api, killswitch_api
+from governance import finding_views, history_api, killswitch_api
 from governance import urls as governance_urls
 from governance import views as governance_views
 from integrations import views as integrations_views
@@ -19,7 +19,7 @@ from lifecycle import mlflow_views as lifecycle_mlflow_views
 from lifecycle import urls as lifecycle_urls
 from monitoring import api as monitoring_api
 from serving import api as serving_api
-from serving import batch_api, decision_api, subject_api, v2
+from serving import batch_api, contest_api, decision_api, oversight_api, subject_api, v2
 from serving import views as serving_views
 
 api_v1 = [
@@ -88,6 +88,7 @@ api_v1 = [
     path("models/<slug:name>/overlays", governance_api.ModelOverlaysApi.as_view(), name="api-model-overlays"),
     path("models/<slug:name>/decisions", serving_api.ExternalDecisionsApi.as_view(), name="api-external-decisions"),
     path("models/<slug:name>/batches", batch_api.BatchCreateApi.as_view(), name="api-batches"),
+    path("models/<slug:name>/oversight", oversight_api.ModelOversightApi.as_view(), name="api-model-oversight"),
     path("batches/<str:job_id>", batch_api.BatchDetailApi.as_view(), name="api-batch"),
     path("batches/<str:job_id>/result.csv", batch_api.BatchResultApi.as_view(), name="api-batch-result"),
     path("subjects/erasure", subject_api.SubjectErasureApi.as_view(), name="api-subject-erasure"),
@@ -101,6 +102,7 @@ api_v1 = [
         name="api-explanation",
     ),
     path("predictions/<str:prediction_id>/review", decision_api.PredictionReviewApi.as_view(), name="api-review"),
+    path("predictions/<str:prediction_id>/contest", contest_api.PredictionContestApi.as_view(), name="api-contest"),
     path(
         "predictions/<str:prediction_id>/receipt.pdf", compliance_api.DecisionReceiptApi.as_view(), name="api-receipt"
     ),
@@ -142,6 +144,8 @@ urlpatterns = [
     path("monitoring/", include("monitoring.urls")),
     path("batches/", include("serving.urls")),
     path("subjects/erasure/", serving_views.erase_subject, name="subject-erasure"),
+    path("oversight/", oversight_views.oversight_queue, name="oversight-queue"),
+    path("findings/<int:finding_id>/", finding_views.finding_page, name="finding"),
     path("admin/", admin.site.urls),
     path("registry/import-mlflow/", lifecycle_mlflow_views.mlflow_import, name="mlflow-import"),
     path("metrics", integrations_views.metrics_view, name="metrics"),

@@ -11,7 +11,9 @@ RISK_OFFICERS = "risk-officers"
 AUDITORS = "auditors"
 # The second line's independent validation (DESIGN.md, "Model risk management").
 VALIDATORS = "validators"
-ALL_ROLES = (DATA_SCIENTISTS, RISK_OFFICERS, AUDITORS, VALIDATORS)
+# Work the human-oversight queue (DESIGN.md, "Human oversight and contestation").
+CASE_OFFICERS = "case-officers"
+ALL_ROLES = (DATA_SCIENTISTS, RISK_OFFICERS, AUDITORS, VALIDATORS, CASE_OFFICERS)
 
 
 def roles_of(user: Any) -> frozenset[str]:
@@ -49,4 +51,5 @@ def roles_context(request: Any) -> dict[str, Any]:
         "is_risk_officer": RISK_OFFICERS in roles,
         "is_auditor": AUDITORS in roles,
         "is_validator": VALIDATORS in roles,
+        "is_case_officer": CASE_OFFICERS in roles,
     }

@@ -23,9 +23,9 @@ from core.errors import DomainError
 from core.models import AuditEvent
 from core.periods import parse_moment
 from core.roles import RISK_OFFICERS, has_role
+from governance import action_buttons, materiality, review, rules, services, snapshots, validation, workflow
 from governance import datasets as dataset_services
 from governance import findings as finding_services
-from governance import materiality, review, rules, services, snapshots, validation, workflow
 from governance import shadow as shadows
 from governance.models import CheckRun, Decision, Deployment, Finding, Policy, VersionReview
 from governance.policies import update_policy
@@ -155,6 +155,8 @@ ACTION_LABELS = {
 }
 
 
+TYPED_JUSTIFICATION = "review-justification"
+
 DONE_LABELS = {
     "approve": "Approved",
     "reject": "Rejected",
@@ -234,7 +236,13 @@ class VersionReviewAdmin(OfficerReadOnly):
             return super().change_view(request, object_id, form_url, extra_context)
         version = get_object_or_404(ModelVersion.objects.select_related("registered_model"), pk=object_id)
         actions = rules.available_actions(version, request.user)
+        typed = request.session.pop(TYPED_JUSTIFICATION, None)  # a refused decision keeps what was typed
+        typed = typed if isinstance(typed, dict) and typed.get("for") == version.pk else {}
         context = {
+            "typed": typed,
+            "blocked": [
+                (b.code, ACTION_LABELS[b.code], b.reason) for b in action_buttons.blocked_actions(version, request.user)
+            ],
             **self.admin_site.each_context(request),
             "title": f"Review {version}",
             "opts": self.model._meta,
@@ -308,6 +316,7 @@ class VersionReviewAdmin(OfficerReadOnly):
                 return HttpResponseRedirect(back)
         except DomainError as exc:
             messages.error(request, f"Refused: {exc.message}")
+            request.session[TYPED_JUSTIFICATION] = {"for": version.pk, "action": action, "text": justification}
             return HttpResponseRedirect(back)
         version.refresh_from_db()
         if action == "set_tier":

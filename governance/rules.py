@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core import audit
 from core.models import AuditEvent
-from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
+from core.roles import AUDITORS, CASE_OFFICERS, DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
 from governance import bindings
 from governance.models import Decision, DecisionKind, Deployment, FairnessRequirement, Finding, Severity
 from governance.policies import active_policy
@@ -366,7 +366,7 @@ def can_report_outcome(version: ModelVersion | None, actor: Any, *, received_it:
     return not_own_work(version, actor, "report its outcomes") if version is not None else YES
 
 
-DECISION_READERS = frozenset({AUDITORS, RISK_OFFICERS})
+DECISION_READERS = frozenset({AUDITORS, RISK_OFFICERS, CASE_OFFICERS})
 
 
 def can_read_decision(actor: Any, *, received_it: bool) -> Rule:
@@ -377,7 +377,8 @@ def can_read_decision(actor: Any, *, received_it: bool) -> Rule:
         return YES
     return Rule(
         False,
-        "Only auditors, risk officers and the API key that received it read a decision and its personal values.",
+        "Only auditors, risk officers, case officers and the API key that received it read a decision and its "
+        "personal values.",
         forbidden=True,
     )
 

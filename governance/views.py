@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from core.errors import DomainError
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, VALIDATORS, has_role, roles_of
 from core.selectors import audit_events_visible_to
-from governance import benchmark, review, rules, validation, workflow
+from governance import benchmark, finding_work, review, rules, validation, workflow
 from governance.models import VALIDATION_SECTIONS, CheckRun, Conclusion, Decision
 from governance.selectors import engine_for, versions_pending_review
 from lifecycle.errors import SubmissionInvalid
@@ -40,6 +40,7 @@ def home(request: HttpRequest) -> HttpResponse:
         )
     if has_role(user, RISK_OFFICERS):
         context["review_queue"] = versions_pending_review()
+    context["assigned"] = finding_work.assigned_to(user)
     context["recent_events"] = audit_events_visible_to(user).order_by("-seq")[:8]
     return render(request, "governance/home.html", context)
 

@@ -18,7 +18,7 @@ from django.db.models import Max
 from core import audit
 from core.canonical import canonical_json, sha256_json
 from core.evidence import evidence
-from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, roles_of
+from core.roles import CASE_OFFICERS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
 from governance import rules
 from lifecycle.dataset_store import read_dataset_bytes
 from lifecycle.datasets import parse_csv
@@ -269,11 +269,11 @@ def require_read(record: PredictionLog, *, actor: Any, api_key: ApiKey | None = 
 
 
 def may_act_on(record: PredictionLog, *, user: Any, api_key: ApiKey | None) -> bool:
-    """The API key that received the prediction, or a data scientist or risk officer (who of them
+    """The API key that received the prediction, or a data scientist, risk officer or case officer (who of them
     may review this version's decisions is governance.rules.can_review_decision)."""
     if api_key is not None and api_key.user_id is None:
         return record.api_key_id == api_key.pk
-    return bool(roles_of(user) & {DATA_SCIENTISTS, RISK_OFFICERS}) or (
+    return bool(roles_of(user) & {DATA_SCIENTISTS, RISK_OFFICERS, CASE_OFFICERS}) or (
         api_key is not None and record.api_key_id == api_key.pk
     )
 

@@ -585,7 +585,7 @@ def holds(model_name: str) -> bool:
 
 
 @transaction.atomic
-def erase_subject(*, model_name: str, subject: Any, actor: Any) -> int:
+def erase_subject(*, model_name: str, subject: Any, actor: Any, reason: str = "") -> int:
     """Destroy every data key of the subject in the model's log (all months): their values read
     "[erased]" from now on. Refused with 409 while a legal hold is in force. The audit event
     holds a salted hash of the subject, never the value. Risk officers only: the API and the
@@ -619,6 +619,7 @@ def erase_subject(*, model_name: str, subject: Any, actor: Any) -> int:
             "subject_salt": salt,
             "subject_sha256": hashlib.sha256(f"{salt}{subject}".encode()).hexdigest(),
             "keys_erased": erased,
+            "reason": reason[:500],  # the request or ticket the officer named (serving.erasure)
             "index_rows_removed": unindexed,
             "months": months,
             # destroyed key ids are evidence: a key put back is named by verification

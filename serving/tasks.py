@@ -58,3 +58,11 @@ def erase_expired_personal_data_task() -> int:
 
 jobs.register("batch_chunk", batch_chunk_task.delay)
 jobs.register("batch_finish", finish_batch_task.delay)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def route_decisions_task() -> int:
+    """The oversight rules' sweep (serving.oversight): new decisions into the queue."""
+    from serving import oversight
+
+    return oversight.route_new_decisions()

@@ -4,6 +4,7 @@ auditors see every job and its result. Thin: the rules are serving.batch's."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -14,7 +15,7 @@ from django.urls import reverse
 
 from core.roles import RISK_OFFICERS, has_role
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel
-from serving import batch, personal
+from serving import batch, erasure, personal
 from serving.errors import ServingError
 from serving.models import BatchJob, LegalHold
 
@@ -64,24 +65,36 @@ def batch_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 def erase_subject(request: HttpRequest) -> HttpResponse:
-    """Risk officers erase a data subject's personal data from one model's log."""
+    """Risk officers erase a data subject's personal data from one model's log, deliberately:
+    find (what would be destroyed, named), then confirm with a reason or ticket."""
     if not has_role(request.user, RISK_OFFICERS):
         raise Http404
+    models_ = list(RegisteredModel.objects.order_by("name").values_list("name", flat=True))
+    holds = {h.model_name: h for h in LegalHold.objects.filter(released_at__isnull=True)}
+    context: dict[str, Any] = {"models": models_, "holds": holds, "selected": request.GET.get("model", "")}
     if request.method == "POST":
         model_name = request.POST.get("model", "")
         subject = request.POST.get("subject", "").strip()
-        if not subject or not RegisteredModel.objects.filter(name=model_name).exists():
+        context["selected"] = model_name
+        if not subject or model_name not in models_:
             messages.error(request, "Choose a model and give the subject's value.")
             return redirect("subject-erasure")
+        found = erasure.preview_erasure(model_name=model_name, subject=subject)
+        if found.nothing_found:
+            # neutral, not a success: nothing was there, nothing was destroyed (the value is never echoed)
+            context["nothing"] = model_name
+            return render(request, "serving/erasure.html", context)
+        reason = request.POST.get("reason", "").strip()
+        if request.POST.get("step") != "erase" or not reason:
+            if request.POST.get("step") == "erase":
+                context["reason_missing"] = True
+            return render(request, "serving/erasure_confirm.html", {**context, "found": found, "subject": subject})
         try:
-            erased = personal.erase_subject(model_name=model_name, subject=subject, actor=request.user)
+            erased = personal.erase_subject(model_name=model_name, subject=subject, actor=request.user, reason=reason)
         except ServingError as exc:
             messages.error(request, exc.message)
             return redirect("subject-erasure")
         # the value itself is never echoed back (it is personal)
         messages.success(request, f"Erased: {erased} data key(s) of that subject in {model_name} were destroyed.")
         return redirect(f"{reverse('subject-erasure')}?{urlencode({'model': model_name})}")  # the same model again
-    models_ = list(RegisteredModel.objects.order_by("name").values_list("name", flat=True))
-    holds = {h.model_name: h for h in LegalHold.objects.filter(released_at__isnull=True)}
-    selected = request.GET.get("model", "")
-    return render(request, "serving/erasure.html", {"models": models_, "holds": holds, "selected": selected})
+    return render(request, "serving/erasure.html", context)

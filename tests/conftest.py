@@ -11,7 +11,7 @@ import skops.io as sio
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
+from core.roles import AUDITORS, CASE_OFFICERS, DATA_SCIENTISTS, RISK_OFFICERS
 from lifecycle import demo_data, services
 from lifecycle.models import CARD_FIELDS, ModelVersion, RegisteredModel
 from tests.factories import RegisteredModelFactory, UserFactory
@@ -149,6 +149,11 @@ def second_officer(db: None) -> Any:
 @pytest.fixture
 def auditor(db: None) -> Any:
     return UserFactory(username="audrey", roles=[AUDITORS])
+
+
+@pytest.fixture
+def case_officer(db: None) -> Any:
+    return UserFactory(username="cora", roles=[CASE_OFFICERS])
 
 
 @pytest.fixture

@@ -233,7 +233,9 @@ def test_after_the_demo_an_officer_sees_the_drift_alert_assigns_the_finding_and_
 
     # --- assign the finding to the other officer ---------------------------------------------
     finding = Finding.objects.get(version__registered_model__name="loan-prescreen", key="drift:credit_amount")
-    page.locator("#findings a.finding-link", has_text=str(finding.pk)).click()
+    page.locator("#findings a.finding-link", has_text=finding.title).click()  # the finding's own page
+    expect(page.locator("#finding-status")).to_have_text("open")
+    page.locator("#assign-link").click()  # assignment stays in the admin
     expect(page.locator("#finding-status")).to_have_text("open")
     page.select_option("#owner", label="omar")
     page.locator("#action-assign").click()
@@ -316,6 +318,9 @@ def test_after_the_demo_an_officer_sees_the_drift_alert_assigns_the_finding_and_
             page.goto(f"{base}/subjects/erasure/")
             page.select_option("#model", value="loan-prescreen")
             page.fill("#subject", "2026-118")
+            page.locator("#find-button").click()
+            expect(page.locator("#erase-summary")).to_contain_text("loan-prescreen")
+            page.fill("#erase-reason", "GDPR art. 17 request, ticket DPO-1")
             page.locator("#erase-button").click()
             expect(page.locator("#erasure-message")).to_contain_text("data key(s) of that subject in loan-prescreen")
             expect(page.locator("#erasure-message")).not_to_contain_text("2026-118")

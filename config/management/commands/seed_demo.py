@@ -17,9 +17,10 @@ from django.utils import timezone
 from compliance import checkpoints, demo_mrm
 from compliance.demo_decisions import seed_demo_decision
 from compliance.demo_killswitch import seed_demo_risk_management
+from compliance.demo_oversight import seed_demo_oversight
 from core.checkpoints import CheckpointError
 from core.role_changes import grant_role
-from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, VALIDATORS
+from core.roles import AUDITORS, CASE_OFFICERS, DATA_SCIENTISTS, RISK_OFFICERS, VALIDATORS
 from governance import bindings, workflow
 from governance import services as governance_services
 from integrations.demo import seed_webhook_demo
@@ -40,6 +41,7 @@ USERS = [
     ("omar", "Omar", "Oversight", [RISK_OFFICERS]),
     ("audrey", "Audrey", "Auditor", [AUDITORS]),
     ("valerie", "Valerie", "Validator", [VALIDATORS]),
+    ("cora", "Cora", "Caseworker", [CASE_OFFICERS]),
 ]
 
 CARD = {
@@ -302,6 +304,7 @@ class Command(BaseCommand):
         with contextlib.suppress(ServingError):  # refused and logged, as intended
             predict(PredictionRequest(caller, name, "v1", request_id="demo-bad", instances=[{"age": "old"}]))
         seed_demo_decision(version, reviewer=users["rita"])  # issue 14: application 2026-118
+        seed_demo_oversight(version, officer=users["rita"])  # a queued decision and a contested one for cora
         seal_predictions()
         seed_demo_monitoring(version, user=users["rita"])  # a drift alert and open findings
 
