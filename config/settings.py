@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # intcomma: row counts with separators
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
