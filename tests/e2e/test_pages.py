@@ -1,0 +1,92 @@
+"""The pages as one product, in a real browser: the batch page (no version chosen for you, the
+input's id columns kept in the result), the admin a new risk officer opens, and no serious or
+critical accessibility violation (axe-core) on each persona's main page.
+
+Screenshots at 1280 and 1920 wide go to tests/e2e/screenshots/ (pages-*.png)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from playwright.sync_api import Page, expect
+
+from governance import workflow
+from governance.policies import active_policy, update_policy
+from lifecycle import demo_data
+from lifecycle.models import ModelVersion
+from serving.models import BatchJob
+from tests.conftest import make_version
+from tests.e2e.test_data_scientist import log_in
+from tests.factories import RegisteredModelFactory
+from tests.serving.conftest import checked
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+WIDTHS = (1280, 1920)
+
+
+def shoot(page: Page, screenshots: Path, name: str) -> None:
+    """The page at each width the issue names, full length."""
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(screenshots / f"pages-{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def in_production(
+    owner: Any, officer: Any, name: str, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes
+) -> ModelVersion:
+    update_policy(
+        active_policy().pk,
+        actor=None,
+        justification="Set for this test.",
+        changes={"max_fairness_difference": 1.0, "min_fairness_ratio": 0.0},
+    )
+    model = RegisteredModelFactory(name=name, owner=owner, risk_tier="low")
+    version = checked(make_version(owner, model, skops_bytes, train_csv, eval_csv), owner)
+    workflow.approve_version(version.pk, actor=officer, justification="Reviewed.")
+    return workflow.deploy_version(version.pk, actor=officer, justification="Go live.")
+
+
+def test_the_batch_result_keeps_the_id_column_and_no_version_is_chosen_for_you(
+    page: Page, live_server: Any, data_scientist: Any, risk_officer: Any, skops_bytes: bytes,
+    train_csv: bytes, eval_csv: bytes, tmp_path: Path, screenshots: Path,
+) -> None:  # fmt: skip
+    base = live_server.url
+    in_production(data_scientist, risk_officer, "a-credit", skops_bytes, train_csv, eval_csv)
+    in_production(data_scientist, risk_officer, "b-credit", skops_bytes, train_csv, eval_csv)
+    evaluation = demo_data.split(demo_data.load_german_credit())[1]
+    frame = pd.concat([evaluation] * 5).reset_index(drop=True)  # 1,500 rows
+    frame.insert(0, "application_id", [f"2027-{i:05d}" for i in range(len(frame))])
+    applications = tmp_path / "applications.csv"
+    frame.to_csv(applications, index=False)
+
+    log_in(page, base, data_scientist)
+    page.goto(f"{base}/batches/")
+    # the first model alphabetically is not chosen for you: the placeholder is
+    expect(page.locator("#target")).to_have_value("")
+    expect(page.locator("#target option:checked")).to_have_text("Choose a version…")
+    shoot(page, screenshots, "batch-form")
+    page.set_input_files("#data", str(applications))
+    page.get_by_role("button", name="Start the job").click()  # refused by the browser: no version
+    expect(page).to_have_url(f"{base}/batches/")
+    assert not BatchJob.objects.exists()
+
+    page.select_option("#target", value="b-credit:1")
+    page.fill("#id_columns", "application_id")
+    page.get_by_role("button", name="Start the job").click()
+    page.wait_for_url(re.compile(r"/batches/[0-9a-f-]{36}/$"))
+    expect(page.locator("#job-status")).to_have_text("Completed")
+    expect(page.locator("#job-rows")).to_have_text("1,500")  # separators
+    expect(page.locator("#job-id-columns")).to_contain_text("application_id")
+    shoot(page, screenshots, "batch-job")
+    with page.expect_download() as download_info:
+        page.locator("#result-link").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text())))
+    assert [r["application_id"] for r in rows] == list(frame["application_id"])
+    assert BatchJob.objects.get().model_name == "b-credit"
