@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
+from core.roles import VALIDATORS
 from governance import workflow
 from governance.policies import active_policy, update_policy
 from lifecycle import demo_data
@@ -23,7 +24,7 @@ from lifecycle.models import ModelVersion
 from serving.models import BatchJob
 from tests.conftest import make_version
 from tests.e2e.test_data_scientist import log_in
-from tests.factories import RegisteredModelFactory
+from tests.factories import RegisteredModelFactory, UserFactory
 from tests.serving.conftest import checked
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -90,3 +91,101 @@ def test_the_batch_result_keeps_the_id_column_and_no_version_is_chosen_for_you(
     rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text())))
     assert [r["application_id"] for r in rows] == list(frame["application_id"])
     assert BatchJob.objects.get().model_name == "b-credit"
+
+
+def test_a_new_risk_officer_opens_the_review_queue_once_the_role_is_granted(
+    page: Page, live_server: Any, data_scientist: Any, risk_officer: Any, skops_bytes: bytes,
+    train_csv: bytes, eval_csv: bytes, screenshots: Path,
+) -> None:  # fmt: skip
+    base = live_server.url
+    model = RegisteredModelFactory(
+        name="churn-score", owner=data_scientist, risk_tier="low", effective_risk_tier="high"
+    )
+    version = checked(make_version(data_scientist, model, skops_bytes, train_csv, eval_csv), data_scientist)
+    assert version.status == "in_review"
+    root = UserFactory(username="root", roles=[], is_superuser=True, is_staff=True)
+    nora = UserFactory(username="nora", roles=[])  # not staff: the role alone must open the queue
+    assert not nora.is_staff
+
+    log_in(page, base, root)
+    page.goto(f"{base}/admin/auth/user/")
+    expect(page.locator("#site-name")).to_contain_text("Model governance")
+    expect(page.locator("#result_list tr", has_text="rita")).to_contain_text("risk-officers")  # the Roles column
+    shoot(page, screenshots, "admin-users")
+    page.goto(f"{base}/admin/auth/user/{nora.pk}/change/")
+    page.check("input[name=roles][value=risk-officers]")
+    page.fill("#id_role_justification", "Joins the model risk team.")
+    page.locator("input[name=_save]").click()
+    expect(page.locator("#result_list tr", has_text="nora")).to_contain_text("risk-officers")
+    page.context.clear_cookies()
+
+    log_in(page, base, nora)
+    page.get_by_role("link", name="Review (admin)").click()
+    page.get_by_role("link", name="Review queue").click()
+    expect(page.locator("#queue-count")).to_contain_text("1 in review queue")
+    row = page.locator("#result_list tbody tr")
+    expect(row).to_contain_text("churn-score v1")
+    expect(row.locator(".badge.tier-high")).to_have_text("High")  # the effective tier, the proposed beside it
+    expect(row).to_contain_text("(proposed low)")
+    page.get_by_role("link", name="High").click()  # the filter is on the effective tier, as the column
+    expect(page.locator("#queue-count")).to_contain_text("1 in review queue")
+    page.goto(f"{base}/admin/governance/versionreview/?status__exact=in_review&tier=low")
+    expect(page.locator("#queue-count")).to_contain_text("0 in review queue")
+    page.goto(f"{base}/admin/governance/versionreview/?status__exact=in_review")
+    shoot(page, screenshots, "review-queue")
+    page.goto(f"{base}/registry/models/")
+    expect(page.locator("tr", has_text="churn-score").locator(".badge")).to_have_text("High")
+    expect(page.locator("nav a[aria-current=page]")).to_have_text("Models")
+    shoot(page, screenshots, "model-list")
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical violations on the page (WCAG 2 A and AA rules)."""
+    # (evaluated through the DevTools protocol: the page's Content-Security-Policy refuses inline scripts)
+    page.evaluate(AXE.read_text() + ";0")
+    found = page.evaluate(
+        """async () => (await axe.run(document, {runOnly: {type: "tag",
+             values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}})).violations"""
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_each_personas_main_page_has_no_serious_accessibility_violation(
+    page: Page, live_server: Any, data_scientist: Any, risk_officer: Any, auditor: Any, skops_bytes: bytes,
+    train_csv: bytes, eval_csv: bytes, screenshots: Path,
+) -> None:  # fmt: skip
+    base = live_server.url
+    in_production(data_scientist, risk_officer, "credit-line", skops_bytes, train_csv, eval_csv)
+    model = RegisteredModelFactory(name="churn-score", owner=data_scientist, risk_tier="medium")
+    checked(make_version(data_scientist, model, skops_bytes, train_csv, eval_csv), data_scientist)
+    validator = UserFactory(username="valerie", roles=[VALIDATORS])
+    pages = {
+        data_scientist: ["/", "/registry/models/", "/batches/"],
+        risk_officer: ["/", "/admin/", "/admin/governance/versionreview/?status__exact=in_review"],
+        auditor: ["/audit/"],
+        validator: ["/"],
+    }
+    problems = {}
+    for person, paths in pages.items():
+        page.context.clear_cookies()
+        log_in(page, base, person)
+        for path in paths:
+            page.goto(f"{base}{path}")
+            found = serious_violations(page)
+            if found:
+                problems[f"{person.username} {path}"] = found
+    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+    # the skip link is the first thing a keyboard reaches, and it leads to the content
+    page.goto(f"{base}/")
+    page.keyboard.press("Tab")
+    expect(page.locator(".skip-link")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    shoot(page, screenshots, "home-auditor")

@@ -409,7 +409,11 @@ def test_the_page_chooses_no_version_and_keeps_the_choices_after_a_refusal(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
             "/batches/",
-            {"target": target, "id_columns": "application_id", "data": upload("l.csv", as_csv(with_ids(portfolio(german, 1200))))},
+            {
+                "target": target,
+                "id_columns": "application_id",
+                "data": upload("l.csv", as_csv(with_ids(portfolio(german, 1200)))),
+            },
         )
     job = BatchJob.objects.get()
     detail = client.get(f"/batches/{job.public_id}/").content.decode()
