@@ -127,7 +127,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# examples/: the small model and CSVs the version form links to (examples/make_examples.py)
+STATICFILES_DIRS = [BASE_DIR / "static", ("examples", BASE_DIR / "examples")]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = "media/"  # never served by URL: artifacts are read only through lifecycle.artifacts

@@ -188,4 +188,54 @@ def test_each_personas_main_page_has_no_serious_accessibility_violation(
     expect(page.locator(".skip-link")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
-    shoot(page, screenshots, "home-auditor")
+    shoot(page, screenshots, "home-validator")
+
+
+def test_a_first_timer_saves_a_version_from_the_forms_own_example_files(
+    page: Page, live_server: Any, data_scientist: Any, tmp_path: Path, screenshots: Path
+) -> None:
+    base = live_server.url
+    RegisteredModelFactory(name="first-try", owner=data_scientist, risk_tier="low")
+    log_in(page, base, data_scientist)
+    form_url = f"{base}/registry/models/first-try/versions/new/"
+    page.goto(form_url)
+    # required sections are marked (the service's own list), each dataset is one visible control
+    for name in ("artifact", "label_column", "intended_use", "caveats_and_recommendations"):
+        expect(page.locator(f"label[for=id_{name}] .req")).to_have_count(1)
+        expect(page.locator(f"#id_{name}")).to_have_attribute("aria-required", "true")
+    expect(page.locator("label[for=id_model_details] .req")).to_have_count(0)
+    expect(page.locator("#training-choice legend .req")).to_have_count(1)
+    expect(page.locator("#training-choice input[name=training_source]")).to_have_count(0)  # nothing to pick yet
+    shoot(page, screenshots, "version-form")
+    files = {}
+    for link, field in (
+        ("example model", "artifact"),
+        ("training CSV", "training_data"),
+        ("evaluation CSV", "evaluation_data"),
+    ):
+        with page.expect_download() as download_info:
+            page.locator("#form-intro").get_by_role("link", name=link).click()
+        files[field] = tmp_path / download_info.value.suggested_filename
+        download_info.value.save_as(files[field])
+        page.set_input_files(f"#id_{field}", str(files[field]))
+    page.fill("#id_label_column", "risk")
+    page.locator("#sensitive-picker input[value=sex]").check()
+    page.locator("#sensitive-picker input[value=age_group]").check()
+    for name in ("intended_use", "out_of_scope_uses", "factors", "metrics", "ethical_considerations",
+                 "caveats_and_recommendations"):  # fmt: skip
+        page.fill(f"#id_{name}", f"The {name.replace('_', ' ')} of the example credit model, written out.")
+    page.get_by_role("button", name="Save draft").click()
+    page.wait_for_url(re.compile(r"/registry/models/first-try/versions/1/$"))
+    version = ModelVersion.objects.get(registered_model__name="first-try")
+    assert version.label_column == "risk" and version.sensitive_features == ["sex", "age_group"]
+    assert version.evaluation_dataset.row_count == 300
+
+    # with datasets in the registry: a choice per dataset, and only the chosen control shown
+    page.goto(form_url)
+    upload, pick = page.locator("#id_training_data"), page.locator("#id_training_dataset")
+    expect(upload).to_be_visible()
+    expect(pick).to_be_hidden()
+    page.locator("#training-choice").get_by_label("A dataset in the registry").check()
+    expect(pick).to_be_visible()
+    expect(upload).to_be_hidden()
+    shoot(page, screenshots, "version-form-registry")
