@@ -35,4 +35,3 @@ class GovernanceAdminSite(AdminSite):
 
     def has_permission(self, request: Any) -> bool:
         return may_enter_admin(request.user)
-
