@@ -15,7 +15,7 @@ def metric_label(name: str) -> str:
     return label_of(str(name))
 
 
-@register.filter
+@register.filter(is_safe=True)  # (joined messages arrive escaped: not escaped twice)
 def metric_label_text(text: str) -> str:
     """A message with its metric identifiers named (core.metric_names.with_labels)."""
     return with_labels(str(text))

@@ -133,6 +133,11 @@ def test_a_new_risk_officer_opens_the_review_queue_once_the_role_is_granted(
     expect(page.locator("#queue-count")).to_contain_text("0 in review queue")
     page.goto(f"{base}/admin/governance/versionreview/?status__exact=in_review")
     shoot(page, screenshots, "review-queue")
+    page.get_by_role("link", name="churn-score v1").click()
+    summary = page.locator("#checks-summary tbody tr")
+    expect(summary.first).to_have_class("summary-failed")  # failures first, in words
+    expect(summary.first).to_contain_text("Fairness")
+    shoot(page, screenshots, "review-page")
     page.goto(f"{base}/registry/models/")
     expect(page.locator("tr", has_text="churn-score").locator(".badge")).to_have_text("High")
     expect(page.locator("nav a[aria-current=page]")).to_have_text("Models")
