@@ -95,7 +95,7 @@ def test_risk_officer_reviews_approves_with_override_and_deploys(
     page.wait_for_url(re.compile(r"/admin/governance/versionreview/\?status__exact=in_review$"))
     row = page.locator("#result_list tbody tr", has_text=str(version))
     expect(row).to_have_count(1)
-    expect(row).to_contain_text("medium")
+    expect(row).to_contain_text("Medium")
     expect(row).to_contain_text("In review")
     expect(row).to_contain_text("fairness: failed")
     expect(row).to_contain_text(data_scientist.username)
