@@ -26,12 +26,13 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "core.admin_app.GovernanceAdminConfig",  # django.contrib.admin with the product's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # intcomma: row counts with separators
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -127,7 +128,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# examples/: the small model and CSVs the version form links to (examples/make_examples.py)
+STATICFILES_DIRS = [BASE_DIR / "static", ("examples", BASE_DIR / "examples")]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = "media/"  # never served by URL: artifacts are read only through lifecycle.artifacts
@@ -259,6 +261,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The login page lists the demo's logins (make demo sets it; never in production).
+DEMO_LOGINS = env.bool("DEMO_LOGINS", default=False)
 # A message a worker took but never acknowledged (the worker died) is delivered again after this
 # long, instead of kombu's 3,600 s default; longer than any task may run (CELERY_TASK_TIME_LIMIT).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -267,6 +271,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # only on every 10th look by default: up to ~100 s more. Every look scans (one ZRANGE).
     "unacked_restore_throttle": 1,
 }
+# `make demo`: a real worker without a broker server, on kombu's filesystem transport (each
+# message a file under var/broker; the README's "Run it" says why).
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker = Path(env.str("CELERY_FILESYSTEM_BROKER_DIR", default=str(BASE_DIR / "var" / "broker")))
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker / "queue"),
+        "data_folder_out": str(_broker / "queue"),
+        "control_folder": str(_broker / "control"),
+        "processed_folder": str(_broker / "processed"),
+        "store_processed": False,
+    }
+    for _folder in ("queue", "control", "processed"):
+        (_broker / _folder).mkdir(parents=True, exist_ok=True)
 # Checks nobody works on (task lost with the broker, worker killed) are sent again by beat.
 CHECK_RESEND_AFTER_SECONDS = env.int("CHECK_RESEND_AFTER_SECONDS", default=300)
 CHECK_SWEEP_SECONDS = env.int("CHECK_SWEEP_SECONDS", default=120)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -134,9 +137,25 @@ open_inference_v2 = [
     path("models/<slug:name>/versions/<int:version>/infer", v2.ModelInferApi.as_view(), name="v2-version-infer"),
 ]
 
+
+class DemoAwareLoginView(auth_views.LoginView):
+    """The login page; under `make demo` (DEMO_LOGINS) it lists every demo login and its role."""
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        if settings.DEMO_LOGINS:
+            from compliance.management.commands.seed_demo import PASSWORD, USERS
+
+            named = {u: [r.removesuffix("s").replace("-", " ") for r in roles] for u, _, _, roles in USERS}
+            logins = [(u, " and ".join(roles)) for u, roles in named.items()]
+            context["demo_logins"] = [*logins, ("admin", "superuser (Django admin)")]
+            context["demo_password"] = PASSWORD
+        return context
+
+
 urlpatterns = [
     path("", governance_views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", DemoAwareLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # One namespace for the registry pages, whichever layer serves them.
     path("registry/", include((lifecycle_urls.urlpatterns + governance_urls.urlpatterns, "lifecycle"))),

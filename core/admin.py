@@ -43,10 +43,20 @@ class RoleChangeForm(UserChangeForm):
 
 class AuditedUserAdmin(UserAdmin):
     form = RoleChangeForm
+    list_display = ["username", "email", "first_name", "last_name", "roles", "is_active", "is_staff"]
+    list_filter = ["groups", "is_active", "is_staff", "is_superuser"]
     fieldsets = tuple(
         (name, {**opts, "fields": tuple(f for f in opts["fields"] if f not in ("groups", "user_permissions"))})
         for name, opts in UserAdmin.fieldsets or ()
     ) + (("Roles", {"fields": ("roles", "role_justification")}),)  # type: ignore[assignment]
+
+    def get_queryset(self, request: Any) -> Any:
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description="roles")
+    def roles(self, obj: Any) -> str:
+        names = sorted(g.name for g in obj.groups.all() if g.name in ALL_ROLES)
+        return ", ".join(names) or "—"
 
     def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)

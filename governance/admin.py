@@ -11,9 +11,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -173,12 +174,31 @@ DONE_LABELS = {
 }
 
 
+class EffectiveTierFilter(admin.SimpleListFilter):
+    """The tier in force (the column's): the one a risk officer set, else the proposed one."""
+
+    title = "risk tier (effective)"
+    parameter_name = "tier"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(t.value, t.label) for t in RiskTier]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if not self.value():
+            return queryset
+        return queryset.filter(
+            Q(registered_model__effective_risk_tier=self.value())
+            | Q(registered_model__effective_risk_tier="", registered_model__risk_tier=self.value())
+        )
+
+
 @admin.register(VersionReview)
 class VersionReviewAdmin(OfficerReadOnly):
     """The review queue (in_review, oldest first) and every version's review page."""
 
     list_display = ["version_link", "tier", "status_badge", "check_badges", "submitted"]
-    list_filter = ["status", "registered_model__risk_tier"]
+    list_filter = ["status", EffectiveTierFilter]
+    list_display_links = None  # version_link is the link (the admin's own would nest an empty one around it)
     ordering = ["submitted_at", "pk"]
     list_select_related = ["registered_model", "submitted_by"]
 
@@ -202,8 +222,7 @@ class VersionReviewAdmin(OfficerReadOnly):
 
     @admin.display(description="risk tier (effective)", ordering="registered_model__effective_risk_tier")
     def tier(self, obj: ModelVersion) -> str:
-        tier = obj.registered_model.effective_tier
-        return format_html('<span class="badge tier-{}">{}</span>', tier, tier)
+        return render_to_string("lifecycle/_tier.html", {"m": obj.registered_model})
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: ModelVersion) -> str:

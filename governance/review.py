@@ -8,14 +8,30 @@ from typing import Any
 
 from django.utils.safestring import mark_safe
 
+from core.metric_names import with_labels
 from governance import bindings, charts
 from governance.models import CheckRun, Decision
 from lifecycle.models import ModelVersion, Status
 
+# Failures first: what a reviewer must read before anything else.
+STATUS_ORDER = {"error": 0, "failed": 1, "inconclusive": 2, "running": 3, "queued": 4, "passed": 5}
+
+
+def finding_of(check: CheckRun) -> str:
+    """The check's result in one line, in words (metric names, not identifiers)."""
+    metrics = check.metrics or {}
+    violations = [f"{f['feature']}: {v}" for f in metrics.get("features", []) for v in f.get("violations") or []]
+    parts = [check.error, *metrics.get("failures", []), *violations, check.warning]
+    text = "; ".join(p for p in parts if p)
+    if not text:
+        text = "within policy" if check.status == "passed" else check.get_status_display().lower()
+    return with_labels(text)
+
 
 def checks_for_display(version: ModelVersion) -> list[dict[str, Any]]:
     shown = []
-    for check in CheckRun.objects.filter(version=version, round=version.review_round).order_by("kind"):
+    runs = CheckRun.objects.filter(version=version, round=version.review_round)
+    for check in sorted(runs, key=lambda c: (STATUS_ORDER.get(c.status, 9), c.kind)):
         features = check.metrics.get("features", []) if check.kind == "fairness" else []
         shown.append(
             {
@@ -30,6 +46,7 @@ def checks_for_display(version: ModelVersion) -> list[dict[str, Any]]:
                 ],
                 "agreement_pct": (round(check.metrics["agreement"] * 100, 1) if "agreement" in check.metrics else None),
                 "validation": check.metrics.get("metrics", {}) if check.kind == "validation" else {},
+                "finding": finding_of(check),
             }
         )
     return shown

@@ -8,6 +8,7 @@ from django import forms
 
 from lifecycle.models import CARD_SECTIONS, Dataset, RiskTier
 from lifecycle.selectors import readable_datasets
+from lifecycle.services import REQUIRED_CARD_FIELDS
 
 
 class RegisterModelForm(forms.Form):
@@ -33,9 +34,9 @@ class DatasetSelect(forms.ModelChoiceField):
 class VersionForm(CardFieldsMixin):
     artifact = forms.FileField(help_text='A skops file: skops.io.dump(model, "model.skops").', required=False)
     training_data = forms.FileField(required=False, help_text="A CSV file with a header row.")
-    training_dataset = DatasetSelect(queryset=readable_datasets(), required=False, empty_label="— upload a file —")
+    training_dataset = DatasetSelect(queryset=readable_datasets(), required=False, empty_label="— choose a dataset —")
     evaluation_data = forms.FileField(required=False, help_text="A CSV file with a header row.")
-    evaluation_dataset = DatasetSelect(queryset=readable_datasets(), required=False, empty_label="— upload a file —")
+    evaluation_dataset = DatasetSelect(queryset=readable_datasets(), required=False, empty_label="— choose a dataset —")
     label_column = forms.CharField(max_length=200, required=False)
     sensitive_features = forms.CharField(
         required=False,
@@ -71,6 +72,7 @@ class VersionForm(CardFieldsMixin):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.add_card_fields()
+        mark_required(self, ["artifact", "label_column", *REQUIRED_CARD_FIELDS])
 
     def sensitive_list(self) -> list[str]:
         """Checkboxes and the text box share the name; each value may hold a comma list."""
@@ -89,6 +91,15 @@ class VersionForm(CardFieldsMixin):
         return list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
 
 
+def mark_required(form: forms.Form, names: list[str]) -> None:
+    """Mark what lifecycle.services requires (it checks; the form only shows it): an asterisk
+    beside the label (templates/lifecycle/_field.html) and aria-required for screen readers."""
+    for name in names:
+        field = form.fields[name]
+        field.widget.attrs["aria-required"] = "true"
+        field.marked_required = True  # type: ignore[attr-defined]
+
+
 class EditDraftForm(CardFieldsMixin):
     sensitive_features = forms.CharField(required=False, help_text="Comma separated column names.")
     code_repository = forms.CharField(max_length=500, required=False)
@@ -97,6 +108,7 @@ class EditDraftForm(CardFieldsMixin):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.add_card_fields()
+        mark_required(self, list(REQUIRED_CARD_FIELDS))
 
     def sensitive_list(self) -> list[str]:
         """Checkboxes and the text box share the name; each value may hold a comma list."""

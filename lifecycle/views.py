@@ -107,6 +107,7 @@ def version_create(request: HttpRequest, name: str) -> HttpResponse:
         "form": form,
         "model": model,
         "dataset_columns": columns,
+        "has_datasets": form.fields["training_dataset"].queryset.exists(),  # type: ignore[attr-defined]
         "card_fields": [form[name] for name in CARD_FIELDS],
     }
     return render(request, "lifecycle/version_form.html", context, status=status)

@@ -45,6 +45,8 @@ from serving.batch_csv import (
     Chunk,
     csv_field,
     csv_fields,
+    id_column_names,
+    id_columns_problem,
     json_rows,
     number_texts,
     plan,
@@ -101,6 +103,7 @@ def accept_batch(
     upload: Any = None,
     dataset_id: Any = None,
     business_key_column: str = "",
+    id_columns: list[str] | str | None = None,
 ) -> BatchJob:
     """Resolve the servable version, store the CSV (or a decrypted copy of a stored dataset), plan its chunks
     and queue them. Anything wrong with the file is a named ServingError and leaves nothing. The
@@ -111,23 +114,24 @@ def accept_batch(
         )
     version = selectors.get_servable_version(model_name, version_number)
     key_column = (business_key_column or "").strip()
+    ids = id_column_names(id_columns)
     public_id, kek_id, wrapped = uuid.uuid4(), "", None
     if personal.declares_personal(version):  # personal data: never in clear under MEDIA_ROOT
         local, name, dataset = _input_file(upload, dataset_id, local=True)
         with local:
-            found = _planned(local, version, dataset, key_column)
+            found = _planned(local, version, dataset, key_column, ids)
             stored, kek_id, wrapped = batch_inputs.store_encrypted(local, job_id=public_id, sha256=found.sha256)
     else:
         stored, name, dataset = _input_file(upload, dataset_id)
         try:
             with default_storage.open(stored, "rb") as handle:
-                found = _planned(handle, version, dataset, key_column)
+                found = _planned(handle, version, dataset, key_column, ids)
         except BaseException:  # whatever failed, no input file is left without a job
             default_storage.delete(stored)  # the job's own copy (an upload, or a stored dataset decrypted)
             raise
     try:
         return _create_job(
-            submitter, model_name, version, stored, name, dataset, found, public_id, kek_id, wrapped, key_column
+            submitter, model_name, version, stored, name, dataset, found, public_id, kek_id, wrapped, key_column, ids
         )
     except BaseException:  # the job's rows rolled back: its input file goes too (not a committed job's)
         if not BatchJob.objects.filter(input_file=stored).exists():
@@ -137,7 +141,7 @@ def accept_batch(
 
 def _create_job(
     submitter: Any, model_name: str, version: ModelVersion, stored: str, name: str, dataset: Dataset | None,
-    found: Any, public_id: uuid.UUID, kek_id: str, wrapped: Any, key_column: str,
+    found: Any, public_id: uuid.UUID, kek_id: str, wrapped: Any, key_column: str, ids: list[str],
 ) -> BatchJob:  # fmt: skip
     with transaction.atomic():
         job = BatchJob.objects.create(
@@ -145,6 +149,7 @@ def _create_job(
             input_key_id=kek_id,
             input_key_wrapped=wrapped,
             business_key_column=key_column,
+            id_columns=ids,
             model_name=model_name,
             version=version,
             input_file=stored,
@@ -182,7 +187,7 @@ def _create_job(
     return job
 
 
-def _planned(handle: Any, version: ModelVersion, dataset: Dataset | None, key_column: str) -> Any:
+def _planned(handle: Any, version: ModelVersion, dataset: Dataset | None, key_column: str, ids: list[str]) -> Any:
     """The file's plan, or a named 400: unreadable, not the dataset's bytes any more, missing an
     input column or the named business-key column."""
     try:
@@ -194,6 +199,9 @@ def _planned(handle: Any, version: ModelVersion, dataset: Dataset | None, key_co
             raise BatchInputError(problem)
         if key_column and key_column not in found.header:
             raise BatchInputError(f"The file has no business-key column {key_column[:100]!r}.")
+        problem = id_columns_problem(found.header, ids, result_header(version), version.personal_features)
+        if problem:
+            raise BatchInputError(problem)
     except BatchInputError as exc:
         raise ServingError(str(exc), status=400, code="invalid_batch") from None
     return found
@@ -288,7 +296,7 @@ def run_chunk(job_id: int, index: int) -> BatchChunk | None:
         result = None
     good_keys = [keys[int(p)] for p in chunk.good] if keys is not None else None
     records, indexed = _records(job, index, chunk, result, started, good_keys)
-    lines = _result_lines(job, version, first_row, n, chunk, result, records)
+    lines = _result_lines(job, version, first_row, n, chunk, result, records, _id_values(job, index, n))
     try:
         with transaction.atomic():
             log.write_many(records)
@@ -456,14 +464,25 @@ def _record(
     return log.sealed_form(record)
 
 
-def result_header(version: ModelVersion) -> list[str]:
+def result_header(version: ModelVersion, id_columns: list[str] | None = None) -> list[str]:
     probabilities = [f"probability_{c}" for c in version.classes] if version.task == "classification" else []
-    return ["row", "prediction", *probabilities, "prediction_id", "error"]
+    return ["row", *(id_columns or []), "prediction", *probabilities, "prediction_id", "error"]
+
+
+def _id_values(job: BatchJob, index: int, n: int) -> list[list[str]]:
+    """The chunk's id-column values as sent (blank when its rows cannot be read one by one)."""
+    if not job.id_columns:
+        return []
+    try:
+        values = batch_inputs.column_values(_chunk_bytes(job, index), job.header, job.id_columns, n)
+    except (DomainError, OSError):
+        values = None
+    return values if values is not None else [[""] * n for _ in job.id_columns]
 
 
 def _result_lines(
     job: BatchJob, version: ModelVersion, first_row: int, n: int, chunk: Chunk, result: Any,
-    records: list[PredictionLog],
+    records: list[PredictionLog], kept: list[list[str]],
 ) -> str:  # fmt: skip
     """The chunk's result lines, in input order: a scored row has its prediction, probabilities
     and prediction id; a bad row its error. Built column by column (floats as orjson writes
@@ -490,7 +509,8 @@ def _result_lines(
     for i, problem in chunk.errors.items():
         fields[width - 1][i] = csv_field(problem)
     rows = map(str, range(first_row + 1, first_row + n + 1))
-    line = ",".join(["%s"] * (width + 1)) + "\n"
+    fields = [csv_fields(column) for column in kept] + fields  # the id columns, after "row"
+    line = ",".join(["%s"] * (len(fields) + 1)) + "\n"
     return "".join(map(line.__mod__, zip(rows, *fields, strict=True)))
 
 
@@ -526,7 +546,7 @@ def _write_refused_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk:
     first_row = index * job.chunk_rows
     n = min(job.chunk_rows, job.rows_total - first_row)
     message = f"not scored: {reason}"
-    lines = _result_lines(job, job.version, first_row, n, _nothing(n, message), None, [])
+    lines = _result_lines(job, job.version, first_row, n, _nothing(n, message), None, [], _id_values(job, index, n))
     why = f"version_not_servable: rows {first_row + 1}-{first_row + n}: {reason}"
     record = _record(job, index, Outcome.REFUSED, [], {}, "", why, time.perf_counter())
     done = BatchChunk.objects.create(
@@ -548,7 +568,7 @@ def finish_batch(job_id: int) -> BatchJob:
     digest = hashlib.sha256()
     with tempfile.TemporaryFile() as spool:
         head = io.StringIO()
-        csv.writer(head, lineterminator="\n").writerow(result_header(job.version))
+        csv.writer(head, lineterminator="\n").writerow(result_header(job.version, job.id_columns))
         for text in [head.getvalue()]:
             digest.update(text.encode())
             spool.write(text.encode())

@@ -66,6 +66,7 @@ def job_data(job: BatchJob) -> dict[str, Any]:
         "input_sha256": job.input_sha256,
         "input_kept": bool(job.input_file),
         "business_key_column": job.business_key_column,
+        "id_columns": job.id_columns,
         "result_sha256": job.result_sha256,
         "result_url": f"/api/v1/batches/{job.public_id}/result.csv" if job.result_sha256 else None,
         "created_at": job.created_at.isoformat(),
@@ -87,11 +88,18 @@ class BatchCreateApi(APIView):
                     "data": serializers.FileField(),
                     "version": serializers.IntegerField(required=False),
                     "business_key_column": serializers.CharField(required=False),
+                    "id_columns": serializers.CharField(
+                        required=False, help_text="Input columns copied into the result, comma-separated"
+                    ),
                 },
             ),
             "application/json": inline_serializer(
                 "BatchDataset",
-                {"dataset": serializers.IntegerField(), "version": serializers.IntegerField(required=False)},
+                {
+                    "dataset": serializers.IntegerField(),
+                    "version": serializers.IntegerField(required=False),
+                    "id_columns": serializers.ListField(child=serializers.CharField(), required=False),
+                },
             ),
         },
         responses={202: JobSerializer},
@@ -121,11 +129,21 @@ class BatchCreateApi(APIView):
                 upload=request.FILES.get("data"),
                 dataset_id=dataset,
                 business_key_column=str(data.get("business_key_column") or ""),
+                id_columns=_id_columns(data),
             )
         except ServingError as exc:
             return serving_error(exc)
         job.refresh_from_db()
         return Response(job_data(job), status=202, headers={"Location": f"/api/v1/batches/{job.public_id}"})
+
+
+def _id_columns(data: Any) -> list[str] | str | None:
+    """A JSON list, or a form's comma-separated text (or repeated fields)."""
+    if hasattr(data, "getlist"):
+        given = data.getlist("id_columns")
+        return ",".join(str(g) for g in given) if given else None
+    value = data.get("id_columns")
+    return value if isinstance(value, (list, str)) else None
 
 
 def _job(request: Request, job_id: str) -> BatchJob | Response:

@@ -206,6 +206,33 @@ _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 
 
+MAX_ID_COLUMNS = 10
+
+
+def id_column_names(value: list[str] | str | None) -> list[str]:
+    """The id columns as a list: given as a list, or as one comma-separated text (a form field)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return list(dict.fromkeys(i.strip() for i in items if i.strip()))
+
+
+def id_columns_problem(header: list[str], ids: list[str], result: list[str], personal: list[str]) -> str:
+    """Why these columns cannot be copied into the result ("" if they can): each must be one of
+    the file's columns, not a result column's name, and not a declared personal field (the
+    result is stored in clear)."""
+    if len(ids) > MAX_ID_COLUMNS:
+        return f"At most {MAX_ID_COLUMNS} id columns are copied into the result ({len(ids)} named)."
+    for name in ids:
+        if name not in header:
+            return f"The file has no column {name[:100]!r} (named as an id column)."
+        if name in result:
+            return f"The id column {name[:100]!r} has the name of a result column; rename it in the file."
+        if name in personal:
+            return f"{name[:100]!r} is declared personal data: it is not copied into a result stored in clear."
+    return ""
+
+
 def csv_field(value: Any) -> str:
     """A value as one CSV field (RFC 4180 quoting when it needs it)."""
     text = value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)

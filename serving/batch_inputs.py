@@ -98,6 +98,16 @@ def column_keys(data: bytes, header: list[str], column: str, expected_rows: int)
     return [(r[index].strip() if index < len(r) else "")[:200] for r in rows]
 
 
+def column_values(data: bytes, header: list[str], columns: list[str], expected_rows: int) -> list[list[str]] | None:
+    """Each named column's values as sent, one list per column (None if the rows cannot be read
+    as `expected_rows` records): the id columns a result line repeats."""
+    indices = [header.index(c) for c in columns]
+    rows = [r for r in csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline="")) if r]
+    if len(rows) != expected_rows:
+        return None
+    return [[r[i] if i < len(r) else "" for r in rows] for i in indices]
+
+
 @transaction.atomic
 def expire_results(*, retention_days: int, now: datetime | None = None) -> int:
     """Retention for batch results of personal versions: a result finished more than the policy's

@@ -85,6 +85,9 @@ class BatchJob(models.Model):
     # The input column holding each row's business key (found and erased by subject like a
     # real-time answer's keys); "" when the batch names none.
     business_key_column = models.CharField(max_length=200, blank=True)
+    # Input columns copied as they are into each result line (after "row"), so the result joins
+    # back to the caller's records by their own ids.
+    id_columns = models.JSONField(default=list, blank=True)
     dataset = models.ForeignKey("lifecycle.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     header = models.JSONField()
     # byte offset of each chunk's first row in the input file (the last chunk ends at its end)

@@ -20,37 +20,48 @@ from serving.errors import ServingError
 from serving.models import BatchJob, LegalHold
 
 
-def _servable_choices() -> list[tuple[str, int, str]]:
+def _servable_choices() -> list[tuple[str, str]]:
+    """(value, label) of each servable version, by model name and version number."""
     versions = ModelVersion.objects.filter(status__in=SERVABLE_STATUSES).select_related("registered_model")
-    return sorted(
-        (v.registered_model.name, v.version, v.status) for v in versions.order_by("registered_model__name", "version")
-    )
+    found = sorted((v.registered_model.name, v.version, v.status) for v in versions)
+    return [(f"{name}:{number}", f"{name} v{number} ({status})") for name, number, status in found]
 
 
 @login_required
 def batch_list(request: HttpRequest) -> HttpResponse:
     may_run = batch.may_run_batch(request.user, None)
+    form = {"chosen": "", "id_columns": ""}
     if request.method == "POST":
         if not may_run:
             raise Http404
         choice = request.POST.get("target", "")
+        form = {"chosen": choice, "id_columns": request.POST.get("id_columns", "")[:1000]}
         name, _, number = choice.partition(":")
         try:
+            if not name:  # never a default: a wrong version would score every row unnoticed
+                raise ServingError("Choose the model version to score with.", status=400, code="invalid_batch")
             job = batch.accept_batch(
                 model_name=name,
                 version_number=int(number) if number.isascii() and number.isdigit() else None,
                 submitter=batch.Submitter(caller=request.user.get_username(), user=request.user, api_key=None),
                 upload=request.FILES.get("data"),
+                id_columns=form["id_columns"],
             )
         except ServingError as exc:
-            messages.error(request, exc.message)
-            return redirect("batches")
-        return redirect("batch", job_id=job.public_id)
+            messages.error(request, exc.message)  # the page again, with the choices kept
+        else:
+            return redirect("batch", job_id=job.public_id)
     jobs = list(batch.visible_jobs(request.user)[:100])
     return render(
         request,
         "serving/batches.html",
-        {"jobs": [(j, batch.progress(j)) for j in jobs], "may_run": may_run, "targets": _servable_choices()},
+        {
+            "jobs": [(j, batch.progress(j)) for j in jobs],
+            "may_run": may_run,
+            "targets": _servable_choices(),
+            **form,
+        },
+        status=400 if request.method == "POST" else 200,
     )
 
 

@@ -36,7 +36,24 @@
       show(header.split(",").map(s => s.trim().replace(/^"|"$/g, "")).filter(Boolean));
     });
   });
-  document.getElementById("id_evaluation_dataset").addEventListener("change", function (ev) {
-    if (known[ev.target.value]) show(known[ev.target.value]);
+  const picked = document.getElementById("id_evaluation_dataset");
+  if (picked) {
+    picked.addEventListener("change", function (ev) { if (known[ev.target.value]) show(known[ev.target.value]); });
+  }
+  // One control per dataset: the upload or the registry's list, as the radio says; the other is
+  // emptied so that the server never receives both.
+  function choose(which) {
+    const radio = document.querySelector('input[name="' + which + '_source"]:checked');
+    if (!radio) { return; }
+    const upload = radio.value === "upload";
+    const box = document.getElementById(which + "-choice");
+    box.querySelector(".choice-upload").hidden = !upload;
+    box.querySelector(".choice-registry").hidden = upload;
+    if (upload) { box.querySelector("select").value = ""; } else { box.querySelector("input[type=file]").value = ""; }
+  }
+  document.querySelectorAll("input[data-choice]").forEach(function (radio) {
+    radio.addEventListener("change", function () { choose(radio.dataset.choice); });
   });
+  choose("training");
+  choose("evaluation");
 })();

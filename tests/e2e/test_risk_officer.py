@@ -95,7 +95,7 @@ def test_risk_officer_reviews_approves_with_override_and_deploys(
     page.wait_for_url(re.compile(r"/admin/governance/versionreview/\?status__exact=in_review$"))
     row = page.locator("#result_list tbody tr", has_text=str(version))
     expect(row).to_have_count(1)
-    expect(row).to_contain_text("medium")
+    expect(row).to_contain_text("Medium")
     expect(row).to_contain_text("In review")
     expect(row).to_contain_text("fairness: failed")
     expect(row).to_contain_text(data_scientist.username)
@@ -112,7 +112,7 @@ def test_risk_officer_reviews_approves_with_override_and_deploys(
         "data-check-status", "failed"
     )
     expect(checks_section.locator("svg").first).to_be_visible()
-    expect(checks_section).to_contain_text("demographic_parity_difference")
+    expect(checks_section).to_contain_text("Demographic parity difference")  # named in words
     expect(page.locator("#override")).to_be_visible()
     expect(page.locator("#action-approve")).to_be_visible()
     page.screenshot(path=str(screenshots / "11-review.png"), full_page=True)

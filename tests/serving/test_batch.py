@@ -335,3 +335,87 @@ def test_a_stopped_job_gives_the_rows_it_answered_at_once_and_names_the_rows_it_
     assert detail["rows_answered"] == 64 and detail["rows_not_answered"] == [[65, 200]]
     # a chunk delivered late changes nothing
     assert batch.run_chunk(job.pk, 3) is None
+
+
+def with_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    out.insert(0, "application_id", [f"APP-{i:05d}" for i in range(len(out))])
+    out.insert(1, "branch", ['Lyon, "Part-Dieu"' if i % 7 == 0 else "Paris" for i in range(len(out))])
+    return out
+
+
+def test_id_columns_are_copied_into_every_result_line_scored_or_not(
+    production, keyed, german, risk_officer, small_chunks, eager_tasks, django_capture_on_commit_callbacks
+):
+    frame = with_ids(portfolio(german, 150)).astype({"duration": object})
+    frame.loc[5, "duration"] = "twelve"  # a bad row keeps its ids too
+    with django_capture_on_commit_callbacks(execute=False):
+        response = post_csv(keyed, as_csv(frame), id_columns="application_id, branch")
+    assert response.status_code == 202, response.json()
+    assert response.json()["id_columns"] == ["application_id", "branch"]
+    job = BatchJob.objects.get(public_id=response.json()["id"])
+    batch.run_chunk(job.pk, 0)
+    workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
+    batch.run_chunk(job.pk, 1)  # refused, and chunk 2 with it: their lines keep the ids
+    job = batch.finish_batch(job.pk)
+    rows, (_, raw) = result_rows(keyed, str(job.public_id))
+    assert raw.decode().splitlines()[0].startswith("row,application_id,branch,prediction,")
+    assert [r["application_id"] for r in rows] == list(frame["application_id"])
+    assert [r["branch"] for r in rows] == list(frame["branch"])  # quoted fields read back as sent
+    assert rows[5]["error"] and rows[5]["application_id"] == "APP-00005"
+    assert rows[100]["error"].startswith("not scored:") and rows[100]["application_id"] == "APP-00100"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("customer_number", "The file has no column 'customer_number'"),
+        ("prediction", "has the name of a result column"),
+        (",".join(f"c{i}" for i in range(11)), "At most 10 id columns"),
+    ],
+)
+def test_id_columns_that_cannot_be_kept_are_refused_by_name(production, keyed, german, given, message):
+    frame = portfolio(german, 10)
+    frame["prediction"] = 1
+    response = post_csv(keyed, as_csv(frame), id_columns=given)
+    assert response.status_code == 400 and message in response.json()["error"]["message"]
+    assert not BatchJob.objects.exists()
+
+
+def test_a_declared_personal_field_is_not_copied_into_the_result():
+    from serving.batch_csv import id_columns_problem
+
+    problem = id_columns_problem(["email", "age"], ["email"], ["row", "prediction"], ["email"])
+    assert "declared personal data" in problem
+    assert id_columns_problem(["email", "age"], ["age"], ["row", "prediction"], ["email"]) == ""
+
+
+def test_the_page_chooses_no_version_and_keeps_the_choices_after_a_refusal(
+    production, client, data_scientist, german, eager_tasks, django_capture_on_commit_callbacks
+):
+    client.force_login(data_scientist)
+    page = client.get("/batches/").content.decode()
+    assert '<option value="" selected disabled>Choose a version…</option>' in page
+    assert f'value="credit-risk:{production.version}" selected' not in page
+    unchosen = client.post("/batches/", {"data": upload("loans.csv", as_csv(portfolio(german, 5)))})
+    assert unchosen.status_code == 400 and b"Choose the model version" in unchosen.content
+    target = f"credit-risk:{production.version}"
+    refused = client.post(
+        "/batches/", {"target": target, "id_columns": "nope", "data": upload("loans.csv", as_csv(portfolio(german, 5)))}
+    ).content.decode()
+    assert "The file has no column &#x27;nope&#x27;" in refused
+    assert f'value="{target}" selected' in refused and 'value="nope"' in refused
+    assert not BatchJob.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            "/batches/",
+            {
+                "target": target,
+                "id_columns": "application_id",
+                "data": upload("l.csv", as_csv(with_ids(portfolio(german, 1200)))),
+            },
+        )
+    job = BatchJob.objects.get()
+    detail = client.get(f"/batches/{job.public_id}/").content.decode()
+    assert 'id="job-rows">1,200</span> of 1,200 rows done' in detail
+    assert "<code>application_id</code> (after <code>row</code>)" in detail
