@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('serving', '0019_mrm_inventory'),
+        ('serving', '0020_oversight_contestation'),
     ]
 
     operations = [
