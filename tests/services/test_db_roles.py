@@ -1,5 +1,6 @@
 """The application's runtime role on PostgreSQL owns nothing: it cannot disable a trigger,
-delete an audit event or rewind the chain head, whatever SQL it sends."""
+delete an audit event, append one but through core_audit_append, rewind the chain head or move a
+version off the lifecycle table, whatever SQL it sends."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_the_runtime_role_cannot_disable_triggers_delete_audit_events_or_rewind_
             "DELETE FROM governance_auditevent": "permission denied",
             "TRUNCATE governance_auditevent": "permission denied",
             "UPDATE governance_auditevent SET action = 'x'": "permission denied",
-            f"UPDATE governance_auditchainhead SET seq = {first.seq}, hash = '{first.hash}'": "only moves forward",  # noqa: S608
+            f"UPDATE governance_auditchainhead SET seq = {first.seq}, hash = '{first.hash}'": "permission denied",  # noqa: S608
             "DELETE FROM governance_auditchainhead": "permission denied",
             "ALTER TABLE serving_predictionlog DISABLE TRIGGER USER": "must be owner",
             "DELETE FROM serving_predictionlog": "permission denied",
@@ -52,6 +53,38 @@ def test_the_runtime_role_cannot_disable_triggers_delete_audit_events_or_rewind_
             with pytest.raises(psycopg.Error, match=reason):
                 app.execute(statement)  # noqa: S608 (fixed statements of this test)
     assert AuditEvent.objects.filter(action="test.event").count() == 2
+    call_command("verify_audit")
+
+
+def test_the_runtime_role_appends_audit_events_only_through_the_append_function(runtime_role):
+    """No INSERT on the trail, no lock or UPDATE on its head: a well-formed event written by the
+    role itself is refused by a grant, while the application's own write path (core.audit.record,
+    through core_audit_append) works as the runtime role and the chain verifies."""
+    first = audit.record("test.event", actor=None, data={"i": 1})
+    with as_role(runtime_role) as app:
+        with pytest.raises(psycopg.Error, match="permission denied for table governance_auditevent"):
+            app.execute(
+                "INSERT INTO governance_auditevent (seq, created_at, actor_username, action, target_type, "
+                "target_id, target_repr, data, prev_hash, hash, mac) "
+                "VALUES (%s, now(), 'system', 'x', '', '', '', '{}', %s, %s, %s)",
+                [first.seq + 1, first.hash, "a" * 64, "b" * 64],
+            )
+        with pytest.raises(psycopg.Error, match="permission denied for table governance_auditchainhead"):
+            app.execute("UPDATE governance_auditchainhead SET seq = seq")
+    with connection.cursor() as cursor:
+        cursor.execute(f'SET ROLE "{runtime_role}"')
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone()[0] == runtime_role
+        second = audit.record("test.event", actor=None, data={"i": 2, "as": "the runtime role"})
+        third = audit.record("test.event", actor=None, data={"i": 3})
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+    assert (second.seq, second.prev_hash, third.prev_hash) == (first.seq + 1, first.hash, second.hash)
+    assert AuditEvent.objects.get(pk=third.pk).mac == audit.compute_mac(third.hash)
+    assert audit.verify_chain().ok
     call_command("verify_audit")
 
 
@@ -79,6 +112,8 @@ def test_the_runtime_role_cannot_change_governed_state_behind_the_services(runti
         "DELETE FROM serving_apikey": "permission denied",
         "DELETE FROM serving_legalhold": "permission denied",
         "UPDATE serving_legalhold SET released_at = NULL": "released once",
+        "UPDATE lifecycle_modelversion SET status = 'in_review'": "moves only along the lifecycle table",
+        "UPDATE lifecycle_modelversion SET status = 'draft'": "moves only along the lifecycle table",
         "DELETE FROM lifecycle_modelversion": "permission denied",
         "UPDATE governance_decision SET manifest_sha256 = ''": "permission denied",
     }
