@@ -33,6 +33,7 @@ START_HELP = (
 )
 ROOT = Path(__file__).resolve().parents[2]
 APPEND_ONLY_TABLES = ("governance_auditevent", "serving_predictionlog")
+WORKER_APP_NAME = "celery-worker-under-test"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -73,6 +74,13 @@ def runtime_database_url(port: int | None = None) -> str:
     db = django_settings.DATABASES["default"]
     where = f"{db['HOST']}:{port or db['PORT'] or 5432}/{connection.settings_dict['NAME']}"
     return f"postgres://{runtime_role_name()}@{where}"
+
+
+def connected_roles(application_name: str) -> set[str]:
+    """The roles a component under test (named by its PGAPPNAME) is connected as right now."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = %s", [application_name])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def grant_runtime_role() -> None:
@@ -164,6 +172,7 @@ def celery_worker_process(
         "MEDIA_ROOT": str(shared_media),
         **log_keys_env(),
         "OMP_NUM_THREADS": "1",
+        "PGAPPNAME": WORKER_APP_NAME,  # libpq names the worker's connections
         # small seals are folded by forked processes too, so the worker's fold is the forked one
         "MONITOR_FOLD_ROWS_PER_PROCESS": "50",
     }
