@@ -2,15 +2,16 @@
 role that owns nothing, so it cannot disable a trigger, drop a constraint or rewrite history.
 What it may do on each table follows the table's ledger class (core.ledger): on evidence only
 SELECT and INSERT, plus the UPDATEs the workflow needs (a check's result, a deployment's end, a
-record's seal, the chain head moving forward: triggers guard them); governed state is never
-deleted; operational tables are the application's to use fully."""
+record's seal: triggers guard them); governed state is never deleted; operational tables are the
+application's to use fully. The audit trail is the exception: the role only reads it and appends
+through one function (core.audit.APPEND_FUNCTIONS)."""
 
 from __future__ import annotations
 
 from django.db import connection
 from psycopg import sql
 
-from core import ledger
+from core import audit, ledger
 
 
 def runtime_grants() -> dict[str, tuple[str, ...]]:
@@ -18,6 +19,12 @@ def runtime_grants() -> dict[str, tuple[str, ...]]:
     (core.ledger): evidence is SELECT and INSERT (plus the one UPDATE some need, guarded by
     triggers), governed state is never deleted, operational tables are the application's."""
     return {entry.model._meta.db_table: entry.runtime for entry in ledger.entries()}
+
+
+def runtime_functions() -> tuple[str, ...]:
+    """The database functions the runtime role may call (SECURITY DEFINER, owned by the owner):
+    appending to the audit trail and locking its head (core.audit)."""
+    return audit.APPEND_FUNCTIONS
 
 
 def grant_runtime_role(role: str) -> list[str]:
@@ -43,6 +50,9 @@ def grant_runtime_role(role: str) -> list[str]:
                 )
             )
         statements.append(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident))
+        # the audit trail is appended only through its function (no INSERT on the table)
+        for function in runtime_functions():
+            statements.append(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), ident))
         done = []
         for statement in statements:
             text = statement.as_string(cursor.connection)

@@ -232,7 +232,10 @@ def remind_incidents(now: datetime | None = None) -> list[int]:
     )
     for incident in incidents_due_soon(now):
         with transaction.atomic():
-            locked = Incident.objects.select_for_update().get(pk=incident.pk)
+            # an incident is evidence, which the runtime role may not lock (FOR UPDATE needs the
+            # UPDATE grant): reminders are serialised on the model's row instead
+            RegisteredModel.objects.select_for_update().filter(pk=incident.registered_model_id).first()
+            locked = Incident.objects.get(pk=incident.pk)
             if AuditEvent.objects.filter(
                 action=audit.INCIDENT_REMINDED, target_type="compliance.incident", target_id=str(locked.pk)
             ).exists():

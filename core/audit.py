@@ -4,8 +4,10 @@ Each event's hash is SHA-256 over the previous hash and a canonical JSON of the 
 fields, so editing, deleting or reordering any event breaks every hash after it. Each event also
 carries an HMAC-SHA256 of its hash under AUDIT_MAC_KEY, a key the database never sees: someone
 with SQL alone can compute a correct hash, never a MAC, so an event they append (or a chain they
-rewrite) does not verify. On PostgreSQL a trigger refuses an event whose seq and prev_hash do not
-follow the locked chain head and moves the head itself (core/migrations/0003)."""
+rewrite) does not verify. On PostgreSQL events are appended through one database function that
+takes the head's lock and refuses an event whose seq and prev_hash do not follow it (the runtime
+role may not INSERT into the trail itself), and the insert's trigger moves the head
+(core/migrations/0003 and 0004, docs/ledger.md)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from core import ledger
@@ -181,6 +183,37 @@ def _with_target_evidence(data: dict[str, Any], target: models.Model | None) -> 
     return {**data, "evidence": items + evidence(target)}
 
 
+# PostgreSQL: the functions the runtime role appends through (core/migrations/0004; it is granted
+# EXECUTE on these and no INSERT on the trail: compliance.db_roles).
+APPEND_FUNCTIONS = ("core_audit_head()", "core_audit_append(jsonb)")
+
+
+def _lock_head() -> tuple[int, str]:
+    """Lock the chain head (serialising writers, even on an empty chain) and return it."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT head_seq, head_hash FROM core_audit_head()")
+            seq, head_hash = cursor.fetchone()
+        return int(seq), str(head_hash)
+    head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+    return head.seq, head.hash
+
+
+def _append(event: AuditEvent) -> None:
+    """Write the hashed, MACed event and move the head to it. On PostgreSQL through
+    core_audit_append, which checks seq and prev_hash under the head's lock (its trigger moves
+    the head); elsewhere the ORM writes both rows."""
+    if connection.vendor != "postgresql":
+        event.save(force_insert=True)
+        AuditChainHead.objects.filter(pk=1).update(seq=event.seq, hash=event.hash)
+        return
+    row = {**event_payload(event), "prev_hash": event.prev_hash, "hash": event.hash, "mac": event.mac}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT core_audit_append(%s::jsonb)", [canonical_json(row)])
+        event.pk = cursor.fetchone()[0]
+    event._state.adding, event._state.db = False, connection.alias
+
+
 @transaction.atomic
 def record(
     action: str,
@@ -193,11 +226,11 @@ def record(
     """Append one event. Must run inside the transaction of the change it records. The event
     carries the target's content hash when its table is proven (core.ledger), unless
     `prove_target` is False (a change found, not made, must not re-baseline the row)."""
-    head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+    head_seq, head_hash = _lock_head()
     actor_id, username = _actor_fields(actor)
     data = _with_target_evidence(data or {}, target) if prove_target else (data or {})
     event = AuditEvent(
-        seq=head.seq + 1,
+        seq=head_seq + 1,
         created_at=timezone.now(),
         actor_id=actor_id,
         actor_username=username,
@@ -207,14 +240,11 @@ def record(
         target_repr=str(target)[:300] if target is not None else "",
         # Round-trip through canonical JSON so the stored data is exactly what was hashed.
         data=json.loads(canonical_json(data)),
-        prev_hash=head.hash,
+        prev_hash=head_hash,
     )
     event.hash = compute_hash(event.prev_hash, event_payload(event))
     event.mac = compute_mac(event.hash)
-    event.save(force_insert=True)
-    # (On PostgreSQL the insert's trigger has already moved the head: this writes the same values.)
-    head.seq, head.hash = event.seq, event.hash
-    head.save(update_fields=["seq", "hash"])
+    _append(event)
     for listener in _listeners:
         listener(event)
     return event

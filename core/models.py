@@ -10,6 +10,8 @@ from core import ledger
 
 @ledger.evidence(
     proof=ledger.Proof.CHAIN,
+    # no INSERT: on PostgreSQL the runtime role appends only through core_audit_append (core.audit)
+    runtime=("SELECT",),
     reason="the audit chain proves itself: each event hashes the one before (core.audit.verify_chain)",
 )
 class AuditEvent(models.Model):
@@ -46,12 +48,14 @@ class AuditEvent(models.Model):
 
 @ledger.evidence(
     proof=ledger.Proof.CHAIN,
-    runtime=("SELECT", "INSERT", "UPDATE"),
+    # moved by the append's trigger, locked by core_audit_head (core.audit): the runtime role only reads it
+    runtime=("SELECT",),
     reason="equals the last event (core.audit.verify_chain)",
 )
 class AuditChainHead(models.Model):
     """A single row holding the chain's last sequence number and hash. Appends lock it
-    (SELECT ... FOR UPDATE), which serialises writers even when the table is empty."""
+    (SELECT ... FOR UPDATE, on PostgreSQL inside core_audit_head), which serialises writers even
+    when the table is empty."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.PositiveBigIntegerField(default=0)

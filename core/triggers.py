@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Rule:
-    """Refuse an UPDATE (or DELETE) of `table` when `condition` holds, with `message`.
+    """Refuse an UPDATE (DELETE, INSERT) of `table` when `condition` holds, with `message`.
     `condition` is SQL over OLD and NEW valid on both databases (IS NOT compares NULLs)."""
 
     name: str
     table: str
-    operation: str  # "UPDATE" or "DELETE"
+    operation: str  # "UPDATE", "DELETE" or "INSERT" (NEW only)
     condition: str
     message: str
 

@@ -9,10 +9,11 @@ from contextlib import contextmanager
 from django.db import connection
 
 from core.triggers import create_sql, drop_sql
+from governance.triggers import RULES as GOVERNANCE_RULES
 from lifecycle.triggers import RULES as LIFECYCLE_RULES
 from serving.triggers import RULES as SERVING_RULES
 
-RULES = LIFECYCLE_RULES + SERVING_RULES
+RULES = LIFECYCLE_RULES + GOVERNANCE_RULES + SERVING_RULES
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from lifecycle.models import ModelVersion, Status
 from tests.conftest import make_version
 from tests.factories import UserFactory
 from tests.governance.conftest import submit, validated
+from tests.ledger import triggers_dropped
 
 pytestmark = pytest.mark.django_db
 OK = "Reviewed the card, the checks and the lineage."
@@ -299,7 +300,8 @@ def test_every_transition_is_allowed_or_refused_and_audited(
     version = in_review
     if status in ("approved", "production"):
         workflow.approve_version(version.pk, actor=risk_officer, justification=OK)
-    ModelVersion.objects.filter(pk=version.pk).update(status=status)
+    with triggers_dropped():  # (a shortcut to each status, as a DBA: the database refuses most moves)
+        ModelVersion.objects.filter(pk=version.pk).update(status=status)
     version.refresh_from_db()
     assert len(bindings.valid_approvals(version)) == (1 if status in ("approved", "production") else 0)
     expected = ALLOWED.get((status, action))

@@ -1,9 +1,15 @@
 """The services suite: PostgreSQL, Redis as the Celery broker, and a real Celery worker.
 
+Two database roles, as `make serve` runs: this test process is the owner (it migrates, flushes
+and plays the DBA), while the components under test that the suite starts (the Celery worker,
+gunicorn, the Django processes standing in for a web request) connect as a runtime role that
+owns nothing, created and granted with `manage.py grant_runtime_role` (runtime_database_url).
+
 It never skips: if a service is missing it fails and says how to start it."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -14,6 +20,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.management import call_command
 from django.db import connection
 
 from tests.serving.conftest import client_key, keyed, production  # noqa: F401  (fixtures: a deployed version, an API key)
@@ -26,6 +33,7 @@ START_HELP = (
 )
 ROOT = Path(__file__).resolve().parents[2]
 APPEND_ONLY_TABLES = ("governance_auditevent", "serving_predictionlog")
+WORKER_APP_NAME = "celery-worker-under-test"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -54,6 +62,44 @@ def services_available() -> None:
         redis.Redis.from_url(django_settings.CELERY_BROKER_URL, socket_connect_timeout=5).flushdb()
     except redis.RedisError as exc:
         pytest.fail(f"Redis is not reachable at {django_settings.CELERY_BROKER_URL}: {exc}\n{START_HELP}")
+
+
+def runtime_role_name() -> str:
+    """The runtime role of this test database (one per database: helpers' suites run side by side)."""
+    return f"{connection.settings_dict['NAME']}_app"[:63]
+
+
+def runtime_database_url(port: int | None = None) -> str:
+    """DATABASE_URL for a component under test: the test database, as the runtime role."""
+    db = django_settings.DATABASES["default"]
+    where = f"{db['HOST']}:{port or db['PORT'] or 5432}/{connection.settings_dict['NAME']}"
+    return f"postgres://{runtime_role_name()}@{where}"
+
+
+def connected_roles(application_name: str) -> set[str]:
+    """The roles a component under test (named by its PGAPPNAME) is connected as right now."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = %s", [application_name])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def grant_runtime_role() -> None:
+    """(Re)grant the runtime role what it may do: after the session's migrations, and again after a
+    test that migrated (tables created again have no grants), as `make serve` does after migrate."""
+    call_command("grant_runtime_role", runtime_role_name(), stdout=io.StringIO())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_database_role(services_available: None, django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """The role every component the suite starts connects as, created once the test database is
+    migrated; dropped at the end (before the database is)."""
+    with django_db_blocker.unblock():
+        role = runtime_role_name()
+        grant_runtime_role()
+    yield role
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(f'DROP OWNED BY "{role}"')
+        cursor.execute(f'DROP ROLE "{role}"')
 
 
 @pytest.fixture(scope="session")
@@ -110,20 +156,23 @@ def log_keys_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def celery_worker_process(
-    django_db_setup: None, django_db_blocker: Any, shared_media: Path, tmp_path_factory: pytest.TempPathFactory
+    runtime_database_role: str,
+    django_db_blocker: Any,
+    shared_media: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Path]:
-    """A real `celery worker` process on the test database and the Redis broker."""
+    """A real `celery worker` process on the test database, as the runtime role, and the Redis broker."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     with django_db_blocker.unblock():
-        test_db = connection.settings_dict["NAME"]
-    db = django_settings.DATABASES["default"]
+        database_url = runtime_database_url()
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{test_db}",
+        "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
         "MEDIA_ROOT": str(shared_media),
         **log_keys_env(),
         "OMP_NUM_THREADS": "1",
+        "PGAPPNAME": WORKER_APP_NAME,  # libpq names the worker's connections
         # small seals are folded by forked processes too, so the worker's fold is the forked one
         "MONITOR_FOLD_ROWS_PER_PROCESS": "50",
     }

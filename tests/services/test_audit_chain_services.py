@@ -1,7 +1,8 @@
 """On PostgreSQL the database keeps the audit chain in order, whatever SQL the runtime role sends:
-an event that does not follow the locked head is refused, the head is moved by the database and
-always names the last event. What SQL can still append (a well-formed event with a guessed MAC)
-fails verification, naming it, and does not stop the application from appending after it."""
+it may not INSERT into the trail nor touch its head, and appends only through core_audit_append,
+which refuses an event that does not follow the locked head; the head is moved by the database
+and always names the last event. What SQL can still append (a well-formed event with a guessed
+MAC) fails verification, naming it, and does not stop the application from appending after it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from core import audit
+from core.canonical import canonical_json
 from core.models import AuditChainHead, AuditEvent
 from tests.services.test_db_roles import as_role, runtime_role  # noqa: F401  (fixture)
 
@@ -21,10 +23,11 @@ INSERT = (
     "INSERT INTO governance_auditevent (seq, created_at, actor_id, actor_username, action, target_type, target_id, "
     "target_repr, data, prev_hash, hash, mac) VALUES (%s, %s, NULL, 'system', %s, '', '', '', %s, %s, %s, %s)"
 )
+APPEND = "SELECT core_audit_append(%s::jsonb)"
 
 
-def event_after(seq: int, prev_hash: str, *, mac: str | None = None) -> list:
-    """The parameters of INSERT for an event at `seq` after `prev_hash`, its hash computed right."""
+def forged_event(seq: int, prev_hash: str, *, mac: str | None = None) -> AuditEvent:
+    """An event at `seq` after `prev_hash`, its hash computed right, its MAC guessed."""
     event = AuditEvent(
         seq=seq,
         created_at=timezone.now(),
@@ -34,8 +37,21 @@ def event_after(seq: int, prev_hash: str, *, mac: str | None = None) -> list:
         prev_hash=prev_hash,
     )
     event.hash = audit.compute_hash(prev_hash, audit.event_payload(event))
-    mac = audit.compute_mac(event.hash, b"a guessed key") if mac is None else mac
-    return [seq, event.created_at, event.action, json.dumps(event.data), prev_hash, event.hash, mac]
+    event.mac = audit.compute_mac(event.hash, b"a guessed key") if mac is None else mac
+    return event
+
+
+def event_after(seq: int, prev_hash: str, *, mac: str | None = None) -> list:
+    """The parameters of INSERT for a forged event."""
+    event = forged_event(seq, prev_hash, mac=mac)
+    return [seq, event.created_at, event.action, json.dumps(event.data), prev_hash, event.hash, event.mac]
+
+
+def appended_after(seq: int, prev_hash: str, *, mac: str | None = None) -> list:
+    """The parameter of core_audit_append for a forged event (the row core.audit passes)."""
+    event = forged_event(seq, prev_hash, mac=mac)
+    row = {**audit.event_payload(event), "prev_hash": prev_hash, "hash": event.hash, "mac": event.mac}
+    return [canonical_json(row)]
 
 
 def test_the_runtime_role_cannot_append_out_of_order_or_move_the_head_off_the_last_event(runtime_role):  # noqa: F811
@@ -43,30 +59,32 @@ def test_the_runtime_role_cannot_append_out_of_order_or_move_the_head_off_the_la
     last = events[-1]
     with as_role(runtime_role) as app:
         refused = {
-            "a seq that skips one": (event_after(last.seq + 2, last.hash), "does not follow the chain head"),
-            "a seq already taken": (event_after(last.seq, events[-2].hash), "does not follow the chain head"),
-            "a prev_hash that is not the head's": (event_after(last.seq + 1, events[0].hash), "does not follow"),
-            "no MAC": (event_after(last.seq + 1, last.hash, mac=""), "carries no MAC"),
+            "an INSERT of its own, even in order": (INSERT, event_after(last.seq + 1, last.hash), "permission denied"),
+            "a seq that skips one": (APPEND, appended_after(last.seq + 2, last.hash), "does not follow"),
+            "a seq already taken": (APPEND, appended_after(last.seq, events[-2].hash), "does not follow"),
+            "not the head's prev_hash": (APPEND, appended_after(last.seq + 1, events[0].hash), "does not follow"),
+            "no MAC": (APPEND, appended_after(last.seq + 1, last.hash, mac=""), "carries no MAC"),
         }
-        for what, (params, reason) in refused.items():
+        for what, (statement, params, reason) in refused.items():
             with pytest.raises(psycopg.Error, match=reason):
-                app.execute(INSERT, params)
+                app.execute(statement, params)
                 pytest.fail(f"{what} was accepted")
-        head_moves = {
-            "UPDATE governance_auditchainhead SET seq = seq + 1": "names the last event",
-            f"UPDATE governance_auditchainhead SET hash = '{'e' * 64}'": "names the last event",  # noqa: S608
-            f"UPDATE governance_auditchainhead SET seq = {events[0].seq}, hash = '{events[0].hash}'": "moves forward",  # noqa: S608
-            "INSERT INTO governance_auditchainhead (id, seq, hash) VALUES (2, 0, repeat('0', 64))": "one row, id 1",
-        }
-        for statement, reason in head_moves.items():
-            with pytest.raises(psycopg.Error, match=reason):
+        head_moves = [
+            "UPDATE governance_auditchainhead SET seq = seq + 1",
+            f"UPDATE governance_auditchainhead SET hash = '{'e' * 64}'",  # noqa: S608
+            f"UPDATE governance_auditchainhead SET seq = {events[0].seq}, hash = '{events[0].hash}'",  # noqa: S608
+            "INSERT INTO governance_auditchainhead (id, seq, hash) VALUES (2, 0, repeat('0', 64))",
+            "SELECT * FROM governance_auditchainhead FOR UPDATE",
+        ]
+        for statement in head_moves:
+            with pytest.raises(psycopg.Error, match="permission denied"):
                 app.execute(statement)
         assert AuditChainHead.objects.get(pk=1).seq == last.seq
         assert audit.verify_chain().ok
 
         # An event that follows the head is taken, and the database moves the head to it: the
         # head names the last event without the role touching it. Its MAC was guessed.
-        app.execute(INSERT, event_after(last.seq + 1, last.hash))
+        app.execute(APPEND, appended_after(last.seq + 1, last.hash))
     forged = AuditEvent.objects.get(seq=last.seq + 1)
     head = AuditChainHead.objects.get(pk=1)
     assert (head.seq, head.hash) == (forged.seq, forged.hash)

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from governance import tasks, workflow
@@ -29,7 +27,7 @@ from lifecycle import demo_data
 from serving.services import create_api_key
 from tests.conftest import make_version
 from tests.factories import RegisteredModelFactory
-from tests.services.conftest import ROOT, log_keys_env
+from tests.services.conftest import ROOT, log_keys_env, runtime_database_url
 
 MODEL = "metered-model"
 TOKEN = "services-scrape-token"
@@ -47,10 +45,9 @@ def gunicorn_multiprocess(committed_db: None, shared_media: Path, tmp_path: Path
     port = _free_port()
     multiproc = tmp_path / "prometheus"
     multiproc.mkdir()  # `make serve` empties it at start: a fresh folder here
-    db = django_settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{connection.settings_dict['NAME']}",
+        "DATABASE_URL": runtime_database_url(),  # as the runtime role, as `make serve` runs
         "MEDIA_ROOT": str(shared_media),
         **log_keys_env(),
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),

@@ -22,6 +22,7 @@ from django.utils import timezone
 from core import audit
 from core.models import AuditChainHead, AuditEvent
 from tests.factories import UserFactory
+from tests.services.conftest import grant_runtime_role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,11 +49,13 @@ def unapplied() -> list[str]:
 
 @pytest.fixture
 def at_latest_afterwards() -> Iterator[None]:
-    """Whatever happens in the test, the database ends migrated to the latest state."""
+    """Whatever happens in the test, the database ends migrated to the latest state, and the
+    runtime role granted again on the tables migrating created anew (as `make serve` does)."""
     assert unapplied() == []
     yield
     migrate(latest())
     assert unapplied() == []
+    grant_runtime_role()
 
 
 def content_types() -> dict[str, tuple[int, str]]:

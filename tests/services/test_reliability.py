@@ -39,7 +39,7 @@ from serving.models import PredictionLog
 from serving.services import create_api_key
 from tests.conftest import make_version
 from tests.factories import RegisteredModelFactory
-from tests.services.conftest import ROOT, log_keys_env, wait_for
+from tests.services.conftest import ROOT, log_keys_env, runtime_database_url, wait_for
 
 
 def _free_port() -> int:
@@ -49,8 +49,8 @@ def _free_port() -> int:
 
 
 def _database_url(port: int | None = None) -> str:
-    db = django_settings.DATABASES["default"]
-    return f"postgres://{db['USER']}@{db['HOST']}:{port or db['PORT'] or 5432}/{connection.settings_dict['NAME']}"
+    """The components under test (workers, gunicorn, a web request's process) connect as the runtime role."""
+    return runtime_database_url(port)
 
 
 def _env(shared_media: Path, **extra: str) -> dict[str, str]:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import DatabaseError, connection, transaction
 
 from governance import tasks, workflow
@@ -27,7 +26,7 @@ from serving.models import PredictionLog, PredictionSeal
 from serving.services import create_api_key
 from tests.conftest import make_version
 from tests.factories import RegisteredModelFactory
-from tests.services.conftest import ROOT, log_keys_env
+from tests.services.conftest import ROOT, connected_roles, log_keys_env, runtime_database_url, runtime_role_name
 
 
 def _free_port() -> int:
@@ -39,10 +38,9 @@ def _free_port() -> int:
 @pytest.fixture
 def gunicorn(committed_db: None, shared_media: Path, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
-    db = django_settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{connection.settings_dict['NAME']}",
+        "DATABASE_URL": runtime_database_url(),  # as the runtime role, as `make serve` runs
         "MEDIA_ROOT": str(shared_media),
         **log_keys_env(),
         "EXPOSE_WORKER_PID": "1",
@@ -163,6 +161,7 @@ def test_both_workers_follow_a_new_deployment_and_survive_lost_database_connecti
     assert set(after) == set(before) and all(s == [200] * len(s) for s in after.values()), after
     assert {a["version"] for a in answers} == {second.version}  # from each worker's first request on
 
+    assert connected_roles("gunicorn-under-test") == {runtime_role_name()}  # not the owner
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",

@@ -20,7 +20,7 @@ def test_the_suite_really_uses_postgresql_and_a_broker():
 def test_submission_is_checked_by_the_real_worker(
     committed_db, celery_worker_process, data_scientist, skops_bytes, train_csv, eval_csv
 ):
-    from tests.services.conftest import wait_for
+    from tests.services.conftest import WORKER_APP_NAME, connected_roles, runtime_role_name, wait_for
 
     model = RegisteredModelFactory(name="credit-risk", owner=data_scientist)
     version = make_version(data_scientist, model, skops_bytes, train_csv, eval_csv)
@@ -42,6 +42,8 @@ def test_submission_is_checked_by_the_real_worker(
     assert event.actor_username == "system"
     log = celery_worker_process.read_text()
     assert log.count("governance.tasks.run_check_task") >= 5 and "succeeded" in log
+    # the worker did all this as the runtime role, not as the owner this test process is
+    assert connected_roles(WORKER_APP_NAME) == {runtime_role_name()}
 
 
 def test_tampering_is_caught_by_the_real_worker(
