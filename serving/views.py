@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from core.roles import RISK_OFFICERS, has_role
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel
-from serving import batch, personal
+from serving import batch, erasure
 from serving.errors import ServingError
 from serving.models import BatchJob, LegalHold
 
@@ -74,7 +74,7 @@ def erase_subject(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Choose a model and give the subject's value.")
             return redirect("subject-erasure")
         try:
-            erased = personal.erase_subject(model_name=model_name, subject=subject, actor=request.user)
+            erased = erasure.erase_subject(model_name=model_name, subject=subject, actor=request.user)
         except ServingError as exc:
             messages.error(request, exc.message)
             return redirect("subject-erasure")

@@ -62,13 +62,13 @@ def _fresh_serving_caches() -> Any:
     """Each test's database starts again at the same ids: what a previous test's process
     remembered (loaded models, resolved versions, client keys) must not leak into the next."""
     from monitoring.services import forget_references
-    from serving import engine, keys, personal, selectors
+    from serving import engine, keys, selectors, subject_keys
 
     caches = (
         engine.clear_cache,
         selectors.clear_recent,
         keys.clear_recent_keys,
-        personal.forget_keys,
+        subject_keys.forget_keys,
         forget_references,
     )
     for clear in caches:

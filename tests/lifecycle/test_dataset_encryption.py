@@ -26,7 +26,7 @@ from governance.policies import active_policy
 from lifecycle import dataset_store, encrypted_csv
 from lifecycle.errors import DatasetIntegrityError, DatasetKeyDestroyed, DatasetKeysUnavailable, Forbidden
 from lifecycle.models import Dataset, DatasetKey
-from serving import personal
+from serving import subject_keys
 from tests.conftest import make_version, tamper
 from tests.serving.conftest import checked, production  # noqa: F401
 
@@ -147,7 +147,7 @@ def test_a_wrong_kek_gives_a_clear_error_and_stores_nothing(
     draft_version, settings, data_scientist, registered_model, skops_bytes, train_csv, eval_csv, media_root
 ):
     settings.LOG_KEK = "77" * 32
-    personal.forget_keys()
+    subject_keys.forget_keys()
     with pytest.raises(DatasetKeysUnavailable) as refused:
         dataset_store.read_dataset_bytes(draft_version.evaluation_dataset)
     assert refused.value.status == 503 and refused.value.code == "dataset_keys_unavailable"
@@ -163,10 +163,10 @@ def test_a_wrong_kek_gives_a_clear_error_and_stores_nothing(
 def test_kek_rotation_rewraps_the_dataset_keys(draft_version, settings, eval_csv):
     old = settings.LOG_KEK
     settings.LOG_KEK, settings.LOG_KEK_PREVIOUS = "33" * 32, [old]
-    personal.forget_keys()
-    personal.rotate_kek()
+    subject_keys.forget_keys()
+    subject_keys.rotate_kek()
     settings.LOG_KEK_PREVIOUS = []
-    personal.forget_keys()
+    subject_keys.forget_keys()
     assert set(DatasetKey.objects.values_list("kek_id", flat=True)) == {envelope.keks()[0]}
     assert dataset_store.read_dataset_bytes(draft_version.evaluation_dataset) == eval_csv
 
