@@ -61,7 +61,7 @@ def pytest_configure(config: Any) -> None:
 def _fresh_serving_caches() -> Any:
     """Each test's database starts again at the same ids: what a previous test's process
     remembered (loaded models, resolved versions, client keys) must not leak into the next."""
-    from monitoring.services import forget_references
+    from monitoring.reference import forget_references
     from serving import engine, keys, selectors, subject_keys
 
     caches = (

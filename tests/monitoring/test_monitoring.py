@@ -20,7 +20,7 @@ from governance.errors import WorkflowError
 from governance.models import Finding, Severity
 from lifecycle import demo_data
 from lifecycle.models import ModelVersion, Status
-from monitoring import services
+from monitoring import services, windows
 from monitoring.models import HourlyCounts, MonitoringWindow
 from serving.seals import seal_predictions
 from tests.monitoring.test_drift import independent_psi
@@ -125,7 +125,7 @@ def test_live_performance_and_fairness_equal_scikit_learn_and_fairlearn(producti
     response = keyed.post("/api/v1/outcomes", {"outcomes": outcomes}, format="json")
     assert response.status_code == 201, response.content
     start, end = around_now()
-    result = services.compute(production, start, end)
+    result = windows.compute(production, start, end)
 
     model = production_model(production)
     X = evaluation[demo_data.NUMERIC + demo_data.CATEGORICAL]

@@ -229,7 +229,7 @@ def test_a_stored_explanation_is_encrypted_under_its_subject_and_erased_with_it(
 def test_an_outcomes_sensitive_attributes_are_encrypted_under_its_subject(
     personal_version, keyed, german, risk_officer, settings
 ):
-    from monitoring import services as monitoring
+    from monitoring import windows as monitoring
     from serving.models import PredictionOutcome
 
     answer = serve(keyed, german)
