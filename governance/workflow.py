@@ -36,7 +36,7 @@ from governance.policies import active_policy
 from lifecycle.artifacts import read_verified_bytes
 from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
 from lifecycle.models import CARD_SECTIONS, ModelVersion, RegisteredModel, Status
-from lifecycle.services import REQUIRED_CARD_FIELDS, card_section_problem
+from lifecycle.submission import REQUIRED_CARD_FIELDS, card_section_problem
 
 CHECK_KINDS = (
     CheckKind.VALIDATION,

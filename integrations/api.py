@@ -17,7 +17,7 @@ from integrations.models import MlflowImport
 from lifecycle import records
 from lifecycle.api import CanReadRegistry, VersionOutputSerializer
 from lifecycle.models import CARD_FIELDS, RiskTier
-from lifecycle.services import DatasetChoice
+from lifecycle.submission import DatasetChoice
 
 
 def lineage(row: MlflowImport) -> dict[str, object]:

@@ -20,7 +20,7 @@ from core.models import AuditEvent
 from integrations import events, outbox, webhooks
 from integrations.mlflow_import import Source, import_mlflow_model
 from integrations.models import MlflowImport, WebhookEndpoint
-from lifecycle.services import DatasetChoice
+from lifecycle.submission import DatasetChoice
 
 # The MLflow model and the German credit split it was trained on (first 700 rows) and is
 # evaluated on (the other 300), as files a new user can pass to `import_mlflow_model` too.

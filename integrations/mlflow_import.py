@@ -30,7 +30,7 @@ from core.errors import DomainError
 from core.evidence import evidence
 from integrations.errors import IntegrationError
 from integrations.models import MlflowImport
-from lifecycle import services
+from lifecycle import services, submission
 from lifecycle.datasets import parse_csv
 from lifecycle.models import CARD_FIELDS, Dataset, ModelVersion, RegisteredModel
 
@@ -209,7 +209,7 @@ def signature_problems(signature: dict[str, Any], columns: list[dict[str, str]],
     return problems
 
 
-def _dataset_columns(choice: services.DatasetChoice) -> list[dict[str, str]] | None:
+def _dataset_columns(choice: submission.DatasetChoice) -> list[dict[str, str]] | None:
     if choice.dataset_id:
         dataset = Dataset.objects.filter(pk=choice.dataset_id).first()
         return dataset.columns if dataset else None
@@ -230,8 +230,8 @@ def import_mlflow_model(
     actor: Any,
     source: Source,
     model_name: str,
-    training: services.DatasetChoice,
-    evaluation: services.DatasetChoice,
+    training: submission.DatasetChoice,
+    evaluation: submission.DatasetChoice,
     label_column: str,
     sensitive_features: list[str] | None = None,
     title: str = "",

@@ -15,7 +15,7 @@ from integrations import metrics
 from integrations.forms import MlflowImportForm
 from integrations.mlflow_import import Source, import_mlflow_model
 from lifecycle.errors import SubmissionInvalid
-from lifecycle.services import DatasetChoice
+from lifecycle.submission import DatasetChoice
 
 
 @login_required

@@ -81,7 +81,7 @@ class VersionForm(CardFieldsMixin):
     def personal_list(self) -> Any:
         text = (self.data.get("personal_features") or "").strip()
         if not text:
-            from lifecycle.services import SENSITIVE_INPUTS
+            from lifecycle.submission import SENSITIVE_INPUTS
 
             return SENSITIVE_INPUTS
         if text.lower() == "none":

@@ -92,21 +92,13 @@ def month_of(moment: datetime) -> date:
 
 
 _lock = threading.Lock()
-
-
 # (model, month) -> (when its keys started being remembered, subject hash -> key). The keys are
 # forgotten together once that is SUBJECT_KEY_CACHE_SECONDS ago, so no key is used from memory
 # longer than that, and a request finds which of its subjects are remembered with one set
 # difference instead of a lookup and a time comparison per row.
 _writing: dict[tuple[str, date], tuple[float, dict[str, tuple[int, AESGCM]]]] = {}
-
-
 _kek_checked: list[float] = []
-
-
 KEYS_REMEMBERED = 100_000  # per model and month, per process
-
-
 _reading: dict[tuple[int, str, bytes], bytes] = {}
 
 
@@ -143,8 +135,6 @@ def write_keys(
 
 
 NEW_KEYS_WITH_RECORD = 8  # a request with more new subjects writes their keys in one statement of its own
-
-
 _reserved: list[int] = []
 
 

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS
-from lifecycle import demo_data, services
+from lifecycle import demo_data, services, submission
 from lifecycle.models import CARD_FIELDS, ModelVersion, RegisteredModel
 from tests.factories import RegisteredModelFactory, UserFactory
 
@@ -207,8 +207,8 @@ def make_version(
         "actor": actor,
         "model_name": model.name,
         "artifact": upload("model.skops", skops_bytes),
-        "training": services.DatasetChoice(upload=upload("german-train.csv", train_csv, "text/csv")),
-        "evaluation": services.DatasetChoice(upload=upload("german-eval.csv", eval_csv, "text/csv")),
+        "training": submission.DatasetChoice(upload=upload("german-train.csv", train_csv, "text/csv")),
+        "evaluation": submission.DatasetChoice(upload=upload("german-eval.csv", eval_csv, "text/csv")),
         "label_column": demo_data.LABEL,
         "sensitive_features": ["sex", "age_group"],
         "code_repository": "https://git.example.org/credit/scoring",

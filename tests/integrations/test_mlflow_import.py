@@ -21,7 +21,7 @@ from integrations.errors import IntegrationError
 from integrations.models import MlflowImport
 from lifecycle import services as lifecycle_services
 from lifecycle.models import ModelVersion, RegisteredModel, Status
-from lifecycle.services import DatasetChoice
+from lifecycle.submission import DatasetChoice
 from tests.conftest import CARD, stored_files, upload
 
 FIXTURES = Path(__file__).parent / "fixtures"
