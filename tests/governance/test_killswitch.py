@@ -85,13 +85,13 @@ def test_a_stopped_model_without_fallback_refuses_503_and_logs_the_refusal(
 
 def test_a_running_batch_of_the_stopped_version_stops_at_its_next_chunk(production, keyed, german, risk_officer):
     from governance import killswitch
-    from serving import batch
+    from serving import batch_chunks
 
     job = post_csv(keyed, as_csv(portfolio(german, 20)))  # (tasks not run: chunks wait)
     assert job.status_code == 202
     killswitch.stop_model(production.registered_model_id, actor=risk_officer, justification="Stop now.")
     stored = BatchJob.objects.get(public_id=job.json()["id"])
-    batch.run_chunk(stored.pk, 0)
+    batch_chunks.run_chunk(stored.pk, 0)
     stored.refresh_from_db()
     assert stored.status == BatchStatus.STOPPED and "model_stopped" in stored.reason
 
