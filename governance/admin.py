@@ -25,7 +25,7 @@ from core.periods import parse_moment
 from core.roles import RISK_OFFICERS, has_role
 from governance import datasets as dataset_services
 from governance import findings as finding_services
-from governance import materiality, review, rules, services, snapshots, validation, workflow
+from governance import materiality, operations, review, rules, services, snapshots, validation, workflow
 from governance import shadow as shadows
 from governance.models import CheckRun, Decision, Deployment, Finding, Policy, VersionReview
 from governance.policies import update_policy
@@ -276,13 +276,13 @@ class VersionReviewAdmin(OfficerReadOnly):
             elif action == "deploy":
                 workflow.deploy_version(version.pk, actor=request.user, justification=justification)
             elif action == "rollback":
-                workflow.rollback_model(version.registered_model_id, actor=request.user, justification=justification)
+                operations.rollback_model(version.registered_model_id, actor=request.user, justification=justification)
             elif action == "suspend":
-                workflow.suspend_version(version.pk, actor=request.user, reason=justification)
+                operations.suspend_version(version.pk, actor=request.user, reason=justification)
             elif action == "reinstate":
-                workflow.reinstate_version(version.pk, actor=request.user, justification=justification)
+                operations.reinstate_version(version.pk, actor=request.user, justification=justification)
             elif action == "recertify":
-                workflow.recertify_version(
+                operations.recertify_version(
                     version.pk, actor=request.user, justification=justification, snapshot=snapshots.take(version)
                 )
             elif action == "set_tier":
@@ -302,7 +302,7 @@ class VersionReviewAdmin(OfficerReadOnly):
                 for running in version.shadows.filter(ended_at__isnull=True):
                     shadows.end_shadow(running.pk, actor=request.user)
             elif action == "retire":
-                workflow.retire_version(version.pk, actor=request.user, justification=justification)
+                operations.retire_version(version.pk, actor=request.user, justification=justification)
             else:
                 messages.error(request, f"Unknown action {action!r}.")
                 return HttpResponseRedirect(back)

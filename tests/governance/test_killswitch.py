@@ -11,7 +11,7 @@ import pytest
 from core import audit
 from core.evidence import evidence
 from core.models import AuditEvent
-from governance import workflow
+from governance import operations, workflow
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 from serving.models import BatchJob, BatchStatus, PredictionLog
 from tests.serving.conftest import OK, checked, rows
@@ -154,7 +154,7 @@ def test_a_fallback_that_stopped_being_servable_is_not_served(
     post(api_client, risk_officer, "fallback", {"version": 2, "justification": "Challenger."})
     post(api_client, risk_officer, "stop", {"justification": "Stop."})
     assert predict(keyed, instances=rows(german, 1)).json()["version"] == 2
-    workflow.retire_version(fallback.pk, actor=risk_officer, justification="Withdrawn.")
+    operations.retire_version(fallback.pk, actor=risk_officer, justification="Withdrawn.")
     response = predict(keyed, instances=rows(german, 1))
     assert response.status_code == 503 and response.json()["error"]["code"] == "model_stopped"
     assert ModelVersion.objects.get(pk=fallback.pk).status == Status.RETIRED

@@ -20,7 +20,7 @@ from django.utils import timezone
 from compliance.evidence import verify_evidence
 from core import audit, envelope
 from core.models import AuditEvent
-from governance import datasets, rules, workflow
+from governance import datasets, operations, rules, workflow
 from governance.errors import DatasetInUse, DatasetRetentionRunning, WorkflowError
 from governance.policies import active_policy
 from lifecycle import dataset_store, encrypted_csv
@@ -57,7 +57,7 @@ def later(monkeypatch: Any, days: int) -> None:
 
 @pytest.fixture
 def retired(production, risk_officer) -> Any:  # noqa: F811
-    return workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced by the 2027 model.")
+    return operations.retire_version(production.pk, actor=risk_officer, justification="Replaced by the 2027 model.")
 
 
 def destroy(version: Any, actor: Any, which: str = "evaluation_dataset") -> DatasetKey:
@@ -207,7 +207,7 @@ def test_destruction_is_refused_while_a_version_using_the_dataset_may_be_served(
     assert refused.value.status == 409 and "credit-risk v1 (production)" in refused.value.message
     draft = make_version(data_scientist, production.registered_model, skops_bytes, train_csv, eval_csv)
     assert draft.evaluation_dataset_id == production.evaluation_dataset_id  # the same bytes: reused
-    workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced.")
+    operations.retire_version(production.pk, actor=risk_officer, justification="Replaced.")
     with pytest.raises(DatasetInUse, match=r"credit-risk v2 \(draft\)"):
         destroy(production, risk_officer)
     assert DatasetKey.objects.get(dataset_id=production.evaluation_dataset_id).destroyed_at is None

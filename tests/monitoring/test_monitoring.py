@@ -15,7 +15,7 @@ from sklearn import metrics as skm
 
 from core import audit
 from core.models import AuditEvent
-from governance import expiry, workflow
+from governance import expiry, operations, workflow
 from governance.errors import WorkflowError
 from governance.models import Finding, Severity
 from lifecycle import demo_data
@@ -185,7 +185,7 @@ def test_an_expired_approval_is_refused_then_suspended_and_recertification_resto
     assert production.status == Status.SUSPENDED
 
     snapshot = {"windows": [], "open_findings": [], "taken_at": "now"}
-    version = workflow.recertify_version(
+    version = operations.recertify_version(
         production.pk, actor=risk_officer, justification="Still sound.", snapshot=snapshot
     )
     assert version.status == Status.APPROVED
@@ -210,7 +210,7 @@ def test_an_open_high_finding_blocks_deploy_and_recertification(
 
     finding, _ = open_finding(version_id=production.pk, key="performance:accuracy", severity="high", title="Accuracy")
     with pytest.raises(WorkflowError, match="open high finding"):
-        workflow.recertify_version(production.pk, actor=risk_officer, justification="x", snapshot={})
+        operations.recertify_version(production.pk, actor=risk_officer, justification="x", snapshot={})
 
     challenger = checked(second_version, data_scientist)
     workflow.approve_version(challenger.pk, actor=risk_officer, justification="Reviewed.")
@@ -264,7 +264,7 @@ def test_the_period_report_lists_alerts_findings_and_recertifications(
 
     finding = Finding.objects.get(key="drift:credit_amount")
     close_finding(finding.pk, actor=risk_officer, justification="Larger loans after the spring campaign: expected.")
-    workflow.recertify_version(
+    operations.recertify_version(
         production.pk, actor=risk_officer, justification="Reviewed.", snapshot=recertification_snapshot(production)
     )
     client.force_login(auditor)

@@ -15,7 +15,7 @@ import pytest
 from django.core.files.storage import default_storage
 
 from core.models import AuditEvent
-from governance import workflow
+from governance import operations
 from lifecycle import demo_data
 from lifecycle.models import Dataset
 from serving import batch, batch_chunks, engine, seals
@@ -160,7 +160,7 @@ def test_retiring_the_version_mid_job_stops_the_remaining_chunks(
         response = post_csv(keyed, as_csv(portfolio(german, 200)))
     job = BatchJob.objects.get(public_id=response.json()["id"])
     assert batch_chunks.run_chunk(job.pk, 0) is not None
-    workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
+    operations.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
     chunk = batch_chunks.run_chunk(job.pk, 1)
     assert chunk is not None and not chunk.scored
     # the stop refused chunks 2 and 3 too: delivered afterwards, they change nothing
@@ -191,7 +191,7 @@ def test_a_chunk_reaching_its_commit_after_retirement_writes_no_answer(
 
     def predict_then_retire(version: Any, frame: Any) -> Any:
         result = real_predict(version, frame)
-        workflow.retire_version(production.pk, actor=risk_officer, justification="Retired while scoring.")
+        operations.retire_version(production.pk, actor=risk_officer, justification="Retired while scoring.")
         return result
 
     monkeypatch.setattr(engine, "predict_frame", predict_then_retire)
@@ -320,7 +320,7 @@ def test_a_stopped_job_gives_the_rows_it_answered_at_once_and_names_the_rows_it_
         response = post_csv(keyed, as_csv(portfolio(german, 200)))
     job = BatchJob.objects.get(public_id=response.json()["id"])
     assert batch_chunks.run_chunk(job.pk, 0) is not None
-    workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
+    operations.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
     with django_capture_on_commit_callbacks(execute=True):
         assert not batch_chunks.run_chunk(job.pk, 1).scored  # refused: this stops the job
     job.refresh_from_db()
