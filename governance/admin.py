@@ -23,9 +23,9 @@ from core.errors import DomainError
 from core.models import AuditEvent
 from core.periods import parse_moment
 from core.roles import RISK_OFFICERS, has_role
+from governance import dataset_rules, materiality, operations, review, rules, services, snapshots, validation, workflow
 from governance import datasets as dataset_services
 from governance import findings as finding_services
-from governance import materiality, operations, review, rules, services, snapshots, validation, workflow
 from governance import shadow as shadows
 from governance.models import CheckRun, Decision, Deployment, Finding, Policy, VersionReview
 from governance.policies import update_policy
@@ -439,7 +439,7 @@ class DatasetAdmin(ReadOnly):
                 **self.admin_site.each_context(request),
                 "title": "Destroy the keys of datasets",
                 "opts": self.model._meta,
-                "datasets": [(d, rules.can_destroy_dataset_key(d, request.user)) for d in queryset],
+                "datasets": [(d, dataset_rules.can_destroy_dataset_key(d, request.user)) for d in queryset],
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 "missing_justification": request.POST.get("confirm") == "yes",
             }

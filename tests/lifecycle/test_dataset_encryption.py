@@ -20,7 +20,7 @@ from django.utils import timezone
 from compliance.evidence import verify_evidence
 from core import audit, envelope
 from core.models import AuditEvent
-from governance import datasets, operations, rules, workflow
+from governance import dataset_rules, datasets, operations, rules, workflow
 from governance.errors import DatasetInUse, DatasetRetentionRunning, WorkflowError
 from governance.policies import active_policy
 from lifecycle import dataset_store, encrypted_csv
@@ -219,7 +219,7 @@ def test_destruction_waits_for_the_retention_after_the_last_version_retired(reti
     days = active_policy().personal_data_retention_days
     with pytest.raises(DatasetRetentionRunning) as refused:
         destroy(retired, risk_officer)
-    until = (rules.ended_at(retired) + timedelta(days=days)).date().isoformat()
+    until = (dataset_rules.ended_at(retired) + timedelta(days=days)).date().isoformat()
     assert until in refused.value.message
     later(monkeypatch, days - 1)
     with pytest.raises(DatasetRetentionRunning):
