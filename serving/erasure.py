@@ -1,6 +1,6 @@
-"""Erasure, legal hold and retention of the prediction log's personal data (DESIGN.md,
-"Personal data"): destroying a subject's data keys makes their values read "[erased]"
-everywhere while every seal and inclusion proof still verifies."""
+"""Erasure, legal hold and retention of the prediction log's personal data (serving.personal):
+destroying a subject's data keys makes their values read "[erased]" everywhere while every seal
+and inclusion proof still verifies."""
 
 from __future__ import annotations
 

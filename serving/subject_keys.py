@@ -1,4 +1,4 @@
-"""The data keys of the prediction log's personal values (DESIGN.md, "Personal data"): one per
+"""The data keys of the prediction log's personal values (serving.personal): one per
 (model, subject, UTC month), made on first use, stored wrapped by LOG_KEK, remembered by each
 process for SUBJECT_KEY_CACHE_SECONDS, and re-wrapped on a rotation. serving.personal seals and
 opens values with them; serving.erasure destroys them."""
