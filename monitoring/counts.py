@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import connection, connections
 from django.db.models import F, Q, QuerySet, Sum
 
+from core import child as child_process
 from governance import profile
 from monitoring.models import FoldedSeal, HourlyCounts
 from monitoring.reference import Reference
@@ -127,51 +128,41 @@ def fold_parts(seal_id: int) -> int:
 
 
 def count_in_processes(seal_id: int, references: dict[int, Reference | None], parts: int) -> tuple[int, Counted]:
-    """count_part in `parts` forked processes (billiard's: a Celery prefork worker is a daemon
-    process, which the standard library refuses to give children). Each child opens its own
-    database connection; this process's is closed first so that no socket is shared."""
+    """count_part in `parts` forked processes (core.child). Each child opens its own database
+    connection; this process's is closed first so that no socket is shared."""
     import billiard
 
     context = billiard.get_context("fork")
     connections.close_all()
-    children = []
-    for part in range(parts):
-        receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_count_child, args=(sender, seal_id, references, part, parts), daemon=True)
-        child.start()
-        sender.close()
-        children.append((child, receiver))
+    children = [
+        child_process.start(context, _count_in_child, seal_id, references, part, parts) for part in range(parts)
+    ]
     n_records, counted = 0, Counted()
     try:
-        for child, receiver in children:
+        for child in children:
             try:
-                ok, result = receiver.recv()
-            except EOFError:
-                raise RuntimeError(f"a fold process of seal {seal_id} died (exit code {child.exitcode})") from None
-            if not ok:
-                raise RuntimeError(f"a fold process of seal {seal_id} failed: {result}")
+                result = child_process.result(child)
+            except child_process.Died as exc:
+                raise RuntimeError(f"a fold process of seal {seal_id} died (exit code {exc.exitcode})") from None
+            except child_process.Failed as exc:
+                raise RuntimeError(f"a fold process of seal {seal_id} failed: {exc}") from None
             n_records += result[0]
             for key, (n, counts) in result[1].items():
                 before_n, before = counted.get(key, (0, {}))
                 add_counts(before, counts)
                 counted[key] = (before_n + n, before)
     finally:
-        for child, receiver in children:
-            receiver.close()
-            child.join(timeout=5)
+        for child in children:
+            child_process.stop(child)
     logger.info("monitoring: seal %s folded by %s processes (%s records)", seal_id, parts, n_records)
     return n_records, counted
 
 
-def _count_child(sender: Any, seal_id: int, references: dict[int, Reference | None], part: int, parts: int) -> None:
+def _count_in_child(seal_id: int, references: dict[int, Reference | None], part: int, parts: int) -> Any:
     try:
-        result = count_part(seal_id, references, part, parts)
-        sender.send((True, result))
-    except Exception as exc:  # sent to the parent, which raises it with the seal named
-        sender.send((False, f"{type(exc).__name__}: {exc}"))
+        return count_part(seal_id, references, part, parts)
     finally:
         connections.close_all()
-        sender.close()
 
 
 # --- windows ---------------------------------------------------------------------------
