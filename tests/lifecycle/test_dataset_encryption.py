@@ -20,7 +20,7 @@ from django.utils import timezone
 from compliance.evidence import verify_evidence
 from core import audit, envelope
 from core.models import AuditEvent
-from governance import dataset_rules, datasets, operations, rules, workflow
+from governance import dataset_rules, datasets, operations, workflow
 from governance.errors import DatasetInUse, DatasetRetentionRunning, WorkflowError
 from governance.policies import active_policy
 from lifecycle import dataset_store, encrypted_csv
@@ -52,7 +52,7 @@ def segmented(monkeypatch: Any, data_scientist, registered_model, skops_bytes, t
 def later(monkeypatch: Any, days: int) -> None:
     """The rules' clock moved `days` ahead (nothing else: the events keep their real times)."""
     moment = timezone.now() + timedelta(days=days)
-    monkeypatch.setattr(rules, "timezone", SimpleNamespace(now=lambda: moment))
+    monkeypatch.setattr(dataset_rules, "timezone", SimpleNamespace(now=lambda: moment))
 
 
 @pytest.fixture
@@ -325,7 +325,7 @@ def test_a_batch_over_a_destroyed_dataset_is_a_named_410_and_over_a_live_one_get
 ):
     later(monkeypatch, active_policy().personal_data_retention_days + 1)
     destroy(retired, risk_officer)
-    monkeypatch.setattr(rules, "timezone", timezone)  # today again, for the new version's approval
+    monkeypatch.setattr(dataset_rules, "timezone", timezone)  # today again
     version = checked(
         make_version(data_scientist, retired.registered_model, skops_bytes, train_csv, eval_csv), data_scientist
     )
