@@ -185,10 +185,11 @@ pdftools: ## Install Debian's poppler-utils (pdftotext, pdftoppm) if missing: th
 	  echo "Installing Debian's poppler-utils package..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; }
 
-lint: venv ## ruff lint and format check; import-linter: the layers, interfaces on top of every domain module, and the domain modules' contracts (pyproject.toml)
+lint: venv ## ruff lint and format check; import-linter: the layers, interfaces on top of every domain module, and the domain modules' contracts (pyproject.toml); no module over 500 lines
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(VENV)/bin/lint-imports
+	$(PY) scripts/check_module_size.py
 
 typecheck: venv ## mypy with django-stubs and djangorestframework-stubs
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(VENV)/bin/mypy

@@ -24,7 +24,18 @@ from core.errors import DomainError
 from core.models import AuditEvent
 from core.periods import parse_moment
 from core.roles import RISK_OFFICERS, has_role
-from governance import action_buttons, materiality, review, rules, services, snapshots, validation, workflow
+from governance import (
+    action_buttons,
+    dataset_rules,
+    materiality,
+    operations,
+    review,
+    rules,
+    services,
+    snapshots,
+    validation,
+    workflow,
+)
 from governance import datasets as dataset_services
 from governance import findings as finding_services
 from governance import shadow as shadows
@@ -303,13 +314,13 @@ class VersionReviewAdmin(OfficerReadOnly):
             elif action == "deploy":
                 workflow.deploy_version(version.pk, actor=request.user, justification=justification)
             elif action == "rollback":
-                workflow.rollback_model(version.registered_model_id, actor=request.user, justification=justification)
+                operations.rollback_model(version.registered_model_id, actor=request.user, justification=justification)
             elif action == "suspend":
-                workflow.suspend_version(version.pk, actor=request.user, reason=justification)
+                operations.suspend_version(version.pk, actor=request.user, reason=justification)
             elif action == "reinstate":
-                workflow.reinstate_version(version.pk, actor=request.user, justification=justification)
+                operations.reinstate_version(version.pk, actor=request.user, justification=justification)
             elif action == "recertify":
-                workflow.recertify_version(
+                operations.recertify_version(
                     version.pk, actor=request.user, justification=justification, snapshot=snapshots.take(version)
                 )
             elif action == "set_tier":
@@ -329,7 +340,7 @@ class VersionReviewAdmin(OfficerReadOnly):
                 for running in version.shadows.filter(ended_at__isnull=True):
                     shadows.end_shadow(running.pk, actor=request.user)
             elif action == "retire":
-                workflow.retire_version(version.pk, actor=request.user, justification=justification)
+                operations.retire_version(version.pk, actor=request.user, justification=justification)
             else:
                 messages.error(request, f"Unknown action {action!r}.")
                 return HttpResponseRedirect(back)
@@ -467,7 +478,7 @@ class DatasetAdmin(ReadOnly):
                 **self.admin_site.each_context(request),
                 "title": "Destroy the keys of datasets",
                 "opts": self.model._meta,
-                "datasets": [(d, rules.can_destroy_dataset_key(d, request.user)) for d in queryset],
+                "datasets": [(d, dataset_rules.can_destroy_dataset_key(d, request.user)) for d in queryset],
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 "missing_justification": request.POST.get("confirm") == "yes",
             }

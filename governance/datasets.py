@@ -12,7 +12,7 @@ from django.utils import timezone
 from core import audit
 from core.errors import DomainError, Forbidden
 from core.evidence import evidence
-from governance import rules
+from governance import dataset_rules, rules
 from governance.errors import DatasetInUse, DatasetRetentionRunning, WorkflowError
 from governance.policies import active_policy
 from lifecycle.errors import NotFound
@@ -43,7 +43,7 @@ def _destroy(dataset_id: int, *, actor: Any, justification: str) -> DatasetKey:
     dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
     if dataset is None:
         raise NotFound(f"There is no dataset {dataset_id}.")
-    rule = rules.can_destroy_dataset_key(dataset, actor)
+    rule = dataset_rules.can_destroy_dataset_key(dataset, actor)
     if not rule:
         raise _Refused(_refusal(rule))
     text = (justification or "").strip()
@@ -51,7 +51,7 @@ def _destroy(dataset_id: int, *, actor: Any, justification: str) -> DatasetKey:
         raise WorkflowError("A written justification is required.", field="justification")
     versions = [
         {"model": v.registered_model.name, "version": v.version, "status": v.status}
-        for v in rules.versions_using(dataset).order_by("registered_model__name", "version")
+        for v in dataset_rules.versions_using(dataset).order_by("registered_model__name", "version")
     ]
     destroyed = DatasetKey.objects.filter(dataset=dataset, destroyed_at__isnull=True).update(
         wrapped=None, destroyed_at=timezone.now(), destroyed_by=actor, justification=text

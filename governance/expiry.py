@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core import audit
 from core.models import AuditEvent
-from governance import jobs, workflow
+from governance import jobs, operations
 from governance.policies import active_policy
 from governance.rules import EXPIRED_PREFIX
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion
@@ -40,7 +40,7 @@ def sweep_expiries(*, now: Any = None) -> Sweep:
     for version in servable.filter(approval_expires_at__lte=now).select_related("registered_model").order_by("pk"):
         reason = f"{EXPIRED_PREFIX} on {version.approval_expires_at:%Y-%m-%d %H:%M} UTC: recertify it."
         if policy.on_expiry == "suspend":
-            workflow.suspend_version(version.pk, actor=None, reason=reason, changed=["the approval's expiry"])
+            operations.suspend_version(version.pk, actor=None, reason=reason, changed=["the approval's expiry"])
             suspended.append(version.pk)
         elif _record_expiry_once(version, reason):
             expired.append(version.pk)

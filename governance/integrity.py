@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
 
-from governance import bindings, manifest, rules, selectors, workflow
+from governance import bindings, manifest, operations, rules, selectors
 from governance.models import Decision, DecisionKind
 from lifecycle.artifacts import read_verified_bytes, sha256_of
 from lifecycle.errors import ArtifactIntegrityError
@@ -75,6 +75,6 @@ def suspend_void_versions(*, model_id: int | None = None) -> list[Suspension]:
             continue
         reason = "Its approval no longer holds: " + ", ".join(changed) + " changed after it was approved."
         suspended.append(
-            Suspension(workflow.suspend_version(version.pk, actor=None, reason=reason, changed=changed), changed)
+            Suspension(operations.suspend_version(version.pk, actor=None, reason=reason, changed=changed), changed)
         )
     return suspended

@@ -11,14 +11,13 @@ scikit-learn once, so each refit starts in milliseconds."""
 
 from __future__ import annotations
 
-import contextlib
 import numbers
-import os
-import signal
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from core import child as child_process
 
 COST_PARAMETER = "n_estimators"
 
@@ -63,25 +62,8 @@ def _estimators_in(value: Any) -> list[Any]:
     return []
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this child when the fork server that forked it exits (it does when the
-    worker that started it is killed), so no orphan keeps fitting."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the parent's timeout still applies
-        pass
-
-
-def _child(conn: Any, estimator: Any, X: Any, y: Any, X_eval: Any) -> None:
-    _die_with_parent()
-    try:
-        conn.send(("ok", np.asarray(estimator.fit(X, y).predict(X_eval))))
-    except Exception as exc:  # sent back and raised in the parent
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
+def _fit_predict(estimator: Any, X: Any, y: Any, X_eval: Any) -> np.ndarray:
+    return np.asarray(estimator.fit(X, y).predict(X_eval))
 
 
 @dataclass
@@ -94,43 +76,20 @@ _server = _Server()
 
 def _context() -> Any:
     if _server.context is None:
-        import billiard
-
-        context = billiard.get_context("forkserver")
-        context.set_forkserver_preload(["governance.refit", "pandas", "sklearn.ensemble", "sklearn.pipeline"])
-        _server.context = context
+        preload = ["governance.refit", "pandas", "sklearn.ensemble", "sklearn.pipeline"]
+        _server.context = child_process.forkserver(preload)
     return _server.context
-
-
-def _kill(process: Any) -> None:
-    """SIGKILL (billiard's processes have no kill()): a fit in C code may ignore anything softer."""
-    with contextlib.suppress(ProcessLookupError, TypeError):  # already gone, or never started
-        os.kill(process.pid, signal.SIGKILL)
 
 
 def refit_and_predict(estimator: Any, X: Any, y: Any, X_eval: Any, *, timeout: float) -> np.ndarray:
     """Fit the (unfitted) `estimator` on X, y and predict X_eval in a child process; raise
     RefitStopped when it runs past `timeout` seconds or dies, and RefitFailed with the estimator's
     own error (a model that fails on its own data is a finding of the check)."""
-    context = _context()
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(sender, estimator, X, y, X_eval), daemon=True)
-    process.start()
-    sender.close()
     try:
-        if not receiver.poll(timeout):
-            _kill(process)
-            raise RefitStopped(f"the refit ran past its time limit of {timeout:g} s and was stopped")
-        try:
-            status, payload = receiver.recv()
-        except EOFError:
-            raise RefitStopped(f"the refit process stopped without a result (exit code {process.exitcode})") from None
-    finally:
-        receiver.close()
-        process.join(timeout=5)
-        if process.is_alive():
-            _kill(process)
-            process.join(timeout=5)
-    if status != "ok":
-        raise RefitFailed(payload)
-    return payload
+        return child_process.run(_context(), _fit_predict, estimator, X, y, X_eval, timeout=timeout, orphan_dies=True)
+    except child_process.TimedOut:
+        raise RefitStopped(f"the refit ran past its time limit of {timeout:g} s and was stopped") from None
+    except child_process.Died as exc:
+        raise RefitStopped(f"the refit process stopped without a result (exit code {exc.exitcode})") from None
+    except child_process.Failed as exc:
+        raise RefitFailed(str(exc)) from None

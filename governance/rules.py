@@ -6,19 +6,16 @@ Reads only: cheap enough for a page, and the workflow asks again under its row l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
 
-from core import audit
-from core.models import AuditEvent
 from core.roles import AUDITORS, CASE_OFFICERS, DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
 from governance import bindings
 from governance.models import Decision, DecisionKind, Deployment, FairnessRequirement, Finding, Severity
 from governance.policies import active_policy
-from lifecycle.models import Dataset, ModelVersion, RegisteredModel, Status
+from lifecycle.models import ModelVersion, RegisteredModel, Status
 
 
 @dataclass(frozen=True)
@@ -62,20 +59,20 @@ def can_move(version: ModelVersion, to: str, actor: Any) -> Rule:
     """The lifecycle table: may the version move from its status to `to`, and may `actor` move it."""
     role = TRANSITIONS.get((version.status, to))
     if role is None:
-        return _no(f"{version} is {_label(version.status)}; it cannot move to {_label(to)}.")
+        return no(f"{version} is {status_label(version.status)}; it cannot move to {status_label(to)}.")
     if role == SYSTEM or (role == SYSTEM_OR_OFFICERS and actor is None):
         return YES
     officers = RISK_OFFICERS if role == SYSTEM_OR_OFFICERS else role
     if not has_role(actor, officers):
-        return Rule(False, f"Only members of {officers} may move a version to {_label(to)}.", forbidden=True)
+        return Rule(False, f"Only members of {officers} may move a version to {status_label(to)}.", forbidden=True)
     return YES
 
 
-def _label(status: str) -> str:
+def status_label(status: str) -> str:
     return status.replace("_", " ")
 
 
-def _no(reason: str) -> Rule:
+def no(reason: str) -> Rule:
     return Rule(False, reason)
 
 
@@ -91,7 +88,7 @@ def can_submit(version: ModelVersion, actor: Any) -> Rule:
 
 def _in_review(version: ModelVersion, doing: str) -> Rule:
     if version.status != Status.IN_REVIEW:
-        return _no(f"{version} is {_label(version.status)}; only versions in review can be {doing}.")
+        return no(f"{version} is {status_label(version.status)}; only versions in review can be {doing}.")
     return YES
 
 
@@ -117,7 +114,7 @@ def no_open_high_finding(version: ModelVersion, doing: str) -> Rule:
     blocking = open_high_findings(version)
     if blocking:
         names = "; ".join(f"#{f.pk} {f.title}" for f in blocking[:3])
-        return _no(f"{version} has {len(blocking)} open high finding(s) ({names}): it cannot be {doing} until closed.")
+        return no(f"{version} has {len(blocking)} open high finding(s) ({names}): it cannot be {doing} until closed.")
     return YES
 
 
@@ -142,7 +139,7 @@ def _four_eyes(version: ModelVersion, actor: Any, kind: str) -> Rule:
         return Rule(False, "You created this version, so you cannot approve it (four-eyes rule).", forbidden=True)
     if Decision.objects.filter(version=version, round=version.review_round, kind=kind, actor=actor).exists():
         done = "approved" if kind == DecisionKind.APPROVE else "asked to reinstate"
-        return _no(f"You already {done} this version in this review round.")
+        return no(f"You already {done} this version in this review round.")
     return YES
 
 
@@ -163,15 +160,15 @@ def can_deploy(version: ModelVersion, actor: Any) -> Rule:
     if not rule:
         return rule
     if version.status != Status.APPROVED:
-        return _no(f"{version} is {_label(version.status)}; only approved versions can be deployed.")
+        return no(f"{version} is {status_label(version.status)}; only approved versions can be deployed.")
     valid, required = approvals_progress(version)
     if valid < required:
-        return _no(
+        return no(
             f"{version} has {valid} valid approval(s) of {required} required: an approval is void "
             "when the artifact, model card or check results changed after it was given."
         )
     if approval_expired(version):
-        return _no(f"{version}'s approval expired on {version.approval_expires_at:%Y-%m-%d}: recertify it first.")
+        return no(f"{version}'s approval expired on {version.approval_expires_at:%Y-%m-%d}: recertify it first.")
     return no_open_high_finding(version, "deployed")
 
 
@@ -192,13 +189,13 @@ def can_roll_back(version: ModelVersion, actor: Any) -> Rule:
     if not rule:
         return rule
     if version.status != Status.PRODUCTION:
-        return _no(f"{version.registered_model} has no production version to roll back.")
+        return no(f"{version.registered_model} has no production version to roll back.")
     target = rollback_target(version.registered_model, version)
     if target is None:
-        return _no(f"{version.registered_model} has no earlier deployed version that is still approved.")
+        return no(f"{version.registered_model} has no earlier deployed version that is still approved.")
     valid, required = approvals_progress(target.version)
     if valid < required:
-        return _no(
+        return no(
             f"{target.version} was deployed before, but its approval no longer holds ({valid} valid approval(s) "
             f"of {required} required): it cannot be restored."
         )
@@ -214,7 +211,7 @@ def can_reinstate(version: ModelVersion, actor: Any) -> Rule:
     the approvals bind what is there now again."""
     rule = can_move(version, Status.APPROVED, actor) if version.status == Status.SUSPENDED else None
     if rule is None:
-        return _no(f"{version} is {_label(version.status)}; only suspended versions are reinstated.")
+        return no(f"{version} is {status_label(version.status)}; only suspended versions are reinstated.")
     if not rule:
         return rule
     rule = _four_eyes(version, actor, DecisionKind.REINSTATE)
@@ -222,12 +219,12 @@ def can_reinstate(version: ModelVersion, actor: Any) -> Rule:
         return rule
     valid, required = approvals_progress(version)
     if valid < required:
-        return _no(
+        return no(
             f"{version}'s approval is still void ({valid} valid approval(s) of {required} required): restore what "
             "changed, or submit a new version."
         )
     if suspended_for_expiry(version):
-        return _no(f"{version} was suspended because its approval expired: recertify it instead.")
+        return no(f"{version} was suspended because its approval expired: recertify it instead.")
     return YES
 
 
@@ -259,17 +256,17 @@ def can_recertify(version: ModelVersion, actor: Any) -> Rule:
     if not rule:
         return rule
     if version.status not in (Status.APPROVED, Status.PRODUCTION) and not suspended_for_expiry(version):
-        return _no(
-            f"{version} is {_label(version.status)}; only approved or production versions (or versions suspended "
+        return no(
+            f"{version} is {status_label(version.status)}; only approved or production versions (or versions suspended "
             "because their approval expired) are recertified."
         )
     if actor.pk in (version.submitted_by_id, version.created_by_id):
         return Rule(False, "You created or submitted this version, so you cannot recertify it (four-eyes rule).", True)
     if actor.pk in pending_recertifiers(version):
-        return _no("You already recertified this version; another risk officer must too.")
+        return no("You already recertified this version; another risk officer must too.")
     valid, required = approvals_progress(version)
     if valid < required:
-        return _no(f"{version}'s approval is void ({valid} valid approval(s) of {required} required).")
+        return no(f"{version}'s approval is void ({valid} valid approval(s) of {required} required).")
     return no_open_high_finding(version, "recertified")
 
 
@@ -280,11 +277,11 @@ def can_shadow(version: ModelVersion, actor: Any) -> Rule:
     if not rule:
         return rule
     if version.status not in (Status.IN_REVIEW, Status.APPROVED):
-        return _no(f"{version} is {_label(version.status)}; only in-review or approved versions run in shadow.")
+        return no(f"{version} is {status_label(version.status)}; only in-review or approved versions run in shadow.")
     if not ModelVersion.objects.filter(registered_model=version.registered_model, status=Status.PRODUCTION).exists():
-        return _no(f"{version.registered_model.name} has no production version whose traffic could be replayed.")
+        return no(f"{version.registered_model.name} has no production version whose traffic could be replayed.")
     if version.shadows.filter(ended_at__isnull=True).exists():
-        return _no(f"{version} is in shadow already.")
+        return no(f"{version} is in shadow already.")
     return YES
 
 
@@ -292,14 +289,14 @@ def can_end_shadow(version: ModelVersion, actor: Any) -> Rule:
     rule = role_rule(actor, RISK_OFFICERS, "end shadows")
     if not rule:
         return rule
-    return YES if version.shadows.filter(ended_at__isnull=True).exists() else _no(f"{version} is not in shadow.")
+    return YES if version.shadows.filter(ended_at__isnull=True).exists() else no(f"{version} is not in shadow.")
 
 
 def can_retire(version: ModelVersion, actor: Any) -> Rule:
     rule = role_rule(actor, RISK_OFFICERS, "retire versions")
     if rule and version.status not in (Status.APPROVED, Status.PRODUCTION, Status.SUSPENDED):
-        return _no(
-            f"{version} is {_label(version.status)}; only approved, production or suspended versions are retired."
+        return no(
+            f"{version} is {status_label(version.status)}; only approved, production or suspended versions are retired."
         )
     return rule
 
@@ -412,81 +409,6 @@ def available_actions(version: ModelVersion, actor: Any) -> list[str]:
     return [name for name, rule in ACTIONS if rule(version, actor)]
 
 
-# --- datasets at rest (issue 16, item 6) ------------------------------------------------------
-# A version in any other status is servable, or may still become servable: its data is kept.
-ENDED_STATUSES = (Status.RETIRED, Status.REJECTED)
-_ENDING = {
-    Status.RETIRED: (DecisionKind.RETIRE, audit.VERSION_RETIRED),
-    Status.REJECTED: (DecisionKind.REJECT, audit.VERSION_REJECTED),
-}
-
-
-def versions_using(dataset: Dataset) -> Any:
-    """The versions trained or evaluated on the dataset."""
-    return ModelVersion.objects.filter(Q(training_dataset=dataset) | Q(evaluation_dataset=dataset)).select_related(
-        "registered_model"
-    )
-
-
-def ended_at(version: ModelVersion) -> datetime | None:
-    """When a retired (or rejected) version ended: its decision, or else the audit event that
-    recorded the transition; None when nothing records it."""
-    kind, action = _ENDING[Status(version.status)]
-    moment = (
-        Decision.objects.filter(version=version, kind=kind).order_by("-created_at").values_list("created_at", flat=True)
-    ).first()
-    if moment is None:
-        moment = (
-            AuditEvent.objects.filter(action=action, target_type="lifecycle.modelversion", target_id=str(version.pk))
-            .order_by("-seq")
-            .values_list("created_at", flat=True)
-            .first()
-        )
-    return moment
-
-
-def can_destroy_dataset_key(dataset: Dataset, actor: Any, now: datetime | None = None) -> Rule:
-    """A risk officer destroys an encrypted dataset's key once no version trained or evaluated on
-    it is servable or on its way to be (every one retired or rejected), and the policy's
-    personal-data retention has passed since the last of them ended."""
-    rule = role_rule(actor, RISK_OFFICERS, "destroy a dataset's key")
-    if not rule:
-        return rule
-    key = dataset.stored_key
-    if key is None:
-        return _no(
-            f"Dataset {dataset} is stored in clear (before encryption at rest): encrypt it first "
-            "(manage.py encrypt_datasets), then destroy its key."
-        )
-    if key.destroyed_at is not None:
-        return _no(f"The key of dataset {dataset} was destroyed on {key.destroyed_at:%Y-%m-%d} already.")
-    using = list(versions_using(dataset).order_by("registered_model__name", "version"))
-    live = [v for v in using if v.status not in ENDED_STATUSES]
-    if live:
-        names = ", ".join(f"{v} ({_label(v.status)})" for v in live[:5]) + (" and more" if len(live) > 5 else "")
-        return Rule(
-            False,
-            f"Dataset {dataset} is used by {len(live)} version(s) that are servable or may become so: {names}. "
-            "Its key can be destroyed once they are retired and the retention period has passed.",
-            code="dataset_in_use",
-        )
-    ends = [ended_at(v) for v in using]
-    unknown = [v for v, moment in zip(using, ends, strict=True) if moment is None]
-    if unknown:
-        return _no(f"Nothing records when {unknown[0]} ended, so the retention of dataset {dataset} cannot be known.")
-    if using:
-        days = active_policy().personal_data_retention_days
-        until = max(m for m in ends if m is not None) + timedelta(days=days)
-        if (now or timezone.now()) < until:
-            return Rule(
-                False,
-                f"Dataset {dataset} is kept until {until:%Y-%m-%d}: the policy retains personal data {days} days "
-                "after the last version that used it was retired.",
-                code="dataset_retention_running",
-            )
-    return YES
-
-
 # --- independent validation (issue 29; DESIGN.md, "Model risk management") ----------------------
 VALIDATING_STATUSES = (Status.CHECKING, Status.IN_REVIEW)
 APPROVING_KINDS = (DecisionKind.APPROVE, DecisionKind.RECERTIFY, DecisionKind.REINSTATE)
@@ -513,8 +435,8 @@ def can_validate(version: ModelVersion, actor: Any) -> Rule:
     if Decision.objects.filter(version=version, kind__in=APPROVING_KINDS, actor=actor).exists():
         return Rule(False, "You approved this version, so you cannot validate it (independence).", forbidden=True)
     if version.status not in VALIDATING_STATUSES:
-        return _no(
-            f"{version} is {_label(version.status)}; a validation report is written while it is checked or in "
+        return no(
+            f"{version} is {status_label(version.status)}; a validation report is written while it is checked or in "
             "review, before approval (submit a new version to validate it again)."
         )
     return YES

@@ -3,12 +3,14 @@
 Each function locks the version row, checks the actor's role and the current state, writes
 the change with a conditional UPDATE (so SQLite, which ignores FOR UPDATE, is safe too),
 records the Decision and the audit event in the same transaction, and enqueues work only on
-commit. A refused call rolls back, then records the refusal in a transaction of its own."""
+commit. A refused call rolls back, then records the refusal in a transaction of its own.
+
+The verbs after deployment (roll back, suspend, reinstate, retire, recertify) are
+governance.operations; they move the status through transition() here."""
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -18,10 +20,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core import audit
-from core.canonical import canonical_json, sha256_json
 from core.errors import DomainError
 from core.evidence import evidence
-from core.roles import RISK_OFFICERS
 from governance import bindings, jobs, materiality, rules
 from governance.errors import WorkflowError
 from governance.models import (
@@ -36,7 +36,7 @@ from governance.policies import active_policy
 from lifecycle.artifacts import read_verified_bytes
 from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
 from lifecycle.models import CARD_SECTIONS, ModelVersion, RegisteredModel, Status
-from lifecycle.services import REQUIRED_CARD_FIELDS, card_section_problem
+from lifecycle.submission import REQUIRED_CARD_FIELDS, card_section_problem
 
 CHECK_KINDS = (
     CheckKind.VALIDATION,
@@ -89,7 +89,7 @@ def audited_refusals(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _transition(version: ModelVersion, *, to: str, actor: Any, **fields: Any) -> ModelVersion:
+def transition(version: ModelVersion, *, to: str, actor: Any, **fields: Any) -> ModelVersion:
     """Move a locked version to `to` if the transition is allowed and the row still has the
     status we checked (conditional UPDATE: safe where FOR UPDATE is a no-op, as on SQLite)."""
     source = version.status
@@ -101,28 +101,28 @@ def _transition(version: ModelVersion, *, to: str, actor: Any, **fields: Any) ->
     return version
 
 
-def _end_deployments(deployments: QuerySet[Deployment], actor: Any, now: Any, reason: str) -> list[Deployment]:
+def end_deployments(deployments: QuerySet[Deployment], actor: Any, now: Any, reason: str) -> list[Deployment]:
     """End the open deployments among `deployments`; returns them as stored now (for evidence)."""
     open_ids = list(deployments.filter(ended_at__isnull=True).values_list("pk", flat=True))
     Deployment.objects.filter(pk__in=open_ids).update(ended_at=now, ended_by=actor, end_reason=reason)
     return list(Deployment.objects.filter(pk__in=open_ids))
 
 
-def _locked(version_id: int) -> ModelVersion:
+def locked(version_id: int) -> ModelVersion:
     version = ModelVersion.objects.select_for_update().select_related("registered_model").filter(pk=version_id).first()
     if version is None:
         raise NotFound("There is no such version.")
     return version
 
 
-def _require_justification(version: ModelVersion, justification: str, attempted: str) -> str:
+def require_justification(version: ModelVersion, justification: str, attempted: str) -> str:
     text = (justification or "").strip()
     if not text:
         raise Refused("A written justification is required.", version_pk=version.pk, attempted=attempted)
     return text
 
 
-def _decide(version: ModelVersion, *, kind: str, actor: Any, justification: str, **extra: Any) -> Decision:
+def decide(version: ModelVersion, *, kind: str, actor: Any, justification: str, **extra: Any) -> Decision:
     return Decision.objects.create(
         version=version,
         round=version.review_round,
@@ -136,7 +136,7 @@ def _decide(version: ModelVersion, *, kind: str, actor: Any, justification: str,
     )
 
 
-def _expiry(version: ModelVersion, policy: Any) -> Any:
+def approval_expiry(version: ModelVersion, policy: Any) -> Any:
     """When an approval or recertification given now lapses: the policy's period for the tier."""
     return timezone.now() + timedelta(days=policy.recertify_after_days(version.registered_model.effective_tier))
 
@@ -147,7 +147,7 @@ def _expiry(version: ModelVersion, policy: Any) -> Any:
 def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
     """draft -> checking, by a data scientist; a new review round with its checks, which are
     enqueued once this commits."""
-    version = _locked(version_id)
+    version = locked(version_id)
     labels = {name: label for name, label, _ in CARD_SECTIONS}
     missing = [
         labels[name]
@@ -171,7 +171,7 @@ def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
             version_pk=version.pk,
             attempted="draft->checking",
         )
-    version = _transition(
+    version = transition(
         version,
         to=Status.CHECKING,
         actor=actor,
@@ -225,7 +225,7 @@ def record_check_result(
     if status not in FINISHED_CHECK_STATUSES:
         raise ValueError(f"not a final check status: {status}")
     check = CheckRun.objects.select_for_update().select_related("version").get(pk=check_id)
-    version = _locked(check.version_id)
+    version = locked(check.version_id)
     if check.is_finished or check.round != version.review_round:
         return None
     now = timezone.now()
@@ -255,7 +255,7 @@ def record_check_result(
         status__in=FINISHED_CHECK_STATUSES
     )
     if version.status == Status.CHECKING and not pending.exists():
-        version = _transition(version, to=Status.IN_REVIEW, actor=None)
+        version = transition(version, to=Status.IN_REVIEW, actor=None)
         summary = dict(
             CheckRun.objects.filter(version=version, round=version.review_round).values_list("kind", "status")
         )
@@ -287,10 +287,10 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
     """in_review -> approved once the tier's approvals are in (one for low/medium, two distinct
     officers for high); never by the submitter; a failed check needs override + justification.
     The approval binds the hashes of the artifact, the card and the check results it saw."""
-    version = _locked(version_id)
+    version = locked(version_id)
     attempted = "approve"
     refuse_unless(rules.can_approve(version, actor), version, attempted)
-    text = _require_justification(version, justification, attempted)
+    text = require_justification(version, justification, attempted)
     failing = bindings.failing_checks(version)
     if failing and not override:
         raise Refused(
@@ -310,8 +310,8 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
     required = rules.approvals_required(version)
     # (this approval binds what is there now, so it counts among the valid ones)
     completes = len(bindings.valid_approvals(version)) + 1 >= required
-    expires_at = _expiry(version, policy) if completes else None
-    decision = _decide(
+    expires_at = approval_expiry(version, policy) if completes else None
+    decision = decide(
         version,
         kind=DecisionKind.APPROVE,
         actor=actor,
@@ -338,7 +338,7 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
         },
     )
     if len(valid) >= required:
-        version = _transition(
+        version = transition(
             version,
             to=Status.APPROVED,
             actor=actor,
@@ -361,11 +361,11 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
 
 
 def _close_review(version_id: int, *, actor: Any, justification: str, to: str, kind: str, action: str) -> ModelVersion:
-    version = _locked(version_id)
+    version = locked(version_id)
     refuse_unless(rules.can_close_review(version, actor), version, kind)
-    text = _require_justification(version, justification, kind)
-    version = _transition(version, to=to, actor=actor)
-    decision = _decide(version, kind=kind, actor=actor, justification=text)
+    text = require_justification(version, justification, kind)
+    version = transition(version, to=to, actor=actor)
+    decision = decide(version, kind=kind, actor=actor, justification=text)
     audit.record(
         action,
         actor=actor,
@@ -416,13 +416,13 @@ def deploy_version(version_id: int, *, actor: Any, justification: str) -> ModelV
     """approved -> production; the previous production version goes back to approved. The
     approvals must still bind the current artifact, card and checks, and the stored artifact
     must still have its recorded hash."""
-    version = _locked(version_id)
+    version = locked(version_id)
     # Serialise deploys of one model: the lock on its row, then the partial unique constraint.
     model = RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
     # The rule first: a refusal names the version that was asked for (and a non-officer's
     # request never reaches the production version's transition).
     refuse_unless(rules.can_deploy(version, actor), version, "approved->production")
-    text = _require_justification(version, justification, "deploy")
+    text = require_justification(version, justification, "deploy")
     try:
         read_verified_bytes(version.artifact, version.artifact_sha256)
     except ArtifactIntegrityError as exc:
@@ -432,11 +432,11 @@ def deploy_version(version_id: int, *, actor: Any, justification: str) -> ModelV
     replaced = None
     ended: list[Deployment] = []
     if previous is not None and previous.pk != version.pk:
-        replaced = _transition(previous, to=Status.APPROVED, actor=actor)
-        ended = _end_deployments(Deployment.objects.filter(registered_model=model), actor, now, "replaced")
-    version = _transition(version, to=Status.PRODUCTION, actor=actor)
+        replaced = transition(previous, to=Status.APPROVED, actor=actor)
+        ended = end_deployments(Deployment.objects.filter(registered_model=model), actor, now, "replaced")
+    version = transition(version, to=Status.PRODUCTION, actor=actor)
     deployment = Deployment.objects.create(registered_model=model, version=version, deployed_at=now, deployed_by=actor)
-    decision = _decide(version, kind=DecisionKind.DEPLOY, actor=actor, justification=text)
+    decision = decide(version, kind=DecisionKind.DEPLOY, actor=actor, justification=text)
     audit.record(
         audit.VERSION_DEPLOYED,
         actor=actor,
@@ -451,226 +451,4 @@ def deploy_version(version_id: int, *, actor: Any, justification: str) -> ModelV
             "evidence": evidence(*ended, deployment, decision),
         },
     )
-    return version
-
-
-@transaction.atomic
-def _rollback(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
-    model = RegisteredModel.objects.select_for_update().get(pk=model_id)
-    current = ModelVersion.objects.select_for_update().filter(registered_model=model, status=Status.PRODUCTION).first()
-    anchor = current or model.versions.order_by("-version").first()
-    if anchor is None:
-        raise NotFound(f"{model} has no versions.")
-    if current is None:
-        refuse_unless(rules.role_rule(actor, RISK_OFFICERS, "roll back models"), anchor, "rollback")
-        raise Refused(f"{model} has no production version to roll back.", version_pk=anchor.pk, attempted="rollback")
-    refuse_unless(rules.can_roll_back(current, actor), current, "rollback")
-    text = _require_justification(current, justification, "rollback")
-    earlier = rules.rollback_target(model, current)
-    assert earlier is not None  # (can_roll_back found it under the model's lock)
-    try:
-        read_verified_bytes(earlier.version.artifact, earlier.version.artifact_sha256)
-    except ArtifactIntegrityError as exc:
-        raise Refused(exc.message, version_pk=current.pk, attempted="rollback")
-    now = timezone.now()
-    current = _transition(current, to=Status.APPROVED, actor=actor)
-    ended = _end_deployments(Deployment.objects.filter(registered_model=model), actor, now, "rolled_back")
-    restored = _transition(_locked(earlier.version_id), to=Status.PRODUCTION, actor=actor)
-    deployment = Deployment.objects.create(registered_model=model, version=restored, deployed_at=now, deployed_by=actor)
-    decision = _decide(current, kind=DecisionKind.ROLLBACK, actor=actor, justification=text)
-    audit.record(
-        audit.MODEL_ROLLED_BACK,
-        actor=actor,
-        target=restored,
-        data={
-            "from_version": current.version,
-            "to_version": restored.version,
-            "decision": decision.pk,
-            "justification": text,
-            "evidence": evidence(*ended, deployment, decision),
-        },
-    )
-    return restored
-
-
-def rollback_model(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
-    """production -> approved for the current version; the previously deployed version that is
-    still approved becomes production again. Returns the restored version."""
-    try:
-        return _rollback(model_id, actor=actor, justification=justification)
-    except Refused as exc:
-        raise record_refusal(exc, actor=actor) from None
-
-
-@audited_refusals
-@transaction.atomic
-def suspend_version(version_id: int, *, actor: Any, reason: str, changed: list[str] | None = None) -> ModelVersion:
-    """approved or production -> suspended: not served from this commit on. By the system (a void
-    approval, a failed integrity check) or by a risk officer with a written reason. A production
-    version's deployment ends, so the model has no production version until one is deployed."""
-    version = _locked(version_id)
-    RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
-    attempted = f"{version.status}->{Status.SUSPENDED}"
-    refuse_unless(rules.can_suspend(version, actor), version, attempted)
-    text = _require_justification(version, reason, attempted)
-    source = version.status
-    now = timezone.now()
-    version = _transition(version, to=Status.SUSPENDED, actor=actor, suspended_reason=text, suspended_at=now)
-    ended = _end_deployments(Deployment.objects.filter(version=version), actor, now, "suspended")
-    decision = None
-    if actor is not None:
-        decision = _decide(version, kind=DecisionKind.SUSPEND, actor=actor, justification=text)
-    audit.record(
-        audit.VERSION_SUSPENDED,
-        actor=actor,
-        target=version,
-        data={
-            "from": source,
-            "to": Status.SUSPENDED,
-            "reason": text,
-            "changed": changed or [],
-            "decision": decision.pk if decision else None,
-            "evidence": evidence(*ended, *([decision] if decision else [])),
-        },
-        # a suspension for tampering never re-baselines the changed row: verification keeps
-        # naming it until reinstatement (once the cause is gone) records the row again
-        prove_target=not changed,
-    )
-    jobs.after_commit("notify", "suspended", version.pk)
-    return version
-
-
-@audited_refusals
-@transaction.atomic
-def reinstate_version(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
-    """suspended -> approved once the cause is gone (the approvals bind what is there again and
-    the stored artifact has its recorded hash), by as many distinct risk officers as the tier's
-    approvals, never the version's creator or submitter."""
-    version = _locked(version_id)
-    attempted = "reinstate"
-    refuse_unless(rules.can_reinstate(version, actor), version, attempted)
-    text = _require_justification(version, justification, attempted)
-    try:
-        read_verified_bytes(version.artifact, version.artifact_sha256)
-    except ArtifactIntegrityError as exc:
-        raise Refused(exc.message, version_pk=version.pk, attempted=attempted)
-    bound = bindings.current(version)
-    decision = _decide(version, kind=DecisionKind.REINSTATE, actor=actor, justification=text, **bound)
-    officers = set(
-        Decision.objects.filter(
-            version=version, kind=DecisionKind.REINSTATE, created_at__gte=version.suspended_at
-        ).values_list("actor_id", flat=True)
-    )
-    required = active_policy().approvals_for(version.registered_model.effective_tier)
-    data = {
-        "decision": decision.pk,
-        "justification": text,
-        "reinstatements": len(officers),
-        "required": required,
-        "evidence": evidence(decision),
-    }
-    if len(officers) < required:
-        audit.record(audit.VERSION_REINSTATEMENT_RECORDED, actor=actor, target=version, data=data)
-        return version
-    version = _transition(
-        version, to=Status.APPROVED, actor=actor, suspended_reason="", manifest_sha256=bound["manifest_sha256"]
-    )
-    audit.record(
-        audit.VERSION_REINSTATED,
-        actor=actor,
-        target=version,
-        data={"from": Status.SUSPENDED, "to": Status.APPROVED, **data},
-    )
-    return version
-
-
-@audited_refusals
-@transaction.atomic
-def retire_version(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
-    """approved or production -> retired: it stops serving when this commits."""
-    version = _locked(version_id)
-    RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
-    refuse_unless(rules.can_retire(version, actor), version, "retire")
-    text = _require_justification(version, justification, "retire")
-    source = version.status
-    version = _transition(version, to=Status.RETIRED, actor=actor)
-    ended = _end_deployments(Deployment.objects.filter(version=version), actor, timezone.now(), "retired")
-    decision = _decide(version, kind=DecisionKind.RETIRE, actor=actor, justification=text)
-    audit.record(
-        audit.VERSION_RETIRED,
-        actor=actor,
-        target=version,
-        data={
-            "from": source,
-            "to": Status.RETIRED,
-            "decision": decision.pk,
-            "justification": text,
-            "evidence": evidence(*ended, decision),
-        },
-    )
-    return version
-
-
-@audited_refusals
-@transaction.atomic
-def recertify_version(version_id: int, *, actor: Any, justification: str, snapshot: dict[str, Any]) -> ModelVersion:
-    """Renew an approval over a frozen snapshot of the monitoring evidence and open findings:
-    once as many distinct risk officers as the tier's approvals have recertified, the approval
-    runs for the policy's period again (a version suspended because it expired is approved)."""
-    version = _locked(version_id)
-    attempted = "recertify"
-    refuse_unless(rules.can_recertify(version, actor), version, attempted)
-    text = _require_justification(version, justification, attempted)
-    policy = active_policy()
-    required = policy.approvals_for(version.registered_model.effective_tier)
-    officers = rules.pending_recertifiers(version) | {actor.pk}
-    completes = len(officers) >= required
-    expires_at = _expiry(version, policy) if completes else None
-    # (stored exactly as hashed: dates become their text, as in every audit event)
-    snapshot = json.loads(canonical_json(snapshot))
-    snapshot_sha256 = sha256_json(snapshot)
-    bound = bindings.current(version)
-    decision = _decide(
-        version,
-        kind=DecisionKind.RECERTIFY,
-        actor=actor,
-        justification=text,
-        snapshot=snapshot,
-        snapshot_sha256=snapshot_sha256,
-        approval_expires_at=expires_at,
-        **bound,
-    )
-    data = {
-        "decision": decision.pk,
-        "justification": text,
-        "snapshot_sha256": snapshot_sha256,
-        "recertifications": len(officers),
-        "required": required,
-        "evidence": evidence(decision),
-    }
-    if not completes:
-        audit.record(audit.VERSION_RECERTIFICATION_RECORDED, actor=actor, target=version, data=data)
-        return version
-    source = version.status
-    if source == Status.SUSPENDED:
-        version = _transition(
-            version,
-            to=Status.APPROVED,
-            actor=actor,
-            suspended_reason="",
-            approval_expires_at=expires_at,
-            manifest_sha256=bound["manifest_sha256"],
-        )
-    else:
-        ModelVersion.objects.filter(pk=version.pk).update(
-            approval_expires_at=expires_at, expiry_reminded_at=None, manifest_sha256=bound["manifest_sha256"]
-        )
-        version.refresh_from_db()
-    audit.record(
-        audit.VERSION_RECERTIFIED,
-        actor=actor,
-        target=version,
-        data={"from": source, "to": version.status, "approval_expires_at": expires_at, **data},
-    )
-    jobs.after_commit("notify", "decided", version.pk, decision.pk)
     return version

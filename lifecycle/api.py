@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from lifecycle import records, selectors, services
 from lifecycle.models import CARD_FIELDS, ModelKind, RiskTier
+from lifecycle.submission import SENSITIVE_INPUTS, DatasetChoice, parse_reason_lines
 
 
 class CanReadRegistry(permissions.BasePermission):
@@ -140,13 +141,13 @@ class VersionCreateApi(APIView):
             actor=request.user,
             model_name=name,
             artifact=d.get("artifact"),
-            training=services.DatasetChoice(upload=d.get("training_data"), dataset_id=d.get("training_dataset")),
-            evaluation=services.DatasetChoice(upload=d.get("evaluation_data"), dataset_id=d.get("evaluation_dataset")),
+            training=DatasetChoice(upload=d.get("training_data"), dataset_id=d.get("training_dataset")),
+            evaluation=DatasetChoice(upload=d.get("evaluation_data"), dataset_id=d.get("evaluation_dataset")),
             label_column=d["label_column"],
             sensitive_features=d["sensitive_features"],
             personal_features=[p for p in d["personal_features"] if p]
             if "personal_features" in d
-            else services.SENSITIVE_INPUTS,
+            else SENSITIVE_INPUTS,
             subject_field=d["subject_field"],
             parent_version=d.get("parent_version"),
             code_repository=d["code_repository"],
@@ -154,7 +155,7 @@ class VersionCreateApi(APIView):
             card={f: d[f] for f in CARD_FIELDS},
             dataset_source=d["dataset_source"],
             favourable_class=d["favourable_class"] or None,
-            reason_texts=services.parse_reason_lines(d["reason_texts"]),
+            reason_texts=parse_reason_lines(d["reason_texts"]),
         )
         # A new draft has no checks and no decisions yet: the same shape as the full record.
         return Response(

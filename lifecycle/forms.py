@@ -8,7 +8,7 @@ from django import forms
 
 from lifecycle.models import CARD_SECTIONS, Dataset, RiskTier
 from lifecycle.selectors import readable_datasets
-from lifecycle.services import REQUIRED_CARD_FIELDS
+from lifecycle.submission import REQUIRED_CARD_FIELDS
 
 
 class RegisterModelForm(forms.Form):
@@ -83,7 +83,7 @@ class VersionForm(CardFieldsMixin):
     def personal_list(self) -> Any:
         text = (self.data.get("personal_features") or "").strip()
         if not text:
-            from lifecycle.services import SENSITIVE_INPUTS
+            from lifecycle.submission import SENSITIVE_INPUTS
 
             return SENSITIVE_INPUTS
         if text.lower() == "none":

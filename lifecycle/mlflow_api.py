@@ -16,7 +16,7 @@ from lifecycle.api import CanReadRegistry, VersionOutputSerializer
 from lifecycle.errors import MlflowImportRefused
 from lifecycle.mlflow_import import Source, import_mlflow_model
 from lifecycle.models import CARD_FIELDS, MlflowImport, RiskTier
-from lifecycle.services import DatasetChoice
+from lifecycle.submission import DatasetChoice
 
 
 def lineage(row: MlflowImport) -> dict[str, object]:

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from lifecycle.mlflow_import import Source, import_mlflow_model
 from lifecycle.models import MlflowImport
-from lifecycle.services import DatasetChoice
+from lifecycle.submission import DatasetChoice
 
 # The MLflow model and the German credit split it was trained on (first 700 rows) and is
 # evaluated on (the other 300), as files a new user can pass to `import_mlflow_model` too.

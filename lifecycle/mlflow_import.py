@@ -28,7 +28,7 @@ from django.db import models, transaction
 from core import audit
 from core.errors import DomainError
 from core.evidence import evidence
-from lifecycle import services
+from lifecycle import services, submission
 from lifecycle.datasets import parse_csv
 from lifecycle.errors import MlflowImportRefused
 from lifecycle.models import CARD_FIELDS, Dataset, MlflowImport, ModelVersion, RegisteredModel
@@ -210,7 +210,7 @@ def signature_problems(signature: dict[str, Any], columns: list[dict[str, str]],
     return problems
 
 
-def _dataset_columns(choice: services.DatasetChoice) -> list[dict[str, str]] | None:
+def _dataset_columns(choice: submission.DatasetChoice) -> list[dict[str, str]] | None:
     if choice.dataset_id:
         dataset = Dataset.objects.filter(pk=choice.dataset_id).first()
         return dataset.columns if dataset else None
@@ -231,8 +231,8 @@ def import_mlflow_model(
     actor: Any,
     source: Source,
     model_name: str,
-    training: services.DatasetChoice,
-    evaluation: services.DatasetChoice,
+    training: submission.DatasetChoice,
+    evaluation: submission.DatasetChoice,
     label_column: str,
     sensitive_features: list[str] | None = None,
     title: str = "",

@@ -17,7 +17,7 @@ from lifecycle.forms import DatasetSelect
 from lifecycle.mlflow_import import Source, import_mlflow_model
 from lifecycle.models import RiskTier
 from lifecycle.selectors import readable_datasets
-from lifecycle.services import DatasetChoice
+from lifecycle.submission import DatasetChoice
 
 
 class MlflowImportForm(forms.Form):

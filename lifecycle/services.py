@@ -4,11 +4,8 @@ transaction with its audit event; a refused call leaves no row and no file behin
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -16,23 +13,19 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from core import audit
-from core.errors import DomainError
 from core.evidence import evidence
 from core.roles import DATA_SCIENTISTS, has_role
 from lifecycle import dataset_store, materiality
-from lifecycle.artifacts import InspectedArtifact, inspect_artifact, read_verified_bytes
-from lifecycle.datasets import ParsedDataset, dataset_name_from_filename, parse_csv
+from lifecycle.artifacts import inspect_artifact, read_verified_bytes
+from lifecycle.datasets import ParsedDataset
 from lifecycle.errors import (
     ArtifactIntegrityError,
     Forbidden,
     LifecycleError,
     NotFound,
     SubmissionInvalid,
-    TooLarge,
 )
 from lifecycle.models import (
-    CARD_FIELDS,
-    CARD_SECTIONS,
     Dataset,
     DatasetKey,
     ModelCard,
@@ -44,44 +37,17 @@ from lifecycle.models import (
     Status,
     slug_validator,
 )
+from lifecycle.submission import (
+    DatasetChoice,
+    Submission,
+    check_code_commit,
+    check_sensitive_features,
+    clean_card,
+    clean_names,
+    validate_submission,
+)
 
 log = logging.getLogger(__name__)
-CARD_TITLES = {name: title.lower() for name, title, _ in CARD_SECTIONS}
-MAX_CARD_SECTION_CHARS = 50_000
-# Model card sections a version is never submitted without: required at creation and on every
-# draft edit, so no draft reaches review with them blank (the data notes come from the lineage).
-REQUIRED_CARD_FIELDS = (
-    "intended_use",
-    "out_of_scope_uses",
-    "factors",
-    "metrics",
-    "ethical_considerations",
-    "caveats_and_recommendations",
-)
-PREDICT_PROBE_ROWS = 5
-# What a required section must not be (docs/decisions-duties.md): a note that it is still to be
-# written, in brackets or not, a TBD/TODO marker or filler text; and it needs three words at least.
-_PLACEHOLDER = re.compile(
-    r"^\s*(\[[^\[\]]*\]|<[^<>]*>|\{[^{}]*\})\s*\.?\s*$"  # the whole text in one pair of brackets
-    r"|\bto\s+be\s+(completed|written|filled|provided|defined|determined|confirmed|added)\b"
-    r"|\b(TBD|TBC|TODO|FIXME)\b|lorem\s+ipsum",
-    re.IGNORECASE | re.DOTALL,
-)
-MIN_CARD_WORDS = 3
-
-
-def card_section_problem(name: str, text: str) -> str:
-    """Why a required card section's text is no evidence ("" when it is): blank, a placeholder,
-    or fewer than three words. The one test, at creation, at a draft edit and at submission."""
-    title = CARD_TITLES.get(name, name)
-    text = (text or "").strip()
-    if not text:
-        return f"The model card's {title} section is required."
-    if _PLACEHOLDER.search(text):
-        return f"The model card's {title} section holds a placeholder, not the text itself: write it."
-    if len(re.findall(r"\w+", text)) < MIN_CARD_WORDS:
-        return f"The model card's {title} section needs at least three words."
-    return ""
 
 
 def require_data_scientist(actor: Any) -> None:
@@ -169,135 +135,11 @@ def register_model(
     return model
 
 
-@dataclass
-class DatasetChoice:
-    """Either a new upload or the id of an existing dataset."""
-
-    upload: Any = None
-    dataset_id: int | None = None
-
-
-def _read_upload(upload: Any, *, limit: int, field: str) -> bytes:
-    size = getattr(upload, "size", None)
-    if size is not None and size > limit:
-        raise TooLarge(f"The file is {size} bytes; the limit is {limit} bytes.", field=field)
-    upload.seek(0)
-    data = upload.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(f"The file is larger than the limit of {limit} bytes.", field=field)
-    return data
-
-
-def _resolve_dataset(choice: DatasetChoice, *, field: str) -> tuple[ParsedDataset, Dataset | None, str]:
-    """Parse the chosen dataset. Returns (parsed, existing row or None, name for a new row)."""
-    if choice.upload is not None and choice.dataset_id:
-        raise LifecycleError("Upload a file or choose an existing dataset, not both.", field=field)
-    if choice.dataset_id:
-        existing = Dataset.objects.filter(pk=choice.dataset_id).first()
-        if existing is None:
-            raise LifecycleError(f"There is no dataset with id {choice.dataset_id}.", field=field)
-        try:
-            data = dataset_store.read_dataset_bytes(existing)
-        except DomainError as exc:  # a destroyed key, a wrong LOG_KEK, a changed file: named beside the field
-            exc.field = field
-            raise
-        return parse_csv(data, field=field), existing, existing.name
-    if choice.upload is None:
-        raise LifecycleError("Upload a CSV file or choose an existing dataset.", field=field)
-    data = _read_upload(choice.upload, limit=settings.MAX_DATASET_BYTES, field=field)
-    parsed = parse_csv(data, field=field)
-    return parsed, None, dataset_name_from_filename(getattr(choice.upload, "name", "") or "dataset")
-
-
-def _check_features(
-    artifact: InspectedArtifact, evaluation: ParsedDataset, training: ParsedDataset, label: str
-) -> tuple[list[str], list[str]]:
-    """The model's feature columns, checked against both datasets; returns (features, errors)."""
-    errors: list[str] = []
-    if artifact.feature_names is not None:
-        features = artifact.feature_names
-    else:
-        features = [c for c in evaluation.column_names if c != label]
-        if artifact.n_features is not None and artifact.n_features != len(features):
-            errors.append(
-                f"The model was fitted on {artifact.n_features} unnamed features but the evaluation data has "
-                f"{len(features)} feature columns. Fit it on a pandas DataFrame so it records its column names."
-            )
-            return features, errors
-    if label in features:
-        errors.append(f"The model uses the label column {label!r} as a feature.")
-    for which, parsed in (("evaluation", evaluation), ("training", training)):
-        missing = [f for f in features if f not in parsed.column_names]
-        if missing:
-            errors.append(f"The model expects feature(s) missing from the {which} data: {', '.join(missing)}.")
-    if errors:
-        return features, errors
-    probe = evaluation.frame[features].head(PREDICT_PROBE_ROWS)
-    try:
-        artifact.model.predict(probe)
-    except Exception as exc:  # any failure of the real model on real rows is the user's to see
-        errors.append(f"The model failed to predict on the evaluation data's first rows ({type(exc).__name__}: {exc}).")
-    return features, errors
-
-
 def _lineage_note(dataset: ParsedDataset, name: str, label: str) -> str:
     cols = ", ".join(f"{c['name']} ({c['dtype']})" for c in dataset.columns)
     return (
         f"Dataset {name}: {len(dataset.frame)} rows, SHA-256 {dataset.sha256}. Label column: {label}. Columns: {cols}."
     )
-
-
-def _clean_card(card: dict[str, Any] | None, errors: dict[str, list[str]], *, required: bool = True) -> dict[str, str]:
-    """The card's sections, stripped; required sections checked unless `required` is False (an
-    import leaves missing ones empty, and submission asks for them)."""
-    cleaned: dict[str, str] = {}
-    for name in CARD_FIELDS:
-        value = (card or {}).get(name) or ""
-        if not isinstance(value, str):
-            errors.setdefault(name, []).append("Must be text.")
-            continue
-        if len(value) > MAX_CARD_SECTION_CHARS:
-            errors.setdefault(name, []).append(f"At most {MAX_CARD_SECTION_CHARS} characters.")
-        cleaned[name] = value.strip()
-        if name in REQUIRED_CARD_FIELDS and (required or cleaned[name]):
-            problem = card_section_problem(name, cleaned[name])
-            if problem:
-                errors.setdefault(name, []).append(problem)
-    return cleaned
-
-
-BUSINESS_KEY = "business_key"
-# personal_features=SENSITIVE_INPUTS: the sensitive features that are model inputs (what the
-# form and the API default to: sensitive features are personal unless the scientist says otherwise)
-SENSITIVE_INPUTS = ("__sensitive_inputs__",)
-
-
-def _personal_declaration(
-    personal_features: list[str] | tuple[str, ...] | None, subject_field: str, features: list[str],
-    sensitive: list[str], errors: dict[str, list[str]],
-) -> tuple[list[str], str]:  # fmt: skip
-    """The personal input fields and the data subject's field (an input, or "business_key"; ""
-    when none is named: the values are then encrypted under one key per month, erased by
-    retention only). The interfaces offer the sensitive features as personal by default."""
-    if personal_features == SENSITIVE_INPUTS or list(personal_features or []) == list(SENSITIVE_INPUTS):
-        personal_features = [s for s in sensitive if s in features]
-    named = [p.strip() for p in (personal_features or []) if p and p.strip()]
-    subject = (subject_field or "").strip()
-    if len(set(named)) != len(named):
-        errors.setdefault("personal_features", []).append("A personal feature is listed twice.")
-    if features:
-        unknown = [p for p in named if p not in features]
-        if unknown:
-            errors.setdefault("personal_features", []).append(
-                f"Personal feature(s) that are not model inputs: {', '.join(unknown)}."
-            )
-        if subject and subject != BUSINESS_KEY and subject not in features:
-            errors.setdefault("subject_field", []).append(
-                f"The subject field must be a model input or {BUSINESS_KEY!r}; {subject!r} is neither."
-            )
-    if subject and not named:
-        errors.setdefault("personal_features", []).append("A subject field needs at least one personal feature.")
-    return sorted(set(named)), subject
 
 
 def create_version(
@@ -334,105 +176,27 @@ def create_version(
             status=409,
         )
 
-    errors: dict[str, list[str]] = {}
-    too_large = False
-
-    def fail(exc: DomainError, default_field: str) -> None:
-        nonlocal too_large
-        too_large = too_large or isinstance(exc, TooLarge)
-        errors.setdefault(exc.field or default_field, []).append(exc.message)
-
-    inspected: InspectedArtifact | None = None
-    artifact_bytes = b""
-    if artifact is None:
-        errors["artifact"] = ["Upload the model artifact (a .skops file)."]
-    else:
-        try:
-            artifact_bytes = _read_upload(artifact, limit=settings.MAX_ARTIFACT_BYTES, field="artifact")
-            inspected = inspect_artifact(artifact_bytes)
-        except DomainError as exc:
-            fail(exc, "artifact")
-
-    resolved: dict[str, tuple[ParsedDataset, Dataset | None, str]] = {}
-    for field, choice in (("training_data", training), ("evaluation_data", evaluation)):
-        try:
-            resolved[field] = _resolve_dataset(choice, field=field)
-        except DomainError as exc:
-            fail(exc, field)
-
-    label_column = (label_column or "").strip()
-    sensitive = [s.strip() for s in (sensitive_features or []) if s and s.strip()]
-    if not label_column:
-        errors.setdefault("label_column", []).append("Name the label column.")
-    for field, which in (("training_data", "training"), ("evaluation_data", "evaluation")):
-        if field in resolved and label_column and label_column not in resolved[field][0].column_names:
-            errors.setdefault("label_column", []).append(
-                f"The {which} data has no column {label_column!r} (its columns: "
-                f"{', '.join(resolved[field][0].column_names)})."
-            )
-    if "evaluation_data" in resolved:
-        eval_columns = resolved["evaluation_data"][0].column_names
-        missing = [s for s in sensitive if s not in eval_columns]
-        if missing:
-            errors.setdefault("sensitive_features", []).append(
-                f"Sensitive feature(s) not in the evaluation data: {', '.join(missing)}."
-            )
-        if label_column and label_column in sensitive:
-            errors.setdefault("sensitive_features", []).append("The label column cannot be a sensitive feature.")
-    if len(set(sensitive)) != len(sensitive):
-        errors.setdefault("sensitive_features", []).append("A sensitive feature is listed twice.")
-
-    features: list[str] = []
-    if inspected is not None and len(resolved) == 2 and "label_column" not in errors:
-        features, feature_errors = _check_features(
-            inspected, resolved["evaluation_data"][0], resolved["training_data"][0], label_column
-        )
-        if feature_errors:
-            errors.setdefault("artifact", []).extend(feature_errors)
-
-    personal, subject = _personal_declaration(personal_features, subject_field, features, sensitive, errors)
-
-    parent: ModelVersion | None = None
-    if parent_version:
-        parent = ModelVersion.objects.filter(registered_model=registered, version=parent_version).first()
-        if parent is None:
-            errors.setdefault("parent_version", []).append(f"{model_name} has no version {parent_version}.")
-    if len(code_commit or "") > 64:
-        errors.setdefault("code_commit", []).append("At most 64 characters (a commit hash).")
-    if len(code_repository or "") > 500:
-        errors.setdefault("code_repository", []).append("At most 500 characters.")
-    cleaned_card = _clean_card(card, errors, required=card_complete)
-    favourable = None
-    if inspected is not None:
-        favourable = _favourable(favourable_class, inspected.classes, inspected.task, errors)
-    reasons = _reason_texts(reason_texts, features, errors)
-
-    if errors:
-        raise SubmissionInvalid(errors, status=413 if too_large else 400)
-    assert inspected is not None
+    submission = validate_submission(
+        registered=registered,
+        artifact=artifact,
+        training=training,
+        evaluation=evaluation,
+        label_column=label_column,
+        sensitive_features=sensitive_features,
+        parent_version=parent_version,
+        code_repository=code_repository,
+        code_commit=code_commit,
+        card=card,
+        favourable_class=favourable_class,
+        reason_texts=reason_texts,
+        personal_features=personal_features,
+        subject_field=subject_field,
+        card_complete=card_complete,
+    )
 
     written: list[str] = []
     try:
-        version = _save_version(
-            actor=actor,
-            registered=registered,
-            inspected=inspected,
-            resolved=resolved,
-            features=features,
-            label_column=label_column,
-            sensitive=sensitive,
-            personal=personal,
-            subject=subject,
-            parent=parent,
-            code_repository=code_repository or "",
-            code_commit=code_commit or "",
-            card=cleaned_card,
-            dataset_source=dataset_source,
-            artifact_bytes=artifact_bytes,
-            written=written,
-            favourable=favourable,
-            reasons=reasons,
-        )
+        version = _save_version(actor=actor, submission=submission, dataset_source=dataset_source, written=written)
     except BaseException:
         # The transaction rolled back: remove the files it wrote so nothing is left behind.
         for name in written:
@@ -442,29 +206,12 @@ def create_version(
 
 
 @transaction.atomic
-def _save_version(
-    *,
-    actor: Any,
-    registered: RegisteredModel,
-    inspected: InspectedArtifact,
-    resolved: dict[str, tuple[ParsedDataset, Dataset | None, str]],
-    features: list[str],
-    label_column: str,
-    sensitive: list[str],
-    personal: list[str],
-    subject: str,
-    parent: ModelVersion | None,
-    code_repository: str,
-    code_commit: str,
-    card: dict[str, str],
-    dataset_source: str,
-    artifact_bytes: bytes,
-    written: list[str],
-    favourable: Any = None,
-    reasons: dict[str, str] | None = None,
-) -> ModelVersion:
+def _save_version(*, actor: Any, submission: Submission, dataset_source: str, written: list[str]) -> ModelVersion:
+    s = submission
+    inspected, resolved, features, label_column = s.inspected, s.resolved, s.features, s.label_column
+    parent, code_commit, card, favourable, reasons = s.parent, s.code_commit, s.card, s.favourable, s.reasons
     # Lock the registered model so concurrent submissions get distinct version numbers.
-    registered = RegisteredModel.objects.select_for_update().get(pk=registered.pk)
+    registered = RegisteredModel.objects.select_for_update().get(pk=s.registered.pk)
     datasets: dict[str, Dataset] = {}
     for field, (parsed, existing, name) in resolved.items():
         if existing is not None:
@@ -474,7 +221,7 @@ def _save_version(
         )
     number = (registered.versions.aggregate(n=Max("version"))["n"] or 0) + 1
     artifact_name = default_storage.save(
-        f"artifacts/{registered.name}/v{number}-{inspected.sha256[:16]}.skops", ContentFile(artifact_bytes)
+        f"artifacts/{registered.name}/v{number}-{inspected.sha256[:16]}.skops", ContentFile(s.artifact_bytes)
     )
     written.append(artifact_name)
     evaluation = resolved["evaluation_data"][0]
@@ -495,13 +242,13 @@ def _save_version(
         input_schema=schema,
         classes=inspected.classes,
         label_column=label_column,
-        sensitive_features=sensitive,
-        personal_features=personal,
-        subject_field=subject,
+        sensitive_features=s.sensitive,
+        personal_features=s.personal,
+        subject_field=s.subject,
         training_dataset=datasets["training_data"],
         evaluation_dataset=datasets["evaluation_data"],
         parent=parent,
-        code_repository=code_repository,
+        code_repository=s.code_repository,
         code_commit=code_commit,
         created_by=actor,
         favourable_class=favourable,
@@ -532,50 +279,6 @@ def _save_version(
         },
     )
     return version
-
-
-def _favourable(value: Any, classes: list[Any], task: str, errors: dict[str, list[str]]) -> Any:
-    """The declared favourable class as one of the model's classes (forms send text, so "1"
-    names the class 1); None (the last class) when none is declared."""
-    if value is None or value == "":
-        return None
-    if task != "classification":
-        errors.setdefault("favourable_class", []).append("Only a classifier has a favourable class.")
-        return None
-    for c in classes:
-        if (type(c) is type(value) and c == value) or str(c) == str(value).strip():
-            return c
-    errors.setdefault("favourable_class", []).append(
-        f"{value!r} is not one of the model's classes ({', '.join(str(c) for c in classes)})."
-    )
-    return None
-
-
-def _reason_texts(value: dict[str, Any] | None, features: list[str], errors: dict[str, list[str]]) -> dict[str, str]:
-    """Reason texts per input feature, for adverse-action notices; each names a model input."""
-    cleaned: dict[str, str] = {}
-    for name, text in (value or {}).items():
-        text = str(text or "").strip()
-        if not text:
-            continue
-        if features and name not in features:
-            errors.setdefault("reason_texts", []).append(f"{name!r} is not an input of the model.")
-        elif len(text) > 300:
-            errors.setdefault("reason_texts", []).append(f"The reason text of {name!r} is longer than 300 characters.")
-        else:
-            cleaned[str(name)] = text
-    return cleaned
-
-
-def parse_reason_lines(text: str) -> dict[str, str]:
-    """ "feature: reason text" per line (the form's and the API's text shape) as a dict."""
-    reasons: dict[str, str] = {}
-    for line in (text or "").splitlines():
-        if ":" in line:
-            name, _, reason = line.partition(":")
-            if name.strip():
-                reasons[name.strip()] = reason.strip()
-    return reasons
 
 
 def _require_live_dataset(dataset_id: int, *, field: str) -> None:
@@ -638,18 +341,11 @@ def update_draft(
             f"{version} is {version.get_status_display().lower()}; only drafts can be edited.", code="not_editable"
         )
     errors: dict[str, list[str]] = {}
-    cleaned = _clean_card(card, errors)
-    sensitive = [s.strip() for s in sensitive_features if s and s.strip()]
+    cleaned = clean_card(card, errors)
+    sensitive = clean_names(sensitive_features)
     columns = version.evaluation_dataset.column_names
-    missing = [s for s in sensitive if s not in columns]
-    if missing:
-        errors.setdefault("sensitive_features", []).append(
-            f"Sensitive feature(s) not in the evaluation data: {', '.join(missing)}."
-        )
-    if version.label_column in sensitive:
-        errors.setdefault("sensitive_features", []).append("The label column cannot be a sensitive feature.")
-    if len(code_commit or "") > 64:
-        errors.setdefault("code_commit", []).append("At most 64 characters (a commit hash).")
+    check_sensitive_features(sensitive, columns=columns, label_column=version.label_column, errors=errors)
+    check_code_commit(code_commit, errors)
     if errors:
         raise SubmissionInvalid(errors)
     model_card = version.card

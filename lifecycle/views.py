@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from core.errors import DomainError
 from core.roles import DATA_SCIENTISTS, has_role, roles_of
-from lifecycle import selectors, services
+from lifecycle import selectors, services, submission
 from lifecycle.errors import SubmissionInvalid
 from lifecycle.forms import EditDraftForm, RegisterModelForm, VersionForm
 from lifecycle.models import CARD_FIELDS, Dataset, ModelVersion, RegisteredModel
@@ -75,11 +75,11 @@ def version_create(request: HttpRequest, name: str) -> HttpResponse:
                 actor=request.user,
                 model_name=model.name,
                 artifact=d.get("artifact"),
-                training=services.DatasetChoice(
+                training=submission.DatasetChoice(
                     upload=d.get("training_data"),
                     dataset_id=d["training_dataset"].pk if d.get("training_dataset") else None,
                 ),
-                evaluation=services.DatasetChoice(
+                evaluation=submission.DatasetChoice(
                     upload=d.get("evaluation_data"),
                     dataset_id=d["evaluation_dataset"].pk if d.get("evaluation_dataset") else None,
                 ),
@@ -92,7 +92,7 @@ def version_create(request: HttpRequest, name: str) -> HttpResponse:
                 code_commit=d.get("code_commit", ""),
                 card={f: d.get(f, "") for f in CARD_FIELDS},
                 favourable_class=d.get("favourable_class") or None,
-                reason_texts=services.parse_reason_lines(d.get("reason_texts", "")),
+                reason_texts=submission.parse_reason_lines(d.get("reason_texts", "")),
             )
         except DomainError as exc:
             _apply_errors(form, exc)

@@ -12,9 +12,9 @@ from django.utils import timezone
 from core.canonical import sha256_json
 from governance.models import Finding
 from lifecycle.models import ModelVersion
-from monitoring import services
+from monitoring.counts import inputs_of
 from monitoring.models import MonitoringWindow
-from monitoring.services import inputs_of, latest_outcomes
+from monitoring.windows import compute, latest_outcomes
 from serving import personal
 from serving.models import DecisionReview, PredictionLog, PredictionOutcome, ReviewAction
 
@@ -77,7 +77,7 @@ def monitoring_over(version: ModelVersion, *, since: datetime | None, until: dat
     or not), plus the stored windows in that range with their alerts."""
     until = until or timezone.now()
     since = since or until - timedelta(days=DEFAULT_DAYS)
-    result = services.compute(version, since, until)
+    result = compute(version, since, until)
     body: dict[str, Any] = {
         "model": version.registered_model.name,
         "version": version.version,

@@ -23,7 +23,9 @@ from governance.models import Shadow, ShadowComparison
 from governance.policies import active_policy
 from lifecycle.models import ModelVersion, Status
 from monitoring import drift
-from monitoring.services import inputs_of, latest_outcomes, live_fairness, window_length
+from monitoring.counts import inputs_of
+from monitoring.services import window_length
+from monitoring.windows import latest_outcomes, live_fairness
 from serving import engine, log, personal
 from serving.models import LogSource, Outcome, PredictionLog, PredictionOutcome
 

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from core.roles import RISK_OFFICERS, has_role
-from serving import personal
+from serving import erasure
 from serving.models import ApiKey, LegalHold
 from serving.services import revoke_api_key
 
@@ -65,11 +65,11 @@ class LegalHoldAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: LegalHold, form: Any, change: bool) -> None:
-        placed = personal.place_hold(model_name=obj.model_name, reason=obj.reason, actor=request.user)
+        placed = erasure.place_hold(model_name=obj.model_name, reason=obj.reason, actor=request.user)
         obj.pk = placed.pk
 
     @admin.action(description="Release the selected legal holds")
     def release(self, request: HttpRequest, queryset: QuerySet[LegalHold]) -> None:
         for hold in queryset:
-            personal.release_hold(hold.pk, actor=request.user)
+            erasure.release_hold(hold.pk, actor=request.user)
         messages.success(request, f"{queryset.count()} legal hold(s) released.")

@@ -13,301 +13,32 @@ values read "[erased]" everywhere while every seal and inclusion proof still ver
 When the subject field is the business key, the key itself is personal: the log keeps a keyed
 hash of it (for lookup by business key), and its value is sealed in its row's ciphertext (for
 display).
+
+The data keys are made and read in serving.subject_keys; erasure, legal hold and retention are
+serving.erasure.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
-import secrets
-import threading
-import time
-from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from django.conf import settings
-from django.db import connection, transaction
 from django.utils import timezone
 
-from core import audit, envelope
-from core.envelope import decode_key as _decode_key  # noqa: F401  (re-exported: moved to core.envelope)
-from core.envelope import kek_aead as _kek_aead  # noqa: F401
-from core.envelope import kek_id  # noqa: F401
-from core.envelope import keks as _keks
-from core.envelope import wrap as _wrap
-from core.evidence import evidence
-from core.roles import RISK_OFFICERS, has_role
-from lifecycle import dataset_store
-from serving import rawsql
 from serving.errors import ServingError
-from serving.log import Prelude, keyed_digest, keyed_hexdigests
-from serving.models import LegalHold, PredictionKey, SubjectKey
+from serving.log import keyed_hexdigests
+from serving.subject_keys import HASH_HEX, KEY_PREFIX, KeysUnavailable, NewKeys, month_of, read_keys, write_keys
 
 ERASED = "[erased]"
 ENC = "$enc"
 BUSINESS_KEY = "business_key"
-KEY_PREFIX = "h:"  # a stored personal business key: "h:<keyed hash>" (its value sealed in its row)
 ROW = "$row"  # marks the value holding a row's sealed personal values
 IN_ROW = "^"  # {"$enc": "^"}: a personal value sealed in its row's ciphertext
-
-
-class KeysUnavailable(ServingError):
-    """The data keys cannot be unwrapped (a wrong or missing LOG_KEK): nothing personal is read
-    or written in clear; serving answers 503."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=503, code="personal_keys_unavailable")
-
-
-# --- the key encryption key (core.envelope, shared with the datasets' keys) ------------------
-def forget_keys() -> None:
-    """After a change of LOG_KEK (tests, rotation): read the settings again, drop cached keys."""
-    envelope.forget_keks()
-    with _lock:
-        _writing.clear()
-        _reading.clear()
-        _kek_checked.clear()
-
-
-def _unwrap(key_id_: str, wrapped: bytes) -> bytes:
-    try:
-        return envelope.unwrap(key_id_, wrapped)
-    except envelope.KekUnavailable as exc:
-        raise KeysUnavailable(exc.message) from None
-
-
-# --- subjects and their keys --------------------------------------------------------------
-def subject_hash(model_name: str, subject: Any) -> str:
-    """The hash a subject named by an input field has its keys under (in the model's keys)."""
-    return keyed_digest(f"subject\x1f{model_name}\x1f{subject}".encode()).hex()
-
-
-def subject_hashes(model_name: str, subject: Any) -> list[str]:
-    """Every hash the subject's keys may be under: subject_hash() and, for a subject named by
-    its business key, the whole keyed hash of that key (its rows take one HMAC, not two: the
-    same hash is the key's lookup form, truncated)."""
-    return [subject_hash(model_name, subject), keyed_digest(f"business-key\x1f{subject}".encode()).hex()]
-
-
-def business_key_hash(key: Any) -> str:
-    """The keyed hash a personal business key is found by (the same for every model): 128 bits
-    of HMAC-SHA256, in hex."""
-    return business_key_lookups(key)[0]
-
-
-HASH_HEX = 32  # 128 bits; records written before kept all 64 hex digits
-
-
-def business_key_lookups(key: Any) -> list[str]:
-    """The forms a personal business key is indexed under: its keyed hash as written now and,
-    in records written before, the whole 256-bit hash."""
-    full = keyed_digest(f"business-key\x1f{key}".encode()).hex()
-    return [KEY_PREFIX + full[:HASH_HEX], KEY_PREFIX + full]
-
-
-def month_of(moment: datetime) -> date:
-    return moment.astimezone(UTC).date().replace(day=1)
-
-
-_lock = threading.Lock()
-# (model, month) -> (when its keys started being remembered, subject hash -> key). The keys are
-# forgotten together once that is SUBJECT_KEY_CACHE_SECONDS ago, so no key is used from memory
-# longer than that, and a request finds which of its subjects are remembered with one set
-# difference instead of a lookup and a time comparison per row.
-_writing: dict[tuple[str, date], tuple[float, dict[str, tuple[int, AESGCM]]]] = {}
-_kek_checked: list[float] = []
-KEYS_REMEMBERED = 100_000  # per model and month, per process
-_reading: dict[tuple[int, str, bytes], bytes] = {}
-
-
-def _write_keys(
-    model_name: str, hashes: set[str], month: date, pending: NewKeys | None = None
-) -> dict[str, tuple[int, AESGCM]]:
-    """The live data key of each subject for this month (ready to encrypt), made on first use. A
-    process keeps them SUBJECT_KEY_CACHE_SECONDS: an erasure reaches every process's new answers
-    within that time. With `pending` (PostgreSQL, a few new subjects), new keys are not written
-    here: they go into `pending`, for the record's own INSERT to write (log.Prelude)."""
-    cached = _remembered((model_name, month))
-    missing = hashes.difference(cached)  # (looks up each of hashes: `- cached.keys()` walked the whole dict)
-    # (the remembered keys are only ever added to, never changed: a new dict replaces them)
-    found = cached if not missing else {h: cached[h] for h in hashes - missing}
-    if missing and pending is not None and len(missing) <= NEW_KEYS_WITH_RECORD and connection.vendor == "postgresql":
-        _require_known_kek()
-        for h, pk in zip(sorted(missing), _reserve_ids(len(missing)), strict=True):
-            data_key = AESGCM.generate_key(bit_length=256)
-            key_id_, wrapped = _wrap(data_key)
-            found[h] = (pk, AESGCM(data_key))
-            pending.add(model_name, h, month, pk, wrapped, key_id_, found[h][1])
-        return found
-    if missing:
-        _require_known_kek()
-        for h, (pk, data_key) in _make_keys(model_name, missing, month).items():
-            found[h] = (pk, AESGCM(data_key))
-        made_elsewhere = missing - found.keys()  # by another process meanwhile
-        for pk, h, wrapped, key_id_ in _live_keys(model_name, made_elsewhere, month) if made_elsewhere else []:
-            found[h] = (pk, AESGCM(_unwrap(key_id_, wrapped)))
-        # Inside the record's transaction the keys are remembered once they are committed with
-        # it: a rolled-back key must never be used for a later record.
-        _remember_on_commit({(model_name, month): {h: found[h] for h in missing}})
-    return found
-
-
-NEW_KEYS_WITH_RECORD = 8  # a request with more new subjects writes their keys in one statement of its own
-_reserved: list[int] = []
-
-
-def _reserve_ids(n: int) -> list[int]:
-    """n ids for new subject keys, taken from the table's sequence 64 at a time (one round trip
-    per 64 new subjects; an id taken and never used is only a gap)."""
-    with _lock:
-        if len(_reserved) < n:
-            table = SubjectKey._meta.db_table
-            _reserved.extend(
-                pk
-                for (pk,) in rawsql.fetch(
-                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                    [table, max(64, n)],
-                )
-            )
-        taken, _reserved[:n] = _reserved[:n], []
-    return taken
-
-
-class NewKeys:
-    """New subjects' keys made for one record, written by its INSERT (prelude()) and remembered
-    once that commits (remember())."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
-        self.ready: dict[tuple[str, date], dict[str, tuple[int, AESGCM]]] = {}
-
-    def add(self, model_name: str, h: str, month: date, pk: int, wrapped: bytes, key_id_: str, aead: AESGCM) -> None:
-        self.rows.append((pk, model_name, h, month, wrapped, key_id_, timezone.now()))
-        self.ready.setdefault((model_name, month), {})[h] = (pk, aead)
-
-    def prelude(self) -> Prelude | None:
-        if not self.rows:
-            return None
-        table = connection.ops.quote_name(SubjectKey._meta.db_table)
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, NULL, '')"] * len(self.rows))
-        sql = (
-            f"INSERT INTO {table} (id, model_name, subject_hash, month, wrapped, kek_id, created_at, erased_at, "  # noqa: S608
-            f"erased_because) VALUES {values} ON CONFLICT DO NOTHING RETURNING 1"
-        )
-        return Prelude(sql, tuple(v for row in self.rows for v in row), len(self.rows))
-
-    def remember(self) -> None:
-        """After the record and these keys were written: keep the keys for later records once
-        the transaction commits."""
-        _remember_on_commit(self.ready)
-
-
-def _remember_on_commit(keys: dict[tuple[str, date], dict[str, tuple[int, AESGCM]]]) -> None:
-    """Keep new keys, by (model, month) and subject hash, for later records once the current
-    transaction commits (at once outside one), at most KEYS_REMEMBERED per model and month."""
-
-    def remember() -> None:
-        for place, entries in keys.items():
-            remembered = _remembered(place)
-            with _lock:
-                if len(remembered) > KEYS_REMEMBERED:  # a bound on memory: start again
-                    remembered = {}
-                    _writing[place] = (time.monotonic(), remembered)
-                remembered.update(entries)
-
-    transaction.on_commit(remember)
-
-
-def _remembered(place: tuple[str, date]) -> dict[str, tuple[int, AESGCM]]:
-    """The keys this process remembers for (model, month), none once they were first remembered
-    SUBJECT_KEY_CACHE_SECONDS ago (an erasure reaches every process's new answers within that
-    time)."""
-    now = time.monotonic()
-    with _lock:
-        born, remembered = _writing.get(place, (0.0, {}))
-        if not remembered or born <= now - settings.SUBJECT_KEY_CACHE_SECONDS:
-            remembered = {}
-            _writing[place] = (now, remembered)
-    return remembered
-
-
-def _make_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tuple[int, bytes]]:
-    """New keys for the subjects that have none this month, in one statement; a subject whose key
-    another process made first is left out (the unique live key per subject and month) and read
-    back by the caller like any other."""
-    new = {h: AESGCM.generate_key(bit_length=256) for h in sorted(hashes)}
-    wrapped = {h: _wrap(k) for h, k in new.items()}
-    if connection.vendor == "postgresql":  # one round trip: INSERT ... ON CONFLICT DO NOTHING RETURNING
-        table = connection.ops.quote_name(SubjectKey._meta.db_table)
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s, NULL, '')"] * len(new))
-        params: list[Any] = []
-        stamp = timezone.now()
-        for h in new:
-            params += [model_name, h, month, wrapped[h][1], wrapped[h][0], stamp]
-        sql = (
-            f"INSERT INTO {table} (model_name, subject_hash, month, wrapped, kek_id, created_at, erased_at, "  # noqa: S608
-            f"erased_because) VALUES {values} ON CONFLICT (model_name, subject_hash, month) WHERE erased_at IS NULL "
-            "DO NOTHING RETURNING id, subject_hash"
-        )
-        return {h: (pk, new[h]) for pk, h in rawsql.fetch(sql, params)}  # prepared: planned once per connection
-    rows = [
-        SubjectKey(model_name=model_name, subject_hash=h, month=month, wrapped=w[1], kek_id=w[0])
-        for h, w in wrapped.items()
-    ]
-    SubjectKey.objects.bulk_create(rows, ignore_conflicts=True)
-    made = {}
-    for pk, h, stored, _ in _live_keys(model_name, set(new), month):
-        if bytes(stored) == wrapped[h][1]:  # ours, not another process's
-            made[h] = (pk, new[h])
-    return made
-
-
-def _require_known_kek() -> None:
-    """A new key is never made under a KEK that cannot open the keys already there: with a
-    wrong LOG_KEK serving refuses (503) rather than log under a key nobody can read later.
-    Asked of the database once per SUBJECT_KEY_CACHE_SECONDS per process."""
-    if _kek_checked and time.monotonic() - _kek_checked[0] < settings.SUBJECT_KEY_CACHE_SECONDS:
-        return
-    _, keys = _keks()
-    if SubjectKey.objects.filter(erased_at__isnull=True).exclude(kek_id__in=list(keys)).exists():
-        raise KeysUnavailable(
-            "The personal data in the log cannot be written: LOG_KEK is not the key its data keys were wrapped "
-            "with (a wrong key, or a rotation without LOG_KEK_PREVIOUS)."
-        )
-    _kek_checked[:] = [time.monotonic()]
-
-
-def _live_keys(model_name: str, hashes: set[str], month: date) -> list[Any]:
-    return list(
-        SubjectKey.objects.filter(
-            model_name=model_name, subject_hash__in=hashes, month=month, erased_at__isnull=True
-        ).values_list("pk", "subject_hash", "wrapped", "kek_id")
-    )
-
-
-def _read_keys(ids: set[int]) -> dict[int, bytes | None]:
-    """Data keys by id, asked of the database every time (so an erased key is never used),
-    unwrapped once per process; None for an erased key."""
-    out: dict[int, bytes | None] = {}
-    for pk, wrapped, key_id_ in SubjectKey.objects.filter(pk__in=ids).values_list("pk", "wrapped", "kek_id"):
-        if wrapped is None:
-            out[pk] = None
-            continue
-        cache_key = (pk, key_id_, bytes(wrapped))
-        key = _reading.get(cache_key)
-        if key is None:
-            key = _unwrap(key_id_, bytes(wrapped))
-            with _lock:
-                if len(_reading) > 100_000:
-                    _reading.clear()
-                _reading[cache_key] = key
-        out[pk] = key
-    return out
 
 
 # --- writing and reading values -------------------------------------------------------------
@@ -346,7 +77,7 @@ def protect(
         lookups = [KEY_PREFIX + h[:HASH_HEX] for h in hashes]
     else:
         hashes = keyed_hexdigests([f"subject\x1f{model_name}\x1f{s}".encode() for s in subjects])  # subject_hash()
-    keys = _write_keys(model_name, set(hashes), month_of(timezone.now()), pending)
+    keys = write_keys(model_name, set(hashes), month_of(timezone.now()), pending)
     personal = version.personal_features
     personal_key = bool(business_keys) and subject_field == BUSINESS_KEY
     nonces = os.urandom(12 * len(rows))  # one call, not one per row: a nonce is never reused
@@ -458,7 +189,7 @@ def reveal(record_id: Any, rows: Any, business_keys: list[str] | None = None) ->
     ids = _key_ids(rows, stored_keys)
     if not ids:
         return rows, list(stored_keys)
-    keys = _read_keys(ids)
+    keys = read_keys(ids)
     shown = []
     in_rows: dict[int, dict[str, Any]] = {}
     for i, row in enumerate(rows):
@@ -492,7 +223,7 @@ def open_explanation(record_id: Any, row: int, value: Any) -> Any:
     """A logged inline explanation, decrypted; ERASED when its subject's key was destroyed."""
     if not (isinstance(value, dict) and ENC in value):
         return value
-    keys = _read_keys({int(value[ENC].split(":", 1)[0])})
+    keys = read_keys({int(value[ENC].split(":", 1)[0])})
     return _open(value, keys, f"{record_id}.{row}.explanation")
 
 
@@ -503,7 +234,7 @@ def reveal_outputs(record_id: Any, outputs: Any) -> Any:
     sealed = [e for e in explanations or [] if isinstance(e, dict) and ENC in e]
     if not sealed:
         return outputs
-    keys = _read_keys({int(e[ENC].split(":", 1)[0]) for e in sealed})
+    keys = read_keys({int(e[ENC].split(":", 1)[0]) for e in sealed})
     opened = [
         _open(e, keys, f"{record_id}.{i}.explanation") if isinstance(e, dict) and ENC in e else e
         for i, e in enumerate(explanations or [])
@@ -528,7 +259,7 @@ def seal_derived(record: Any, row: int, text: str, what: str) -> str:
     key_id = _row_key_id(record.inputs, row)
     if key_id is None:
         return text
-    key = _read_keys({key_id}).get(key_id)
+    key = read_keys({key_id}).get(key_id)
     if key is None:
         raise ServingError(INPUTS_ERASED, status=410, code="inputs_erased")
     return orjson.dumps(_seal(key_id, AESGCM(key), text, f"{record.public_id}.{row}.{what}")).decode()
@@ -539,7 +270,7 @@ def open_derived(record_id: Any, row: int, text: str, what: str) -> str | None:
     if not text.startswith('{"' + ENC + '"'):
         return text
     value = orjson.loads(text)
-    opened = _open(value, _read_keys({int(value[ENC].split(":", 1)[0])}), f"{record_id}.{row}.{what}")
+    opened = _open(value, read_keys({int(value[ENC].split(":", 1)[0])}), f"{record_id}.{row}.{what}")
     return None if opened == ERASED else opened
 
 
@@ -577,129 +308,3 @@ INPUTS_ERASED = (
 
 def reveal_record(record: Any) -> tuple[Any, list[str]]:
     return reveal(record.public_id, record.inputs, record.business_keys)
-
-
-# --- erasure, legal hold, retention -------------------------------------------------------
-def holds(model_name: str) -> bool:
-    return LegalHold.objects.filter(model_name=model_name, released_at__isnull=True).exists()
-
-
-@transaction.atomic
-def erase_subject(*, model_name: str, subject: Any, actor: Any, reason: str = "") -> int:
-    """Destroy every data key of the subject in the model's log (all months): their values read
-    "[erased]" from now on. Refused with 409 while a legal hold is in force. The audit event
-    holds a salted hash of the subject, never the value. Risk officers only: the API and the
-    page ask this same rule."""
-    if not has_role(actor, RISK_OFFICERS):
-        raise ServingError("Only risk officers erase a data subject's personal data.", status=403, code="forbidden")
-    if holds(model_name):
-        raise ServingError(
-            f"{model_name} is under a legal hold: no personal data of it is erased until a risk officer releases it.",
-            status=409,
-            code="legal_hold",
-        )
-    keys = SubjectKey.objects.select_for_update().filter(
-        model_name=model_name, subject_hash__in=subject_hashes(model_name, subject), erased_at__isnull=True
-    )
-    months = sorted({k.month.isoformat() for k in keys})
-    ids = list(keys.values_list("pk", flat=True))
-    erased = keys.update(wrapped=None, erased_at=timezone.now(), erased_because="request")
-    # the lookup index forgets the subject's business key too: a lookup finds nothing, while
-    # the records, their seals and proofs stay (the key in a record is sealed ciphertext)
-    unindexed, _ = PredictionKey.objects.filter(
-        record__model_name=model_name, key__in=[str(subject), *business_key_lookups(subject)]
-    ).delete()
-    salt = secrets.token_hex(16)
-    audit.record(
-        audit.SUBJECT_ERASED,
-        actor=actor,
-        target=None,
-        data={
-            "model": model_name,
-            "subject_salt": salt,
-            "subject_sha256": hashlib.sha256(f"{salt}{subject}".encode()).hexdigest(),
-            "keys_erased": erased,
-            "reason": reason[:500],  # the request or ticket the officer named (serving.erasure)
-            "index_rows_removed": unindexed,
-            "months": months,
-            # destroyed key ids are evidence: a key put back is named by verification
-            "evidence": evidence(*SubjectKey.objects.filter(pk__in=ids).order_by("pk")),
-        },
-    )
-    with _lock:
-        _writing.clear()
-    return erased
-
-
-@transaction.atomic
-def erase_expired(*, now: datetime | None = None, retention_days: int) -> dict[str, int]:
-    """Retention: destroy the keys of months that ended more than `retention_days` ago, except
-    for models under a legal hold. One audit event per run (when anything was erased)."""
-    now = now or timezone.now()
-    from datetime import timedelta
-
-    cutoff = month_of(now - timedelta(days=retention_days))  # months before this one have ended long enough
-    held = set(LegalHold.objects.filter(released_at__isnull=True).values_list("model_name", flat=True))
-    due = (
-        SubjectKey.objects.select_for_update()
-        .filter(erased_at__isnull=True, month__lt=cutoff)
-        .exclude(model_name__in=held)
-    )
-    counts: dict[str, int] = {}
-    ids = list(due.values_list("pk", flat=True))
-    for model_name in sorted(set(due.values_list("model_name", flat=True))):
-        counts[model_name] = due.filter(model_name=model_name).update(
-            wrapped=None, erased_at=now, erased_because="retention"
-        )
-    if counts:
-        erased = SubjectKey.objects.filter(pk__in=ids).order_by("pk")
-        audit.record(
-            audit.RETENTION_ERASED,
-            actor=None,
-            target=None,
-            data={
-                "retention_days": retention_days,
-                "before_month": cutoff.isoformat(),
-                "keys_erased": counts,
-                "evidence": evidence(*erased),
-            },
-        )
-        with _lock:
-            _writing.clear()
-    return counts
-
-
-@transaction.atomic
-def place_hold(*, model_name: str, reason: str, actor: Any) -> LegalHold:
-    text = (reason or "").strip()
-    if not text:
-        raise ServingError("A legal hold needs a reason.", status=400, code="invalid_hold")
-    hold = LegalHold.objects.create(model_name=model_name, reason=text, placed_by=actor)
-    audit.record(audit.LEGAL_HOLD_PLACED, actor=actor, target=hold, data={"model": model_name, "reason": text})
-    return hold
-
-
-@transaction.atomic
-def release_hold(hold_id: int, *, actor: Any) -> LegalHold:
-    hold = LegalHold.objects.select_for_update().get(pk=hold_id)
-    if hold.released_at is None:
-        hold.released_at = timezone.now()
-        hold.released_by_username = getattr(actor, "username", "") or "system"
-        hold.save(update_fields=["released_at", "released_by_username"])
-        audit.record(audit.LEGAL_HOLD_RELEASED, actor=actor, target=hold, data={"model": hold.model_name})
-    return hold
-
-
-def rotate_kek() -> int:
-    """Re-wrap every live data key under the current LOG_KEK (the log is not touched): the
-    datasets' keys (lifecycle.dataset_store), then the subjects' keys, whose count it returns."""
-    dataset_store.rotate_dataset_keys()
-    current, _ = _keks()
-    rotated = 0
-    for key in SubjectKey.objects.filter(erased_at__isnull=True).exclude(kek_id=current).iterator():
-        data_key = _unwrap(key.kek_id, bytes(key.wrapped or b""))
-        key.kek_id, key.wrapped = _wrap(data_key)
-        key.save(update_fields=["kek_id", "wrapped"])
-        rotated += 1
-    forget_keys()
-    return rotated

@@ -22,7 +22,7 @@ from django.db import DatabaseError, connection, transaction
 from core.roles import roles_of
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
-from serving import decisions, engine, keys, log, personal
+from serving import decisions, engine, keys, log, personal, subject_keys
 from serving.errors import ServingError
 from serving.inputs import check_rows, tensors_to_rows
 from serving.models import ApiKey, Outcome, PredictionLog
@@ -261,7 +261,7 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     personal_data = personal.declares_personal(version)
     answer = functools.partial(_write_answer, request, version, checked, result, outputs, explanations, keys, record_id)
     with transaction.atomic() if personal_data and connection.vendor != "postgresql" else contextlib.nullcontext():
-        new_keys = personal.NewKeys() if personal_data and connection.vendor == "postgresql" else None
+        new_keys = subject_keys.NewKeys() if personal_data and connection.vendor == "postgresql" else None
         record = answer(guard, new_keys)
         if record is None and new_keys is not None and new_keys.rows:
             record = answer(guard, None)
@@ -284,7 +284,7 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
 def _write_answer(
     request: PredictionRequest, version: ModelVersion, rows: list[dict[str, Any]], result: Any, outputs: dict[str, Any],
     explanations: list[Any] | None, keys: list[str] | None, record_id: uuid.UUID, guard: log.Guard,
-    pending: personal.NewKeys | None,
+    pending: subject_keys.NewKeys | None,
 ) -> PredictionLog | Refusal | None:  # fmt: skip
     """Seal the personal values (serving.personal) and write the answer's record: the record, a
     Refusal when the personal keys cannot be used, or None when the guarded write wrote nothing."""
@@ -295,7 +295,7 @@ def _write_answer(
             version, request.model_name, rows, keys, record_id,
             explanations=outputs.get("explanations"), pending=pending,
         )  # fmt: skip
-    except personal.KeysUnavailable as exc:
+    except subject_keys.KeysUnavailable as exc:
         return Refusal(exc, Outcome.ERROR, [], certain=True)
     except DatabaseError:
         raise ServingError(LOG_UNAVAILABLE, status=503, code="log_unavailable")

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core.periods import in_period
 from lifecycle.models import SERVABLE_STATUSES, ModelKind, ModelVersion, RegisteredModel, Status
-from serving import personal, rawsql
+from serving import rawsql, subject_keys
 from serving.errors import ServingError
 from serving.models import LogSource, PredictionKey, PredictionLog, PredictionSeal
 
@@ -239,7 +239,7 @@ def logged_predictions(
     if request_id:
         records = records.filter(request_id=request_id)
     if business_key:
-        keys = PredictionKey.objects.filter(key__in=[business_key, *personal.business_key_lookups(business_key)])
+        keys = PredictionKey.objects.filter(key__in=[business_key, *subject_keys.business_key_lookups(business_key)])
         records = records.filter(public_id__in=keys.values("record_id"))
     return records
 
@@ -249,7 +249,7 @@ def decisions_with_key(business_key: str) -> list[tuple[PredictionLog, int]]:
     one index lookup (serving_key_lookup), whatever the size of the log."""
     if not business_key or "\x00" in business_key:
         return []
-    wanted = [business_key, *personal.business_key_lookups(business_key)]  # a personal key: by its hash
+    wanted = [business_key, *subject_keys.business_key_lookups(business_key)]  # a personal key: by its hash
     keys = list(PredictionKey.objects.filter(key__in=wanted).values_list("record_id", "row")[:100])
     records = PredictionLog.objects.in_bulk([k for k, _ in keys], field_name="public_id")
     found = [(records[k], row) for k, row in keys if k in records]

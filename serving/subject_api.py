@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from core.roles import RISK_OFFICERS, roles_of
 from lifecycle.models import RegisteredModel
-from serving import personal
+from serving import erasure
 from serving.api import error_response, serving_error
 from serving.errors import ServingError
 
@@ -52,7 +52,7 @@ class SubjectErasureApi(APIView):
         if "\x00" in model or not RegisteredModel.objects.filter(name=model).exists():
             return error_response("not_found", "There is no model of that name.", 404)
         try:
-            erased = personal.erase_subject(model_name=model, subject=str(subject), actor=request.user)
+            erased = erasure.erase_subject(model_name=model, subject=str(subject), actor=request.user)
         except ServingError as exc:
             return serving_error(exc)
         return Response({"model": model, "keys_erased": erased})

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from governance import jobs
-from serving import batch, batch_inputs, personal, seals
+from serving import batch, batch_chunks, batch_inputs, erasure, seals
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
@@ -24,7 +24,7 @@ def seal_predictions_task() -> int:
     max_retries=5,
 )
 def batch_chunk_task(job_id: int, index: int) -> int:
-    done = batch.run_chunk(job_id, index)
+    done = batch_chunks.run_chunk(job_id, index)
     return done.rows if done is not None else 0
 
 
@@ -52,7 +52,7 @@ def erase_expired_personal_data_task() -> int:
     from governance.policies import active_policy
 
     days = active_policy().personal_data_retention_days
-    counts = personal.erase_expired(retention_days=days)
+    counts = erasure.erase_expired(retention_days=days)
     return sum(counts.values()) + batch_inputs.expire_results(retention_days=days)
 
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from core.roles import RISK_OFFICERS, has_role
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel
-from serving import batch, erasure, personal
+from serving import batch, erasure, erasure_preview
 from serving.errors import ServingError
 from serving.models import BatchJob, LegalHold
 
@@ -90,7 +90,7 @@ def erase_subject(request: HttpRequest) -> HttpResponse:
         if not subject or model_name not in models_:
             messages.error(request, "Choose a model and give the subject's value.")
             return redirect("subject-erasure")
-        found = erasure.preview_erasure(model_name=model_name, subject=subject)
+        found = erasure_preview.preview_erasure(model_name=model_name, subject=subject)
         if found.nothing_found:
             # neutral, not a success: nothing was there, nothing was destroyed (the value is never echoed)
             context["nothing"] = model_name
@@ -101,7 +101,7 @@ def erase_subject(request: HttpRequest) -> HttpResponse:
                 context["reason_missing"] = True
             return render(request, "serving/erasure_confirm.html", {**context, "found": found, "subject": subject})
         try:
-            erased = personal.erase_subject(model_name=model_name, subject=subject, actor=request.user, reason=reason)
+            erased = erasure.erase_subject(model_name=model_name, subject=subject, actor=request.user, reason=reason)
         except ServingError as exc:
             messages.error(request, exc.message)
             return redirect("subject-erasure")

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from core.roles import AUDITORS, CASE_OFFICERS, DATA_SCIENTISTS, RISK_OFFICERS
-from lifecycle import demo_data, services
+from lifecycle import demo_data, services, submission
 from lifecycle.models import CARD_FIELDS, ModelVersion, RegisteredModel
 from tests.factories import RegisteredModelFactory, UserFactory
 
@@ -61,14 +61,14 @@ def pytest_configure(config: Any) -> None:
 def _fresh_serving_caches() -> Any:
     """Each test's database starts again at the same ids: what a previous test's process
     remembered (loaded models, resolved versions, client keys) must not leak into the next."""
-    from monitoring.services import forget_references
-    from serving import engine, keys, personal, selectors
+    from monitoring.reference import forget_references
+    from serving import engine, keys, selectors, subject_keys
 
     caches = (
         engine.clear_cache,
         selectors.clear_recent,
         keys.clear_recent_keys,
-        personal.forget_keys,
+        subject_keys.forget_keys,
         forget_references,
     )
     for clear in caches:
@@ -212,8 +212,8 @@ def make_version(
         "actor": actor,
         "model_name": model.name,
         "artifact": upload("model.skops", skops_bytes),
-        "training": services.DatasetChoice(upload=upload("german-train.csv", train_csv, "text/csv")),
-        "evaluation": services.DatasetChoice(upload=upload("german-eval.csv", eval_csv, "text/csv")),
+        "training": submission.DatasetChoice(upload=upload("german-train.csv", train_csv, "text/csv")),
+        "evaluation": submission.DatasetChoice(upload=upload("german-eval.csv", eval_csv, "text/csv")),
         "label_column": demo_data.LABEL,
         "sensitive_features": ["sex", "age_group"],
         "code_repository": "https://git.example.org/credit/scoring",

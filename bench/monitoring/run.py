@@ -378,9 +378,10 @@ def replay_ours(version: Any) -> dict[str, Any]:
     distribution, judged as a window is (monitoring.drift.level_of: PSI, and KS or the category
     shift with their significance and effect floors) at the policy's default thresholds."""
     from governance import profile
-    from monitoring import drift, services
+    from monitoring import drift
+    from monitoring import reference as references
 
-    reference = services.reference_of(version)
+    reference = references.reference_of(version)
     thresholds = drift.Thresholds()
     fresh = datagen.load(OUT / "fresh.npz")
     flagged: list[str] = []

@@ -15,7 +15,7 @@ from pypdf import PdfReader
 
 from compliance import services
 from core.models import AuditEvent
-from governance import workflow
+from governance import operations
 from governance.findings import open_finding
 from governance.policies import active_policy
 from monitoring import selectors as monitoring_selectors
@@ -175,7 +175,7 @@ def test_post_market_section_reports_windows_findings_reviews_and_recertificatio
     window = monitoring_services.store_window(served.pk, start=now - timedelta(hours=2), end=now + timedelta(hours=2))
     assert window.level == "alert"
     snapshot = monitoring_selectors.recertification_snapshot(served)
-    workflow.recertify_version(served.pk, actor=risk_officer, justification="Drift explained.", snapshot=snapshot)
+    operations.recertify_version(served.pk, actor=risk_officer, justification="Drift explained.", snapshot=snapshot)
 
     api_client.force_authenticate(auditor)
     response = api_client.get(url(served))

@@ -302,10 +302,10 @@ def test_after_the_demo_an_officer_sees_the_drift_alert_assigns_the_finding_and_
     assert saved.read_text().count("\n") == 251  # a header and one line per row
 
     # --- issue 16: a risk officer erases a data subject; the auditor sees [erased] -----------
-    from serving import personal
+    from serving import subject_keys
     from serving.models import PredictionKey
 
-    record_id = PredictionKey.objects.get(key=personal.business_key_hash("2026-118")).record_id
+    record_id = PredictionKey.objects.get(key=subject_keys.business_key_hash("2026-118")).record_id
     page.context.clear_cookies()
     for username in ("rita", "audrey"):
         page.goto(f"{base}/login/")

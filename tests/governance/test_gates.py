@@ -27,7 +27,7 @@ from governance import bindings, checks, fairness, workflow
 from governance.errors import WorkflowError
 from governance.models import CheckRun, Decision, Policy
 from governance.policies import active_policy, update_policy
-from lifecycle import demo_data, services
+from lifecycle import demo_data, services, submission
 from lifecycle.dataset_store import read_dataset_bytes
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 from tests.conftest import CARD, make_version, upload
@@ -256,8 +256,8 @@ def new_version(
         actor=actor,
         model_name=model.name,
         artifact=upload("model.skops", sio.dumps(artifact)),
-        training=services.DatasetChoice(upload=upload(f"{model.name}-train.csv", csv(train), "text/csv")),
-        evaluation=services.DatasetChoice(upload=upload(f"{model.name}-eval.csv", csv(evaluation), "text/csv")),
+        training=submission.DatasetChoice(upload=upload(f"{model.name}-train.csv", csv(train), "text/csv")),
+        evaluation=submission.DatasetChoice(upload=upload(f"{model.name}-eval.csv", csv(evaluation), "text/csv")),
         label_column="y",
         card=dict(CARD),
         **kw,

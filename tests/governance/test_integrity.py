@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 
 from core.errors import Forbidden
 from core.models import AuditEvent
-from governance import integrity, services, tasks, workflow
+from governance import integrity, operations, services, tasks, workflow
 from governance.models import CheckRun, Decision, Deployment, Policy
 from lifecycle.models import ModelCard, ModelVersion, Status
 from serving.models import PredictionLog, PredictionOutcome
@@ -95,9 +95,9 @@ def test_a_suspended_version_is_reinstated_only_once_the_cause_is_gone(productio
     ModelCard.objects.filter(pk=card.pk).update(factors="edited")
     integrity.suspend_void_versions()
     with pytest.raises(Exception, match="still void"):
-        workflow.reinstate_version(production.pk, actor=second_officer, justification=OK)
+        operations.reinstate_version(production.pk, actor=second_officer, justification=OK)
     ModelCard.objects.filter(pk=card.pk).update(factors=original)
-    version = workflow.reinstate_version(production.pk, actor=second_officer, justification="Card restored.")
+    version = operations.reinstate_version(production.pk, actor=second_officer, justification="Card restored.")
     assert version.status == Status.APPROVED and version.suspended_reason == ""
 
 
@@ -109,7 +109,7 @@ def test_rollback_to_a_version_whose_approval_is_void_is_refused(
     workflow.deploy_version(second.pk, actor=risk_officer, justification="v2 live.")
     ModelCard.objects.filter(version=production).update(factors="edited behind the workflow")
     with pytest.raises(Exception, match="no longer holds"):
-        workflow.rollback_model(second.registered_model_id, actor=risk_officer, justification="Back.")
+        operations.rollback_model(second.registered_model_id, actor=risk_officer, justification="Back.")
     assert ModelVersion.objects.get(pk=second.pk).status == Status.PRODUCTION
 
 

@@ -11,7 +11,7 @@ import pytest
 from core import audit
 from core.evidence import evidence
 from core.models import AuditEvent
-from governance import workflow
+from governance import operations, workflow
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 from serving.models import BatchJob, BatchStatus, PredictionLog
 from tests.serving.conftest import OK, checked, rows
@@ -85,13 +85,13 @@ def test_a_stopped_model_without_fallback_refuses_503_and_logs_the_refusal(
 
 def test_a_running_batch_of_the_stopped_version_stops_at_its_next_chunk(production, keyed, german, risk_officer):
     from governance import killswitch
-    from serving import batch
+    from serving import batch_chunks
 
     job = post_csv(keyed, as_csv(portfolio(german, 20)))  # (tasks not run: chunks wait)
     assert job.status_code == 202
     killswitch.stop_model(production.registered_model_id, actor=risk_officer, justification="Stop now.")
     stored = BatchJob.objects.get(public_id=job.json()["id"])
-    batch.run_chunk(stored.pk, 0)
+    batch_chunks.run_chunk(stored.pk, 0)
     stored.refresh_from_db()
     assert stored.status == BatchStatus.STOPPED and "model_stopped" in stored.reason
 
@@ -154,7 +154,7 @@ def test_a_fallback_that_stopped_being_servable_is_not_served(
     post(api_client, risk_officer, "fallback", {"version": 2, "justification": "Challenger."})
     post(api_client, risk_officer, "stop", {"justification": "Stop."})
     assert predict(keyed, instances=rows(german, 1)).json()["version"] == 2
-    workflow.retire_version(fallback.pk, actor=risk_officer, justification="Withdrawn.")
+    operations.retire_version(fallback.pk, actor=risk_officer, justification="Withdrawn.")
     response = predict(keyed, instances=rows(german, 1))
     assert response.status_code == 503 and response.json()["error"]["code"] == "model_stopped"
     assert ModelVersion.objects.get(pk=fallback.pk).status == Status.RETIRED

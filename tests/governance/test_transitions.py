@@ -22,7 +22,7 @@ from django.db.models import Max
 
 from core.models import AuditEvent
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS
-from governance import rules, workflow
+from governance import operations, rules, workflow
 from governance.errors import WorkflowError
 from governance.models import CheckRun, CheckStatus, Decision, Deployment
 from lifecycle.errors import Forbidden
@@ -232,7 +232,7 @@ def test_deploying_writes_one_deployed_event_by_the_officer_also_when_it_replace
 def test_rolling_back_writes_one_rolled_back_event_by_the_officer_on_the_restored_version(first_replaced, risk_officer):
     first, second = first_replaced
     with audited() as written:
-        restored = workflow.rollback_model(first.registered_model_id, actor=risk_officer, justification="Drift.")
+        restored = operations.rollback_model(first.registered_model_id, actor=risk_officer, justification="Drift.")
     assert restored == first
     assert (status_of(first), status_of(second)) == (Status.PRODUCTION, Status.APPROVED)
     assert written.counts == {"governance.model.rolled_back": 1}
@@ -247,7 +247,7 @@ def test_retiring_writes_one_retired_event_by_the_officer(approved, risk_officer
         workflow.deploy_version(approved.pk, actor=risk_officer, justification="Initial release.")
     source = status_of(approved)
     with audited() as written:
-        version = workflow.retire_version(approved.pk, actor=risk_officer, justification="End of life.")
+        version = operations.retire_version(approved.pk, actor=risk_officer, justification="End of life.")
     assert version.status == Status.RETIRED
     assert written.counts == {"governance.version.retired": 1}
     event = written.one("governance.version.retired")
@@ -264,7 +264,7 @@ def test_a_rollback_by_someone_who_is_not_a_risk_officer_is_forbidden_and_record
     actor = request.getfixturevalue(persona)
     before = snapshot(first.registered_model)
     with audited() as written, pytest.raises(Forbidden, match="risk-officers"):
-        workflow.rollback_model(first.registered_model_id, actor=actor, justification="Drift.")
+        operations.rollback_model(first.registered_model_id, actor=actor, justification="Drift.")
     assert written.counts == {REFUSED: 1}
     event = written.one(REFUSED)
     assert_by(event, actor, second)
@@ -280,7 +280,7 @@ def test_a_rollback_without_a_production_version_is_refused_and_recorded_against
     before = snapshot(approved.registered_model)
     expected = Forbidden if persona == "data_scientist" else WorkflowError
     with audited() as written, pytest.raises(expected) as raised:
-        workflow.rollback_model(approved.registered_model_id, actor=actor, justification="Drift.")
+        operations.rollback_model(approved.registered_model_id, actor=actor, justification="Drift.")
     assert (type(raised.value) is Forbidden) == (persona == "data_scientist")
     if persona == "risk_officer":
         assert "no production version" in raised.value.message
@@ -298,10 +298,10 @@ def test_a_rollback_with_no_earlier_deployed_version_still_approved_is_refused_a
     workflow.approve_version(second.pk, actor=risk_officer, justification=OK)
     workflow.deploy_version(second.pk, actor=risk_officer, justification="Better calibrated.")
     if earlier == "earlier_retired":
-        workflow.retire_version(approved.pk, actor=risk_officer, justification="Withdrawn.")
+        operations.retire_version(approved.pk, actor=risk_officer, justification="Withdrawn.")
     before = snapshot(second.registered_model)
     with audited() as written, pytest.raises(WorkflowError, match="no earlier deployed version") as raised:
-        workflow.rollback_model(second.registered_model_id, actor=risk_officer, justification="Drift.")
+        operations.rollback_model(second.registered_model_id, actor=risk_officer, justification="Drift.")
     assert type(raised.value) is not Forbidden
     assert written.counts == {REFUSED: 1}
     assert_by(written.one(REFUSED), risk_officer, second)
@@ -320,7 +320,7 @@ def test_a_rollback_to_an_earlier_version_whose_approval_no_longer_holds_is_refu
     assert rules.approvals_progress(first) == (0, 1)
     before = snapshot(first.registered_model)
     with audited() as written, pytest.raises(WorkflowError):
-        workflow.rollback_model(first.registered_model_id, actor=risk_officer, justification="Drift.")
+        operations.rollback_model(first.registered_model_id, actor=risk_officer, justification="Drift.")
     assert written.counts == {REFUSED: 1}
     assert_by(written.one(REFUSED), risk_officer, second)
     assert snapshot(first.registered_model) == before
@@ -380,9 +380,9 @@ def _state(name: str, version: ModelVersion, ctx: dict[str, Any]) -> ModelVersio
             card.save()
         return version
     if name == "retired":
-        return workflow.retire_version(version.pk, actor=ro, justification=OK)
+        return operations.retire_version(version.pk, actor=ro, justification=OK)
     if name == "suspended":
-        return workflow.suspend_version(version.pk, actor=ro, reason="Complaints about the age feature.")
+        return operations.suspend_version(version.pk, actor=ro, reason="Complaints about the age feature.")
     version = workflow.deploy_version(version.pk, actor=ro, justification=OK)
     if name == "production":
         return version

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from core.models import AuditEvent
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS
-from governance import selectors, tasks, workflow
+from governance import operations, selectors, tasks, workflow
 from governance.errors import WorkflowError
 from governance.models import CheckRun, Decision, Deployment
 from lifecycle.errors import Forbidden
@@ -242,7 +242,7 @@ def test_rollback_restores_the_previously_deployed_version(two_approved, risk_of
     first, second = two_approved
     workflow.deploy_version(first.pk, actor=risk_officer, justification="Initial release.")
     workflow.deploy_version(second.pk, actor=risk_officer, justification="Better calibrated.")
-    restored = workflow.rollback_model(first.registered_model_id, actor=risk_officer, justification="Drift alarm.")
+    restored = operations.rollback_model(first.registered_model_id, actor=risk_officer, justification="Drift alarm.")
     assert restored == first and ModelVersion.objects.get(pk=first.pk).status == Status.PRODUCTION
     assert ModelVersion.objects.get(pk=second.pk).status == Status.APPROVED
     assert events("governance.model.rolled_back").get().data == {
@@ -255,7 +255,7 @@ def test_rollback_restores_the_previously_deployed_version(two_approved, risk_of
 def test_retire_stops_a_production_version(two_approved, risk_officer):
     first, _ = two_approved
     workflow.deploy_version(first.pk, actor=risk_officer, justification="Initial release.")
-    retired = workflow.retire_version(first.pk, actor=risk_officer, justification="Replaced by a new product.")
+    retired = operations.retire_version(first.pk, actor=risk_officer, justification="Replaced by a new product.")
     assert retired.status == Status.RETIRED and not retired.is_servable
     assert Deployment.objects.get(version=first).end_reason == "retired"
     with pytest.raises(WorkflowError):
@@ -276,7 +276,7 @@ ACTIONS = {
     "reject": lambda v, ds, ro: workflow.reject_version(v.pk, actor=ro, justification=OK),
     "request_changes": lambda v, ds, ro: workflow.request_changes(v.pk, actor=ro, justification=OK),
     "deploy": lambda v, ds, ro: workflow.deploy_version(v.pk, actor=ro, justification=OK),
-    "retire": lambda v, ds, ro: workflow.retire_version(v.pk, actor=ro, justification=OK),
+    "retire": lambda v, ds, ro: operations.retire_version(v.pk, actor=ro, justification=OK),
 }
 ALLOWED = {
     ("draft", "submit"): "checking",

@@ -8,7 +8,7 @@ import pytest
 
 from governance import workflow
 from governance.errors import WorkflowError
-from lifecycle import services
+from lifecycle import services, submission
 from lifecycle.errors import SubmissionInvalid
 from lifecycle.models import ModelCard, ModelVersion
 from tests.conftest import CARD, make_version
@@ -40,9 +40,9 @@ def test_a_placeholder_in_a_required_section_is_refused_naming_it(
 
 
 def test_real_text_mentioning_todo_lists_is_not_a_placeholder():
-    assert services.card_section_problem("factors", "Applicants' age, sex and employment status.") == ""
-    assert services.card_section_problem("factors", "Used to build a to-do list of reviews.") == ""
-    assert services.card_section_problem("factors", "See [the appendix] for the factors used.") == ""
+    assert submission.card_section_problem("factors", "Applicants' age, sex and employment status.") == ""
+    assert submission.card_section_problem("factors", "Used to build a to-do list of reviews.") == ""
+    assert submission.card_section_problem("factors", "See [the appendix] for the factors used.") == ""
 
 
 def test_a_draft_edit_cannot_put_a_placeholder(data_scientist, draft_version):

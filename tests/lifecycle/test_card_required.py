@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lifecycle import services
+from lifecycle import services, submission
 from lifecycle.errors import SubmissionInvalid
 from lifecycle.models import ModelCard, ModelVersion
 from tests.conftest import CARD, make_version, stored_files
@@ -25,7 +25,7 @@ REQUIRED = (
 
 
 def test_the_required_sections_are_the_ones_the_issue_names():
-    assert services.REQUIRED_CARD_FIELDS == REQUIRED
+    assert submission.REQUIRED_CARD_FIELDS == REQUIRED
 
 
 def test_each_blank_required_section_is_named_and_nothing_is_saved(

@@ -20,13 +20,13 @@ from django.utils import timezone
 from compliance.evidence import verify_evidence
 from core import audit, envelope
 from core.models import AuditEvent
-from governance import datasets, rules, workflow
+from governance import dataset_rules, datasets, operations, workflow
 from governance.errors import DatasetInUse, DatasetRetentionRunning, WorkflowError
 from governance.policies import active_policy
 from lifecycle import dataset_store, encrypted_csv
 from lifecycle.errors import DatasetIntegrityError, DatasetKeyDestroyed, DatasetKeysUnavailable, Forbidden
 from lifecycle.models import Dataset, DatasetKey
-from serving import personal
+from serving import subject_keys
 from tests.conftest import make_version, tamper
 from tests.serving.conftest import checked, production  # noqa: F401
 
@@ -52,12 +52,12 @@ def segmented(monkeypatch: Any, data_scientist, registered_model, skops_bytes, t
 def later(monkeypatch: Any, days: int) -> None:
     """The rules' clock moved `days` ahead (nothing else: the events keep their real times)."""
     moment = timezone.now() + timedelta(days=days)
-    monkeypatch.setattr(rules, "timezone", SimpleNamespace(now=lambda: moment))
+    monkeypatch.setattr(dataset_rules, "timezone", SimpleNamespace(now=lambda: moment))
 
 
 @pytest.fixture
 def retired(production, risk_officer) -> Any:  # noqa: F811
-    return workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced by the 2027 model.")
+    return operations.retire_version(production.pk, actor=risk_officer, justification="Replaced by the 2027 model.")
 
 
 def destroy(version: Any, actor: Any, which: str = "evaluation_dataset") -> DatasetKey:
@@ -147,7 +147,7 @@ def test_a_wrong_kek_gives_a_clear_error_and_stores_nothing(
     draft_version, settings, data_scientist, registered_model, skops_bytes, train_csv, eval_csv, media_root
 ):
     settings.LOG_KEK = "77" * 32
-    personal.forget_keys()
+    subject_keys.forget_keys()
     with pytest.raises(DatasetKeysUnavailable) as refused:
         dataset_store.read_dataset_bytes(draft_version.evaluation_dataset)
     assert refused.value.status == 503 and refused.value.code == "dataset_keys_unavailable"
@@ -163,10 +163,10 @@ def test_a_wrong_kek_gives_a_clear_error_and_stores_nothing(
 def test_kek_rotation_rewraps_the_dataset_keys(draft_version, settings, eval_csv):
     old = settings.LOG_KEK
     settings.LOG_KEK, settings.LOG_KEK_PREVIOUS = "33" * 32, [old]
-    personal.forget_keys()
-    personal.rotate_kek()
+    subject_keys.forget_keys()
+    subject_keys.rotate_kek()
     settings.LOG_KEK_PREVIOUS = []
-    personal.forget_keys()
+    subject_keys.forget_keys()
     assert set(DatasetKey.objects.values_list("kek_id", flat=True)) == {envelope.keks()[0]}
     assert dataset_store.read_dataset_bytes(draft_version.evaluation_dataset) == eval_csv
 
@@ -207,7 +207,7 @@ def test_destruction_is_refused_while_a_version_using_the_dataset_may_be_served(
     assert refused.value.status == 409 and "credit-risk v1 (production)" in refused.value.message
     draft = make_version(data_scientist, production.registered_model, skops_bytes, train_csv, eval_csv)
     assert draft.evaluation_dataset_id == production.evaluation_dataset_id  # the same bytes: reused
-    workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced.")
+    operations.retire_version(production.pk, actor=risk_officer, justification="Replaced.")
     with pytest.raises(DatasetInUse, match=r"credit-risk v2 \(draft\)"):
         destroy(production, risk_officer)
     assert DatasetKey.objects.get(dataset_id=production.evaluation_dataset_id).destroyed_at is None
@@ -219,7 +219,7 @@ def test_destruction_waits_for_the_retention_after_the_last_version_retired(reti
     days = active_policy().personal_data_retention_days
     with pytest.raises(DatasetRetentionRunning) as refused:
         destroy(retired, risk_officer)
-    until = (rules.ended_at(retired) + timedelta(days=days)).date().isoformat()
+    until = (dataset_rules.ended_at(retired) + timedelta(days=days)).date().isoformat()
     assert until in refused.value.message
     later(monkeypatch, days - 1)
     with pytest.raises(DatasetRetentionRunning):
@@ -325,7 +325,7 @@ def test_a_batch_over_a_destroyed_dataset_is_a_named_410_and_over_a_live_one_get
 ):
     later(monkeypatch, active_policy().personal_data_retention_days + 1)
     destroy(retired, risk_officer)
-    monkeypatch.setattr(rules, "timezone", timezone)  # today again, for the new version's approval
+    monkeypatch.setattr(dataset_rules, "timezone", timezone)  # today again
     version = checked(
         make_version(data_scientist, retired.registered_model, skops_bytes, train_csv, eval_csv), data_scientist
     )

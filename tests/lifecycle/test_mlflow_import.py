@@ -20,7 +20,7 @@ from lifecycle import mlflow_import
 from lifecycle import services as lifecycle_services
 from lifecycle.errors import MlflowImportRefused
 from lifecycle.models import MlflowImport, ModelVersion, RegisteredModel, Status
-from lifecycle.services import DatasetChoice
+from lifecycle.submission import DatasetChoice
 from tests.conftest import CARD, stored_files, upload
 
 FIXTURES = Path(__file__).parent / "fixtures"

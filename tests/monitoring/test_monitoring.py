@@ -15,12 +15,12 @@ from sklearn import metrics as skm
 
 from core import audit
 from core.models import AuditEvent
-from governance import expiry, workflow
+from governance import expiry, operations, workflow
 from governance.errors import WorkflowError
 from governance.models import Finding, Severity
 from lifecycle import demo_data
 from lifecycle.models import ModelVersion, Status
-from monitoring import services
+from monitoring import services, windows
 from monitoring.models import HourlyCounts, MonitoringWindow
 from serving.seals import seal_predictions
 from tests.monitoring.test_drift import independent_psi
@@ -125,7 +125,7 @@ def test_live_performance_and_fairness_equal_scikit_learn_and_fairlearn(producti
     response = keyed.post("/api/v1/outcomes", {"outcomes": outcomes}, format="json")
     assert response.status_code == 201, response.content
     start, end = around_now()
-    result = services.compute(production, start, end)
+    result = windows.compute(production, start, end)
 
     model = production_model(production)
     X = evaluation[demo_data.NUMERIC + demo_data.CATEGORICAL]
@@ -185,7 +185,7 @@ def test_an_expired_approval_is_refused_then_suspended_and_recertification_resto
     assert production.status == Status.SUSPENDED
 
     snapshot = {"windows": [], "open_findings": [], "taken_at": "now"}
-    version = workflow.recertify_version(
+    version = operations.recertify_version(
         production.pk, actor=risk_officer, justification="Still sound.", snapshot=snapshot
     )
     assert version.status == Status.APPROVED
@@ -210,7 +210,7 @@ def test_an_open_high_finding_blocks_deploy_and_recertification(
 
     finding, _ = open_finding(version_id=production.pk, key="performance:accuracy", severity="high", title="Accuracy")
     with pytest.raises(WorkflowError, match="open high finding"):
-        workflow.recertify_version(production.pk, actor=risk_officer, justification="x", snapshot={})
+        operations.recertify_version(production.pk, actor=risk_officer, justification="x", snapshot={})
 
     challenger = checked(second_version, data_scientist)
     workflow.approve_version(challenger.pk, actor=risk_officer, justification="Reviewed.")
@@ -264,7 +264,7 @@ def test_the_period_report_lists_alerts_findings_and_recertifications(
 
     finding = Finding.objects.get(key="drift:credit_amount")
     close_finding(finding.pk, actor=risk_officer, justification="Larger loans after the spring campaign: expected.")
-    workflow.recertify_version(
+    operations.recertify_version(
         production.pk, actor=risk_officer, justification="Reviewed.", snapshot=recertification_snapshot(production)
     )
     client.force_login(auditor)

@@ -107,8 +107,8 @@ def test_the_runtime_role_cannot_change_governed_state_behind_the_services(runti
     by a grant (evidence is SELECT and INSERT; governed state is never deleted) or a trigger."""
     from django.contrib.auth import get_user_model
 
+    from serving.erasure import place_hold, release_hold
     from serving.models import ApiKey, LegalHold
-    from serving.personal import place_hold, release_hold
 
     officer = get_user_model().objects.get(pk=production.decisions.first().actor_id)
     hold = place_hold(model_name=production.registered_model.name, reason="Litigation.", actor=officer)

@@ -7,6 +7,8 @@ from typing import Any
 
 from governance import profile
 from lifecycle import demo_data
+from monitoring import counts as monitoring_counts
+from monitoring import reference as monitoring_reference
 from monitoring import services
 from monitoring.models import FoldedSeal, HourlyCounts
 from serving.models import PredictionLog
@@ -33,7 +35,7 @@ def test_a_large_seal_is_counted_by_forked_processes_exactly_as_by_one(
     assert seal_id is not None
 
     settings.MONITOR_FOLD_PROCESSES, settings.MONITOR_FOLD_ROWS_PER_PROCESS = 2, 100
-    assert services._fold_parts(seal_id) == 2  # the forked path is the one taken
+    assert monitoring_counts.fold_parts(seal_id) == 2  # the forked path is the one taken
     assert services.accumulate_sealed() == 300
     forked = hourly(production)
     assert FoldedSeal.objects.get(seal_id=seal_id).records == 12
@@ -41,12 +43,12 @@ def test_a_large_seal_is_counted_by_forked_processes_exactly_as_by_one(
     FoldedSeal.objects.all().delete()
     HourlyCounts.objects.all().delete()
     settings.MONITOR_FOLD_PROCESSES = 1
-    assert services._fold_parts(seal_id) == 1
+    assert monitoring_counts.fold_parts(seal_id) == 1
     assert services.accumulate_sealed() == 300
     assert hourly(production) == forked
 
     # and both equal an independent count of the rows sent, from the reference's own bins
-    reference = services.reference_of(production)
+    reference = monitoring_reference.reference_of(production)
     total_rows = sum(rows for rows, _ in forked.values())
     assert total_rows == 300
     summed: dict[str, list[int]] = {}

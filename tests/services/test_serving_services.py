@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from governance import tasks, workflow
+from governance import operations, tasks, workflow
 from governance.models import CheckRun
 from governance.policies import active_policy, update_policy
 from lifecycle import demo_data
@@ -185,7 +185,7 @@ def test_retiring_a_version_stops_both_gunicorn_workers_at_once(
     before = _until_both_workers(gunicorn, key, body)
     assert all(s == [200] * len(s) for s in before.values()), before  # both workers answer (model cached)
 
-    workflow.retire_version(version.pk, actor=risk_officer, justification="Withdrawn by the credit committee.")
+    operations.retire_version(version.pk, actor=risk_officer, justification="Withdrawn by the credit committee.")
 
     after = _until_both_workers(gunicorn, key, body)
     assert set(after) == set(before)

@@ -15,10 +15,10 @@ import pytest
 from django.core.files.storage import default_storage
 
 from core.models import AuditEvent
-from governance import workflow
+from governance import operations
 from lifecycle import demo_data
 from lifecycle.models import Dataset
-from serving import batch, engine, seals
+from serving import batch, batch_chunks, engine, seals
 from serving.log import mac_of, record_leaf
 from serving.models import BatchChunk, BatchJob, BatchStatus, LogSource, Outcome, PredictionLog
 from tests.conftest import upload
@@ -96,7 +96,7 @@ def test_a_job_scores_every_row_as_the_model_does_and_logs_each_once(
     assert finished.data["result_sha256"] == job.result_sha256 and finished.data["status"] == "completed"
 
     # a chunk delivered again (a worker killed before it acknowledged) changes nothing
-    assert batch.run_chunk(job.pk, 1) is None
+    assert batch_chunks.run_chunk(job.pk, 1) is None
     assert sum(r.n_rows for r in PredictionLog.objects.filter(batch_job=job)) == 200
     assert batch.finish_batch(job.pk).result_sha256 == job.result_sha256
 
@@ -159,12 +159,12 @@ def test_retiring_the_version_mid_job_stops_the_remaining_chunks(
     with django_capture_on_commit_callbacks(execute=False):  # the chunks are queued, not run
         response = post_csv(keyed, as_csv(portfolio(german, 200)))
     job = BatchJob.objects.get(public_id=response.json()["id"])
-    assert batch.run_chunk(job.pk, 0) is not None
-    workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
-    chunk = batch.run_chunk(job.pk, 1)
+    assert batch_chunks.run_chunk(job.pk, 0) is not None
+    operations.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
+    chunk = batch_chunks.run_chunk(job.pk, 1)
     assert chunk is not None and not chunk.scored
     # the stop refused chunks 2 and 3 too: delivered afterwards, they change nothing
-    assert batch.run_chunk(job.pk, 2) is None and batch.run_chunk(job.pk, 3) is None
+    assert batch_chunks.run_chunk(job.pk, 2) is None and batch_chunks.run_chunk(job.pk, 3) is None
     assert not BatchChunk.objects.get(job=job, index=3).scored
     job = batch.finish_batch(job.pk)
     assert job.status == BatchStatus.STOPPED and "retired" in job.reason
@@ -191,11 +191,11 @@ def test_a_chunk_reaching_its_commit_after_retirement_writes_no_answer(
 
     def predict_then_retire(version: Any, frame: Any) -> Any:
         result = real_predict(version, frame)
-        workflow.retire_version(production.pk, actor=risk_officer, justification="Retired while scoring.")
+        operations.retire_version(production.pk, actor=risk_officer, justification="Retired while scoring.")
         return result
 
     monkeypatch.setattr(engine, "predict_frame", predict_then_retire)
-    chunk = batch.run_chunk(job.pk, 0)
+    chunk = batch_chunks.run_chunk(job.pk, 0)
     assert chunk is not None and not chunk.scored
     assert not PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK).exists()
 
@@ -319,10 +319,10 @@ def test_a_stopped_job_gives_the_rows_it_answered_at_once_and_names_the_rows_it_
     with django_capture_on_commit_callbacks(execute=False):
         response = post_csv(keyed, as_csv(portfolio(german, 200)))
     job = BatchJob.objects.get(public_id=response.json()["id"])
-    assert batch.run_chunk(job.pk, 0) is not None
-    workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
+    assert batch_chunks.run_chunk(job.pk, 0) is not None
+    operations.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
     with django_capture_on_commit_callbacks(execute=True):
-        assert not batch.run_chunk(job.pk, 1).scored  # refused: this stops the job
+        assert not batch_chunks.run_chunk(job.pk, 1).scored  # refused: this stops the job
     job.refresh_from_db()
     assert job.status == BatchStatus.STOPPED and job.result_sha256, job
     rows, _ = result_rows(keyed, str(job.public_id))
@@ -334,7 +334,7 @@ def test_a_stopped_job_gives_the_rows_it_answered_at_once_and_names_the_rows_it_
     detail = keyed.get(f"/api/v1/batches/{job.public_id}").json()
     assert detail["rows_answered"] == 64 and detail["rows_not_answered"] == [[65, 200]]
     # a chunk delivered late changes nothing
-    assert batch.run_chunk(job.pk, 3) is None
+    assert batch_chunks.run_chunk(job.pk, 3) is None
 
 
 def with_ids(frame: pd.DataFrame) -> pd.DataFrame:
@@ -354,9 +354,9 @@ def test_id_columns_are_copied_into_every_result_line_scored_or_not(
     assert response.status_code == 202, response.json()
     assert response.json()["id_columns"] == ["application_id", "branch"]
     job = BatchJob.objects.get(public_id=response.json()["id"])
-    batch.run_chunk(job.pk, 0)
-    workflow.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
-    batch.run_chunk(job.pk, 1)  # refused, and chunk 2 with it: their lines keep the ids
+    batch_chunks.run_chunk(job.pk, 0)
+    operations.retire_version(production.pk, actor=risk_officer, justification="Replaced mid-run.")
+    batch_chunks.run_chunk(job.pk, 1)  # refused, and chunk 2 with it: their lines keep the ids
     job = batch.finish_batch(job.pk)
     rows, (_, raw) = result_rows(keyed, str(job.public_id))
     assert raw.decode().splitlines()[0].startswith("row,application_id,branch,prediction,")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from serving import personal
-from serving.models import BatchJob, PredictionKey, PredictionLog
+from serving import erasure
+from serving.models import BatchJob, LegalHold, PredictionKey, PredictionLog
 from tests.conftest import stored_files
 from tests.serving.test_batch import FEATURES, as_csv, portfolio, post_csv, result_rows, small_chunks  # noqa: F401
 from tests.serving.test_personal import kek, personal_version  # noqa: F401
@@ -91,7 +91,7 @@ def test_a_batch_names_a_business_key_column_and_erasure_reaches_its_rows(
     row = detail["business_keys"].index("app-0030")
     assert isinstance(detail["inputs"][row]["age"], int)
 
-    personal.erase_subject(model_name="credit-risk", subject="app-0030", actor=risk_officer)
+    erasure.erase_subject(model_name="credit-risk", subject="app-0030", actor=risk_officer)
     detail = api_client.get(f"/api/v1/predictions/{record_id}/").json()
     assert detail["inputs"][row]["age"] == "[erased]" and detail["business_keys"][row] == "[erased]"
     other = 1 if row == 0 else 0
@@ -126,10 +126,10 @@ def test_retention_deletes_a_personal_jobs_result_after_the_policys_days_keeping
     digest, name = job.result_sha256, job.result_file
     assert digest and (media_root / name).exists()
     assert batch_inputs.expire_results(retention_days=30) == 0  # finished just now: kept
-    personal.place_hold(model_name="credit-risk", reason="Litigation 2026-17.", actor=risk_officer)
+    erasure.place_hold(model_name="credit-risk", reason="Litigation 2026-17.", actor=risk_officer)
     later = timezone.now() + timedelta(days=31)
     assert batch_inputs.expire_results(retention_days=30, now=later) == 0  # a legal hold keeps it
-    personal.release_hold(personal.LegalHold.objects.get().pk, actor=risk_officer)
+    erasure.release_hold(LegalHold.objects.get().pk, actor=risk_officer)
     with django_capture_on_commit_callbacks(execute=True):
         assert batch_inputs.expire_results(retention_days=30, now=later) == 1
     job.refresh_from_db()

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from core.models import AuditEvent
 from core.role_changes import grant_role
 from core.roles import RISK_OFFICERS
-from monitoring import services as monitoring
+from monitoring import windows as monitoring
 from serving import decisions
 from serving.errors import ServingError
 from serving.models import PredictionLog, PredictionOutcome

@@ -73,9 +73,9 @@ def test_a_swapped_training_dataset_is_named(production: ModelVersion, as_dba: N
 
 
 def test_a_retired_versions_card_edit_is_named(production: ModelVersion, risk_officer: Any, as_dba: None) -> None:
-    from governance import workflow
+    from governance import operations
 
-    workflow.retire_version(production.pk, actor=risk_officer, justification="End of life.")
+    operations.retire_version(production.pk, actor=risk_officer, justification="End of life.")
     card = ModelCard.objects.get(version=production)
     ModelCard.objects.filter(pk=card.pk).update(intended_use="Anything.")
     assert f"lifecycle.modelcard:{card.pk} differs from what audit event" in failure()

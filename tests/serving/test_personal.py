@@ -18,7 +18,7 @@ from django.utils import timezone
 from core.models import AuditEvent
 from governance import workflow
 from governance.policies import active_policy, update_policy
-from serving import personal, seals
+from serving import erasure, personal, seals, subject_keys
 from serving.log import record_leaf
 from serving.models import LegalHold, PredictionKey, PredictionLog, SubjectKey
 from tests.conftest import make_version
@@ -33,9 +33,9 @@ KEYS = ["app-7731", "app-7732", "app-7733", "app-7734", "app-7735"]
 def kek(settings: Any) -> Any:
     settings.LOG_KEK = "11" * 32
     settings.LOG_KEK_PREVIOUS = []
-    personal.forget_keys()
+    subject_keys.forget_keys()
     yield settings
-    personal.forget_keys()
+    subject_keys.forget_keys()
 
 
 @pytest.fixture
@@ -120,27 +120,28 @@ def test_a_row_is_sealed_once_and_records_sealed_value_by_value_still_read_and_e
     inputs_json, keys_json = raw_row(record_id)
     stored = orjson.loads(inputs_json)
     assert stored[0]["age"]["$row"] == 1 and stored[0]["sex"] == {"$enc": "^"}  # one ciphertext per row
-    assert all(key == personal.business_key_hash(k) for key, k in zip(orjson.loads(keys_json), KEYS, strict=True))
+    assert all(key == subject_keys.business_key_hash(k) for key, k in zip(orjson.loads(keys_json), KEYS, strict=True))
     # a record written before, one ciphertext per value and the key's after its hash, reads the same
     old_id = "5f0b8a34-0000-4000-8000-000000000001"
-    keys = personal._write_keys(
-        "credit-risk", {personal.subject_hash("credit-risk", k) for k in KEYS}, date.today().replace(day=1)
+    keys = subject_keys.write_keys(
+        "credit-risk", {subject_keys.subject_hash("credit-risk", k) for k in KEYS}, date.today().replace(day=1)
     )
     old_rows, old_keys = [], []
     for i, (row, key) in enumerate(zip(rows(german, 5), KEYS, strict=True)):
-        pk, aead = keys[personal.subject_hash("credit-risk", key)]
+        pk, aead = keys[subject_keys.subject_hash("credit-risk", key)]
         old_rows.append({**row, **{f: personal._seal(pk, aead, row[f], f"{old_id}.{i}.{f}") for f in ("age", "sex")}})
         sealed = personal._seal(pk, aead, key, f"{old_id}.{i}.business_key")["$enc"]
-        old_keys.append(f"{personal.business_key_lookups(key)[1]}|{sealed}")  # then: the whole hash
+        old_keys.append(f"{subject_keys.business_key_lookups(key)[1]}|{sealed}")  # then: the whole hash
     new_shown, new_keys = personal.reveal(record_id, stored, orjson.loads(keys_json))
     old_shown, old_keys_shown = personal.reveal(old_id, old_rows, old_keys)
     assert [r["age"] for r in new_shown] == [r["age"] for r in old_shown] == AGES
     assert new_shown == old_shown == rows(german, 5) and new_keys == old_keys_shown == KEYS
-    with pytest.raises(personal.KeysUnavailable):  # a row's ciphertext is bound to its place
+    with pytest.raises(subject_keys.KeysUnavailable):  # a row's ciphertext is bound to its place
         personal.reveal(record_id, [stored[1], stored[0]], None)
     # the old records' keys are under the subject hash of before (subject_hash()): erased too
-    assert SubjectKey.objects.filter(subject_hash__in=personal.subject_hashes("credit-risk", "app-7732")).count() == 2
-    personal.erase_subject(model_name="credit-risk", subject="app-7732", actor=risk_officer)
+    hashes = subject_keys.subject_hashes("credit-risk", "app-7732")
+    assert SubjectKey.objects.filter(subject_hash__in=hashes).count() == 2
+    erasure.erase_subject(model_name="credit-risk", subject="app-7732", actor=risk_officer)
     for shown, shown_keys in (
         personal.reveal(record_id, stored, orjson.loads(keys_json)),
         personal.reveal(old_id, old_rows, old_keys),
@@ -194,7 +195,7 @@ def test_the_receipt_and_explanation_of_an_erased_row_say_so(
     from tests.compliance.test_reports import pdf_text
 
     answer = serve(keyed, german)
-    personal.erase_subject(model_name="credit-risk", subject="app-7731", actor=risk_officer)
+    erasure.erase_subject(model_name="credit-risk", subject="app-7731", actor=risk_officer)
     record_id = answer["prediction_ids"][0]
     api_client.force_authenticate(auditor)
     explanation = api_client.get(f"/api/v1/predictions/{record_id}/explanation")
@@ -218,7 +219,7 @@ def test_a_stored_explanation_is_encrypted_under_its_subject_and_erased_with_it(
     assert stored.startswith('{"$enc"') and "contributions" not in stored and "method" not in stored
     again = api_client.get(f"/api/v1/predictions/{record_id}.1/explanation").json()
     assert again == first.json()  # the stored one, read through the key
-    personal.erase_subject(model_name="credit-risk", subject=KEYS[1], actor=risk_officer)
+    erasure.erase_subject(model_name="credit-risk", subject=KEYS[1], actor=risk_officer)
     erased = api_client.get(f"/api/v1/predictions/{record_id}.1/explanation")
     assert erased.status_code == 410 and erased.json()["error"]["code"] == "inputs_erased"
     out = io.StringIO()
@@ -228,7 +229,7 @@ def test_a_stored_explanation_is_encrypted_under_its_subject_and_erased_with_it(
 def test_an_outcomes_sensitive_attributes_are_encrypted_under_its_subject(
     personal_version, keyed, german, risk_officer, settings
 ):
-    from monitoring import services as monitoring
+    from monitoring import windows as monitoring
     from serving.models import PredictionOutcome
 
     answer = serve(keyed, german)
@@ -251,36 +252,36 @@ def test_an_outcomes_sensitive_attributes_are_encrypted_under_its_subject(
     frame = monitoring.outcome_rows(personal_version, start, end)
     assert sorted(frame["origin"].tolist()) == ["Ypsilon", "Zeta-Land"]
     assert set(frame["sex"]) <= {"male", "female"}  # a personal input, read through its key
-    personal.erase_subject(model_name="credit-risk", subject=KEYS[0], actor=risk_officer)
+    erasure.erase_subject(model_name="credit-risk", subject=KEYS[0], actor=risk_officer)
     frame = monitoring.outcome_rows(personal_version, start, end)
     assert frame["origin"].tolist().count("Zeta-Land") == 0 and "Ypsilon" in frame["origin"].tolist()
 
 
 def test_a_legal_hold_refuses_erasure_and_retention(personal_version, keyed, german, api_client, risk_officer):
     serve(keyed, german)
-    personal.place_hold(model_name="credit-risk", reason="Litigation 2026-17.", actor=risk_officer)
+    erasure.place_hold(model_name="credit-risk", reason="Litigation 2026-17.", actor=risk_officer)
     api_client.force_authenticate(risk_officer)
     refused = api_client.post(
         "/api/v1/subjects/erasure", {"model": "credit-risk", "subject": "app-7731"}, format="json"
     )
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "legal_hold"
     SubjectKey.objects.update(month=date(2020, 1, 1))
-    assert personal.erase_expired(retention_days=730) == {}
+    assert erasure.erase_expired(retention_days=730) == {}
     assert not SubjectKey.objects.filter(erased_at__isnull=False).exists()
-    personal.release_hold(LegalHold.objects.get().pk, actor=risk_officer)
-    assert sum(personal.erase_expired(retention_days=730).values()) == 5
+    erasure.release_hold(LegalHold.objects.get().pk, actor=risk_officer)
+    assert sum(erasure.erase_expired(retention_days=730).values()) == 5
 
 
 def test_retention_erases_what_is_due_and_nothing_else(personal_version, keyed, german):
     serve(keyed, german)
-    hashes = personal.subject_hashes("credit-risk", "app-7731")
+    hashes = subject_keys.subject_hashes("credit-risk", "app-7731")
     old = SubjectKey.objects.filter(subject_hash__in=hashes)
     assert old.update(month=date(2024, 1, 1)) == 1
-    assert personal.erase_expired(now=timezone.now(), retention_days=730) == {"credit-risk": 1}
+    assert erasure.erase_expired(now=timezone.now(), retention_days=730) == {"credit-risk": 1}
     assert SubjectKey.objects.filter(erased_at__isnull=False).count() == 1
     assert SubjectKey.objects.get(subject_hash__in=hashes).erased_because == "retention"
     assert AuditEvent.objects.filter(action="serving.retention.erased").count() == 1
-    assert personal.erase_expired(now=timezone.now() + timedelta(days=1), retention_days=730) == {}
+    assert erasure.erase_expired(now=timezone.now() + timedelta(days=1), retention_days=730) == {}
     from django.db import IntegrityError
 
     policy = active_policy()
@@ -293,7 +294,7 @@ def test_a_wrong_kek_fails_reads_clearly_and_serving_refuses_with_503(
 ):
     answer = serve(keyed, german)
     kek.LOG_KEK = "22" * 32
-    personal.forget_keys()
+    subject_keys.forget_keys()
     api_client.force_authenticate(auditor)
     read = api_client.get(f"/api/v1/predictions/{answer['prediction_ids'][0]}/")
     assert read.status_code == 503 and read.json()["error"]["code"] == "personal_keys_unavailable"
@@ -328,10 +329,10 @@ def test_kek_rotation_rewraps_keys_without_touching_the_log(personal_version, ke
     before = raw_row(record_id)
     kek.LOG_KEK_PREVIOUS = ["11" * 32]
     kek.LOG_KEK = "33" * 32
-    personal.forget_keys()
-    assert personal.rotate_kek() == 5
+    subject_keys.forget_keys()
+    assert subject_keys.rotate_kek() == 5
     kek.LOG_KEK_PREVIOUS = []
-    personal.forget_keys()
+    subject_keys.forget_keys()
     assert raw_row(record_id) == before
     api_client.force_authenticate(auditor)
     assert [r["age"] for r in api_client.get(f"/api/v1/predictions/{record_id}/").json()["inputs"]] == AGES
@@ -364,7 +365,7 @@ def test_an_inline_explanation_is_returned_in_clear_and_logged_sealed(
     page.force_login(auditor)
     html = page.get(f"/audit/predictions/{record_id}/").content.decode()
     assert "$enc" not in html.split('id="logged-outputs"')[1] and "contributions" in html
-    personal.erase_subject(model_name="credit-risk", subject=KEYS[0], actor=risk_officer)
+    erasure.erase_subject(model_name="credit-risk", subject=KEYS[0], actor=risk_officer)
     detail = api_client.get(f"/api/v1/predictions/{record_id}/").json()
     assert detail["outputs"]["explanations"][0] == personal.ERASED
     assert detail["outputs"]["explanations"][1]["contributions"] == returned[1]["contributions"]
@@ -376,7 +377,7 @@ def test_only_risk_officers_erase_whatever_the_interface(personal_version, keyed
     serve(keyed, german)
     for person in (data_scientist, auditor):
         with pytest.raises(ServingError) as refused:
-            personal.erase_subject(model_name="credit-risk", subject="app-7731", actor=person)
+            erasure.erase_subject(model_name="credit-risk", subject="app-7731", actor=person)
         assert refused.value.status == 403
     assert not SubjectKey.objects.filter(erased_at__isnull=False).exists()
 
@@ -391,8 +392,8 @@ def test_the_fast_keyed_hash_is_hmac_sha256_of_the_log_key():
     assert [keyed_digest(m) for m in messages] == expected
     assert keyed_hexdigests(messages) == [e.hex() for e in expected]
     hashed = hmac.digest(_mac_key(), b"business-key\x1fapp-7731", "sha256").hex()
-    assert personal.business_key_hash("app-7731") == "h:" + hashed[:32]  # 128 bits are kept
-    assert personal.business_key_lookups("app-7731") == ["h:" + hashed[:32], "h:" + hashed]
+    assert subject_keys.business_key_hash("app-7731") == "h:" + hashed[:32]  # 128 bits are kept
+    assert subject_keys.business_key_lookups("app-7731") == ["h:" + hashed[:32], "h:" + hashed]
 
 
 def test_a_subject_key_made_in_a_rolled_back_write_is_never_used(personal_version, keyed, german):
@@ -422,7 +423,7 @@ def test_a_personal_business_key_indexed_before_by_its_whole_hash_is_still_found
 
     answer = serve(keyed, german)
     record_id = answer["prediction_ids"][0].split(".")[0]
-    short, full = personal.business_key_lookups("app-7733")
+    short, full = subject_keys.business_key_lookups("app-7733")
     assert len(short) == 2 + 32 and len(full) == 2 + 64 and full.startswith(short)
     assert PredictionKey.objects.filter(key=short).count() == 1
     PredictionKey.objects.filter(key=short).update(key=full)  # as records written before indexed it
@@ -435,8 +436,8 @@ def test_a_new_subjects_key_made_meanwhile_by_another_process_is_the_one_used(pe
     made that subject's key for the month meanwhile, the INSERT writes nothing and the answer is
     sealed again under the key that exists. Either way: one live key, the record under it."""
     month = date.today().replace(day=1)
-    subject = personal.subject_hashes("credit-risk", "app-7731")[1]  # the business key's keyed hash
-    other = personal._make_keys("credit-risk", {subject}, month)[subject][0]  # not remembered by this process
+    subject = subject_keys.subject_hashes("credit-risk", "app-7731")[1]  # the business key's keyed hash
+    other = subject_keys._make_keys("credit-risk", {subject}, month)[subject][0]  # not remembered by this process
     answer = serve(keyed, german)
     record_id = answer["prediction_ids"][0].split(".")[0]
     stored = orjson.loads(raw_row(record_id)[0])
@@ -457,8 +458,8 @@ def test_on_postgresql_a_new_subjects_key_is_written_by_its_records_insert(
     from django.db import connection
 
     separate = []
-    make_keys = personal._make_keys
-    monkeypatch.setattr(personal, "_make_keys", lambda *a: separate.append(a) or make_keys(*a))
+    make_keys = subject_keys._make_keys
+    monkeypatch.setattr(subject_keys, "_make_keys", lambda *a: separate.append(a) or make_keys(*a))
     answer = serve(keyed, german)
     # PostgreSQL: no statement of their own (log.Prelude); SQLite: one for the five new keys
     assert len(separate) == (0 if connection.vendor == "postgresql" else 1)
@@ -486,7 +487,7 @@ def test_a_key_erased_by_another_process_is_no_longer_used_once_remembered_keys_
     SubjectKey.objects.filter(pk=first[0]).update(wrapped=None, erased_at=timezone.now(), erased_because="request")
     assert key_ids() == first  # still remembered, within the allowed time
     later = time.monotonic() + settings.SUBJECT_KEY_CACHE_SECONDS + 1
-    monkeypatch.setattr(personal.time, "monotonic", lambda: later)
+    monkeypatch.setattr(subject_keys.time, "monotonic", lambda: later)
     after = key_ids()
     assert after[0] != first[0] and after[1:] == first[1:]  # a new key for the erased subject only
     assert SubjectKey.objects.filter(pk=after[0], erased_at__isnull=True).exists()
@@ -520,7 +521,7 @@ def test_a_destroyed_subject_key_put_back_is_refused_by_the_database_and_named_b
     serve(keyed, german)
     live = SubjectKey.objects.filter(erased_at__isnull=True).first()
     copy = bytes(live.wrapped)
-    personal.erase_subject(model_name="credit-risk", subject="app-7733", actor=risk_officer)
+    erasure.erase_subject(model_name="credit-risk", subject="app-7733", actor=risk_officer)
     erased = SubjectKey.objects.filter(erased_at__isnull=False).get()
     with pytest.raises(IntegrityError, match="an erased subject key stays erased"), transaction.atomic():
         SubjectKey.objects.filter(pk=erased.pk).update(wrapped=copy, erased_at=None)

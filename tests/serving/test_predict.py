@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from governance import workflow
+from governance import operations, workflow
 from governance.policies import update_policy
 from lifecycle import demo_data
 from serving.models import PredictionLog
@@ -91,7 +91,7 @@ def test_an_approved_version_answers_only_when_named(
 
 def test_retiring_stops_serving_at_commit(keyed, production, risk_officer, german):
     assert predict(keyed, instances=rows(german, 1)).status_code == 200
-    workflow.retire_version(production.pk, actor=risk_officer, justification="End of life.")
+    operations.retire_version(production.pk, actor=risk_officer, justification="End of life.")
     assert predict(keyed, instances=rows(german, 1)).status_code == 403
 
 
@@ -364,7 +364,7 @@ def test_a_remembered_version_is_rechecked_by_the_log_write(
 
     named = predict(keyed, instances=rows(german, 1), version=second_version.version)
     assert named.status_code == 200  # remembered under (model, 2)
-    workflow.retire_version(second_version.pk, actor=risk_officer, justification="Withdrawn.")
+    operations.retire_version(second_version.pk, actor=risk_officer, justification="Withdrawn.")
     before = PredictionLog.objects.filter(outcome="ok").count()
     for body in ({"instances": rows(german, 1)}, {"instances": [{"nonsense": 1}]}):
         for version in (None, second_version.version):
@@ -381,7 +381,7 @@ def test_a_keyed_answer_refused_at_the_write_leaves_no_record_and_no_index_row(k
     from serving.models import PredictionKey
 
     assert predict(keyed, instances=rows(german, 2), business_keys=["k-1", "k-2"]).status_code == 200  # remembered
-    workflow.retire_version(production.pk, actor=risk_officer, justification="Withdrawn.")
+    operations.retire_version(production.pk, actor=risk_officer, justification="Withdrawn.")
     response = predict(keyed, instances=rows(german, 2), business_keys=["k-3", "k-4"])
     assert response.status_code == 403, response.content
     assert sorted(PredictionKey.objects.values_list("row", "key")) == [(0, "k-1"), (1, "k-2")]

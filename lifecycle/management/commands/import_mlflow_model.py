@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from core.errors import DomainError
 from lifecycle.errors import SubmissionInvalid
 from lifecycle.mlflow_import import Source, import_mlflow_model
-from lifecycle.services import DatasetChoice
+from lifecycle.submission import DatasetChoice
 
 
 def _csv(path: str) -> DatasetChoice:

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from lifecycle import dataset_store
-from serving import personal
+from serving import subject_keys
 
 
 class Command(BaseCommand):
@@ -17,6 +17,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         datasets = dataset_store.rotate_dataset_keys()
-        rotated = personal.rotate_kek()  # (re-wraps any dataset key made meanwhile too)
+        rotated = subject_keys.rotate_kek()  # (re-wraps any dataset key made meanwhile too)
         self.stdout.write(f"{rotated} data key(s) re-wrapped under the current LOG_KEK.")
         self.stdout.write(f"{datasets} dataset key(s) re-wrapped under the current LOG_KEK.")
