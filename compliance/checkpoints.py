@@ -1,4 +1,4 @@
-"""Signed checkpoints (DESIGN.md, "Audit trail, seals and checkpoints"): the audit chain's head and
+"""Signed checkpoints (docs/design.md, "Audit trail, seals and checkpoints"): the audit chain's head and
 the latest prediction seal, signed with the configured Ed25519 key and appended to
 CHECKPOINT_DIR/checkpoints.log, outside the database. Verifying them against the database finds
 what the hash chain alone cannot: a cut-off tail, or a chain rewritten with recomputed hashes.

@@ -1,4 +1,4 @@
-"""The control map (DESIGN.md, "Model risk management", Controls): the library is data
+"""The control map (docs/design.md, "Model risk management", Controls): the library is data
 (compliance/controls.yaml); each control names evidence queries implemented here. As of a date a
 control of a model is `proven` (every query it names found rows: each row and its content hash),
 `attested` (a risk officer's attestation in force then: who, when, what) or `missing`.

@@ -1,4 +1,4 @@
-"""The demo's decision (issue 14): a declined application with a business key, its explanation
+"""The demo's decision: a declined application with a business key, its explanation
 and a person's review, through the real serving path and services."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The demo's model risk management (issue 29): a vendor model whose decisions a client logged
+"""The demo's model risk management: a vendor model whose decisions a client logged
 and whose outcomes it reported, a validation report with conditions on the high-tier credit
 model, an overlay in force on the model in production, and a KPI. Called by seed_demo, through
 the same services the API uses."""

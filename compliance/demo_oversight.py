@@ -1,4 +1,4 @@
-"""The demo's human oversight (DESIGN.md, "Human oversight and contestation"): a routing rule on
+"""The demo's human oversight (docs/design.md, "Human oversight and contestation"): a routing rule on
 loan-prescreen, a client application's traffic routed to the queue, and one decision contested
 by the applicant, through the real serving path and services. Cora, the case officer, meets
 them in the oversight queue."""

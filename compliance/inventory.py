@@ -1,4 +1,4 @@
-"""The model inventory (issue 29): one row per registered model, with its kind, owner, purpose,
+"""The model inventory: one row per registered model, with its kind, owner, purpose,
 materiality and the tier it proposes, the tiers in force, dependencies, the production version,
 the latest validation conclusion and the open findings. The page and the CSV export read the
 same rows."""

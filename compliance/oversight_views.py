@@ -1,4 +1,4 @@
-"""The human-oversight pages (DESIGN.md, "Human oversight and contestation"): the queue case
+"""The human-oversight pages (docs/design.md, "Human oversight and contestation"): the queue case
 officers work, oldest first with due times, and the two forms on a decision's page: confirm or
 override it, and answer a contestation. Thin: serving.oversight and serving.contest hold the rules."""
 

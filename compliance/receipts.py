@@ -136,7 +136,7 @@ def receipt_context(
         data = {"erased": True, "method": "", "reason_codes": [], "counterfactual": {}, "contributions": {}}
         explanation_sha256 = ""
     reviews = list(DecisionReview.objects.filter(record=record, row=row).order_by("seq"))
-    # the person's contestations and their answers (DESIGN.md, "Human oversight and contestation")
+    # the person's contestations and their answers (docs/design.md, "Human oversight and contestation")
     contestations = [
         contest.case_data(c)
         for c in Contestation.objects.filter(record=record, row=row).select_related("record", "answer__review")
@@ -161,7 +161,7 @@ def receipt_context(
         moments.append(record.seal.created_at)
     if checkpoint is not None and isinstance(checkpoint.get("time"), datetime):
         moments.append(checkpoint["time"])
-    # the model's limitations and overlays in force when the decision was made (issue 29)
+    # the model's limitations and overlays in force when the decision was made
     in_force = list(overlays.in_force(version.registered_model_id, at=record.created_at))
     context = {
         "title": f"Decision receipt {record.public_id}.{row}",

@@ -400,7 +400,7 @@ def period_report(*, since: datetime, until: datetime, actor: Any = None) -> tup
             "by": e.actor_username,
             "policy": e.data.get("policy", ""),
             "changes": e.data.get("changes", {}),
-            "justification": e.data.get("justification", ""),  # (changes before issue 26 had none)
+            "justification": e.data.get("justification", ""),  # (changes before the ledger had none)
         }
         for e in AuditEvent.objects.filter(
             action=audit.POLICY_CHANGED, created_at__gte=since, created_at__lt=until

@@ -1,6 +1,6 @@
 """Request hygiene before any view: a query string holding NUL is refused with a 400 that says
 so. PostgreSQL cannot store or compare NUL in text, so such a filter would otherwise reach the
-database and come back as a 500 (issue 18: NUL in the audit and admin list filters)."""
+database and come back as a 500 (NUL in the audit and admin list filters)."""
 
 from __future__ import annotations
 

@@ -101,7 +101,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # durable default (no WAL + synchronous=NORMAL): the prediction log must survive power loss.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 30})
 else:
-    # Reconnecting per request cost 2-3x throughput in the serving benchmark (BENCHMARKS.md).
+    # Reconnecting per request cost 2-3x throughput in the serving benchmark (docs/benchmarks.md).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # The serving path's few statements run as prepared statements (serving/rawsql.py): planned
@@ -180,7 +180,7 @@ BATCH_RECORD_ROWS = env.int("BATCH_RECORD_ROWS", default=1_000)
 BATCH_STRANDED_AFTER_SECONDS = env.int("BATCH_STRANDED_AFTER_SECONDS", default=600)
 SEAL_INTERVAL_SECONDS = env.int("SEAL_INTERVAL_SECONDS", default=300)
 
-# --- Signed checkpoints (DESIGN.md, "Audit trail, seals and checkpoints") ------------------
+# --- Signed checkpoints (docs/design.md, "Audit trail, seals and checkpoints") ------------------
 # The chain head and the latest seal, signed (Ed25519, a C2SP signed note) and appended to
 # CHECKPOINT_DIR/checkpoints.log, outside the database: a truncated or rewritten chain shows.
 CHECKPOINT_DIR = Path(env.str("CHECKPOINT_DIR", default=str(BASE_DIR / "var" / "checkpoints")))
@@ -307,7 +307,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- Monitoring (DESIGN.md, "Monitoring") -----------------------------------------------
+# --- Monitoring (docs/design.md, "Monitoring") -----------------------------------------------
 # Window length: "1d", "6h", "30m" or seconds. Windows align to multiples of it from the epoch (UTC).
 MONITOR_WINDOW = env.str("MONITOR_WINDOW", default="1d")
 MONITOR_INTERVAL_SECONDS = env.int("MONITOR_INTERVAL_SECONDS", default=3600)
@@ -339,7 +339,7 @@ CELERY_BEAT_SCHEDULE["route-decisions"] = {
 }
 CELERY_BEAT_SCHEDULE["incident-reminders"] = {"task": "compliance.tasks.remind_incidents_task", "schedule": 3600}
 
-# --- Integrations (issue 17) ---------------------------------------------------------------
+# --- Integrations ---------------------------------------------------------------
 # Webhooks: private, loopback and link-local targets are refused unless this is set (SSRF).
 WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=15.0)
@@ -380,7 +380,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Its schema-completeness warnings are not deployment settings: kept out of `check --deploy`
-    # (which must be clean, issue 18); `manage.py spectacular --validate` still lists them.
+    # (which must be clean); `manage.py spectacular --validate` still lists them.
     "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }
 

@@ -1,5 +1,5 @@
 """A database that cannot be reached is a 503 that says so, never a 500: for pages and /api/,
-whether the request came with a session or a key (issue 18). DRF's handler already maps the
+whether the request came with a session or a key. DRF's handler already maps the
 errors raised inside an API view (core.api_errors); this covers the rest of the request: a page's
 view and template, and the middleware that loads the session user, through handler500."""
 

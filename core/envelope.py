@@ -1,4 +1,4 @@
-"""The key encryption key of personal data (DESIGN.md, "Personal data"): envelope encryption.
+"""The key encryption key of personal data (docs/design.md, "Personal data"): envelope encryption.
 
 Every data key of personal data is stored wrapped (AES-256-GCM) by the KEK from LOG_KEK, which
 lives outside the database: the prediction log's subject keys (serving.personal) and the

@@ -9,9 +9,9 @@ from typing import Any
 DATA_SCIENTISTS = "data-scientists"
 RISK_OFFICERS = "risk-officers"
 AUDITORS = "auditors"
-# The second line's independent validation (DESIGN.md, "Model risk management").
+# The second line's independent validation (docs/design.md, "Model risk management").
 VALIDATORS = "validators"
-# Work the human-oversight queue (DESIGN.md, "Human oversight and contestation").
+# Work the human-oversight queue (docs/design.md, "Human oversight and contestation").
 CASE_OFFICERS = "case-officers"
 ALL_ROLES = (DATA_SCIENTISTS, RISK_OFFICERS, AUDITORS, VALIDATORS, CASE_OFFICERS)
 

@@ -1,4 +1,4 @@
-"""Actions never vanish (issue 31): each action that applies to a version's status is shown, and
+"""Actions never vanish: each action that applies to a version's status is shown, and
 the ones the rules refuse now are shown disabled with the rule's own message
 (governance.rules, the one home of each rule; the workflow asks the same predicates)."""
 

@@ -1,4 +1,4 @@
-"""Evidence for the validator to cite (DESIGN.md, "Model risk management", outcomes analysis):
+"""Evidence for the validator to cite (docs/design.md, "Model risk management", outcomes analysis):
 
 - a benchmark: an estimator of another family (a linear model for a tree or ensemble, a shallow
   decision tree for a linear model), with the standard preprocessing (numeric columns scaled,

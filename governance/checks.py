@@ -226,7 +226,7 @@ def build_reference_profile(
     model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]
 ) -> Outcome:
     """Freeze the reference profile monitoring will compare live traffic with: the evaluation
-    data's bins and the model's answers on it (DESIGN.md, "Monitoring"). Its hash is bound into
+    data's bins and the model's answers on it (docs/design.md, "Monitoring"). Its hash is bound into
     the approval, like the other check results."""
     missing = [f for f in version.feature_names if f not in evaluation.columns]
     if missing:

@@ -1,4 +1,4 @@
-"""Destroying a dataset's key (issue 16, item 6): the end of a dataset's life at rest. Its file
+"""Destroying a dataset's key: the end of a dataset's life at rest. Its file
 stays encrypted under a key nobody has any more; its name, SHA-256 and lineage stay, so every
 approval, report and audit event that names it still verifies."""
 

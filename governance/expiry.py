@@ -1,4 +1,4 @@
-"""Approvals expire (DESIGN.md: an approval lapses after the policy's recertification period for
+"""Approvals expire (docs/design.md: an approval lapses after the policy's recertification period for
 the tier). Serving refuses an expired approval at once (serving.selectors and the log's guarded
 INSERT); this sweep, run with the periodic integrity task, reminds people before the date and
 at expiry suspends the version (policy on_expiry "suspend") or records it ("warn")."""

@@ -1,4 +1,4 @@
-"""A finding's owner at work (issue 31): the owner (often a data scientist) comments on her
+"""A finding's owner at work: the owner (often a data scientist) comments on her
 finding and proposes its closure; risk officers close it (governance.findings.close_finding).
 Each comment is evidence with its audit event; a proposal is a comment recorded with its own
 event, so the page, the trail and verification all see it."""

@@ -1,4 +1,4 @@
-"""The kill switch (DESIGN.md, "Model risk management"): a risk officer pre-designates a version
+"""The kill switch (docs/design.md, "Model risk management"): a risk officer pre-designates a version
 whose approval holds as the model's fallback, and may stop the model in one action. While it is
 stopped every serving process answers from the fallback, or refuses 503 `model_stopped` when
 there is none: the serving log's guarded INSERT reads the model's stop in the same statement

@@ -1,4 +1,4 @@
-"""Change materiality (issue 29, item 4): each new version is classified against its parent by
+"""Change materiality: each new version is classified against its parent by
 written rules when its checks finish, and the class and its reasons are evidence shown in review.
 
 A change is material when any of these holds:

@@ -42,7 +42,7 @@ class Policy(models.Model):
     approvals_low = models.PositiveSmallIntegerField(default=1)
     approvals_medium = models.PositiveSmallIntegerField(default=1)
     approvals_high = models.PositiveSmallIntegerField(default=2)
-    # Monitoring after go-live (DESIGN.md, "Monitoring"): PSI of a feature or of the prediction
+    # Monitoring after go-live (docs/design.md, "Monitoring"): PSI of a feature or of the prediction
     # at or above psi_warn warns, at or above psi_alert alerts and opens a finding.
     psi_warn = models.FloatField(default=0.10)
     psi_alert = models.FloatField(default=0.25)
@@ -131,7 +131,7 @@ class CheckKind(models.TextChoices):
     FAIRNESS = "fairness", "Fairness"
     REPRODUCIBILITY = "reproducibility", "Reproducibility"
     ONNX = "onnx", "ONNX engine"
-    # The reference profile monitoring compares live traffic with (DESIGN.md, "Monitoring").
+    # The reference profile monitoring compares live traffic with (docs/design.md, "Monitoring").
     PROFILE = "profile", "Reference profile"
 
 

@@ -29,7 +29,7 @@ VALIDATION_SECTIONS: tuple[tuple[str, str], ...] = (
 
 @ledger.evidence()
 class ValidationReport(models.Model):
-    """A validator's independent report on one review round of a version (DESIGN.md, "Model risk
+    """A validator's independent report on one review round of a version (docs/design.md, "Model risk
     management"): written once with its audit event, never changed; a later report supersedes
     it. The latest report of the round is bound into the version manifest; `not_fit` blocks
     approval and each condition of `fit_with_conditions` opened a finding."""
@@ -66,7 +66,7 @@ class OverlayKind(models.TextChoices):
 
 @ledger.governed()
 class Overlay(models.Model):
-    """The limitations and overlays register of a model (DESIGN.md, "Model risk management"): a
+    """The limitations and overlays register of a model (docs/design.md, "Model risk management"): a
     known limitation, or a post-model adjustment made to its answers, with an owner, a reason,
     the adjustment and an expiry. In force from `starts_at` until it expires or is withdrawn;
     shown on every decision receipt and report while in force. Its expiry opens a finding
@@ -134,7 +134,7 @@ class ChangeClassification(models.Model):
 
 @ledger.governed()
 class RetrainingRequest(models.Model):
-    """A retraining asked for from a finding (issue 29, item 5), assigned to the model's owner and
+    """A retraining asked for from a finding, assigned to the model's owner and
     closed by a new version that names it (its lineage: `answered_by`)."""
 
     finding = models.ForeignKey("governance.Finding", on_delete=models.PROTECT, related_name="retraining_requests")

@@ -1,4 +1,4 @@
-"""The limitations and overlays register (issue 29, item 3): risk officers record a model's known
+"""The limitations and overlays register: risk officers record a model's known
 limitations and post-model adjustments with an owner, a reason, the adjustment and an expiry;
 they are shown on every decision receipt and report while in force, and a periodic task opens a
 finding on the model's production (else latest) version when one expires."""

@@ -1,6 +1,6 @@
 """The reference profile: how the evaluation data and the model's answers on it are distributed,
 frozen when the checks run and bound into the approval, so that monitoring compares live
-traffic with exactly what was reviewed (DESIGN.md, "Monitoring"). Arrays in, plain data out.
+traffic with exactly what was reviewed (docs/design.md, "Monitoring"). Arrays in, plain data out.
 
 Numeric feature: bin edges are the unique values of numpy.quantile(reference, [0.1, ..., 0.9]),
 bins (-inf, e1], (e1, e2], ..., (ek, +inf), plus one bin for missing values. Categorical

@@ -45,11 +45,11 @@ def version_data(v: ModelVersion) -> dict[str, Any]:
             }
             for row in review.decisions_for_display(v)
         ],
-        # the retraining requests this version answered (issue 29: monitoring -> the next version)
+        # the retraining requests this version answered (monitoring -> the next version)
         "answers_retraining_requests": [r.pk for r in v.answers.order_by("pk")],
-        # change materiality against the parent, for the current round (issue 29)
+        # change materiality against the parent, for the current round
         "change": materiality.classification_data(v),
-        # independent validation (issue 29): every report, the one in force (bound in the manifest) named
+        # independent validation: every report, the one in force (bound in the manifest) named
         "validation": {
             "in_force": getattr(rules.latest_validation(v), "pk", None),
             "reports": [validation.report_data(r) for r in validation.reports_of(v)],

@@ -1,4 +1,4 @@
-"""Retraining driven by monitoring (issue 29, item 5): a risk officer opens a retraining request
+"""Retraining driven by monitoring: a risk officer opens a retraining request
 from a finding, assigned to the model's owner; the owner answers it with a new version that names
 it (the request's `answered_by`, shown in the version's lineage), which closes it."""
 

@@ -37,7 +37,7 @@ YES = Rule(True)
 SYSTEM = "system"
 SYSTEM_OR_OFFICERS = "the system or risk officers"
 
-# (from, to) -> who may make that transition: the lifecycle table of DESIGN.md.
+# (from, to) -> who may make that transition: the lifecycle table of docs/design.md.
 TRANSITIONS: dict[tuple[str, str], str] = {
     (Status.DRAFT, Status.CHECKING): DATA_SCIENTISTS,
     (Status.CHECKING, Status.IN_REVIEW): SYSTEM,
@@ -409,7 +409,7 @@ def available_actions(version: ModelVersion, actor: Any) -> list[str]:
     return [name for name, rule in ACTIONS if rule(version, actor)]
 
 
-# --- independent validation (issue 29; DESIGN.md, "Model risk management") ----------------------
+# --- independent validation (docs/design.md, "Model risk management") ----------------------
 VALIDATING_STATUSES = (Status.CHECKING, Status.IN_REVIEW)
 APPROVING_KINDS = (DecisionKind.APPROVE, DecisionKind.RECERTIFY, DecisionKind.REINSTATE)
 
@@ -468,7 +468,7 @@ def validation_allows_approval(version: ModelVersion, actor: Any) -> Rule:
     return YES
 
 
-# --- change materiality (issue 29) -------------------------------------------------------------
+# --- change materiality -------------------------------------------------------------
 def approvals_required(version: ModelVersion) -> int:
     """The approvals the version needs: the policy's count for the model's tier, or one when the
     policy gives non-material changes the lighter path and this round's change is non-material

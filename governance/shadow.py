@@ -1,6 +1,6 @@
 """Shadow challengers: a risk officer puts a version in shadow, monitoring.shadow replays the
 production version's traffic through it and records each window's comparison here, and an
-approval binds the hash of the comparisons the officer saw (DESIGN.md: an approval binds what
+approval binds the hash of the comparisons the officer saw (docs/design.md: an approval binds what
 was reviewed)."""
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ jobs.register("notify", notify_task.delay)
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def overlay_expiry_task() -> list[int]:
-    """Open a finding for each limitation or overlay that expired (issue 29)."""
+    """Open a finding for each limitation or overlay that expired."""
     from governance import overlays
 
     return overlays.open_expiry_findings()

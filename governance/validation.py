@@ -1,4 +1,4 @@
-"""Independent validation (DESIGN.md, "Model risk management"): a validator's report on one
+"""Independent validation (docs/design.md, "Model risk management"): a validator's report on one
 review round of a version, before its approval. The rules are in governance.rules (can_validate,
 validation_allows_approval); this module writes the report, its audit event and, for
 `fit_with_conditions`, one finding per condition, in one transaction."""

@@ -105,7 +105,7 @@ def version_submit(request: HttpRequest, name: str, version: int) -> HttpRespons
 
 @login_required
 def version_validation(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    """The validation page (issue 29): the version's reports, the benchmark and sensitivity
+    """The validation page: the version's reports, the benchmark and sensitivity
     analysis to cite (computed on request), and for an independent validator the report form."""
     v = visible_version(request, name, version)
     may = rules.can_validate(v, request.user)

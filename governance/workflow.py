@@ -259,7 +259,7 @@ def record_check_result(
         summary = dict(
             CheckRun.objects.filter(version=version, round=version.review_round).values_list("kind", "status")
         )
-        # the change's materiality against the parent (issue 29), evidence carried by this event
+        # the change's materiality against the parent, evidence carried by this event
         change = materiality.record_classification(version, active_policy())
         audit.record(
             audit.VERSION_IN_REVIEW,

@@ -251,7 +251,7 @@ SAFE_FUNCTIONS: dict[str, str] = {
     "sklearn.feature_selection._univariate_selection.chi2": "score_func for non-negative features",
     "sklearn.feature_selection._mutual_info.mutual_info_classif": "score_func: mutual information",
     "sklearn.feature_selection._mutual_info.mutual_info_regression": "score_func: mutual information",
-    # the metrics behind the scoring names of the validation check (DESIGN.md, Checks);
+    # the metrics behind the scoring names of the validation check (docs/design.md, Checks);
     # balanced_accuracy is TunedThresholdClassifierCV's default
     "sklearn.metrics._classification.accuracy_score": "scorer metric (scoring='accuracy')",
     "sklearn.metrics._classification.balanced_accuracy_score": "scorer metric (scoring='balanced_accuracy')",

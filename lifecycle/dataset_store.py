@@ -1,4 +1,4 @@
-"""Datasets at rest (issue 16, item 6): training and evaluation data can hold personal data, so
+"""Datasets at rest: training and evaluation data can hold personal data, so
 each dataset's file is encrypted (lifecycle.encrypted_csv) under a data key of its own, stored
 wrapped by LOG_KEK (core.envelope) in a DatasetKey row. Destroying that key (governance.datasets)
 makes the file unreadable for good while its SHA-256, the dataset's identity everywhere else,

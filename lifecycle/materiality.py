@@ -1,4 +1,4 @@
-"""The tier a model's materiality proposes (inventory, issue 29): a pure function of three
+"""The tier a model's materiality proposes (inventory): a pure function of three
 inputs, each compared with two thresholds; the highest tier any input reaches is proposed.
 
 | input | medium from | high from |

@@ -20,7 +20,7 @@ class RiskTier(models.TextChoices):
 
 
 class ModelKind(models.TextChoices):
-    """Inventory (issue 29): in-house models have a skops artifact and are served here; vendor and
+    """Inventory: in-house models have a skops artifact and are served here; vendor and
     external ones are documented, validated and monitored through reported outcomes, never served."""
 
     IN_HOUSE = "in_house", "In-house"
@@ -63,7 +63,7 @@ class RegisteredModel(models.Model):
     risk_tier = models.CharField("proposed risk tier", max_length=10, choices=RiskTier.choices, default=RiskTier.MEDIUM)
     effective_risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # The inventory (DESIGN.md, "Model risk management"): what kind of model, what for, and the
+    # The inventory (docs/design.md, "Model risk management"): what kind of model, what for, and the
     # materiality inputs a tier is proposed from (lifecycle.materiality.proposed_tier).
     kind = models.CharField(max_length=10, choices=ModelKind.choices, default=ModelKind.IN_HOUSE)
     purpose = models.TextField(blank=True)
@@ -249,7 +249,7 @@ class ModelVersion(models.Model):
     # When the approval lapses unless recertified (written by governance.workflow at approval
     # and recertification from the policy's period for the tier); serving refuses after it.
     approval_expires_at = models.DateTimeField(null=True, blank=True)
-    # Decisions (issue 14): the class that is good news for the person the model decides on
+    # Decisions: the class that is good news for the person the model decides on
     # (None: the last of `classes`), and the data scientist's reason text per input feature for
     # adverse-action notices. Fixed at creation, like the artifact.
     favourable_class = models.JSONField(null=True, blank=True)

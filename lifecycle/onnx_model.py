@@ -70,7 +70,7 @@ def session(onnx_bytes: bytes) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    # One thread per server process: the processes are the parallelism (BENCHMARKS.md).
+    # One thread per server process: the processes are the parallelism (docs/benchmarks.md).
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])

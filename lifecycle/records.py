@@ -84,7 +84,7 @@ def model_record(m: RegisteredModel, versions: list[ModelVersion]) -> dict[str, 
 
 
 def inventory_record(m: RegisteredModel) -> dict[str, Any]:
-    """The model's inventory entry (issue 29): kind, purpose, materiality and the tier it
+    """The model's inventory entry: kind, purpose, materiality and the tier it
     proposes, the tier in force, and the models it depends on and that depend on it."""
     inputs = {"exposure": m.exposure, "decisions_per_year": m.decisions_per_year, "affected_people": m.affected_people}
     return {

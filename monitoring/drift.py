@@ -1,7 +1,7 @@
 """Drift, live performance and live fairness: arrays in, plain data out (no database).
 
 PSI = sum over bins of (a - e) * ln(a / e), e and a the reference and current proportions, each
-proportion of 0 replaced by 0.0001 first (DESIGN.md, "Monitoring"). KS is scipy.stats.ks_2samp
+proportion of 0 replaced by 0.0001 first (docs/design.md, "Monitoring"). KS is scipy.stats.ks_2samp
 on the same values. Performance uses scikit-learn's definitions with the positive class the last
 of the version's classes; intervals are 95% percentile bootstraps with a fixed seed, so the same
 outcomes always give the same interval."""
@@ -23,7 +23,7 @@ BOOTSTRAP_SEED = 20261129
 
 @dataclass(frozen=True)
 class Thresholds:
-    """PSI warns and alerts (DESIGN.md's defaults). A shift too small for PSI's bins but both
+    """PSI warns and alerts (docs/design.md's defaults). A shift too small for PSI's bins but both
     statistically certain and material also warns: KS p-value below max_pvalue with a KS
     statistic of at least min_ks_statistic (numeric), or a chi-square p-value below max_pvalue
     with at least min_category_shift of the rows moved between categories (total variation)."""

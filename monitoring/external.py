@@ -1,4 +1,4 @@
-"""Live performance of a vendor or external model (inventory, issue 29): its decisions were
+"""Live performance of a vendor or external model (inventory): its decisions were
 logged by the client that received them (serving.external, source "external") and their outcomes
 reported against their prediction ids; the metrics are the live metrics of in-house versions
 (monitoring.drift.performance), over the decisions made in [since, until)."""

@@ -1,4 +1,4 @@
-"""Business KPIs per model (issue 29, item 5), computed from the decisions logged for the model
+"""Business KPIs per model, computed from the decisions logged for the model
 (its answers, or a vendor model's reported decisions) and their reported outcomes:
 
 - `approval_rate`: the share of logged decisions that are the favourable one;

@@ -78,7 +78,7 @@ class KpiMetric(models.TextChoices):
 
 @ledger.governed()
 class KpiDefinition(models.Model):
-    """A business KPI of a model (issue 29, item 5), computed from its logged decisions and their
+    """A business KPI of a model, computed from its logged decisions and their
     reported outcomes (monitoring.kpis) with a lower and/or upper bound; a breach over a window
     with at least `min_rows` rows opens a finding."""
 

@@ -16,7 +16,7 @@ def monitor_task() -> int:
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=3)
 def kpi_check_task() -> list[int]:
-    """Compute the models' KPIs; a breach opens a finding (issue 29)."""
+    """Compute the models' KPIs; a breach opens a finding."""
     from monitoring import kpis
 
     return kpis.check_kpis()

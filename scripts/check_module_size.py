@@ -1,4 +1,4 @@
-"""Fail when an application module is longer than STYLE.md allows (500 lines): past that, split it
+"""Fail when an application module is longer than docs/style.md allows (500 lines): past that, split it
 along its jobs. Migrations are generated and left out; tests and benchmarks are not application code.
 
     python scripts/check_module_size.py [--limit 500] [ROOT]

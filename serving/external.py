@@ -1,4 +1,4 @@
-"""Decisions of vendor and external models (inventory, issue 29): such a model is never served
+"""Decisions of vendor and external models (inventory): such a model is never served
 here, but the client that received its decisions logs them in the prediction log (source
 "external", no version) with its own API key, so they are sealed like answers, outcomes are
 reported against their prediction ids by that key (serving.services.record_outcome), and live

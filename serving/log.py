@@ -2,7 +2,7 @@
 Merkle leaf, and writes it with one INSERT before any answer leaves.
 
 Why raw SQL: the ORM's query compilation cost more than the write itself on the serving path
-(BENCHMARKS.md), so the INSERT is built once per shape from the model's concrete fields and sent
+(docs/benchmarks.md), so the INSERT is built once per shape from the model's concrete fields and sent
 as a prepared statement (serving.rawsql). What it depends on in Django: `Field.column`,
 `Field.get_db_prep_save()` and `connection.ops.quote_name()`, which is what the ORM's own
 INSERT compiler uses (django.db.models.sql.compiler.SQLInsertCompiler); a field whose value
@@ -362,7 +362,7 @@ def _insert_sql(
             f"INSERT INTO {table} ({columns}) SELECT {', '.join(placeholder(f) for f in _INSERT_FIELDS)} "  # noqa: S608
             f"WHERE EXISTS (SELECT 1 FROM {versions} v WHERE v.id = %s AND v.artifact_sha256 = %s"
             f" AND v.manifest_sha256 = %s AND v.status IN ({statuses})"
-            # ... and whose approval has not expired at the answer's time (DESIGN.md: it must hold then)
+            # ... and whose approval has not expired at the answer's time (docs/design.md: it must hold then)
             f" AND (v.approval_expires_at IS NULL OR v.approval_expires_at > {moment})"
             # ... and whose model's kill switch allows it (stopped: only the fallback answers)
             f" AND EXISTS (SELECT 1 FROM {models_table} m WHERE m.id = v.registered_model_id AND {switch}))"

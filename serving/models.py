@@ -52,7 +52,7 @@ class LogSource(models.TextChoices):
     API = "api", "Request"
     BATCH = "batch", "Batch job"
     SHADOW = "shadow", "Shadow replay"
-    # a vendor or external model's decision, reported by the client that received it (issue 29)
+    # a vendor or external model's decision, reported by the client that received it
     EXTERNAL = "external", "External decision"
 
 

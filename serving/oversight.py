@@ -1,4 +1,4 @@
-"""The human-oversight queue (DESIGN.md, "Human oversight and contestation"; EU AI Act art. 14):
+"""The human-oversight queue (docs/design.md, "Human oversight and contestation"; EU AI Act art. 14):
 a risk officer's rule per model routes its decisions to the queue (adverse decisions, scores
 within a band of the threshold, named segments); case officers confirm or override them on the
 decision's page (serving.decisions.review_decision). A routed item is evidence, written once with

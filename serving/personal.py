@@ -1,4 +1,4 @@
-"""Personal data in the prediction log (DESIGN.md, "Personal data").
+"""Personal data in the prediction log (docs/design.md, "Personal data").
 
 A version declares its personal input fields and the field that names the data subject (an
 input, or "business_key"). Before a record is written, the personal values of each row are

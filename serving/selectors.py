@@ -1,7 +1,7 @@
 """The only way serving reaches a model version: it can only return servable versions.
 
 get_servable_version() asks the database (one precompiled statement: the ORM's query building
-cost more than the prediction itself, BENCHMARKS.md). The predict path may start from what the
+cost more than the prediction itself, docs/benchmarks.md). The predict path may start from what the
 process resolved before (recent_servable_version), because its log INSERT re-checks the version
 row in the same statement (servable_guard): a retired version stops answering in every process
 as soon as the retirement commits, and no answer is logged or returned from a stale memory."""

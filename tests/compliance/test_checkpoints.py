@@ -276,7 +276,7 @@ def test_verify_now_shows_a_rewritten_chain_against_the_latest_checkpoint(
     assert f"event #{written.seq} now has hash" in page and "the chain was rewritten" in page
 
 
-# --- the witness, the public keys and the interval (issue 26) ---------------------------------
+# --- the witness, the public keys and the interval ---------------------------------
 def witness_notes(folder: Path) -> list[str]:
     blocks = (folder.with_name(f"{folder.name}-witness") / "cosigned.log").read_text().rstrip("\n").split("\n\n")
     return [f"{text}\n\n{signatures}\n" for text, signatures in zip(blocks[::2], blocks[1::2], strict=True)]

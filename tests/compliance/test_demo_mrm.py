@@ -1,4 +1,4 @@
-"""The demo's model risk management (issue 29, item 6): a vendor model with decisions, outcomes and
+"""The demo's model risk management: a vendor model with decisions, outcomes and
 live performance, a validation report with conditions, an overlay in force; and the trail verifies."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`make demo` verifies (issue 26): seed_demo then verify_audit exits 0, and "Verify now" says
+"""`make demo` verifies: seed_demo then verify_audit exits 0, and "Verify now" says
 PASSED on its badge without showing where the server keeps its files."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Odd filter values are a 400 that says what is wrong, never a 500 (issue 18)."""
+"""Odd filter values are a 400 that says what is wrong, never a 500."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The limitations and overlays register (issue 29, item 3): recorded by risk officers through the
+"""The limitations and overlays register: recorded by risk officers through the
 API (governed, audited), shown on the decision receipt and the version report while in force, and
 an expired one opens a finding (the periodic task)."""
 

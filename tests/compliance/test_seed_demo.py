@@ -20,8 +20,8 @@ def test_seed_demo_loads_a_user_per_role_and_real_models_through_the_services(ea
         "credit-risk",
         "loan-prescreen",
         "collections-priority",
-        "credit-mlflow",  # imported from the MLflow model in lifecycle/demo_mlflow (issue 17)
-        "bureau-score",  # a vendor model in the inventory (issue 29)
+        "credit-mlflow",  # imported from the MLflow model in lifecycle/demo_mlflow
+        "bureau-score",  # a vendor model in the inventory
     }
     imported = ModelVersion.objects.get(registered_model__name="credit-mlflow")
     assert imported.status == "draft" and imported.created_by.username == "dana"

@@ -1,4 +1,4 @@
-"""The version report's validation chapter (issue 29, item 1): the report in force, its sections,
+"""The version report's validation chapter: the report in force, its sections,
 conditions and the findings they opened, in the PDF and in its attached evidence."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Content-Security-Policy on every page (issue 18), and nothing inline in the templates that are
+"""Content-Security-Policy on every page, and nothing inline in the templates that are
 served, so the strict policy holds (tests/e2e/test_csp.py checks the same in Chromium)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Safe production defaults (issue 18), each seen from outside the test process: the settings as
+"""Safe production defaults, each seen from outside the test process: the settings as
 a fresh interpreter reads them from the environment, `manage.py check --deploy`, and `make serve`'s
 refusal to start without its secrets."""
 

@@ -1,4 +1,4 @@
-"""No application module is over 500 lines (STYLE.md), checked by scripts/check_module_size.py,
+"""No application module is over 500 lines (docs/style.md), checked by scripts/check_module_size.py,
 which `make lint` runs: it names a module past the limit and leaves migrations out."""
 
 from __future__ import annotations

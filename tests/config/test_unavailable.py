@@ -1,5 +1,5 @@
 """The database down: a session-authenticated request gets a 503 that says so, on pages and under
-/api/ alike, never a 500 (issue 18). The session is in the database, so the outage is met while
+/api/ alike, never a 500. The session is in the database, so the outage is met while
 loading the user: in a view, in DRF's authentication, or in a middleware before any view."""
 
 from __future__ import annotations

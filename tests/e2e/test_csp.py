@@ -1,4 +1,4 @@
-"""The Content-Security-Policy in Chromium (issue 18): the main pages, for a logged-in person,
+"""The Content-Security-Policy in Chromium: the main pages, for a logged-in person,
 raise no CSP violation (the console error Chromium writes for each refused script, style, image or
 frame), and their own scripts still work under it."""
 

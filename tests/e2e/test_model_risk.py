@@ -1,4 +1,4 @@
-"""Model risk management in Chromium (issue 29): a validator writes a report with conditions from
+"""Model risk management in Chromium: a validator writes a report with conditions from
 the validation page (after computing the benchmark), a risk officer sees it and the change's
 materiality on the review page and approves, an auditor reads the inventory (with a vendor model)
 and downloads its CSV."""

@@ -1,4 +1,4 @@
-"""People's work in Chromium (DESIGN.md, "Human oversight and contestation"; the findings and the
+"""People's work in Chromium (docs/design.md, "Human oversight and contestation"; the findings and the
 review page): a case officer overrides from the oversight queue and answers a contestation that
 then reads on the receipt; a data scientist answers her finding; a blocked Recertify says why; a
 refused approval keeps its justification; an erasure needs its confirmation and leaves the

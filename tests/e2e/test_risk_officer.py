@@ -258,7 +258,7 @@ def test_after_the_demo_an_officer_sees_the_drift_alert_assigns_the_finding_and_
     healthy.refresh_from_db()
     assert healthy.approval_expires_at > before
 
-    # --- issue 15: the challenger's shadow comparison on its review page ---------------------
+    # --- the challenger's shadow comparison on its review page ---------------------
     challenger = ModelVersion.objects.get(registered_model__name="loan-prescreen", version=2)
     page.goto(review_url(base, challenger))
     shadow = page.locator("#shadow-evidence")
@@ -301,7 +301,7 @@ def test_after_the_demo_an_officer_sees_the_drift_alert_assigns_the_finding_and_
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == job.result_sha256
     assert saved.read_text().count("\n") == 251  # a header and one line per row
 
-    # --- issue 16: a risk officer erases a data subject; the auditor sees [erased] -----------
+    # --- a risk officer erases a data subject; the auditor sees [erased] -----------
     from serving import subject_keys
     from serving.models import PredictionKey
 

@@ -1,5 +1,5 @@
 """A broker outage at submission loses no check: the request succeeds, the checks stay queued,
-and the periodic sweep sends them once the broker is back (issue 18)."""
+and the periodic sweep sends them once the broker is back."""
 
 from __future__ import annotations
 

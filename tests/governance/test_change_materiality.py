@@ -1,4 +1,4 @@
-"""Change materiality (issue 29, item 4): each version classified against its parent by written
+"""Change materiality: each version classified against its parent by written
 rules when its checks finish (evidence, in the API and the review page), and the policy's lighter
 path: a non-material change approved by one officer at any tier."""
 

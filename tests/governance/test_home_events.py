@@ -1,4 +1,4 @@
-"""Each role sees only the audit events it may see (issue 18): data scientists see what happens to
+"""Each role sees only the audit events it may see: data scientists see what happens to
 models and versions, not the auditors' work (reports, exports, verifications) nor lockouts or role
 changes; auditors and risk officers see the whole trail. One rule (core.selectors) for the home
 page and the version page's history."""

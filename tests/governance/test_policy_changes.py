@@ -1,4 +1,4 @@
-"""Policy changes (issue 26, item 10): a written justification, recorded in the audit event, and
+"""Policy changes: a written justification, recorded in the audit event, and
 risk officers only; a superuser without the role is refused, in the service and in the admin."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The reproducibility refit is bounded whatever the policy (issue 18): a model whose parameters
+"""The reproducibility refit is bounded whatever the policy: a model whose parameters
 ask for too many estimators is not refitted, and a refit past REFIT_MAX_SECONDS is stopped;
 both end the check inconclusive, naming why, instead of holding the only check worker."""
 

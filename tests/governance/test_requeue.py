@@ -1,4 +1,4 @@
-"""Issue 18: an officer sees a stuck check on the review page and re-queues it (audited)."""
+"""An officer sees a stuck check on the review page and re-queues it (audited)."""
 
 from __future__ import annotations
 

@@ -310,7 +310,7 @@ def test_a_rollback_with_no_earlier_deployed_version_still_approved_is_refused_a
 
 
 def test_a_rollback_to_an_earlier_version_whose_approval_no_longer_holds_is_refused(first_replaced, risk_officer):
-    """DESIGN.md: the previously deployed version becomes production again "only if its approval
+    """docs/design.md: the previously deployed version becomes production again "only if its approval
     still holds"; an approval is void once the card it bound changed (as deploy_version checks)."""
     first, second = first_replaced
     card = first.card

@@ -1,4 +1,4 @@
-"""Independent validation (issue 29, item 1): the validators' role, the report API, the
+"""Independent validation: the validators' role, the report API, the
 validator's independence in both orders, the policy's tier requirement, `not_fit` blocking,
 conditions becoming findings, the report bound in the manifest, and the benchmark to cite."""
 

@@ -1,5 +1,5 @@
 """Artifacts that would take a worker's memory or stack are refused by name before skops reads
-them (issue 18): arrays are judged by their .npy headers, the schema by its nesting."""
+them: arrays are judged by their .npy headers, the schema by its nesting."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """CSV uploads that would be stored wrong or break the database are refused with a message
-naming the problem (issue 18)."""
+naming the problem."""
 
 from __future__ import annotations
 

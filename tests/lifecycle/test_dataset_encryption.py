@@ -1,4 +1,4 @@
-"""Datasets at rest (issue 16, item 6): each dataset's file encrypted under a key of its own,
+"""Datasets at rest: each dataset's file encrypted under a key of its own,
 read only through lifecycle.dataset_store, and a risk officer's destruction of that key once no
 version that used it can be served and the retention has passed."""
 

@@ -1,4 +1,4 @@
-"""The model inventory (issue 29, item 2): kinds, purpose, materiality and the tier it proposes,
+"""The model inventory: kinds, purpose, materiality and the tier it proposes,
 dependencies; vendor models never served, their decisions logged and their outcomes reported by
 the client's own key, live performance from them; the inventory page and its CSV export."""
 

@@ -1,4 +1,4 @@
-"""The drift numbers equal their definitions (DESIGN.md, "Monitoring"), computed here independently."""
+"""The drift numbers equal their definitions (docs/design.md, "Monitoring"), computed here independently."""
 
 from __future__ import annotations
 

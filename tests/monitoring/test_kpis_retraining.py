@@ -1,4 +1,4 @@
-"""KPIs and retraining (issue 29, item 5): KPI definitions computed from the logged decisions and
+"""KPIs and retraining: KPI definitions computed from the logged decisions and
 their outcomes, a breach opening a finding (once), a retraining request from it assigned to the
 owner, closed by the next version that names it (shown in its record)."""
 

@@ -1,4 +1,4 @@
-"""Shadow challengers (issue 15): a version in review replays production's logged traffic,
+"""Shadow challengers: a version in review replays production's logged traffic,
 never answering anyone; the comparison is evidence, and an approval binds it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`make demo`'s data on PostgreSQL: seed_demo, then verify_audit, must pass (issue 26)."""
+"""`make demo`'s data on PostgreSQL: seed_demo, then verify_audit, must pass."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reliability (issue 18, item 9): each test is a real fault on the real services.
+"""Reliability: each test is a real fault on the real services.
 
 A Redis of the test's own (never the shared one) stopped during a submission and started again;
 a Celery worker SIGKILLed in the middle of a check; PostgreSQL refusing connections (a proxy port

@@ -1,4 +1,4 @@
-"""Batch jobs (issue 15): a CSV scored in chunks with the serving path's governance. Here on the
+"""Batch jobs: a CSV scored in chunks with the serving path's governance. Here on the
 embedded defaults with tasks run in-process; tests/services runs the same on PostgreSQL with a
 real worker, and kills one mid-chunk."""
 

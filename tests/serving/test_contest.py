@@ -1,4 +1,4 @@
-"""Contestation over the API (DESIGN.md, "Human oversight and contestation"): the API key that
+"""Contestation over the API (docs/design.md, "Human oversight and contestation"): the API key that
 received a decision contests it for the person; the case has a 30-day deadline, enters the
 oversight queue, and its answer (with any corrected decision) is evidence and on the receipt."""
 

@@ -1,4 +1,4 @@
-"""Edges found by trying the service as an attacker would (issue 18's list, the ones done here)."""
+"""Edges found by trying the service as an attacker would ."""
 
 from __future__ import annotations
 

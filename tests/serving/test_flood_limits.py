@@ -1,4 +1,4 @@
-"""Flood limits (issue 18): a refused request logs a bounded sample of its rows with their count
+"""Flood limits: a refused request logs a bounded sample of its rows with their count
 and digest; the per-key rate is counted with atomic increments in the shared cache; a daily
 quota per key answers 429 daily_quota_exceeded with Retry-After, and is logged."""
 

@@ -1,4 +1,4 @@
-"""Issue 18, item 4: schemathesis fuzzes EVERY operation of the OpenAPI schema the app serves
+"""Schemathesis fuzzes EVERY operation of the OpenAPI schema the app serves
 (`/api/schema/`), with data that fits the schema and data that does not, authenticated as the
 caller each endpoint is for. No generated request may get a 5xx, and every answer or refusal of
 a prediction endpoint (v1 predict, v2 infer) writes exactly one log record.

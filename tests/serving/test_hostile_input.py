@@ -1,4 +1,4 @@
-"""Issue 18, item 4: a refused request's log record digests the body as sent, and the hostile
+"""A refused request's log record digests the body as sent, and the hostile
 inputs of the issue's list that had no test yet are a logged 4xx, never a 500."""
 
 from __future__ import annotations

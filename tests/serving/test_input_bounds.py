@@ -1,4 +1,4 @@
-"""Integers a column cannot hold are refused alike by both engines (issue 18): `age = 10**40`
+"""Integers a column cannot hold are refused alike by both engines: `age = 10**40`
 was answered by ONNX Runtime (as a float) and refused by the skops engine (pandas' int64 cast)."""
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def test_the_log_has_only_the_indexes_its_lookups_use():
             ("api_key_id",),
             ("user_id",),
             ("seal_id",),
-            ("batch_job_id", "batch_chunk"),  # partial: only batch rows (issue 15)
+            ("batch_job_id", "batch_chunk"),  # partial: only batch rows
         ]
     )
 

@@ -1,4 +1,4 @@
-"""Personal data in the log (issue 16): encrypted per data subject, erasure that keeps every
+"""Personal data in the log: encrypted per data subject, erasure that keeps every
 proof valid, legal hold, retention, a wrong KEK, and nothing personal in clear anywhere."""
 
 from __future__ import annotations

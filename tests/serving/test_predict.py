@@ -319,7 +319,7 @@ def test_a_random_forest_is_served_by_onnx_runtime_with_scikit_learns_answers(
 
 def test_long_integers_are_logged_exactly_as_sent(keyed, production, german):
     """The fast JSON parser would turn a 25-digit integer into a float; the log keeps it exact.
-    (Beyond int64, so refused since issue 18: the refusal's record holds it as sent.)"""
+    (Beyond int64, so refused: the refusal's record holds it as sent.)"""
     row = rows(german, 1)[0] | {"credit_amount": 10**24}
     response = keyed.post(
         "/api/v1/models/credit-risk/predict", data=json.dumps({"instances": [row]}), content_type="application/json"

@@ -1,4 +1,4 @@
-"""`manage.py seal_predictions` (DESIGN.md): every unsealed record sealed now, by the function
+"""`manage.py seal_predictions` (docs/design.md): every unsealed record sealed now, by the function
 beat's task runs, and how many records and seals it made."""
 
 from __future__ import annotations

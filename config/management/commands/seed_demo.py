@@ -98,7 +98,7 @@ class Command(BaseCommand):
         train_csv, eval_csv = demo_data.to_csv_bytes(train), demo_data.to_csv_bytes(evaluation)
         dana, sam = users["dana"], users["sam"]
 
-        demo_mrm.register_vendor(dana)  # issue 29: a vendor model in the inventory
+        demo_mrm.register_vendor(dana)  # A vendor model in the inventory
         credit = services.register_model(
             actor=dana,
             name="credit-risk",
@@ -160,17 +160,17 @@ class Command(BaseCommand):
             evaluation=services.DatasetChoice(dataset_id=v1.evaluation_dataset_id),
             label_column=demo_data.LABEL,
             sensitive_features=["sex"],
-            # issue 16: age and sex are kept encrypted per applicant (the business key) in the log
+            # Age and sex are kept encrypted per applicant (the business key) in the log
             personal_features=["age", "sex"],
             subject_field="business_key",
             card={**CARD, "intended_use": "Routing applications to the fast-track queue only."},
         )
         workflow.submit_version(prescreen.pk, actor=sam)
         traffic_since = timezone.now()
-        # issue 29: an overlay in force (on every receipt of its decisions) and a KPI
+        # An overlay in force (on every receipt of its decisions) and a KPI
         demo_mrm.seed_overlay_and_kpi(RegisteredModel.objects.get(name="loan-prescreen"), users["rita"], "sam")
         self._approve_and_deploy(prescreen.pk, users)
-        # Issue 15: a challenger in shadow on the traffic above, and a batch job over a stored dataset.
+        # A challenger in shadow on the traffic above, and a batch job over a stored dataset.
         challenger = services.create_version(
             actor=sam,
             model_name="loan-prescreen",
@@ -303,7 +303,7 @@ class Command(BaseCommand):
             predict(PredictionRequest(caller, name, "v1", request_id=f"demo-{i}", instances=rows[i : i + 4]))
         with contextlib.suppress(ServingError):  # refused and logged, as intended
             predict(PredictionRequest(caller, name, "v1", request_id="demo-bad", instances=[{"age": "old"}]))
-        seed_demo_decision(version, reviewer=users["rita"])  # issue 14: application 2026-118
+        seed_demo_decision(version, reviewer=users["rita"])  # Application 2026-118
         seed_demo_oversight(version, officer=users["rita"])  # a queued decision and a contested one for cora
         seal_predictions()
         seed_demo_monitoring(version, user=users["rita"])  # a drift alert and open findings

@@ -10,7 +10,7 @@ from lifecycle import dataset_store
 
 class Command(BaseCommand):
     help = (
-        "Encrypt at rest every dataset stored in clear before encryption at rest (issue 16): each one's verified "
+        "Encrypt at rest every dataset stored in clear before encryption at rest: each one's verified "
         "bytes are written encrypted under a key of its own (wrapped by LOG_KEK), audited, and the clear file is "
         "deleted. Run it when no batch job over a stored dataset is queued or running. Safe to run again."
     )
