@@ -340,7 +340,7 @@ def export_controls(model_id: int, as_of: datetime, *, actor: Any) -> Any:
     report = services._render("compliance/reports/controls.html", context, evidence, moment=as_of)
     with transaction.atomic():
         audit.record(
-            services.REPORT_GENERATED,
+            audit.REPORT_GENERATED,
             actor=actor,
             target=model,
             data={"kind": "controls", "as_of": as_of.isoformat(), "sha256": report.sha256},

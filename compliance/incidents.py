@@ -316,7 +316,7 @@ def export_incident(public_id: Any, *, actor: Any) -> Any:
     report = services._render("compliance/reports/incident.html", context, evidence_data, moment=incident.registered_at)
     with transaction.atomic():
         audit.record(
-            services.REPORT_GENERATED,
+            audit.REPORT_GENERATED,
             actor=actor,
             target=incident,
             data={"kind": "incident", "sha256": report.sha256, "evidence_sha256": report.evidence_sha256},

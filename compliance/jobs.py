@@ -32,8 +32,6 @@ from lifecycle.models import ModelVersion
 
 log = logging.getLogger(__name__)
 
-JOB_STARTED = "compliance.job.started"
-JOB_FINISHED = "compliance.job.finished"
 SEND = "report_job"  # the background job name compliance.tasks registers
 
 RUNNING_TEXT = {
@@ -50,7 +48,7 @@ def _start(kind: str, parameters: dict[str, Any], *, actor: Any) -> ReportJob:
         kind=kind, parameters=parameters, requested_by=actor, progress="Waiting for a worker."
     )
     audit.record(
-        JOB_STARTED,
+        audit.REPORT_JOB_STARTED,
         actor=actor,
         target=job,
         data={"job": str(job.public_id), "kind": kind, "parameters": parameters},
@@ -159,7 +157,10 @@ def finish_job(job_id: int, *, filename: str, content: bytes, summary: dict[str,
             job.save()
             data = {"job": str(job.public_id), "kind": job.kind, "status": JobStatus.DONE}
             audit.record(
-                JOB_FINISHED, actor=job.requested_by, target=job, data={**data, "sha256": sha256, "bytes": len(content)}
+                audit.REPORT_JOB_FINISHED,
+                actor=job.requested_by,
+                target=job,
+                data={**data, "sha256": sha256, "bytes": len(content)},
             )
     except BaseException:
         default_storage.delete(stored)
@@ -179,7 +180,7 @@ def fail_job(job_id: int, *, error: str) -> ReportJob:
     job.error = error[:2000] or "The job failed."
     job.save()
     data = {"job": str(job.public_id), "kind": job.kind, "status": JobStatus.FAILED, "error": job.error}
-    audit.record(JOB_FINISHED, actor=job.requested_by, target=job, data=data)
+    audit.record(audit.REPORT_JOB_FINISHED, actor=job.requested_by, target=job, data=data)
     return job
 
 

@@ -17,7 +17,6 @@ from django.db import transaction
 from compliance import reports
 from compliance.checkpoints import public_key
 from compliance.errors import ReportError
-from compliance.services import REPORT_GENERATED
 from core import audit
 from core.canonical import ApiJSONEncoder
 from core.checkpoints import CheckpointError, open_checkpoint, read_log
@@ -232,7 +231,7 @@ def generate_receipt(record: PredictionLog, row: int, *, actor: Any, api_key: An
         raise ReportError(f"The receipt could not be rendered: {exc}", status=503) from None
     with transaction.atomic():
         audit.record(
-            REPORT_GENERATED,
+            audit.REPORT_GENERATED,
             actor=actor,
             target=record,
             data={

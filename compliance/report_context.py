@@ -49,14 +49,12 @@ def _svg_uri(svg: bytes | str) -> str:
 # Audit events that record someone reading the evidence (a report, a verification, an export, a
 # report job): they change none of a report's inputs, so a report is as of the newest event that
 # is not one of them, and rendering it again gives the same bytes (docs/decisions-incidents.md).
-# The same codes as compliance.services and compliance.jobs (which import this module; a test
-# keeps them equal).
 READING_ACTIONS = (
-    "governance.report.generated",
-    "governance.audit.verified",
-    "governance.export.downloaded",
-    "compliance.job.started",
-    "compliance.job.finished",
+    audit.REPORT_GENERATED,
+    audit.AUDIT_VERIFIED,
+    audit.EXPORT_DOWNLOADED,
+    audit.REPORT_JOB_STARTED,
+    audit.REPORT_JOB_FINISHED,
 )
 
 

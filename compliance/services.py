@@ -14,10 +14,6 @@ from compliance.errors import ReportError
 from core import audit
 from lifecycle.models import ModelVersion
 
-REPORT_GENERATED = "governance.report.generated"
-AUDIT_VERIFIED = "governance.audit.verified"
-EXPORT_STARTED = "governance.export.downloaded"
-
 
 def generate_version_report(version_id: int, *, actor: Any) -> reports.Report:
     """Render the compliance report of one version and record its SHA-256."""
@@ -28,7 +24,7 @@ def generate_version_report(version_id: int, *, actor: Any) -> reports.Report:
     report = _render("compliance/reports/version.html", context, evidence, moment=context["as_of"])
     with transaction.atomic():
         audit.record(
-            REPORT_GENERATED,
+            audit.REPORT_GENERATED,
             actor=actor,
             target=version,
             data={
@@ -49,7 +45,7 @@ def generate_period_report(*, since: datetime, until: datetime, actor: Any) -> r
     report = _render("compliance/reports/period.html", context, evidence, moment=context["as_of"])
     with transaction.atomic():
         audit.record(
-            REPORT_GENERATED,
+            audit.REPORT_GENERATED,
             actor=actor,
             data={
                 "kind": "period",
@@ -97,7 +93,7 @@ def verify_audit_trail(*, actor: Any) -> dict[str, Any]:
     result = without_server_paths(result)
     with transaction.atomic():
         event = audit.record(
-            AUDIT_VERIFIED,
+            audit.AUDIT_VERIFIED,
             actor=actor,
             data={
                 "ok": result["ok"],
@@ -130,4 +126,4 @@ def without_server_paths(value: Any) -> Any:
 def record_export(*, actor: Any, what: str, filters: dict[str, Any], fmt: str) -> None:
     """An export is recorded before its first byte is sent (its size is not known in advance)."""
     with transaction.atomic():
-        audit.record(EXPORT_STARTED, actor=actor, data={"what": what, "format": fmt, "filters": filters})
+        audit.record(audit.EXPORT_DOWNLOADED, actor=actor, data={"what": what, "format": fmt, "filters": filters})

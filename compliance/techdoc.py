@@ -15,7 +15,6 @@ from compliance import reports
 from compliance.errors import ReportError
 from compliance.report_context import evidence_bytes, report_point, verification
 from compliance.report_tables import parameter_rows
-from compliance.services import REPORT_GENERATED
 from core import audit
 from core.models import AuditEvent
 from governance.models import CheckKind, Decision, DecisionKind, Deployment, Policy
@@ -278,7 +277,7 @@ def _changes(v: ModelVersion) -> dict[str, Any]:
     events = (
         AuditEvent.objects.filter(target_type="lifecycle.modelversion", target_id=str(v.pk))
         | AuditEvent.objects.filter(target_type="lifecycle.registeredmodel", target_id=str(model.pk))
-    ).exclude(action=REPORT_GENERATED)  # downloads of documents are not changes of the system
+    ).exclude(action=audit.REPORT_GENERATED)  # downloads of documents are not changes of the system
     return {
         "deployments": [
             {
@@ -411,7 +410,7 @@ def generate_technical_documentation(version_id: int, *, actor: Any) -> reports.
         raise ReportError(f"The technical documentation could not be rendered: {exc}", status=503) from None
     with transaction.atomic():
         audit.record(
-            REPORT_GENERATED,
+            audit.REPORT_GENERATED,
             actor=actor,
             target=version,
             data={

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import admin
 from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
@@ -35,3 +36,32 @@ class GovernanceAdminSite(AdminSite):
 
     def has_permission(self, request: Any) -> bool:
         return may_enter_admin(request.user)
+
+
+def is_officer(request: Any) -> bool:
+    """Risk officers (and superusers) read the admin's governance pages."""
+    return has_role(request.user, RISK_OFFICERS) or request.user.is_superuser
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that change only through their services (and their audit events): shown, never
+    added, changed or deleted in the admin."""
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+class OfficerReadOnlyAdmin(ReadOnlyAdmin):
+    """Read-only, and only for risk officers."""
+
+    def has_module_permission(self, request: Any) -> bool:
+        return is_officer(request)
+
+    def has_view_permission(self, request: Any, obj: Any = None) -> bool:
+        return is_officer(request)

@@ -298,3 +298,25 @@ def verify_chain() -> ChainVerification:
         message = f"the chain head names event #{head.seq} with hash {head.hash}, the event has {prev_hash}"
         return ChainVerification(False, count, message, last)
     return ChainVerification(True, count, f"{count} events verified, chain intact")
+
+
+# --- codes recorded by the layers above (every audit code is named here, once) ---
+REPORT_JOB_STARTED = "compliance.job.started"
+REPORT_JOB_FINISHED = "compliance.job.finished"
+REPORT_GENERATED = "governance.report.generated"
+AUDIT_VERIFIED = "governance.audit.verified"
+EXPORT_DOWNLOADED = "governance.export.downloaded"
+FINDING_CLOSURE_PROPOSED = "governance.finding.closure_proposed"
+AUDITOR_WRITE_REFUSED = "governance.auditor.write_refused"
+WEBHOOK_ENDPOINT_CREATED = "integrations.webhook.endpoint_created"
+WEBHOOK_ENDPOINT_CHANGED = "integrations.webhook.endpoint_changed"
+WEBHOOK_SECRET_ROTATED = "integrations.webhook.secret_rotated"
+WEBHOOK_ENDPOINT_DISABLED = "integrations.webhook.endpoint_disabled"
+MLFLOW_IMPORTED = "integrations.mlflow.imported"
+CONTEST_OPENED = "serving.contest.opened"
+CONTEST_ANSWERED = "serving.contest.answered"
+EXPLANATION_RECORDED = "serving.explanation.recorded"
+DECISION_REVIEWED = "serving.decision.reviewed"
+OVERSIGHT_RULE_SET = "serving.oversight.rule_set"
+DECISION_ROUTED = "serving.oversight.routed"
+PREDICTIONS_SEALED = "serving.predictions.sealed"

@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from core.admin_site import OfficerReadOnlyAdmin, ReadOnlyAdmin, is_officer
 from core.errors import DomainError
 from core.models import AuditEvent
 from core.periods import parse_moment
@@ -44,31 +45,6 @@ from governance.policies import update_policy
 from lifecycle.models import Dataset, ModelVersion, RegisteredModel, RiskTier, Status
 
 
-def is_officer(request: HttpRequest) -> bool:
-    return has_role(request.user, RISK_OFFICERS) or request.user.is_superuser
-
-
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class OfficerReadOnly(ReadOnly):
-    """Visible to risk officers (and superusers) without model permissions to manage."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_officer(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_officer(request)
-
-
 class ModelFilter(admin.SimpleListFilter):
     title = "model"
     parameter_name = "model"
@@ -83,7 +59,7 @@ class ModelFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(OfficerReadOnly):
+class AuditEventAdmin(OfficerReadOnlyAdmin):
     """The audit trail, read-only: nobody adds, changes or deletes events here."""
 
     list_display = ["seq", "created_at", "actor_username", "action", "target_repr"]
@@ -93,19 +69,19 @@ class AuditEventAdmin(OfficerReadOnly):
 
 
 @admin.register(CheckRun)
-class CheckRunAdmin(OfficerReadOnly):
+class CheckRunAdmin(OfficerReadOnlyAdmin):
     list_display = ["version", "round", "kind", "status", "attempts", "duration_ms", "finished_at"]
     list_filter = ["kind", "status"]
 
 
 @admin.register(Decision)
-class DecisionAdmin(OfficerReadOnly):
+class DecisionAdmin(OfficerReadOnlyAdmin):
     list_display = ["version", "kind", "actor_username", "override", "created_at"]
     list_filter = ["kind", "override"]
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(OfficerReadOnly):
+class DeploymentAdmin(OfficerReadOnlyAdmin):
     list_display = ["registered_model", "version", "deployed_at", "deployed_by", "ended_at", "end_reason"]
     list_filter = ["registered_model"]
 
@@ -204,7 +180,7 @@ class EffectiveTierFilter(admin.SimpleListFilter):
 
 
 @admin.register(VersionReview)
-class VersionReviewAdmin(OfficerReadOnly):
+class VersionReviewAdmin(OfficerReadOnlyAdmin):
     """The review queue (in_review, oldest first) and every version's review page."""
 
     list_display = ["version_link", "tier", "status_badge", "check_badges", "submitted"]
@@ -445,7 +421,7 @@ class FindingAdmin(admin.ModelAdmin):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(ReadOnly):
+class DatasetAdmin(ReadOnlyAdmin):
     """The registry's datasets, read-only, and the risk officers' action that destroys a
     dataset's key (governance.datasets: refused while a version that used it may be served, and
     until the policy's retention has passed; audited)."""

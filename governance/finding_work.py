@@ -17,8 +17,6 @@ from governance.models import Finding, FindingComment
 from governance.rules import Rule
 from lifecycle.errors import Forbidden, NotFound
 
-FINDING_CLOSURE_PROPOSED = "governance.finding.closure_proposed"
-
 
 def can_work_on(finding: Finding, actor: Any) -> Rule:
     """The finding's owner and risk officers comment on an open finding; only risk officers close it."""
@@ -61,7 +59,7 @@ def owner_comment(finding_id: int, *, actor: Any, text: str, proposes_closure: b
         finding=finding, author=actor, author_username=actor.get_username(), text=body
     )
     audit.record(
-        FINDING_CLOSURE_PROPOSED if proposes_closure else audit.FINDING_COMMENTED,
+        audit.FINDING_CLOSURE_PROPOSED if proposes_closure else audit.FINDING_COMMENTED,
         actor=actor,
         target=finding.version,
         data={"finding": finding.pk, "comment": comment.pk, "evidence": evidence(comment)},
@@ -74,7 +72,7 @@ def closure_proposals(finding: Finding) -> set[int]:
     from core.models import AuditEvent
 
     events = AuditEvent.objects.filter(
-        action=FINDING_CLOSURE_PROPOSED,
+        action=audit.FINDING_CLOSURE_PROPOSED,
         target_type="lifecycle.modelversion",
         target_id=str(finding.version_id),
     ).values_list("data", flat=True)

@@ -13,7 +13,6 @@ from core.roles import AUDITORS, roles_of
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 MESSAGE = "Auditors have read-only access: this request was refused and recorded in the audit trail."
-WRITE_REFUSED = "governance.auditor.write_refused"
 
 
 # Reads sent as POST (the filters in a body, so that a data subject's key stays out of URLs).
@@ -28,4 +27,4 @@ def is_refused_write(user: Any, method: str | None, path: str = "") -> bool:
 
 def record_refused_write(*, actor: Any, method: str, path: str) -> None:
     with transaction.atomic():
-        audit.record(WRITE_REFUSED, actor=actor, data={"method": method, "path": path[:500]})
+        audit.record(audit.AUDITOR_WRITE_REFUSED, actor=actor, data={"method": method, "path": path[:500]})

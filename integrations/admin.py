@@ -11,15 +11,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from core.admin_site import is_officer
 from core.errors import DomainError
-from core.roles import RISK_OFFICERS, has_role
 from integrations import transport, webhooks
 from integrations.events import EVENT_TYPE_CHOICES
 from integrations.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-
-
-def is_officer(request: HttpRequest) -> bool:
-    return has_role(request.user, RISK_OFFICERS) or request.user.is_superuser
 
 
 class OfficerOnly(admin.ModelAdmin):

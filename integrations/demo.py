@@ -45,7 +45,7 @@ def seed_webhook_demo(*, actor: Any) -> str:
                 WebhookEndpoint.objects.filter(pk=endpoint.pk).update(start_seq=latest.seq - 1)
                 # (the replay start is part of the endpoint's governed state: recorded like any change)
                 audit.record(
-                    webhooks.ENDPOINT_CHANGED, actor=actor, target=endpoint, data={"start_seq": latest.seq - 1}
+                    audit.WEBHOOK_ENDPOINT_CHANGED, actor=actor, target=endpoint, data={"start_seq": latest.seq - 1}
                 )
                 outbox.OutboxCursor.objects.update_or_create(pk=1, defaults={"last_seq": latest.seq - 1})
         delivered = [webhooks.attempt_delivery(pk) for pk in outbox.dispatch_events()]

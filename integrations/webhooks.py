@@ -22,10 +22,6 @@ from integrations.errors import IntegrationError
 from integrations.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from integrations.outbox import chain_head_seq
 
-ENDPOINT_CREATED = "integrations.webhook.endpoint_created"
-ENDPOINT_CHANGED = "integrations.webhook.endpoint_changed"
-ENDPOINT_SECRET_ROTATED = "integrations.webhook.secret_rotated"
-ENDPOINT_DISABLED = "integrations.webhook.endpoint_disabled"
 MAX_BACKOFF_SECONDS = 6 * 3600
 
 
@@ -62,7 +58,9 @@ def create_endpoint(*, actor: Any, name: str, url: str, event_types: list[str]) 
         created_by=actor if getattr(actor, "pk", None) else None,
         created_by_username=getattr(actor, "username", "") or "system",
     )
-    audit.record(ENDPOINT_CREATED, actor=actor, target=endpoint, data={"url": url, "event_types": event_types})
+    audit.record(
+        audit.WEBHOOK_ENDPOINT_CREATED, actor=actor, target=endpoint, data={"url": url, "event_types": event_types}
+    )
     return endpoint, secret
 
 
@@ -91,7 +89,7 @@ def update_endpoint(
     if not is_active:
         _cancel_pending(endpoint)
     after = {"name": name, "url": url, "event_types": event_types, "active": is_active}
-    audit.record(ENDPOINT_CHANGED, actor=actor, target=endpoint, data={"before": before, "after": after})
+    audit.record(audit.WEBHOOK_ENDPOINT_CHANGED, actor=actor, target=endpoint, data={"before": before, "after": after})
     return endpoint
 
 
@@ -102,7 +100,7 @@ def rotate_secret(endpoint_id: int, *, actor: Any) -> str:
     endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
     endpoint.secret = signing.new_secret()
     endpoint.save(update_fields=["secret"])
-    audit.record(ENDPOINT_SECRET_ROTATED, actor=actor, target=endpoint, data={})
+    audit.record(audit.WEBHOOK_SECRET_ROTATED, actor=actor, target=endpoint, data={})
     return endpoint.secret
 
 
@@ -180,7 +178,9 @@ def _record(delivery_id: int, number: int, started: datetime, response: transpor
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
         endpoint.is_active, endpoint.disabled_reason = False, "the receiver answered 410 Gone"
         endpoint.save(update_fields=["is_active", "disabled_reason"])
-        audit.record(ENDPOINT_DISABLED, actor=None, target=endpoint, data={"reason": endpoint.disabled_reason})
+        audit.record(
+            audit.WEBHOOK_ENDPOINT_DISABLED, actor=None, target=endpoint, data={"reason": endpoint.disabled_reason}
+        )
         delivery.status, delivery.finished_at, delivery.next_attempt_at = DeliveryStatus.CANCELLED, finished, None
         delivery.save(update_fields=["status", "finished_at", "next_attempt_at"])
         _cancel_pending(endpoint)

@@ -1,25 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
-from core.roles import RISK_OFFICERS, has_role
+from core.admin_site import OfficerReadOnlyAdmin, ReadOnlyAdmin
 from lifecycle.models import MlflowImport, ModelCard, ModelVersion, RegisteredModel
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Registry rows change only through lifecycle.services and governance.workflow."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(RegisteredModel)
@@ -46,13 +30,7 @@ class ModelCardAdmin(ReadOnlyAdmin):
 
 
 @admin.register(MlflowImport)
-class MlflowImportAdmin(ReadOnlyAdmin):
+class MlflowImportAdmin(OfficerReadOnlyAdmin):
     """An imported version's MLflow lineage: evidence, read by risk officers."""
 
     list_display = ["version", "run_id", "mlflow_version", "imported_by_username", "imported_at"]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return has_role(request.user, RISK_OFFICERS) or request.user.is_superuser
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self.has_module_permission(request)

@@ -18,7 +18,18 @@ class RegisterModelForm(forms.Form):
     risk_tier = forms.ChoiceField(choices=RiskTier.choices, initial=RiskTier.MEDIUM)
 
 
-class CardFieldsMixin(forms.Form):
+class SensitiveFeaturesMixin(forms.Form):
+    """The sensitive features a submission names: the version form's checkboxes and text box, the
+    draft form's and the MLflow import's text box."""
+
+    def sensitive_list(self) -> list[str]:
+        """Checkboxes and the text box share the name; each value may hold a comma list."""
+        values = self.data.getlist("sensitive_features") if hasattr(self.data, "getlist") else []
+        picked = [s.strip() for raw in values for s in raw.split(",") if s.strip()]
+        return list(dict.fromkeys(picked))
+
+
+class CardFieldsMixin(SensitiveFeaturesMixin):
     def add_card_fields(self) -> None:
         for name, title, help_text in CARD_SECTIONS:
             self.fields[name] = forms.CharField(
@@ -74,12 +85,6 @@ class VersionForm(CardFieldsMixin):
         self.add_card_fields()
         mark_required(self, ["artifact", "label_column", *REQUIRED_CARD_FIELDS])
 
-    def sensitive_list(self) -> list[str]:
-        """Checkboxes and the text box share the name; each value may hold a comma list."""
-        values = self.data.getlist("sensitive_features") if hasattr(self.data, "getlist") else []
-        picked = [s.strip() for raw in values for s in raw.split(",") if s.strip()]
-        return list(dict.fromkeys(picked))
-
     def personal_list(self) -> Any:
         text = (self.data.get("personal_features") or "").strip()
         if not text:
@@ -109,9 +114,3 @@ class EditDraftForm(CardFieldsMixin):
         super().__init__(*args, **kwargs)
         self.add_card_fields()
         mark_required(self, list(REQUIRED_CARD_FIELDS))
-
-    def sensitive_list(self) -> list[str]:
-        """Checkboxes and the text box share the name; each value may hold a comma list."""
-        values = self.data.getlist("sensitive_features") if hasattr(self.data, "getlist") else []
-        picked = [s.strip() for raw in values for s in raw.split(",") if s.strip()]
-        return list(dict.fromkeys(picked))

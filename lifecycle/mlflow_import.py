@@ -33,7 +33,6 @@ from lifecycle.datasets import parse_csv
 from lifecycle.errors import MlflowImportRefused
 from lifecycle.models import CARD_FIELDS, Dataset, MlflowImport, ModelVersion, RegisteredModel
 
-MLFLOW_IMPORTED = "integrations.mlflow.imported"
 SKOPS_FIX = (
     'Save the model again with mlflow.sklearn.save_model(..., serialization_format="skops") '
     '(or mlflow.sklearn.log_model(..., serialization_format="skops")): pickle is never loaded here.'
@@ -292,7 +291,7 @@ def import_mlflow_model(
                 imported_by_username=actor.get_username(),
             )
             audit.record(
-                MLFLOW_IMPORTED,
+                audit.MLFLOW_IMPORTED,
                 actor=actor,
                 target=version,
                 data={

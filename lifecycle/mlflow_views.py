@@ -13,14 +13,14 @@ from django.shortcuts import redirect, render
 from core.errors import DomainError
 from core.roles import DATA_SCIENTISTS, has_role
 from lifecycle.errors import SubmissionInvalid
-from lifecycle.forms import DatasetSelect
+from lifecycle.forms import DatasetSelect, SensitiveFeaturesMixin
 from lifecycle.mlflow_import import Source, import_mlflow_model
 from lifecycle.models import RiskTier
 from lifecycle.selectors import readable_datasets
 from lifecycle.submission import DatasetChoice
 
 
-class MlflowImportForm(forms.Form):
+class MlflowImportForm(SensitiveFeaturesMixin):
     mlflow_model = forms.FileField(
         label="MLflow model (zip)",
         help_text="A zip of the model directory saved with "
@@ -35,9 +35,6 @@ class MlflowImportForm(forms.Form):
     evaluation_dataset = DatasetSelect(queryset=readable_datasets(), required=False, empty_label="— upload a file —")
     label_column = forms.CharField(max_length=200)
     sensitive_features = forms.CharField(required=False, help_text="Comma separated column names.")
-
-    def sensitive_list(self) -> list[str]:
-        return [s.strip() for s in self.cleaned_data.get("sensitive_features", "").split(",") if s.strip()]
 
 
 @login_required

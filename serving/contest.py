@@ -19,8 +19,6 @@ from serving.errors import ServingError
 from serving.models import ApiKey, Contestation, ContestationAnswer, OversightItem, OversightReason, PredictionLog
 
 RESPONSE_DAYS = 30
-CONTEST_OPENED = "serving.contest.opened"
-CONTEST_ANSWERED = "serving.contest.answered"
 
 
 def open_case(record: PredictionLog, row: int) -> Contestation | None:
@@ -62,7 +60,7 @@ def contest_decision(
         api_key=api_key,
     )
     audit.record(
-        CONTEST_OPENED,
+        audit.CONTEST_OPENED,
         actor=actor,
         target=case,
         data={"prediction_id": f"{record.public_id}.{row}", "respond_by": case.respond_by, "evidence": evidence(case)},
@@ -78,7 +76,7 @@ def contest_decision(
         due_at=case.respond_by,
     )
     audit.record(
-        oversight.DECISION_ROUTED,
+        audit.DECISION_ROUTED,
         actor=actor,
         target=item,
         data={"prediction_id": f"{record.public_id}.{row}", "reasons": ["contest"], "evidence": evidence(item)},
@@ -115,7 +113,7 @@ def answer_contest(
         contestation=case, review=review, text=text[:5000], answered_by=actor.get_username(), answered_at=timezone.now()
     )
     audit.record(
-        CONTEST_ANSWERED,
+        audit.CONTEST_ANSWERED,
         actor=actor,
         target=reply,
         data={

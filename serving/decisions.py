@@ -30,9 +30,6 @@ from serving.errors import ServingError
 from serving.inputs import to_frame
 from serving.models import ApiKey, DecisionReview, Explanation, PredictionLog, ReviewAction
 
-EXPLANATION_RECORDED = "serving.explanation.recorded"
-DECISION_REVIEWED = "serving.decision.reviewed"
-
 
 @dataclass
 class Explaining:
@@ -218,7 +215,7 @@ def explanation_of(record: PredictionLog, row: int, *, actor: Any, api_key: ApiK
                 record=record, row=row, method=data["method"], payload_json=text, sha256=sha256_json(data)
             )
             audit.record(
-                EXPLANATION_RECORDED,
+                audit.EXPLANATION_RECORDED,
                 actor=actor,
                 target=stored,
                 data={
@@ -347,7 +344,7 @@ def review_decision(
         user=user,
     )
     audit.record(
-        DECISION_REVIEWED,
+        audit.DECISION_REVIEWED,
         actor=actor,
         target=review,
         data={

@@ -30,8 +30,6 @@ from serving.models import (
     PredictionLog,
 )
 
-RULE_SET = "serving.oversight.rule_set"
-DECISION_ROUTED = "serving.oversight.routed"
 THRESHOLD = 0.5  # a binary classifier's decision threshold on the favourable class's probability
 # records younger than this are left to the next sweep: a concurrent INSERT with a lower id may
 # not have committed yet, and the cursor must never pass it
@@ -79,7 +77,7 @@ def set_oversight_rule(
     rule.changed_by_username, rule.justification = actor.get_username(), text
     rule.save()
     audit.record(
-        RULE_SET,
+        audit.OVERSIGHT_RULE_SET,
         actor=actor,
         target=rule,
         data={"model": model_name, "adverse": adverse, "band": band, "segments": rule.segments, "active": active},
@@ -148,7 +146,7 @@ def route_record(record: PredictionLog, rule: OversightRule, *, now: datetime | 
             due_at=now + timedelta(hours=rule.due_hours),
         )
         audit.record(
-            DECISION_ROUTED,
+            audit.DECISION_ROUTED,
             actor=None,
             target=item,
             data={"prediction_id": f"{record.public_id}.{row}", "reasons": found, "evidence": evidence(item)},

@@ -23,7 +23,6 @@ from serving import merkle
 from serving.log import LEAF_FIELDS, leaf_of, mac_of, record_leaf
 from serving.models import PredictionLog, PredictionSeal, SealTree
 
-SEALED = "serving.predictions.sealed"
 _RUN = struct.Struct(">QQ")  # (first record id, count) of consecutive ids in a seal
 
 
@@ -78,7 +77,7 @@ def seal_predictions(*, batch_size: int | None = None) -> PredictionSeal | None:
     packed, runs = merkle.pack_levels(levels), record_runs(ids)
     SealTree.objects.create(seal=seal, levels=packed, record_runs=runs)
     event = audit.record(
-        SEALED,
+        audit.PREDICTIONS_SEALED,
         actor=None,
         target=seal,
         data={
@@ -144,7 +143,7 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
     the root recomputed from the records it covers, and as many records must be left; a record
     changed before it was sealed, or a seal row without its event, fails. Then every record's MAC
     (LOG_MAC_KEY) is checked, sealed or not. Names the first seal or record that fails."""
-    events = AuditEvent.objects.filter(action=SEALED, target_type=PredictionSeal._meta.label_lower)
+    events = AuditEvent.objects.filter(action=audit.PREDICTIONS_SEALED, target_type=PredictionSeal._meta.label_lower)
     if seals is not None:
         events = events.filter(target_id__in=[str(pk) for pk in seals.values_list("pk", flat=True)])
     count = 0

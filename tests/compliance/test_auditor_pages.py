@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from compliance import services
+from core import audit
 from core.models import AuditEvent
-from governance.readonly import WRITE_REFUSED
 from serving.models import PredictionLog
 from serving.services import create_api_key
 from tests.conftest import tamper
@@ -90,8 +89,8 @@ def test_verify_now_shows_the_result_and_is_audited(served, auditor, client, ver
     assert "Verified: the audit trail, the prediction seals and every evidence row are intact." in page
     assert 'id="job-status" data-verdict="PASSED">Verification PASSED</span>' in page
     assert "1 prediction seals verified" in page
-    event = AuditEvent.objects.filter(action=services.AUDIT_VERIFIED).latest("seq")
-    assert event.action == services.AUDIT_VERIFIED and event.actor_username == auditor.username
+    event = AuditEvent.objects.filter(action=audit.AUDIT_VERIFIED).latest("seq")
+    assert event.action == audit.AUDIT_VERIFIED and event.actor_username == auditor.username
     assert event.data["ok"] is True
     assert f"recorded as audit event #{event.seq}" in page
 
@@ -101,13 +100,13 @@ def test_verify_now_shows_the_result_and_is_audited(served, auditor, client, ver
     assert "Verification FAILED." in page
     assert 'id="job-status" data-verdict="FAILED">Verification FAILED</span>' in page and ">Done<" not in page
     assert f"record {record.public_id} changed" in page
-    assert AuditEvent.objects.filter(action=services.AUDIT_VERIFIED).latest("seq").data["ok"] is False
+    assert AuditEvent.objects.filter(action=audit.AUDIT_VERIFIED).latest("seq").data["ok"] is False
 
 
 def test_crafted_writes_by_an_auditor_are_refused_and_audited(served, auditor, client, api_client) -> None:
     login(client, auditor)
     name = served.registered_model.name
-    before = AuditEvent.objects.filter(action=WRITE_REFUSED).count()
+    before = AuditEvent.objects.filter(action=audit.AUDITOR_WRITE_REFUSED).count()
     attempts = [
         f"/registry/models/{name}/versions/1/submit/",
         "/registry/models/new/",
@@ -121,7 +120,7 @@ def test_crafted_writes_by_an_auditor_are_refused_and_audited(served, auditor, c
         assert response.status_code == 403, url
     assert client.post("/api/v1/models/", {}).json()["error"]["code"] == "read_only"
     assert "error" in client.post("/v2/models/x/infer", {}).json()
-    refused = AuditEvent.objects.filter(action=WRITE_REFUSED).order_by("seq")
+    refused = AuditEvent.objects.filter(action=audit.AUDITOR_WRITE_REFUSED).order_by("seq")
     assert refused.count() == before + len(attempts) + 2
     assert [e.data["path"] for e in refused[before : before + len(attempts)]] == attempts
     assert {e.actor_username for e in refused} == {auditor.username}
@@ -131,7 +130,7 @@ def test_crafted_writes_by_an_auditor_are_refused_and_audited(served, auditor, c
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     response = api_client.post("/api/v1/models/", {"name": "sneaky", "title": "x", "risk_tier": "low"}, format="json")
     assert response.status_code == 403
-    assert AuditEvent.objects.filter(action=WRITE_REFUSED).latest("seq").data["path"] == "/api/v1/models/"
+    assert AuditEvent.objects.filter(action=audit.AUDITOR_WRITE_REFUSED).latest("seq").data["path"] == "/api/v1/models/"
     assert api_client.get(f"/api/v1/models/{name}/").status_code == 200
 
 
@@ -162,7 +161,7 @@ def test_exports_stream_csv_and_jsonl_with_formulas_neutralised(served, auditor,
     actions = [row["action"] for row in csv.DictReader(io.StringIO(trail))]
     assert "governance.version.approved" in actions
     assert all(a.startswith("governance") for a in actions)
-    exported = AuditEvent.objects.filter(action=services.EXPORT_STARTED)
+    exported = AuditEvent.objects.filter(action=audit.EXPORT_DOWNLOADED)
     assert exported.count() == 3 and {e.data["format"] for e in exported} == {"csv", "jsonl"}
     assert client.get("/audit/exports/secrets.csv").status_code == 404
 

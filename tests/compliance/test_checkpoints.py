@@ -25,7 +25,6 @@ from core import audit
 from core.checkpoints import ALG_COSIGNATURE_V1, LOG_NAME, Checkpoint, CheckpointError, Signer, open_cosignature
 from core.models import AuditChainHead, AuditEvent
 from serving.models import PredictionSeal
-from serving.seals import SEALED
 from tests.conftest import tamper
 from tests.core.test_checkpoints import independent_cosignature_open, independent_open
 
@@ -133,7 +132,7 @@ def test_checkpoint_names_the_latest_seal_and_its_root(checkpoint_dir: Path) -> 
     empty_root = hashlib.sha256(b"").hexdigest()  # an RFC 6962 tree of no records
     seal = PredictionSeal.objects.create(root=empty_root, tree_size=0, first_record=0, last_record=0)
     data = {"root": empty_root, "tree_size": 0, "first_record": 0, "last_record": 0, "changed_before_sealing": []}
-    seal.audit_seq = audit.record(SEALED, actor=None, target=seal, data=data).seq
+    seal.audit_seq = audit.record(audit.PREDICTIONS_SEALED, actor=None, target=seal, data=data).seq
     seal.save(update_fields=["audit_seq"])
     written = checkpoints.write_checkpoint()
     assert written.checkpoint.seal_id == seal.pk and written.checkpoint.seal_root == empty_root

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from compliance import controls, jobs, receipts, report_context, services, techdoc
+from compliance import controls, receipts, report_context, services, techdoc
+from core import audit
 from governance.policies import active_policy, update_policy
 from serving.models import PredictionLog
 from tests.compliance.test_reports import evidence_of, pdf_text
@@ -31,11 +32,11 @@ def twice(render: Callable[[Any], bytes], first: Any, second: Any) -> tuple[byte
 
 def test_the_reading_actions_are_the_codes_the_services_write() -> None:
     assert set(report_context.READING_ACTIONS) == {
-        services.REPORT_GENERATED,
-        services.AUDIT_VERIFIED,
-        services.EXPORT_STARTED,
-        jobs.JOB_STARTED,
-        jobs.JOB_FINISHED,
+        audit.REPORT_GENERATED,
+        audit.AUDIT_VERIFIED,
+        audit.EXPORT_DOWNLOADED,
+        audit.REPORT_JOB_STARTED,
+        audit.REPORT_JOB_FINISHED,
     }
 
 

@@ -17,6 +17,7 @@ from compliance import jobs, reports
 from compliance.models import JobStatus, ReportJob
 from compliance.pdf_render import render_pdf
 from compliance.tasks import resend_stranded_report_jobs_task
+from core import audit
 from core.models import AuditEvent
 
 pytestmark = pytest.mark.usefixtures("eager_tasks")
@@ -37,7 +38,9 @@ def start(client: Client, data: dict[str, str], callbacks: Any, *, execute: bool
 
 
 def finished_event(job: ReportJob) -> AuditEvent:
-    return AuditEvent.objects.get(action=jobs.JOB_FINISHED, target_type="compliance.reportjob", target_id=str(job.pk))
+    return AuditEvent.objects.get(
+        action=audit.REPORT_JOB_FINISHED, target_type="compliance.reportjob", target_id=str(job.pk)
+    )
 
 
 @pytest.mark.parametrize("kind", ["verify", "period_report", "version_report"])
@@ -51,7 +54,7 @@ def test_a_job_started_from_the_page_ends_done_with_its_hash_in_the_audit_trail(
     job = ReportJob.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/audit/jobs/{job.public_id}/"
 
-    started = AuditEvent.objects.get(action=jobs.JOB_STARTED)
+    started = AuditEvent.objects.get(action=audit.REPORT_JOB_STARTED)
     assert started.actor_username == user.username and started.target_id == str(job.pk)
     assert started.data["kind"] == kind and started.data["job"] == str(job.public_id)
     assert job.kind == kind and job.status == JobStatus.DONE and job.requested_by == user
@@ -103,7 +106,7 @@ def test_the_job_page_follows_a_queued_job_until_a_worker_takes_it(
     assert jobs.run_job(job.pk).status == JobStatus.DONE
     assert client.get(f"/audit/jobs/{job.public_id}/status.json").json()["status"] == "done"
     assert jobs.run_job(job.pk).status == JobStatus.DONE  # a second delivery changes nothing
-    assert AuditEvent.objects.filter(action=jobs.JOB_FINISHED).count() == 1
+    assert AuditEvent.objects.filter(action=audit.REPORT_JOB_FINISHED).count() == 1
 
 
 @pytest.mark.parametrize("who", ["data_scientist", "outsider"])
@@ -117,7 +120,7 @@ def test_other_roles_can_neither_start_nor_see_nor_download_a_job(
     for data in kinds(served).values():
         assert start(client, data, django_capture_on_commit_callbacks).status_code == 403
     assert ReportJob.objects.count() == 1
-    assert AuditEvent.objects.filter(action=jobs.JOB_STARTED).count() == 1
+    assert AuditEvent.objects.filter(action=audit.REPORT_JOB_STARTED).count() == 1
     for suffix in ("", "status.json", "result"):
         assert client.get(f"/audit/jobs/{job.public_id}/{suffix}").status_code == 403
     assert client.get(f"/audit/models/{served.registered_model.name}/versions/1/report.pdf").status_code == 403
@@ -161,7 +164,7 @@ def test_a_bad_period_or_version_is_refused_at_the_start_and_starts_nothing(
     odd = {"kind": "version_report", "model": served.registered_model.name, "version": "²"}
     assert start(client, odd, django_capture_on_commit_callbacks).status_code == 404
     assert start(client, {"kind": "export"}, django_capture_on_commit_callbacks).status_code == 400
-    assert not ReportJob.objects.exists() and not AuditEvent.objects.filter(action=jobs.JOB_STARTED).exists()
+    assert not ReportJob.objects.exists() and not AuditEvent.objects.filter(action=audit.REPORT_JOB_STARTED).exists()
 
 
 def test_the_pages_offer_the_jobs_instead_of_rendering_in_the_request(served, auditor, client) -> None:

@@ -19,6 +19,7 @@ from pypdf import PdfReader
 
 from compliance import services
 from compliance.pdf_render import RenderError, render_pdf, render_pdf_inline
+from core import audit
 from core.models import AuditEvent
 from governance import workflow
 from governance.models import CheckRun
@@ -61,7 +62,7 @@ def test_version_report_reads_back_with_people_justification_fairness_and_verifi
     assert pdf.startswith(b"%PDF-")
     sha = hashlib.sha256(pdf).hexdigest()
     assert response["X-Report-SHA256"] == sha
-    event = AuditEvent.objects.filter(action=services.REPORT_GENERATED).latest("seq")
+    event = AuditEvent.objects.filter(action=audit.REPORT_GENERATED).latest("seq")
     assert event.data["sha256"] == sha and event.actor_username == auditor.username
 
     api = api_client.get(f"/api/v1/models/{name}/versions/{number}/").json()

@@ -13,7 +13,7 @@ from typing import Any
 from django.utils import timezone
 from pypdf import PdfReader
 
-from compliance import services
+from core import audit
 from core.models import AuditEvent
 from governance import operations
 from governance.findings import open_finding
@@ -97,7 +97,7 @@ def test_auditor_gets_the_nine_annex_iv_sections_filled_from_the_records(
     assert annex["elements"]["mlflow"] is None
 
     # each download is in the trail, with the SHA-256 of the bytes handed out
-    event = AuditEvent.objects.filter(action=services.REPORT_GENERATED).latest("seq")
+    event = AuditEvent.objects.filter(action=audit.REPORT_GENERATED).latest("seq")
     assert event.actor_username == auditor.username
     assert event.data["kind"] == "technical_documentation"
     assert event.data["sha256"] == sha
@@ -115,7 +115,7 @@ def test_risk_officer_gets_it_too(served, risk_officer, api_client) -> None:
 def test_outsider_and_data_scientist_are_refused_and_nothing_is_recorded(
     served, outsider, data_scientist, api_client
 ) -> None:
-    before = AuditEvent.objects.filter(action=services.REPORT_GENERATED).count()
+    before = AuditEvent.objects.filter(action=audit.REPORT_GENERATED).count()
     for person in (outsider, data_scientist):
         api_client.force_authenticate(person)
         response = api_client.get(url(served))
@@ -123,7 +123,7 @@ def test_outsider_and_data_scientist_are_refused_and_nothing_is_recorded(
         assert response.json()["error"]["code"]
     api_client.force_authenticate(None)
     assert api_client.get(url(served)).status_code in (401, 403)
-    assert AuditEvent.objects.filter(action=services.REPORT_GENERATED).count() == before
+    assert AuditEvent.objects.filter(action=audit.REPORT_GENERATED).count() == before
 
 
 def test_unknown_version_or_model_is_404(served, auditor, api_client) -> None:

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
-from compliance.services import AUDIT_VERIFIED, REPORT_GENERATED
+from core import audit
 from core.models import AuditEvent
 from governance import workflow
 from governance.policies import active_policy, update_policy
@@ -84,7 +84,7 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
     expect(result).to_contain_text("Verified: the audit trail, the prediction seals and every evidence row are intact.")
     expect(result).to_have_attribute("data-ok", "true")
     page.screenshot(path=str(screenshots / "23-verified.png"), full_page=True)
-    assert AuditEvent.objects.filter(action=AUDIT_VERIFIED, actor_username=auditor.username).count() == 1
+    assert AuditEvent.objects.filter(action=audit.AUDIT_VERIFIED, actor_username=auditor.username).count() == 1
 
     page.goto(f"{base}/audit/models/mortgage-pd/versions/1/")
     # without a broker the worker's part runs when the POST commits, so the click waits for the render
@@ -100,6 +100,6 @@ def test_auditor_finds_a_model_checks_lineage_verifies_and_downloads_the_report(
     assert hashlib.sha256(pdf).hexdigest() == page.locator("#job-sha256").inner_text()
     text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
     assert "mortgage-pd version 1" in text and "Meets the credit policy." in text
-    event = AuditEvent.objects.filter(action=REPORT_GENERATED).latest("seq")
+    event = AuditEvent.objects.filter(action=audit.REPORT_GENERATED).latest("seq")
     assert event.actor_username == auditor.username and event.data["sha256"] == hashlib.sha256(pdf).hexdigest()
     page.screenshot(path=str(screenshots / "24-version.png"), full_page=True)

@@ -6,6 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from compliance.evidence import verify_evidence
+from core import audit
 from core.errors import DomainError
 from core.models import AuditEvent
 from governance import action_buttons, finding_work, findings, rules, workflow
@@ -30,7 +31,7 @@ def test_the_owner_comments_and_proposes_closure_but_only_officers_close(
         finding.pk, actor=data_scientist, text="Retrained; fixed.", proposes_closure=True
     )
     assert finding_work.closure_proposals(finding) == {proposal.pk}
-    assert AuditEvent.objects.filter(action=finding_work.FINDING_CLOSURE_PROPOSED).count() == 1
+    assert AuditEvent.objects.filter(action=audit.FINDING_CLOSURE_PROPOSED).count() == 1
     with pytest.raises(DomainError, match="owner and risk officers"):
         finding_work.owner_comment(finding.pk, actor=second_scientist, text="Me too.")
     assert not finding_work.can_close(finding, data_scientist)

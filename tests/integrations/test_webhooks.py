@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from core import audit
 from core.models import AuditEvent
 from governance import workflow
 from integrations import outbox, tasks, webhooks
@@ -180,7 +181,7 @@ def test_410_gone_disables_the_endpoint(
     created.refresh_from_db()
     assert not created.is_active and "410" in created.disabled_reason
     assert WebhookDelivery.objects.get().status == DeliveryStatus.CANCELLED
-    assert AuditEvent.objects.filter(action=webhooks.ENDPOINT_DISABLED).count() == 1
+    assert AuditEvent.objects.filter(action=audit.WEBHOOK_ENDPOINT_DISABLED).count() == 1
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from core import audit
 from core.models import AuditEvent
 from governance import workflow
 from governance.errors import WorkflowError
@@ -59,7 +60,7 @@ def test_command_imports_a_skops_model_into_a_draft_that_passes_its_checks(
     assert lineage.mlflow_version == "3.17.2"
     assert {c["name"] for c in lineage.signature["inputs"]} == set(version.feature_names)
     assert "skops==0.16.0" in lineage.pip_requirements
-    event = AuditEvent.objects.get(action=mlflow_import.MLFLOW_IMPORTED)
+    event = AuditEvent.objects.get(action=audit.MLFLOW_IMPORTED)
     assert event.data["run_id"] == lineage.run_id and event.data["evidence"][0]["row"].startswith(
         "lifecycle.mlflowimport:"
     )
@@ -243,7 +244,7 @@ def test_lineage_recorded_before_the_move_to_lifecycle_still_verifies(data_scien
 
     seed_mlflow_demo(actor=data_scientist)
     row = MlflowImport.objects.get()
-    event = AuditEvent.objects.get(action=mlflow_import.MLFLOW_IMPORTED)
+    event = AuditEvent.objects.get(action=audit.MLFLOW_IMPORTED)
     key = f"lifecycle.mlflowimport:{row.pk}"
     data = dict(event.data)
     data["evidence"] = [

@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from compliance import jobs
 from compliance.models import JobStatus, ReportJob
+from core import audit
 from core.models import AuditEvent
 from tests.services.conftest import wait_for
 
@@ -21,7 +21,7 @@ def test_the_real_worker_renders_a_version_report_job(
     response = client.post("/audit/jobs/", report)
     assert response.status_code == 302
     job = ReportJob.objects.get()
-    assert AuditEvent.objects.filter(action=jobs.JOB_STARTED, target_id=str(job.pk)).exists()
+    assert AuditEvent.objects.filter(action=audit.REPORT_JOB_STARTED, target_id=str(job.pk)).exists()
 
     def finished() -> bool:
         return ReportJob.objects.get(pk=job.pk).status in (JobStatus.DONE, JobStatus.FAILED)
@@ -29,7 +29,7 @@ def test_the_real_worker_renders_a_version_report_job(
     wait_for(finished, timeout=240, message="the worker to finish the report job")
     job.refresh_from_db()
     assert job.status == JobStatus.DONE, job.error
-    event = AuditEvent.objects.get(action=jobs.JOB_FINISHED, target_id=str(job.pk))
+    event = AuditEvent.objects.get(action=audit.REPORT_JOB_FINISHED, target_id=str(job.pk))
     assert event.data["sha256"] == job.result_sha256 and event.actor_username == auditor.username
 
     state = client.get(response["Location"] + "status.json").json()

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from compliance.evidence import verify_evidence
 from compliance.receipts import receipt_context
+from core import audit
 from core.models import AuditEvent
 from serving import contest, oversight
 from serving.models import Contestation, ContestationAnswer, OversightItem, PredictionLog
@@ -40,7 +41,7 @@ def test_the_receiving_key_contests_and_gets_respond_by_in_30_days(keyed, produc
     respond_by = Contestation.objects.get().respond_by
     assert timedelta(days=30) <= respond_by - before < timedelta(days=30, minutes=1)
     assert body["status"] == "open" and body["prediction_id"] == pid and body["respond_by"]
-    assert AuditEvent.objects.filter(action=contest.CONTEST_OPENED).count() == 1
+    assert AuditEvent.objects.filter(action=audit.CONTEST_OPENED).count() == 1
     # the case is worked in the queue, due at its deadline
     [entry] = oversight.queue()
     assert entry.prediction_id == pid and entry.item.reason == "contest" and entry.item.due_at == respond_by
@@ -133,7 +134,7 @@ def test_rules_route_adverse_near_threshold_and_segment_decisions(
     routed = oversight.route_new_decisions(now=timezone.now() + timedelta(seconds=5))
     items = list(OversightItem.objects.all())
     assert routed == len(items) and {i.row for i in items} >= adverse_rows
-    assert AuditEvent.objects.filter(action=oversight.DECISION_ROUTED).count() == routed
+    assert AuditEvent.objects.filter(action=audit.DECISION_ROUTED).count() == routed
     # routed once: the sweep moved on
     assert oversight.route_new_decisions(now=timezone.now() + timedelta(seconds=5)) == 0
     # a review resolves the item; the queue is oldest first
@@ -176,4 +177,4 @@ def test_risk_officers_set_the_oversight_rule_over_the_api(production, risk_offi
     assert person(case_officer).get(url).json()["rule"]["segments"] == {"housing": ["rent"]}
     assert person(auditor).get(url).status_code == 403
     assert person(risk_officer).post("/api/v1/models/nope/oversight", body, format="json").status_code == 404
-    assert AuditEvent.objects.filter(action=oversight.RULE_SET).count() == 1
+    assert AuditEvent.objects.filter(action=audit.OVERSIGHT_RULE_SET).count() == 1

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
+from core import audit
 from core.models import AuditEvent
 from lifecycle import demo_data
 from serving import seals
-from serving.decisions import DECISION_REVIEWED, EXPLANATION_RECORDED
 from serving.log import record_leaf
 from serving.models import DecisionReview, Explanation, PredictionKey, PredictionLog
 from tests.serving.conftest import rows
@@ -81,7 +81,7 @@ def test_explanation_is_stored_once_audited_and_the_same_every_call(keyed, produ
     second = keyed.get(f"/api/v1/predictions/{pid}/explanation").json()
     assert second == data
     assert Explanation.objects.count() == 1
-    event = AuditEvent.objects.get(action=EXPLANATION_RECORDED)
+    event = AuditEvent.objects.get(action=audit.EXPLANATION_RECORDED)
     assert event.data["evidence"][0]["row"].startswith("serving.explanation:")
 
 
@@ -115,7 +115,7 @@ def test_reviews_are_kept_in_order_and_audited(keyed, production, german, second
         (1, "confirmed", automated),
         (2, "overridden", other),
     ]
-    assert AuditEvent.objects.filter(action=DECISION_REVIEWED).count() == 2
+    assert AuditEvent.objects.filter(action=audit.DECISION_REVIEWED).count() == 2
     listed = keyed.get(url).json()["reviews"]
     assert [r["seq"] for r in listed] == [1, 2]
     no_reason = api_client.post(url, json.dumps({"action": "confirmed"}), content_type="application/json")

@@ -124,7 +124,7 @@ def _seal_as_before_trees() -> PredictionSeal:
     )
     PredictionLog.objects.filter(pk__in=ids).update(seal=seal)
     event = audit.record(
-        seals.SEALED,
+        audit.PREDICTIONS_SEALED,
         actor=None,
         target=seal,
         data={

@@ -9,9 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from core import audit
 from core.models import AuditEvent
 from serving.models import PredictionLog, PredictionSeal
-from serving.seals import SEALED, verify_seals
+from serving.seals import verify_seals
 from serving.tasks import seal_predictions_task
 from tests.serving.test_seals import serve_some
 
@@ -30,7 +31,7 @@ def test_seal_predictions_seals_every_unsealed_record_and_says_how_many(keyed, p
     assert run("--batch-size=2") == "Sealed 5 prediction record(s) in 3 seal(s)."
     assert not PredictionLog.objects.filter(seal__isnull=True).exists()
     assert list(PredictionSeal.objects.order_by("pk").values_list("tree_size", flat=True)) == [2, 2, 1]
-    assert AuditEvent.objects.filter(action=SEALED).count() == 3  # each root in the audit trail
+    assert AuditEvent.objects.filter(action=audit.PREDICTIONS_SEALED).count() == 3  # each root in the audit trail
     assert verify_seals().ok
     assert run() == "Nothing to seal: every prediction record is sealed."
     assert PredictionSeal.objects.count() == 3
