@@ -23,8 +23,9 @@ from servers import _ours  # noqa: E402  (the gunicorn command `make bench` runs
 
 WORKERS = 2
 CONNECTIONS = 8
-SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
-ROUNDS = int(os.environ.get("BENCH_EXPLAIN_ROUNDS", "5"))
+SMOKE = os.environ.get("BENCH_SMOKE") == "1"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "1" if SMOKE else "8"))
+ROUNDS = int(os.environ.get("BENCH_EXPLAIN_ROUNDS", "1" if SMOKE else "5"))
 
 
 def _audit_mac_key() -> bytes:
