@@ -645,7 +645,7 @@ def test_with_redis_killed_gunicorn_keeps_answering_and_logging_predictions(
     assert "counted per process" in log.read_text()
 
 
-REPORT_RECORDS = 3_000
+REPORT_RECORDS = 1_000_000
 
 
 def _http(base: str, path: str, cookies: dict[str, str], data: dict[str, str] | None = None) -> Any:
