@@ -48,7 +48,10 @@ os.environ.setdefault("CHECKPOINT_DIR", str(ROOT / "bench" / "var" / "decisions-
 os.environ.setdefault("CHECKPOINT_KEY_FILE", str(ROOT / "bench" / "var" / "decisions-checkpoint.key"))
 os.environ.setdefault("CHECKPOINT_WITNESS_KEY_FILE", str(ROOT / "bench" / "var" / "decisions-witness.key"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("EMAIL_URL", "dummymail://")  # the demo's notifications: not to the console
+os.environ.setdefault("EMAIL_URL", "dummymail://")
+# One key encryption key for the whole run: the demo's datasets and subject keys are wrapped by it,
+# and the server of served.py (DEBUG off, where a KEK must be given) must unwrap them.
+os.environ.setdefault("LOG_KEK", "ab" * 32)  # the demo's notifications: not to the console
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
 

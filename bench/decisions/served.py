@@ -45,7 +45,7 @@ def server_env(db_url: str, mac_key: str) -> dict[str, str]:
         "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnop",
         "LOG_MAC_KEY": mac_key,
         "AUDIT_MAC_KEY": _audit_mac_key().decode(),  # this process's: the server's events verify with ours
-        "LOG_KEK": "ab" * 32,  # benchmark only: DEBUG=False requires a key encryption key
+        "LOG_KEK": os.environ.get("LOG_KEK", "ab" * 32),  # run.py's: the demo's datasets are wrapped by it
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "False",
         "CONN_MAX_AGE": "600",
