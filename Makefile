@@ -14,7 +14,7 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 .DEFAULT_GOAL := help
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 1
-.PHONY: help demo serve serve-preflight nginx bench bench-ledger bench-audit bench-decisions bench-monitoring typecheck test test-sqlite test-services lint check browser pdftools venv clean
+.PHONY: help demo serve serve-preflight nginx bench bench-ledger bench-audit bench-decisions bench-monitoring bench-batch bench-personal bench-all bench-smoke wrk typecheck test test-sqlite test-services lint check browser pdftools venv clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -148,7 +148,7 @@ bench-personal: venv ## Personal data's cost on PostgreSQL: serving with and wit
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/personal/run.py
 
-bench-audit: venv ## Auditor benchmark on PostgreSQL: export 1,000,000 logged predictions (rows/s, memory) and a report over them
+bench-audit: venv ## Auditor benchmark on PostgreSQL: over 1,000,000 sealed predictions, exports (rows/s, memory), a version report, the control map and verify_audit (targets, pass/fail)
 	$(PY) bench/audit/run.py
 
 bench-ledger: venv ## The ledger's proof on PostgreSQL: verify_evidence's time per proven row as the rows grow (flat: linear cost)
@@ -169,6 +169,15 @@ bench/.nannyml-venv/.installed: bench/requirements-nannyml.txt
 
 bench-monitoring: venv bench/.evidently-venv/.installed bench/.nannyml-venv/.installed ## Drift monitoring on PostgreSQL: a window over 1,000,000 logged rows, against Evidently and NannyML (prints the table)
 	$(PY) bench/monitoring/run.py
+
+bench-all: venv wrk bench/.mlflow-venv/.installed bench/.mlserver-venv/.installed bench/.evidently-venv/.installed bench/.nannyml-venv/.installed ## Every benchmark at full size in one go (PostgreSQL + Redis), then one summary table: figure, target, peer, pass/fail
+	$(PY) bench/all.py
+
+bench-smoke: venv wrk ## Every benchmark at its smoke size (a few thousand rows, peers skipped): fails only when a benchmark breaks (make test runs it)
+	$(PY) bench/all.py --smoke
+
+wrk: ## Install Debian's wrk if missing (the serving benchmarks load with it)
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 browser: ## Install Debian's Chromium for the browser tests if missing (never downloads a browser build)
 	@test -x /usr/bin/chromium || { \
@@ -205,7 +214,7 @@ test-services: venv pdftools nginx ## The suite on PostgreSQL + Redis with a rea
 	DATABASE_URL=$(SERVICES_DATABASE_URL) CELERY_BROKER_URL=$(SERVICES_BROKER_URL) \
 	  $(PY) -m pytest tests --ignore=tests/e2e
 
-test: lint typecheck check test-sqlite test-services ## Everything: lint, checks, both suites
+test: lint typecheck check test-sqlite test-services bench-smoke ## Everything: lint, checks, both suites, then every benchmark at its smoke size
 
 clean: ## Remove the virtualenv, the SQLite database and stored files
 	rm -rf $(VENV) db.sqlite3 var

@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from django.db.models import QuerySet
@@ -79,17 +80,22 @@ def audit_rows(events: QuerySet[AuditEvent]) -> Iterator[dict[str, Any]]:
 
 def prediction_rows(records: QuerySet[PredictionLog]) -> Iterator[dict[str, Any]]:
     rows = records.order_by("pk").values_list(*PREDICTION_FIELDS.values()).iterator(chunk_size=CHUNK_ROWS)
-    for values in rows:
-        row = dict(zip(PREDICTION_COLUMNS, values, strict=True))
-        row["id"] = str(row["id"])
-        row["created_at"] = _stamp(row["created_at"])
-        # Stored as canonical JSON text: passed through as is (JSONL) or as the cell text (CSV).
-        if '"$enc"' in row["inputs"]:  # personal values: decrypted, or "[erased]" (serving.personal)
-            row["inputs"] = RawJson(canonical_json(personal.reveal(row["id"], json.loads(row["inputs"]))[0]))
-        else:
-            row["inputs"] = RawJson(row["inputs"])
-        row["outputs"] = RawJson(row["outputs"])
-        yield row
+    while chunk := list(islice(rows, CHUNK_ROWS)):
+        found = [dict(zip(PREDICTION_COLUMNS, values, strict=True)) for values in chunk]
+        # personal values: decrypted, or "[erased]" (serving.personal), with the chunk's keys read
+        # in one query (one per record made an export of personal data 200 rows/s)
+        sealed = {i: json.loads(row["inputs"]) for i, row in enumerate(found) if '"$enc"' in row["inputs"]}
+        keys = personal.read_keys_of((value, None) for value in sealed.values()) if sealed else {}
+        for i, row in enumerate(found):
+            row["id"] = str(row["id"])
+            row["created_at"] = _stamp(row["created_at"])
+            # Stored as canonical JSON text: passed through as is (JSONL) or as the cell text (CSV).
+            if i in sealed:
+                row["inputs"] = RawJson(canonical_json(personal.reveal(row["id"], sealed[i], keys=keys)[0]))
+            else:
+                row["inputs"] = RawJson(row["inputs"])
+            row["outputs"] = RawJson(row["outputs"])
+            yield row
 
 
 class RawJson(str):

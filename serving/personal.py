@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -181,15 +182,28 @@ def _row_values(record_id: Any, i: int, row: dict[str, Any], keys: dict[int, byt
     return None
 
 
-def reveal(record_id: Any, rows: Any, business_keys: list[str] | None = None) -> tuple[Any, list[str]]:
+def read_keys_of(records: Iterable[tuple[Any, list[str] | None]]) -> dict[int, bytes | None]:
+    """The data keys of many logged records' (rows, business keys) in one query, for reveal(...,
+    keys=): an export reads one chunk of records at a time, not one query per record."""
+    ids: set[int] = set()
+    for rows, business_keys in records:
+        ids |= _key_ids(rows, business_keys or [])
+    return read_keys(ids) if ids else {}
+
+
+def reveal(
+    record_id: Any, rows: Any, business_keys: list[str] | None = None, keys: dict[int, bytes | None] | None = None
+) -> tuple[Any, list[str]]:
     """The logged rows and business keys with personal values decrypted, or "[erased]" where
     their key was destroyed. Rows without encrypted values come back as they are. Reads both
-    forms: a ciphertext per row (protect) and, in records written before it, one per value."""
+    forms: a ciphertext per row (protect) and, in records written before it, one per value.
+    `keys`: read_keys_of() over records that include this one (read just before), or None to
+    read them now."""
     stored_keys = business_keys or []
     ids = _key_ids(rows, stored_keys)
     if not ids:
         return rows, list(stored_keys)
-    keys = read_keys(ids)
+    keys = read_keys(ids) if keys is None else keys
     shown = []
     in_rows: dict[int, dict[str, Any]] = {}
     for i, row in enumerate(rows):

@@ -28,16 +28,19 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-N = int(os.environ.get("BENCH_RECORDS", "1000000"))
-SEAL = int(os.environ.get("BENCH_SEAL", "100000"))
-DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/modelgov_bench_decisions")
+from bench.common import SMOKE, database_url, sized, summary  # noqa: E402
+
+N = int(os.environ.get("BENCH_RECORDS", str(sized(1_000_000, 3_000))))
+SEAL = int(os.environ.get("BENCH_SEAL", str(sized(100_000, 1_000))))
+EXPLAINED = sized(200, 20)  # rows explained per model kind
+REQUESTS = sized(460, 80)  # in-process requests with and without "explain" (the first 60 warm up)
+DB_URL = os.environ.get("BENCH_DATABASE_URL", database_url("decisions"))
 os.environ["DATABASE_URL"] = DB_URL
 os.environ.pop("CELERY_BROKER_URL", None)
 os.environ.setdefault("MEDIA_ROOT", str(ROOT / "bench" / "var" / "decisions-media"))
@@ -45,6 +48,10 @@ os.environ.setdefault("CHECKPOINT_DIR", str(ROOT / "bench" / "var" / "decisions-
 os.environ.setdefault("CHECKPOINT_KEY_FILE", str(ROOT / "bench" / "var" / "decisions-checkpoint.key"))
 os.environ.setdefault("CHECKPOINT_WITNESS_KEY_FILE", str(ROOT / "bench" / "var" / "decisions-witness.key"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("EMAIL_URL", "dummymail://")
+# One key encryption key for the whole run: the demo's datasets and subject keys are wrapped by it,
+# and the server of served.py (DEBUG off, where a KEK must be given) must unwrap them.
+os.environ.setdefault("LOG_KEK", "ab" * 32)  # the demo's notifications: not to the console
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
 
@@ -67,60 +74,22 @@ def recreate_database() -> None:
 
 
 def business_key(i: int) -> str:
-    return f"APP-{i:08d}"
+    from bench.logfill import business_key_of
+
+    return business_key_of(i)
 
 
 def fill_log(version: Any, template: Any, first: int, last: int) -> None:
-    """Records first..last-1, one row each with business key APP-<i>, over the last 30 days,
-    written with COPY: real leaves and MACs, and their PredictionKey rows."""
-    from django.db import connection
+    """Records first..last-1, one row each with business key APP-<i>, over the last 30 days
+    (bench.logfill: COPY, real leaves and MACs, personal values sealed, PredictionKey rows)."""
     from django.utils import timezone
 
-    from serving.log import mac_of, record_leaf
-    from serving.models import PredictionLog
+    from bench import logfill
 
-    rng = random.Random(first)
-    start = timezone.now() - timedelta(days=30)
-    columns = [
-        "public_id", "created_at", "model_name", "version_id", "version_number", "caller", "request_id",
-        "protocol", "outcome", "reason", "n_rows", "inputs_json", "outputs_json", "engine", "latency_ms",
-        "leaf_hash", "mac", "business_keys_json",
-    ]  # fmt: skip
-    with connection.cursor() as cursor:
-        raw = cursor.cursor
-        for offset in range(first, last, 50_000):
-            end = min(last, offset + 50_000)
-            keys = []
-            with raw.copy(f"COPY serving_predictionlog ({', '.join(columns)}) FROM STDIN") as copy:
-                for i in range(offset, end):
-                    record = PredictionLog(
-                        public_id=uuid.uuid4(),
-                        created_at=start + timedelta(seconds=i * 30 * 86400 / N),
-                        model_name=template.model_name,
-                        version_id=version.pk,
-                        version_number=version.version,
-                        caller="api-key:scoring",
-                        request_id=f"req-{i}",
-                        protocol="v1",
-                        outcome="ok",
-                        reason="",
-                        n_rows=1,
-                        inputs_json=template.inputs_json,
-                        outputs_json=template.outputs_json,
-                        engine=template.engine,
-                        latency_ms=round(rng.lognormvariate(0.3, 0.4), 3),
-                        business_keys_json=json.dumps([business_key(i)]),
-                    )
-                    leaf = record_leaf(record)
-                    record.leaf_hash, record.mac = leaf.hex(), mac_of(leaf)
-                    copy.write_row([getattr(record, c) for c in columns])
-                    keys.append((record.public_id, 0, business_key(i)))
-            with raw.copy("COPY serving_predictionkey (record_id, row, key) FROM STDIN") as copy:
-                for item in keys:
-                    copy.write_row(item)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE serving_predictionlog")
-        cursor.execute("ANALYZE serving_predictionkey")
+    logfill.fill_log(
+        version, template, first=first, last=last, total=N, start=timezone.now() - timedelta(days=30),
+        span=timedelta(days=30), business_key=logfill.business_key_of, seed=first,
+    )  # fmt: skip
 
 
 def fill() -> None:
@@ -145,7 +114,7 @@ def fill() -> None:
     fill_log(version, template, 0, SEAL)
     t_fill = time.perf_counter() - t
     t = time.perf_counter()
-    seal = seal_predictions(batch_size=SEAL)
+    seal = seal_predictions(batch_size=SEAL)  # one seal of SEAL records (the proofs' tree size)
     t_seal = time.perf_counter() - t
     assert seal is not None and seal.tree_size == SEAL
     print(f"  {SEAL:,} records in {t_fill:.1f} s; sealed in {t_seal:.2f} s (seal #{seal.pk}, tree stored)", flush=True)
@@ -194,7 +163,7 @@ def explanation_per_kind() -> dict[str, list[float]]:
         "random forest (100 trees, depth 8)": demo_data.train_random_forest(train),
     }
     facts = explain.FeatureFacts({n: float(evaluation[n].median()) for n in demo_data.NUMERIC})
-    rows = [evaluation[features].iloc[[i]] for i in range(200)]
+    rows = [evaluation[features].iloc[[i]] for i in range(EXPLAINED)]
     result = {}
     for label, model in models.items():
         classes = list(model.classes_)
@@ -207,7 +176,7 @@ def explanation_per_kind() -> dict[str, list[float]]:
             [attribution] = explainer.attribute(frame)
             explain.reason_codes(attribution, frame.iloc[0].to_dict(), texts={}, facts=facts)
 
-        for frame in rows[:20]:  # warm up
+        for frame in rows[: sized(20, 5)]:  # warm up
             one(frame)
         times = []
         for frame in rows:
@@ -237,7 +206,7 @@ def explain_overhead(client: Any) -> tuple[float, float]:
     url = f"/api/v1/models/{LOGISTIC}/predict"
     bodies = {flag: json.dumps({"instances": [row], "explain": flag}) for flag in (False, True)}
     times: dict[bool, list[float]] = {False: [], True: []}
-    for i in range(460):
+    for i in range(REQUESTS):
         flag = bool(i % 2)
         t = time.perf_counter()
         response = client.post(url, bodies[flag], content_type="application/json")
@@ -262,7 +231,7 @@ def measure() -> None:
 
     rows: list[tuple[str, str, str, bool | None]] = []  # what, measured, target, pass
 
-    print("Explanation of one row (attributions + reason codes), 200 rows each:", flush=True)
+    print(f"Explanation of one row (attributions + reason codes), {EXPLAINED} rows each:", flush=True)
     per_kind = explanation_per_kind()
     targets = {"logistic": 1.0, "gradient": 5.0}
     for label, times in per_kind.items():
@@ -402,10 +371,12 @@ def measure() -> None:
     print(f"verify_seals of that seal (recomputes every leaf): {time.perf_counter() - t:.2f} s, {verified.message}")
 
     print()
-    print("| figure | measured | target | result |")
+    print(f"| figure{' (SMOKE: figures mean nothing)' if SMOKE else ''} | measured | target | result |")
     print("| --- | --- | --- | --- |")
     for what, value, target, ok in rows:
         print(f"| {what} | {value} | {target} | {'' if ok is None else 'pass' if ok else 'FAIL'} |")
+        if ok is not None:
+            summary("decisions", what, value, target, "", ok)
 
 
 def main() -> None:

@@ -23,8 +23,9 @@ from servers import _ours  # noqa: E402  (the gunicorn command `make bench` runs
 
 WORKERS = 2
 CONNECTIONS = 8
-SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
-ROUNDS = int(os.environ.get("BENCH_EXPLAIN_ROUNDS", "5"))
+SMOKE = os.environ.get("BENCH_SMOKE") == "1"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "1" if SMOKE else "8"))
+ROUNDS = int(os.environ.get("BENCH_EXPLAIN_ROUNDS", "1" if SMOKE else "5"))
 
 
 def _audit_mac_key() -> bytes:
@@ -44,7 +45,7 @@ def server_env(db_url: str, mac_key: str) -> dict[str, str]:
         "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnop",
         "LOG_MAC_KEY": mac_key,
         "AUDIT_MAC_KEY": _audit_mac_key().decode(),  # this process's: the server's events verify with ours
-        "LOG_KEK": "ab" * 32,  # benchmark only: DEBUG=False requires a key encryption key
+        "LOG_KEK": os.environ.get("LOG_KEK", "ab" * 32),  # run.py's: the demo's datasets are wrapped by it
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "False",
         "CONN_MAX_AGE": "600",

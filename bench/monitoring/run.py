@@ -44,14 +44,16 @@ sys.path.insert(0, str(ROOT))
 import datagen  # noqa: E402
 import numpy as np  # noqa: E402
 
-N = int(os.environ.get("BENCH_ROWS", "1000000"))
+from bench.common import SMOKE, database_url, sized, summary  # noqa: E402
+
+N = int(os.environ.get("BENCH_ROWS", str(sized(1_000_000, 5_000))))
 N_REF = int(os.environ.get("BENCH_REF_ROWS", str(N)))
 N_TRAIN = 20_000
 RECORD_ROWS = 1000
-REPLAY_WINDOWS, REPLAY_ROWS = 100, 10_000
+REPLAY_WINDOWS, REPLAY_ROWS = sized(100, 5), 10_000
 MODEL = "bench-monitoring"
-DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/modelgov_bench_monitoring")
-OUT = ROOT / "bench" / "var" / "monitoring"
+DB_URL = os.environ.get("BENCH_DATABASE_URL", database_url("monitoring"))
+OUT = ROOT / "bench" / "var" / ("monitoring-smoke" if SMOKE else "monitoring")
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 EVIDENTLY_REPLAY = int(os.environ.get("BENCH_EVIDENTLY_REPLAY", "0"))  # windows; 0: not run (slow)
 os.environ["DATABASE_URL"] = DB_URL
@@ -617,18 +619,28 @@ def report(ours: dict[str, Any], year: dict[str, Any], peers: dict[str, dict[str
             f"= {peer_rate:.2%} ({result['seconds']:.1f} s)"
         )
     print()
-    print("Targets (issue 13):")
+    print("Targets (issue 13)" + (" (SMOKE: figures mean nothing)" if SMOKE else "") + ":")
     print(f"  window over {window['rows']:,} rows <= 5 s end to end: {total:.2f} s  {verdict(total <= 5)}")
     evidently = peers.get("evidently-default") or {}
+    peer_text = f"Evidently {evidently['seconds']:.1f} s" if "seconds" in evidently else ""
+    nanny = peers.get("nannyml") or {}
+    peer_text += (", " if peer_text else "") + (f"NannyML {nanny['seconds']:.1f} s" if "seconds" in nanny else "")
+    summary("monitoring", f"drift window over {window['rows']:,} logged rows, end to end", f"{total:.2f} s",
+            "≤ 5 s", peer_text, total <= 5)  # fmt: skip
     if "seconds" in evidently:
         ratio = evidently["seconds"] / total
         print(f"  >= 10x faster than Evidently's default preset: {ratio:.1f}x  {verdict(ratio >= 10)}")
+        summary("monitoring", "ours / Evidently's default preset", f"{ratio:.1f}x faster", "≥ 10x",
+                f"Evidently {evidently['seconds']:.1f} s", ratio >= 10)  # fmt: skip
     else:
         print("  >= 10x faster than Evidently's default preset: not measured")
     hit, false = caught(window["flagged"])
     print(f"  both shifted columns flagged: {hit} of 2  {verdict(hit == 2)}")
     print(f"  no stable column flagged: {false} of {stable}  {verdict(false == 0)}")
     print(f"  no-drift false-alert rate <= 1%: {rate:.2%}  {verdict(rate <= 0.01)}")
+    summary("monitoring", "shifted columns flagged / stable columns flagged", f"{hit} of 2 / {false} of {stable}",
+            "2 / 0", "", hit == 2 and false == 0)  # fmt: skip
+    summary("monitoring", "no-drift false-alert rate", f"{rate:.2%}", "≤ 1%", "", rate <= 0.01)
 
 
 def main() -> None:
@@ -651,7 +663,7 @@ def main() -> None:
     print("Timing a 1-day window on a 1-year log (a fresh process; fills the year first)...", flush=True)
     year = phase("year")
     peers: dict[str, dict[str, Any]] = {}
-    if os.environ.get("BENCH_PEERS", "1") != "0":
+    if os.environ.get("BENCH_PEERS", "0" if SMOKE else "1") != "0":
         for key, tool, args in (
             ("evidently-default", "evidently", ("default",)),
             ("evidently-psi", "evidently", ("psi",)),

@@ -2,7 +2,10 @@
 one version declaring two personal fields (age, sex; subject = the business key), served by
 gunicorn (2 sync workers) on PostgreSQL with every answer logged; wrk at c=8 with one row (a new
 applicant each request) and at c=4 with 1,000 rows (1,000 known applicants), rounds in rotating
-order; then erasing one subject with 10,000 logged rows."""
+order; then erasing one subject with 10,000 logged rows.
+
+Smoke mode (BENCH_SMOKE=1 or --smoke, bench/common.py): one round of 1 s, a subject of 2,000 rows;
+its database is dropped at the end."""
 
 from __future__ import annotations
 
@@ -17,15 +20,19 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from harness import OUT, ROOT, THREADS_ENV, free_port, run_wrk, start, stop, tree_cpu_seconds, wait_http  # noqa: E402
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+from bench.common import SMOKE, sized, summary  # noqa: E402
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", str(sized(8, 1))))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", str(sized(5, 1))))
+ERASED_BATCHES = sized(10, 2)  # 1,000-row requests about the subject then erased
 MODELS = ("bench-plain", "bench-personal")
 
 
 def environment() -> dict[str, str]:
-    database = f"modelgov_bench_personal_{int(time.time())}"
+    database = f"{os.environ.get('BENCH_DB_PREFIX', 'modelgov_bench_')}personal_{int(time.time())}"
     import psycopg
 
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
@@ -116,7 +123,7 @@ def main() -> None:
             scripts[(m, "one")] = lua_one(OUT / "personal" / f"{m}-one.lua", setup["rows"][0], setup["key"])
             scripts[(m, "batch")] = lua_batch(OUT / "personal" / f"{m}-batch.lua", setup["rows"], setup["key"])
             for kind, conns in (("one", 8), ("batch", 4)):  # warm every worker
-                run_wrk(f"{base}/api/v1/models/{m}/predict", scripts[(m, kind)], conns, 2)
+                run_wrk(f"{base}/api/v1/models/{m}/predict", scripts[(m, kind)], conns, sized(2, 1))
         results: dict[tuple[str, str], list[float]] = {}
         cpu: dict[tuple[str, str], list[float]] = {}
         postgres = postmaster()
@@ -134,7 +141,7 @@ def main() -> None:
                     cpu.setdefault((m, kind), []).append(spent * 1000 / max(got["requests"], 1))
         # erasure: one subject with 10,000 logged rows
         batch = [setup["rows"][i % len(setup["rows"])] for i in range(1000)]
-        for _ in range(10):
+        for _ in range(ERASED_BATCHES):
             post(
                 f"{base}/api/v1/models/bench-personal/predict",
                 {"instances": batch, "business_keys": ["subject-x"] * 1000},
@@ -156,6 +163,8 @@ def main() -> None:
         diff = (plain - pers) / plain
         verdict = "met" if diff <= target else "MISSED"
         print(f"{label:34} {plain:12.1f} {pers:15.1f} {diff:10.1%} {'<= ' + format(target, '.0%'):>8} {verdict}")
+        summary("personal", f"personal data's cost, {label}", f"{diff:.1%} slower ({plain:.0f} → {pers:.0f} req/s)",
+                f"≤ {target:.0%}", "", diff <= target)  # fmt: skip
         rounds = zip(results[("bench-plain", kind)], results[("bench-personal", kind)], strict=True)
         print(f"{'':34} rounds: " + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in rounds))
         plain_cpu, pers_cpu = (statistics.median(cpu[(m, kind)]) for m in MODELS)
@@ -164,9 +173,20 @@ def main() -> None:
             f"({(pers_cpu - plain_cpu) / plain_cpu:+.1%})"
         )
     print(
-        f"Erasing one subject with 10,000 logged rows: {erase_seconds * 1000:.1f} ms over HTTP "
+        f"Erasing one subject with {ERASED_BATCHES * 1000:,} logged rows: {erase_seconds * 1000:.1f} ms over HTTP "
         f"({erased['keys_erased']} key(s) destroyed; target <= 1 s: {'met' if erase_seconds <= 1 else 'MISSED'})"
     )
+    summary("personal", f"erasing one subject with {ERASED_BATCHES * 1000:,} logged rows",
+            f"{erase_seconds * 1000:.0f} ms", "≤ 1 s", "", erase_seconds <= 1)  # fmt: skip
+    if SMOKE:
+        drop(env["DATABASE_URL"])
+
+
+def drop(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

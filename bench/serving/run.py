@@ -5,7 +5,10 @@ with wrk in rounds whose order rotates. Prints a table and our ratios against ea
 
 Each server runs with the worker count that was best for it on this machine (2 cores), found by
 BENCH_WORKER_SWEEP=1, which measures 1, 2 and 4 workers per server and prints them instead of
-the benchmark. BENCH_OURS_WORKERS, BENCH_MLFLOW_WORKERS and BENCH_MLSERVER_WORKERS override."""
+the benchmark. BENCH_OURS_WORKERS, BENCH_MLFLOW_WORKERS and BENCH_MLSERVER_WORKERS override.
+
+Smoke mode (BENCH_SMOKE=1 or --smoke, bench/common.py): ours alone, 1-row c=8 and 1,000-row c=4,
+one round of 1 s; the database is dropped at the end."""
 
 from __future__ import annotations
 
@@ -16,14 +19,20 @@ import sys
 import time
 from typing import Any
 
-import report
-from harness import OUT, ROOT, THREADS_ENV, measure, run_wrk
-from servers import MLFLOW_VENV, MLSERVER_VENV, MODELS, NAMES, SERVERS, Server, launch
+sys.path.insert(0, str(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+import report  # noqa: E402
+from harness import OUT, ROOT, THREADS_ENV, measure, run_wrk  # noqa: E402
+from servers import MLFLOW_VENV, MLSERVER_VENV, MODELS, NAMES, SERVERS, Server, launch  # noqa: E402
+
+from bench.common import SMOKE, sized  # noqa: E402
 
 PY = sys.executable
-DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+DURATION = int(os.environ.get("BENCH_SECONDS", str(sized(8, 1))))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", str(sized(2, 1))))
 SCENARIOS = [("1 row", "one", 1), ("1 row", "one", 8), ("1 row", "one", 32), ("1,000 rows", "batch", 4)]
+if SMOKE:
+    SCENARIOS = [("1 row", "one", 8), ("1,000 rows", "batch", 4)]
+RUN = ["ours"] if SMOKE else SERVERS  # the servers started
 SWEEP_COUNTS = (1, 2, 4)
 SWEEP_SECONDS = int(os.environ.get("BENCH_SWEEP_SECONDS", "3"))
 SWEEP_ROUNDS = int(os.environ.get("BENCH_SWEEP_ROUNDS", "2"))
@@ -47,7 +56,7 @@ def prepare() -> tuple[dict[str, str], dict[str, Any], str]:
     """A fresh PostgreSQL database with both models deployed through the workflow, and the same
     models saved for the peers. Returns our server's environment, setup.json and the database URL."""
     OUT.mkdir(parents=True, exist_ok=True)
-    database = f"modelgov_bench_{int(time.time())}"
+    database = f"{os.environ.get('BENCH_DB_PREFIX', 'modelgov_bench_')}{int(time.time())}"
     db_url = f"postgres://postgres@127.0.0.1:5432/{database}"
     import psycopg
 
@@ -71,7 +80,7 @@ def prepare() -> tuple[dict[str, str], dict[str, Any], str]:
     print(f"Preparing models in {database} through the workflow (checks, approval, deploy)...", flush=True)
     subprocess.run([PY, "manage.py", "migrate", "-v0"], env=env, cwd=ROOT, check=True)  # noqa: S603
     subprocess.run([PY, "bench/serving/prepare.py", str(OUT)], env=env, cwd=ROOT, check=True)  # noqa: S603
-    for venv, script in ((MLFLOW_VENV, "mlflow_models.py"), (MLSERVER_VENV, "mlserver_models.py")):
+    for venv, script in () if SMOKE else ((MLFLOW_VENV, "mlflow_models.py"), (MLSERVER_VENV, "mlserver_models.py")):
         subprocess.run(
             [str(venv / "bin" / "python"), f"bench/serving/{script}", str(OUT)],  # noqa: S603
             cwd=ROOT,
@@ -84,8 +93,8 @@ def prepare() -> tuple[dict[str, str], dict[str, Any], str]:
 def warm_up(server: Server) -> None:
     """Load the models into every worker process of a server."""
     for model in MODELS:
-        run_wrk(server.urls[model], server.scripts["one"], max(4, server.workers), 2)
-        run_wrk(server.urls[model], server.scripts["batch"], 2, 2)
+        run_wrk(server.urls[model], server.scripts["one"], max(4, server.workers), sized(2, 1))
+        run_wrk(server.urls[model], server.scripts["batch"], 2, sized(2, 1))
 
 
 def check_answers(servers: dict[str, Server]) -> None:
@@ -114,9 +123,10 @@ def run_rounds(servers: dict[str, Server]) -> tuple[dict[tuple, list], dict[str,
     # p50 ratio compares two runs taken under the same conditions on this noisy machine.
     empty: dict[str, list[dict[str, float]]] = {model: [] for model in MODELS}
     empty8: list[dict[str, float]] = []
+    keys = list(servers)
     for rnd in range(ROUNDS):
-        shift = rnd % len(SERVERS)
-        order = SERVERS[shift:] + SERVERS[:shift]
+        shift = rnd % len(keys)
+        order = keys[shift:] + keys[:shift]
         print(f"Round {rnd + 1}/{ROUNDS} ({' then '.join(NAMES[k] for k in order)})...", flush=True)
         empty8.append(run_wrk(live, None, 8, DURATION))
         for model in MODELS:
@@ -182,22 +192,31 @@ def main() -> None:
     workers = worker_counts()
     servers: dict[str, Server] = {}
     try:
-        for key in SERVERS:
+        for key in RUN:
             servers[key] = launch(key, workers[key][0], env, setup)
         for server in servers.values():
             server.wait()
-        check_answers(servers)
+        if not SMOKE:
+            check_answers(servers)
         for server in servers.values():
             warm_up(server)
         results, empty, empty8 = run_rounds(servers)
-        report.header(workers, ROUNDS, DURATION, setup)
-        ratios = report.table(results, SCENARIOS)
-        report.targets(results, ratios, empty)
-        report.floors(results, empty8, setup, workers["ours"][0])
+        if SMOKE:
+            report.smoke(results, empty8)
+        else:
+            report.header(workers, ROUNDS, DURATION, setup)
+            report.table(results, SCENARIOS)
+            report.targets(results, empty8, empty)
+            report.floors(results, empty8, setup, workers["ours"][0])
         logged_summary(db_url, results)
     finally:
         for server in servers.values():
             server.stop()
+    if SMOKE:
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -3,13 +3,16 @@
 A Redis of the test's own (never the shared one) stopped during a submission and started again;
 a Celery worker SIGKILLed in the middle of a check; PostgreSQL refusing connections (a proxy port
 the test closes) while predictions arrive; two slow anonymous clients against `make serve`'s nginx
-configuration. The figures are printed (`pytest -s` shows them) and the invariants asserted."""
+configuration; a version report over 1,000,000 logged records through `make serve`'s gunicorn
+(issue 32, item 8). The figures are printed (`pytest -s` shows them) and the invariants asserted."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -20,6 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -639,3 +643,101 @@ def test_with_redis_killed_gunicorn_keeps_answering_and_logging_predictions(
     assert statuses == [200] * 6, log.read_text()[-3000:]
     assert PredictionLog.objects.filter(outcome="ok", model_name=name).count() == 7
     assert "counted per process" in log.read_text()
+
+
+REPORT_RECORDS = 1_000_000
+
+
+def _http(base: str, path: str, cookies: dict[str, str], data: dict[str, str] | None = None) -> Any:
+    """A request to the server with the auditor's session (and, for a form POST, a CSRF token);
+    redirects are not followed. Returns (status, headers, body)."""
+    token = "c" * 32
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in {**cookies, "csrftoken": token}.items())}
+    body = None
+    if data is not None:
+        body = urllib.parse.urlencode({**data, "csrfmiddlewaretoken": token}).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(f"{base}{path}", data=body, headers=headers)  # noqa: S310 (local test server)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=300) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def _pdf_text(pdf: bytes) -> str:
+    return subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, check=True
+    ).stdout.decode()
+
+
+def test_a_version_report_over_a_million_records_finishes_under_gunicorn_and_reads_back(
+    committed_db, front, celery_worker_process, production, german, auditor, client
+):
+    """Issue 32, item 8: a version whose log holds 1,000,000 sealed records (bench.logfill, the
+    fill bench-audit uses: leaves, MACs and seals as the application writes them). Through `make
+    serve`'s gunicorn: the report job an auditor starts is rendered by the worker, and the report
+    the API renders in the request itself finishes within gunicorn's timeout; both PDFs read
+    back with the count and a passed verification."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bench import logfill
+    from compliance.models import ReportJob
+
+    name = production.registered_model.name
+    key = create_api_key(actor=None, name="report-template")[1]
+    status, answer = _predict(front.gunicorn, name, key, _prediction_body(german))
+    assert status == 200, answer
+    template = PredictionLog.objects.get(public_id=answer["prediction_ids"][0].split(".")[0])
+    started = time.monotonic()
+    fill = logfill.fill_log(
+        production, template, first=0, last=REPORT_RECORDS - 1, start=timezone.now() - timedelta(days=30),
+        span=timedelta(days=30),
+    )  # fmt: skip
+    seal = logfill.seal()
+    total = PredictionLog.objects.filter(version=production).count()
+    assert total == REPORT_RECORDS and not PredictionLog.objects.filter(seal__isnull=True).exists()
+    filled = time.monotonic() - started
+
+    client.force_login(auditor)  # a session in the database, sent to gunicorn as a cookie
+    cookies = {django_settings.SESSION_COOKIE_NAME: client.cookies[django_settings.SESSION_COOKIE_NAME].value}
+    started = time.monotonic()
+    report = {"kind": "version_report", "model": name, "version": str(production.version)}
+    status, headers, _ = _http(front.gunicorn, "/audit/jobs/", cookies, report)
+    assert status == 302, status
+    job_page = headers["Location"]
+
+    def finished() -> dict[str, Any] | None:
+        state = json.loads(_http(front.gunicorn, f"{job_page}status.json", cookies)[2])
+        return state if state["status"] in ("done", "failed") else None
+
+    state = wait_for(finished, timeout=900, message="the report job over 1,000,000 records")
+    job_seconds = time.monotonic() - started
+    job = ReportJob.objects.get()
+    assert state["status"] == "done", job.error
+    status, headers, pdf = _http(front.gunicorn, state["result_url"], cookies)
+    assert status == 200 and pdf.startswith(b"%PDF-")
+    assert hashlib.sha256(pdf).hexdigest() == job.result_sha256 == headers["X-Report-SHA256"]
+
+    started = time.monotonic()  # the API renders it in the request: within gunicorn's timeout
+    status, _, direct = _http(
+        front.gunicorn, f"/api/v1/models/{name}/versions/{production.version}/report.pdf", cookies
+    )
+    api_seconds = time.monotonic() - started
+    assert status == 200 and direct.startswith(b"%PDF-"), direct[:300]
+    for text in (_pdf_text(pdf), _pdf_text(direct)):
+        assert re.search(rf"Requests logged\s+{REPORT_RECORDS}\b", text), re.findall(r"Requests logged.*", text)
+        assert "Verification PASSED" in text
+    print(
+        f"\n[report over {total:,} records] fill {fill:.0f} s + seal {seal:.0f} s ({filled:.0f} s); the job through "
+        f"gunicorn and the worker {job_seconds:.0f} s ({len(pdf):,} bytes); the API's report in one request "
+        f"{api_seconds:.0f} s (gunicorn's timeout: {int(django_settings.REPORT_RENDER_TIMEOUT) + 30} s)"
+    )

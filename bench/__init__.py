@@ -1,0 +1,1 @@
+"""The benchmarks (make bench*); bench.logfill is shared with the services suite."""
