@@ -1,4 +1,4 @@
-"""make bench-decisions: issue 14's targets on PostgreSQL, printed as a table with pass/fail.
+"""make bench-decisions: the decisions' targets on PostgreSQL, printed as a table with pass/fail.
 
 1. Explanation of one row (attributions + reason codes, serving/explain.py) per model kind, on the
    German credit data: the demo's logistic pipeline, gradient boosting (100 trees, depth 3) and

@@ -619,7 +619,7 @@ def report(ours: dict[str, Any], year: dict[str, Any], peers: dict[str, dict[str
             f"= {peer_rate:.2%} ({result['seconds']:.1f} s)"
         )
     print()
-    print("Targets (issue 13)" + (" (SMOKE: figures mean nothing)" if SMOKE else "") + ":")
+    print("Targets" + (" (SMOKE: figures mean nothing)" if SMOKE else "") + ":")
     print(f"  window over {window['rows']:,} rows <= 5 s end to end: {total:.2f} s  {verdict(total <= 5)}")
     evidently = peers.get("evidently-default") or {}
     peer_text = f"Evidently {evidently['seconds']:.1f} s" if "seconds" in evidently else ""

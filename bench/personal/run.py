@@ -1,4 +1,4 @@
-"""Personal data's cost (issue 16), printed by `make bench-personal`: the same model deployed twice,
+"""Personal data's cost, printed by `make bench-personal`: the same model deployed twice,
 one version declaring two personal fields (age, sex; subject = the business key), served by
 gunicorn (2 sync workers) on PostgreSQL with every answer logged; wrk at c=8 with one row (a new
 applicant each request) and at c=4 with 1,000 rows (1,000 known applicants), rounds in rotating

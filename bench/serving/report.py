@@ -99,7 +99,7 @@ def met(ok: bool) -> str:
 
 
 def targets(results: dict[tuple, Runs], empty8: Runs, empty: dict[str, Runs]) -> None:
-    """Today's targets (issue 33): 1 row at c=8 at >= 50% of the empty DRF view measured in the same
+    """Today's targets: 1 row at c=8 at >= 50% of the empty DRF view measured in the same
     run, and 1,000-row requests at >= 2x the best peer; each also appended to bench-all's summary."""
     floor = med(empty8, "rps")
     print()

@@ -1,6 +1,6 @@
 """make bench: our serving API (gunicorn sync workers, PostgreSQL, every prediction logged) against
 two peers on the same two models: `mlflow models serve` (tuned with uvloop + httptools, as
-BENCHMARKS.md asks) and Seldon MLServer (mlserver-sklearn, Open Inference Protocol v2), loaded
+docs/benchmarks.md asks) and Seldon MLServer (mlserver-sklearn, Open Inference Protocol v2), loaded
 with wrk in rounds whose order rotates. Prints a table and our ratios against each peer.
 
 Each server runs with the worker count that was best for it on this machine (2 cores), found by

@@ -3,8 +3,8 @@
 A Redis of the test's own (never the shared one) stopped during a submission and started again;
 a Celery worker SIGKILLed in the middle of a check; PostgreSQL refusing connections (a proxy port
 the test closes) while predictions arrive; two slow anonymous clients against `make serve`'s nginx
-configuration; a version report over 1,000,000 logged records through `make serve`'s gunicorn
-(issue 32, item 8). The figures are printed (`pytest -s` shows them) and the invariants asserted."""
+configuration; a version report over 1,000,000 logged records through `make serve`'s gunicorn.
+The figures are printed (`pytest -s` shows them) and the invariants asserted."""
 
 from __future__ import annotations
 
@@ -680,7 +680,7 @@ def _pdf_text(pdf: bytes) -> str:
 def test_a_version_report_over_a_million_records_finishes_under_gunicorn_and_reads_back(
     committed_db, front, celery_worker_process, production, german, auditor, client
 ):
-    """Issue 32, item 8: a version whose log holds 1,000,000 sealed records (bench.logfill, the
+    """A version whose log holds 1,000,000 sealed records (bench.logfill, the
     fill bench-audit uses: leaves, MACs and seals as the application writes them). Through `make
     serve`'s gunicorn: the report job an auditor starts is rendered by the worker, and the report
     the API renders in the request itself finishes within gunicorn's timeout; both PDFs read
