@@ -21,7 +21,7 @@ from governance import findings, rules, workflow
 from governance.policies import active_policy, update_policy
 from lifecycle import demo_data
 from lifecycle.models import ModelVersion
-from serving import contest, oversight, personal
+from serving import contest, oversight, subject_keys
 from serving.models import DecisionReview, PredictionLog, SubjectKey
 from serving.predict import Caller, PredictionRequest, predict
 from serving.seals import seal_predictions
@@ -225,7 +225,7 @@ def test_erasure_needs_its_confirmation_and_the_decision_page_stays(
     german: Any, logreg: Any, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes, screenshots: Path,
 ) -> None:  # fmt: skip
     settings.LOG_KEK = "11" * 32
-    personal.forget_keys()
+    subject_keys.forget_keys()
     version = production(
         data_scientist, risk_officer, skops_bytes, train_csv, eval_csv,
         personal_features=["age", "sex"], subject_field="business_key",
