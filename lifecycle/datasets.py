@@ -83,3 +83,23 @@ def parse_csv(data: bytes, *, field: str) -> ParsedDataset:
     frame.columns = names
     columns = [{"name": name, "dtype": dtype_name(frame[name].dtype)} for name in names]
     return ParsedDataset(frame=frame, sha256=sha256_of(data), size=len(data), columns=columns, raw=data)
+
+
+# A text column with at most this many distinct values in the training and evaluation data is a
+# category: its values go into the input schema, and serving caps each text at the longest of
+# them (serving.inputs.text_cap). More distinct values than this is free text, capped by
+# SERVING_MAX_TEXT_CHARS alone.
+MAX_SCHEMA_CATEGORIES = 200
+
+
+def categories_of(name: str, *frames: pd.DataFrame) -> list[str] | None:
+    """The sorted distinct texts of a string column over the frames, or None when it has more
+    than MAX_SCHEMA_CATEGORIES (blanks left out)."""
+    seen: set[str] = set()
+    for frame in frames:
+        if name not in frame.columns:
+            continue
+        seen.update(str(v) for v in frame[name].dropna().unique())
+        if len(seen) > MAX_SCHEMA_CATEGORIES:
+            return None
+    return sorted(seen)

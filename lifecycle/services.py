@@ -17,7 +17,7 @@ from core.evidence import evidence
 from core.roles import DATA_SCIENTISTS, has_role
 from lifecycle import dataset_store, materiality
 from lifecycle.artifacts import inspect_artifact, read_verified_bytes
-from lifecycle.datasets import ParsedDataset
+from lifecycle.datasets import ParsedDataset, categories_of
 from lifecycle.errors import (
     ArtifactIntegrityError,
     Forbidden,
@@ -224,9 +224,14 @@ def _save_version(*, actor: Any, submission: Submission, dataset_source: str, wr
         f"artifacts/{registered.name}/v{number}-{inspected.sha256[:16]}.skops", ContentFile(s.artifact_bytes)
     )
     written.append(artifact_name)
-    evaluation = resolved["evaluation_data"][0]
+    evaluation, training = resolved["evaluation_data"][0], resolved["training_data"][0]
     dtypes = {c["name"]: c["dtype"] for c in evaluation.columns}
-    schema = [{"name": f, "dtype": dtypes[f]} for f in features]
+    schema: list[dict[str, Any]] = [{"name": f, "dtype": dtypes[f]} for f in features]
+    for column in schema:  # a text column's categories bound what serving logs of it
+        if column["dtype"] == "string":
+            found = categories_of(column["name"], training.frame, evaluation.frame)
+            if found is not None:
+                column["categories"] = found
     version = ModelVersion.objects.create(
         registered_model=registered,
         version=number,

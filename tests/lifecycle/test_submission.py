@@ -59,7 +59,7 @@ def test_data_scientist_submits_a_version_through_the_api(
     assert body["artifact"]["estimator_class"] == "sklearn.pipeline.Pipeline"
     assert [c["name"] for c in body["input_schema"]] == demo_data.NUMERIC + demo_data.CATEGORICAL
     assert {"name": "credit_amount", "dtype": "int64"} in body["input_schema"]
-    assert {"name": "sex", "dtype": "string"} in body["input_schema"]
+    assert {"name": "sex", "dtype": "string", "categories": ["female", "male"]} in body["input_schema"]
     assert body["lineage"]["training_dataset"]["sha256"] == __import__("hashlib").sha256(train_csv).hexdigest()
     assert body["lineage"]["evaluation_dataset"]["rows"] == 300
     assert body["sensitive_features"] == ["sex", "age_group"]

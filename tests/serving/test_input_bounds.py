@@ -86,3 +86,34 @@ def test_three_requests_of_huge_unknown_categories_add_nothing_to_the_log_but_th
     assert not PredictionLog.objects.filter(outcome="ok").exists()
     logged = sum(len(r.inputs_json) for r in PredictionLog.objects.all())
     assert logged < 4 * 70_000  # each refusal logs a bounded sample, not the 5 MB it was sent
+
+
+@pytest.mark.django_db
+def test_a_submitted_version_knows_its_categories_and_serving_caps_them(keyed, production, german, settings):
+    """The input schema records each text column's categories from the training and evaluation
+    data (lifecycle.datasets.categories_of), so serving caps such a field at its longest category
+    (at least 32 characters), well under SERVING_MAX_TEXT_CHARS."""
+    settings.SERVING_MAX_TEXT_CHARS = 1000
+    schema = {c["name"]: c for c in production.input_schema}
+    train, evaluation = german
+    seen = set(train["housing"].dropna()) | set(evaluation["housing"].dropna())
+    assert schema["housing"]["categories"] == sorted(seen)
+    assert "categories" not in schema["age"]
+    unseen = [{**rows(german, 1)[0], "housing": "a-tenure-the-model-never-saw"}]
+    assert predict(keyed, instances=unseen).status_code == 200  # an unseen category is answered
+    long = [{**rows(german, 1)[0], "housing": "h" * 33}]
+    refused = predict(keyed, instances=long)
+    assert refused.status_code == 400
+    assert "housing is longer than 32 characters" in refused.json()["error"]["message"]
+    assert PredictionLog.objects.filter(outcome="invalid").count() == 1
+
+
+def test_a_column_of_many_distinct_texts_is_free_text_not_a_category():
+    import pandas as pd
+
+    from lifecycle.datasets import MAX_SCHEMA_CATEGORIES, categories_of
+
+    few = pd.DataFrame({"city": ["Lyon", "Paris", None, "Lyon"]})
+    assert categories_of("city", few) == ["Lyon", "Paris"]
+    many = pd.DataFrame({"note": [f"text {i}" for i in range(MAX_SCHEMA_CATEGORIES + 1)]})
+    assert categories_of("note", many) is None
