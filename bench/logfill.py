@@ -25,15 +25,15 @@ WARM = 5_000  # subjects whose keys are made in one statement (6 parameters each
 
 def _warm_subject_keys(model_name: str, business_keys: list[str]) -> None:
     """Make the keys of these subjects (each business key its own subject) in one statement, as a
-    batch job's chunk does (serving.personal._write_keys), so that protect() finds them remembered
+    batch job's chunk does (serving.subject_keys.write_keys), so that protect() finds them remembered
     instead of making one per record."""
     from django.utils import timezone
 
-    from serving import personal
+    from serving import subject_keys
     from serving.log import keyed_hexdigests
 
     hashes = keyed_hexdigests([f"business-key\x1f{k}".encode() for k in business_keys])
-    personal._write_keys(model_name, set(hashes), personal.month_of(timezone.now()))
+    subject_keys.write_keys(model_name, set(hashes), subject_keys.month_of(timezone.now()))
 
 
 def fill_log(

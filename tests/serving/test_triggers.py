@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from serving.models import ApiKey, LegalHold
-from serving.personal import place_hold, release_hold
+from serving.erasure import place_hold, release_hold
 from serving.services import create_api_key, revoke_api_key
 
 
