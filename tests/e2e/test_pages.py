@@ -163,8 +163,8 @@ def serious_violations(page: Page) -> list[str]:
 
 
 def test_each_personas_main_page_has_no_serious_accessibility_violation(
-    page: Page, live_server: Any, data_scientist: Any, risk_officer: Any, auditor: Any, skops_bytes: bytes,
-    train_csv: bytes, eval_csv: bytes, screenshots: Path,
+    page: Page, live_server: Any, data_scientist: Any, risk_officer: Any, auditor: Any, case_officer: Any,
+    skops_bytes: bytes, train_csv: bytes, eval_csv: bytes, screenshots: Path,
 ) -> None:  # fmt: skip
     base = live_server.url
     in_production(data_scientist, risk_officer, "credit-line", skops_bytes, train_csv, eval_csv)
@@ -176,6 +176,7 @@ def test_each_personas_main_page_has_no_serious_accessibility_violation(
         risk_officer: ["/", "/admin/", "/admin/governance/versionreview/?status__exact=in_review"],
         auditor: ["/audit/"],
         validator: ["/"],
+        case_officer: ["/", "/oversight/"],
     }
     problems = {}
     for person, paths in pages.items():
