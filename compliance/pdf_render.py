@@ -9,14 +9,14 @@ other file, whatever the HTML says (a model card is user text)."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import mimetypes
 import os
-import signal
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from core import child
 
 BASE_URL = "https://report.invalid/"
 STATIC_PREFIX = BASE_URL + "static/"
@@ -96,23 +96,15 @@ def render_pdf_inline(
     return Rendered(pdf=pdf, refused=refused, fetched=fetched)
 
 
-def _child(
-    conn: Any,
+def _render(
     html: str,
     attachments: list[tuple[str, bytes, str]],
     static_roots: list[str],
     title: str,
-    moment: datetime | None = None,
-) -> None:
-    try:
-        rendered = render_pdf_inline(
-            html, attachments=attachments, static_roots=static_roots, title=title, moment=moment
-        )
-        conn.send(("ok", rendered))
-    except Exception as exc:  # sent back and raised as RenderError in the parent
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
+    moment: datetime | None,
+) -> Rendered:
+    """The child's work (core.child passes arguments by position)."""
+    return render_pdf_inline(html, attachments=attachments, static_roots=static_roots, title=title, moment=moment)
 
 
 _context: Any = None
@@ -121,18 +113,8 @@ _context: Any = None
 def _mp() -> Any:
     global _context
     if _context is None:
-        import billiard
-
-        context = billiard.get_context("forkserver")
-        context.set_forkserver_preload(["compliance.pdf_render", "weasyprint"])
-        _context = context
+        _context = child.forkserver(["compliance.pdf_render", "weasyprint"])
     return _context
-
-
-def _kill(process: Any) -> None:
-    """SIGKILL (billiard's processes have no kill()); a process already gone is fine."""
-    with contextlib.suppress(ProcessLookupError, TypeError):
-        os.kill(process.pid, signal.SIGKILL)
 
 
 def render_pdf(
@@ -144,26 +126,13 @@ def render_pdf(
     title: str = "",
     moment: datetime | None = None,
 ) -> Rendered:
-    """Render in a child process; kill it and raise RenderError after `timeout` seconds."""
-    ctx = _mp()
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(sender, html, attachments, static_roots, title, moment), daemon=True)
-    proc.start()
-    sender.close()
+    """Render in a child process (core.child); kill it and raise RenderError after `timeout` seconds."""
     try:
-        if not receiver.poll(timeout):
-            _kill(proc)
-            raise RenderError(f"rendering took longer than {timeout:g} s and was stopped")
-        try:
-            status, payload = receiver.recv()
-        except EOFError:
-            raise RenderError("the renderer stopped without a result") from None
-    finally:
-        receiver.close()
-        proc.join(timeout=5)
-        if proc.is_alive():
-            _kill(proc)
-            proc.join(timeout=5)
-    if status != "ok":
-        raise RenderError(payload)
-    return payload
+        rendered: Rendered = child.run(_mp(), _render, html, attachments, static_roots, title, moment, timeout=timeout)
+    except child.TimedOut:
+        raise RenderError(f"rendering took longer than {timeout:g} s and was stopped") from None
+    except child.Died:
+        raise RenderError("the renderer stopped without a result") from None
+    except child.Failed as exc:
+        raise RenderError(str(exc)) from None
+    return rendered
