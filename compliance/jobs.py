@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -18,16 +18,16 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from compliance import services
 from compliance.errors import ReportError
 from compliance.models import FINISHED, JobKind, JobStatus, ReportJob
 from core import audit
+from core import jobs as background
 from core.canonical import canonical_json
 from core.errors import DomainError
-from governance import jobs as background
 from lifecycle.models import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -195,9 +195,14 @@ def recent_jobs(*, kind: str, limit: int = 10) -> list[ReportJob]:
 
 def stranded_jobs(*, now: datetime, queued_for: int, running_for: int) -> QuerySet[ReportJob]:
     """Jobs nobody works on: their task was lost with the broker, or their worker died."""
-    queued = Q(status=JobStatus.QUEUED, created_at__lt=now - timedelta(seconds=queued_for))
-    running = Q(status=JobStatus.RUNNING, started_at__lt=now - timedelta(seconds=running_for))
-    return ReportJob.objects.filter(queued | running)
+    return background.stranded(
+        ReportJob.objects.all(),
+        now=now,
+        queued=(JobStatus.QUEUED, "created_at"),
+        running=(JobStatus.RUNNING, "started_at"),
+        queued_for=queued_for,
+        running_for=running_for,
+    )
 
 
 def job_state(job: ReportJob) -> dict[str, Any]:

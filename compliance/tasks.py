@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from compliance import checkpoints, incidents
 from compliance import jobs as report_jobs
-from governance import jobs
+from core import jobs
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)

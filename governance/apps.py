@@ -6,5 +6,5 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
-        # Registers the Celery task behind each job the workflow asks for (governance.jobs).
+        # Registers the Celery task behind each job the workflow asks for (core.jobs).
         from governance import tasks  # noqa: F401

@@ -12,9 +12,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core import audit
+from core import audit, jobs
 from core.models import AuditEvent
-from governance import jobs, operations
+from governance import operations
 from governance.policies import active_policy
 from governance.rules import EXPIRED_PREFIX
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion

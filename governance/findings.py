@@ -10,10 +10,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core import audit
+from core import audit, jobs
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS, has_role
-from governance import jobs
 from governance.errors import WorkflowError
 from governance.models import Finding, FindingComment, Severity
 from lifecycle.errors import Forbidden, NotFound

@@ -11,11 +11,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core import audit
+from core import audit, jobs
 from core.canonical import canonical_json, sha256_json
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS
-from governance import bindings, jobs, rules
+from governance import bindings, rules
 from governance.models import (
     Decision,
     DecisionKind,

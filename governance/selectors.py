@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from core import jobs
 from core.models import AuditEvent
 from core.periods import in_period
 from governance.models import CheckKind, CheckRun, CheckStatus, Decision, DecisionKind, Deployment
@@ -68,7 +69,11 @@ def audit_events(
 def stranded_checks(*, now: Any, queued_for: float, running_for: float) -> QuerySet[CheckRun]:
     """Checks nobody is working on: queued longer than `queued_for` seconds (their task was never
     sent, or lost with a broker), or running longer than `running_for` (their worker died)."""
-    return CheckRun.objects.filter(
-        Q(status=CheckStatus.QUEUED, queued_at__lt=now - timedelta(seconds=queued_for))
-        | Q(status=CheckStatus.RUNNING, started_at__lt=now - timedelta(seconds=running_for))
-    ).order_by("pk")
+    return jobs.stranded(
+        CheckRun.objects.all(),
+        now=now,
+        queued=(CheckStatus.QUEUED, "queued_at"),
+        running=(CheckStatus.RUNNING, "started_at"),
+        queued_for=queued_for,
+        running_for=running_for,
+    )

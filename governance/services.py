@@ -7,11 +7,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core import audit
+from core import audit, jobs
 from core.errors import Forbidden
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS, has_role
-from governance import integrity, jobs, rules, selectors
+from governance import integrity, rules, selectors
 from governance.errors import WorkflowError
 from governance.models import CheckRun, FairnessRequirement
 from lifecycle.models import ModelVersion, RegisteredModel, RiskTier

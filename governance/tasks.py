@@ -9,7 +9,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from governance import checks, expiry, integrity, jobs, notifications, selectors, workflow
+from core import jobs
+from governance import checks, expiry, integrity, notifications, selectors, workflow
 from governance.models import CheckStatus
 
 

@@ -19,10 +19,10 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from core import audit
+from core import audit, jobs
 from core.errors import DomainError
 from core.evidence import evidence
-from governance import bindings, jobs, materiality, rules
+from governance import bindings, materiality, rules
 from governance.errors import WorkflowError
 from governance.models import (
     FINISHED_CHECK_STATUSES,

@@ -6,5 +6,5 @@ class ServingConfig(AppConfig):
     verbose_name = "Serving"
 
     def ready(self) -> None:
-        # registers the batch jobs' tasks with governance.jobs (as governance.tasks does its own)
+        # registers the batch jobs' tasks with core.jobs (as governance.tasks does its own)
         from serving import tasks  # noqa: F401

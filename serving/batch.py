@@ -29,10 +29,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import audit
+from core import audit, jobs
 from core.errors import DomainError
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
-from governance import jobs
 from lifecycle.dataset_store import copy_dataset_to
 from lifecycle.models import Dataset, ModelVersion
 from serving import batch_inputs, personal, selectors

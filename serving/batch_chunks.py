@@ -18,9 +18,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import audit
+from core import audit, jobs
 from core.errors import DomainError
-from governance import jobs
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion, RegisteredModel
 from serving import batch_inputs, engine, log, personal

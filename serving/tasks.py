@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from governance import jobs
+from core import jobs
 from serving import batch, batch_chunks, batch_inputs, erasure, seals
 
 

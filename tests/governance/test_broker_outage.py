@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from governance import jobs, tasks
+from core import jobs
+from governance import tasks
 from governance.models import CheckRun
 from lifecycle.models import Status
 

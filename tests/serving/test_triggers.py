@@ -10,8 +10,8 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from serving.models import ApiKey, LegalHold
 from serving.erasure import place_hold, release_hold
+from serving.models import ApiKey, LegalHold
 from serving.services import create_api_key, revoke_api_key
 
 

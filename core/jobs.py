@@ -10,13 +10,16 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import redis.exceptions
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import Q, QuerySet
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=models.Model)
 _senders: dict[str, Callable[..., Any]] = {}
 
 # What sending raises when the broker is down. The change has committed by then, so the request
@@ -43,3 +46,23 @@ def _send(name: str, *args: Any) -> None:
         log.warning(
             "job %s%r was not sent, the broker is unavailable (%s); the periodic sweep sends it", name, args, exc
         )
+
+
+def stranded(
+    rows: QuerySet[M],
+    *,
+    now: datetime,
+    queued: tuple[str, str],
+    running: tuple[str, str],
+    queued_for: float,
+    running_for: float,
+) -> QuerySet[M]:
+    """The rows of background work nobody is working on, for a sweep to send again: in status
+    `queued[0]` since before `queued_for` seconds by their `queued[1]` time (the task was never
+    sent, or lost with the broker), or in status `running[0]` since before `running_for` seconds
+    by their `running[1]` time (the worker died). Every sweep asks this one rule."""
+    (queued_status, queued_at), (running_status, started_at) = queued, running
+    return rows.filter(
+        Q(status=queued_status, **{f"{queued_at}__lt": now - timedelta(seconds=queued_for)})
+        | Q(status=running_status, **{f"{started_at}__lt": now - timedelta(seconds=running_for)})
+    ).order_by("pk")
