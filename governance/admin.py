@@ -5,6 +5,7 @@ rules again and audits refusals)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -140,6 +141,35 @@ ACTION_LABELS = {
     "shadow": "Put in shadow (replay production's traffic)",
     "end_shadow": "End the shadow",
     "retire": "Retire",
+}
+
+
+def _end_shadows(version: ModelVersion, actor: Any) -> None:
+    for running in version.shadows.filter(ended_at__isnull=True):
+        shadows.end_shadow(running.pk, actor=actor)
+
+
+# What each button of the review page does: one entry per name in rules.ACTIONS (the buttons, in
+# the order pages show them; a test keeps the two equal), and the tier form beside them.
+REVIEW_VERBS: dict[str, Callable[[ModelVersion, Any, str, HttpRequest], object]] = {
+    "approve": lambda v, who, text, request: workflow.approve_version(
+        v.pk, actor=who, justification=text, override=request.POST.get("override") == "on"
+    ),
+    "reject": lambda v, who, text, _: workflow.reject_version(v.pk, actor=who, justification=text),
+    "request_changes": lambda v, who, text, _: workflow.request_changes(v.pk, actor=who, justification=text),
+    "deploy": lambda v, who, text, _: workflow.deploy_version(v.pk, actor=who, justification=text),
+    "rollback": lambda v, who, text, _: operations.rollback_model(v.registered_model_id, actor=who, justification=text),
+    "suspend": lambda v, who, text, _: operations.suspend_version(v.pk, actor=who, reason=text),
+    "reinstate": lambda v, who, text, _: operations.reinstate_version(v.pk, actor=who, justification=text),
+    "recertify": lambda v, who, text, _: operations.recertify_version(
+        v.pk, actor=who, justification=text, snapshot=snapshots.take(v)
+    ),
+    "shadow": lambda v, who, text, _: shadows.start_shadow(v.pk, actor=who, justification=text),
+    "end_shadow": lambda v, who, text, _: _end_shadows(v, who),
+    "retire": lambda v, who, text, _: operations.retire_version(v.pk, actor=who, justification=text),
+    "set_tier": lambda v, who, text, request: services.set_risk_tier(
+        v.registered_model_id, actor=who, tier=request.POST.get("tier", ""), justification=text
+    ),
 }
 
 
@@ -279,47 +309,16 @@ class VersionReviewAdmin(OfficerReadOnlyAdmin):
         back = reverse("admin:governance_versionreview_change", args=[version.pk])
         action = request.POST.get("action", "")
         justification = request.POST.get("justification", "")
-        override = request.POST.get("override") == "on"
         try:
-            if action == "approve":
-                workflow.approve_version(version.pk, actor=request.user, justification=justification, override=override)
-            elif action == "reject":
-                workflow.reject_version(version.pk, actor=request.user, justification=justification)
-            elif action == "request_changes":
-                workflow.request_changes(version.pk, actor=request.user, justification=justification)
-            elif action == "deploy":
-                workflow.deploy_version(version.pk, actor=request.user, justification=justification)
-            elif action == "rollback":
-                operations.rollback_model(version.registered_model_id, actor=request.user, justification=justification)
-            elif action == "suspend":
-                operations.suspend_version(version.pk, actor=request.user, reason=justification)
-            elif action == "reinstate":
-                operations.reinstate_version(version.pk, actor=request.user, justification=justification)
-            elif action == "recertify":
-                operations.recertify_version(
-                    version.pk, actor=request.user, justification=justification, snapshot=snapshots.take(version)
-                )
-            elif action == "set_tier":
-                services.set_risk_tier(
-                    version.registered_model_id,
-                    actor=request.user,
-                    tier=request.POST.get("tier", ""),
-                    justification=justification,
-                )
-            elif action == "requeue_checks":
+            if action == "requeue_checks":
                 requeued = services.requeue_checks(version.pk, actor=request.user)
                 messages.success(request, f"{len(requeued)} stuck check(s) sent to the workers again.")
                 return HttpResponseRedirect(back)
-            elif action == "shadow":
-                shadows.start_shadow(version.pk, actor=request.user, justification=justification)
-            elif action == "end_shadow":
-                for running in version.shadows.filter(ended_at__isnull=True):
-                    shadows.end_shadow(running.pk, actor=request.user)
-            elif action == "retire":
-                operations.retire_version(version.pk, actor=request.user, justification=justification)
-            else:
+            verb = REVIEW_VERBS.get(action)
+            if verb is None:
                 messages.error(request, f"Unknown action {action!r}.")
                 return HttpResponseRedirect(back)
+            verb(version, request.user, justification, request)
         except DomainError as exc:
             messages.error(request, f"Refused: {exc.message}")
             request.session[TYPED_JUSTIFICATION] = {"for": version.pk, "action": action, "text": justification}
@@ -337,7 +336,9 @@ class VersionReviewAdmin(OfficerReadOnlyAdmin):
                 request, f"Approval {done} of {required} recorded; another risk officer must approve {version}."
             )
         else:
-            flagged = " (override of failed checks)" if action == "approve" and override else ""
+            flagged = (
+                " (override of failed checks)" if action == "approve" and request.POST.get("override") == "on" else ""
+            )
             messages.success(
                 request, f"{DONE_LABELS[action]}{flagged}: {version} is now {version.get_status_display().lower()}."
             )

@@ -131,3 +131,12 @@ def test_review_page_links_the_compliance_report_which_downloads(
         job_page = client.post("/audit/jobs/", report)["Location"]
     response = client.get(job_page + "result")
     assert response.status_code == 200 and response.content.startswith(b"%PDF-")
+
+
+def test_every_review_button_has_its_verb_and_nothing_else_is_one():
+    """The review page's buttons come from rules.ACTIONS; the admin's table of what each does
+    (governance.admin.REVIEW_VERBS) names each of them, plus the tier form, and nothing more."""
+    from governance import rules
+    from governance.admin import REVIEW_VERBS
+
+    assert set(REVIEW_VERBS) == {name for name, _ in rules.ACTIONS} | {"set_tier"}
