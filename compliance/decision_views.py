@@ -7,9 +7,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
-from compliance import oversight_views, receipts
+from compliance import explanation_chart, oversight_views, receipts
 from compliance.views import _require_auditor, pdf_response
 from core.errors import DomainError
 from governance import rules
@@ -65,6 +66,8 @@ def decision_detail(request: HttpRequest, prediction_id: str) -> HttpResponse:
         "inputs": list(inputs[row].items()),
         "decision": record.outputs["predictions"][row],
         "e": explanation,
+        # (SVG built from numbers and escaped names only)
+        "waterfall": mark_safe(explanation_chart.waterfall(explanation)),  # noqa: S308
         "erased": erased,
         "proof": receipts.verified_proof(record),
         "reviews": DecisionReview.objects.filter(record=record, row=row).order_by("seq"),

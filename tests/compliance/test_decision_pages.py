@@ -45,3 +45,22 @@ def test_data_scientists_do_not_see_decision_pages_and_officers_find_the_box_in_
     risk_officer.save()
     client.force_login(risk_officer)
     assert 'id="find-decision"' in client.get("/admin/").content.decode()
+
+
+def test_the_decision_page_draws_the_explanation_as_a_waterfall_that_adds_up(keyed, declined, auditor):  # noqa: F811
+    """The bars start at the base value and end at the output: what the explanation API gives,
+    drawn (compliance.explanation_chart), each feature's contribution in its title."""
+    import re
+
+    explanation = keyed.get(f"/api/v1/predictions/{declined}/explanation").json()
+    client = Client()
+    client.force_login(auditor)
+    page = client.get(f"/audit/decisions/{declined}/").content.decode()
+    chart = page[page.index('<figure id="waterfall">') : page.index("</figure>")]
+    assert f"{explanation['base_value']:.4f}" in chart and f"{explanation['value']:.4f}" in chart
+    drawn = [float(v) for v in re.findall(r"<title>[^<:]+: ([+-][0-9.]+)</title>", chart)]
+    contributions = explanation["contributions"]
+    assert len(drawn) == min(len(contributions), 11)
+    assert abs(explanation["base_value"] + sum(drawn) - explanation["value"]) < 1e-3
+    biggest = max(contributions, key=lambda name: abs(contributions[name]))
+    assert f"<title>{biggest}: " in chart
