@@ -132,6 +132,9 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static", ("examples", BASE_DIR / "examples")]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
+# Files kept across a refused version form, encrypted, for a day (lifecycle.staging): apart from
+# MEDIA_ROOT, which holds only what was saved.
+STAGED_UPLOAD_DIR = env.path("STAGED_UPLOAD_DIR", default=BASE_DIR / "var" / "staged")
 MEDIA_URL = "media/"  # never served by URL: artifacts are read only through lifecycle.artifacts
 
 # Uploads bigger than this go to a temporary file instead of memory, in FILE_UPLOAD_TEMP_DIR

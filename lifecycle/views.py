@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from core.errors import DomainError
 from core.roles import DATA_SCIENTISTS, has_role, roles_of
-from lifecycle import selectors, services, submission
+from lifecycle import selectors, services, staging, submission
 from lifecycle.errors import SubmissionInvalid
 from lifecycle.forms import EditDraftForm, RegisterModelForm, VersionForm
 from lifecycle.models import CARD_FIELDS, Dataset, ModelVersion, RegisteredModel
@@ -29,6 +29,38 @@ def _apply_errors(form: Any, exc: DomainError) -> None:
     for field, msgs in errors.items():
         for msg in msgs:
             form.add_error(field if field in form.fields else None, msg)
+
+
+# Each staged upload field, and the registry choice that replaces it.
+_REGISTRY_CHOICE = {"artifact": "", "training_data": "training_dataset", "evaluation_data": "evaluation_dataset"}
+
+
+def _with_staged(request: HttpRequest) -> Any:
+    """The post's files, plus the files kept from its last try (lifecycle.staging) for every
+    field where no new file was chosen nor a registry dataset picked."""
+    files = request.FILES.copy()
+    for field in staging.FIELDS:
+        token = request.POST.get(f"staged_{field}", "")
+        choice = _REGISTRY_CHOICE[field]
+        if not token:
+            continue
+        if field in files or (choice and request.POST.get(choice)):
+            staging.discard(request.session, token)  # replaced
+            continue
+        upload = staging.load(request.session, token)
+        if upload is not None:
+            files[field] = upload
+    return files
+
+
+def _stage_good_files(request: HttpRequest, form: Any, files: Any) -> None:
+    """After a refusal: keep the files that were not themselves the problem."""
+    staging.sweep()
+    for field in staging.FIELDS:
+        if field in files and field not in form.errors:
+            staging.stage(request.session, field, files[field])
+        elif field in form.errors and field in staging.kept(request.session):
+            staging.discard(request.session, staging.kept(request.session)[field].token)
 
 
 @login_required
@@ -66,7 +98,10 @@ def version_create(request: HttpRequest, name: str) -> HttpResponse:
     if not has_role(request.user, DATA_SCIENTISTS):
         raise PermissionDenied("Only data scientists add versions.")
     model = get_object_or_404(RegisteredModel, name=name)
-    form = VersionForm(request.POST or None, request.FILES or None)
+    files = _with_staged(request) if request.method == "POST" else None
+    if request.method != "POST":
+        staging.discard_all(request.session)  # a fresh form starts with nothing kept
+    form = VersionForm(request.POST or None, files)
     status = 200
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -98,10 +133,13 @@ def version_create(request: HttpRequest, name: str) -> HttpResponse:
             _apply_errors(form, exc)
             status = exc.status
         else:
+            staging.discard_all(request.session)
             messages.success(request, f"Saved {version} as a draft. Check it, then submit it for review.")
             return redirect(version.get_absolute_url())
     elif request.method == "POST":
         status = 400
+    if request.method == "POST" and files is not None:
+        _stage_good_files(request, form, files)
     columns = {str(d.pk): d.column_names for d in Dataset.objects.all()}
     context = {
         "form": form,
@@ -109,6 +147,7 @@ def version_create(request: HttpRequest, name: str) -> HttpResponse:
         "dataset_columns": columns,
         "has_datasets": form.fields["training_dataset"].queryset.exists(),  # type: ignore[attr-defined]
         "card_fields": [form[name] for name in CARD_FIELDS],
+        "kept": staging.kept(request.session),
     }
     return render(request, "lifecycle/version_form.html", context, status=status)
 
