@@ -144,7 +144,7 @@ class DemoAwareLoginView(auth_views.LoginView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         if settings.DEMO_LOGINS:
-            from compliance.management.commands.seed_demo import PASSWORD, USERS
+            from config.management.commands.seed_demo import PASSWORD, USERS
 
             named = {u: [r.removesuffix("s").replace("-", " ") for r in roles] for u, _, _, roles in USERS}
             logins = [(u, " and ".join(roles)) for u, roles in named.items()]

@@ -75,7 +75,7 @@ def test_the_demos_batch_bar_moves_while_its_worker_scores(demo: str, tmp_path: 
         page.set_default_timeout(20_000)
         page.goto(f"{demo}/login/")
         logins = page.locator("#demo-logins tbody tr td:first-child")
-        expect(logins).to_have_text(["dana", "sam", "rita", "omar", "audrey", "valerie", "admin"])
+        expect(logins).to_have_text(["dana", "sam", "rita", "omar", "audrey", "valerie", "cora", "admin"])
         page.screenshot(path=str(screenshots / "pages-demo-login-1280.png"), full_page=True)
         page.fill("#id_username", "dana")
         page.fill("#id_password", "demo-password-2026")
