@@ -11,7 +11,7 @@ from typing import Any
 UP, DOWN = "#1f6f50", "#b3261e"  # raises / lowers the output (contrast >= 4.5:1 on white)
 
 
-def waterfall(explanation: dict[str, Any], *, top: int = 10, width: int = 620) -> str:
+def waterfall(explanation: dict[str, Any], *, top: int = 10, width: int = 440) -> str:
     """An SVG waterfall of `explanation` (serving.decisions' payload: base_value, value, output,
     contributions), or "" when it has no contributions."""
     contributions: dict[str, float] = explanation.get("contributions") or {}
@@ -30,7 +30,7 @@ def waterfall(explanation: dict[str, Any], *, top: int = 10, width: int = 620) -
     low = min([base, value, *(min(a, b) for _, a, b, _ in steps)])
     high = max([base, value, *(max(a, b) for _, a, b, _ in steps)])
     span = (high - low) or 1.0
-    label_w, pad_r, row_h, pad_t = 190, 70, 22, 30
+    label_w, pad_r, row_h, pad_t = 150, 58, 22, 30
     plot_w = width - label_w - pad_r
     height = pad_t + row_h * (len(steps) + 2) + 44
 
@@ -42,7 +42,7 @@ def waterfall(explanation: dict[str, Any], *, top: int = 10, width: int = 620) -
         f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}" class="chart waterfall" font-family="system-ui, sans-serif">',
         f"<title>{escape(title)}</title>",
-        f'<text x="0" y="14" font-size="12" font-weight="600" fill="#1d2330">{escape(title[:90])}</text>',
+        f'<text x="0" y="14" font-size="12" font-weight="600" fill="#1d2330">{escape(title[:64])}</text>',
     ]
     rows = [("base value", base, base, 0.0), *steps, ("output", value, value, 0.0)]
     for i, (name, start, end, c) in enumerate(rows):
@@ -50,7 +50,7 @@ def waterfall(explanation: dict[str, Any], *, top: int = 10, width: int = 620) -
         mid = top_y + row_h / 2 + 4
         out.append(
             f'<text x="{label_w - 8}" y="{mid:.1f}" font-size="11" text-anchor="end" fill="#1d2330">'
-            f"{escape(str(name)[:32])}</text>"
+            f"{escape(str(name)[:24])}</text>"
         )
         if name in ("base value", "output") and i in (0, len(rows) - 1):
             out.append(
@@ -76,7 +76,7 @@ def waterfall(explanation: dict[str, Any], *, top: int = 10, width: int = 620) -
     legend_y = axis_y + 28
     out.append(f'<rect x="{label_w}" y="{legend_y - 9}" width="10" height="10" fill="{UP}"/>')
     out.append(f'<text x="{label_w + 14}" y="{legend_y}" font-size="10" fill="#1d2330">raises the output</text>')
-    out.append(f'<rect x="{label_w + 130}" y="{legend_y - 9}" width="10" height="10" fill="{DOWN}"/>')
-    out.append(f'<text x="{label_w + 144}" y="{legend_y}" font-size="10" fill="#1d2330">lowers the output</text>')
+    out.append(f'<rect x="{label_w + 120}" y="{legend_y - 9}" width="10" height="10" fill="{DOWN}"/>')
+    out.append(f'<text x="{label_w + 134}" y="{legend_y}" font-size="10" fill="#1d2330">lowers the output</text>')
     out.append("</svg>")
     return "".join(out)
