@@ -42,6 +42,16 @@ def may_work_queue(actor: Any) -> bool:
     return bool(roles_of(actor) & {CASE_OFFICERS, RISK_OFFICERS})
 
 
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 @transaction.atomic
 def set_oversight_rule(
     *,
@@ -62,6 +72,8 @@ def set_oversight_rule(
     text = (justification or "").strip()
     if not text:
         raise ServingError("An oversight rule needs a written justification.", status=400, code="invalid_input")
+    if _holds_nul(text) or _holds_nul(segments):  # (PostgreSQL text and jsonb cannot hold it)
+        raise ServingError("The rule holds a NUL character; remove it.", status=400, code="invalid_input")
     if band is not None and not 0 < band <= 0.5:
         raise ServingError(
             "The band is a distance from 0.5, above 0 and at most 0.5.", status=400, code="invalid_input"
