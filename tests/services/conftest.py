@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from tests.serving.conftest import client_key, keyed, production  # noqa: F401  (fixtures: a deployed version, an API key)
@@ -122,25 +122,58 @@ def committed_db(transactional_db: None) -> Iterator[None]:
         for table in APPEND_ONLY_TABLES:
             cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
     yield
-    _wait_for_other_sessions()
+    _wait_for_the_worker_to_settle()
     with connection.cursor() as cursor:
         for table in APPEND_ONLY_TABLES:
             cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+    _flush_until_it_holds()
 
 
-def _wait_for_other_sessions(timeout: float = 30.0) -> None:
-    """Before the flush after a test: let the worker (or a server) finish what the test left it
-    doing (a notification, a webhook dispatch), so that TRUNCATE does not deadlock with it."""
-    deadline = time.monotonic() + timeout
+def _other_active_sessions() -> int:
     with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
-            )
-            if cursor.fetchone()[0] == 0:
-                return
-            time.sleep(0.1)
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def _queued_tasks() -> int:
+    import redis
+
+    client = redis.Redis.from_url(django_settings.CELERY_BROKER_URL, socket_connect_timeout=5)
+    return sum(int(client.llen(name)) for name in client.scan_iter(match="celery*", _type="list"))
+
+
+def _wait_for_the_worker_to_settle(timeout: float = 150.0) -> None:
+    """Before the flush after a test: let the worker (or a server) finish what the test left it
+    doing (checks, batch chunks, webhook deliveries the demo queues), so that TRUNCATE does not
+    deadlock with it: nothing queued and no other session busy, twice in a row."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
+        quiet = quiet + 1 if _queued_tasks() == 0 and _other_active_sessions() == 0 else 0
+        time.sleep(0.2)
+
+
+def _flush_until_it_holds(attempts: int = 4) -> None:
+    """The test's own flush (pytest-django's follows on empty tables). A session that is still busy
+    can deadlock with TRUNCATE: wait and try again, and before the last try end the other sessions
+    on this database (the worker reconnects on its next task)."""
+    for attempt in range(attempts):
+        if attempt == attempts - 1:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+        try:
+            call_command("flush", verbosity=0, interactive=False, inhibit_post_migrate=True)
+            return
+        except CommandError:
+            if attempt == attempts - 1:
+                raise
+            _wait_for_the_worker_to_settle(timeout=30.0)
 
 
 def log_keys_env() -> dict[str, str]:
