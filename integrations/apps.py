@@ -6,8 +6,7 @@ class IntegrationsConfig(AppConfig):
     verbose_name = "Integrations"
 
     def ready(self) -> None:
-        # The webhook outbox is woken when an audit event it maps commits (the MLflow lineage rows
-        # are evidence: their ledger class is declared on the model).
+        # The webhook outbox is woken when an audit event it maps commits.
         from core import audit
         from integrations import outbox, tasks  # noqa: F401  (tasks register their jobs)
 

@@ -1,5 +1,4 @@
-"""Webhook endpoints, their deliveries and every attempt; the outbox's watermark; and the MLflow
-lineage of imported versions (kept here so the registry's own tables stay as they are)."""
+"""Webhook endpoints, their deliveries and every attempt, and the outbox's watermark."""
 
 from __future__ import annotations
 
