@@ -18,6 +18,7 @@ from compliance import reports
 from compliance.checkpoints import public_key
 from compliance.errors import ReportError
 from core import audit
+from core.actors import Actor
 from core.canonical import ApiJSONEncoder
 from core.checkpoints import CheckpointError, open_checkpoint, read_log
 from core.models import AuditEvent
@@ -121,7 +122,7 @@ def _plain_language(version: Any, data: dict[str, Any], reviews: list[DecisionRe
 
 
 def receipt_context(
-    record: PredictionLog, row: int, *, actor: Any, api_key: Any = None
+    record: PredictionLog, row: int, *, actor: Actor, api_key: Any = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     version = record.version
     if version is None or record.outcome != "ok":
@@ -217,7 +218,7 @@ def receipt_context(
     return context, evidence
 
 
-def generate_receipt(record: PredictionLog, row: int, *, actor: Any, api_key: Any = None) -> reports.Report:
+def generate_receipt(record: PredictionLog, row: int, *, actor: Actor, api_key: Any = None) -> reports.Report:
     """Render the receipt of one decision and record its SHA-256 in the audit trail; only for
     those who may read the decision (serving.decisions.read_rule)."""
     decisions.require_read(record, actor=actor, api_key=api_key)

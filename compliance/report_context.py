@@ -18,6 +18,7 @@ from compliance import report_charts, report_tables
 from compliance.evidence import verify_evidence
 from compliance.lineage import build_lineage, lineage_svg
 from core import audit
+from core.actors import Actor
 from core.canonical import ApiJSONEncoder
 from core.models import AuditEvent
 from governance import overlays, review
@@ -187,7 +188,7 @@ def _monitoring(version: ModelVersion) -> dict[str, Any]:
     }
 
 
-def version_report(version: ModelVersion, *, actor: Any = None) -> tuple[dict, dict]:
+def version_report(version: ModelVersion, *, actor: Actor = None) -> tuple[dict, dict]:
     """(context, evidence) of a version's report, as of the newest audit event that is not a
     reading: no generation time or requester in it (the audit event of the download names them),
     so the same inputs give the same bytes."""
@@ -381,7 +382,7 @@ def _volumes(*, since: datetime, until: datetime) -> tuple[list[dict[str, Any]],
     return ordered(traffic), ordered(shadow)
 
 
-def period_report(*, since: datetime, until: datetime, actor: Any = None) -> tuple[dict, dict]:
+def period_report(*, since: datetime, until: datetime, actor: Actor = None) -> tuple[dict, dict]:
     """(context, evidence) of the governance report of [since, until), as of the newest audit
     event before `until` that is not a reading: the same period and trail give the same bytes."""
     point = report_point(before=until)

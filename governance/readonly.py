@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 
 from core import audit
+from core.actors import Actor
 from core.roles import AUDITORS, roles_of
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -25,6 +26,6 @@ def is_refused_write(user: Any, method: str | None, path: str = "") -> bool:
     return method not in SAFE_METHODS and roles_of(user) == {AUDITORS}
 
 
-def record_refused_write(*, actor: Any, method: str, path: str) -> None:
+def record_refused_write(*, actor: Actor, method: str, path: str) -> None:
     with transaction.atomic():
         audit.record(audit.AUDITOR_WRITE_REFUSED, actor=actor, data={"method": method, "path": path[:500]})

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from core import audit
+from core.actors import Actor
 from core.canonical import canonical_json, sha256_json
 from core.evidence import evidence
 from core.roles import CASE_OFFICERS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
@@ -197,7 +198,7 @@ def _compute(record: PredictionLog, row: int) -> dict[str, Any]:
     return data
 
 
-def explanation_of(record: PredictionLog, row: int, *, actor: Any, api_key: ApiKey | None = None) -> Explanation:
+def explanation_of(record: PredictionLog, row: int, *, actor: Actor, api_key: ApiKey | None = None) -> Explanation:
     """The stored explanation of one logged row; computed, stored and audited on first request
     (the same answer every call after that). Concurrent first requests store it once. Only for
     those who may read the decision (read_rule): it repeats the row's values."""
@@ -250,7 +251,7 @@ def _stored(record: PredictionLog) -> PredictionLog:
     return PredictionLog.objects.select_related("version").get(public_id=record.public_id)
 
 
-def read_rule(record: PredictionLog, *, actor: Any, api_key: ApiKey | None = None) -> rules.Rule:
+def read_rule(record: PredictionLog, *, actor: Actor, api_key: ApiKey | None = None) -> rules.Rule:
     """Who may read this decision's data and its personal values (governance.rules.can_read_decision):
     every view of a decision (record, explanation, receipt, reviews) asks this."""
     if api_key is None:  # an API key authenticates as itself, or as its user (serving.authentication)
@@ -259,7 +260,7 @@ def read_rule(record: PredictionLog, *, actor: Any, api_key: ApiKey | None = Non
     return rules.can_read_decision(actor, received_it=received_it)
 
 
-def require_read(record: PredictionLog, *, actor: Any, api_key: ApiKey | None = None) -> None:
+def require_read(record: PredictionLog, *, actor: Actor, api_key: ApiKey | None = None) -> None:
     rule = read_rule(record, actor=actor, api_key=api_key)
     if not rule:
         raise ServingError(rule.reason, status=403, code="forbidden")
@@ -289,7 +290,14 @@ def _decision_problem(record: PredictionLog, value: Any) -> str:
 
 @transaction.atomic
 def review_decision(
-    *, record: PredictionLog, row: int, action: str, final_decision: Any, justification: str, reviewer: str, actor: Any
+    *,
+    record: PredictionLog,
+    row: int,
+    action: str,
+    final_decision: Any,
+    justification: str,
+    reviewer: str,
+    actor: Actor,
 ) -> DecisionReview:
     """Record a person's review of one automated decision: confirmed (the final decision is the
     model's) or overridden (a different final decision), never by the version's creator or
