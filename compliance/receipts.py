@@ -27,7 +27,7 @@ from governance.models import Decision, DecisionKind
 from serving import contest, decisions, merkle, personal, seals
 from serving.errors import ServingError
 from serving.log import record_leaf
-from serving.models import Contestation, DecisionReview, PredictionLog, PredictionSeal
+from serving.models import Contestation, DecisionReview, Outcome, PredictionLog, PredictionSeal, ReviewAction
 
 CARD_SUMMARY = ("intended_use", "out_of_scope_uses", "caveats_and_recommendations")
 
@@ -114,7 +114,7 @@ def _plain_language(version: Any, data: dict[str, Any], reviews: list[DecisionRe
         parts.append("The outcome was the favourable one.")
     if reviews:
         last = reviews[-1]
-        verb = "confirmed" if last.action == "confirmed" else "changed"
+        verb = "confirmed" if last.action == ReviewAction.CONFIRMED else "changed"
         parts.append(f"A person reviewed the decision and {verb} it (final decision: {final}).")
     else:
         parts.append("No person has reviewed this decision yet; you may ask for a human review.")
@@ -125,7 +125,7 @@ def receipt_context(
     record: PredictionLog, row: int, *, actor: Actor, api_key: Any = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     version = record.version
-    if version is None or record.outcome != "ok":
+    if version is None or record.outcome != Outcome.OK:
         raise ReportError("Only an answered prediction has a receipt.", status=409)
     try:
         explanation = decisions.explanation_of(record, row, actor=actor, api_key=api_key)

@@ -32,7 +32,7 @@ from monitoring import charts as monitoring_charts
 from monitoring import selectors as monitoring_selectors
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
-from serving.models import BatchJob, LogSource, PredictionLog, PredictionSeal
+from serving.models import BatchJob, LogSource, Outcome, PredictionLog, PredictionSeal
 
 MAX_SEALS_SHOWN = 40
 
@@ -226,7 +226,7 @@ def version_report(version: ModelVersion, *, actor: Actor = None) -> tuple[dict,
         "monitoring": monitoring,
         "overlays": [overlays.overlay_data(o, at=now) for o in overlays.in_force(version.registered_model_id, at=now)],
     }
-    onnx = next((c for c in api["checks"] if c["kind"] == "onnx"), None)
+    onnx = next((c for c in api["checks"] if c["kind"] == CheckKind.ONNX), None)
     context = {
         "title": f"Compliance report: {version}",
         "v": version,
@@ -362,8 +362,8 @@ def _volumes(*, since: datetime, until: datetime) -> tuple[list[dict[str, Any]],
         .values("model_name", "version_number", "source")
         .annotate(
             requests=Count("id"),
-            rows=Sum("n_rows", filter=Q(outcome="ok")),
-            refused=Count("id", filter=~Q(outcome="ok")),
+            rows=Sum("n_rows", filter=Q(outcome=Outcome.OK)),
+            refused=Count("id", filter=~Q(outcome=Outcome.OK)),
         )
     )
     for row in grouped:

@@ -33,7 +33,7 @@ from core.roles import AUDITORS, RISK_OFFICERS, VALIDATORS, reads_full_audit_tra
 from governance import review, selectors
 from governance.models import Deployment
 from governance.selectors import engine_for
-from lifecycle.models import ModelVersion, RegisteredModel
+from lifecycle.models import ModelVersion, RegisteredModel, Status
 from serving import personal
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
@@ -86,7 +86,7 @@ def index(request: HttpRequest) -> HttpResponse:
         rows.append(
             {
                 "model": m,
-                "production": next((v for v in versions if v.status == "production"), None),
+                "production": next((v for v in versions if v.status == Status.PRODUCTION), None),
                 "versions": len(versions),
                 "in_review": sum(v.status in ("checking", "in_review") for v in versions),
             }

@@ -240,7 +240,7 @@ class Decision(models.Model):
         ordering = ["created_at", "pk"]
         constraints = [
             models.CheckConstraint(
-                condition=~models.Q(kind="approve") | ~models.Q(actor=models.F("submitter")),
+                condition=~models.Q(kind=DecisionKind.APPROVE) | ~models.Q(actor=models.F("submitter")),
                 name="submitter_never_approves",
             ),
             models.CheckConstraint(
@@ -250,7 +250,7 @@ class Decision(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["version", "round", "actor"],
-                condition=models.Q(kind="approve"),
+                condition=models.Q(kind=DecisionKind.APPROVE),
                 name="one_approval_per_officer_per_round",
             ),
             models.CheckConstraint(condition=~models.Q(justification=""), name="decision_has_justification"),

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from core.actors import Actor
 from core.roles import roles_of
-from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion, RegisteredModel
+from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion, RegisteredModel, Status
 
 
 def can_read_registry(actor: Actor) -> bool:
@@ -30,11 +30,11 @@ def visible_versions(actor: Actor, model: RegisteredModel) -> QuerySet[ModelVers
 
 
 def production_version(model: RegisteredModel) -> ModelVersion | None:
-    return next((v for v in model.versions.all() if v.status == "production"), None)
+    return next((v for v in model.versions.all() if v.status == Status.PRODUCTION), None)
 
 
 def approved_versions(model: RegisteredModel) -> list[ModelVersion]:
-    return sorted((v for v in model.versions.all() if v.status == "approved"), key=lambda v: -v.version)
+    return sorted((v for v in model.versions.all() if v.status == Status.APPROVED), key=lambda v: -v.version)
 
 
 def readable_datasets() -> QuerySet[Dataset]:

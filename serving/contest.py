@@ -17,7 +17,15 @@ from core.actors import Actor, username_of
 from core.evidence import evidence
 from serving import decisions, oversight
 from serving.errors import ServingError
-from serving.models import ApiKey, Contestation, ContestationAnswer, OversightItem, OversightReason, PredictionLog
+from serving.models import (
+    ApiKey,
+    Contestation,
+    ContestationAnswer,
+    Outcome,
+    OversightItem,
+    OversightReason,
+    PredictionLog,
+)
 
 RESPONSE_DAYS = 30
 
@@ -38,7 +46,7 @@ def contest_decision(
         raise ServingError(
             "Only the API key that received this decision contests it for the person.", status=403, code="forbidden"
         )
-    if record.outcome != "ok" or record.version is None:
+    if record.outcome != Outcome.OK or record.version is None:
         raise ServingError("Only an answered prediction can be contested.", status=409, code="not_contestable")
     if row >= record.n_rows:
         raise ServingError("There is no such row in this prediction.", status=404, code="not_found")

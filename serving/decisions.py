@@ -24,12 +24,12 @@ from governance import rules
 from lifecycle.dataset_store import read_dataset_bytes
 from lifecycle.datasets import parse_csv
 from lifecycle.errors import DatasetKeyDestroyed
-from lifecycle.models import ModelVersion
+from lifecycle.models import ModelVersion, Task
 from lifecycle.services import load_version_model
 from serving import counterfactual, explain, personal
 from serving.errors import ServingError
 from serving.inputs import to_frame
-from serving.models import ApiKey, DecisionReview, Explanation, PredictionLog, ReviewAction
+from serving.models import ApiKey, DecisionReview, Explanation, Outcome, PredictionLog, ReviewAction
 
 
 @dataclass
@@ -149,7 +149,7 @@ def _columns(rows: list[dict[str, Any]], explainer: explain.Explainer) -> dict[s
 
 def _compute(record: PredictionLog, row: int) -> dict[str, Any]:
     version = record.version
-    if version is None or record.outcome != "ok":
+    if version is None or record.outcome != Outcome.OK:
         raise ServingError("Only an answered prediction can be explained.", status=409, code="not_explainable")
     inputs = personal.reveal_record(record)[0][row]
     if any(value == personal.ERASED for value in inputs.values()):
@@ -166,7 +166,7 @@ def _compute(record: PredictionLog, row: int) -> dict[str, Any]:
         attribution = state.explainer.attribute(to_frame([inputs], version.input_schema))[0]
         data = attribution_data(version, attribution, inputs, label, state.facts)
     changes: list[dict[str, Any]] = []
-    if data["adverse"] and version.task == "classification":
+    if data["adverse"] and version.task == Task.CLASSIFICATION:
         found = counterfactual.counterfactuals(
             lambda frame: list(state.model.predict(frame)),
             inputs,
@@ -279,7 +279,7 @@ def may_act_on(record: PredictionLog, *, user: Any, api_key: ApiKey | None) -> b
 def _decision_problem(record: PredictionLog, value: Any) -> str:
     version = record.version
     classes = (record.outputs or {}).get("classes") or (version.classes if version is not None else None)
-    if version is not None and version.task == "classification" and classes:
+    if version is not None and version.task == Task.CLASSIFICATION and classes:
         if any(type(value) is type(c) and value == c for c in classes):
             return ""
         return f"The final decision must be one of the model's classes: {', '.join(str(c) for c in classes)}."
@@ -304,7 +304,7 @@ def review_decision(
     submitter. Reviews of a row are numbered in order under a lock on the record; each is chained
     with its content hash."""
     record = _stored(record)
-    if record.outcome != "ok" or record.version is None:
+    if record.outcome != Outcome.OK or record.version is None:
         raise ServingError("Only an answered prediction can be reviewed.", status=409, code="not_reviewable")
     rule = rules.can_review_decision(record.version, actor)
     if not rule:

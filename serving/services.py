@@ -18,6 +18,7 @@ from core.actors import Actor
 from core.evidence import evidence
 from governance import rules
 from lifecycle.errors import LifecycleError, NotFound
+from lifecycle.models import Task
 from serving import personal
 from serving.errors import ServingError
 from serving.models import ApiKey, PredictionLog, PredictionOutcome
@@ -87,7 +88,7 @@ def outcome_problem(record: PredictionLog, actual: Any) -> str:
     """Why `actual` cannot be the outcome of this record's prediction ("" when it can): one of
     the version's classes for a classifier (same JSON type), a finite number for a regressor."""
     classes = (record.outputs or {}).get("classes")
-    if classes is None and record.version is not None and record.version.task == "classification":
+    if classes is None and record.version is not None and record.version.task == Task.CLASSIFICATION:
         classes = record.version.classes
     if classes is not None:
         if any(type(actual) is type(c) and actual == c for c in classes):

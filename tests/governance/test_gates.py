@@ -298,7 +298,7 @@ CLASSIFICATION_BOUNDS = {"accuracy": "min_accuracy", "balanced_accuracy": "min_b
 REGRESSION_BOUNDS = {"mae": "max_mae", "rmse": "max_rmse", "r2": "min_r2"}
 
 
-def validate(version: ModelVersion) -> checks.Outcome:
+def validate(version: ModelVersion) -> checks.CheckResult:
     model = services.load_version_model(version)
     evaluation = pd.read_csv(io.BytesIO(read_dataset_bytes(version.evaluation_dataset)))
     return checks.validate(model, version, evaluation, active_policy().values())
