@@ -203,7 +203,7 @@ def technical_documentation(model: RegisteredModel, at: datetime) -> list[dict[s
     ids = [str(pk) for pk in _versions(model).values_list("pk", flat=True)]
     return _events(
         AuditEvent.objects.filter(
-            action="governance.report.generated",
+            action=audit.REPORT_GENERATED,
             target_type="lifecycle.modelversion",
             target_id__in=ids,
             created_at__lte=at,
