@@ -33,7 +33,7 @@ from lifecycle.models import ModelVersion
 
 log = logging.getLogger(__name__)
 
-SEND = "report_job"  # the background job name compliance.tasks registers
+SEND = background.job("report_job", __name__)  # compliance.tasks registers its task
 
 RUNNING_TEXT = {
     JobKind.VERIFY: "Recomputing the audit chain, every prediction seal and every evidence row.",

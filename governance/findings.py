@@ -19,6 +19,9 @@ from governance.models import Finding, FindingComment, Severity
 from lifecycle.errors import Forbidden, NotFound
 from lifecycle.models import ModelVersion
 
+# the background jobs this module sends (core.jobs; a task registers each)
+NOTIFY = jobs.job("notify", __name__)
+
 # How long the owner has to act, by severity.
 DUE_DAYS = {Severity.HIGH: 14, Severity.MEDIUM: 30, Severity.LOW: 90}
 
@@ -70,7 +73,7 @@ def open_finding(
             "evidence": evidence(finding),
         },
     )
-    jobs.after_commit("notify", "finding_opened", version.pk, finding.pk)
+    jobs.after_commit(NOTIFY, "finding_opened", version.pk, finding.pk)
     return finding, True
 
 

@@ -39,6 +39,9 @@ from lifecycle.artifacts import read_verified_bytes
 from lifecycle.errors import ArtifactIntegrityError, NotFound
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 
+# the background jobs this module sends (core.jobs; a task registers each)
+NOTIFY = jobs.job("notify", __name__)
+
 
 @transaction.atomic
 def _rollback(model_id: int, *, actor: Actor, justification: str) -> ModelVersion:
@@ -124,7 +127,7 @@ def suspend_version(version_id: int, *, actor: Actor, reason: str, changed: list
         # naming it until reinstatement (once the cause is gone) records the row again
         prove_target=not changed,
     )
-    jobs.after_commit("notify", "suspended", version.pk)
+    jobs.after_commit(NOTIFY, "suspended", version.pk)
     return version
 
 
@@ -260,5 +263,5 @@ def recertify_version(version_id: int, *, actor: Actor, justification: str, snap
         target=version,
         data={"from": source, "to": version.status, "approval_expires_at": expires_at, **data},
     )
-    jobs.after_commit("notify", "decided", version.pk, decision.pk)
+    jobs.after_commit(NOTIFY, "decided", version.pk, decision.pk)
     return version

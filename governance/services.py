@@ -17,6 +17,9 @@ from governance.errors import WorkflowError
 from governance.models import CheckRun, FairnessRequirement
 from lifecycle.models import ModelVersion, RegisteredModel, RiskTier
 
+# the background jobs this module sends (core.jobs; a task registers each)
+RUN_CHECK = jobs.job("run_check", __name__)
+
 
 def require(rule: rules.Rule) -> None:
     """Raise a rule's no: 403 for the person's role, else 409 (its code when it has one)."""
@@ -158,5 +161,5 @@ def requeue_checks(version_id: int, *, actor: Actor) -> list[int]:
         data={"checks": [{"id": c.pk, "kind": c.kind, "status": c.status} for c in stuck]},
     )
     for check_id in ids:
-        jobs.after_commit("run_check", check_id)
+        jobs.after_commit(RUN_CHECK, check_id)
     return ids

@@ -39,6 +39,10 @@ from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
 from lifecycle.models import CARD_SECTIONS, ModelVersion, RegisteredModel, Status
 from lifecycle.submission import REQUIRED_CARD_FIELDS, card_section_problem
 
+# the background jobs this module sends (core.jobs; a task registers each)
+RUN_CHECK = jobs.job("run_check", __name__)
+NOTIFY = jobs.job("notify", __name__)
+
 CHECK_KINDS = (
     CheckKind.VALIDATION,
     CheckKind.FAIRNESS,
@@ -209,7 +213,7 @@ def submit_version(version_id: int, *, actor: Actor) -> ModelVersion:
         },
     )
     for check in checks:
-        jobs.after_commit("run_check", check.pk)
+        jobs.after_commit(RUN_CHECK, check.pk)
     return version
 
 
@@ -281,7 +285,7 @@ def record_check_result(
                 "evidence": evidence(change),
             },
         )
-        jobs.after_commit("notify", "ready_for_review", version.pk)
+        jobs.after_commit(NOTIFY, "ready_for_review", version.pk)
     return check
 
 
@@ -361,7 +365,7 @@ def approve_version(version_id: int, *, actor: Actor, justification: str, overri
                 "approval_expires_at": expires_at,
             },
         )
-        jobs.after_commit("notify", "decided", version.pk, decision.pk)
+        jobs.after_commit(NOTIFY, "decided", version.pk, decision.pk)
     return version
 
 
@@ -385,7 +389,7 @@ def _close_review(
             "evidence": evidence(decision),
         },
     )
-    jobs.after_commit("notify", "decided", version.pk, decision.pk)
+    jobs.after_commit(NOTIFY, "decided", version.pk, decision.pk)
     return version
 
 

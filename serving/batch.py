@@ -46,6 +46,11 @@ from serving.batch_csv import (
 from serving.errors import ServingError
 from serving.models import BatchChunk, BatchJob, BatchStatus
 
+# the background jobs this module sends (core.jobs; a task registers each)
+BATCH_CHUNK = jobs.job("batch_chunk", __name__)
+# (serving.batch_chunks sends this one when a job's last chunk is done)
+jobs.job("batch_finish", "serving.batch_chunks")
+
 
 @dataclass(frozen=True)
 class Submitter:
@@ -170,7 +175,7 @@ def _create_job(
             },
         )
         for index in range(job.chunks_total):
-            jobs.after_commit("batch_chunk", job.pk, index)
+            jobs.after_commit(BATCH_CHUNK, job.pk, index)
     return job
 
 
