@@ -306,14 +306,9 @@ def can_retire(version: ModelVersion, actor: Actor) -> Rule:
 OWN_WORK = "own_work"  # the refusal's code: nobody judges their own work (409)
 
 
-def _user_pk(actor: Actor) -> int | None:
-    """The person behind `actor` (an API key bound to no user is nobody's work)."""
-    return getattr(actor, "pk", None) if getattr(actor, "is_authenticated", False) else None
-
-
 def not_own_work(version: ModelVersion, actor: Actor, doing: str) -> Rule:
     """The version's creator and submitter never judge it: its outcomes, reviews, approvals."""
-    pk = _user_pk(actor)
+    pk = pk_of(actor)
     if pk is not None and pk in (version.created_by_id, version.submitted_by_id):
         did = "created" if pk == version.created_by_id else "submitted"
         return Rule(False, f"You {did} {version}, so you cannot {doing} (segregation of duties).", code=OWN_WORK)

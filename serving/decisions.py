@@ -266,7 +266,7 @@ def require_read(record: PredictionLog, *, actor: Actor, api_key: ApiKey | None 
         raise ServingError(rule.reason, status=403, code="forbidden")
 
 
-def may_act_on(record: PredictionLog, *, user: Any, api_key: ApiKey | None) -> bool:
+def may_act_on(record: PredictionLog, *, user: Actor, api_key: ApiKey | None) -> bool:
     """The API key that received the prediction, or a data scientist, risk officer or case officer (who of them
     may review this version's decisions is governance.rules.can_review_decision)."""
     if api_key is not None and api_key.user_id is None:
