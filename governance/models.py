@@ -244,7 +244,7 @@ class Decision(models.Model):
                 name="submitter_never_approves",
             ),
             models.CheckConstraint(
-                condition=~models.Q(kind__in=["approve", "reinstate", "recertify"])
+                condition=~models.Q(kind__in=[DecisionKind.APPROVE, DecisionKind.REINSTATE, DecisionKind.RECERTIFY])
                 | ~models.Q(actor=models.F("creator")),
                 name="creator_never_approves",
             ),
