@@ -26,6 +26,7 @@ from compliance import exports, inventory, jobs, services
 from compliance.errors import ReportError
 from compliance.lineage import build_lineage, lineage_svg
 from compliance.models import JobKind, ReportJob
+from core.actors import Actor
 from core.errors import DomainError
 from core.models import AuditEvent
 from core.periods import parse_moment
@@ -43,7 +44,7 @@ from serving.models import BatchJob, Outcome, PredictionLog
 PAGE = 50
 
 
-def can_audit(user: Any) -> bool:
+def can_audit(user: Actor) -> bool:
     return reads_full_audit_trail(user)
 
 

@@ -4,8 +4,6 @@ attempt is written to the audit trail."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 
 from core import audit
@@ -20,7 +18,7 @@ MESSAGE = "Auditors have read-only access: this request was refused and recorded
 READS_BY_POST = ("/api/v1/predictions/search",)
 
 
-def is_refused_write(user: Any, method: str | None, path: str = "") -> bool:
+def is_refused_write(user: Actor, method: str | None, path: str = "") -> bool:
     if path in READS_BY_POST:
         return False
     return method not in SAFE_METHODS and roles_of(user) == {AUDITORS}

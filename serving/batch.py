@@ -79,7 +79,7 @@ def may_read_batch(job: BatchJob, user: Actor, api_key: ApiKey | None) -> bool:
     return pk_of(user) is not None and job.user_id == pk_of(user)
 
 
-def visible_jobs(user: Any) -> Any:
+def visible_jobs(user: Actor) -> Any:
     """The jobs a person's page lists: all for risk officers and auditors, their own otherwise."""
     jobs_ = BatchJob.objects.select_related("version__registered_model").order_by("-created_at")
     if roles_of(user) & {RISK_OFFICERS, AUDITORS}:
