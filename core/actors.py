@@ -32,8 +32,6 @@ class Principal(Protocol):
 # None is the system acting on its own (recorded as "system" in the audit trail).
 Actor: TypeAlias = Principal | None
 
-SYSTEM: Actor = None
-
 
 def pk_of(actor: Actor) -> Any:
     """The primary key behind `actor`: a user's, None for the system (a client key's is None too)."""
