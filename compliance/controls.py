@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from compliance.models import ControlAttestation, Incident
 from core import audit
+from core.actors import Actor, person
 from core.errors import DomainError, Forbidden
 from core.evidence import columns, content_hash, hashed_fields
 from core.models import AuditEvent
@@ -202,7 +203,7 @@ def technical_documentation(model: RegisteredModel, at: datetime) -> list[dict[s
     ids = [str(pk) for pk in _versions(model).values_list("pk", flat=True)]
     return _events(
         AuditEvent.objects.filter(
-            action="governance.report.generated",
+            action=audit.REPORT_GENERATED,
             target_type="lifecycle.modelversion",
             target_id__in=ids,
             created_at__lte=at,
@@ -294,7 +295,7 @@ def control_map(model: RegisteredModel, as_of: datetime) -> dict[str, Any]:
 
 
 @transaction.atomic
-def attest_control(model_id: int, control_id: str, *, actor: Any, statement: Any) -> ControlAttestation:
+def attest_control(model_id: int, control_id: str, *, actor: Actor, statement: Any) -> ControlAttestation:
     """A risk officer attests a control of the library for a model (written once, audited)."""
     if not has_role(actor, RISK_OFFICERS):
         raise Forbidden("Only risk officers attest controls.")
@@ -308,8 +309,8 @@ def attest_control(model_id: int, control_id: str, *, actor: Any, statement: Any
         registered_model=model,
         control_id=control_id,
         statement=text,
-        attested_by=actor,
-        attested_by_username=actor.get_username(),
+        attested_by=person(actor),
+        attested_by_username=person(actor).get_username(),
         attested_at=timezone.now(),
     )
     audit.record(
@@ -330,7 +331,7 @@ def controls_report_context(model: RegisteredModel, as_of: datetime) -> tuple[di
     return context, evidence
 
 
-def export_controls(model_id: int, as_of: datetime, *, actor: Any) -> Any:
+def export_controls(model_id: int, as_of: datetime, *, actor: Actor) -> Any:
     """The control map as PDF/A: the same bytes for the same model, date and evidence (its only
     date is `as_of`); its SHA-256 recorded in the trail."""
     from compliance import services

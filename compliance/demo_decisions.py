@@ -10,6 +10,7 @@ import numpy as np
 from lifecycle import demo_data
 from lifecycle.models import ModelVersion
 from serving import decisions
+from serving.models import ReviewAction
 from serving.predict import Caller, PredictionRequest, predict
 
 DEMO_KEY = "2026-118"
@@ -39,7 +40,7 @@ def seed_demo_decision(version: ModelVersion, *, reviewer: Any) -> str:
     decisions.review_decision(
         record=served.record,
         row=0,
-        action="confirmed",
+        action=ReviewAction.CONFIRMED,
         final_decision=None,
         justification="Checked the application file: the loan duration and the empty checking account stand.",
         reviewer=reviewer.username,

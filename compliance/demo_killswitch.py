@@ -10,6 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from compliance import controls, incidents
+from compliance.models import IncidentSeverity
 from governance import bindings, killswitch, workflow
 from governance import services as governance_services
 from lifecycle.models import ModelVersion, Status
@@ -54,7 +55,7 @@ def seed_demo_risk_management(fallback_id: int, *, officer: Any, second_officer:
         incident = incidents.register_incident(
             actor=officer,
             model=model.name,
-            severity="serious",
+            severity=IncidentSeverity.SERIOUS,
             aware_at=timezone.now().isoformat(),  # the complaints arrived after the decisions above
             summary=(
                 "Two applicants were routed away from the fast-track queue because of a stale age field in the "

@@ -11,8 +11,9 @@ from typing import Any
 from django.utils import timezone
 
 from governance import overlays, validation
+from governance.models import Conclusion, OverlayKind
 from lifecycle import services as lifecycle_services
-from lifecycle.models import ModelVersion, RegisteredModel, Status
+from lifecycle.models import ModelKind, ModelVersion, RegisteredModel, Status
 from monitoring import kpis
 from serving import external, services
 from serving.predict import Caller
@@ -35,7 +36,7 @@ def register_vendor(dana: Any) -> RegisteredModel:
         name="bureau-score",
         title="Credit bureau score (vendor)",
         description="The credit bureau's score, bought per application; an input of the bank's credit decisions.",
-        kind="vendor",
+        kind=ModelKind.VENDOR,
         purpose="Decline applicants the bureau rates as bad risks before the bank's own scoring.",
         exposure=4_000_000,
         decisions_per_year=60_000,
@@ -71,7 +72,7 @@ def seed_validation(version: ModelVersion, validator: Any) -> None:
     validation.record_validation(
         version.pk,
         actor=validator,
-        conclusion="fit_with_conditions",
+        conclusion=Conclusion.FIT_WITH_CONDITIONS,
         sections=SECTIONS,
         conditions=[
             "Recalibrate on the bank's own applicants within 90 days of go-live.",
@@ -84,7 +85,7 @@ def seed_overlay_and_kpi(model: RegisteredModel, rita: Any, owner: str) -> None:
     overlays.record_overlay(
         model.pk,
         actor=rita,
-        kind="overlay",
+        kind=OverlayKind.OVERLAY,
         owner=owner,
         reason="Applicants of the new northern branch are outside the training population.",
         adjustment="Fast-track routing is switched off for northern-branch applications: a loan officer "

@@ -24,6 +24,7 @@ from django.utils import timezone
 from compliance import checkpoints
 from compliance.models import REPORT_DAYS, Incident, IncidentSeverity
 from core import audit
+from core.actors import Actor, person
 from core.checkpoints import CheckpointError, open_checkpoint
 from core.errors import DomainError, Forbidden, NotFound
 from core.evidence import evidence
@@ -83,7 +84,7 @@ def _parse(model: Any, severity: Any, aware_at: Any, summary: Any, prediction_id
 
 def register_incident(
     *,
-    actor: Any,
+    actor: Actor,
     model: Any,
     severity: Any,
     aware_at: Any,
@@ -119,8 +120,8 @@ def register_incident(
             prediction_ids=ids,
             checkpoint=frozen.note,
             checkpoint_seq=frozen.checkpoint.seq,
-            registered_by=actor,
-            registered_by_username=actor.get_username(),
+            registered_by=person(actor),
+            registered_by_username=person(actor).get_username(),
             registered_at=timezone.now(),
         )
         audit.record(
@@ -173,7 +174,7 @@ def verify_freeze(incident: Incident) -> FreezeVerification:
     )
 
 
-def get_incident(public_id: Any, *, actor: Any) -> Incident:
+def get_incident(public_id: Any, *, actor: Actor) -> Incident:
     """One incident, for risk officers and auditors."""
     if not reads_full_audit_trail(actor):
         raise Forbidden("Only risk officers and auditors read incidents.")
@@ -306,7 +307,7 @@ def incident_report_context(incident: Incident) -> tuple[dict[str, Any], dict[st
     return context, evidence_data
 
 
-def export_incident(public_id: Any, *, actor: Any) -> Any:
+def export_incident(public_id: Any, *, actor: Actor) -> Any:
     """The incident's report for the authority as PDF/A (the same bytes for the same incident),
     its SHA-256 recorded in the trail."""
     from compliance import services

@@ -10,7 +10,7 @@ import io
 from typing import Any
 
 from governance.models import Finding, ValidationReport
-from lifecycle.models import RegisteredModel
+from lifecycle.models import RegisteredModel, Status
 from lifecycle.records import inventory_record
 
 COLUMNS = (
@@ -37,7 +37,7 @@ def inventory_rows() -> list[dict[str, Any]]:
     rows = []
     for m in RegisteredModel.objects.select_related("owner").prefetch_related("versions").order_by("name"):
         entry = inventory_record(m)
-        production = next((v.version for v in m.versions.all() if v.status == "production"), None)
+        production = next((v.version for v in m.versions.all() if v.status == Status.PRODUCTION), None)
         latest = ValidationReport.objects.filter(version__registered_model=m).order_by("-created_at", "-pk").first()
         rows.append(
             {

@@ -26,13 +26,14 @@ from compliance.errors import ReportError
 from compliance.models import FINISHED, JobKind, JobStatus, ReportJob
 from core import audit
 from core import jobs as background
+from core.actors import Actor, person
 from core.canonical import canonical_json
 from core.errors import DomainError
 from lifecycle.models import ModelVersion
 
 log = logging.getLogger(__name__)
 
-SEND = "report_job"  # the background job name compliance.tasks registers
+SEND = background.job("report_job", __name__)  # compliance.tasks registers its task
 
 RUNNING_TEXT = {
     JobKind.VERIFY: "Recomputing the audit chain, every prediction seal and every evidence row.",
@@ -43,9 +44,9 @@ RUNNING_TEXT = {
 
 # --- starting -------------------------------------------------------------------------------
 @transaction.atomic
-def _start(kind: str, parameters: dict[str, Any], *, actor: Any) -> ReportJob:
+def _start(kind: str, parameters: dict[str, Any], *, actor: Actor) -> ReportJob:
     job = ReportJob.objects.create(
-        kind=kind, parameters=parameters, requested_by=actor, progress="Waiting for a worker."
+        kind=kind, parameters=parameters, requested_by=person(actor), progress="Waiting for a worker."
     )
     audit.record(
         audit.REPORT_JOB_STARTED,
@@ -57,19 +58,19 @@ def _start(kind: str, parameters: dict[str, Any], *, actor: Any) -> ReportJob:
     return job
 
 
-def start_verification(*, actor: Any) -> ReportJob:
+def start_verification(*, actor: Actor) -> ReportJob:
     """Queue "verify now": the chain, the seals, the evidence rows and the latest checkpoint."""
     return _start(JobKind.VERIFY, {}, actor=actor)
 
 
-def start_version_report(version_id: int, *, actor: Any) -> ReportJob:
+def start_version_report(version_id: int, *, actor: Actor) -> ReportJob:
     """Queue the compliance report of one version (ModelVersion.DoesNotExist if there is none)."""
     version = ModelVersion.objects.select_related("registered_model").get(pk=version_id)
     parameters = {"version_id": version.pk, "model": version.registered_model.name, "version": version.version}
     return _start(JobKind.VERSION_REPORT, parameters, actor=actor)
 
 
-def start_period_report(*, since: datetime, until: datetime, actor: Any) -> ReportJob:
+def start_period_report(*, since: datetime, until: datetime, actor: Actor) -> ReportJob:
     """Queue the governance report of [since, until); a period the report refuses is refused now
     (ReportError), not after a worker took it."""
     services.check_period(since=since, until=until)

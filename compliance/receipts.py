@@ -18,6 +18,7 @@ from compliance import reports
 from compliance.checkpoints import public_key
 from compliance.errors import ReportError
 from core import audit
+from core.actors import Actor
 from core.canonical import ApiJSONEncoder
 from core.checkpoints import CheckpointError, open_checkpoint, read_log
 from core.models import AuditEvent
@@ -26,7 +27,7 @@ from governance.models import Decision, DecisionKind
 from serving import contest, decisions, merkle, personal, seals
 from serving.errors import ServingError
 from serving.log import record_leaf
-from serving.models import Contestation, DecisionReview, PredictionLog, PredictionSeal
+from serving.models import Contestation, DecisionReview, Outcome, PredictionLog, PredictionSeal, ReviewAction
 
 CARD_SUMMARY = ("intended_use", "out_of_scope_uses", "caveats_and_recommendations")
 
@@ -113,7 +114,7 @@ def _plain_language(version: Any, data: dict[str, Any], reviews: list[DecisionRe
         parts.append("The outcome was the favourable one.")
     if reviews:
         last = reviews[-1]
-        verb = "confirmed" if last.action == "confirmed" else "changed"
+        verb = "confirmed" if last.action == ReviewAction.CONFIRMED else "changed"
         parts.append(f"A person reviewed the decision and {verb} it (final decision: {final}).")
     else:
         parts.append("No person has reviewed this decision yet; you may ask for a human review.")
@@ -121,10 +122,10 @@ def _plain_language(version: Any, data: dict[str, Any], reviews: list[DecisionRe
 
 
 def receipt_context(
-    record: PredictionLog, row: int, *, actor: Any, api_key: Any = None
+    record: PredictionLog, row: int, *, actor: Actor, api_key: Any = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     version = record.version
-    if version is None or record.outcome != "ok":
+    if version is None or record.outcome != Outcome.OK:
         raise ReportError("Only an answered prediction has a receipt.", status=409)
     try:
         explanation = decisions.explanation_of(record, row, actor=actor, api_key=api_key)
@@ -217,7 +218,7 @@ def receipt_context(
     return context, evidence
 
 
-def generate_receipt(record: PredictionLog, row: int, *, actor: Any, api_key: Any = None) -> reports.Report:
+def generate_receipt(record: PredictionLog, row: int, *, actor: Actor, api_key: Any = None) -> reports.Report:
     """Render the receipt of one decision and record its SHA-256 in the audit trail; only for
     those who may read the decision (serving.decisions.read_rule)."""
     decisions.require_read(record, actor=actor, api_key=api_key)

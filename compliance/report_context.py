@@ -18,6 +18,7 @@ from compliance import report_charts, report_tables
 from compliance.evidence import verify_evidence
 from compliance.lineage import build_lineage, lineage_svg
 from core import audit
+from core.actors import Actor
 from core.canonical import ApiJSONEncoder
 from core.models import AuditEvent
 from governance import overlays, review
@@ -31,7 +32,7 @@ from monitoring import charts as monitoring_charts
 from monitoring import selectors as monitoring_selectors
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
-from serving.models import BatchJob, LogSource, PredictionLog, PredictionSeal
+from serving.models import BatchJob, LogSource, Outcome, PredictionLog, PredictionSeal
 
 MAX_SEALS_SHOWN = 40
 
@@ -187,7 +188,7 @@ def _monitoring(version: ModelVersion) -> dict[str, Any]:
     }
 
 
-def version_report(version: ModelVersion, *, actor: Any = None) -> tuple[dict, dict]:
+def version_report(version: ModelVersion, *, actor: Actor = None) -> tuple[dict, dict]:
     """(context, evidence) of a version's report, as of the newest audit event that is not a
     reading: no generation time or requester in it (the audit event of the download names them),
     so the same inputs give the same bytes."""
@@ -225,7 +226,7 @@ def version_report(version: ModelVersion, *, actor: Any = None) -> tuple[dict, d
         "monitoring": monitoring,
         "overlays": [overlays.overlay_data(o, at=now) for o in overlays.in_force(version.registered_model_id, at=now)],
     }
-    onnx = next((c for c in api["checks"] if c["kind"] == "onnx"), None)
+    onnx = next((c for c in api["checks"] if c["kind"] == CheckKind.ONNX), None)
     context = {
         "title": f"Compliance report: {version}",
         "v": version,
@@ -361,8 +362,8 @@ def _volumes(*, since: datetime, until: datetime) -> tuple[list[dict[str, Any]],
         .values("model_name", "version_number", "source")
         .annotate(
             requests=Count("id"),
-            rows=Sum("n_rows", filter=Q(outcome="ok")),
-            refused=Count("id", filter=~Q(outcome="ok")),
+            rows=Sum("n_rows", filter=Q(outcome=Outcome.OK)),
+            refused=Count("id", filter=~Q(outcome=Outcome.OK)),
         )
     )
     for row in grouped:
@@ -381,7 +382,7 @@ def _volumes(*, since: datetime, until: datetime) -> tuple[list[dict[str, Any]],
     return ordered(traffic), ordered(shadow)
 
 
-def period_report(*, since: datetime, until: datetime, actor: Any = None) -> tuple[dict, dict]:
+def period_report(*, since: datetime, until: datetime, actor: Actor = None) -> tuple[dict, dict]:
     """(context, evidence) of the governance report of [since, until), as of the newest audit
     event before `until` that is not a reading: the same period and trail give the same bytes."""
     point = report_point(before=until)

@@ -12,10 +12,11 @@ from django.db import transaction
 from compliance import checkpoints, report_context, reports
 from compliance.errors import ReportError
 from core import audit
+from core.actors import Actor
 from lifecycle.models import ModelVersion
 
 
-def generate_version_report(version_id: int, *, actor: Any) -> reports.Report:
+def generate_version_report(version_id: int, *, actor: Actor) -> reports.Report:
     """Render the compliance report of one version and record its SHA-256."""
     version = ModelVersion.objects.select_related(
         "registered_model", "training_dataset", "evaluation_dataset", "parent", "created_by", "submitted_by"
@@ -38,7 +39,7 @@ def generate_version_report(version_id: int, *, actor: Any) -> reports.Report:
     return report
 
 
-def generate_period_report(*, since: datetime, until: datetime, actor: Any) -> reports.Report:
+def generate_period_report(*, since: datetime, until: datetime, actor: Actor) -> reports.Report:
     """Render the governance report of a period and record its SHA-256."""
     check_period(since=since, until=until)
     context, evidence = report_context.period_report(since=since, until=until, actor=actor)
@@ -83,7 +84,7 @@ def _render(
         raise ReportError(f"The report could not be rendered: {exc}", status=503) from None
 
 
-def verify_audit_trail(*, actor: Any) -> dict[str, Any]:
+def verify_audit_trail(*, actor: Actor) -> dict[str, Any]:
     """Recompute the audit chain and every prediction seal now; the result is itself audited."""
     result = report_context.verification()
     # The newest signed checkpoint (outside the database), checked against the chain as it is now:
@@ -123,7 +124,7 @@ def without_server_paths(value: Any) -> Any:
     return value
 
 
-def record_export(*, actor: Any, what: str, filters: dict[str, Any], fmt: str) -> None:
+def record_export(*, actor: Actor, what: str, filters: dict[str, Any], fmt: str) -> None:
     """An export is recorded before its first byte is sent (its size is not known in advance)."""
     with transaction.atomic():
         audit.record(audit.EXPORT_DOWNLOADED, actor=actor, data={"what": what, "format": fmt, "filters": filters})

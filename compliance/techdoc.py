@@ -16,6 +16,7 @@ from compliance.errors import ReportError
 from compliance.report_context import evidence_bytes, report_point, verification
 from compliance.report_tables import parameter_rows
 from core import audit
+from core.actors import Actor
 from core.models import AuditEvent
 from governance.models import CheckKind, Decision, DecisionKind, Deployment, Policy
 from governance.policies import active_policy
@@ -352,7 +353,7 @@ def _standards() -> list[dict[str, str]]:
     return [{"name": n, "reference": r, "applied_to": a} for n, r, a in SPECIFICATIONS]
 
 
-def technical_documentation(version: ModelVersion, *, actor: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def technical_documentation(version: ModelVersion, *, actor: Actor = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(template context, evidence) of the Annex IV documentation of one version: plain data,
     shown by the template and attached as evidence.json; as of the newest audit event that is not
     a reading, with no generation time, so the same inputs give the same bytes."""
@@ -397,7 +398,7 @@ def technical_documentation(version: ModelVersion, *, actor: Any = None) -> tupl
     return context, evidence
 
 
-def generate_technical_documentation(version_id: int, *, actor: Any) -> reports.Report:
+def generate_technical_documentation(version_id: int, *, actor: Actor) -> reports.Report:
     """Render the Annex IV documentation of one version and record its SHA-256 in the trail,
     as the version report does."""
     version = ModelVersion.objects.select_related(

@@ -26,6 +26,7 @@ from compliance import exports, inventory, jobs, services
 from compliance.errors import ReportError
 from compliance.lineage import build_lineage, lineage_svg
 from compliance.models import JobKind, ReportJob
+from core.actors import Actor
 from core.errors import DomainError
 from core.models import AuditEvent
 from core.periods import parse_moment
@@ -33,7 +34,7 @@ from core.roles import AUDITORS, RISK_OFFICERS, VALIDATORS, reads_full_audit_tra
 from governance import review, selectors
 from governance.models import Deployment
 from governance.selectors import engine_for
-from lifecycle.models import ModelVersion, RegisteredModel
+from lifecycle.models import ModelVersion, RegisteredModel, Status
 from serving import personal
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
@@ -43,7 +44,7 @@ from serving.models import BatchJob, Outcome, PredictionLog
 PAGE = 50
 
 
-def can_audit(user: Any) -> bool:
+def can_audit(user: Actor) -> bool:
     return reads_full_audit_trail(user)
 
 
@@ -86,7 +87,7 @@ def index(request: HttpRequest) -> HttpResponse:
         rows.append(
             {
                 "model": m,
-                "production": next((v for v in versions if v.status == "production"), None),
+                "production": next((v for v in versions if v.status == Status.PRODUCTION), None),
                 "versions": len(versions),
                 "in_review": sum(v.status in ("checking", "in_review") for v in versions),
             }

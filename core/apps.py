@@ -15,7 +15,7 @@ class CoreConfig(AppConfig):
         user_locked_out.connect(on_user_locked_out, dispatch_uid="core.logins.on_user_locked_out")
         _class_third_party_tables()
 
-        from core import layers  # noqa: F401  (registers its system check)
+        from core import layers, registry  # noqa: F401  (register their system checks)
 
 
 def _class_third_party_tables() -> None:

@@ -27,6 +27,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from core import ledger
+from core.actors import Actor
 from core.canonical import canonical_json
 from core.evidence import evidence, row_key
 from core.keyfiles import read_or_create
@@ -157,7 +158,7 @@ def compute_mac(event_hash: str, key: bytes | None = None) -> str:
     return hmac.new(key if key is not None else _mac_key(), event_hash.encode(), hashlib.sha256).hexdigest()
 
 
-def _actor_fields(actor: Any) -> tuple[int | None, str]:
+def _actor_fields(actor: Actor) -> tuple[int | None, str]:
     if actor is None:
         return None, "system"
     if isinstance(actor, models.Model):
@@ -218,7 +219,7 @@ def _append(event: AuditEvent) -> None:
 def record(
     action: str,
     *,
-    actor: Any,
+    actor: Actor,
     target: models.Model | None = None,
     data: dict[str, Any] | None = None,
     prove_target: bool = True,

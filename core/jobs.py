@@ -1,9 +1,11 @@
 """Background work the workflow asks for once its transaction commits.
 
-The workflow names the work ("run_check", "notify"); governance.tasks, which records check
-verdicts through the workflow and so imports it, registers the Celery task for each name when the
-app is ready (GovernanceConfig.ready). So the workflow never imports the tasks that import it,
-and a job asked for before its task is registered is a loud error, not lost work."""
+The workflow names the work ("run_check", "notify"), declaring each name where it asks for it
+(job()); governance.tasks, which records check verdicts through the workflow and so imports it,
+registers the Celery task for each name when the app is ready (GovernanceConfig.ready). So the
+workflow never imports the tasks that import it; a job asked for before its task is registered is
+a loud error, not lost work, and a job declared that no task provides fails the system check
+(core.registry, core.E003)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,13 @@ from django.db import models, transaction
 from django.db.models import Q, QuerySet
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
+from core.registry import Registry
+
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=models.Model)
-_senders: dict[str, Callable[..., Any]] = {}
+JOBS: Registry[Callable[..., Any]] = Registry(
+    "job", "task", "core.jobs.register it in the app's tasks module, imported by its AppConfig.ready"
+)
 
 # What sending raises when the broker is down. The change has committed by then, so the request
 # must not fail: a check left queued is sent again by the periodic sweep
@@ -28,20 +34,25 @@ _senders: dict[str, Callable[..., Any]] = {}
 BROKER_DOWN = (BrokerOperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
+def job(name: str, where: str) -> str:
+    """Declare, in the module that sends it, that job `name` will be sent; returns the name."""
+    return JOBS.want(name, where)
+
+
 def register(name: str, send: Callable[..., Any]) -> None:
-    _senders[name] = send
+    """The task that runs job `name` (its `delay`), registered beside the task's definition."""
+    JOBS.provide(name, send)
 
 
 def after_commit(name: str, *args: Any) -> None:
     """Send job `name` with `args` once the current transaction commits (now, outside one)."""
-    if name not in _senders:
-        raise RuntimeError(f"no task is registered for the job {name!r} (is governance.tasks imported?)")
+    JOBS.get(name)  # a job nobody runs is a loud error now, not lost work later
     transaction.on_commit(functools.partial(_send, name, *args))
 
 
 def _send(name: str, *args: Any) -> None:
     try:
-        _senders[name](*args)
+        JOBS.get(name)(*args)
     except BROKER_DOWN as exc:
         log.warning(
             "job %s%r was not sent, the broker is unavailable (%s); the periodic sweep sends it", name, args, exc

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from core import audit
+from core.actors import Actor
 from core.errors import DomainError, Forbidden
 from core.evidence import content_hash
 from core.roles import ALL_ROLES, RISK_OFFICERS, has_role
@@ -30,7 +31,7 @@ def _evidence(user_id: int, role: str, member: bool) -> list[dict[str, Any]]:
     return [{"row": membership_key(user_id, role), "fields": sorted(values), "sha256": content_hash(values)}]
 
 
-def _change(user: Any, role: str, *, actor: Any, justification: str, grant: bool) -> Any:
+def _change(user: Any, role: str, *, actor: Actor, justification: str, grant: bool) -> Any:
     if role not in ALL_ROLES:
         raise DomainError(f"{role!r} is not a role ({', '.join(ALL_ROLES)}).", field="role")
     if actor is not None and not (getattr(actor, "is_superuser", False) or has_role(actor, RISK_OFFICERS)):
@@ -63,12 +64,12 @@ def _change(user: Any, role: str, *, actor: Any, justification: str, grant: bool
 
 
 @transaction.atomic
-def grant_role(user: Any, role: str, *, actor: Any, justification: str) -> Any:
+def grant_role(user: Any, role: str, *, actor: Actor, justification: str) -> Any:
     """Add `user` to a role (actor None: the system, e.g. the demo or a deployment script)."""
     return _change(user, role, actor=actor, justification=justification, grant=True)
 
 
 @transaction.atomic
-def revoke_role(user: Any, role: str, *, actor: Any, justification: str) -> Any:
+def revoke_role(user: Any, role: str, *, actor: Actor, justification: str) -> Any:
     """Remove `user` from a role."""
     return _change(user, role, actor=actor, justification=justification, grant=False)

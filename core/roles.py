@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.actors import Actor
+
 DATA_SCIENTISTS = "data-scientists"
 RISK_OFFICERS = "risk-officers"
 AUDITORS = "auditors"
@@ -16,7 +18,7 @@ CASE_OFFICERS = "case-officers"
 ALL_ROLES = (DATA_SCIENTISTS, RISK_OFFICERS, AUDITORS, VALIDATORS, CASE_OFFICERS)
 
 
-def roles_of(user: Any) -> frozenset[str]:
+def roles_of(user: Actor) -> frozenset[str]:
     """The role names of a user (cached on the object for the request)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return frozenset()
@@ -26,11 +28,12 @@ def roles_of(user: Any) -> frozenset[str]:
             cached = frozenset()  # an API key bound to no user has no role
         else:
             cached = frozenset(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
-        user._role_names = cached
+        # (a cache the Principal type does not declare)
+        user._role_names = cached  # type: ignore[attr-defined]
     return cached
 
 
-def has_role(user: Any, role: str) -> bool:
+def has_role(user: Actor, role: str) -> bool:
     return role in roles_of(user)
 
 
@@ -40,7 +43,7 @@ def has_role(user: Any, role: str) -> bool:
 FULL_TRAIL_ROLES = frozenset({AUDITORS, RISK_OFFICERS})
 
 
-def reads_full_audit_trail(user: Any) -> bool:
+def reads_full_audit_trail(user: Actor) -> bool:
     return bool(roles_of(user) & FULL_TRAIL_ROLES)
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import Q, QuerySet
 
+from core.actors import Actor
 from core.models import AuditEvent
 from core.roles import reads_full_audit_trail, roles_of
 
@@ -21,7 +20,7 @@ SHARED_ACTION_PREFIXES = (
 )
 
 
-def audit_events_visible_to(user: Any) -> QuerySet[AuditEvent]:
+def audit_events_visible_to(user: Actor) -> QuerySet[AuditEvent]:
     """Every event for auditors and risk officers; the shared ones for other roles; none without a role."""
     if reads_full_audit_trail(user):
         return AuditEvent.objects.all()

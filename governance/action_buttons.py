@@ -5,8 +5,8 @@ the ones the rules refuse now are shown disabled with the rule's own message
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from core.actors import Actor
 from core.roles import RISK_OFFICERS, has_role
 from governance import rules
 from lifecycle.models import ModelVersion, Status
@@ -32,7 +32,7 @@ class Blocked:
     reason: str
 
 
-def blocked_actions(version: ModelVersion, actor: Any) -> list[Blocked]:
+def blocked_actions(version: ModelVersion, actor: Actor) -> list[Blocked]:
     """The actions that apply to the version's status but that `actor` may not take now, each
     with the refusing rule's message, in the order pages show the buttons."""
     if not has_role(actor, RISK_OFFICERS):

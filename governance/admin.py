@@ -21,6 +21,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from core.actors import Actor
 from core.admin_site import OfficerReadOnlyAdmin, ReadOnlyAdmin, is_officer
 from core.errors import DomainError
 from core.models import AuditEvent
@@ -144,7 +145,7 @@ ACTION_LABELS = {
 }
 
 
-def _end_shadows(version: ModelVersion, actor: Any) -> None:
+def _end_shadows(version: ModelVersion, actor: Actor) -> None:
     for running in version.shadows.filter(ended_at__isnull=True):
         shadows.end_shadow(running.pk, actor=actor)
 

@@ -28,7 +28,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from governance import refit
 from governance.checks import _frame
-from lifecycle.models import ModelVersion
+from lifecycle.models import ModelVersion, Task
 from lifecycle.services import load_version_model
 
 MAX_ROWS = 5_000  # of the evaluation data, for the sensitivity analysis
@@ -56,17 +56,17 @@ def challenger_for(model: Any, frame: pd.DataFrame, features: list[str], task: s
         family = "decision tree (max depth 5)"
         estimator: Any = (
             DecisionTreeClassifier(max_depth=5, random_state=0)
-            if task == "classification"
+            if task == Task.CLASSIFICATION
             else DecisionTreeRegressor(max_depth=5, random_state=0)
         )
     else:
-        family = "logistic regression" if task == "classification" else "ridge regression"
-        estimator = LogisticRegression(max_iter=1000) if task == "classification" else Ridge()
+        family = "logistic regression" if task == Task.CLASSIFICATION else "ridge regression"
+        estimator = LogisticRegression(max_iter=1000) if task == Task.CLASSIFICATION else Ridge()
     return family, Pipeline([("prepare", prepare), ("model", estimator)])
 
 
 def _scores(y: Any, predicted: Any, task: str, classes: list[Any]) -> dict[str, float]:
-    if task != "classification":
+    if task != Task.CLASSIFICATION:
         return {
             "mae": float(skm.mean_absolute_error(y, predicted)),
             "rmse": float(np.sqrt(skm.mean_squared_error(y, predicted))),
@@ -86,7 +86,7 @@ def _scores(y: Any, predicted: Any, task: str, classes: list[Any]) -> dict[str, 
 
 def _score_of(model: Any, X: pd.DataFrame, version: ModelVersion) -> np.ndarray:
     """The favourable class's probability (classifiers with predict_proba), else the prediction."""
-    if version.task == "classification" and hasattr(model, "predict_proba"):
+    if version.task == Task.CLASSIFICATION and hasattr(model, "predict_proba"):
         column = list(model.classes_).index(version.favourable)
         return np.asarray(model.predict_proba(X))[:, column]
     return np.asarray(model.predict(X), dtype=float)

@@ -1,5 +1,5 @@
 """The checks run on a submitted version: validation, fairness, reproducibility, ONNX. Each
-runner takes the loaded model, data and policy values and returns an Outcome; run_check() claims
+runner takes the loaded model, data and policy values and returns a CheckResult; run_check() claims
 the check and returns its Verdict, which the task records through governance.workflow."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from governance.models import CheckKind, CheckRun, CheckStatus, FairnessRequirem
 from lifecycle import onnx_model
 from lifecycle.artifacts import sha256_of
 from lifecycle.dataset_store import open_dataset
-from lifecycle.models import Dataset, ModelVersion
+from lifecycle.models import Dataset, ModelVersion, Task
 from lifecycle.services import load_version_model
 
 
@@ -34,7 +34,7 @@ class TransientCheckError(Exception):
 
 
 @dataclass
-class Outcome:
+class CheckResult:
     status: str
     metrics: dict[str, Any]
     warning: str = ""
@@ -81,13 +81,13 @@ def regression_metrics(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, f
     }
 
 
-def validate(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> Outcome:
+def validate(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> CheckResult:
     missing = [f for f in version.feature_names if f not in evaluation.columns]
     if missing:
-        return Outcome(CheckStatus.FAILED, {"missing_columns": missing})
+        return CheckResult(CheckStatus.FAILED, {"missing_columns": missing})
     X, y = evaluation[version.feature_names], evaluation[version.label_column]
     failures: list[str] = []
-    if version.task == "classification":
+    if version.task == Task.CLASSIFICATION:
         values = classification_metrics(model, X, y, version.classes)
         bounds = {
             "accuracy": policy["min_accuracy"],
@@ -104,10 +104,10 @@ def validate(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy
             if policy.get(key) is not None and values[name] > policy[key]:
                 failures.append(f"{name} {values[name]:.4f} > {policy[key]}")
     result = {"metrics": values, "rows": len(evaluation), "failures": failures}
-    return Outcome(CheckStatus.FAILED if failures else CheckStatus.PASSED, result)
+    return CheckResult(CheckStatus.FAILED if failures else CheckStatus.PASSED, result)
 
 
-def assess_fairness(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> Outcome:
+def assess_fairness(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> CheckResult:
     y_pred = model.predict(evaluation[version.feature_names])
     required = FairnessRequirement.objects.filter(registered_model_id=version.registered_model_id).first()
     result = fairness.assess(
@@ -126,7 +126,7 @@ def assess_fairness(model: Any, version: ModelVersion, evaluation: pd.DataFrame,
     )
     metrics = result.as_dict()
     if version.sensitive_features:
-        return Outcome(CheckStatus(result.status), metrics)
+        return CheckResult(CheckStatus(result.status), metrics)
     # Nothing was measured: that passes only where the policy waives fairness for the tier.
     tier = version.registered_model.effective_tier
     waiver = f"fairness_waived_{tier}"
@@ -134,15 +134,15 @@ def assess_fairness(model: Any, version: ModelVersion, evaluation: pd.DataFrame,
     if metrics["waived"]:
         text = f"Fairness waived by policy for {tier}-tier models ({waiver}): no sensitive feature was assessed."
         metrics.update(status=CheckStatus.PASSED, passed=True, waiver=text)
-        return Outcome(CheckStatus.PASSED, metrics, text)
+        return CheckResult(CheckStatus.PASSED, metrics, text)
     text = (
         f"No sensitive feature was named, so fairness could not be assessed; the policy does not waive "
         f"fairness for {tier}-tier models ({waiver})."
     )
-    return Outcome(CheckStatus.FAILED, metrics, text)
+    return CheckResult(CheckStatus.FAILED, metrics, text)
 
 
-def reproduce(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> Outcome:
+def reproduce(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> CheckResult:
     """Refit the estimator's class and parameters on the training data, bounded whatever the
     policy: too costly by its parameters, or too slow, the check ends inconclusive, naming why."""
     estimated, most = refit.estimated_estimators(model), settings.REFIT_MAX_ESTIMATORS
@@ -152,7 +152,7 @@ def reproduce(model: Any, version: ModelVersion, evaluation: pd.DataFrame, polic
             f"({refit.COST_PARAMETER}, multiplied through nested ensembles and summed over steps), more than "
             f"REFIT_MAX_ESTIMATORS = {most}. Reproducibility was not assessed."
         )
-        return Outcome(
+        return CheckResult(
             CheckStatus.INCONCLUSIVE,
             {"refit": "not attempted", "estimated_estimators": estimated, "max_estimators": most, "reason": reason},
             reason,
@@ -169,13 +169,13 @@ def reproduce(model: Any, version: ModelVersion, evaluation: pd.DataFrame, polic
         )
     except refit.RefitStopped as exc:
         reason = f"The refit did not finish: {exc} (REFIT_MAX_SECONDS). Reproducibility was not assessed."
-        return Outcome(
+        return CheckResult(
             CheckStatus.INCONCLUSIVE,
             {"refit": "stopped", "max_seconds": settings.REFIT_MAX_SECONDS, "reason": reason},
             reason,
         )
     original = np.asarray(model.predict(X))
-    if version.task == "classification":
+    if version.task == Task.CLASSIFICATION:
         agreement = float(np.mean(original == again))
     else:
         agreement = float(np.mean(np.isclose(original, again, rtol=1e-6, atol=1e-9)))
@@ -186,11 +186,11 @@ def reproduce(model: Any, version: ModelVersion, evaluation: pd.DataFrame, polic
             f"A refit of the estimator on the training data agrees with the artifact on {agreement:.1%} of the "
             f"evaluation rows (policy: {threshold:.0%}). The artifact may not come from this training data."
         )
-        return Outcome(CheckStatus.FAILED, metrics, warning)
-    return Outcome(CheckStatus.PASSED, metrics)
+        return CheckResult(CheckStatus.FAILED, metrics, warning)
+    return CheckResult(CheckStatus.PASSED, metrics)
 
 
-def convert_onnx(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> Outcome:
+def convert_onnx(model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]) -> CheckResult:
     """Convert to ONNX and compare with the skops model on the evaluation data: serving uses
     ONNX Runtime only when labels are identical and probabilities within 1e-5."""
     X = evaluation[version.feature_names]
@@ -198,7 +198,7 @@ def convert_onnx(model: Any, version: ModelVersion, evaluation: pd.DataFrame, po
         data = onnx_model.convert(model, version.input_schema)
         comparison = onnx_model.compare(onnx_model.session(data), model, X, version.input_schema, version.task)
     except Exception as exc:  # skl2onnx cannot convert every estimator: a finding, served with skops
-        return Outcome(
+        return CheckResult(
             CheckStatus.FAILED,
             {"converted": False, "reason": f"{type(exc).__name__}: {exc}"[:2000]},
             "No ONNX engine: this version is served with its skops model.",
@@ -218,23 +218,23 @@ def convert_onnx(model: Any, version: ModelVersion, evaluation: pd.DataFrame, po
         "rows": comparison.rows,
     }
     if comparison.passed:
-        return Outcome(CheckStatus.PASSED, metrics)
-    return Outcome(CheckStatus.FAILED, metrics, f"ONNX Runtime disagrees ({comparison.reason}): served with skops.")
+        return CheckResult(CheckStatus.PASSED, metrics)
+    return CheckResult(CheckStatus.FAILED, metrics, f"ONNX Runtime disagrees ({comparison.reason}): served with skops.")
 
 
 def build_reference_profile(
     model: Any, version: ModelVersion, evaluation: pd.DataFrame, policy: dict[str, Any]
-) -> Outcome:
+) -> CheckResult:
     """Freeze the reference profile monitoring will compare live traffic with: the evaluation
     data's bins and the model's answers on it (docs/design.md, "Monitoring"). Its hash is bound into
     the approval, like the other check results."""
     missing = [f for f in version.feature_names if f not in evaluation.columns]
     if missing:
-        return Outcome(CheckStatus.FAILED, {"missing_columns": missing}, "The evaluation data lacks model inputs.")
+        return CheckResult(CheckStatus.FAILED, {"missing_columns": missing}, "The evaluation data lacks model inputs.")
     X = evaluation[version.feature_names]
     probabilities = (
         model.predict_proba(X).tolist()
-        if version.task == "classification" and hasattr(model, "predict_proba")
+        if version.task == Task.CLASSIFICATION and hasattr(model, "predict_proba")
         else None
     )
     built = profile.build_profile(
@@ -245,7 +245,7 @@ def build_reference_profile(
         labels=np.asarray(model.predict(X)).tolist(),
         probabilities=probabilities,
     )
-    return Outcome(CheckStatus.PASSED, {"profile": built, "profile_sha256": sha256_json(built)})
+    return CheckResult(CheckStatus.PASSED, {"profile": built, "profile_sha256": sha256_json(built)})
 
 
 RUNNERS = {
@@ -299,12 +299,12 @@ def run_check(check_id: int) -> Verdict | None:
     try:
         model = load_version_model(version)
         evaluation = _frame(version.evaluation_dataset)
-        outcome = RUNNERS[CheckKind(check.kind)](model, version, evaluation, check.policy)
+        result = RUNNERS[CheckKind(check.kind)](model, version, evaluation, check.policy)
     except TransientCheckError:
         raise
     except DomainError as exc:
-        outcome, error = Outcome(CheckStatus.ERROR, {}, ""), exc.message
+        result, error = CheckResult(CheckStatus.ERROR, {}, ""), exc.message
     except Exception as exc:  # a model that crashes on its own data is a finding, not a 500
-        outcome, error = Outcome(CheckStatus.ERROR, {}, ""), f"{type(exc).__name__}: {exc}"
-    outcome.metrics["seconds"] = round(time.monotonic() - started, 3)
-    return Verdict(outcome.status, outcome.metrics, inputs, error, outcome.warning, check.started_at)
+        result, error = CheckResult(CheckStatus.ERROR, {}, ""), f"{type(exc).__name__}: {exc}"
+    result.metrics["seconds"] = round(time.monotonic() - started, 3)
+    return Verdict(result.status, result.metrics, inputs, error, result.warning, check.started_at)

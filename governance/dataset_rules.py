@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor
 from core.models import AuditEvent
 from core.roles import RISK_OFFICERS
 from governance.models import Decision, DecisionKind
@@ -50,7 +51,7 @@ def ended_at(version: ModelVersion) -> datetime | None:
     return moment
 
 
-def can_destroy_dataset_key(dataset: Dataset, actor: Any, now: datetime | None = None) -> Rule:
+def can_destroy_dataset_key(dataset: Dataset, actor: Actor, now: datetime | None = None) -> Rule:
     """A risk officer destroys an encrypted dataset's key once no version trained or evaluated on
     it is servable or on its way to be (every one retired or rejected), and the policy's
     personal-data retention has passed since the last of them ended."""

@@ -4,12 +4,11 @@ approval, report and audit event that names it still verifies."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor
 from core.errors import DomainError, Forbidden
 from core.evidence import evidence
 from governance import dataset_rules, rules
@@ -37,7 +36,7 @@ def _refusal(rule: rules.Rule) -> DomainError:
 
 
 @transaction.atomic
-def _destroy(dataset_id: int, *, actor: Any, justification: str) -> DatasetKey:
+def _destroy(dataset_id: int, *, actor: Actor, justification: str) -> DatasetKey:
     # The dataset row is locked, as lifecycle.services locks it before a new version names it:
     # a version created meanwhile is either seen by the rule here or refused there.
     dataset = Dataset.objects.select_for_update().filter(pk=dataset_id).first()
@@ -75,7 +74,7 @@ def _destroy(dataset_id: int, *, actor: Any, justification: str) -> DatasetKey:
     return key
 
 
-def destroy_dataset_key(dataset_id: int, *, actor: Any, justification: str) -> DatasetKey:
+def destroy_dataset_key(dataset_id: int, *, actor: Actor, justification: str) -> DatasetKey:
     """Destroy the data key of an encrypted dataset: its file can never be read again (every read
     raises DatasetKeyDestroyed). Risk officers only, with a justification; refused with
     DatasetInUse while a version trained or evaluated on it is servable or may become so, and

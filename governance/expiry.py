@@ -19,6 +19,9 @@ from governance.policies import active_policy
 from governance.rules import EXPIRED_PREFIX
 from lifecycle.models import SERVABLE_STATUSES, ModelVersion
 
+# the background jobs this module sends (core.jobs; a task registers each)
+NOTIFY = jobs.job("notify", __name__)
+
 
 @dataclass(frozen=True)
 class Sweep:
@@ -59,7 +62,7 @@ def remind(version_id: int) -> None:
         target=version,
         data={"approval_expires_at": version.approval_expires_at},
     )
-    jobs.after_commit("notify", "expiry_reminder", version.pk)
+    jobs.after_commit(NOTIFY, "expiry_reminder", version.pk)
 
 
 @transaction.atomic
@@ -77,5 +80,5 @@ def _record_expiry_once(version: ModelVersion, reason: str) -> bool:
         target=version,
         data={"approval_expires_at": expires, "reason": reason},
     )
-    jobs.after_commit("notify", "approval_expired", version.pk)
+    jobs.after_commit(NOTIFY, "approval_expired", version.pk)
     return True

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from core import audit
+from core.actors import Actor, person, pk_of
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS, has_role
 from governance.errors import WorkflowError
@@ -18,16 +19,16 @@ from governance.rules import Rule
 from lifecycle.errors import Forbidden, NotFound
 
 
-def can_work_on(finding: Finding, actor: Any) -> Rule:
+def can_work_on(finding: Finding, actor: Actor) -> Rule:
     """The finding's owner and risk officers comment on an open finding; only risk officers close it."""
     if not finding.is_open:
         return Rule(False, f"Finding #{finding.pk} is closed.")
-    if has_role(actor, RISK_OFFICERS) or (finding.owner_id is not None and finding.owner_id == actor.pk):
+    if has_role(actor, RISK_OFFICERS) or (finding.owner_id is not None and finding.owner_id == pk_of(actor)):
         return Rule(True)
     return Rule(False, "Only the finding's owner and risk officers comment on it.", forbidden=True)
 
 
-def can_close(finding: Finding, actor: Any) -> Rule:
+def can_close(finding: Finding, actor: Actor) -> Rule:
     if not finding.is_open:
         return Rule(False, f"Finding #{finding.pk} is closed.")
     if not has_role(actor, RISK_OFFICERS):
@@ -35,7 +36,7 @@ def can_close(finding: Finding, actor: Any) -> Rule:
     return Rule(True)
 
 
-def may_read(finding: Finding, actor: Any) -> bool:
+def may_read(finding: Finding, actor: Actor) -> bool:
     """Its owner, and everyone whose role reads the models' governance (any role)."""
     from core.roles import roles_of
 
@@ -43,7 +44,7 @@ def may_read(finding: Finding, actor: Any) -> bool:
 
 
 @transaction.atomic
-def owner_comment(finding_id: int, *, actor: Any, text: str, proposes_closure: bool = False) -> FindingComment:
+def owner_comment(finding_id: int, *, actor: Actor, text: str, proposes_closure: bool = False) -> FindingComment:
     """A comment by the owner or a risk officer; with `proposes_closure`, the owner asks the
     risk officers to close the finding (recorded as its own audit event)."""
     finding = Finding.objects.select_for_update().filter(pk=finding_id).first()
@@ -56,7 +57,7 @@ def owner_comment(finding_id: int, *, actor: Any, text: str, proposes_closure: b
     if not body:
         raise WorkflowError("A comment needs some text." if not proposes_closure else "Say why it can be closed.")
     comment = FindingComment.objects.create(
-        finding=finding, author=actor, author_username=actor.get_username(), text=body
+        finding=finding, author=person(actor), author_username=person(actor).get_username(), text=body
     )
     audit.record(
         audit.FINDING_CLOSURE_PROPOSED if proposes_closure else audit.FINDING_COMMENTED,

@@ -11,12 +11,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, jobs
+from core.actors import Actor, person
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS, has_role
 from governance.errors import WorkflowError
 from governance.models import Finding, FindingComment, Severity
 from lifecycle.errors import Forbidden, NotFound
 from lifecycle.models import ModelVersion
+
+# the background jobs this module sends (core.jobs; a task registers each)
+NOTIFY = jobs.job("notify", __name__)
 
 # How long the owner has to act, by severity.
 DUE_DAYS = {Severity.HIGH: 14, Severity.MEDIUM: 30, Severity.LOW: 90}
@@ -32,7 +36,7 @@ def open_finding(
     description: str = "",
     source: str = "",
     window: tuple[datetime, datetime] | None = None,
-    actor: Any = None,
+    actor: Actor = None,
 ) -> tuple[Finding, bool]:
     """Open a finding (owned by the model's owner, due by severity), or return the open one with
     the same key (a later alert on the same subject does not open a second finding); the bool
@@ -69,11 +73,11 @@ def open_finding(
             "evidence": evidence(finding),
         },
     )
-    jobs.after_commit("notify", "finding_opened", version.pk, finding.pk)
+    jobs.after_commit(NOTIFY, "finding_opened", version.pk, finding.pk)
     return finding, True
 
 
-def _locked_open(finding_id: int, actor: Any) -> Finding:
+def _locked_open(finding_id: int, actor: Actor) -> Finding:
     if not has_role(actor, RISK_OFFICERS):
         raise Forbidden("Only risk officers manage findings.")
     finding = Finding.objects.select_for_update().filter(pk=finding_id).first()
@@ -85,7 +89,7 @@ def _locked_open(finding_id: int, actor: Any) -> Finding:
 
 
 @transaction.atomic
-def assign_finding(finding_id: int, *, actor: Any, owner: Any, due_at: datetime | None = None) -> Finding:
+def assign_finding(finding_id: int, *, actor: Actor, owner: Any, due_at: datetime | None = None) -> Finding:
     """Give a finding to an owner (and a new due date), by a risk officer."""
     finding = _locked_open(finding_id, actor)
     before = {"owner": finding.owner.get_username() if finding.owner else None, "due_at": finding.due_at}
@@ -109,12 +113,12 @@ def assign_finding(finding_id: int, *, actor: Any, owner: Any, due_at: datetime 
 
 
 @transaction.atomic
-def comment_on_finding(finding_id: int, *, actor: Any, text: str) -> FindingComment:
+def comment_on_finding(finding_id: int, *, actor: Actor, text: str) -> FindingComment:
     finding = _locked_open(finding_id, actor)
     if not (text or "").strip():
         raise WorkflowError("A comment needs some text.")
     comment = FindingComment.objects.create(
-        finding=finding, author=actor, author_username=actor.get_username(), text=text.strip()
+        finding=finding, author=person(actor), author_username=person(actor).get_username(), text=text.strip()
     )
     audit.record(
         audit.FINDING_COMMENTED,
@@ -126,14 +130,14 @@ def comment_on_finding(finding_id: int, *, actor: Any, text: str) -> FindingComm
 
 
 @transaction.atomic
-def close_finding(finding_id: int, *, actor: Any, justification: str) -> Finding:
+def close_finding(finding_id: int, *, actor: Actor, justification: str) -> Finding:
     """Close a finding with a written justification, by a risk officer."""
     finding = _locked_open(finding_id, actor)
     text = (justification or "").strip()
     if not text:
         raise WorkflowError("Closing a finding needs a written justification.")
     finding.closed_at = timezone.now()
-    finding.closed_by_username = actor.get_username()
+    finding.closed_by_username = person(actor).get_username()
     finding.close_justification = text
     finding.save(update_fields=["closed_at", "closed_by_username", "close_justification"])
     audit.record(

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor
 from core.roles import RISK_OFFICERS
 from governance import rules
 from governance.errors import WorkflowError
@@ -28,7 +29,7 @@ def _justified(justification: Any) -> str:
     return text
 
 
-def require_officer(actor: Any, doing: str) -> None:
+def require_officer(actor: Actor, doing: str) -> None:
     rule = rules.role_rule(actor, RISK_OFFICERS, doing)
     if not rule:
         raise WorkflowError(rule.reason, status=403, code="forbidden")
@@ -54,7 +55,9 @@ def fallback_rule(model: RegisteredModel, version: ModelVersion) -> rules.Rule:
 
 
 @transaction.atomic
-def designate_fallback(model_id: int, *, actor: Any, version_number: int | None, justification: str) -> RegisteredModel:
+def designate_fallback(
+    model_id: int, *, actor: Actor, version_number: int | None, justification: str
+) -> RegisteredModel:
     """A risk officer names the version that answers while the model is stopped (None: no fallback)."""
     require_officer(actor, "designate fallback versions")
     text = _justified(justification)
@@ -87,7 +90,7 @@ def designate_fallback(model_id: int, *, actor: Any, version_number: int | None,
 
 
 @transaction.atomic
-def stop_model(model_id: int, *, actor: Any, justification: str) -> RegisteredModel:
+def stop_model(model_id: int, *, actor: Actor, justification: str) -> RegisteredModel:
     """Stop the model: from this commit every process answers from the fallback, or 503."""
     require_officer(actor, "stop models")
     text = _justified(justification)
@@ -113,7 +116,7 @@ def stop_model(model_id: int, *, actor: Any, justification: str) -> RegisteredMo
 
 
 @transaction.atomic
-def resume_model(model_id: int, *, actor: Any, justification: str) -> RegisteredModel:
+def resume_model(model_id: int, *, actor: Actor, justification: str) -> RegisteredModel:
     """Resume the model: its production (or named approved) versions answer again."""
     require_officer(actor, "resume models")
     text = _justified(justification)

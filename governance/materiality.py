@@ -19,7 +19,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from governance.models import ChangeClassification, CheckKind, CheckRun, Decision, DecisionKind, Policy
+from governance.models import ChangeClassification, CheckKind, CheckRun, CheckStatus, Decision, DecisionKind, Policy
 from lifecycle.models import ModelVersion
 
 # modules whose classes are models rather than preprocessing
@@ -46,7 +46,9 @@ def family(version: ModelVersion) -> list[str]:
 
 def _validation_metrics(version: ModelVersion) -> dict[str, float]:
     check = (
-        CheckRun.objects.filter(version=version, kind=CheckKind.VALIDATION, status__in=["passed", "failed"])
+        CheckRun.objects.filter(
+            version=version, kind=CheckKind.VALIDATION, status__in=[CheckStatus.PASSED, CheckStatus.FAILED]
+        )
         .order_by("-round")
         .first()
     )

@@ -240,17 +240,17 @@ class Decision(models.Model):
         ordering = ["created_at", "pk"]
         constraints = [
             models.CheckConstraint(
-                condition=~models.Q(kind="approve") | ~models.Q(actor=models.F("submitter")),
+                condition=~models.Q(kind=DecisionKind.APPROVE) | ~models.Q(actor=models.F("submitter")),
                 name="submitter_never_approves",
             ),
             models.CheckConstraint(
-                condition=~models.Q(kind__in=["approve", "reinstate", "recertify"])
+                condition=~models.Q(kind__in=[DecisionKind.APPROVE, DecisionKind.REINSTATE, DecisionKind.RECERTIFY])
                 | ~models.Q(actor=models.F("creator")),
                 name="creator_never_approves",
             ),
             models.UniqueConstraint(
                 fields=["version", "round", "actor"],
-                condition=models.Q(kind="approve"),
+                condition=models.Q(kind=DecisionKind.APPROVE),
                 name="one_approval_per_officer_per_round",
             ),
             models.CheckConstraint(condition=~models.Q(justification=""), name="decision_has_justification"),

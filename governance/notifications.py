@@ -6,14 +6,15 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
 from core.roles import RISK_OFFICERS
-from governance.models import Finding
+from governance.models import DecisionKind, Finding
 from lifecycle.models import ModelVersion
 
-OUTCOME_WORDS = {
-    "approve": "approved",
-    "reject": "rejected",
-    "request_changes": "changes requested",
-    "recertify": "recertified",
+# what a decision's mail says happened (the kinds' labels name the decision, not the result)
+DECISION_WORDS: dict[str, str] = {
+    DecisionKind.APPROVE: "approved",
+    DecisionKind.REJECT: "rejected",
+    DecisionKind.REQUEST_CHANGES: "changes requested",
+    DecisionKind.RECERTIFY: "recertified",
 }
 
 
@@ -60,7 +61,7 @@ def notify(kind: str, version_id: int, decision_id: int | None = None) -> int:
         decision = (
             decisions.filter(pk=decision_id).first() if decision_id else decisions.order_by("-created_at").first()
         )
-        word = OUTCOME_WORDS.get(decision.kind) if decision else None
+        word = DECISION_WORDS.get(decision.kind) if decision else None
         subject = f"{version}: {word or version.get_status_display().lower()}"
         body = f"{subject}.\n\n{decision.actor_username}: {decision.justification}" if decision else subject
     if not recipients:

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, jobs
+from core.actors import Actor, person, pk_of
 from core.canonical import canonical_json, sha256_json
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS
@@ -38,9 +39,12 @@ from lifecycle.artifacts import read_verified_bytes
 from lifecycle.errors import ArtifactIntegrityError, NotFound
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 
+# the background jobs this module sends (core.jobs; a task registers each)
+NOTIFY = jobs.job("notify", __name__)
+
 
 @transaction.atomic
-def _rollback(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
+def _rollback(model_id: int, *, actor: Actor, justification: str) -> ModelVersion:
     model = RegisteredModel.objects.select_for_update().get(pk=model_id)
     current = ModelVersion.objects.select_for_update().filter(registered_model=model, status=Status.PRODUCTION).first()
     anchor = current or model.versions.order_by("-version").first()
@@ -61,7 +65,9 @@ def _rollback(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
     current = transition(current, to=Status.APPROVED, actor=actor)
     ended = end_deployments(Deployment.objects.filter(registered_model=model), actor, now, "rolled_back")
     restored = transition(locked(earlier.version_id), to=Status.PRODUCTION, actor=actor)
-    deployment = Deployment.objects.create(registered_model=model, version=restored, deployed_at=now, deployed_by=actor)
+    deployment = Deployment.objects.create(
+        registered_model=model, version=restored, deployed_at=now, deployed_by=person(actor)
+    )
     decision = decide(current, kind=DecisionKind.ROLLBACK, actor=actor, justification=text)
     audit.record(
         audit.MODEL_ROLLED_BACK,
@@ -78,7 +84,7 @@ def _rollback(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
     return restored
 
 
-def rollback_model(model_id: int, *, actor: Any, justification: str) -> ModelVersion:
+def rollback_model(model_id: int, *, actor: Actor, justification: str) -> ModelVersion:
     """production -> approved for the current version; the previously deployed version that is
     still approved becomes production again. Returns the restored version."""
     try:
@@ -89,7 +95,7 @@ def rollback_model(model_id: int, *, actor: Any, justification: str) -> ModelVer
 
 @audited_refusals
 @transaction.atomic
-def suspend_version(version_id: int, *, actor: Any, reason: str, changed: list[str] | None = None) -> ModelVersion:
+def suspend_version(version_id: int, *, actor: Actor, reason: str, changed: list[str] | None = None) -> ModelVersion:
     """approved or production -> suspended: not served from this commit on. By the system (a void
     approval, a failed integrity check) or by a risk officer with a written reason. A production
     version's deployment ends, so the model has no production version until one is deployed."""
@@ -121,13 +127,13 @@ def suspend_version(version_id: int, *, actor: Any, reason: str, changed: list[s
         # naming it until reinstatement (once the cause is gone) records the row again
         prove_target=not changed,
     )
-    jobs.after_commit("notify", "suspended", version.pk)
+    jobs.after_commit(NOTIFY, "suspended", version.pk)
     return version
 
 
 @audited_refusals
 @transaction.atomic
-def reinstate_version(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
+def reinstate_version(version_id: int, *, actor: Actor, justification: str) -> ModelVersion:
     """suspended -> approved once the cause is gone (the approvals bind what is there again and
     the stored artifact has its recorded hash), by as many distinct risk officers as the tier's
     approvals, never the version's creator or submitter."""
@@ -171,7 +177,7 @@ def reinstate_version(version_id: int, *, actor: Any, justification: str) -> Mod
 
 @audited_refusals
 @transaction.atomic
-def retire_version(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
+def retire_version(version_id: int, *, actor: Actor, justification: str) -> ModelVersion:
     """approved or production -> retired: it stops serving when this commits."""
     version = locked(version_id)
     RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
@@ -198,7 +204,7 @@ def retire_version(version_id: int, *, actor: Any, justification: str) -> ModelV
 
 @audited_refusals
 @transaction.atomic
-def recertify_version(version_id: int, *, actor: Any, justification: str, snapshot: dict[str, Any]) -> ModelVersion:
+def recertify_version(version_id: int, *, actor: Actor, justification: str, snapshot: dict[str, Any]) -> ModelVersion:
     """Renew an approval over a frozen snapshot of the monitoring evidence and open findings:
     once as many distinct risk officers as the tier's approvals have recertified, the approval
     runs for the policy's period again (a version suspended because it expired is approved)."""
@@ -208,7 +214,7 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
     text = require_justification(version, justification, attempted)
     policy = active_policy()
     required = policy.approvals_for(version.registered_model.effective_tier)
-    officers = rules.pending_recertifiers(version) | {actor.pk}
+    officers = rules.pending_recertifiers(version) | {pk_of(actor)}
     completes = len(officers) >= required
     expires_at = approval_expiry(version, policy) if completes else None
     # (stored exactly as hashed: dates become their text, as in every audit event)
@@ -257,5 +263,5 @@ def recertify_version(version_id: int, *, actor: Any, justification: str, snapsh
         target=version,
         data={"from": source, "to": version.status, "approval_expires_at": expires_at, **data},
     )
-    jobs.after_commit("notify", "decided", version.pk, decision.pk)
+    jobs.after_commit(NOTIFY, "decided", version.pk, decision.pk)
     return version

@@ -14,6 +14,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor, username_of
 from core.roles import RISK_OFFICERS, has_role
 from governance import findings
 from governance.errors import WorkflowError
@@ -57,7 +58,7 @@ def overlay_data(o: Overlay, at: datetime | None = None) -> dict[str, Any]:
 def record_overlay(
     model_id: int,
     *,
-    actor: Any,
+    actor: Actor,
     kind: Any,
     owner: Any,
     reason: Any,
@@ -98,7 +99,7 @@ def record_overlay(
         adjustment=adjustment.strip(),
         starts_at=start,
         expires_at=expires_at,
-        recorded_by_username=actor.get_username(),
+        recorded_by_username=username_of(actor),
         created_at=now,
     )
     audit.record(
@@ -111,7 +112,7 @@ def record_overlay(
 
 
 @transaction.atomic
-def withdraw_overlay(overlay_id: int, *, actor: Any, justification: str) -> Overlay:
+def withdraw_overlay(overlay_id: int, *, actor: Actor, justification: str) -> Overlay:
     if not has_role(actor, RISK_OFFICERS):
         raise Forbidden("Only risk officers withdraw limitations and overlays.")
     overlay = Overlay.objects.select_for_update().filter(pk=overlay_id).first()
@@ -123,7 +124,7 @@ def withdraw_overlay(overlay_id: int, *, actor: Any, justification: str) -> Over
     if overlay.withdrawn_at is not None:
         raise WorkflowError(f"Overlay #{overlay.pk} was withdrawn already.")
     overlay.withdrawn_at = timezone.now()
-    overlay.withdrawn_by_username = actor.get_username()
+    overlay.withdrawn_by_username = username_of(actor)
     overlay.withdraw_justification = text
     overlay.save(update_fields=["withdrawn_at", "withdrawn_by_username", "withdraw_justification"])
     audit.record(audit.OVERLAY_WITHDRAWN, actor=actor, target=overlay, data={"justification": text})

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from core import audit
+from core.actors import Actor
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS, has_role
 from governance.errors import WorkflowError
@@ -33,7 +34,7 @@ def active_policy() -> Policy:
 
 
 @transaction.atomic
-def update_policy(policy_id: int, *, actor: Any, changes: dict[str, Any], justification: str) -> Policy:
+def update_policy(policy_id: int, *, actor: Actor, changes: dict[str, Any], justification: str) -> Policy:
     """Change policy values, with a written justification. Only risk officers may: a superuser
     without the role is refused like anyone else (actor None is the system, for deployment
     scripts; no request reaches it). Every change is audited with the values before and after,

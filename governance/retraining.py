@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor, username_of
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS, has_role
 from governance.errors import WorkflowError
 from governance.models import Finding, RetrainingRequest
@@ -32,7 +33,7 @@ def request_data(r: RetrainingRequest) -> dict[str, Any]:
 
 
 @transaction.atomic
-def open_request(finding_id: int, *, actor: Any, reason: str) -> RetrainingRequest:
+def open_request(finding_id: int, *, actor: Actor, reason: str) -> RetrainingRequest:
     """Ask the model's owner to retrain, from an open finding (risk officers)."""
     if not has_role(actor, RISK_OFFICERS):
         raise Forbidden("Only risk officers open retraining requests.")
@@ -53,7 +54,7 @@ def open_request(finding_id: int, *, actor: Any, reason: str) -> RetrainingReque
         registered_model=model,
         owner_id=model.owner_id,
         reason=text,
-        requested_by_username=actor.get_username(),
+        requested_by_username=username_of(actor),
         opened_at=timezone.now(),
     )
     audit.record(
@@ -66,7 +67,7 @@ def open_request(finding_id: int, *, actor: Any, reason: str) -> RetrainingReque
 
 
 @transaction.atomic
-def answer_request(request_id: int, *, version_id: int, actor: Any) -> RetrainingRequest:
+def answer_request(request_id: int, *, version_id: int, actor: Actor) -> RetrainingRequest:
     """A new version of the model names the request: the request closes, answered by it. By the
     request's owner or a data scientist; the version must be newer than the one the finding is on."""
     if not has_role(actor, DATA_SCIENTISTS):

@@ -10,7 +10,7 @@ from django.utils.safestring import mark_safe
 
 from core.metric_names import with_labels
 from governance import bindings, charts
-from governance.models import CheckRun, Decision
+from governance.models import CheckKind, CheckRun, CheckStatus, Decision, DecisionKind
 from lifecycle.models import ModelVersion, Status
 
 # Failures first: what a reviewer must read before anything else.
@@ -24,7 +24,7 @@ def finding_of(check: CheckRun) -> str:
     parts = [check.error, *metrics.get("failures", []), *violations, check.warning]
     text = "; ".join(p for p in parts if p)
     if not text:
-        text = "within policy" if check.status == "passed" else check.get_status_display().lower()
+        text = "within policy" if check.status == CheckStatus.PASSED else check.get_status_display().lower()
     return with_labels(text)
 
 
@@ -32,7 +32,7 @@ def checks_for_display(version: ModelVersion) -> list[dict[str, Any]]:
     shown = []
     runs = CheckRun.objects.filter(version=version, round=version.review_round)
     for check in sorted(runs, key=lambda c: (STATUS_ORDER.get(c.status, 9), c.kind)):
-        features = check.metrics.get("features", []) if check.kind == "fairness" else []
+        features = check.metrics.get("features", []) if check.kind == CheckKind.FAIRNESS else []
         shown.append(
             {
                 "check": check,
@@ -45,7 +45,7 @@ def checks_for_display(version: ModelVersion) -> list[dict[str, Any]]:
                     for f in features
                 ],
                 "agreement_pct": (round(check.metrics["agreement"] * 100, 1) if "agreement" in check.metrics else None),
-                "validation": check.metrics.get("metrics", {}) if check.kind == "validation" else {},
+                "validation": check.metrics.get("metrics", {}) if check.kind == CheckKind.VALIDATION else {},
                 "finding": finding_of(check),
             }
         )
@@ -56,7 +56,7 @@ def decisions_for_display(version: ModelVersion) -> list[dict[str, Any]]:
     bound = bindings.current(version)
     rows = []
     for decision in Decision.objects.filter(version=version).order_by("created_at", "pk"):
-        void = decision.kind == "approve" and (
+        void = decision.kind == DecisionKind.APPROVE and (
             decision.round != version.review_round or bindings.is_void(decision, bound)
         )
         rows.append({"decision": decision, "void": void})
@@ -76,9 +76,9 @@ def metric_diff(version: ModelVersion) -> list[dict[str, Any]]:
     def numbers(v: ModelVersion) -> dict[str, float]:
         out: dict[str, float] = {}
         for check in CheckRun.objects.filter(version=v, round=v.review_round):
-            if check.kind == "validation":
+            if check.kind == CheckKind.VALIDATION:
                 out.update(check.metrics.get("metrics", {}))
-            if check.kind == "fairness":
+            if check.kind == CheckKind.FAIRNESS:
                 for f in check.metrics.get("features", []):
                     for name, value in (f.get("headline") or {}).items():
                         if value is not None:

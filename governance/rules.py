@@ -11,6 +11,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from core.actors import Actor, pk_of
 from core.roles import AUDITORS, CASE_OFFICERS, DATA_SCIENTISTS, RISK_OFFICERS, has_role, roles_of
 from governance import bindings
 from governance.models import Decision, DecisionKind, Deployment, FairnessRequirement, Finding, Severity
@@ -55,7 +56,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 }
 
 
-def can_move(version: ModelVersion, to: str, actor: Any) -> Rule:
+def can_move(version: ModelVersion, to: str, actor: Actor) -> Rule:
     """The lifecycle table: may the version move from its status to `to`, and may `actor` move it."""
     role = TRANSITIONS.get((version.status, to))
     if role is None:
@@ -76,13 +77,13 @@ def no(reason: str) -> Rule:
     return Rule(False, reason)
 
 
-def role_rule(actor: Any, role: str, doing: str) -> Rule:
+def role_rule(actor: Actor, role: str, doing: str) -> Rule:
     if has_role(actor, role):
         return YES
     return Rule(False, f"Only members of {role} {doing}.", forbidden=True)
 
 
-def can_submit(version: ModelVersion, actor: Any) -> Rule:
+def can_submit(version: ModelVersion, actor: Actor) -> Rule:
     return can_move(version, Status.CHECKING, actor)
 
 
@@ -92,7 +93,7 @@ def _in_review(version: ModelVersion, doing: str) -> Rule:
     return YES
 
 
-def can_approve(version: ModelVersion, actor: Any) -> Rule:
+def can_approve(version: ModelVersion, actor: Actor) -> Rule:
     """In review, by a risk officer who did not submit it and has not approved it this round,
     with no open high finding."""
     rule = _in_review(version, "approved") and role_rule(actor, RISK_OFFICERS, "approve versions")
@@ -130,20 +131,20 @@ def suspended_for_expiry(version: ModelVersion) -> bool:
     return version.status == Status.SUSPENDED and version.suspended_reason.startswith(EXPIRED_PREFIX)
 
 
-def _four_eyes(version: ModelVersion, actor: Any, kind: str) -> Rule:
+def _four_eyes(version: ModelVersion, actor: Actor, kind: str) -> Rule:
     """Neither the version's creator nor its submitter decides on it, and one decision of a kind
     per officer per round."""
-    if version.submitted_by_id == actor.pk:
+    if version.submitted_by_id == pk_of(actor):
         return Rule(False, "You submitted this version, so you cannot approve it (four-eyes rule).", forbidden=True)
-    if version.created_by_id == actor.pk:
+    if version.created_by_id == pk_of(actor):
         return Rule(False, "You created this version, so you cannot approve it (four-eyes rule).", forbidden=True)
-    if Decision.objects.filter(version=version, round=version.review_round, kind=kind, actor=actor).exists():
+    if Decision.objects.filter(version=version, round=version.review_round, kind=kind, actor_id=pk_of(actor)).exists():
         done = "approved" if kind == DecisionKind.APPROVE else "asked to reinstate"
         return no(f"You already {done} this version in this review round.")
     return YES
 
 
-def can_close_review(version: ModelVersion, actor: Any) -> Rule:
+def can_close_review(version: ModelVersion, actor: Actor) -> Rule:
     """Reject or request changes: in review, by a risk officer."""
     return _in_review(version, "rejected or sent back") and role_rule(actor, RISK_OFFICERS, "decide on reviews")
 
@@ -153,7 +154,7 @@ def approvals_progress(version: ModelVersion) -> tuple[int, int]:
     return len(bindings.valid_approvals(version)), approvals_required(version)
 
 
-def can_deploy(version: ModelVersion, actor: Any) -> Rule:
+def can_deploy(version: ModelVersion, actor: Actor) -> Rule:
     """Approved, by a risk officer, with the tier's count of approvals that still bind what is
     there now (the workflow also re-reads the artifact's bytes before it deploys)."""
     rule = role_rule(actor, RISK_OFFICERS, "deploy versions")
@@ -183,7 +184,7 @@ def rollback_target(model: RegisteredModel, current: ModelVersion) -> Deployment
     )
 
 
-def can_roll_back(version: ModelVersion, actor: Any) -> Rule:
+def can_roll_back(version: ModelVersion, actor: Actor) -> Rule:
     """From this production version back to the previously deployed version still approved."""
     rule = role_rule(actor, RISK_OFFICERS, "roll back models")
     if not rule:
@@ -202,11 +203,11 @@ def can_roll_back(version: ModelVersion, actor: Any) -> Rule:
     return YES
 
 
-def can_suspend(version: ModelVersion, actor: Any) -> Rule:
+def can_suspend(version: ModelVersion, actor: Actor) -> Rule:
     return can_move(version, Status.SUSPENDED, actor)
 
 
-def can_reinstate(version: ModelVersion, actor: Any) -> Rule:
+def can_reinstate(version: ModelVersion, actor: Actor) -> Rule:
     """Suspended, by a risk officer who neither created nor submitted it, once the cause is gone:
     the approvals bind what is there now again."""
     rule = can_move(version, Status.APPROVED, actor) if version.status == Status.SUSPENDED else None
@@ -248,7 +249,7 @@ def pending_recertifiers(version: ModelVersion) -> set[int]:
     return set(decisions.values_list("actor_id", flat=True))
 
 
-def can_recertify(version: ModelVersion, actor: Any) -> Rule:
+def can_recertify(version: ModelVersion, actor: Actor) -> Rule:
     """Approved or production (or suspended because the approval expired), by risk officers as
     for approval, never the creator or submitter, with the approval's bindings intact and no
     open high finding."""
@@ -260,9 +261,9 @@ def can_recertify(version: ModelVersion, actor: Any) -> Rule:
             f"{version} is {status_label(version.status)}; only approved or production versions (or versions suspended "
             "because their approval expired) are recertified."
         )
-    if actor.pk in (version.submitted_by_id, version.created_by_id):
+    if pk_of(actor) in (version.submitted_by_id, version.created_by_id):
         return Rule(False, "You created or submitted this version, so you cannot recertify it (four-eyes rule).", True)
-    if actor.pk in pending_recertifiers(version):
+    if pk_of(actor) in pending_recertifiers(version):
         return no("You already recertified this version; another risk officer must too.")
     valid, required = approvals_progress(version)
     if valid < required:
@@ -270,7 +271,7 @@ def can_recertify(version: ModelVersion, actor: Any) -> Rule:
     return no_open_high_finding(version, "recertified")
 
 
-def can_shadow(version: ModelVersion, actor: Any) -> Rule:
+def can_shadow(version: ModelVersion, actor: Actor) -> Rule:
     """Risk officers put an in-review or approved version of a model that has a production
     version in shadow (one running shadow per version)."""
     rule = role_rule(actor, RISK_OFFICERS, "put versions in shadow")
@@ -285,14 +286,14 @@ def can_shadow(version: ModelVersion, actor: Any) -> Rule:
     return YES
 
 
-def can_end_shadow(version: ModelVersion, actor: Any) -> Rule:
+def can_end_shadow(version: ModelVersion, actor: Actor) -> Rule:
     rule = role_rule(actor, RISK_OFFICERS, "end shadows")
     if not rule:
         return rule
     return YES if version.shadows.filter(ended_at__isnull=True).exists() else no(f"{version} is not in shadow.")
 
 
-def can_retire(version: ModelVersion, actor: Any) -> Rule:
+def can_retire(version: ModelVersion, actor: Actor) -> Rule:
     rule = role_rule(actor, RISK_OFFICERS, "retire versions")
     if rule and version.status not in (Status.APPROVED, Status.PRODUCTION, Status.SUSPENDED):
         return no(
@@ -305,26 +306,21 @@ def can_retire(version: ModelVersion, actor: Any) -> Rule:
 OWN_WORK = "own_work"  # the refusal's code: nobody judges their own work (409)
 
 
-def _user_pk(actor: Any) -> int | None:
-    """The person behind `actor` (an API key bound to no user is nobody's work)."""
-    return getattr(actor, "pk", None) if getattr(actor, "is_authenticated", False) else None
-
-
-def not_own_work(version: ModelVersion, actor: Any, doing: str) -> Rule:
+def not_own_work(version: ModelVersion, actor: Actor, doing: str) -> Rule:
     """The version's creator and submitter never judge it: its outcomes, reviews, approvals."""
-    pk = _user_pk(actor)
+    pk = pk_of(actor)
     if pk is not None and pk in (version.created_by_id, version.submitted_by_id):
         did = "created" if pk == version.created_by_id else "submitted"
         return Rule(False, f"You {did} {version}, so you cannot {doing} (segregation of duties).", code=OWN_WORK)
     return YES
 
 
-def can_set_tier(model: RegisteredModel, actor: Any, what: str = "risk tier") -> Rule:
+def can_set_tier(model: RegisteredModel, actor: Actor, what: str = "risk tier") -> Rule:
     """A risk officer who neither owns the model nor created or submitted any of its versions."""
     rule = role_rule(actor, RISK_OFFICERS, f"set a model's {what}")
     if not rule:
         return rule
-    if model.owner_id == actor.pk:
+    if model.owner_id == pk_of(actor):
         return Rule(
             False, f"You own {model.name}, so you cannot set its {what} (segregation of duties).", code=OWN_WORK
         )
@@ -339,7 +335,7 @@ def can_set_tier(model: RegisteredModel, actor: Any, what: str = "risk tier") ->
     return YES
 
 
-def can_set_fairness_requirements(model: RegisteredModel, actor: Any) -> Rule:
+def can_set_fairness_requirements(model: RegisteredModel, actor: Actor) -> Rule:
     """The second line sets what the first line's fairness check must measure: as for the tier."""
     return can_set_tier(model, actor, "fairness requirements")
 
@@ -351,7 +347,7 @@ def missing_required_features(version: ModelVersion) -> list[str]:
     return [f for f in (required.features if required is not None else []) if f not in have]
 
 
-def can_report_outcome(version: ModelVersion | None, actor: Any, *, received_it: bool) -> Rule:
+def can_report_outcome(version: ModelVersion | None, actor: Actor, *, received_it: bool) -> Rule:
     """Outcomes come from the API key that received the prediction, or from a risk officer;
     never from the version's creator or submitter (they would write the evidence judging it)."""
     if not received_it and not has_role(actor, RISK_OFFICERS):
@@ -366,7 +362,7 @@ def can_report_outcome(version: ModelVersion | None, actor: Any, *, received_it:
 DECISION_READERS = frozenset({AUDITORS, RISK_OFFICERS, CASE_OFFICERS})
 
 
-def can_read_decision(actor: Any, *, received_it: bool) -> Rule:
+def can_read_decision(actor: Actor, *, received_it: bool) -> Rule:
     """One rule for a decision's data (its record, explanation, receipt, reviews) and the personal
     values they show: auditors and risk officers, and the API key that received it (its client
     sent those values). A data scientist reads the model's monitoring, not people's decisions."""
@@ -380,7 +376,7 @@ def can_read_decision(actor: Any, *, received_it: bool) -> Rule:
     )
 
 
-def can_review_decision(version: ModelVersion | None, actor: Any) -> Rule:
+def can_review_decision(version: ModelVersion | None, actor: Actor) -> Rule:
     """A person's review or override of an automated decision: never by the version's creator or
     submitter (who may act is asked by serving: the key that received it, or a role)."""
     return not_own_work(version, actor, "review its decisions") if version is not None else YES
@@ -402,7 +398,7 @@ ACTIONS = (
 )
 
 
-def available_actions(version: ModelVersion, actor: Any) -> list[str]:
+def available_actions(version: ModelVersion, actor: Actor) -> list[str]:
     """The actions `actor` may take on `version` now: the same predicates the workflow enforces."""
     if not has_role(actor, RISK_OFFICERS):
         return []
@@ -420,7 +416,7 @@ def latest_validation(version: ModelVersion) -> Any:
     return bindings.manifest.latest_validation(version)
 
 
-def can_validate(version: ModelVersion, actor: Any) -> Rule:
+def can_validate(version: ModelVersion, actor: Actor) -> Rule:
     """A validator writes a report on a submitted version before its approval, never the
     version's creator, submitter or one of its approvers (segregation of duties)."""
     from core.roles import VALIDATORS
@@ -428,11 +424,11 @@ def can_validate(version: ModelVersion, actor: Any) -> Rule:
     rule = role_rule(actor, VALIDATORS, "write validation reports")
     if not rule:
         return rule
-    if actor.pk == version.created_by_id:
+    if pk_of(actor) == version.created_by_id:
         return Rule(False, "You created this version, so you cannot validate it (independence).", forbidden=True)
-    if actor.pk == version.submitted_by_id:
+    if pk_of(actor) == version.submitted_by_id:
         return Rule(False, "You submitted this version, so you cannot validate it (independence).", forbidden=True)
-    if Decision.objects.filter(version=version, kind__in=APPROVING_KINDS, actor=actor).exists():
+    if Decision.objects.filter(version=version, kind__in=APPROVING_KINDS, actor_id=pk_of(actor)).exists():
         return Rule(False, "You approved this version, so you cannot validate it (independence).", forbidden=True)
     if version.status not in VALIDATING_STATUSES:
         return no(
@@ -442,12 +438,12 @@ def can_validate(version: ModelVersion, actor: Any) -> Rule:
     return YES
 
 
-def validation_allows_approval(version: ModelVersion, actor: Any) -> Rule:
+def validation_allows_approval(version: ModelVersion, actor: Actor) -> Rule:
     """Approval needs the round's validation report when the policy names the model's tier, and
     none that concludes `not_fit`; and the approver never validated the version."""
     from governance.models import Conclusion, ValidationReport
 
-    if ValidationReport.objects.filter(version=version, validator_id=actor.pk).exists():
+    if ValidationReport.objects.filter(version=version, validator_id=pk_of(actor)).exists():
         return Rule(False, "You validated this version, so you cannot approve it (independence).", forbidden=True)
     latest = latest_validation(version)
     if latest is not None and latest.conclusion == Conclusion.NOT_FIT:

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, jobs
+from core.actors import Actor, person
 from core.errors import Forbidden
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS, has_role
@@ -15,6 +16,9 @@ from governance import integrity, rules, selectors
 from governance.errors import WorkflowError
 from governance.models import CheckRun, FairnessRequirement
 from lifecycle.models import ModelVersion, RegisteredModel, RiskTier
+
+# the background jobs this module sends (core.jobs; a task registers each)
+RUN_CHECK = jobs.job("run_check", __name__)
 
 
 def require(rule: rules.Rule) -> None:
@@ -27,7 +31,7 @@ def require(rule: rules.Rule) -> None:
 
 
 @transaction.atomic
-def set_risk_tier(model_id: int, *, actor: Any, tier: str, justification: str) -> RegisteredModel:
+def set_risk_tier(model_id: int, *, actor: Actor, tier: str, justification: str) -> RegisteredModel:
     """A risk officer sets the model's effective tier (the data scientist only proposed one), with
     a justification; never the model's owner nor a creator or submitter of its versions
     (rules.can_set_tier). Approvals bind the tier, so approved and production versions approved
@@ -59,7 +63,7 @@ MAX_REQUIRED_FEATURES = 20
 
 @transaction.atomic
 def set_fairness_requirements(
-    model_id: int, *, actor: Any, features: list[str], waivers: dict[str, dict[str, str]], justification: str
+    model_id: int, *, actor: Actor, features: list[str], waivers: dict[str, dict[str, str]], justification: str
 ) -> FairnessRequirement:
     """A risk officer (never the model's owner nor a creator or submitter of its versions) sets the
     sensitive features every version's fairness check must measure, and waives small groups,
@@ -84,7 +88,7 @@ def set_fairness_requirements(
     if requirement is None:
         requirement = FairnessRequirement(registered_model=model)
     requirement.features, requirement.waivers = names, cleaned
-    requirement.justification, requirement.updated_by = text, actor
+    requirement.justification, requirement.updated_by = text, person(actor)
     requirement.save()
     audit.record(
         audit.FAIRNESS_REQUIREMENTS_SET,
@@ -140,7 +144,7 @@ def stuck_checks(version: ModelVersion) -> list[CheckRun]:
 
 
 @transaction.atomic
-def requeue_checks(version_id: int, *, actor: Any) -> list[int]:
+def requeue_checks(version_id: int, *, actor: Actor) -> list[int]:
     """A risk officer sends the version's stuck checks again (audited); a check run twice is
     recorded once. Refused when none is stuck."""
     if not has_role(actor, RISK_OFFICERS):
@@ -157,5 +161,5 @@ def requeue_checks(version_id: int, *, actor: Any) -> list[int]:
         data={"checks": [{"id": c.pk, "kind": c.kind, "status": c.status} for c in stuck]},
     )
     for check_id in ids:
-        jobs.after_commit("run_check", check_id)
+        jobs.after_commit(RUN_CHECK, check_id)
     return ids

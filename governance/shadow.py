@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor, person
 from core.evidence import evidence
 from governance import rules
 from governance.errors import WorkflowError
@@ -20,7 +21,7 @@ from lifecycle.models import ModelVersion
 
 
 @transaction.atomic
-def start_shadow(version_id: int, *, actor: Any, justification: str) -> Shadow:
+def start_shadow(version_id: int, *, actor: Actor, justification: str) -> Shadow:
     """Put the version in shadow of its model's production version, audited."""
     version = ModelVersion.objects.select_for_update().select_related("registered_model").get(pk=version_id)
     rule = rules.can_shadow(version, actor)
@@ -29,7 +30,9 @@ def start_shadow(version_id: int, *, actor: Any, justification: str) -> Shadow:
     text = (justification or "").strip()
     if not text:
         raise WorkflowError("Putting a version in shadow needs a justification.", field="justification")
-    shadow = Shadow.objects.create(version=version, started_at=timezone.now(), started_by=actor, justification=text)
+    shadow = Shadow.objects.create(
+        version=version, started_at=timezone.now(), started_by=person(actor), justification=text
+    )
     audit.record(
         audit.SHADOW_STARTED,
         actor=actor,
@@ -40,7 +43,7 @@ def start_shadow(version_id: int, *, actor: Any, justification: str) -> Shadow:
 
 
 @transaction.atomic
-def end_shadow(shadow_id: int, *, actor: Any) -> Shadow:
+def end_shadow(shadow_id: int, *, actor: Actor) -> Shadow:
     shadow = Shadow.objects.select_for_update().select_related("version").get(pk=shadow_id)
     rule = rules.can_end_shadow(shadow.version, actor)
     if not rule and shadow.ended_at is None:

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor, person
 from core.evidence import content_hash, evidence, row_values
 from governance import findings, rules
 from governance.errors import WorkflowError
@@ -65,7 +66,7 @@ def clean_report(conclusion: Any, sections: Any, conditions: Any) -> tuple[str, 
 
 @transaction.atomic
 def record_validation(
-    version_id: int, *, actor: Any, conclusion: Any, sections: Any, conditions: Any = None
+    version_id: int, *, actor: Actor, conclusion: Any, sections: Any, conditions: Any = None
 ) -> ValidationReport:
     """Write a validator's report on the version's current review round (the rules:
     governance.rules.can_validate). Each condition of `fit_with_conditions` opens a finding on
@@ -80,8 +81,8 @@ def record_validation(
     report = ValidationReport.objects.create(
         version=version,
         round=version.review_round,
-        validator=actor,
-        validator_username=actor.get_username(),
+        validator=person(actor),
+        validator_username=person(actor).get_username(),
         conclusion=conclusion,
         sections=sections,
         conditions=conditions,

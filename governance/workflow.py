@@ -13,13 +13,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from core import audit, jobs
+from core.actors import Actor, person, pk_of
 from core.errors import DomainError
 from core.evidence import evidence
 from governance import bindings, materiality, rules
@@ -37,6 +38,10 @@ from lifecycle.artifacts import read_verified_bytes
 from lifecycle.errors import ArtifactIntegrityError, Forbidden, NotFound
 from lifecycle.models import CARD_SECTIONS, ModelVersion, RegisteredModel, Status
 from lifecycle.submission import REQUIRED_CARD_FIELDS, card_section_problem
+
+# the background jobs this module sends (core.jobs; a task registers each)
+RUN_CHECK = jobs.job("run_check", __name__)
+NOTIFY = jobs.job("notify", __name__)
 
 CHECK_KINDS = (
     CheckKind.VALIDATION,
@@ -56,7 +61,11 @@ class Refused(WorkflowError):
         self.version_pk, self.attempted, self.forbidden = version_pk, attempted, forbidden
 
 
-def record_refusal(exc: Refused, *, actor: Any) -> DomainError:
+# a workflow function taking (target_id, *, actor, ...)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def record_refusal(exc: Refused, *, actor: Actor) -> DomainError:
     """The one way a refusal is recorded: after the refused transaction rolled back, in a
     transaction of its own, against the version the request named. Returns the error to raise."""
     with transaction.atomic():
@@ -75,21 +84,21 @@ def refuse_unless(rule: rules.Rule, version: ModelVersion, attempted: str) -> No
         raise Refused(rule.reason, version_pk=version.pk, attempted=attempted, forbidden=rule.forbidden)
 
 
-def audited_refusals(func: Callable[..., Any]) -> Callable[..., Any]:
+def audited_refusals(func: F) -> F:
     """Run a transition; if it is refused, its transaction rolls back and the refusal is then
     recorded (record_refusal), so a crafted request always leaves a trace."""
 
     @functools.wraps(func)
-    def wrapper(target_id: int, *, actor: Any, **kwargs: Any) -> Any:
+    def wrapper(target_id: int, *, actor: Actor, **kwargs: Any) -> Any:
         try:
             return func(target_id, actor=actor, **kwargs)
         except Refused as exc:
             raise record_refusal(exc, actor=actor) from None
 
-    return wrapper
+    return cast(F, wrapper)  # the same signature: mypy checks every caller's actor
 
 
-def transition(version: ModelVersion, *, to: str, actor: Any, **fields: Any) -> ModelVersion:
+def transition(version: ModelVersion, *, to: str, actor: Actor, **fields: Any) -> ModelVersion:
     """Move a locked version to `to` if the transition is allowed and the row still has the
     status we checked (conditional UPDATE: safe where FOR UPDATE is a no-op, as on SQLite)."""
     source = version.status
@@ -101,7 +110,7 @@ def transition(version: ModelVersion, *, to: str, actor: Any, **fields: Any) -> 
     return version
 
 
-def end_deployments(deployments: QuerySet[Deployment], actor: Any, now: Any, reason: str) -> list[Deployment]:
+def end_deployments(deployments: QuerySet[Deployment], actor: Actor, now: Any, reason: str) -> list[Deployment]:
     """End the open deployments among `deployments`; returns them as stored now (for evidence)."""
     open_ids = list(deployments.filter(ended_at__isnull=True).values_list("pk", flat=True))
     Deployment.objects.filter(pk__in=open_ids).update(ended_at=now, ended_by=actor, end_reason=reason)
@@ -122,13 +131,13 @@ def require_justification(version: ModelVersion, justification: str, attempted: 
     return text
 
 
-def decide(version: ModelVersion, *, kind: str, actor: Any, justification: str, **extra: Any) -> Decision:
+def decide(version: ModelVersion, *, kind: str, actor: Actor, justification: str, **extra: Any) -> Decision:
     return Decision.objects.create(
         version=version,
         round=version.review_round,
         kind=kind,
-        actor=actor,
-        actor_username=actor.get_username(),
+        actor=person(actor),
+        actor_username=person(actor).get_username(),
         submitter=version.submitted_by,
         creator_id=version.created_by_id,
         justification=justification,
@@ -144,7 +153,7 @@ def approval_expiry(version: ModelVersion, policy: Any) -> Any:
 # --- data scientists -------------------------------------------------------------------
 @audited_refusals
 @transaction.atomic
-def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
+def submit_version(version_id: int, *, actor: Actor) -> ModelVersion:
     """draft -> checking, by a data scientist; a new review round with its checks, which are
     enqueued once this commits."""
     version = locked(version_id)
@@ -204,7 +213,7 @@ def submit_version(version_id: int, *, actor: Any) -> ModelVersion:
         },
     )
     for check in checks:
-        jobs.after_commit("run_check", check.pk)
+        jobs.after_commit(RUN_CHECK, check.pk)
     return version
 
 
@@ -276,14 +285,14 @@ def record_check_result(
                 "evidence": evidence(change),
             },
         )
-        jobs.after_commit("notify", "ready_for_review", version.pk)
+        jobs.after_commit(NOTIFY, "ready_for_review", version.pk)
     return check
 
 
 # --- risk officers ---------------------------------------------------------------------
 @audited_refusals
 @transaction.atomic
-def approve_version(version_id: int, *, actor: Any, justification: str, override: bool = False) -> ModelVersion:
+def approve_version(version_id: int, *, actor: Actor, justification: str, override: bool = False) -> ModelVersion:
     """in_review -> approved once the tier's approvals are in (one for low/medium, two distinct
     officers for high); never by the submitter; a failed check needs override + justification.
     The approval binds the hashes of the artifact, the card and the check results it saw."""
@@ -300,7 +309,7 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
             attempted=attempted,
         )
     if Decision.objects.filter(
-        version=version, round=version.review_round, kind=DecisionKind.APPROVE, actor=actor
+        version=version, round=version.review_round, kind=DecisionKind.APPROVE, actor_id=pk_of(actor)
     ).exists():
         raise Refused(
             "You already approved this version in this review round.", version_pk=version.pk, attempted=attempted
@@ -356,11 +365,13 @@ def approve_version(version_id: int, *, actor: Any, justification: str, override
                 "approval_expires_at": expires_at,
             },
         )
-        jobs.after_commit("notify", "decided", version.pk, decision.pk)
+        jobs.after_commit(NOTIFY, "decided", version.pk, decision.pk)
     return version
 
 
-def _close_review(version_id: int, *, actor: Any, justification: str, to: str, kind: str, action: str) -> ModelVersion:
+def _close_review(
+    version_id: int, *, actor: Actor, justification: str, to: str, kind: str, action: str
+) -> ModelVersion:
     version = locked(version_id)
     refuse_unless(rules.can_close_review(version, actor), version, kind)
     text = require_justification(version, justification, kind)
@@ -378,13 +389,13 @@ def _close_review(version_id: int, *, actor: Any, justification: str, to: str, k
             "evidence": evidence(decision),
         },
     )
-    jobs.after_commit("notify", "decided", version.pk, decision.pk)
+    jobs.after_commit(NOTIFY, "decided", version.pk, decision.pk)
     return version
 
 
 @audited_refusals
 @transaction.atomic
-def reject_version(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
+def reject_version(version_id: int, *, actor: Actor, justification: str) -> ModelVersion:
     """in_review -> rejected (final), with a justification."""
     return _close_review(
         version_id,
@@ -398,7 +409,7 @@ def reject_version(version_id: int, *, actor: Any, justification: str) -> ModelV
 
 @audited_refusals
 @transaction.atomic
-def request_changes(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
+def request_changes(version_id: int, *, actor: Actor, justification: str) -> ModelVersion:
     """in_review -> draft: the data scientist edits and submits again (a new round)."""
     return _close_review(
         version_id,
@@ -412,7 +423,7 @@ def request_changes(version_id: int, *, actor: Any, justification: str) -> Model
 
 @audited_refusals
 @transaction.atomic
-def deploy_version(version_id: int, *, actor: Any, justification: str) -> ModelVersion:
+def deploy_version(version_id: int, *, actor: Actor, justification: str) -> ModelVersion:
     """approved -> production; the previous production version goes back to approved. The
     approvals must still bind the current artifact, card and checks, and the stored artifact
     must still have its recorded hash."""
@@ -435,7 +446,9 @@ def deploy_version(version_id: int, *, actor: Any, justification: str) -> ModelV
         replaced = transition(previous, to=Status.APPROVED, actor=actor)
         ended = end_deployments(Deployment.objects.filter(registered_model=model), actor, now, "replaced")
     version = transition(version, to=Status.PRODUCTION, actor=actor)
-    deployment = Deployment.objects.create(registered_model=model, version=version, deployed_at=now, deployed_by=actor)
+    deployment = Deployment.objects.create(
+        registered_model=model, version=version, deployed_at=now, deployed_by=person(actor)
+    )
     decision = decide(version, kind=DecisionKind.DEPLOY, actor=actor, justification=text)
     audit.record(
         audit.VERSION_DEPLOYED,

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 
 from core import audit
+from core.actors import Actor
 from core.models import AuditEvent
 from integrations import events, outbox, webhooks
 from integrations.models import WebhookEndpoint
@@ -28,7 +29,7 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def seed_webhook_demo(*, actor: Any) -> str:
+def seed_webhook_demo(*, actor: Actor) -> str:
     """Create the demo endpoint and deliver the latest mapped event to it; returns a summary."""
     previous = settings.WEBHOOK_ALLOW_PRIVATE
     settings.WEBHOOK_ALLOW_PRIVATE = True  # the demo receiver listens on 127.0.0.1

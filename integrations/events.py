@@ -22,11 +22,11 @@ EVENT_TYPES: dict[str, tuple[str, str]] = {
     audit.MODEL_ROLLED_BACK: ("model_version.rolled_back", "Model rolled back"),
     audit.VERSION_SUSPENDED: ("model_version.suspended", "Version suspended"),
     audit.VERSION_RETIRED: ("model_version.retired", "Version retired"),
-    "governance.version.recertified": ("model_version.recertified", "Version recertified"),
-    "monitoring.alert.raised": ("monitoring.alert", "Monitoring alert raised"),
-    "governance.finding.opened": ("finding.opened", "Finding opened"),
-    "governance.finding.closed": ("finding.closed", "Finding closed"),
-    "serving.batch.finished": ("batch.finished", "Batch job finished"),
+    audit.VERSION_RECERTIFIED: ("model_version.recertified", "Version recertified"),
+    audit.MONITORING_ALERT_RAISED: ("monitoring.alert", "Monitoring alert raised"),
+    audit.FINDING_OPENED: ("finding.opened", "Finding opened"),
+    audit.FINDING_CLOSED: ("finding.closed", "Finding closed"),
+    audit.BATCH_FINISHED: ("batch.finished", "Batch job finished"),
 }
 ALL_EVENT_TYPES: list[str] = [event_type for event_type, _ in EVENT_TYPES.values()]
 EVENT_TYPE_CHOICES: list[tuple[str, str]] = [(event_type, label) for event_type, label in EVENT_TYPES.values()]

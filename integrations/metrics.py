@@ -39,7 +39,7 @@ from core.checkpoints import Checkpoint, CheckpointError, read_log, split_note
 from core.roles import AUDITORS, RISK_OFFICERS, roles_of
 from integrations import outbox
 from integrations.models import WebhookDelivery
-from lifecycle.models import ModelVersion, RegisteredModel
+from lifecycle.models import ModelVersion, RegisteredModel, Status
 from serving.models import ApiKey, PredictionLog
 from serving.services import hash_key
 
@@ -236,7 +236,7 @@ def _drift() -> Iterator[Metric]:
         return
     rows: list[tuple[list[str], float]] = []
     latest = (
-        Window.objects.filter(version__status__in=["approved", "production"])
+        Window.objects.filter(version__status__in=[Status.APPROVED, Status.PRODUCTION])
         .order_by("version_id", "-end")
         .select_related("version__registered_model")
     )

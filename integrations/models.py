@@ -64,7 +64,9 @@ class WebhookDelivery(models.Model):
             models.UniqueConstraint(fields=["endpoint", "audit_seq"], name="one_delivery_per_event_and_endpoint")
         ]
         indexes = [
-            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="webhook_delivery_due"),
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status=DeliveryStatus.PENDING), name="webhook_delivery_due"
+            ),
         ]
 
     def __str__(self) -> str:

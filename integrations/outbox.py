@@ -7,13 +7,12 @@ loses none, and the workflow never waits on, or fails because of, a receiver."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from core import jobs
 from core.models import AuditChainHead, AuditEvent
 from integrations import events
 from integrations.models import DeliveryStatus, OutboxCursor, WebhookDelivery, WebhookEndpoint
@@ -21,18 +20,14 @@ from integrations.models import DeliveryStatus, OutboxCursor, WebhookDelivery, W
 log = logging.getLogger(__name__)
 BATCH = 500
 
-# Set by integrations.tasks: sends the dispatch task (the outbox never imports the tasks).
-_send_dispatch: Callable[[], Any] | None = None
-
-
-def register_dispatch(send: Callable[[], Any]) -> None:
-    global _send_dispatch
-    _send_dispatch = send
+# The dispatch task, registered by integrations.tasks (the outbox never imports the tasks).
+DISPATCH = jobs.job("webhook_dispatch", __name__)
 
 
 def _nudge() -> None:
-    if _send_dispatch is not None:
-        _send_dispatch()
+    send = jobs.JOBS.find(DISPATCH)
+    if send is not None:
+        send()
 
 
 def wake_on_commit(event: AuditEvent) -> None:

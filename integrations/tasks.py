@@ -9,6 +9,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
+from core import jobs
 from integrations import outbox, webhooks
 
 log = logging.getLogger(__name__)
@@ -44,4 +45,4 @@ def webhook_sweep_task() -> int:
     return len(due)
 
 
-outbox.register_dispatch(dispatch_webhooks_task.delay)
+jobs.register(outbox.DISPATCH, dispatch_webhooks_task.delay)

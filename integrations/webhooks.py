@@ -8,13 +8,13 @@ from __future__ import annotations
 import random
 import time
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor, person, pk_of
 from core.errors import Forbidden, NotFound
 from core.roles import RISK_OFFICERS, has_role
 from integrations import events, signing, transport
@@ -25,7 +25,7 @@ from integrations.outbox import chain_head_seq
 MAX_BACKOFF_SECONDS = 6 * 3600
 
 
-def _require_officer(actor: Any) -> None:
+def _require_officer(actor: Actor) -> None:
     if not (has_role(actor, RISK_OFFICERS) or getattr(actor, "is_superuser", False)):
         raise Forbidden("Only risk officers manage webhook endpoints.")
 
@@ -44,7 +44,7 @@ def _clean(name: str, url: str, event_types: list[str]) -> tuple[str, str, list[
 
 
 @transaction.atomic
-def create_endpoint(*, actor: Any, name: str, url: str, event_types: list[str]) -> tuple[WebhookEndpoint, str]:
+def create_endpoint(*, actor: Actor, name: str, url: str, event_types: list[str]) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint; returns it and its secret, which is shown this once."""
     _require_officer(actor)
     name, url, event_types = _clean(name, url, event_types)
@@ -55,7 +55,7 @@ def create_endpoint(*, actor: Any, name: str, url: str, event_types: list[str]) 
         secret=secret,
         event_types=event_types,
         start_seq=chain_head_seq(),
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=person(actor) if pk_of(actor) else None,
         created_by_username=getattr(actor, "username", "") or "system",
     )
     audit.record(
@@ -66,7 +66,7 @@ def create_endpoint(*, actor: Any, name: str, url: str, event_types: list[str]) 
 
 @transaction.atomic
 def update_endpoint(
-    endpoint_id: int, *, actor: Any, name: str, url: str, event_types: list[str], is_active: bool
+    endpoint_id: int, *, actor: Actor, name: str, url: str, event_types: list[str], is_active: bool
 ) -> WebhookEndpoint:
     """Change an endpoint; disabling it cancels its pending deliveries."""
     _require_officer(actor)
@@ -94,7 +94,7 @@ def update_endpoint(
 
 
 @transaction.atomic
-def rotate_secret(endpoint_id: int, *, actor: Any) -> str:
+def rotate_secret(endpoint_id: int, *, actor: Actor) -> str:
     """A new secret for the endpoint, shown once; the old one stops signing at once."""
     _require_officer(actor)
     endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
@@ -205,7 +205,7 @@ def due_deliveries(*, now: datetime | None = None, limit: int = 200) -> list[int
 
 
 @transaction.atomic
-def redeliver(delivery_id: int, *, actor: Any) -> WebhookDelivery:
+def redeliver(delivery_id: int, *, actor: Actor) -> WebhookDelivery:
     """A risk officer asks for a failed or cancelled delivery to be sent again now."""
     _require_officer(actor)
     delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)

@@ -16,7 +16,7 @@ import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.core.files.base import ContentFile
@@ -24,6 +24,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from core import audit, envelope
+from core.actors import Actor
 from lifecycle import encrypted_csv
 from lifecycle.errors import DatasetIntegrityError, DatasetKeyDestroyed, DatasetKeysUnavailable
 from lifecycle.models import Dataset, DatasetKey
@@ -166,7 +167,7 @@ def rotate_dataset_keys() -> int:
     return rotated
 
 
-def encrypt_stored_dataset(dataset_id: int, *, actor: Any = None) -> bool:
+def encrypt_stored_dataset(dataset_id: int, *, actor: Actor = None) -> bool:
     """Encrypt a dataset stored in clear before encryption at rest: its verified bytes are
     written encrypted, the row points to the new file and gets its key, audited, in one
     transaction; the clear file is deleted once that commits. False when it was encrypted already."""

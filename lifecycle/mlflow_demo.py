@@ -4,10 +4,10 @@ with skops), imported as a draft through the same service as the command."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from core.actors import Actor
 from lifecycle.mlflow_import import Source, import_mlflow_model
 from lifecycle.models import MlflowImport
 from lifecycle.submission import DatasetChoice
@@ -22,7 +22,7 @@ def _csv(name: str) -> DatasetChoice:
     return DatasetChoice(upload=SimpleUploadedFile(name, (DEMO_MLFLOW / name).read_bytes(), content_type="text/csv"))
 
 
-def seed_mlflow_demo(*, actor: Any) -> str:
+def seed_mlflow_demo(*, actor: Actor) -> str:
     """Import the shipped MLflow model as a draft of `credit-mlflow` created by `actor` (a data
     scientist); does nothing if the demo's import is already there. Returns a summary."""
     done = MlflowImport.objects.filter(version__registered_model__name=MLFLOW_DEMO_MODEL).first()

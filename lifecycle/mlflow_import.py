@@ -26,6 +26,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models, transaction
 
 from core import audit
+from core.actors import Actor, username_of
 from core.errors import DomainError
 from core.evidence import evidence
 from lifecycle import services, submission
@@ -227,7 +228,7 @@ def _dataset_columns(choice: submission.DatasetChoice) -> list[dict[str, str]] |
 
 def import_mlflow_model(
     *,
-    actor: Any,
+    actor: Actor,
     source: Source,
     model_name: str,
     training: submission.DatasetChoice,
@@ -288,7 +289,7 @@ def import_mlflow_model(
                 mlmodel_sha256=mlflow.mlmodel_sha256,
                 source_path=source_path[:500],
                 utc_time_created=mlflow.utc_time_created[:40],
-                imported_by_username=actor.get_username(),
+                imported_by_username=username_of(actor),
             )
             audit.record(
                 audit.MLFLOW_IMPORTED,

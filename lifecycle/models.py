@@ -267,7 +267,7 @@ class ModelVersion(models.Model):
             # At most one production version per registered model, enforced by the database.
             models.UniqueConstraint(
                 fields=["registered_model"],
-                condition=Q(status="production"),
+                condition=Q(status=Status.PRODUCTION),
                 name="one_production_version_per_model",
             ),
             models.CheckConstraint(condition=Q(status__in=[s.value for s in Status]), name="version_status_valid"),

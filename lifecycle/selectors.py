@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import QuerySet
 
+from core.actors import Actor
 from core.roles import roles_of
-from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion, RegisteredModel
+from lifecycle.models import SERVABLE_STATUSES, Dataset, ModelVersion, RegisteredModel, Status
 
 
-def can_read_registry(actor: Any) -> bool:
+def can_read_registry(actor: Actor) -> bool:
     """People with a role see everything; an API key bound to no user sees servable versions."""
     return bool(roles_of(actor)) or _is_api_client(actor)
 
 
-def _is_api_client(actor: Any) -> bool:
+def _is_api_client(actor: Actor) -> bool:
     return getattr(actor, "is_authenticated", False) and not hasattr(actor, "groups")
 
 
@@ -23,7 +22,7 @@ def visible_models() -> QuerySet[RegisteredModel]:
     return RegisteredModel.objects.select_related("owner").prefetch_related("versions")
 
 
-def visible_versions(actor: Any, model: RegisteredModel) -> QuerySet[ModelVersion]:
+def visible_versions(actor: Actor, model: RegisteredModel) -> QuerySet[ModelVersion]:
     versions = model.versions.select_related("training_dataset", "evaluation_dataset", "parent", "created_by")
     if roles_of(actor):
         return versions.order_by("-version")
@@ -31,11 +30,11 @@ def visible_versions(actor: Any, model: RegisteredModel) -> QuerySet[ModelVersio
 
 
 def production_version(model: RegisteredModel) -> ModelVersion | None:
-    return next((v for v in model.versions.all() if v.status == "production"), None)
+    return next((v for v in model.versions.all() if v.status == Status.PRODUCTION), None)
 
 
 def approved_versions(model: RegisteredModel) -> list[ModelVersion]:
-    return sorted((v for v in model.versions.all() if v.status == "approved"), key=lambda v: -v.version)
+    return sorted((v for v in model.versions.all() if v.status == Status.APPROVED), key=lambda v: -v.version)
 
 
 def readable_datasets() -> QuerySet[Dataset]:

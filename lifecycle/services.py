@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from core import audit
+from core.actors import Actor, person
 from core.evidence import evidence
 from core.roles import DATA_SCIENTISTS, has_role
 from lifecycle import dataset_store, materiality
@@ -50,7 +51,7 @@ from lifecycle.submission import (
 log = logging.getLogger(__name__)
 
 
-def require_data_scientist(actor: Any) -> None:
+def require_data_scientist(actor: Actor) -> None:
     if not has_role(actor, DATA_SCIENTISTS):
         raise Forbidden("Only members of the data-scientists group may do this.")
 
@@ -58,7 +59,7 @@ def require_data_scientist(actor: Any) -> None:
 @transaction.atomic
 def register_model(
     *,
-    actor: Any,
+    actor: Actor,
     name: str,
     title: str,
     description: str = "",
@@ -108,7 +109,7 @@ def register_model(
                 name=name,
                 title=title.strip(),
                 description=description or "",
-                owner=actor,
+                owner=person(actor),
                 risk_tier=risk_tier,
                 kind=kind,
                 purpose=(purpose or "").strip(),
@@ -144,7 +145,7 @@ def _lineage_note(dataset: ParsedDataset, name: str, label: str) -> str:
 
 def create_version(
     *,
-    actor: Any,
+    actor: Actor,
     model_name: str,
     artifact: Any,
     training: DatasetChoice,
@@ -206,7 +207,7 @@ def create_version(
 
 
 @transaction.atomic
-def _save_version(*, actor: Any, submission: Submission, dataset_source: str, written: list[str]) -> ModelVersion:
+def _save_version(*, actor: Actor, submission: Submission, dataset_source: str, written: list[str]) -> ModelVersion:
     s = submission
     inspected, resolved, features, label_column = s.inspected, s.resolved, s.features, s.label_column
     parent, code_commit, card, favourable, reasons = s.parent, s.code_commit, s.card, s.favourable, s.reasons
@@ -255,7 +256,7 @@ def _save_version(*, actor: Any, submission: Submission, dataset_source: str, wr
         parent=parent,
         code_repository=s.code_repository,
         code_commit=code_commit,
-        created_by=actor,
+        created_by=person(actor),
         favourable_class=favourable,
         reason_texts=reasons or {},
     )
@@ -295,7 +296,7 @@ def _require_live_dataset(dataset_id: int, *, field: str) -> None:
         raise dataset_store.key_destroyed(dataset, key, field=field)
 
 
-def _store_dataset(*, actor: Any, parsed: ParsedDataset, name: str, source: str, written: list[str]) -> Dataset:
+def _store_dataset(*, actor: Actor, parsed: ParsedDataset, name: str, source: str, written: list[str]) -> Dataset:
     """Reuse a dataset with the same name and bytes (unless its key was destroyed); otherwise
     store it, encrypted under a key of its own, as the name's next version."""
     same = Dataset.objects.filter(name=name, sha256=parsed.sha256, data_key__destroyed_at__isnull=True).first()
@@ -313,7 +314,7 @@ def _store_dataset(*, actor: Any, parsed: ParsedDataset, name: str, source: str,
         row_count=len(parsed.frame),
         columns=parsed.columns,
         source=source,
-        created_by=actor,
+        created_by=person(actor),
     )
     DatasetKey.objects.create(dataset=dataset, wrapped=stored.wrapped, kek_id=stored.kek_id)
     audit.record(
@@ -329,7 +330,7 @@ def _store_dataset(*, actor: Any, parsed: ParsedDataset, name: str, source: str,
 def update_draft(
     version_id: int,
     *,
-    actor: Any,
+    actor: Actor,
     card: dict[str, Any],
     sensitive_features: list[str],
     code_repository: str = "",

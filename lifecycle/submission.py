@@ -21,13 +21,7 @@ from lifecycle.errors import (
     SubmissionInvalid,
     TooLarge,
 )
-from lifecycle.models import (
-    CARD_FIELDS,
-    CARD_SECTIONS,
-    Dataset,
-    ModelVersion,
-    RegisteredModel,
-)
+from lifecycle.models import CARD_FIELDS, CARD_SECTIONS, Dataset, ModelVersion, RegisteredModel, Task
 
 CARD_TITLES = {name: title.lower() for name, title, _ in CARD_SECTIONS}
 MAX_CARD_SECTION_CHARS = 50_000
@@ -196,7 +190,7 @@ def _favourable(value: Any, classes: list[Any], task: str, errors: dict[str, lis
     names the class 1); None (the last class) when none is declared."""
     if value is None or value == "":
         return None
-    if task != "classification":
+    if task != Task.CLASSIFICATION:
         errors.setdefault("favourable_class", []).append("Only a classifier has a favourable class.")
         return None
     for c in classes:

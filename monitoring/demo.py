@@ -10,7 +10,7 @@ import pandas as pd
 from django.utils import timezone
 
 from lifecycle import demo_data
-from lifecycle.models import ModelVersion
+from lifecycle.models import ModelVersion, Status
 from monitoring import services
 from serving.models import PredictionLog
 from serving.predict import Caller, PredictionRequest, predict
@@ -70,7 +70,7 @@ def seed_demo_shadow(challenger: ModelVersion, *, officer: Any, since: Any) -> A
     from governance import shadow as shadows
     from monitoring import shadow
 
-    if challenger.status != "in_review":
+    if challenger.status != Status.IN_REVIEW:
         return None
     running = shadows.start_shadow(
         challenger.pk,

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from lifecycle.models import RegisteredModel
+from lifecycle.models import RegisteredModel, Task
 from monitoring import drift
 from serving.models import LogSource, PredictionLog, PredictionOutcome
 
@@ -31,7 +31,7 @@ def external_performance(model: RegisteredModel, *, since: datetime, until: date
             predicted.append(labels[row])
             classes = outputs.get("classes") or classes
     task = "classification" if classes or any(isinstance(v, (str, bool)) for v in truth) else "regression"
-    if task == "classification" and not classes:
+    if task == Task.CLASSIFICATION and not classes:
         classes = sorted({*truth, *predicted}, key=str)
     return {
         "model": model.name,

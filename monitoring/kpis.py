@@ -19,17 +19,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor, username_of
 from core.roles import RISK_OFFICERS, has_role
 from governance import findings
 from governance.models import Severity
 from lifecycle.errors import Forbidden, SubmissionInvalid
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 from monitoring.models import KpiDefinition, KpiMetric
-from serving.models import Outcome, PredictionLog, PredictionOutcome
+from serving.models import LogSource, Outcome, PredictionLog, PredictionOutcome
 
 
 @transaction.atomic
-def define_kpi(model_id: int, *, actor: Any, **fields: Any) -> KpiDefinition:
+def define_kpi(model_id: int, *, actor: Actor, **fields: Any) -> KpiDefinition:
     """Define a KPI of a model (risk officers)."""
     if not has_role(actor, RISK_OFFICERS):
         raise Forbidden("Only risk officers define KPIs.")
@@ -67,7 +68,7 @@ def define_kpi(model_id: int, *, actor: Any, **fields: Any) -> KpiDefinition:
         favourable=fields["favourable"],
         **bounds,
         **extra,
-        created_by_username=actor.get_username(),
+        created_by_username=username_of(actor),
         created_at=timezone.now(),
     )
     audit.record(audit.KPI_DEFINED, actor=actor, target=kpi, data={"model": model.name, "name": kpi.name})
@@ -78,7 +79,7 @@ def compute(kpi: KpiDefinition, *, since: datetime, until: datetime) -> dict[str
     """The KPI's value over [since, until), its row count and whether it breaches its bounds."""
     records = PredictionLog.objects.filter(
         model_name=kpi.registered_model.name, outcome=Outcome.OK, created_at__gte=since, created_at__lt=until
-    ).exclude(source="shadow")
+    ).exclude(source=LogSource.SHADOW)
     favourable = kpi.favourable
     if kpi.metric == KpiMetric.APPROVAL_RATE:
         rows = approved = 0

@@ -34,7 +34,7 @@ from monitoring.counts import (
     count_part,
     fold_parts,
 )
-from monitoring.models import FoldedSeal, HourlyCounts, MonitoringWindow
+from monitoring.models import FoldedSeal, HourlyCounts, Level, MonitoringWindow
 from monitoring.reference import reference_of
 from monitoring.windows import compute
 from serving.models import PredictionLog, PredictionSeal
@@ -129,7 +129,7 @@ def store_window(version_id: int, *, start: datetime, end: datetime) -> Monitori
     )
     label = f"window {span_label(start, end)} UTC"
     for alert in result.alerts:
-        if alert["level"] != "alert":
+        if alert["level"] != Level.ALERT:
             continue
         finding, opened = findings.open_finding(
             version_id=version.pk,

@@ -17,6 +17,7 @@ from governance import rules
 from governance.policies import active_policy
 from lifecycle.views import visible_version
 from monitoring import charts, selectors
+from monitoring.models import Level
 
 
 @login_required
@@ -25,7 +26,7 @@ def version_monitoring(request: HttpRequest, name: str, version: int) -> HttpRes
     windows = list(selectors.windows_of(v))[-60:]
     policy = active_policy()
     latest = windows[-1] if windows else None
-    alerts = [(w, a) for w in reversed(windows) for a in w.alerts if a.get("level") in ("alert", "warn")][:50]
+    alerts = [(w, a) for w in reversed(windows) for a in w.alerts if a.get("level") in (Level.ALERT, Level.WARN)][:50]
     minimums: dict[str, float | None] = {
         "accuracy": policy.min_accuracy,
         "balanced_accuracy": policy.min_balanced_accuracy,

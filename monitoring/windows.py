@@ -18,7 +18,7 @@ from django.conf import settings
 from governance import fairness, profile
 from governance.models import Severity
 from governance.policies import active_policy
-from lifecycle.models import ModelVersion
+from lifecycle.models import ModelVersion, Task
 from monitoring import drift
 from monitoring.counts import (
     Rows,
@@ -128,7 +128,7 @@ def outcome_rows(version: ModelVersion, start: datetime, end: datetime) -> pd.Da
 
 
 def live_performance(version: ModelVersion, frame: pd.DataFrame) -> dict[str, Any]:
-    binary = version.task == "classification" and len(version.classes or []) == 2
+    binary = version.task == Task.CLASSIFICATION and len(version.classes or []) == 2
     has_scores = binary and len(frame) and frame["score"].notna().all()
     return drift.performance(
         task=version.task,
@@ -144,7 +144,7 @@ def live_fairness(version: ModelVersion, frame: pd.DataFrame, policy: dict[str, 
     policy's minimum size are reported but not compared)."""
     if not version.sensitive_features or frame.empty:
         return {}
-    kind = None if version.task == "classification" else float
+    kind = None if version.task == Task.CLASSIFICATION else float
     y_true = np.asarray(frame["actual"].tolist(), dtype=kind)
     y_pred = np.asarray(frame["predicted"].tolist(), dtype=kind)
     result = fairness.assess(
@@ -211,9 +211,9 @@ def compute(version: ModelVersion, start: datetime, end: datetime) -> Result | N
 def _drift_alerts(features: dict[str, Any], prediction: dict[str, Any], thresholds: drift.Thresholds) -> list[dict]:
     alerts = []
     for name, item in [*features.items(), *([(profile.PREDICTION, prediction)] if prediction else [])]:
-        if item["level"] == "ok":
+        if item["level"] == Level.OK:
             continue
-        bound = thresholds.psi_alert if item["level"] == "alert" else thresholds.psi_warn
+        bound = thresholds.psi_alert if item["level"] == Level.ALERT else thresholds.psi_warn
         alerts.append(
             {
                 "kind": "drift",

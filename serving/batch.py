@@ -30,6 +30,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import audit, jobs
+from core.actors import Actor, pk_of
 from core.errors import DomainError
 from core.roles import AUDITORS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
 from lifecycle.dataset_store import copy_dataset_to
@@ -44,7 +45,12 @@ from serving.batch_csv import (
     schema_problem,
 )
 from serving.errors import ServingError
-from serving.models import BatchChunk, BatchJob, BatchStatus
+from serving.models import ApiKey, BatchChunk, BatchJob, BatchStatus
+
+# the background jobs this module sends (core.jobs; a task registers each)
+BATCH_CHUNK = jobs.job("batch_chunk", __name__)
+# (serving.batch_chunks sends this one when a job's last chunk is done)
+jobs.job("batch_finish", "serving.batch_chunks")
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class Submitter:
     api_key: Any
 
 
-def may_run_batch(user: Any, api_key: Any) -> bool:
+def may_run_batch(user: Actor, api_key: ApiKey | None) -> bool:
     """A client key (bound to no user), or a data scientist or risk officer (in person or through
     a key bound to them)."""
     if api_key is not None and api_key.user_id is None:
@@ -64,16 +70,16 @@ def may_run_batch(user: Any, api_key: Any) -> bool:
     return bool(roles_of(user) & {DATA_SCIENTISTS, RISK_OFFICERS})
 
 
-def may_read_batch(job: BatchJob, user: Any, api_key: Any) -> bool:
+def may_read_batch(job: BatchJob, user: Actor, api_key: ApiKey | None) -> bool:
     """Whoever asked for the job (the same key, or the same person), risk officers and auditors."""
     if api_key is not None and api_key.user_id is None:
         return job.api_key_id == api_key.pk
     if roles_of(user) & {RISK_OFFICERS, AUDITORS}:
         return True
-    return getattr(user, "pk", None) is not None and job.user_id == user.pk
+    return pk_of(user) is not None and job.user_id == pk_of(user)
 
 
-def visible_jobs(user: Any) -> Any:
+def visible_jobs(user: Actor) -> Any:
     """The jobs a person's page lists: all for risk officers and auditors, their own otherwise."""
     jobs_ = BatchJob.objects.select_related("version__registered_model").order_by("-created_at")
     if roles_of(user) & {RISK_OFFICERS, AUDITORS}:
@@ -170,7 +176,7 @@ def _create_job(
             },
         )
         for index in range(job.chunks_total):
-            jobs.after_commit("batch_chunk", job.pk, index)
+            jobs.after_commit(BATCH_CHUNK, job.pk, index)
     return job
 
 

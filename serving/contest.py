@@ -13,10 +13,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor, username_of
 from core.evidence import evidence
 from serving import decisions, oversight
 from serving.errors import ServingError
-from serving.models import ApiKey, Contestation, ContestationAnswer, OversightItem, OversightReason, PredictionLog
+from serving.models import (
+    ApiKey,
+    Contestation,
+    ContestationAnswer,
+    Outcome,
+    OversightItem,
+    OversightReason,
+    PredictionLog,
+)
 
 RESPONSE_DAYS = 30
 
@@ -27,7 +36,7 @@ def open_case(record: PredictionLog, row: int) -> Contestation | None:
 
 @transaction.atomic
 def contest_decision(
-    *, record: PredictionLog, row: int, statement: str, caller: str, api_key: ApiKey | None, actor: Any
+    *, record: PredictionLog, row: int, statement: str, caller: str, api_key: ApiKey | None, actor: Actor
 ) -> Contestation:
     """Open a case on one answered row, from the API key that received it: respond_by is
     RESPONSE_DAYS away; it enters the queue at once. One open case per row (409 otherwise)."""
@@ -37,7 +46,7 @@ def contest_decision(
         raise ServingError(
             "Only the API key that received this decision contests it for the person.", status=403, code="forbidden"
         )
-    if record.outcome != "ok" or record.version is None:
+    if record.outcome != Outcome.OK or record.version is None:
         raise ServingError("Only an answered prediction can be contested.", status=409, code="not_contestable")
     if row >= record.n_rows:
         raise ServingError("There is no such row in this prediction.", status=404, code="not_found")
@@ -86,7 +95,7 @@ def contest_decision(
 
 @transaction.atomic
 def answer_contest(
-    contestation_id: int, *, action: str, final_decision: Any, answer: str, justification: str, actor: Any
+    contestation_id: int, *, action: str, final_decision: Any, answer: str, justification: str, actor: Actor
 ) -> ContestationAnswer:
     """A case officer's answer: a review of the decision (confirmed or corrected) and the text the
     person receives, in one transaction. A case is answered once."""
@@ -106,11 +115,11 @@ def answer_contest(
         action=action,
         final_decision=final_decision,
         justification=justification or text,
-        reviewer=actor.get_username(),
+        reviewer=username_of(actor),
         actor=actor,
     )
     reply = ContestationAnswer.objects.create(
-        contestation=case, review=review, text=text[:5000], answered_by=actor.get_username(), answered_at=timezone.now()
+        contestation=case, review=review, text=text[:5000], answered_by=username_of(actor), answered_at=timezone.now()
     )
     audit.record(
         audit.CONTEST_ANSWERED,

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from core import audit
+from core.actors import Actor
 from core.canonical import canonical_json, sha256_json
 from core.evidence import evidence
 from core.roles import CASE_OFFICERS, DATA_SCIENTISTS, RISK_OFFICERS, roles_of
@@ -23,12 +24,12 @@ from governance import rules
 from lifecycle.dataset_store import read_dataset_bytes
 from lifecycle.datasets import parse_csv
 from lifecycle.errors import DatasetKeyDestroyed
-from lifecycle.models import ModelVersion
+from lifecycle.models import ModelVersion, Task
 from lifecycle.services import load_version_model
 from serving import counterfactual, explain, personal
 from serving.errors import ServingError
 from serving.inputs import to_frame
-from serving.models import ApiKey, DecisionReview, Explanation, PredictionLog, ReviewAction
+from serving.models import ApiKey, DecisionReview, Explanation, Outcome, PredictionLog, ReviewAction
 
 
 @dataclass
@@ -148,7 +149,7 @@ def _columns(rows: list[dict[str, Any]], explainer: explain.Explainer) -> dict[s
 
 def _compute(record: PredictionLog, row: int) -> dict[str, Any]:
     version = record.version
-    if version is None or record.outcome != "ok":
+    if version is None or record.outcome != Outcome.OK:
         raise ServingError("Only an answered prediction can be explained.", status=409, code="not_explainable")
     inputs = personal.reveal_record(record)[0][row]
     if any(value == personal.ERASED for value in inputs.values()):
@@ -165,7 +166,7 @@ def _compute(record: PredictionLog, row: int) -> dict[str, Any]:
         attribution = state.explainer.attribute(to_frame([inputs], version.input_schema))[0]
         data = attribution_data(version, attribution, inputs, label, state.facts)
     changes: list[dict[str, Any]] = []
-    if data["adverse"] and version.task == "classification":
+    if data["adverse"] and version.task == Task.CLASSIFICATION:
         found = counterfactual.counterfactuals(
             lambda frame: list(state.model.predict(frame)),
             inputs,
@@ -197,7 +198,7 @@ def _compute(record: PredictionLog, row: int) -> dict[str, Any]:
     return data
 
 
-def explanation_of(record: PredictionLog, row: int, *, actor: Any, api_key: ApiKey | None = None) -> Explanation:
+def explanation_of(record: PredictionLog, row: int, *, actor: Actor, api_key: ApiKey | None = None) -> Explanation:
     """The stored explanation of one logged row; computed, stored and audited on first request
     (the same answer every call after that). Concurrent first requests store it once. Only for
     those who may read the decision (read_rule): it repeats the row's values."""
@@ -250,7 +251,7 @@ def _stored(record: PredictionLog) -> PredictionLog:
     return PredictionLog.objects.select_related("version").get(public_id=record.public_id)
 
 
-def read_rule(record: PredictionLog, *, actor: Any, api_key: ApiKey | None = None) -> rules.Rule:
+def read_rule(record: PredictionLog, *, actor: Actor, api_key: ApiKey | None = None) -> rules.Rule:
     """Who may read this decision's data and its personal values (governance.rules.can_read_decision):
     every view of a decision (record, explanation, receipt, reviews) asks this."""
     if api_key is None:  # an API key authenticates as itself, or as its user (serving.authentication)
@@ -259,13 +260,13 @@ def read_rule(record: PredictionLog, *, actor: Any, api_key: ApiKey | None = Non
     return rules.can_read_decision(actor, received_it=received_it)
 
 
-def require_read(record: PredictionLog, *, actor: Any, api_key: ApiKey | None = None) -> None:
+def require_read(record: PredictionLog, *, actor: Actor, api_key: ApiKey | None = None) -> None:
     rule = read_rule(record, actor=actor, api_key=api_key)
     if not rule:
         raise ServingError(rule.reason, status=403, code="forbidden")
 
 
-def may_act_on(record: PredictionLog, *, user: Any, api_key: ApiKey | None) -> bool:
+def may_act_on(record: PredictionLog, *, user: Actor, api_key: ApiKey | None) -> bool:
     """The API key that received the prediction, or a data scientist, risk officer or case officer (who of them
     may review this version's decisions is governance.rules.can_review_decision)."""
     if api_key is not None and api_key.user_id is None:
@@ -278,7 +279,7 @@ def may_act_on(record: PredictionLog, *, user: Any, api_key: ApiKey | None) -> b
 def _decision_problem(record: PredictionLog, value: Any) -> str:
     version = record.version
     classes = (record.outputs or {}).get("classes") or (version.classes if version is not None else None)
-    if version is not None and version.task == "classification" and classes:
+    if version is not None and version.task == Task.CLASSIFICATION and classes:
         if any(type(value) is type(c) and value == c for c in classes):
             return ""
         return f"The final decision must be one of the model's classes: {', '.join(str(c) for c in classes)}."
@@ -289,14 +290,21 @@ def _decision_problem(record: PredictionLog, value: Any) -> str:
 
 @transaction.atomic
 def review_decision(
-    *, record: PredictionLog, row: int, action: str, final_decision: Any, justification: str, reviewer: str, actor: Any
+    *,
+    record: PredictionLog,
+    row: int,
+    action: str,
+    final_decision: Any,
+    justification: str,
+    reviewer: str,
+    actor: Actor,
 ) -> DecisionReview:
     """Record a person's review of one automated decision: confirmed (the final decision is the
     model's) or overridden (a different final decision), never by the version's creator or
     submitter. Reviews of a row are numbered in order under a lock on the record; each is chained
     with its content hash."""
     record = _stored(record)
-    if record.outcome != "ok" or record.version is None:
+    if record.outcome != Outcome.OK or record.version is None:
         raise ServingError("Only an answered prediction can be reviewed.", status=409, code="not_reviewable")
     rule = rules.can_review_decision(record.version, actor)
     if not rule:

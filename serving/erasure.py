@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor, person
 from core.evidence import evidence
 from core.roles import RISK_OFFICERS, has_role
 from serving.errors import ServingError
@@ -26,7 +27,7 @@ def holds(model_name: str) -> bool:
 
 
 @transaction.atomic
-def erase_subject(*, model_name: str, subject: Any, actor: Any, reason: str = "") -> int:
+def erase_subject(*, model_name: str, subject: Any, actor: Actor, reason: str = "") -> int:
     """Destroy every data key of the subject in the model's log (all months): their values read
     "[erased]" from now on. Refused with 409 while a legal hold is in force. The audit event
     holds a salted hash of the subject, never the value. Risk officers only: the API and the
@@ -109,17 +110,17 @@ def erase_expired(*, now: datetime | None = None, retention_days: int) -> dict[s
 
 
 @transaction.atomic
-def place_hold(*, model_name: str, reason: str, actor: Any) -> LegalHold:
+def place_hold(*, model_name: str, reason: str, actor: Actor) -> LegalHold:
     text = (reason or "").strip()
     if not text:
         raise ServingError("A legal hold needs a reason.", status=400, code="invalid_hold")
-    hold = LegalHold.objects.create(model_name=model_name, reason=text, placed_by=actor)
+    hold = LegalHold.objects.create(model_name=model_name, reason=text, placed_by=person(actor))
     audit.record(audit.LEGAL_HOLD_PLACED, actor=actor, target=hold, data={"model": model_name, "reason": text})
     return hold
 
 
 @transaction.atomic
-def release_hold(hold_id: int, *, actor: Any) -> LegalHold:
+def release_hold(hold_id: int, *, actor: Actor) -> LegalHold:
     hold = LegalHold.objects.select_for_update().get(pk=hold_id)
     if hold.released_at is None:
         hold.released_at = timezone.now()

@@ -15,6 +15,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor, username_of
 from core.evidence import evidence
 from core.roles import CASE_OFFICERS, RISK_OFFICERS, has_role, roles_of
 from lifecycle.models import RegisteredModel
@@ -23,6 +24,7 @@ from serving.errors import ServingError
 from serving.models import (
     ContestationAnswer,
     DecisionReview,
+    Outcome,
     OversightCursor,
     OversightItem,
     OversightReason,
@@ -37,7 +39,7 @@ SETTLE_SECONDS = 2
 SWEEP_BATCH = 2000
 
 
-def may_work_queue(actor: Any) -> bool:
+def may_work_queue(actor: Actor) -> bool:
     """Case officers work the queue; risk officers may too (they set its rules)."""
     return bool(roles_of(actor) & {CASE_OFFICERS, RISK_OFFICERS})
 
@@ -56,7 +58,7 @@ def _holds_nul(value: Any) -> bool:
 def set_oversight_rule(
     *,
     model_name: str,
-    actor: Any,
+    actor: Actor,
     justification: str,
     adverse: bool = True,
     band: float | None = None,
@@ -82,11 +84,11 @@ def set_oversight_rule(
         raise ServingError('Segments are {"feature": ["value", ...]}.', status=400, code="invalid_input")
     rule, _ = OversightRule.objects.select_for_update().get_or_create(
         model_name=model_name,
-        defaults={"changed_by_username": actor.get_username(), "justification": text},
+        defaults={"changed_by_username": username_of(actor), "justification": text},
     )
     rule.adverse, rule.band, rule.segments = adverse, band, segments or {}
     rule.due_hours, rule.active = due_hours, active
-    rule.changed_by_username, rule.justification = actor.get_username(), text
+    rule.changed_by_username, rule.justification = username_of(actor), text
     rule.save()
     audit.record(
         audit.OVERSIGHT_RULE_SET,
@@ -130,7 +132,7 @@ def _favourable_score(record: PredictionLog, row: int, favourable: Any) -> float
 def route_record(record: PredictionLog, rule: OversightRule, *, now: datetime | None = None) -> list[OversightItem]:
     """Route the record's rows the rule names (once per row), each with its audit event."""
     version = record.version
-    if version is None or record.outcome != "ok":
+    if version is None or record.outcome != Outcome.OK:
         return []
     now = now or timezone.now()
     inputs, _ = personal.reveal_record(record)

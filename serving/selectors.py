@@ -20,7 +20,7 @@ from core.periods import in_period
 from lifecycle.models import SERVABLE_STATUSES, ModelKind, ModelVersion, RegisteredModel, Status
 from serving import rawsql, subject_keys
 from serving.errors import ServingError
-from serving.models import LogSource, PredictionKey, PredictionLog, PredictionSeal
+from serving.models import LogSource, Outcome, PredictionKey, PredictionLog, PredictionSeal
 
 FIELDS = [
     ModelVersion._meta.get_field(name)
@@ -261,7 +261,7 @@ PERCENTILES = (0.5, 0.95, 0.99)
 
 def _latency_percentiles(records: QuerySet[PredictionLog]) -> dict[str, float | None]:
     """p50/p95/p99 of answered requests, computed by the database (no rows come to Python)."""
-    answered = records.filter(outcome="ok")
+    answered = records.filter(outcome=Outcome.OK)
     names = [f"p{int(p * 100)}" for p in PERCENTILES]
     if connection.vendor == "postgresql":
         sql, params = answered.values("latency_ms").query.sql_with_params()
@@ -310,14 +310,14 @@ def serving_summary(*, version_id: int | None = None, model: str = "", since: An
         .values("day")
         .annotate(
             requests=Count("id"),
-            rows=Sum("n_rows", filter=Q(outcome="ok")),
-            refused=Count("id", filter=~Q(outcome="ok")),
+            rows=Sum("n_rows", filter=Q(outcome=Outcome.OK)),
+            refused=Count("id", filter=~Q(outcome=Outcome.OK)),
         )
         .order_by("day")
     ]
     reasons = [
         {"outcome": row["outcome"], "reason": row["reason"], "requests": row["requests"]}
-        for row in records.exclude(outcome="ok")
+        for row in records.exclude(outcome=Outcome.OK)
         .order_by()
         .values("outcome", "reason")
         .annotate(requests=Count("id"))
@@ -350,8 +350,8 @@ def volumes_by_model(*, since: Any, until: Any) -> list[dict[str, Any]]:
         .values("model_name", "version_number")
         .annotate(
             requests=Count("id"),
-            rows=Sum("n_rows", filter=Q(outcome="ok")),
-            refused=Count("id", filter=~Q(outcome="ok")),
+            rows=Sum("n_rows", filter=Q(outcome=Outcome.OK)),
+            refused=Count("id", filter=~Q(outcome=Outcome.OK)),
         )
         .order_by("model_name", "version_number")
     ]

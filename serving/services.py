@@ -14,9 +14,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor
 from core.evidence import evidence
 from governance import rules
 from lifecycle.errors import LifecycleError, NotFound
+from lifecycle.models import Task
 from serving import personal
 from serving.errors import ServingError
 from serving.models import ApiKey, PredictionLog, PredictionOutcome
@@ -30,7 +32,7 @@ def hash_key(raw_key: str) -> str:
 
 
 @transaction.atomic
-def create_api_key(*, actor: Any, name: str, username: str | None = None) -> tuple[ApiKey, str]:
+def create_api_key(*, actor: Actor, name: str, username: str | None = None) -> tuple[ApiKey, str]:
     """Create a key (optionally bound to a user); returns the row and the raw key, shown once."""
     name = (name or "").strip()
     if not name:
@@ -58,7 +60,7 @@ def create_api_key(*, actor: Any, name: str, username: str | None = None) -> tup
 
 
 @transaction.atomic
-def revoke_api_key(key_id: int, *, actor: Any) -> ApiKey:
+def revoke_api_key(key_id: int, *, actor: Actor) -> ApiKey:
     """Revoke a key; it stops authenticating at commit."""
     key = ApiKey.objects.select_for_update().get(pk=key_id)
     if key.revoked_at is None:
@@ -68,7 +70,7 @@ def revoke_api_key(key_id: int, *, actor: Any) -> ApiKey:
     return key
 
 
-def may_report_outcome(record: PredictionLog, *, actor: Any, api_key: ApiKey | None) -> rules.Rule:
+def may_report_outcome(record: PredictionLog, *, actor: Actor, api_key: ApiKey | None) -> rules.Rule:
     """The API key that received the prediction, or a risk officer; never the version's creator
     or submitter (governance.rules.can_report_outcome)."""
     received_it = api_key is not None and record.api_key_id == api_key.pk
@@ -86,7 +88,7 @@ def outcome_problem(record: PredictionLog, actual: Any) -> str:
     """Why `actual` cannot be the outcome of this record's prediction ("" when it can): one of
     the version's classes for a classifier (same JSON type), a finite number for a regressor."""
     classes = (record.outputs or {}).get("classes")
-    if classes is None and record.version is not None and record.version.task == "classification":
+    if classes is None and record.version is not None and record.version.task == Task.CLASSIFICATION:
         classes = record.version.classes
     if classes is not None:
         if any(type(actual) is type(c) and actual == c for c in classes):
@@ -130,7 +132,7 @@ def record_outcome(
     row: int,
     actual: Any,
     reporter: str,
-    actor: Any,
+    actor: Actor,
     api_key: ApiKey | None = None,
     sensitive: Any = None,
     corrects: bool = False,
@@ -174,7 +176,7 @@ def record_outcome(
 
 
 def _correct_outcome(
-    record: PredictionLog, row: int, actual: Any, reporter: str, actor: Any, sensitive: Any, justification: str
+    record: PredictionLog, row: int, actual: Any, reporter: str, actor: Actor, sensitive: Any, justification: str
 ) -> PredictionOutcome:
     text = (justification or "").strip()
     if not text or "\x00" in text:
@@ -229,7 +231,7 @@ class OutcomeItem:
 
 @transaction.atomic
 def record_outcomes(
-    items: list[OutcomeItem], *, api_key: ApiKey | None, reporter: str, actor: Any
+    items: list[OutcomeItem], *, api_key: ApiKey | None, reporter: str, actor: Actor
 ) -> list[PredictionOutcome]:
     """Store many outcomes at once, all or none: every problem is named by its position, and
     nothing is stored unless every item is valid. One audit event carries every row's evidence."""

@@ -11,6 +11,7 @@ import skops.io as sio
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from core.actors import Actor
 from core.roles import AUDITORS, CASE_OFFICERS, DATA_SCIENTISTS, RISK_OFFICERS
 from lifecycle import demo_data, services, submission
 from lifecycle.models import CARD_FIELDS, ModelVersion, RegisteredModel
@@ -206,7 +207,7 @@ def registered_model(data_scientist: Any) -> RegisteredModel:
 
 
 def make_version(
-    actor: Any, model: RegisteredModel, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes, **overrides: Any
+    actor: Actor, model: RegisteredModel, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes, **overrides: Any
 ) -> ModelVersion:
     kwargs: dict[str, Any] = {
         "actor": actor,

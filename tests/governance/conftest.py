@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from core.actors import Actor
 from governance import workflow
 from governance.models import Policy
 from governance.policies import active_policy, update_policy
@@ -34,7 +35,7 @@ def lenient_policy(db: None) -> Policy:
     return policy
 
 
-def submit(version: ModelVersion, actor: Any, capture: Any) -> ModelVersion:
+def submit(version: ModelVersion, actor: Actor, capture: Any) -> ModelVersion:
     with capture(execute=True):
         workflow.submit_version(version.pk, actor=actor)
     version.refresh_from_db()

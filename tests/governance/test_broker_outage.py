@@ -24,7 +24,7 @@ def broker_down(*args):
 def test_a_submission_during_a_broker_outage_answers_and_the_sweep_runs_its_checks_later(
     draft_version, data_scientist, client, monkeypatch, django_capture_on_commit_callbacks, eager_tasks
 ):
-    monkeypatch.setitem(jobs._senders, "run_check", broker_down)
+    monkeypatch.setitem(jobs.JOBS._provided, "run_check", broker_down)
     client.force_login(data_scientist)
     url = f"/registry/models/{draft_version.registered_model.name}/versions/{draft_version.version}/submit/"
     with django_capture_on_commit_callbacks(execute=True):

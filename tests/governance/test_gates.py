@@ -22,6 +22,7 @@ from sklearn.metrics import mean_absolute_error
 
 from compliance import report_context
 from core import audit
+from core.actors import Actor
 from core.models import AuditEvent
 from governance import bindings, checks, fairness, workflow
 from governance.errors import WorkflowError
@@ -250,7 +251,7 @@ def csv(frame: pd.DataFrame) -> bytes:
 
 
 def new_version(
-    actor: Any, model: RegisteredModel, artifact: Any, train: pd.DataFrame, evaluation: pd.DataFrame, **kw: Any
+    actor: Actor, model: RegisteredModel, artifact: Any, train: pd.DataFrame, evaluation: pd.DataFrame, **kw: Any
 ) -> ModelVersion:
     return services.create_version(
         actor=actor,
@@ -297,7 +298,7 @@ CLASSIFICATION_BOUNDS = {"accuracy": "min_accuracy", "balanced_accuracy": "min_b
 REGRESSION_BOUNDS = {"mae": "max_mae", "rmse": "max_rmse", "r2": "min_r2"}
 
 
-def validate(version: ModelVersion) -> checks.Outcome:
+def validate(version: ModelVersion) -> checks.CheckResult:
     model = services.load_version_model(version)
     evaluation = pd.read_csv(io.BytesIO(read_dataset_bytes(version.evaluation_dataset)))
     return checks.validate(model, version, evaluation, active_policy().values())

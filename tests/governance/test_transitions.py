@@ -20,6 +20,7 @@ import pytest
 from django.core import mail
 from django.db.models import Max
 
+from core.actors import Actor
 from core.models import AuditEvent
 from core.roles import DATA_SCIENTISTS, RISK_OFFICERS
 from governance import operations, rules, workflow
@@ -68,7 +69,7 @@ def audited() -> Iterator[Written]:
     assert written.counts == Counter(e.action for e in written.events)  # nothing appended out of order
 
 
-def assert_by(event: AuditEvent, actor: Any, version: ModelVersion) -> None:
+def assert_by(event: AuditEvent, actor: Actor, version: ModelVersion) -> None:
     assert (event.actor_id, event.actor_username) == (actor.pk, actor.username)
     assert (event.target_type, event.target_id) == ("lifecycle.modelversion", str(version.pk))
     assert event.target_repr == str(version)
@@ -81,7 +82,7 @@ def finish_checks(version: ModelVersion, status: str = CheckStatus.PASSED) -> Mo
     return version
 
 
-def to_review(version: ModelVersion, actor: Any) -> ModelVersion:
+def to_review(version: ModelVersion, actor: Actor) -> ModelVersion:
     """Submit (its check tasks are never run: this test's transaction does not commit) and let
     every check of the round pass."""
     version = finish_checks(workflow.submit_version(version.pk, actor=actor))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from core import audit
+from core import audit, jobs
 from core.models import AuditEvent
 from governance import workflow
 from integrations import outbox, tasks, webhooks
@@ -145,7 +145,7 @@ def test_an_unreachable_receiver_or_a_broker_outage_never_blocks_the_workflow(
     def broker_down() -> None:
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(outbox, "_send_dispatch", broker_down)
+    monkeypatch.setitem(jobs.JOBS._provided, outbox.DISPATCH, broker_down)
     version = approve(in_review, risk_officer, django_capture_on_commit_callbacks)
     assert version.status == Status.APPROVED
     assert WebhookDelivery.objects.count() == 0 and receiver.requests == []

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from compliance.evidence import verify_evidence
 from core import audit, envelope
+from core.actors import Actor
 from core.models import AuditEvent
 from governance import dataset_rules, datasets, operations, workflow
 from governance.errors import DatasetInUse, DatasetRetentionRunning, WorkflowError
@@ -60,7 +61,7 @@ def retired(production, risk_officer) -> Any:  # noqa: F811
     return operations.retire_version(production.pk, actor=risk_officer, justification="Replaced by the 2027 model.")
 
 
-def destroy(version: Any, actor: Any, which: str = "evaluation_dataset") -> DatasetKey:
+def destroy(version: Any, actor: Actor, which: str = "evaluation_dataset") -> DatasetKey:
     return datasets.destroy_dataset_key(
         getattr(version, f"{which}_id"), actor=actor, justification="Retention of credit-risk v1 has ended."
     )

@@ -16,6 +16,7 @@ from django.db import connection
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 
+from core.actors import Actor
 from core.audit import verify_chain
 from core.models import AuditEvent
 from governance import tasks, workflow
@@ -31,7 +32,7 @@ from tests.services.conftest import wait_for
 OK = "Reviewed on real data."
 
 
-def _in_review(actor: Any, model: Any, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes, **kw: Any) -> Any:
+def _in_review(actor: Actor, model: Any, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes, **kw: Any) -> Any:
     version = make_version(actor, model, skops_bytes, train_csv, eval_csv, **kw)
     workflow.submit_version(version.pk, actor=actor)
     for check in CheckRun.objects.filter(version=version):  # run here, synchronously

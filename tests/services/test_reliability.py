@@ -35,6 +35,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from core.actors import Actor
 from core.models import AuditChainHead
 from governance.models import CheckRun
 from lifecycle import demo_data
@@ -155,7 +156,7 @@ def _in_django(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     return result
 
 
-def _submit(version: ModelVersion, actor: Any, env: dict[str, str]) -> tuple[str, float, str]:
+def _submit(version: ModelVersion, actor: Actor, env: dict[str, str]) -> tuple[str, float, str]:
     """submit_version as the web request calls it, in a process whose broker is `env`'s: the
     version's status and how long the call took."""
     result = _in_django(
@@ -172,7 +173,7 @@ def _submit(version: ModelVersion, actor: Any, env: dict[str, str]) -> tuple[str
     return status, float(seconds), result.stderr
 
 
-def _new_version(actor: Any, name: str, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes) -> ModelVersion:
+def _new_version(actor: Actor, name: str, skops_bytes: bytes, train_csv: bytes, eval_csv: bytes) -> ModelVersion:
     model: Any = RegisteredModelFactory(name=name, owner=actor)
     return make_version(actor, model, skops_bytes, train_csv, eval_csv)
 

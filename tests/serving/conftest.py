@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from core.actors import Actor
 from governance import tasks, workflow
 from governance.models import CheckRun
 from governance.policies import active_policy, update_policy
@@ -14,7 +15,7 @@ from tests.conftest import make_version
 OK = "Reviewed."
 
 
-def checked(version: ModelVersion, actor: Any) -> ModelVersion:
+def checked(version: ModelVersion, actor: Actor) -> ModelVersion:
     """Submit and run the checks here, synchronously. Tasks are eager meanwhile: in a
     transactional test of the services suite the submission's tasks would otherwise reach the
     real Celery worker, which may take a check first and write its ONNX file under the worker's

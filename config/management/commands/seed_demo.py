@@ -26,7 +26,7 @@ from governance import services as governance_services
 from integrations.demo import seed_webhook_demo
 from lifecycle import demo_data, services
 from lifecycle.mlflow_demo import seed_mlflow_demo
-from lifecycle.models import ModelVersion, RegisteredModel
+from lifecycle.models import ModelVersion, RegisteredModel, RiskTier, Status
 from monitoring.demo import seed_demo_monitoring, seed_demo_shadow
 from serving import batch
 from serving.errors import ServingError
@@ -114,7 +114,7 @@ class Command(BaseCommand):
         governance_services.set_risk_tier(
             credit.pk,
             actor=users["rita"],
-            tier="high",
+            tier=RiskTier.HIGH,
             justification="Scores people for credit: high risk under the bank's model-risk policy (two approvals).",
         )
         v1 = services.create_version(
@@ -184,7 +184,7 @@ class Command(BaseCommand):
         )
         workflow.submit_version(challenger.pk, actor=sam)
         challenger.refresh_from_db()
-        if ModelVersion.objects.get(pk=prescreen.pk).status == "production":
+        if ModelVersion.objects.get(pk=prescreen.pk).status == Status.PRODUCTION:
             seed_demo_shadow(challenger, officer=users["omar"], since=traffic_since)
             batch.accept_batch(
                 model_name="loan-prescreen",
@@ -250,7 +250,7 @@ class Command(BaseCommand):
         evaluation data, too few to measure, so the check is inconclusive naming it. A risk officer
         waives it with a justification; the version goes back and its next round records the waiver."""
         version = ModelVersion.objects.get(pk=version_id)
-        if version.status != "in_review":  # (a real broker: the checks are still queued)
+        if version.status != Status.IN_REVIEW:  # (a real broker: the checks are still queued)
             return
         governance_services.set_fairness_requirements(
             version.registered_model_id,
@@ -275,7 +275,7 @@ class Command(BaseCommand):
         """With tasks in-process the checks have finished by now; with a real broker they are
         still queued, and the version waits in the review queue instead."""
         version = ModelVersion.objects.get(pk=version_id)
-        if version.status != "in_review":
+        if version.status != Status.IN_REVIEW:
             return
         workflow.approve_version(
             version.pk,

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from monitoring import services, shadow
+from monitoring.models import Level
 
 
 class Command(BaseCommand):
@@ -16,7 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         windows = services.monitor(model_name=options.get("model"))
         for window in windows:
-            alerts = [a for a in window.alerts if a["level"] == "alert"]
+            alerts = [a for a in window.alerts if a["level"] == Level.ALERT]
             self.stdout.write(f"{window}: {window.rows} rows, {len(alerts)} alert(s)")
         self.stdout.write(f"{len(windows)} window(s) computed.")
         comparisons = shadow.replay_due()
