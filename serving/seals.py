@@ -19,7 +19,7 @@ from django.db.models.functions import Substr
 
 from core import audit
 from core.models import AuditEvent
-from serving import merkle
+from serving import merkle, partitions
 from serving.log import LEAF_FIELDS, leaf_of, mac_of, record_leaf
 from serving.models import PredictionLog, PredictionSeal, SealTree
 
@@ -148,6 +148,7 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
         events = events.filter(target_id__in=[str(pk) for pk in seals.values_list("pk", flat=True)])
     count = 0
     chained: set[int] = set()
+    retired = partitions.retired()
     for event in events.order_by("seq").iterator():
         count += 1
         seal_id = int(event.target_id)
@@ -163,6 +164,11 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
                 "before it was sealed",
             )
         records, leaves = seal_leaves(seal_id)
+        if seal_id in retired.by_seal:
+            problem = _retired_seal_problem(seal_id, event.seq, data, records, leaves, retired)
+            if problem:
+                return SealVerification(False, count, problem)
+            continue
         if len(records) != data["tree_size"]:
             return SealVerification(
                 False,
@@ -190,6 +196,48 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
     if forged:
         return SealVerification(False, count, forged)
     return SealVerification(True, count, f"{count} prediction seals verified, every record's MAC checked")
+
+
+def _retired_seal_problem(
+    seal_id: int,
+    seq: int,
+    data: dict[str, object],
+    records: list[SealedRecord],
+    leaves: list[bytes],
+    retired: partitions.Retired,
+) -> str:
+    """A seal some of whose records retention retired (serving.partitions): the retired leaves
+    are read from the stored tree, which its audit event's SHA-256 proves unchanged; the leaves
+    left are recomputed from their records; together they must give the root the event recorded.
+    A record missing that no retirement covers is named."""
+    name = f"seal #{seal_id} (audit event #{seq})"
+    size, gone = int(str(data["tree_size"])), retired.by_seal[seal_id]
+    if len(records) + gone != size:
+        return f"{name} covered {size} records, but {len(records)} are left and retention retired {gone}"
+    stored = SealTree.objects.filter(pk=seal_id).values_list("levels", "record_runs").first()
+    if stored is None or tree_digest(bytes(stored[0]), bytes(stored[1])) != data.get("tree_sha256"):
+        return f"{name}: retention retired {gone} of its records, and the tree proving them is changed or missing"
+    levels, runs = bytes(stored[0]), bytes(stored[1])
+    ids = [first + i for first, n in _RUN.iter_unpack(runs) for i in range(n)]
+    present = {r.pk: (r, leaf) for r, leaf in zip(records, leaves, strict=True)}
+    full, changed = [], []
+    for index, pk in enumerate(ids[:size]):
+        kept = levels[index * merkle.HASH_SIZE : (index + 1) * merkle.HASH_SIZE]
+        if pk in present:
+            record, leaf = present.pop(pk)
+            if leaf != kept:
+                changed.append(record.public_id)
+        elif not retired.holds(pk):
+            return f"{name}: record #{pk} is missing, and no retirement by retention covers it"
+        else:
+            leaf = kept
+        full.append(leaf)
+    if len(ids) != size or present:
+        return f"{name}: its stored tree does not list the records the seal covers"
+    if changed or merkle.root(full).hex() != data["root"]:
+        which = f" (record {changed[0]} changed)" if changed else ""
+        return f"{name}: the records no longer match the root its audit event recorded{which}"
+    return ""
 
 
 def _stored_tree_problem(seal_id: int, seq: int, recorded: str) -> str:
