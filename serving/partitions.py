@@ -196,6 +196,8 @@ def retire_partition(
         # the business keys' lookup index (operational) loses the rows of records that are gone
         cursor.execute(f"DELETE FROM {keys_table} WHERE record_id IN (SELECT public_id FROM {table})")  # noqa: S608
         keys = cursor.rowcount
+        # deferred foreign-key checks first: a table with pending trigger events cannot be dropped
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"ALTER TABLE {connection.ops.quote_name(PARENT)} DETACH PARTITION {table}")
         cursor.execute(f"DROP TABLE {table}")
     return audit.record(
