@@ -87,6 +87,9 @@ def seal_predictions(*, batch_size: int | None = None) -> PredictionSeal | None:
             "last_record": seal.last_record,
             "changed_before_sealing": tampered,
             "tree_sha256": tree_digest(packed, runs),
+            # the records' time span: verification reads only the log's partitions it covers
+            "created_from": min(row[1] for row in rows).isoformat(),
+            "created_until": max(row[1] for row in rows).isoformat(),
         },
     )
     seal.audit_seq = event.seq
@@ -121,8 +124,16 @@ class SealedRecord:
 def seal_leaves(seal: PredictionSeal | int) -> tuple[list[SealedRecord], list[bytes]]:
     """A seal's records in leaf order, and each leaf recomputed from the row's current content
     (values, not model instances: a seal may cover 100,000 records)."""
-    seal_id = seal if isinstance(seal, int) else seal.pk
-    rows = PredictionLog.objects.filter(seal_id=seal_id).order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash")
+    return _leaves(seal if isinstance(seal, int) else seal.pk, None)
+
+
+def _leaves(seal_id: int, span: tuple[str, str] | None) -> tuple[list[SealedRecord], list[bytes]]:
+    """seal_leaves(); with the records' time span (its audit event's), reading only the log's
+    partitions of that span."""
+    records = PredictionLog.objects.filter(seal_id=seal_id)
+    if span is not None:
+        records = records.filter(created_at__gte=span[0], created_at__lte=span[1])
+    rows = records.order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash")
     records, leaves = [], []
     width = len(LEAF_FIELDS)
     for row in rows.iterator(chunk_size=5000):
@@ -163,7 +174,7 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
                 f"seal #{seal_id} (audit event #{event.seq}): record {data['changed_before_sealing'][0]} was changed "
                 "before it was sealed",
             )
-        records, leaves = seal_leaves(seal_id)
+        records, leaves = _leaves(seal_id, _span(data))
         if seal_id in retired.by_seal:
             problem = _retired_seal_problem(seal_id, event.seq, data, records, leaves, retired)
             if problem:
@@ -196,6 +207,13 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
     if forged:
         return SealVerification(False, count, forged)
     return SealVerification(True, count, f"{count} prediction seals verified, every record's MAC checked")
+
+
+def _span(data: dict[str, object]) -> tuple[str, str] | None:
+    """The time span a seal's event recorded of its records (None for seals made before). A
+    record moved out of it is read as missing, so the root no longer matches: nothing is hidden."""
+    first, last = data.get("created_from"), data.get("created_until")
+    return (first, last) if isinstance(first, str) and isinstance(last, str) else None
 
 
 def _retired_seal_problem(

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bench import logfill
@@ -24,7 +25,7 @@ from compliance import checkpoints
 from compliance.log_retention import retire_expired_months
 from core import audit
 from core.models import AuditEvent
-from serving import erasure, partitions
+from serving import erasure, partitions, selectors
 from serving.models import PredictionKey, PredictionLog
 from serving.seals import verify_seals
 from tests.compliance.test_checkpoints import checkpoint_dir  # noqa: F401 (a fixture)
@@ -206,3 +207,37 @@ def _in(month: date) -> list[int]:
             created_at__gte=start, created_at__lt=partitions.month_start(partitions.next_month(month))
         ).values_list("pk", flat=True)
     )
+
+
+def explain(sql: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}")
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.django_db
+def test_exports_reports_and_verification_read_only_the_partitions_of_their_period(production, template):
+    now = timezone.now()
+    month = old_month(now, 300)
+    fill_two_months(production, template, month)
+    logfill.seal(batch_size=15)  # the first seal holds this month's template; the other two, old records only
+    this, old = partitions.partition_name(date(now.year, now.month, 1)), partitions.partition_name(month)
+    later = partitions.partition_name(partitions.next_month(month))
+    day = partitions.month_start(partitions.next_month(month)) - timedelta(days=2)
+
+    exported = selectors.logged_predictions(since=day, until=day + timedelta(days=1)).order_by("pk")
+    plan = exported.explain()
+    assert old in plan and later not in plan and this not in plan and partitions.DEFAULT not in plan, plan
+
+    since, until = partitions.month_start(month), partitions.month_start(partitions.next_month(month))
+    with CaptureQueriesContext(connection) as report:
+        summary = selectors.serving_summary(version_id=production.pk, since=since, until=until)
+    assert summary
+    plans = [explain(q["sql"]) for q in report.captured_queries if "serving_predictionlog" in q["sql"]]
+    assert plans and all(old in p and later not in p and this not in p for p in plans), plans
+
+    with CaptureQueriesContext(connection) as verified:
+        assert verify_seals().ok
+    plans = [explain(q["sql"]) for q in verified.captured_queries if '"serving_predictionlog"."seal_id" = ' in q["sql"]]
+    assert len(plans) == 3, [q["sql"][:200] for q in verified.captured_queries]
+    assert sum(this not in p and partitions.DEFAULT not in p for p in plans) == 2, plans
