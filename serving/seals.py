@@ -130,10 +130,10 @@ def seal_leaves(seal: PredictionSeal | int) -> tuple[list[SealedRecord], list[by
 def _leaves(seal_id: int, span: tuple[str, str] | None) -> tuple[list[SealedRecord], list[bytes]]:
     """seal_leaves(); with the records' time span (its audit event's), reading only the log's
     partitions of that span."""
-    records = PredictionLog.objects.filter(seal_id=seal_id)
+    covered = PredictionLog.objects.filter(seal_id=seal_id)
     if span is not None:
-        records = records.filter(created_at__gte=span[0], created_at__lte=span[1])
-    rows = records.order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash")
+        covered = covered.filter(created_at__gte=span[0], created_at__lte=span[1])
+    rows = covered.order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash")
     records, leaves = [], []
     width = len(LEAF_FIELDS)
     for row in rows.iterator(chunk_size=5000):
