@@ -206,7 +206,10 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
     forged = first_forged_record(None if seals is None else table)
     if forged:
         return SealVerification(False, count, forged)
-    return SealVerification(True, count, f"{count} prediction seals verified, every record's MAC checked")
+    gone = sum(retired.by_seal.values())
+    # retired records are named as retired (by their audit events), never as missing
+    also = f"; {gone} records retired by retention proven by their seals' stored trees" if gone else ""
+    return SealVerification(True, count, f"{count} prediction seals verified, every record's MAC checked{also}")
 
 
 def _span(data: dict[str, object]) -> tuple[str, str] | None:

@@ -162,6 +162,7 @@ def test_retention_drops_a_sealed_checkpointed_month_and_verification_names_noth
     call_command("verify_audit", "--checkpoints", str(signed), stdout=out)
     text = out.getvalue()
     assert "Verification PASSED" in text and "Checkpoints OK" in text and "missing" not in text, text
+    assert f"{RECORDS} records retired by retention proven by their seals' stored trees" in text
     assert verify_seals().seals_checked == 3  # 41 records in seals of 15
 
     # retirement does not hide a record deleted behind the application's back
