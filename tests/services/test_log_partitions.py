@@ -113,6 +113,7 @@ def test_the_runtime_role_inserts_and_makes_partitions_but_never_drops_one(
     production,
     keyed,
     german,
+    eager_tasks,
 ):
     name = production.registered_model.name
     now = timezone.now()
