@@ -62,6 +62,7 @@ def fill_log(
     from serving.log import dump_json, index_key, sealed_form, write_many
     from serving.models import PredictionLog
 
+    _make_months(start, start + span)
     total = total or last
     step = span / total
     rng = random.Random(seed + first)
@@ -126,6 +127,21 @@ def fill_log(
         if business_key is not None:
             cursor.execute("ANALYZE serving_predictionkey")
     return time.perf_counter() - started
+
+
+def _make_months(start: datetime, end: datetime) -> None:
+    """On a partitioned log (PostgreSQL), the months the records fall in get their partitions
+    first, as a restore would make them (serving.partitions): past months are not made ahead."""
+    from datetime import date
+
+    from serving import partitions
+
+    if not partitions.is_partitioned():
+        return
+    month = date(start.year, start.month, 1)
+    while partitions.month_start(month) < end:
+        partitions.add_partition(month)
+        month = partitions.next_month(month)
 
 
 def seal(batch_size: int | None = None) -> float:

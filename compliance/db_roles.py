@@ -12,6 +12,7 @@ from django.db import connection
 from psycopg import sql
 
 from core import audit, ledger
+from serving import partitions
 
 
 def runtime_grants() -> dict[str, tuple[str, ...]]:
@@ -23,8 +24,9 @@ def runtime_grants() -> dict[str, tuple[str, ...]]:
 
 def runtime_functions() -> tuple[str, ...]:
     """The database functions the runtime role may call (SECURITY DEFINER, owned by the owner):
-    appending to the audit trail and locking its head (core.audit)."""
-    return audit.APPEND_FUNCTIONS
+    appending to the audit trail and locking its head (core.audit), and making the prediction
+    log's next months' partitions (serving.partitions; it can never drop one)."""
+    return audit.APPEND_FUNCTIONS + partitions.RUNTIME_FUNCTIONS
 
 
 def grant_runtime_role(role: str) -> list[str]:

@@ -302,6 +302,7 @@ CELERY_BEAT_SCHEDULE = {
     "integrity-check": {"task": "governance.tasks.integrity_check_task", "schedule": INTEGRITY_CHECK_INTERVAL_SECONDS},
     "resend-stranded-checks": {"task": "governance.tasks.resend_stranded_checks_task", "schedule": CHECK_SWEEP_SECONDS},
     "erase-expired-personal-data": {"task": "serving.tasks.erase_expired_personal_data_task", "schedule": 86400},
+    "add-log-partitions": {"task": "serving.tasks.add_log_partitions_task", "schedule": 86400},
     "resend-stranded-batches": {"task": "serving.tasks.resend_stranded_batches_task", "schedule": CHECK_SWEEP_SECONDS},
     "write-checkpoint": {"task": "compliance.tasks.write_checkpoint_task", "schedule": CHECKPOINT_INTERVAL_SECONDS},
     "resend-stranded-report-jobs": {

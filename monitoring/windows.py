@@ -46,7 +46,10 @@ def ks_sample(reference: Reference, start: datetime, end: datetime) -> Rows:
     chosen = [pk for i, (pk, _) in enumerate(sizes) if i % step == 0]
     rows = Rows()
     for start_at in range(0, len(chosen), 2000):
-        part = PredictionLog.objects.filter(pk__in=chosen[start_at : start_at + 2000]).order_by("created_at", "pk")
+        # the window's bounds again: on PostgreSQL only its months' partitions are read
+        part = PredictionLog.objects.filter(
+            pk__in=chosen[start_at : start_at + 2000], created_at__gte=start, created_at__lt=end
+        ).order_by("created_at", "pk")
         for inputs_json, outputs_json, public_id in part.values_list("inputs_json", "outputs_json", "public_id"):
             rows.add(inputs_of(public_id, inputs_json), orjson.loads(outputs_json), reference)
     return rows
@@ -110,7 +113,7 @@ def outcome_rows(version: ModelVersion, start: datetime, end: datetime) -> pd.Da
     items = []
     wanted = set(version.sensitive_features)
     for record_id, inputs_json, outputs_json, public_id in PredictionLog.objects.filter(
-        pk__in=list(by_record)
+        pk__in=list(by_record), created_at__gte=start, created_at__lt=end
     ).values_list("pk", "inputs_json", "outputs_json", "public_id"):
         inputs, outputs = inputs_of(public_id, inputs_json), orjson.loads(outputs_json)
         labels = outputs.get("predictions") or []

@@ -203,7 +203,14 @@ class SealTree(models.Model):
 class PredictionLog(models.Model):
     """One served (or refused) request, written before the answer leaves. Row i of a record has
     the prediction id "<public_id>.<i>". Append-only: on PostgreSQL a trigger refuses DELETE and
-    any UPDATE except attaching an unsealed record to its seal."""
+    any UPDATE except attaching an unsealed record to its seal.
+
+    On PostgreSQL the table is partitioned by month of created_at (serving.partitions, migration
+    0022): its primary key there is (id, created_at) and public_id is indexed, not unique (a
+    random UUID). No table references it by a database constraint (PostgreSQL would need the
+    partition key in every referencing row): the records that outcomes, explanations, reviews,
+    contestations, oversight items and business keys name are proven by the seals and by each
+    referencing row's own audit event instead (docs/decisions-integrity.md)."""
 
     public_id = models.UUIDField(unique=True, editable=False)
     created_at = models.DateTimeField(db_index=True)
@@ -290,7 +297,8 @@ class PredictionLog(models.Model):
 class PredictionOutcome(models.Model):
     """Ground truth that arrived later for one predicted row (the log itself never changes)."""
 
-    record = models.ForeignKey(PredictionLog, on_delete=models.PROTECT, related_name="actuals")
+    # Not a database foreign key: see PredictionLog (a partitioned log is referenced by no constraint).
+    record = models.ForeignKey(PredictionLog, on_delete=models.PROTECT, related_name="actuals", db_constraint=False)
     row = models.PositiveIntegerField()
     actual = models.JSONField()
     received_at = models.DateTimeField(auto_now_add=True)
@@ -319,7 +327,12 @@ class PredictionKey(models.Model):
     same transaction as the record."""
 
     record = models.ForeignKey(
-        PredictionLog, to_field="public_id", on_delete=models.PROTECT, related_name="keys", db_index=False
+        PredictionLog,
+        to_field="public_id",
+        on_delete=models.PROTECT,
+        related_name="keys",
+        db_index=False,
+        db_constraint=False,
     )
     row = models.PositiveIntegerField()
     key = models.CharField(max_length=200)
@@ -338,7 +351,9 @@ class Explanation(models.Model):
     artifact and the evaluation data) and stored: every later call returns this row. Evidence:
     its content hash is chained in its audit event."""
 
-    record = models.ForeignKey(PredictionLog, on_delete=models.PROTECT, related_name="explanations")
+    record = models.ForeignKey(
+        PredictionLog, on_delete=models.PROTECT, related_name="explanations", db_constraint=False
+    )
     row = models.PositiveIntegerField()
     method = models.CharField(max_length=100)
     # canonical JSON of the whole explanation, as returned by the API
@@ -367,7 +382,7 @@ class DecisionReview(models.Model):
     """A person's review of one automated decision (AI Act art. 14): confirmed or overridden,
     with the final decision and a justification. Several per row, kept in order (`seq`)."""
 
-    record = models.ForeignKey(PredictionLog, on_delete=models.PROTECT, related_name="reviews")
+    record = models.ForeignKey(PredictionLog, on_delete=models.PROTECT, related_name="reviews", db_constraint=False)
     row = models.PositiveIntegerField()
     seq = models.PositiveIntegerField()
     action = models.CharField(max_length=10, choices=ReviewAction.choices)

@@ -50,7 +50,9 @@ class Contestation(models.Model):
     """An affected person's contestation of one decision (AI Act art. 86, GDPR art. 22(3)),
     sent by the client application that received it; answered by a case officer by respond_by."""
 
-    record = models.ForeignKey(PredictionLog, on_delete=models.PROTECT, related_name="contestations")
+    record = models.ForeignKey(
+        PredictionLog, on_delete=models.PROTECT, related_name="contestations", db_constraint=False
+    )
     row = models.PositiveIntegerField()
     statement = models.TextField()
     received_at = models.DateTimeField()
@@ -70,7 +72,9 @@ class OversightItem(models.Model):
     """A decision routed to the human-oversight queue (by a rule, or by a contestation). Open
     until a person reviews the decision after it was routed (or answers the contestation)."""
 
-    record = models.ForeignKey(PredictionLog, on_delete=models.PROTECT, related_name="oversight_items")
+    record = models.ForeignKey(
+        PredictionLog, on_delete=models.PROTECT, related_name="oversight_items", db_constraint=False
+    )
     row = models.PositiveIntegerField()
     reason = models.CharField(max_length=16, choices=OversightReason.choices)
     detail = models.CharField(max_length=300, blank=True)

@@ -19,7 +19,7 @@ from django.db.models.functions import Substr
 
 from core import audit
 from core.models import AuditEvent
-from serving import merkle
+from serving import merkle, partitions
 from serving.log import LEAF_FIELDS, leaf_of, mac_of, record_leaf
 from serving.models import PredictionLog, PredictionSeal, SealTree
 
@@ -87,6 +87,9 @@ def seal_predictions(*, batch_size: int | None = None) -> PredictionSeal | None:
             "last_record": seal.last_record,
             "changed_before_sealing": tampered,
             "tree_sha256": tree_digest(packed, runs),
+            # the records' time span: verification reads only the log's partitions it covers
+            "created_from": min(row[1] for row in rows).isoformat(),
+            "created_until": max(row[1] for row in rows).isoformat(),
         },
     )
     seal.audit_seq = event.seq
@@ -121,8 +124,16 @@ class SealedRecord:
 def seal_leaves(seal: PredictionSeal | int) -> tuple[list[SealedRecord], list[bytes]]:
     """A seal's records in leaf order, and each leaf recomputed from the row's current content
     (values, not model instances: a seal may cover 100,000 records)."""
-    seal_id = seal if isinstance(seal, int) else seal.pk
-    rows = PredictionLog.objects.filter(seal_id=seal_id).order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash")
+    return _leaves(seal if isinstance(seal, int) else seal.pk, None)
+
+
+def _leaves(seal_id: int, span: tuple[str, str] | None) -> tuple[list[SealedRecord], list[bytes]]:
+    """seal_leaves(); with the records' time span (its audit event's), reading only the log's
+    partitions of that span."""
+    covered = PredictionLog.objects.filter(seal_id=seal_id)
+    if span is not None:
+        covered = covered.filter(created_at__gte=span[0], created_at__lte=span[1])
+    rows = covered.order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash")
     records, leaves = [], []
     width = len(LEAF_FIELDS)
     for row in rows.iterator(chunk_size=5000):
@@ -148,6 +159,7 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
         events = events.filter(target_id__in=[str(pk) for pk in seals.values_list("pk", flat=True)])
     count = 0
     chained: set[int] = set()
+    retired = partitions.retired()
     for event in events.order_by("seq").iterator():
         count += 1
         seal_id = int(event.target_id)
@@ -162,7 +174,12 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
                 f"seal #{seal_id} (audit event #{event.seq}): record {data['changed_before_sealing'][0]} was changed "
                 "before it was sealed",
             )
-        records, leaves = seal_leaves(seal_id)
+        records, leaves = _leaves(seal_id, _span(data))
+        if seal_id in retired.by_seal:
+            problem = _retired_seal_problem(seal_id, event.seq, data, records, leaves, retired)
+            if problem:
+                return SealVerification(False, count, problem)
+            continue
         if len(records) != data["tree_size"]:
             return SealVerification(
                 False,
@@ -189,7 +206,59 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
     forged = first_forged_record(None if seals is None else table)
     if forged:
         return SealVerification(False, count, forged)
-    return SealVerification(True, count, f"{count} prediction seals verified, every record's MAC checked")
+    gone = sum(retired.by_seal.values())
+    # retired records are named as retired (by their audit events), never as missing
+    also = f"; {gone} records retired by retention proven by their seals' stored trees" if gone else ""
+    return SealVerification(True, count, f"{count} prediction seals verified, every record's MAC checked{also}")
+
+
+def _span(data: dict[str, object]) -> tuple[str, str] | None:
+    """The time span a seal's event recorded of its records (None for seals made before). A
+    record moved out of it is read as missing, so the root no longer matches: nothing is hidden."""
+    first, last = data.get("created_from"), data.get("created_until")
+    return (first, last) if isinstance(first, str) and isinstance(last, str) else None
+
+
+def _retired_seal_problem(
+    seal_id: int,
+    seq: int,
+    data: dict[str, object],
+    records: list[SealedRecord],
+    leaves: list[bytes],
+    retired: partitions.Retired,
+) -> str:
+    """A seal some of whose records retention retired (serving.partitions): the retired leaves
+    are read from the stored tree, which its audit event's SHA-256 proves unchanged; the leaves
+    left are recomputed from their records; together they must give the root the event recorded.
+    A record missing that no retirement covers is named."""
+    name = f"seal #{seal_id} (audit event #{seq})"
+    size, gone = int(str(data["tree_size"])), retired.by_seal[seal_id]
+    if len(records) + gone != size:
+        return f"{name} covered {size} records, but {len(records)} are left and retention retired {gone}"
+    stored = SealTree.objects.filter(pk=seal_id).values_list("levels", "record_runs").first()
+    if stored is None or tree_digest(bytes(stored[0]), bytes(stored[1])) != data.get("tree_sha256"):
+        return f"{name}: retention retired {gone} of its records, and the tree proving them is changed or missing"
+    levels, runs = bytes(stored[0]), bytes(stored[1])
+    ids = [first + i for first, n in _RUN.iter_unpack(runs) for i in range(n)]
+    present = {r.pk: (r, leaf) for r, leaf in zip(records, leaves, strict=True)}
+    full, changed = [], []
+    for index, pk in enumerate(ids[:size]):
+        kept = levels[index * merkle.HASH_SIZE : (index + 1) * merkle.HASH_SIZE]
+        if pk in present:
+            record, leaf = present.pop(pk)
+            if leaf != kept:
+                changed.append(record.public_id)
+        elif not retired.holds(pk):
+            return f"{name}: record #{pk} is missing, and no retirement by retention covers it"
+        else:
+            leaf = kept
+        full.append(leaf)
+    if len(ids) != size or present:
+        return f"{name}: its stored tree does not list the records the seal covers"
+    if changed or merkle.root(full).hex() != data["root"]:
+        which = f" (record {changed[0]} changed)" if changed else ""
+        return f"{name}: the records no longer match the root its audit event recorded{which}"
+    return ""
 
 
 def _stored_tree_problem(seal_id: int, seq: int, recorded: str) -> str:

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from core import jobs
-from serving import batch, batch_chunks, batch_inputs, erasure, seals
+from serving import batch, batch_chunks, batch_inputs, erasure, partitions, seals
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
@@ -54,6 +54,13 @@ def erase_expired_personal_data_task() -> int:
     days = active_policy().personal_data_retention_days
     counts = erasure.erase_expired(retention_days=days)
     return sum(counts.values()) + batch_inputs.expire_results(retention_days=days)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def add_log_partitions_task() -> int:
+    """Beat, daily: the prediction log's partitions for this month and the next ones exist
+    before a record needs them (PostgreSQL; serving.partitions)."""
+    return len(partitions.add_partitions())
 
 
 jobs.register("batch_chunk", batch_chunk_task.delay)
