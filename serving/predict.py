@@ -8,7 +8,6 @@ remembered it), which v1 and v2 map to their own status and body."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import time
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError
 
 from core.roles import roles_of
 from lifecycle.errors import ArtifactIntegrityError
@@ -32,6 +31,7 @@ from serving.selectors import (
     forget_servable_version,
     recent_servable_version,
 )
+from serving.writers import writer
 
 LOG_UNAVAILABLE = "The prediction log is unavailable."
 
@@ -254,19 +254,14 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     explanations = outputs.get("explanations")
     keys = [str(k) for k in request.business_keys] if request.business_keys else None
     record_id = uuid.uuid4()
-    # A new data subject's key is written with its record. On PostgreSQL the record's own INSERT
-    # writes it (one statement, which needs no transaction of its own); if it met a key made
-    # meanwhile by another process, nothing was written, and the answer is sealed once more
-    # under the subject's live key. Elsewhere the key and the record commit in one transaction.
-    personal_data = personal.declares_personal(version)
-    answer = functools.partial(_write_answer, request, version, checked, result, outputs, explanations, keys, record_id)
-    with transaction.atomic() if personal_data and connection.vendor != "postgresql" else contextlib.nullcontext():
-        new_keys = subject_keys.NewKeys() if personal_data and connection.vendor == "postgresql" else None
-        record = answer(guard, new_keys)
-        if record is None and new_keys is not None and new_keys.rows:
-            record = answer(guard, None)
-        elif isinstance(record, PredictionLog) and new_keys is not None:
-            new_keys.remember()
+    answer = functools.partial(
+        _write_answer, request, version, checked, result, outputs, explanations, keys, record_id, guard
+    )
+    # A new data subject's key is written with its record, or neither is (serving.writers).
+    if personal.declares_personal(version):
+        record = writer().answer_with_keys(answer, subject_keys.NewKeys)
+    else:
+        record = answer(None)
     if isinstance(record, Refusal):
         return record
     if record is None:
@@ -307,7 +302,7 @@ def _write_answer(
         engine=result.engine,
         business_keys=stored_keys,
         public_id=record_id,
-        prelude=pending.prelude() if pending is not None else None,
+        new_keys=pending,
     )
     try:
         return log.write(entry, guard)
