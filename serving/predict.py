@@ -12,7 +12,7 @@ import functools
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -105,59 +105,68 @@ class Served:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a version did not answer. `certain`: it would be refused whatever the version's state
-    (its stored files are wrong), so looking the version up again would change nothing."""
+    """Why a request is not answered; predict() logs it and raises its error. `certain`: it would
+    be refused whatever the version's state (its stored files are wrong), so looking the version
+    up again would change nothing. `stale`: the guarded write found the version no longer
+    servable or the key revoked, and wrote nothing (looked at again once, then refused)."""
 
     error: ServingError
     outcome: str
     inputs: Any = None
     certain: bool = False
+    version: ModelVersion | None = None  # the version that refused, if one was resolved
+    stale: bool = False
 
 
 def predict(request: PredictionRequest) -> Served:
-    """Answer a prediction request, logged; raises ServingError (logged) when refused.
+    """Answer a prediction request, logged; raises ServingError (logged) when refused. The one
+    place a refusal is logged and raised: everything below returns a Served or a Refusal."""
+    answer = _served_or_refused(request)
+    if isinstance(answer, Refusal):
+        raise _logged(request, answer)
+    return answer
 
-    It starts from what this process resolved before (the version, a client key), without a
+
+def _served_or_refused(request: PredictionRequest) -> Served | Refusal:
+    """It starts from what this process resolved before (the version, a client key), without a
     round trip: the guarded INSERT is the authority. If the write finds the version no longer
     servable or the key revoked, or a remembered version would refuse, both are looked up again,
     once, and a refusal is only given after that fresh look."""
     if request.problem is not None:
         outcome = Outcome.INVALID if request.problem.status in (400, 413) else Outcome.REFUSED
-        raise _logged(request, Refusal(request.problem, outcome, _loggable(request, None)), version=None)
+        return Refusal(request.problem, outcome, _loggable(request, None))
     if "\x00" in request.request_id:
         problem = ServingError("The request id must not contain the NUL character.", status=400, code="invalid_input")
-        raise _logged(request, Refusal(problem, Outcome.INVALID, []), version=None)
+        return Refusal(problem, Outcome.INVALID, [])
     if not request.caller.may_predict:
         problem = ServingError("Your account has no role that may request predictions.", status=403, code="forbidden")
-        raise _logged(request, Refusal(problem, Outcome.REFUSED, []), version=None)
-    earlier: tuple[tuple[int, str], Refusal] | None = None
-    version: ModelVersion | None = None
-    for fresh in (False, True):
-        if fresh and request.caller.api_key is not None:
-            keys.recheck_key(request.caller.api_key)  # revoked meanwhile: KeyRevoked, as at the door
-        try:
-            version = recent_servable_version(request.model_name, request.version_number, fresh=fresh)
-        except ServingError as exc:
-            raise _logged(request, Refusal(exc, Outcome.REFUSED, []), version=None)
-        identity = (version.pk, version.artifact_sha256)
-        if earlier is not None and earlier[0] == identity:
-            # Still servable, the very same version and artifact: the refusal stands, without
-            # checking the rows or running the model a second time.
-            raise _logged(request, earlier[1], version=version)
-        result = _answer(version, request)
-        if isinstance(result, Served):
-            return result
-        if isinstance(result, Refusal) and (fresh or result.certain):
-            raise _logged(request, result, version=version)
-        earlier = (identity, result) if isinstance(result, Refusal) else None
-        forget_servable_version(request.model_name, request.version_number)
-    # Servable when looked up, no longer when written: it changed under this very request.
-    stopped = ServingError(
-        f"{request.model_name} stopped being servable while this request was answered; nothing was returned.",
-        status=403,
-        code="version_not_servable",
-    )
-    raise _logged(request, Refusal(stopped, Outcome.REFUSED, []), version=version)
+        return Refusal(problem, Outcome.REFUSED, [])
+    first = _attempt(request, fresh=False, earlier=None)
+    if isinstance(first, Served) or first.certain:
+        return first
+    forget_servable_version(request.model_name, request.version_number)
+    return _attempt(request, fresh=True, earlier=None if first.stale else first)
+
+
+def _attempt(request: PredictionRequest, *, fresh: bool, earlier: Refusal | None) -> Served | Refusal:
+    """Resolve the version (`fresh`: from the database, the client key read again first) and
+    answer from it; `earlier`: the refusal of a first attempt from a remembered version."""
+    if fresh and request.caller.api_key is not None:
+        keys.recheck_key(request.caller.api_key)  # revoked meanwhile: KeyRevoked, as at the door
+    try:
+        version = recent_servable_version(request.model_name, request.version_number, fresh=fresh)
+    except ServingError as exc:  # (asked of the database: looking again would change nothing)
+        return Refusal(exc, Outcome.REFUSED, [], certain=True)
+    if earlier is not None and _same_artifact(earlier.version, version):
+        # Still servable, the very same version and artifact: the refusal stands, without
+        # checking the rows or running the model a second time.
+        return replace(earlier, version=version)
+    result = _answer(version, request)
+    return result if isinstance(result, Served) else replace(result, version=version)
+
+
+def _same_artifact(before: ModelVersion | None, now: ModelVersion) -> bool:
+    return before is not None and (before.pk, before.artifact_sha256) == (now.pk, now.artifact_sha256)
 
 
 # A refusal's rows are logged whole only while their JSON is this short; beyond, a sample is.
@@ -197,10 +206,10 @@ def _loggable(request: PredictionRequest, rows: Any) -> Any:
     }
 
 
-def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refusal | None:
+def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refusal:
     """Check, predict and log an answer from `version`. A Refusal is returned, not logged (the
-    caller decides whether to look again first); None means the guarded write found the version
-    no longer servable or the key revoked, and nothing was logged or returned."""
+    caller decides whether to look again first); a `stale` one when the guarded write found the
+    version no longer servable or the key revoked, and nothing was logged or returned."""
     rows = request.instances if request.tensors is None else None
     try:
         if request.tensors is not None:
@@ -265,7 +274,13 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     if isinstance(record, Refusal):
         return record
     if record is None:
-        return None
+        # Servable when looked up, no longer when written: it changed under this very request.
+        stopped = ServingError(
+            f"{request.model_name} stopped being servable while this request was answered; nothing was returned.",
+            status=403,
+            code="version_not_servable",
+        )
+        return Refusal(stopped, Outcome.REFUSED, [], stale=True)
     return Served(
         record=record,
         version=version,
@@ -341,10 +356,10 @@ def business_keys_problem(keys: Any, n_rows: int) -> ServingError | None:
 def log_refusal(request: PredictionRequest, error: ServingError, outcome: str) -> ServingError:
     """Log a refusal decided before the request reached predict() (a key over its daily quota);
     returns the error to raise: `error`, or a 503 when even the refusal cannot be logged."""
-    return _logged(request, Refusal(error, outcome, _loggable(request, None)), version=None)
+    return _logged(request, Refusal(error, outcome, _loggable(request, None)))
 
 
-def _logged(request: PredictionRequest, refusal: Refusal, *, version: ModelVersion | None) -> ServingError:
+def _logged(request: PredictionRequest, refusal: Refusal) -> ServingError:
     """Log a refusal and return the error to raise (503 when even the refusal cannot be logged:
     no prediction leaves either way)."""
     key = request.caller.api_key
@@ -356,9 +371,9 @@ def _logged(request: PredictionRequest, refusal: Refusal, *, version: ModelVersi
         error = refusal.error
         entry = request.entry(
             refusal.outcome,
-            version=version,
+            version=refusal.version,
             reason=f"{error.code}: {error.message}",
-            inputs=personal.redact(version, refusal.inputs),  # a refusal keeps no personal value
+            inputs=personal.redact(refusal.version, refusal.inputs),  # a refusal keeps no personal value
         )
         log.write(entry)
     except DatabaseError:

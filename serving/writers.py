@@ -112,7 +112,8 @@ class PortableLogWriter:
                 return self.execute(sql, values) > 0  # (all its rows, or none)
 
         def written() -> bool:  # after a lost connection: did the INSERT reach the database after all?
-            return bool(self.fetch(statements.record_written(), [record.public_id]))
+            public_id = PredictionLog._meta.get_field("public_id").get_db_prep_value(record.public_id, connection)
+            return bool(self.fetch(statements.record_written(), [public_id]))
 
         return self.execute(sql, values, written=written) > 0
 
