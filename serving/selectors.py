@@ -239,7 +239,7 @@ def _latency_percentiles(records: QuerySet[PredictionLog]) -> dict[str, float | 
     answered = records.filter(outcome="ok")
     names = [f"p{int(p * 100)}" for p in PERCENTILES]
     values = writer().latency_percentiles(answered, PERCENTILES)
-    return dict(zip(names, values or [None] * len(names), strict=True))
+    return dict(zip(names, values, strict=True))
 
 
 def serving_summary(*, version_id: int | None = None, model: str = "", since: Any = None, until: Any = None) -> dict:

@@ -246,7 +246,8 @@ class PostgresLogWriter(PortableLogWriter):
         sql, params = answered.values("latency_ms").query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute(statements.latency_percentiles(sql), [list(percentiles), *params])
-            return cursor.fetchone()[0]
+            values = cursor.fetchone()[0]
+        return values or [None] * len(percentiles)  # (NULL when there is nothing to rank)
 
     def reserve_subject_key_ids(self, n: int) -> list[int]:
         rows = self.fetch(statements.reserve_subject_key_ids(), [SubjectKey._meta.db_table, n])
