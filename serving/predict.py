@@ -263,14 +263,14 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     explanations = outputs.get("explanations")
     keys = [str(k) for k in request.business_keys] if request.business_keys else None
     record_id = uuid.uuid4()
-    answer = functools.partial(
-        _write_answer, request, version, checked, result, outputs, explanations, keys, record_id, guard
-    )
-    # A new data subject's key is written with its record, or neither is (serving.writers).
-    if personal.declares_personal(version):
-        record = writer().answer_with_keys(answer, subject_keys.NewKeys)
+    record: PredictionLog | Refusal | None
+    if personal.declares_personal(version):  # its new subjects' keys are written with the record (serving.writers)
+        seal_and_write = functools.partial(
+            _write_personal_answer, request, version, checked, result, outputs, explanations, keys, record_id, guard
+        )
+        record = writer().answer_with_keys(seal_and_write, subject_keys.NewKeys)
     else:
-        record = answer(None)
+        record = _write_answer(request, version, checked, result, outputs, keys, record_id, guard, None)
     if isinstance(record, Refusal):
         return record
     if record is None:
@@ -291,7 +291,7 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     )
 
 
-def _write_answer(
+def _write_personal_answer(
     request: PredictionRequest, version: ModelVersion, rows: list[dict[str, Any]], result: Any, outputs: dict[str, Any],
     explanations: list[Any] | None, keys: list[str] | None, record_id: uuid.UUID, guard: log.Guard,
     pending: subject_keys.NewKeys | None,
@@ -299,7 +299,7 @@ def _write_answer(
     """Seal the personal values (serving.personal) and write the answer's record: the record, a
     Refusal when the personal keys cannot be used, or None when the guarded write wrote nothing."""
     try:  # personal values are stored encrypted under their subject's key (serving.personal)
-        if explanations is not None and personal.declares_personal(version):
+        if explanations is not None:
             outputs["explanations"] = list(explanations)  # the log's copy is sealed, the client's is not
         stored_rows, stored_keys = personal.protect(
             version, request.model_name, rows, keys, record_id,
@@ -309,6 +309,16 @@ def _write_answer(
         return Refusal(exc, Outcome.ERROR, [], certain=True)
     except DatabaseError:
         raise ServingError(LOG_UNAVAILABLE, status=503, code="log_unavailable")
+    return _write_answer(request, version, stored_rows, result, outputs, stored_keys, record_id, guard, pending)
+
+
+def _write_answer(
+    request: PredictionRequest, version: ModelVersion, stored_rows: list[dict[str, Any]], result: Any,
+    outputs: dict[str, Any], stored_keys: list[str] | None, record_id: uuid.UUID, guard: log.Guard,
+    pending: subject_keys.NewKeys | None,
+) -> PredictionLog | None:  # fmt: skip
+    """Write the answer's record (its rows and keys as the log stores them): None when the guarded
+    write wrote nothing; 503 when the log cannot be written (no prediction leaves)."""
     entry = request.entry(
         Outcome.OK,
         version=version,
