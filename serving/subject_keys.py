@@ -22,7 +22,7 @@ from lifecycle import dataset_store
 from serving.errors import ServingError
 from serving.log import keyed_digest
 from serving.models import SubjectKey
-from serving.writers import writer
+from serving.writers import live_keys, writer
 
 KEY_PREFIX = "h:"  # a stored personal business key: "h:<keyed hash>" (its value sealed in its row)
 
@@ -128,7 +128,7 @@ def write_keys(
         for h, (pk, data_key) in _make_keys(model_name, missing, month).items():
             found[h] = (pk, AESGCM(data_key))
         made_elsewhere = missing - found.keys()  # by another process meanwhile
-        for pk, h, wrapped, key_id_ in _live_keys(model_name, made_elsewhere, month) if made_elsewhere else []:
+        for pk, h, wrapped, key_id_ in live_keys(model_name, made_elsewhere, month) if made_elsewhere else []:
             found[h] = (pk, AESGCM(_unwrap(key_id_, wrapped)))
         # Inside the record's transaction the keys are remembered once they are committed with
         # it: a rolled-back key must never be used for a later record.
@@ -220,14 +220,6 @@ def _require_known_kek() -> None:
             "with (a wrong key, or a rotation without LOG_KEK_PREVIOUS)."
         )
     _kek_checked[:] = [time.monotonic()]
-
-
-def _live_keys(model_name: str, hashes: set[str], month: date) -> list[Any]:
-    return list(
-        SubjectKey.objects.filter(
-            model_name=model_name, subject_hash__in=hashes, month=month, erased_at__isnull=True
-        ).values_list("pk", "subject_hash", "wrapped", "kek_id")
-    )
 
 
 def read_keys(ids: set[int]) -> dict[int, bytes | None]:
