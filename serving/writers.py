@@ -62,9 +62,6 @@ class NewKeys(Protocol):
 class PortableLogWriter:
     """Any database: Django's cursor and the ORM."""
 
-    # Whether a record's INSERT can write its new subjects' keys (and its key index rows) itself.
-    writes_with_record = False
-
     def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The rows of a read."""
         with connection.cursor() as cursor:
@@ -160,8 +157,6 @@ class PortableLogWriter:
 class PostgresLogWriter(PortableLogWriter):
     """PostgreSQL: psycopg prepared statements; an answer's record is one statement in autocommit
     whatever it carries (its new subjects' keys, its key index rows)."""
-
-    writes_with_record = True
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._send(sql, params, True, None)
