@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from compliance.models import ControlAttestation, Incident
-from core import audit
+from core import audit, caches
 from core.actors import Actor, person
 from core.errors import DomainError, Forbidden
 from core.evidence import columns, content_hash, hashed_fields
@@ -52,6 +52,9 @@ def library() -> list[dict[str, Any]]:
         if unknown:
             raise ValueError(f"control {control['id']} names unknown evidence queries: {unknown}")
     return controls
+
+
+caches.register("compliance.controls.library", library.cache_clear)
 
 
 def control_ids() -> set[str]:

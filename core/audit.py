@@ -26,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from core import ledger
+from core import caches, ledger
 from core.actors import Actor
 from core.canonical import canonical_json
 from core.evidence import evidence, row_key
@@ -150,6 +150,9 @@ def _mac_key() -> bytes:
 @functools.cache
 def _development_key(path: str) -> bytes:
     return read_or_create(Path(path), lambda: secrets.token_hex(32), what="AUDIT_MAC_KEY").encode()
+
+
+caches.register("core.audit.development_mac_key", _development_key.cache_clear)
 
 
 def compute_mac(event_hash: str, key: bytes | None = None) -> str:

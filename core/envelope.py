@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from core import caches
 from core.errors import DomainError
 from core.keyfiles import read_or_create
 
@@ -71,9 +72,15 @@ def forget_keks() -> None:
     keks.cache_clear()
 
 
+caches.register("core.envelope.keks", forget_keks)
+
+
 @functools.lru_cache(maxsize=8)
 def kek_aead(kek: bytes) -> AESGCM:
     return AESGCM(kek)
+
+
+caches.register("core.envelope.kek_aeads", kek_aead.cache_clear)
 
 
 def wrap(data_key: bytes, *, context: bytes = SUBJECT_KEY) -> tuple[str, bytes]:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import caches
 from core.canonical import sha256_json
 from governance import profile
 from governance.models import CheckKind, CheckRun
@@ -64,6 +65,9 @@ def reference_of(version: ModelVersion) -> Reference | None:
 
 def forget_references() -> None:
     _references.clear()
+
+
+caches.register("monitoring.reference.references", forget_references)
 
 
 def _reference_values(version: ModelVersion) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -33,6 +33,7 @@ from serving.batch_csv import (
     read_chunk,
 )
 from serving.models import BatchChunk, BatchJob, BatchStatus, LogSource, Outcome, PredictionKey, PredictionLog
+from serving.writers import writer
 
 logger = logging.getLogger(__name__)
 PROTOCOL = "csv"
@@ -127,13 +128,7 @@ def _require_servable(version: ModelVersion, job: BatchJob) -> None:
     """At the chunk's commit: the pinned version still has its artifact, a servable status and
     an unexpired approval, and the job was not stopped. On PostgreSQL the version row is read
     FOR SHARE, so a retirement waits for this commit (or this read waits for it)."""
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(ModelVersion._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR SHARE", [version.pk])  # noqa: S608
-            # (and the model's row: a stop commits before or after this chunk, never in between)
-            models_table = connection.ops.quote_name(RegisteredModel._meta.db_table)
-            cursor.execute(f"SELECT 1 FROM {models_table} WHERE id = %s FOR SHARE", [version.registered_model_id])  # noqa: S608
+    writer().share_servable(version)  # (and the model's row: a stop commits before or after this chunk)
     status, sha256, manifest_sha256, expires, suspended_reason = (
         ModelVersion.objects.filter(pk=version.pk)
         .values_list("status", "artifact_sha256", "manifest_sha256", "approval_expires_at", "suspended_reason")

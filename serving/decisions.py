@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from core import audit
+from core import audit, caches
 from core.actors import Actor
 from core.canonical import canonical_json, sha256_json
 from core.evidence import evidence
@@ -89,6 +89,9 @@ def explaining(version: ModelVersion) -> Explaining:
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+
+
+caches.register("serving.decisions.explainers", clear_cache)
 
 
 def _same(a: Any, b: Any) -> bool:

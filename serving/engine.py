@@ -14,7 +14,7 @@ import pandas as pd
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from core import audit
+from core import audit, caches
 from governance import integrity, manifest
 from governance.models import CheckRun
 from governance.selectors import onnx_check
@@ -168,3 +168,6 @@ def _skops(version: ModelVersion, runtime: Loaded, frame: pd.DataFrame) -> Predi
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+
+
+caches.register("serving.engine.models", clear_cache)

@@ -6,9 +6,11 @@ refused with KeyRevoked, which the interface answers as at the door (401)."""
 
 from __future__ import annotations
 
-from serving import rawsql
+from core import caches
+from serving import rawsql, statements
 from serving.errors import ServingError
 from serving.models import ApiKey
+from serving.writers import writer
 
 
 class KeyRevoked(ServingError):
@@ -18,14 +20,10 @@ class KeyRevoked(ServingError):
         super().__init__("Unknown or revoked API key.", status=401, code="authentication_failed")
 
 
-_KEY_FIELDS = list(ApiKey._meta.concrete_fields)
-_KEY_SQL = rawsql.select_sql(ApiKey, _KEY_FIELDS, "WHERE t.key_hash = %s")
-
-
 def key_by_hash(key_hash: str) -> ApiKey | None:
     """One precompiled query."""
-    rows = rawsql.fetch(_KEY_SQL, [key_hash])
-    return rawsql.instance(ApiKey, _KEY_FIELDS, rows[0]) if rows else None
+    rows = writer().fetch(statements.key_by_hash(), [key_hash])
+    return rawsql.instance(ApiKey, statements.KEY_FIELDS, rows[0]) if rows else None
 
 
 # Client keys (bound to no user) this process accepted before, by hash. Only the prediction views
@@ -43,6 +41,9 @@ def forget_key(key: ApiKey) -> None:
 
 def clear_recent_keys() -> None:
     recent_keys.clear()
+
+
+caches.register("serving.keys.recent_keys", clear_recent_keys)
 
 
 def recheck_key(key: ApiKey) -> None:

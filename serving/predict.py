@@ -8,16 +8,15 @@ remembered it), which v1 and v2 map to their own status and body."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError
 
 from core.roles import roles_of
 from lifecycle.errors import ArtifactIntegrityError
@@ -32,6 +31,7 @@ from serving.selectors import (
     forget_servable_version,
     recent_servable_version,
 )
+from serving.writers import writer
 
 LOG_UNAVAILABLE = "The prediction log is unavailable."
 
@@ -105,59 +105,68 @@ class Served:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a version did not answer. `certain`: it would be refused whatever the version's state
-    (its stored files are wrong), so looking the version up again would change nothing."""
+    """Why a request is not answered; predict() logs it and raises its error. `certain`: it would
+    be refused whatever the version's state (its stored files are wrong), so looking the version
+    up again would change nothing. `stale`: the guarded write found the version no longer
+    servable or the key revoked, and wrote nothing (looked at again once, then refused)."""
 
     error: ServingError
     outcome: str
     inputs: Any = None
     certain: bool = False
+    version: ModelVersion | None = None  # the version that refused, if one was resolved
+    stale: bool = False
 
 
 def predict(request: PredictionRequest) -> Served:
-    """Answer a prediction request, logged; raises ServingError (logged) when refused.
+    """Answer a prediction request, logged; raises ServingError (logged) when refused. The one
+    place a refusal is logged and raised: everything below returns a Served or a Refusal."""
+    answer = _served_or_refused(request)
+    if isinstance(answer, Refusal):
+        raise _logged(request, answer)
+    return answer
 
-    It starts from what this process resolved before (the version, a client key), without a
+
+def _served_or_refused(request: PredictionRequest) -> Served | Refusal:
+    """It starts from what this process resolved before (the version, a client key), without a
     round trip: the guarded INSERT is the authority. If the write finds the version no longer
     servable or the key revoked, or a remembered version would refuse, both are looked up again,
     once, and a refusal is only given after that fresh look."""
     if request.problem is not None:
         outcome = Outcome.INVALID if request.problem.status in (400, 413) else Outcome.REFUSED
-        raise _logged(request, Refusal(request.problem, outcome, _loggable(request, None)), version=None)
+        return Refusal(request.problem, outcome, _loggable(request, None))
     if "\x00" in request.request_id:
         problem = ServingError("The request id must not contain the NUL character.", status=400, code="invalid_input")
-        raise _logged(request, Refusal(problem, Outcome.INVALID, []), version=None)
+        return Refusal(problem, Outcome.INVALID, [])
     if not request.caller.may_predict:
         problem = ServingError("Your account has no role that may request predictions.", status=403, code="forbidden")
-        raise _logged(request, Refusal(problem, Outcome.REFUSED, []), version=None)
-    earlier: tuple[tuple[int, str], Refusal] | None = None
-    version: ModelVersion | None = None
-    for fresh in (False, True):
-        if fresh and request.caller.api_key is not None:
-            keys.recheck_key(request.caller.api_key)  # revoked meanwhile: KeyRevoked, as at the door
-        try:
-            version = recent_servable_version(request.model_name, request.version_number, fresh=fresh)
-        except ServingError as exc:
-            raise _logged(request, Refusal(exc, Outcome.REFUSED, []), version=None)
-        identity = (version.pk, version.artifact_sha256)
-        if earlier is not None and earlier[0] == identity:
-            # Still servable, the very same version and artifact: the refusal stands, without
-            # checking the rows or running the model a second time.
-            raise _logged(request, earlier[1], version=version)
-        result = _answer(version, request)
-        if isinstance(result, Served):
-            return result
-        if isinstance(result, Refusal) and (fresh or result.certain):
-            raise _logged(request, result, version=version)
-        earlier = (identity, result) if isinstance(result, Refusal) else None
-        forget_servable_version(request.model_name, request.version_number)
-    # Servable when looked up, no longer when written: it changed under this very request.
-    stopped = ServingError(
-        f"{request.model_name} stopped being servable while this request was answered; nothing was returned.",
-        status=403,
-        code="version_not_servable",
-    )
-    raise _logged(request, Refusal(stopped, Outcome.REFUSED, []), version=version)
+        return Refusal(problem, Outcome.REFUSED, [])
+    first = _attempt(request, fresh=False, earlier=None)
+    if isinstance(first, Served) or first.certain:
+        return first
+    forget_servable_version(request.model_name, request.version_number)
+    return _attempt(request, fresh=True, earlier=None if first.stale else first)
+
+
+def _attempt(request: PredictionRequest, *, fresh: bool, earlier: Refusal | None) -> Served | Refusal:
+    """Resolve the version (`fresh`: from the database, the client key read again first) and
+    answer from it; `earlier`: the refusal of a first attempt from a remembered version."""
+    if fresh and request.caller.api_key is not None:
+        keys.recheck_key(request.caller.api_key)  # revoked meanwhile: KeyRevoked, as at the door
+    try:
+        version = recent_servable_version(request.model_name, request.version_number, fresh=fresh)
+    except ServingError as exc:  # (asked of the database: looking again would change nothing)
+        return Refusal(exc, Outcome.REFUSED, [], certain=True)
+    if earlier is not None and _same_artifact(earlier.version, version):
+        # Still servable, the very same version and artifact: the refusal stands, without
+        # checking the rows or running the model a second time.
+        return replace(earlier, version=version)
+    result = _answer(version, request)
+    return result if isinstance(result, Served) else replace(result, version=version)
+
+
+def _same_artifact(before: ModelVersion | None, now: ModelVersion) -> bool:
+    return before is not None and (before.pk, before.artifact_sha256) == (now.pk, now.artifact_sha256)
 
 
 # A refusal's rows are logged whole only while their JSON is this short; beyond, a sample is.
@@ -197,10 +206,10 @@ def _loggable(request: PredictionRequest, rows: Any) -> Any:
     }
 
 
-def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refusal | None:
+def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refusal:
     """Check, predict and log an answer from `version`. A Refusal is returned, not logged (the
-    caller decides whether to look again first); None means the guarded write found the version
-    no longer servable or the key revoked, and nothing was logged or returned."""
+    caller decides whether to look again first); a `stale` one when the guarded write found the
+    version no longer servable or the key revoked, and nothing was logged or returned."""
     rows = request.instances if request.tensors is None else None
     try:
         if request.tensors is not None:
@@ -254,23 +263,24 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     explanations = outputs.get("explanations")
     keys = [str(k) for k in request.business_keys] if request.business_keys else None
     record_id = uuid.uuid4()
-    # A new data subject's key is written with its record. On PostgreSQL the record's own INSERT
-    # writes it (one statement, which needs no transaction of its own); if it met a key made
-    # meanwhile by another process, nothing was written, and the answer is sealed once more
-    # under the subject's live key. Elsewhere the key and the record commit in one transaction.
-    personal_data = personal.declares_personal(version)
-    answer = functools.partial(_write_answer, request, version, checked, result, outputs, explanations, keys, record_id)
-    with transaction.atomic() if personal_data and connection.vendor != "postgresql" else contextlib.nullcontext():
-        new_keys = subject_keys.NewKeys() if personal_data and connection.vendor == "postgresql" else None
-        record = answer(guard, new_keys)
-        if record is None and new_keys is not None and new_keys.rows:
-            record = answer(guard, None)
-        elif isinstance(record, PredictionLog) and new_keys is not None:
-            new_keys.remember()
+    record: PredictionLog | Refusal | None
+    if personal.declares_personal(version):  # its new subjects' keys are written with the record (serving.writers)
+        seal_and_write = functools.partial(
+            _write_personal_answer, request, version, checked, result, outputs, explanations, keys, record_id, guard
+        )
+        record = writer().answer_with_keys(seal_and_write, subject_keys.NewKeys)
+    else:
+        record = _write_answer(request, version, checked, result, outputs, keys, record_id, guard, None)
     if isinstance(record, Refusal):
         return record
     if record is None:
-        return None
+        # Servable when looked up, no longer when written: it changed under this very request.
+        stopped = ServingError(
+            f"{request.model_name} stopped being servable while this request was answered; nothing was returned.",
+            status=403,
+            code="version_not_servable",
+        )
+        return Refusal(stopped, Outcome.REFUSED, [], stale=True)
     return Served(
         record=record,
         version=version,
@@ -281,7 +291,7 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
     )
 
 
-def _write_answer(
+def _write_personal_answer(
     request: PredictionRequest, version: ModelVersion, rows: list[dict[str, Any]], result: Any, outputs: dict[str, Any],
     explanations: list[Any] | None, keys: list[str] | None, record_id: uuid.UUID, guard: log.Guard,
     pending: subject_keys.NewKeys | None,
@@ -289,7 +299,7 @@ def _write_answer(
     """Seal the personal values (serving.personal) and write the answer's record: the record, a
     Refusal when the personal keys cannot be used, or None when the guarded write wrote nothing."""
     try:  # personal values are stored encrypted under their subject's key (serving.personal)
-        if explanations is not None and personal.declares_personal(version):
+        if explanations is not None:
             outputs["explanations"] = list(explanations)  # the log's copy is sealed, the client's is not
         stored_rows, stored_keys = personal.protect(
             version, request.model_name, rows, keys, record_id,
@@ -299,6 +309,16 @@ def _write_answer(
         return Refusal(exc, Outcome.ERROR, [], certain=True)
     except DatabaseError:
         raise ServingError(LOG_UNAVAILABLE, status=503, code="log_unavailable")
+    return _write_answer(request, version, stored_rows, result, outputs, stored_keys, record_id, guard, pending)
+
+
+def _write_answer(
+    request: PredictionRequest, version: ModelVersion, stored_rows: list[dict[str, Any]], result: Any,
+    outputs: dict[str, Any], stored_keys: list[str] | None, record_id: uuid.UUID, guard: log.Guard,
+    pending: subject_keys.NewKeys | None,
+) -> PredictionLog | None:  # fmt: skip
+    """Write the answer's record (its rows and keys as the log stores them): None when the guarded
+    write wrote nothing; 503 when the log cannot be written (no prediction leaves)."""
     entry = request.entry(
         Outcome.OK,
         version=version,
@@ -307,7 +327,7 @@ def _write_answer(
         engine=result.engine,
         business_keys=stored_keys,
         public_id=record_id,
-        prelude=pending.prelude() if pending is not None else None,
+        new_keys=pending,
     )
     try:
         return log.write(entry, guard)
@@ -346,10 +366,10 @@ def business_keys_problem(keys: Any, n_rows: int) -> ServingError | None:
 def log_refusal(request: PredictionRequest, error: ServingError, outcome: str) -> ServingError:
     """Log a refusal decided before the request reached predict() (a key over its daily quota);
     returns the error to raise: `error`, or a 503 when even the refusal cannot be logged."""
-    return _logged(request, Refusal(error, outcome, _loggable(request, None)), version=None)
+    return _logged(request, Refusal(error, outcome, _loggable(request, None)))
 
 
-def _logged(request: PredictionRequest, refusal: Refusal, *, version: ModelVersion | None) -> ServingError:
+def _logged(request: PredictionRequest, refusal: Refusal) -> ServingError:
     """Log a refusal and return the error to raise (503 when even the refusal cannot be logged:
     no prediction leaves either way)."""
     key = request.caller.api_key
@@ -361,9 +381,9 @@ def _logged(request: PredictionRequest, refusal: Refusal, *, version: ModelVersi
         error = refusal.error
         entry = request.entry(
             refusal.outcome,
-            version=version,
+            version=refusal.version,
             reason=f"{error.code}: {error.message}",
-            inputs=personal.redact(version, refusal.inputs),  # a refusal keeps no personal value
+            inputs=personal.redact(refusal.version, refusal.inputs),  # a refusal keeps no personal value
         )
         log.write(entry)
     except DatabaseError:

@@ -11,50 +11,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from core import caches
 from core.periods import in_period
 from lifecycle.models import SERVABLE_STATUSES, ModelKind, ModelVersion, RegisteredModel, Status
-from serving import rawsql, subject_keys
+from serving import rawsql, statements, subject_keys
 from serving.errors import ServingError
 from serving.models import LogSource, Outcome, PredictionKey, PredictionLog, PredictionSeal
-
-FIELDS = [
-    ModelVersion._meta.get_field(name)
-    for name in (
-        "id",
-        "registered_model",
-        "version",
-        "status",
-        "task",
-        "input_schema",
-        "classes",
-        "artifact_sha256",
-        "review_round",
-        "artifact",
-        "approval_expires_at",
-        "personal_features",
-        "subject_field",
-        "manifest_sha256",
-    )
-]
-# The model's kill switch comes with the versions, in the same round trip (governance.killswitch):
-# the production version, the one named, and the fallback, each row ending with the model's stop
-# and fallback.
-SQL = rawsql.select_sql(
-    ModelVersion,
-    FIELDS,
-    "JOIN lifecycle_registeredmodel m ON m.id = t.registered_model_id "
-    "WHERE m.name = %s AND (t.status = 'production' OR t.version = %s OR t.id = m.fallback_version_id)",
-    extra="m.stopped_at, m.fallback_version_id",
-)
+from serving.statements import VERSION_FIELDS
+from serving.writers import writer
 
 
 def _version_from_row(row: tuple) -> ModelVersion:
-    return rawsql.instance(ModelVersion, FIELDS, row[: len(FIELDS)])
+    return rawsql.instance(ModelVersion, VERSION_FIELDS, row[: len(VERSION_FIELDS)])
 
 
 _FALLBACK = "_answers_as_fallback"
@@ -93,7 +65,7 @@ def get_servable_version(model_name: str, version: int | None = None) -> ModelVe
     Unknown model or version: 404; known but not servable: 403 version_not_servable."""
     if version is not None and not 0 < version < 2**31:  # found by schemathesis: beyond any column range
         raise ServingError(f"{model_name} has no version {version}.", status=404, code="not_found")
-    rows = rawsql.fetch(SQL, [model_name, version if version is not None else -1])
+    rows = writer().fetch(statements.servable_versions(), [model_name, version if version is not None else -1])
     if rows and rows[0][-2] is not None:
         return _stopped(model_name, rows)
     found = None
@@ -201,6 +173,9 @@ def clear_recent() -> None:
     _recent.clear()
 
 
+caches.register("serving.selectors.recent_versions", clear_recent)
+
+
 def answering_statuses(*, named: bool) -> tuple[str, ...]:
     """The statuses a version may answer with: approved or production when the request named the
     version (or it answers as a stopped model's fallback), production only when it did not
@@ -263,23 +238,8 @@ def _latency_percentiles(records: QuerySet[PredictionLog]) -> dict[str, float | 
     """p50/p95/p99 of answered requests, computed by the database (no rows come to Python)."""
     answered = records.filter(outcome=Outcome.OK)
     names = [f"p{int(p * 100)}" for p in PERCENTILES]
-    if connection.vendor == "postgresql":
-        sql, params = answered.values("latency_ms").query.sql_with_params()
-        with connection.cursor() as cursor:
-            # The inner query is the ORM's own SQL with its parameters bound, never user text.
-            outer = f"SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY s.latency_ms) FROM ({sql}) s"  # noqa: S608
-            cursor.execute(outer, [list(PERCENTILES), *params])
-            values = cursor.fetchone()[0]
-        return dict(zip(names, values or [None] * len(names), strict=True))
-    n = answered.count()
-    result: dict[str, float | None] = {}
-    for name, p in zip(names, PERCENTILES, strict=True):
-        if n == 0:
-            result[name] = None
-            continue
-        offset = min(n - 1, max(0, int(-(-p * n // 1)) - 1))  # nearest rank, as percentile_disc
-        result[name] = answered.order_by("latency_ms").values_list("latency_ms", flat=True)[offset]
-    return result
+    values = writer().latency_percentiles(answered, PERCENTILES)
+    return dict(zip(names, values, strict=True))
 
 
 def serving_summary(*, version_id: int | None = None, model: str = "", since: Any = None, until: Any = None) -> dict:

@@ -12,17 +12,17 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from core import envelope
+from core import caches, envelope
 from core.envelope import keks as _keks
 from core.envelope import wrap as _wrap
 from lifecycle import dataset_store
-from serving import rawsql
 from serving.errors import ServingError
-from serving.log import Prelude, keyed_digest
+from serving.log import keyed_digest
 from serving.models import SubjectKey
+from serving.writers import live_keys, writer
 
 KEY_PREFIX = "h:"  # a stored personal business key: "h:<keyed hash>" (its value sealed in its row)
 
@@ -43,6 +43,7 @@ def forget_keys() -> None:
         _writing.clear()
         _reading.clear()
         _kek_checked.clear()
+        _reserved.clear()
 
 
 def forget_written_keys() -> None:
@@ -98,6 +99,7 @@ _lock = threading.Lock()
 # difference instead of a lookup and a time comparison per row.
 _writing: dict[tuple[str, date], tuple[float, dict[str, tuple[int, AESGCM]]]] = {}
 _kek_checked: list[float] = []
+caches.register("serving.subject_keys", forget_keys)
 KEYS_REMEMBERED = 100_000  # per model and month, per process
 _reading: dict[tuple[int, str, bytes], bytes] = {}
 
@@ -108,12 +110,12 @@ def write_keys(
     """The live data key of each subject for this month (ready to encrypt), made on first use. A
     process keeps them SUBJECT_KEY_CACHE_SECONDS: an erasure reaches every process's new answers
     within that time. With `pending` (PostgreSQL, a few new subjects), new keys are not written
-    here: they go into `pending`, for the record's own INSERT to write (log.Prelude)."""
+    here: they go into `pending`, for the record's own INSERT to write (log.Entry.new_keys)."""
     cached = _remembered((model_name, month))
     missing = hashes.difference(cached)  # (looks up each of hashes: `- cached.keys()` walked the whole dict)
     # (the remembered keys are only ever added to, never changed: a new dict replaces them)
     found = cached if not missing else {h: cached[h] for h in hashes - missing}
-    if missing and pending is not None and len(missing) <= NEW_KEYS_WITH_RECORD and connection.vendor == "postgresql":
+    if missing and pending is not None and len(missing) <= NEW_KEYS_WITH_RECORD:
         _require_known_kek()
         for h, pk in zip(sorted(missing), _reserve_ids(len(missing)), strict=True):
             data_key = AESGCM.generate_key(bit_length=256)
@@ -126,7 +128,7 @@ def write_keys(
         for h, (pk, data_key) in _make_keys(model_name, missing, month).items():
             found[h] = (pk, AESGCM(data_key))
         made_elsewhere = missing - found.keys()  # by another process meanwhile
-        for pk, h, wrapped, key_id_ in _live_keys(model_name, made_elsewhere, month) if made_elsewhere else []:
+        for pk, h, wrapped, key_id_ in live_keys(model_name, made_elsewhere, month) if made_elsewhere else []:
             found[h] = (pk, AESGCM(_unwrap(key_id_, wrapped)))
         # Inside the record's transaction the keys are remembered once they are committed with
         # it: a rolled-back key must never be used for a later record.
@@ -143,21 +145,15 @@ def _reserve_ids(n: int) -> list[int]:
     per 64 new subjects; an id taken and never used is only a gap)."""
     with _lock:
         if len(_reserved) < n:
-            table = SubjectKey._meta.db_table
-            _reserved.extend(
-                pk
-                for (pk,) in rawsql.fetch(
-                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                    [table, max(64, n)],
-                )
-            )
+            _reserved.extend(writer().reserve_subject_key_ids(max(64, n)))
         taken, _reserved[:n] = _reserved[:n], []
     return taken
 
 
 class NewKeys:
-    """New subjects' keys made for one record, written by its INSERT (prelude()) and remembered
-    once that commits (remember())."""
+    """New subjects' keys made for one record, written by its INSERT (serving.statements.
+    new_subject_keys_with_ids(), one row of its parameters per key) and remembered once that
+    commits (remember())."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
@@ -166,17 +162,6 @@ class NewKeys:
     def add(self, model_name: str, h: str, month: date, pk: int, wrapped: bytes, key_id_: str, aead: AESGCM) -> None:
         self.rows.append((pk, model_name, h, month, wrapped, key_id_, timezone.now()))
         self.ready.setdefault((model_name, month), {})[h] = (pk, aead)
-
-    def prelude(self) -> Prelude | None:
-        if not self.rows:
-            return None
-        table = connection.ops.quote_name(SubjectKey._meta.db_table)
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, NULL, '')"] * len(self.rows))
-        sql = (
-            f"INSERT INTO {table} (id, model_name, subject_hash, month, wrapped, kek_id, created_at, erased_at, "  # noqa: S608
-            f"erased_because) VALUES {values} ON CONFLICT DO NOTHING RETURNING 1"
-        )
-        return Prelude(sql, tuple(v for row in self.rows for v in row), len(self.rows))
 
     def remember(self) -> None:
         """After the record and these keys were written: keep the keys for later records once
@@ -218,30 +203,8 @@ def _make_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tupl
     another process made first is left out (the unique live key per subject and month) and read
     back by the caller like any other."""
     new = {h: AESGCM.generate_key(bit_length=256) for h in sorted(hashes)}
-    wrapped = {h: _wrap(k) for h, k in new.items()}
-    if connection.vendor == "postgresql":  # one round trip: INSERT ... ON CONFLICT DO NOTHING RETURNING
-        table = connection.ops.quote_name(SubjectKey._meta.db_table)
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s, NULL, '')"] * len(new))
-        params: list[Any] = []
-        stamp = timezone.now()
-        for h in new:
-            params += [model_name, h, month, wrapped[h][1], wrapped[h][0], stamp]
-        sql = (
-            f"INSERT INTO {table} (model_name, subject_hash, month, wrapped, kek_id, created_at, erased_at, "  # noqa: S608
-            f"erased_because) VALUES {values} ON CONFLICT (model_name, subject_hash, month) WHERE erased_at IS NULL "
-            "DO NOTHING RETURNING id, subject_hash"
-        )
-        return {h: (pk, new[h]) for pk, h in rawsql.fetch(sql, params)}  # prepared: planned once per connection
-    rows = [
-        SubjectKey(model_name=model_name, subject_hash=h, month=month, wrapped=w[1], kek_id=w[0])
-        for h, w in wrapped.items()
-    ]
-    SubjectKey.objects.bulk_create(rows, ignore_conflicts=True)
-    made = {}
-    for pk, h, stored, _ in _live_keys(model_name, set(new), month):
-        if bytes(stored) == wrapped[h][1]:  # ours, not another process's
-            made[h] = (pk, new[h])
-    return made
+    made = writer().make_subject_keys(model_name, {h: _wrap(k) for h, k in new.items()}, month, timezone.now())
+    return {h: (pk, new[h]) for h, pk in made.items()}
 
 
 def _require_known_kek() -> None:
@@ -257,14 +220,6 @@ def _require_known_kek() -> None:
             "with (a wrong key, or a rotation without LOG_KEK_PREVIOUS)."
         )
     _kek_checked[:] = [time.monotonic()]
-
-
-def _live_keys(model_name: str, hashes: set[str], month: date) -> list[Any]:
-    return list(
-        SubjectKey.objects.filter(
-            model_name=model_name, subject_hash__in=hashes, month=month, erased_at__isnull=True
-        ).values_list("pk", "subject_hash", "wrapped", "kek_id")
-    )
 
 
 def read_keys(ids: set[int]) -> dict[int, bytes | None]:

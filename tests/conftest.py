@@ -62,21 +62,11 @@ def pytest_configure(config: Any) -> None:
 def _fresh_serving_caches() -> Any:
     """Each test's database starts again at the same ids: what a previous test's process
     remembered (loaded models, resolved versions, client keys) must not leak into the next."""
-    from monitoring.reference import forget_references
-    from serving import engine, keys, selectors, subject_keys
+    from core import caches
 
-    caches = (
-        engine.clear_cache,
-        selectors.clear_recent,
-        keys.clear_recent_keys,
-        subject_keys.forget_keys,
-        forget_references,
-    )
-    for clear in caches:
-        clear()
+    caches.clear_all()
     yield
-    for clear in caches:
-        clear()
+    caches.clear_all()
 
 
 @pytest.fixture(autouse=True)
