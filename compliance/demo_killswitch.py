@@ -14,7 +14,7 @@ from compliance.models import IncidentSeverity
 from governance import bindings, killswitch, workflow
 from governance import services as governance_services
 from lifecycle.models import ModelVersion, Status
-from serving.models import Outcome, PredictionLog
+from serving.models import Disposition, PredictionLog
 
 ATTESTED = {
     "EUAIA-11": "Annex IV technical documentation kept in the model file MRM-2026-031; regenerated at each release.",
@@ -49,7 +49,7 @@ def seed_demo_risk_management(fallback_id: int, *, officer: Any, second_officer:
         version_number=challenger.version,
         justification="Pre-approved fallback (PRA SS1/23 findings, Nov. 2025): answers if the model is stopped.",
     )
-    answered = PredictionLog.objects.filter(version=production, outcome=Outcome.OK).order_by("pk").first()
+    answered = PredictionLog.objects.filter(version=production, outcome=Disposition.OK).order_by("pk").first()
     ids = [f"{answered.public_id}.{row}" for row in range(min(2, answered.n_rows))] if answered else []
     try:
         incident = incidents.register_incident(

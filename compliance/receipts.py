@@ -27,7 +27,7 @@ from governance.models import Decision, DecisionKind
 from serving import contest, decisions, merkle, personal, seals
 from serving.errors import ServingError
 from serving.log import record_leaf
-from serving.models import Contestation, DecisionReview, Outcome, PredictionLog, PredictionSeal, ReviewAction
+from serving.models import Contestation, DecisionReview, Disposition, PredictionLog, PredictionSeal, ReviewAction
 
 CARD_SUMMARY = ("intended_use", "out_of_scope_uses", "caveats_and_recommendations")
 
@@ -125,7 +125,7 @@ def receipt_context(
     record: PredictionLog, row: int, *, actor: Actor, api_key: Any = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     version = record.version
-    if version is None or record.outcome != Outcome.OK:
+    if version is None or record.outcome != Disposition.OK:
         raise ReportError("Only an answered prediction has a receipt.", status=409)
     try:
         explanation = decisions.explanation_of(record, row, actor=actor, api_key=api_key)

@@ -32,7 +32,7 @@ from monitoring import charts as monitoring_charts
 from monitoring import selectors as monitoring_selectors
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
-from serving.models import BatchJob, LogSource, Outcome, PredictionLog, PredictionSeal
+from serving.models import BatchJob, Disposition, LogSource, PredictionLog, PredictionSeal
 
 MAX_SEALS_SHOWN = 40
 
@@ -362,8 +362,8 @@ def _volumes(*, since: datetime, until: datetime) -> tuple[list[dict[str, Any]],
         .values("model_name", "version_number", "source")
         .annotate(
             requests=Count("id"),
-            rows=Sum("n_rows", filter=Q(outcome=Outcome.OK)),
-            refused=Count("id", filter=~Q(outcome=Outcome.OK)),
+            rows=Sum("n_rows", filter=Q(outcome=Disposition.OK)),
+            refused=Count("id", filter=~Q(outcome=Disposition.OK)),
         )
     )
     for row in grouped:

@@ -39,7 +39,7 @@ from serving import personal
 from serving import seals as seal_service
 from serving import selectors as serving_selectors
 from serving.errors import ServingError
-from serving.models import BatchJob, Outcome, PredictionLog
+from serving.models import BatchJob, Disposition, PredictionLog
 
 PAGE = 50
 
@@ -260,8 +260,8 @@ def _prediction_filters(request: HttpRequest) -> tuple[dict[str, str], QuerySet[
     # (ASCII digits only: "²".isdigit() is true, and int("²") raises)
     if f["version"] and not (f["version"].isascii() and f["version"].isdigit() and len(f["version"]) < 10):
         raise ReportError(f"version: {f['version']!r} is not a version number.", field="version")
-    if f["outcome"] and f["outcome"] not in Outcome.values:
-        raise ReportError(f"outcome: {f['outcome']!r} is not one of {', '.join(Outcome.values)}.", field="outcome")
+    if f["outcome"] and f["outcome"] not in Disposition.values:
+        raise ReportError(f"outcome: {f['outcome']!r} is not one of {', '.join(Disposition.values)}.", field="outcome")
     records = serving_selectors.logged_predictions(
         model=f["model"],
         version=int(f["version"]) if f["version"] else None,
@@ -280,7 +280,7 @@ def predictions(request: HttpRequest) -> HttpResponse:
     try:
         f, records = _prediction_filters(request)
     except DomainError as exc:
-        failed = {"error": exc.message, "f": request.GET, "outcomes": Outcome.choices, "records": []}
+        failed = {"error": exc.message, "f": request.GET, "outcomes": Disposition.choices, "records": []}
         return render(request, "compliance/predictions.html", failed, status=400)
     page, next_before = _keyset_page(request, records, "pk")
     context: dict[str, Any] = {
@@ -288,7 +288,7 @@ def predictions(request: HttpRequest) -> HttpResponse:
         "records": page,
         "next_before": next_before,
         "query": urlencode({k: v for k, v in f.items() if v}),
-        "outcomes": Outcome.choices,
+        "outcomes": Disposition.choices,
         "models": RegisteredModel.objects.values_list("name", flat=True),
     }
     return render(request, "compliance/predictions.html", context)

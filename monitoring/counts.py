@@ -20,7 +20,7 @@ from governance import profile
 from monitoring.models import FoldedSeal, HourlyCounts
 from monitoring.reference import Reference
 from serving import personal
-from serving.models import LogSource, Outcome, PredictionLog
+from serving.models import Disposition, LogSource, PredictionLog
 
 HOUR = timedelta(hours=1)
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def inputs_of(public_id: Any, inputs_json: str) -> list[Any]:
 
 def answers_given(records: QuerySet[PredictionLog]) -> QuerySet[PredictionLog]:
     """Answers given to someone: a shadow replay's outputs are nobody's traffic."""
-    return records.filter(outcome=Outcome.OK, version__isnull=False).exclude(source=LogSource.SHADOW)
+    return records.filter(outcome=Disposition.OK, version__isnull=False).exclude(source=LogSource.SHADOW)
 
 
 Counted = dict[tuple[int, datetime], tuple[int, dict[str, list[int]]]]

@@ -26,7 +26,7 @@ from governance.models import Severity
 from lifecycle.errors import Forbidden, SubmissionInvalid
 from lifecycle.models import ModelVersion, RegisteredModel, Status
 from monitoring.models import KpiDefinition, KpiMetric
-from serving.models import LogSource, Outcome, PredictionLog, PredictionOutcome
+from serving.models import Disposition, LogSource, PredictionLog, PredictionOutcome
 
 
 @transaction.atomic
@@ -78,7 +78,7 @@ def define_kpi(model_id: int, *, actor: Actor, **fields: Any) -> KpiDefinition:
 def compute(kpi: KpiDefinition, *, since: datetime, until: datetime) -> dict[str, Any]:
     """The KPI's value over [since, until), its row count and whether it breaches its bounds."""
     records = PredictionLog.objects.filter(
-        model_name=kpi.registered_model.name, outcome=Outcome.OK, created_at__gte=since, created_at__lt=until
+        model_name=kpi.registered_model.name, outcome=Disposition.OK, created_at__gte=since, created_at__lt=until
     ).exclude(source=LogSource.SHADOW)
     favourable = kpi.favourable
     if kpi.metric == KpiMetric.APPROVAL_RATE:

@@ -27,7 +27,7 @@ from monitoring.counts import inputs_of
 from monitoring.services import window_length
 from monitoring.windows import latest_outcomes, live_fairness
 from serving import engine, log, personal
-from serving.models import LogSource, Outcome, PredictionLog, PredictionOutcome
+from serving.models import Disposition, LogSource, PredictionLog, PredictionOutcome
 
 CALLER = "shadow-replay"
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -80,7 +80,9 @@ def replay_window(shadow_id: int, *, start: datetime, end: datetime) -> ShadowCo
         return None
     challenger = shadow.version
     rows = (
-        PredictionLog.objects.filter(version=champion, outcome=Outcome.OK, created_at__gte=start, created_at__lt=end)
+        PredictionLog.objects.filter(
+            version=champion, outcome=Disposition.OK, created_at__gte=start, created_at__lt=end
+        )
         .exclude(source=LogSource.SHADOW)
         .order_by("pk")
         .values_list("pk", "public_id", "inputs_json", "outputs_json", "business_keys_json")
@@ -156,7 +158,7 @@ def _record(
             caller=CALLER,
             request_id=str(replayed),  # the production record whose inputs were replayed
             protocol="shdw",
-            outcome=Outcome.OK,
+            outcome=Disposition.OK,
             n_rows=len(inputs),
             inputs_json=log.dump_json(inputs),
             outputs_json=log.dump_json(outputs),

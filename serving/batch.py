@@ -49,8 +49,6 @@ from serving.models import ApiKey, BatchChunk, BatchJob, BatchStatus
 
 # the background jobs this module sends (core.jobs; a task registers each)
 BATCH_CHUNK = jobs.job("batch_chunk", __name__)
-# (serving.batch_chunks sends this one when a job's last chunk is done)
-jobs.job("batch_finish", "serving.batch_chunks")
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,13 @@ from serving.batch_csv import (
     number_texts,
     read_chunk,
 )
-from serving.models import BatchChunk, BatchJob, BatchStatus, LogSource, Outcome, PredictionKey, PredictionLog
+from serving.models import BatchChunk, BatchJob, BatchStatus, Disposition, LogSource, PredictionKey, PredictionLog
 from serving.writers import writer
 
 logger = logging.getLogger(__name__)
 PROTOCOL = "csv"
+# the background job this module sends when a job's last chunk is done (core.jobs; a task registers it)
+BATCH_FINISH = jobs.job("batch_finish", __name__)
 
 
 class _Stop(Exception):
@@ -165,7 +167,7 @@ def _count(job: BatchJob, rows: int, failed: int) -> None:
     )
     counts = BatchJob.objects.filter(pk=job.pk).values_list("chunks_done", "chunks_total").get()
     if counts[0] == counts[1]:
-        jobs.after_commit("batch_finish", job.pk)
+        jobs.after_commit(BATCH_FINISH, job.pk)
 
 
 def _records(
@@ -194,7 +196,7 @@ def _records(
             inputs = "[" + ",".join(texts[start : start + per]) + "]"
         n = len(texts[start : start + per])
         record = _record(
-            job, index, Outcome.OK, inputs, outputs, result.engine, "", started, rows=n, public_id=record_id,
+            job, index, Disposition.OK, inputs, outputs, result.engine, "", started, rows=n, public_id=record_id,
             business_keys=stored_keys,
         )  # fmt: skip
         out.append(record)
@@ -208,7 +210,7 @@ def _records(
         more = f" (and {len(chunk.errors) - 50} more)" if len(chunk.errors) > 50 else ""
         reason = f"invalid_input: {len(chunk.errors)} rows of chunk {index} do not match the schema: {problems}{more}"
         bad = personal.redact(version, chunk.raw_bad)
-        out.append(_record(job, index, Outcome.INVALID, bad, {}, "", reason, started))
+        out.append(_record(job, index, Disposition.INVALID, bad, {}, "", reason, started))
     return out, indexed
 
 
@@ -217,7 +219,7 @@ def _record(
     started: float, rows: int = 0, public_id: uuid.UUID | None = None, business_keys: list[str] | None = None,
 ) -> PredictionLog:  # fmt: skip
     """One log record of the chunk; `inputs` of an answered record is its JSON text already."""
-    ok = outcome == Outcome.OK
+    ok = outcome == Disposition.OK
     record = PredictionLog(
         public_id=public_id or uuid.uuid4(),
         created_at=timezone.now(),
@@ -273,7 +275,7 @@ def _result_lines(
     if result is not None and good:
         per = settings.BATCH_RECORD_ROWS
         numbers = list(map(str, range(per)))
-        prefixes = [f"{r.public_id}." for r in records if r.outcome == Outcome.OK]
+        prefixes = [f"{r.public_id}." for r in records if r.outcome == Disposition.OK]
         ids = [prefix + number for j, prefix in enumerate(prefixes) for number in numbers[: len(good) - j * per]]
         probabilities = (
             np.asarray(result.probabilities, dtype=float).T.tolist() if result.probabilities is not None else []
@@ -328,7 +330,7 @@ def _write_refused_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk:
     message = f"not scored: {reason}"
     lines = _result_lines(job, job.version, first_row, n, _nothing(n, message), None, [], _id_values(job, index, n))
     why = f"version_not_servable: rows {first_row + 1}-{first_row + n}: {reason}"
-    record = _record(job, index, Outcome.REFUSED, [], {}, "", why, time.perf_counter())
+    record = _record(job, index, Disposition.REFUSED, [], {}, "", why, time.perf_counter())
     done = BatchChunk.objects.create(
         job=job, index=index, scored=False, rows=n, rows_failed=n, result_csv=lines, reason=reason[:5000],
         worker=_worker(),

@@ -21,7 +21,7 @@ from serving.models import (
     ApiKey,
     Contestation,
     ContestationAnswer,
-    Outcome,
+    Disposition,
     OversightItem,
     OversightReason,
     PredictionLog,
@@ -46,7 +46,7 @@ def contest_decision(
         raise ServingError(
             "Only the API key that received this decision contests it for the person.", status=403, code="forbidden"
         )
-    if record.outcome != Outcome.OK or record.version is None:
+    if record.outcome != Disposition.OK or record.version is None:
         raise ServingError("Only an answered prediction can be contested.", status=409, code="not_contestable")
     if row >= record.n_rows:
         raise ServingError("There is no such row in this prediction.", status=404, code="not_found")

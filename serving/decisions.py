@@ -29,7 +29,7 @@ from lifecycle.services import load_version_model
 from serving import counterfactual, explain, personal
 from serving.errors import ServingError
 from serving.inputs import to_frame
-from serving.models import ApiKey, DecisionReview, Explanation, Outcome, PredictionLog, ReviewAction
+from serving.models import ApiKey, DecisionReview, Disposition, Explanation, PredictionLog, ReviewAction
 
 
 @dataclass
@@ -152,7 +152,7 @@ def _columns(rows: list[dict[str, Any]], explainer: explain.Explainer) -> dict[s
 
 def _compute(record: PredictionLog, row: int) -> dict[str, Any]:
     version = record.version
-    if version is None or record.outcome != Outcome.OK:
+    if version is None or record.outcome != Disposition.OK:
         raise ServingError("Only an answered prediction can be explained.", status=409, code="not_explainable")
     inputs = personal.reveal_record(record)[0][row]
     if any(value == personal.ERASED for value in inputs.values()):
@@ -307,7 +307,7 @@ def review_decision(
     submitter. Reviews of a row are numbered in order under a lock on the record; each is chained
     with its content hash."""
     record = _stored(record)
-    if record.outcome != Outcome.OK or record.version is None:
+    if record.outcome != Disposition.OK or record.version is None:
         raise ServingError("Only an answered prediction can be reviewed.", status=409, code="not_reviewable")
     rule = rules.can_review_decision(record.version, actor)
     if not rule:

@@ -14,7 +14,7 @@ from django.db import DatabaseError
 from lifecycle.models import ModelKind, RegisteredModel
 from serving import log
 from serving.errors import ServingError
-from serving.models import LogSource, Outcome, PredictionLog
+from serving.models import Disposition, LogSource, PredictionLog
 from serving.predict import Caller
 
 MAX_ROWS = 1_000
@@ -97,7 +97,7 @@ def record_external_decisions(*, model_name: str, caller: Caller, body: Any) -> 
                 caller=caller.name,
                 request_id=str(body.get("request_id") or ""),
                 protocol="v1",
-                outcome=Outcome.OK,
+                outcome=Disposition.OK,
                 started=started,
                 inputs=instances,
                 outputs=outputs,

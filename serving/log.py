@@ -32,7 +32,7 @@ from core.canonical import canonical_json, canonical_number
 from core.keyfiles import read_or_create
 from lifecycle.models import ModelVersion
 from serving import merkle
-from serving.models import ApiKey, Outcome, PredictionLog
+from serving.models import ApiKey, Disposition, PredictionLog
 from serving.writers import NewKeys, writer
 
 
@@ -178,7 +178,7 @@ def write(entry: Entry, guard: Guard | None = None) -> PredictionLog | None:
     """Write the record, durable when this returns. With a guard, None means nothing was written:
     the version is no longer servable or the key was revoked. Raises DatabaseError when the log
     cannot be written (the caller answers 503 and returns no prediction)."""
-    ok = entry.outcome == Outcome.OK
+    ok = entry.outcome == Disposition.OK
     inputs = entry.inputs
     record = PredictionLog(
         public_id=entry.public_id or uuid.uuid4(),

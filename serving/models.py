@@ -41,7 +41,11 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
-class Outcome(models.TextChoices):
+class Disposition(models.TextChoices):
+    """What became of a request (its log record's `outcome`): answered, refused, invalid or failed.
+    Not to be confused with a prediction's outcome, the actual value reported later
+    (PredictionOutcome)."""
+
     OK = "ok", "Answered"
     REFUSED = "refused", "Refused"
     INVALID = "invalid", "Invalid input"
@@ -233,7 +237,7 @@ class PredictionLog(models.Model):
     caller = models.CharField(max_length=150)
     request_id = models.CharField(max_length=200, blank=True)
     protocol = models.CharField(max_length=4)
-    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    outcome = models.CharField(max_length=10, choices=Disposition.choices)
     reason = models.TextField(blank=True)
     n_rows = models.PositiveIntegerField(default=0)
     # Canonical JSON text (sorted keys), written once and hashed as is: storing text instead of

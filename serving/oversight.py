@@ -24,7 +24,7 @@ from serving.errors import ServingError
 from serving.models import (
     ContestationAnswer,
     DecisionReview,
-    Outcome,
+    Disposition,
     OversightCursor,
     OversightItem,
     OversightReason,
@@ -132,7 +132,7 @@ def _favourable_score(record: PredictionLog, row: int, favourable: Any) -> float
 def route_record(record: PredictionLog, rule: OversightRule, *, now: datetime | None = None) -> list[OversightItem]:
     """Route the record's rows the rule names (once per row), each with its audit event."""
     version = record.version
-    if version is None or record.outcome != Outcome.OK:
+    if version is None or record.outcome != Disposition.OK:
         return []
     now = now or timezone.now()
     inputs, _ = personal.reveal_record(record)

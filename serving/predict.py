@@ -24,7 +24,7 @@ from lifecycle.models import ModelVersion
 from serving import decisions, engine, keys, log, personal, subject_keys
 from serving.errors import ServingError
 from serving.inputs import check_rows, tensors_to_rows
-from serving.models import ApiKey, Outcome, PredictionLog
+from serving.models import ApiKey, Disposition, PredictionLog
 from serving.selectors import (
     answering_statuses,
     answers_as_fallback,
@@ -133,14 +133,14 @@ def _served_or_refused(request: PredictionRequest) -> Served | Refusal:
     servable or the key revoked, or a remembered version would refuse, both are looked up again,
     once, and a refusal is only given after that fresh look."""
     if request.problem is not None:
-        outcome = Outcome.INVALID if request.problem.status in (400, 413) else Outcome.REFUSED
+        outcome = Disposition.INVALID if request.problem.status in (400, 413) else Disposition.REFUSED
         return Refusal(request.problem, outcome, _loggable(request, None))
     if "\x00" in request.request_id:
         problem = ServingError("The request id must not contain the NUL character.", status=400, code="invalid_input")
-        return Refusal(problem, Outcome.INVALID, [])
+        return Refusal(problem, Disposition.INVALID, [])
     if not request.caller.may_predict:
         problem = ServingError("Your account has no role that may request predictions.", status=403, code="forbidden")
-        return Refusal(problem, Outcome.REFUSED, [])
+        return Refusal(problem, Disposition.REFUSED, [])
     first = _attempt(request, fresh=False, earlier=None)
     if isinstance(first, Served) or first.certain:
         return first
@@ -156,7 +156,7 @@ def _attempt(request: PredictionRequest, *, fresh: bool, earlier: Refusal | None
     try:
         version = recent_servable_version(request.model_name, request.version_number, fresh=fresh)
     except ServingError as exc:  # (asked of the database: looking again would change nothing)
-        return Refusal(exc, Outcome.REFUSED, [], certain=True)
+        return Refusal(exc, Disposition.REFUSED, [], certain=True)
     if earlier is not None and _same_artifact(earlier.version, version):
         # Still servable, the very same version and artifact: the refusal stands, without
         # checking the rows or running the model a second time.
@@ -216,25 +216,25 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
             rows = tensors_to_rows(request.tensors, version.input_schema)
         checked = check_rows(rows, version.input_schema, max_rows=settings.SERVING_MAX_ROWS)
     except ServingError as exc:
-        return Refusal(exc, Outcome.INVALID, _loggable(request, rows))
+        return Refusal(exc, Disposition.INVALID, _loggable(request, rows))
     keys_problem = business_keys_problem(request.business_keys, len(checked))
     if keys_problem is not None:
-        return Refusal(keys_problem, Outcome.INVALID, _loggable(request, rows))
+        return Refusal(keys_problem, Disposition.INVALID, _loggable(request, rows))
     try:
         result = engine.predict(version, checked)
     except ServingError as exc:  # the manifest no longer matches its approvals: suspended, refused
-        return Refusal(exc, Outcome.REFUSED, _loggable(request, rows), certain=True)
+        return Refusal(exc, Disposition.REFUSED, _loggable(request, rows), certain=True)
     except ArtifactIntegrityError as exc:
         # (the stored files are wrong whatever the version's status: looking again would only
         # record the tampering twice)
         error = ServingError(exc.message, status=503, code="artifact_tampered")
-        return Refusal(error, Outcome.ERROR, _loggable(request, rows), certain=True)
+        return Refusal(error, Disposition.ERROR, _loggable(request, rows), certain=True)
     except OSError as exc:  # the stored artifact or ONNX file cannot be read
         error = ServingError(f"The model's stored files cannot be read ({exc}).", status=503, code="model_unavailable")
-        return Refusal(error, Outcome.ERROR, _loggable(request, rows), certain=True)
+        return Refusal(error, Disposition.ERROR, _loggable(request, rows), certain=True)
     except Exception as exc:  # a model that crashes on valid input is logged and refused, never a 500
         error = ServingError(f"The model could not predict on this input: {exc}", status=422, code="prediction_failed")
-        return Refusal(error, Outcome.ERROR, _loggable(request, rows))
+        return Refusal(error, Disposition.ERROR, _loggable(request, rows))
     outputs: dict[str, Any] = {"predictions": result.labels}
     if result.probabilities is not None:
         outputs["probabilities"] = result.probabilities
@@ -246,10 +246,10 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
             )
         except ArtifactIntegrityError as exc:
             error = ServingError(exc.message, status=503, code="artifact_tampered")
-            return Refusal(error, Outcome.ERROR, _loggable(request, rows), certain=True)
+            return Refusal(error, Disposition.ERROR, _loggable(request, rows), certain=True)
         except Exception as exc:  # never a 500: the request is refused and logged
             error = ServingError(f"The rows could not be explained: {exc}", status=422, code="explanation_failed")
-            return Refusal(error, Outcome.ERROR, _loggable(request, rows))
+            return Refusal(error, Disposition.ERROR, _loggable(request, rows))
     key = request.caller.api_key
     fallback = answers_as_fallback(version)
     guard = log.Guard(
@@ -280,7 +280,7 @@ def _answer(version: ModelVersion, request: PredictionRequest) -> Served | Refus
             status=403,
             code="version_not_servable",
         )
-        return Refusal(stopped, Outcome.REFUSED, [], stale=True)
+        return Refusal(stopped, Disposition.REFUSED, [], stale=True)
     return Served(
         record=record,
         version=version,
@@ -306,7 +306,7 @@ def _write_personal_answer(
             explanations=outputs.get("explanations"), pending=pending,
         )  # fmt: skip
     except subject_keys.KeysUnavailable as exc:
-        return Refusal(exc, Outcome.ERROR, [], certain=True)
+        return Refusal(exc, Disposition.ERROR, [], certain=True)
     except DatabaseError:
         raise ServingError(LOG_UNAVAILABLE, status=503, code="log_unavailable")
     return _write_answer(request, version, stored_rows, result, outputs, stored_keys, record_id, guard, pending)
@@ -320,7 +320,7 @@ def _write_answer(
     """Write the answer's record (its rows and keys as the log stores them): None when the guarded
     write wrote nothing; 503 when the log cannot be written (no prediction leaves)."""
     entry = request.entry(
-        Outcome.OK,
+        Disposition.OK,
         version=version,
         inputs=stored_rows,
         outputs=outputs,

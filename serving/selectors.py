@@ -20,7 +20,7 @@ from core.periods import in_period
 from lifecycle.models import SERVABLE_STATUSES, ModelKind, ModelVersion, RegisteredModel, Status
 from serving import rawsql, statements, subject_keys
 from serving.errors import ServingError
-from serving.models import LogSource, Outcome, PredictionKey, PredictionLog, PredictionSeal
+from serving.models import Disposition, LogSource, PredictionKey, PredictionLog, PredictionSeal
 from serving.statements import VERSION_FIELDS
 from serving.writers import writer
 
@@ -236,7 +236,7 @@ PERCENTILES = (0.5, 0.95, 0.99)
 
 def _latency_percentiles(records: QuerySet[PredictionLog]) -> dict[str, float | None]:
     """p50/p95/p99 of answered requests, computed by the database (no rows come to Python)."""
-    answered = records.filter(outcome=Outcome.OK)
+    answered = records.filter(outcome=Disposition.OK)
     names = [f"p{int(p * 100)}" for p in PERCENTILES]
     values = writer().latency_percentiles(answered, PERCENTILES)
     return dict(zip(names, values, strict=True))
@@ -270,14 +270,14 @@ def serving_summary(*, version_id: int | None = None, model: str = "", since: An
         .values("day")
         .annotate(
             requests=Count("id"),
-            rows=Sum("n_rows", filter=Q(outcome=Outcome.OK)),
-            refused=Count("id", filter=~Q(outcome=Outcome.OK)),
+            rows=Sum("n_rows", filter=Q(outcome=Disposition.OK)),
+            refused=Count("id", filter=~Q(outcome=Disposition.OK)),
         )
         .order_by("day")
     ]
     reasons = [
         {"outcome": row["outcome"], "reason": row["reason"], "requests": row["requests"]}
-        for row in records.exclude(outcome=Outcome.OK)
+        for row in records.exclude(outcome=Disposition.OK)
         .order_by()
         .values("outcome", "reason")
         .annotate(requests=Count("id"))
@@ -310,8 +310,8 @@ def volumes_by_model(*, since: Any, until: Any) -> list[dict[str, Any]]:
         .values("model_name", "version_number")
         .annotate(
             requests=Count("id"),
-            rows=Sum("n_rows", filter=Q(outcome=Outcome.OK)),
-            refused=Count("id", filter=~Q(outcome=Outcome.OK)),
+            rows=Sum("n_rows", filter=Q(outcome=Disposition.OK)),
+            refused=Count("id", filter=~Q(outcome=Disposition.OK)),
         )
         .order_by("model_name", "version_number")
     ]

@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from serving.errors import ServingError
-from serving.models import ApiKey, Outcome
+from serving.models import ApiKey, Disposition
 from serving.predict import Caller, PredictionRequest, log_refusal
 
 DAY = 86_400
@@ -163,7 +163,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
             "v2" if request.path.startswith("/v2/") else "v1",
             request_id=request.headers.get("X-Request-ID", ""),
         )
-        error = log_refusal(prediction, refusal, Outcome.REFUSED)
+        error = log_refusal(prediction, refusal, Disposition.REFUSED)
         if error is not refusal:  # even the refusal could not be logged: 503, as for any request
             raise error
         raise DailyQuotaExceeded(wait=wait, detail=message)

@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage  # noqa: E402
 from django.db.models import Sum  # noqa: E402
 
 from serving import batch  # noqa: E402
-from serving.models import BatchJob, Outcome, PredictionLog  # noqa: E402
+from serving.models import BatchJob, Disposition, PredictionLog  # noqa: E402
 
 
 def run(path: Path, model: str) -> dict[str, float | int]:
@@ -44,7 +44,7 @@ def run(path: Path, model: str) -> dict[str, float | int]:
     seconds = time.perf_counter() - started
     job.refresh_from_db()
     assert job.status == "completed", (job.status, job.reason)
-    logged = PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK).aggregate(n=Sum("n_rows"))["n"]
+    logged = PredictionLog.objects.filter(batch_job=job, outcome=Disposition.OK).aggregate(n=Sum("n_rows"))["n"]
     with default_storage.open(job.result_file, "rb") as handle:
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")) - 1
     return {"seconds": seconds, "accepted_seconds": accepted, "logged_rows": logged, "result_rows": lines}

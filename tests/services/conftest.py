@@ -34,6 +34,7 @@ START_HELP = (
 ROOT = Path(__file__).resolve().parents[2]
 APPEND_ONLY_TABLES = ("governance_auditevent", "serving_predictionlog")
 WORKER_APP_NAME = "celery-worker-under-test"
+_WORKERS: list[subprocess.Popen] = []  # the worker this session started, while it runs
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -152,7 +153,9 @@ def _wait_for_the_worker_to_settle(timeout: float = 150.0) -> None:
     deadline = time.monotonic() + timeout
     quiet = 0
     while time.monotonic() < deadline and quiet < 3:
-        quiet = quiet + 1 if _queued_tasks() == 0 and _other_active_sessions() == 0 else 0
+        # (with no worker started, what is queued stays queued: only the sessions are waited for)
+        drained = not _WORKERS or _queued_tasks() == 0
+        quiet = quiet + 1 if drained and _other_active_sessions() == 0 else 0
         time.sleep(0.2)
 
 
@@ -237,7 +240,9 @@ def celery_worker_process(
             process.kill()
             pytest.fail(f"The Celery worker did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
+    _WORKERS.append(process)
     yield log
+    _WORKERS.remove(process)
     process.terminate()
     try:
         process.wait(timeout=20)

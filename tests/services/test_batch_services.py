@@ -15,7 +15,7 @@ from django.db.models import Sum
 
 from lifecycle import demo_data
 from serving import batch
-from serving.models import BatchChunk, BatchJob, BatchStatus, LogSource, Outcome, PredictionLog
+from serving.models import BatchChunk, BatchJob, BatchStatus, Disposition, LogSource, PredictionLog
 from tests.services.conftest import wait_for
 
 FEATURES = demo_data.NUMERIC + demo_data.CATEGORICAL
@@ -42,11 +42,11 @@ def submit(production: Any, data: bytes) -> BatchJob:
 def logged_once(job: BatchJob) -> None:
     """Every row of every chunk is in exactly one answered log record."""
     for chunk in BatchChunk.objects.filter(job=job):
-        rows = PredictionLog.objects.filter(batch_job=job, batch_chunk=chunk.index, outcome=Outcome.OK).aggregate(
+        rows = PredictionLog.objects.filter(batch_job=job, batch_chunk=chunk.index, outcome=Disposition.OK).aggregate(
             n=Sum("n_rows")
         )["n"]
         assert rows == chunk.rows - chunk.rows_failed, f"chunk {chunk.index}: {rows} logged of {chunk.rows}"
-    total = PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK).aggregate(n=Sum("n_rows"))["n"]
+    total = PredictionLog.objects.filter(batch_job=job, outcome=Disposition.OK).aggregate(n=Sum("n_rows"))["n"]
     assert total == job.rows_total
     assert all(r.source == LogSource.BATCH for r in PredictionLog.objects.filter(batch_job=job))
 

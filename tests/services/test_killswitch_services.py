@@ -94,7 +94,7 @@ def test_while_stopped_the_real_worker_scores_a_new_batch_with_the_fallback(
     german,
     settings,
 ):
-    from serving.models import BatchJob, BatchStatus, Outcome
+    from serving.models import BatchJob, BatchStatus, Disposition
     from tests.services.conftest import wait_for
     from tests.services.test_batch_services import portfolio_csv, submit
 
@@ -109,5 +109,7 @@ def test_while_stopped_the_real_worker_scores_a_new_batch_with_the_fallback(
     wait_for(lambda: BatchJob.objects.get(pk=job.pk).result_sha256, message="the job's result")
     job.refresh_from_db()
     assert job.status == BatchStatus.COMPLETED and job.rows_done == 250
-    versions = set(PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK).values_list("version", flat=True))
+    versions = set(
+        PredictionLog.objects.filter(batch_job=job, outcome=Disposition.OK).values_list("version", flat=True)
+    )
     assert versions == {fallback.pk}

@@ -20,7 +20,7 @@ from lifecycle import demo_data
 from lifecycle.models import Dataset
 from serving import batch, batch_chunks, engine, seals
 from serving.log import mac_of, record_leaf
-from serving.models import BatchChunk, BatchJob, BatchStatus, LogSource, Outcome, PredictionLog
+from serving.models import BatchChunk, BatchJob, BatchStatus, Disposition, LogSource, PredictionLog
 from tests.conftest import upload
 
 FEATURES = demo_data.NUMERIC + demo_data.CATEGORICAL
@@ -80,7 +80,7 @@ def test_a_job_scores_every_row_as_the_model_does_and_logs_each_once(
 
     # N rows in, N logged rows out, each prediction id names its logged row
     records = list(PredictionLog.objects.filter(batch_job=job))
-    assert all(r.source == LogSource.BATCH and r.outcome == Outcome.OK for r in records)
+    assert all(r.source == LogSource.BATCH and r.outcome == Disposition.OK for r in records)
     assert sum(r.n_rows for r in records) == 200
     by_id = {str(r.public_id): r for r in records}
     for row in rows[::37]:
@@ -123,10 +123,10 @@ def test_bad_rows_are_reported_and_logged_while_the_job_goes_on(
         71: "duration must be an integer (64-bit)",
     }
     assert all(r["prediction_id"] == "" for r in rows if r["error"])
-    invalid = PredictionLog.objects.filter(batch_job=job, outcome=Outcome.INVALID)
+    invalid = PredictionLog.objects.filter(batch_job=job, outcome=Disposition.INVALID)
     assert sorted(r.batch_chunk for r in invalid) == [0, 1]  # one record per chunk
     assert "row 4: duration must be an integer (64-bit)" in invalid.get(batch_chunk=0).reason
-    assert sum(r.n_rows for r in PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK)) == 97
+    assert sum(r.n_rows for r in PredictionLog.objects.filter(batch_job=job, outcome=Disposition.OK)) == 97
 
 
 @pytest.mark.parametrize(
@@ -168,9 +168,9 @@ def test_retiring_the_version_mid_job_stops_the_remaining_chunks(
     assert not BatchChunk.objects.get(job=job, index=3).scored
     job = batch.finish_batch(job.pk)
     assert job.status == BatchStatus.STOPPED and "retired" in job.reason
-    refused = PredictionLog.objects.filter(batch_job=job, outcome=Outcome.REFUSED)
+    refused = PredictionLog.objects.filter(batch_job=job, outcome=Disposition.REFUSED)
     assert sorted(r.batch_chunk for r in refused) == [1, 2, 3]
-    assert sum(r.n_rows for r in PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK)) == 64
+    assert sum(r.n_rows for r in PredictionLog.objects.filter(batch_job=job, outcome=Disposition.OK)) == 64
     rows, _ = result_rows(keyed, str(job.public_id))
     assert len(rows) == 200
     assert all(r["prediction_id"] for r in rows[:64])
@@ -197,7 +197,7 @@ def test_a_chunk_reaching_its_commit_after_retirement_writes_no_answer(
     monkeypatch.setattr(engine, "predict_frame", predict_then_retire)
     chunk = batch_chunks.run_chunk(job.pk, 0)
     assert chunk is not None and not chunk.scored
-    assert not PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK).exists()
+    assert not PredictionLog.objects.filter(batch_job=job, outcome=Disposition.OK).exists()
 
 
 def test_a_stored_dataset_is_scored_by_id(
@@ -329,7 +329,7 @@ def test_a_stopped_job_gives_the_rows_it_answered_at_once_and_names_the_rows_it_
     assert len(rows) == 200
     answered = [r for r in rows if r["prediction_id"]]
     assert [int(r["row"]) for r in answered] == list(range(1, 65))
-    assert PredictionLog.objects.filter(batch_job=job, outcome=Outcome.OK).count() == 64 // 25 + 1
+    assert PredictionLog.objects.filter(batch_job=job, outcome=Disposition.OK).count() == 64 // 25 + 1
     assert all(r["error"].startswith("not scored:") and "retired" in r["error"] for r in rows[64:])
     detail = keyed.get(f"/api/v1/batches/{job.public_id}").json()
     assert detail["rows_answered"] == 64 and detail["rows_not_answered"] == [[65, 200]]

@@ -19,7 +19,7 @@ from django.utils import timezone
 from core import caches
 from lifecycle.models import ModelVersion
 from serving import log, statements
-from serving.models import ApiKey, Outcome, PredictionKey, PredictionLog, SubjectKey
+from serving.models import ApiKey, Disposition, PredictionKey, PredictionLog, SubjectKey
 from serving.writers import PortableLogWriter, PostgresLogWriter, writer
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,7 @@ def _entry(version: ModelVersion | None, **fields: Any) -> log.Entry:
         "caller": "api-key:scoring-client",
         "request_id": "r-1",
         "protocol": "v1",
-        "outcome": Outcome.OK,
+        "outcome": Disposition.OK,
         "started": time.perf_counter(),
         "inputs": [{"age": 30}],
         "outputs": {"predictions": ["good"]},
@@ -82,7 +82,7 @@ def test_key_by_hash_reads_the_key_and_nothing_for_an_unknown_hash(client_key):
 
 
 def test_record_insert_writes_a_refusal_exactly_as_sealed_and_record_written_finds_it(production):
-    record = log.write(_entry(None, outcome=Outcome.REFUSED, reason="forbidden: no", inputs=[]))
+    record = log.write(_entry(None, outcome=Disposition.REFUSED, reason="forbidden: no", inputs=[]))
     assert record is not None
     stored = _stored(record)
     assert stored.version_id is None and stored.reason == "forbidden: no"
@@ -140,7 +140,7 @@ def _fields(version: ModelVersion, i: int) -> dict[str, Any]:
         "caller": "batch",
         "request_id": f"bulk-{i}",
         "protocol": "v1",
-        "outcome": Outcome.OK,
+        "outcome": Disposition.OK,
         "n_rows": 1,
         "inputs_json": "[]",
         "outputs_json": "{}",
