@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core import audit
@@ -207,7 +208,16 @@ def open_items() -> Any:
     """Items no one has worked yet, oldest first: a routed row without a review since it was
     routed, a contestation without an answer."""
     answered = ContestationAnswer.objects.values("contestation_id")
-    reviewed = Count("record__reviews", filter=Q(record__reviews__row=F("row")))
+    # (counted in a subquery: the partitioned log's key is (id, created_at), so PostgreSQL would
+    # not take a GROUP BY on the record's id for its other columns)
+    reviews = (
+        DecisionReview.objects.filter(record_id=OuterRef("record_id"), row=OuterRef("row"))
+        .order_by()
+        .values("record_id")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+    reviewed = Coalesce(Subquery(reviews, output_field=IntegerField()), 0)
     return (
         OversightItem.objects.select_related("record", "contestation")
         .annotate(reviews_now=reviewed)
