@@ -4,6 +4,7 @@ the version re-checked at that commit, and a chunk refused once the version or t
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -28,7 +29,8 @@ from serving.batch_csv import (
     Chunk,
     csv_field,
     csv_fields,
-    json_rows,
+    interleave,
+    json_records,
     number_texts,
     read_chunk,
 )
@@ -47,6 +49,18 @@ class _Stop(Exception):
 
 def run_chunk(job_id: int, index: int) -> BatchChunk | None:
     """Score chunk `index` of the job, once. None when it was already done (a re-delivery)."""
+    # The chunk's objects die by reference counting; the collector, left on, ran its passes over
+    # the chunk's short-lived containers again and again. It runs again once the chunk is done.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run_chunk(job_id, index)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run_chunk(job_id: int, index: int) -> BatchChunk | None:
     job = BatchJob.objects.select_related("version__registered_model").get(pk=job_id)
     if BatchChunk.objects.filter(job=job, index=index).exists():
         return None
@@ -180,8 +194,8 @@ def _records(
     per = settings.BATCH_RECORD_ROWS
     out = []
     indexed: list[PredictionKey] = []
-    texts = json_rows(chunk.frame, version.input_schema) if len(chunk.good) else []
-    for start in range(0, len(texts), per):
+    texts = json_records(chunk.frame, version.input_schema, per) if len(chunk.good) else []
+    for start, text in zip(range(0, len(chunk.good), per), texts, strict=True):
         outputs: dict[str, Any] = {"predictions": result.labels[start : start + per]}
         if result.probabilities is not None:
             outputs["probabilities"] = result.probabilities[start : start + per]
@@ -193,8 +207,8 @@ def _records(
             protected, stored_keys = personal.protect(version, job.model_name, rows, stored_keys, record_id)
             inputs = log.dump_json(protected)
         else:
-            inputs = "[" + ",".join(texts[start : start + per]) + "]"
-        n = len(texts[start : start + per])
+            inputs = text
+        n = len(result.labels[start : start + per])
         record = _record(
             job, index, Disposition.OK, inputs, outputs, result.engine, "", started, rows=n, public_id=record_id,
             business_keys=stored_keys,
@@ -235,7 +249,7 @@ def _record(
         reason=reason[:5000],
         n_rows=rows if ok else 0,
         inputs_json=inputs if ok else log.dump_json(log.json_safe(inputs)),
-        outputs_json=log.dump_json(outputs),
+        outputs_json=log.dump_json(outputs, arrays=True),
         engine=engine_name,
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
         source=LogSource.BATCH,
@@ -277,10 +291,10 @@ def _result_lines(
         numbers = list(map(str, range(per)))
         prefixes = [f"{r.public_id}." for r in records if r.outcome == Disposition.OK]
         ids = [prefix + number for j, prefix in enumerate(prefixes) for number in numbers[: len(good) - j * per]]
-        probabilities = (
-            np.asarray(result.probabilities, dtype=float).T.tolist() if result.probabilities is not None else []
-        )
-        scored = [csv_fields(result.labels), *map(number_texts, probabilities[: width - 3]), ids]  # columns 0..width-2
+        probabilities = np.asarray(result.probabilities, dtype=np.float64) if result.probabilities is not None else None
+        columns = [probabilities[:, j] for j in range(probabilities.shape[1])] if probabilities is not None else []
+        labels = number_texts(result.labels) if isinstance(result.labels, np.ndarray) else csv_fields(result.labels)
+        scored = [labels, *map(number_texts, columns[: width - 3]), ids]  # columns 0..width-2
         for c, column in enumerate(scored):
             if len(good) == n:  # every row scored: the column as it is
                 fields[c] = column
@@ -290,10 +304,13 @@ def _result_lines(
                 target[position] = column[k]
     for i, problem in chunk.errors.items():
         fields[width - 1][i] = csv_field(problem)
-    rows = map(str, range(first_row + 1, first_row + n + 1))
+    rows = list(map(str, range(first_row + 1, first_row + n + 1)))
     fields = [csv_fields(column) for column in kept] + fields  # the id columns, after "row"
+    if not n:
+        return ""
+    # one %-format over all the lines, the fields in row order: no tuple or text per line
     line = ",".join(["%s"] * (len(fields) + 1)) + "\n"
-    return "".join(map(line.__mod__, zip(rows, *fields, strict=True)))
+    return (line * n) % tuple(interleave([rows, *fields]))
 
 
 def _refuse_chunk(job: BatchJob, index: int, reason: str) -> BatchChunk | None:

@@ -128,7 +128,7 @@ def predict(version: ModelVersion, rows: list[dict[str, Any]]) -> Prediction:
     return _skops(version, runtime, to_frame(rows, version.input_schema))
 
 
-def predict_frame(version: ModelVersion, frame: pd.DataFrame) -> Prediction:
+def predict_frame(version: ModelVersion, frame: pd.DataFrame) -> FramePrediction:
     """The same for rows already in columns with the schema's types (batch chunks): no row dicts."""
     runtime = loaded(version)
     if runtime.engine == "onnx":
@@ -136,8 +136,28 @@ def predict_frame(version: ModelVersion, frame: pd.DataFrame) -> Prediction:
             c["name"]: frame[c["name"]].to_numpy(dtype=object if c["dtype"] == "string" else np.float64).reshape(-1, 1)
             for c in version.input_schema
         }
-        return _onnx(version, runtime, tensors)
-    return _skops(version, runtime, frame[[c["name"] for c in version.input_schema]])
+        labels, probabilities = onnx_model.run_tensors(runtime.session, tensors)
+    else:
+        labels, probabilities = _skops_arrays(version, runtime, frame[[c["name"] for c in version.input_schema]])
+    return FramePrediction(
+        labels=labels if labels.dtype == np.int64 else labels.tolist(),
+        probabilities=np.ascontiguousarray(probabilities, dtype=np.float64)
+        if probabilities is not None and version.task == "classification"
+        else None,
+        engine=runtime.engine,
+    )
+
+
+@dataclass
+class FramePrediction:
+    """predict_frame()'s answer, kept in arrays: the probabilities (float64, C order) and int64
+    labels (other labels as Python values: texts, and floats whose result text is their repr).
+    A chunk's 100,000 Python floats cost mostly garbage-collector time, and the log and the
+    result write the arrays exactly as they wrote those floats (orjson)."""
+
+    labels: list[Any] | np.ndarray
+    probabilities: np.ndarray | None
+    engine: str
 
 
 def _onnx(version: ModelVersion, runtime: Loaded, tensors: dict[str, np.ndarray]) -> Prediction:
@@ -153,6 +173,13 @@ def _onnx(version: ModelVersion, runtime: Loaded, tensors: dict[str, np.ndarray]
 
 
 def _skops(version: ModelVersion, runtime: Loaded, frame: pd.DataFrame) -> Prediction:
+    labels, proba = _skops_arrays(version, runtime, frame)
+    return Prediction(
+        labels=labels.tolist(), probabilities=proba.tolist() if proba is not None else None, engine="skops", frame=frame
+    )
+
+
+def _skops_arrays(version: ModelVersion, runtime: Loaded, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
     model = runtime.model
     if version.task == "classification" and hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(frame), dtype=float)
@@ -160,9 +187,8 @@ def _skops(version: ModelVersion, runtime: Loaded, frame: pd.DataFrame) -> Predi
             labels = np.asarray(model.classes_).take(np.argmax(proba, axis=1))
         else:
             labels = np.asarray(model.predict(frame))
-        return Prediction(labels=labels.tolist(), probabilities=proba.tolist(), engine="skops", frame=frame)
-    labels = np.asarray(model.predict(frame))
-    return Prediction(labels=labels.tolist(), probabilities=None, engine="skops", frame=frame)
+        return labels, proba
+    return np.asarray(model.predict(frame)), None
 
 
 def clear_cache() -> None:

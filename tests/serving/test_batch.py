@@ -5,6 +5,7 @@ real worker, and kills one mid-chunk."""
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 from typing import Any
@@ -97,6 +98,7 @@ def test_a_job_scores_every_row_as_the_model_does_and_logs_each_once(
 
     # a chunk delivered again (a worker killed before it acknowledged) changes nothing
     assert batch_chunks.run_chunk(job.pk, 1) is None
+    assert gc.isenabled()  # (off while a chunk runs, on again after it)
     assert sum(r.n_rows for r in PredictionLog.objects.filter(batch_job=job)) == 200
     assert batch.finish_batch(job.pk).result_sha256 == job.result_sha256
 
@@ -283,7 +285,7 @@ def test_a_batch_rows_log_text_is_what_the_serving_path_logs_for_the_same_row():
     """json_rows builds the log text of a chunk's rows column by column; it must be exactly the
     serving path's dump_json of each row (so a batch row and the same row sent to the API are
     logged alike), floats included, and number_texts must read back every float exactly."""
-    from serving.batch_csv import json_rows, number_texts
+    from serving.batch_csv import json_records, json_rows, number_texts
     from serving.log import dump_json
 
     frame = pd.DataFrame(
@@ -305,10 +307,45 @@ def test_a_batch_rows_log_text_is_what_the_serving_path_logs_for_the_same_row():
     expected = [dump_json(row) for row in frame.to_dict(orient="records")]
     assert json_rows(frame, schema) == expected
     assert json_rows(frame.iloc[:4], schema) == expected[:4]  # no text to escape: the template's quotes
+    # the records' texts, `per` rows each, are those rows' dump_json as a list
+    for per in (1, 2, 5, 7):
+        records = [dump_json(frame.iloc[i : i + per].to_dict(orient="records")) for i in range(0, 5, per)]
+        assert json_records(frame, schema, per) == records
+    assert json_records(frame.iloc[:0], schema, 2) == []
     values = [0.1, 1 / 3, 1e-300, 5e-324, 1.7976931348623157e308, -2.5]
     assert [float(t) for t in number_texts(values)] == values
     assert number_texts([1.0, float("nan"), float("inf")]) == ["1.0", "nan", "inf"]  # JSON cannot hold these
     assert number_texts([]) == []
+
+
+def test_a_chunks_arrays_are_logged_and_written_exactly_as_their_python_numbers_would_be():
+    """A batch chunk keeps its probabilities (and numeric columns) as numpy arrays: the log's
+    outputs text, and so the record's leaf, and the result's numbers must be the very texts
+    that the same values as Python floats and ints gave (float32 is not written from the array:
+    orjson would write fewer digits than Python's float of it)."""
+    from serving.batch_csv import interleave, number_texts
+    from serving.log import dump_json
+
+    rng = np.random.default_rng(7)
+    proba = np.concatenate([rng.random((500, 3)), [[0.0, -0.0, 5e-324], [1e-7, 1e16, 1.7976931348623157e308]]])
+    labels = np.array([0, 1, -(2**63), 2**63 - 1] * 125 + [2, 2], dtype=np.int64)
+    outputs = {"predictions": labels, "probabilities": proba, "classes": [0, 1, 2]}
+    as_lists = {**outputs, "predictions": labels.tolist(), "probabilities": proba.tolist()}
+    assert dump_json(outputs, arrays=True) == dump_json(as_lists)
+    assert dump_json({**outputs, "probabilities": proba[100:200]}, arrays=True) == dump_json(
+        {**as_lists, "probabilities": proba[100:200].tolist()}
+    )
+    texts = np.array(["yes", "no"], dtype=object)  # what orjson does not write from an array: as lists
+    assert dump_json({"predictions": texts}, arrays=True) == dump_json({"predictions": ["yes", "no"]})
+    with_nan = proba.copy()
+    with_nan[3, 1] = np.nan  # JSON has no NaN: null, as orjson writes Python's nan
+    assert dump_json({"p": with_nan}, arrays=True) == dump_json({"p": with_nan.tolist()})
+    for column in (proba[:, 1], np.array([2**62, -3, 0], dtype=np.int64), proba[:, 0].astype(np.float32)):
+        assert number_texts(column) == number_texts(column.tolist())
+    assert number_texts(np.array([1.0, np.inf])) == ["1.0", "inf"]
+    assert interleave([["1", "2"], ["a", "b"], ["x", "y"]]) == ["1", "a", "x", "2", "b", "y"]
+    with pytest.raises(ValueError, match="column 1 has 1 values"):
+        interleave([["1", "2"], ["a"]])
 
 
 def test_a_stopped_job_gives_the_rows_it_answered_at_once_and_names_the_rows_it_did_not(
