@@ -20,6 +20,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from json import encoder as json_encoder
 from typing import Any
 
 import orjson
@@ -124,6 +125,55 @@ def leaf_of(values: tuple[Any, ...]) -> bytes:
      engine, latency_ms, inputs_json, outputs_json, *rest) = values  # fmt: skip
     business_keys_json = rest[0] if rest else ""
     source, batch_job_id, batch_chunk = (*rest[1:4], None, None, None)[:3]
+    batch = source and source != "api" and batch_job_id is not None
+    if (
+        _TEXT is type(model) is type(caller) is type(request_id) is type(protocol) is type(outcome) is type(reason)
+        and _TEXT is type(engine) is type(inputs_json) is type(outputs_json)
+        and (not source or type(source) is _TEXT)
+        and type(n_rows) is int
+        and (version is None or type(version) is int)
+        and (version_id is None or type(version_id) is int)
+        and (not batch or (type(batch_job_id) is int and (batch_chunk is None or type(batch_chunk) is int)))
+    ):
+        # What canonical_json() writes of this dict, written directly (a verification recomputes
+        # a leaf per record): keys in sorted order, each value as json.dumps writes it
+        # (tests/serving/test_leaf_text.py compares the two on hostile values).
+        q = _quote
+        meta = (
+            "{"
+            + (f'"batch":{{"chunk":{_int(batch_chunk)},"job":{batch_job_id!r}}},' if batch else "")
+            + (f'"business_keys":{canonical_json(orjson.loads(business_keys_json))},' if business_keys_json else "")
+            + f'"caller":{q(caller)},"created_at":{q(created_at.isoformat())},"engine":{q(engine)},'
+            f'"id":{q(str(public_id))},"latency_ms":{_float_repr(canonical_number(latency_ms))},"model":{q(model)},'
+            f'"n_rows":{n_rows!r},"outcome":{q(outcome)},"protocol":{q(protocol)},"reason":{q(reason)},'
+            f'"request_id":{q(request_id)},'
+            + (f'"source":{q(source)},' if source and source != "api" else "")
+            + f'"version":{_int(version)},"version_id":{_int(version_id)}}}'
+        )
+        return _sha256(f"\x00{meta}\x1e{inputs_json}\x1e{outputs_json}".encode()).digest()
+    meta = canonical_json(
+        _meta(public_id, created_at, model, version, version_id, caller, request_id, protocol, outcome, reason,
+              n_rows, engine, latency_ms, business_keys_json, source, batch_job_id, batch_chunk)
+    )  # fmt: skip
+    return merkle.leaf_hash("\x1e".join((meta, inputs_json, outputs_json)).encode())
+
+
+_TEXT = str
+_quote = json_encoder.encode_basestring  # how json.dumps(ensure_ascii=False) writes a str
+_float_repr = float.__repr__  # how it writes a float
+_sha256 = hashlib.sha256
+
+
+def _int(value: int | None) -> str:
+    return "null" if value is None else int.__repr__(value)
+
+
+def _meta(
+    public_id: Any, created_at: Any, model: Any, version: Any, version_id: Any, caller: Any, request_id: Any,
+    protocol: Any, outcome: Any, reason: Any, n_rows: Any, engine: Any, latency_ms: Any, business_keys_json: Any,
+    source: Any, batch_job_id: Any, batch_chunk: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The metadata a leaf covers, as a dict (leaf_of() writes the same text directly)."""
     meta = {
         "id": str(public_id),
         "created_at": created_at.isoformat(),
@@ -145,8 +195,7 @@ def leaf_of(values: tuple[Any, ...]) -> bytes:
         meta["source"] = source
         if batch_job_id is not None:
             meta["batch"] = {"job": batch_job_id, "chunk": batch_chunk}
-    blob = "\x1e".join((canonical_json(meta), inputs_json, outputs_json))
-    return merkle.leaf_hash(blob.encode())
+    return meta
 
 
 def record_leaf(record: PredictionLog) -> bytes:
@@ -250,6 +299,11 @@ def _mac() -> hmac.HMAC:
 def mac_of(leaf: bytes) -> str:
     """HMAC-SHA256 of a record's Merkle leaf under the log's MAC key."""
     return keyed_digest(leaf).hex()
+
+
+def mac_matches(leaf: bytes, mac: str) -> bool:
+    """Whether `mac` is mac_of(leaf): one call into OpenSSL (a verification checks every record)."""
+    return hmac.compare_digest(mac, hmac.digest(_mac_key(), leaf, _sha256).hex())
 
 
 def keyed_digest(message: bytes) -> bytes:
