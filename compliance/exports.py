@@ -20,6 +20,7 @@ from django.db.models import QuerySet
 from core.canonical import canonical_json
 from core.models import AuditEvent
 from serving import personal
+from serving.fetch import stream
 from serving.models import PredictionLog
 
 CHUNK_ROWS = 2000
@@ -86,7 +87,7 @@ def prediction_chunks(records: QuerySet[PredictionLog]) -> Iterator[list[tuple[A
     and times as text, personal values decrypted or "[erased]" (serving.personal) with the
     chunk's keys read in one query (one per record made an export of personal data 200 rows/s),
     other inputs and outputs as the canonical JSON text stored."""
-    rows = records.order_by("pk").values_list(*PREDICTION_FIELDS.values()).iterator(chunk_size=CHUNK_ROWS)
+    rows = stream(records.order_by("pk").values_list(*PREDICTION_FIELDS.values()), CHUNK_ROWS)
     while chunk := list(islice(rows, CHUNK_ROWS)):
         sealed = {i: _loads(row[INPUTS]) for i, row in enumerate(chunk) if '"$enc"' in row[INPUTS]}
         keys = personal.read_keys_of((value, None) for value in sealed.values()) if sealed else {}

@@ -19,6 +19,7 @@ from django.db.models.functions import Substr
 from core import audit
 from core.models import AuditEvent
 from serving import merkle, partitions
+from serving.fetch import stream
 from serving.log import LEAF_FIELDS, leaf_of, mac_matches, record_leaf
 from serving.models import PredictionLog, PredictionSeal, SealTree
 
@@ -154,7 +155,7 @@ def _read(seal_id: int, span: tuple[str, str] | None) -> _Read:
     rows = covered.order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash", "mac")
     read = _Read([], [], [], [], None)
     pks, public_ids, stored, leaves = read.pks, read.public_ids, read.stored, read.leaves
-    for row in rows.iterator(chunk_size=5000):
+    for row in stream(rows):
         leaf = leaf_of(row[:width])
         pks.append(row[width])
         public_ids.append(row[0])
@@ -342,7 +343,7 @@ def first_forged_record(seals: QuerySet[PredictionSeal] | None = None) -> str:
 def _first_forged(records: QuerySet[PredictionLog]) -> tuple[int, str] | None:
     width = len(LEAF_FIELDS)
     rows = records.order_by("pk").values_list(*LEAF_FIELDS, "mac", "seal_id", "pk")
-    for row in rows.iterator(chunk_size=5000):
+    for row in stream(rows):
         mac, seal_id = row[width], row[width + 1]
         if not mac:
             if seal_id is None:

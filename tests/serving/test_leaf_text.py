@@ -112,3 +112,18 @@ def test_values_of_other_types_take_the_general_path_with_the_same_leaf() -> Non
     ]
     for values in odd:
         assert leaf_of(values) == reference(values), values
+
+
+def test_mac_matches_is_hmac_sha256_under_the_log_key(settings) -> None:
+    import hmac
+
+    from serving import log
+
+    for key in ("k", "x" * 64, "long key " * 20):
+        settings.LOG_MAC_KEY = key
+        log.forget_mac_key()
+        for leaf in (b"", b"\x00leaf", hashlib.sha256(b"x").digest()):
+            expected = hmac.new(key.encode(), leaf, hashlib.sha256).hexdigest()
+            assert log.mac_of(leaf) == expected and log.mac_matches(leaf, expected)
+            assert not log.mac_matches(leaf, "0" * 64)
+    log.forget_mac_key()
