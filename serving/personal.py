@@ -212,10 +212,11 @@ def reveal(
     `keys`: read_keys_of() over records that include this one (read just before), or None to
     read them now."""
     stored_keys = business_keys or []
-    ids = _key_ids(rows, stored_keys)
-    if not ids:
-        return rows, list(stored_keys)
-    keys = read_keys(ids) if keys is None else keys
+    if keys is None:  # (given keys were read for ids found already: not walked again)
+        ids = _key_ids(rows, stored_keys)
+        if not ids:
+            return rows, list(stored_keys)
+        keys = read_keys(ids)
     shown = []
     in_rows: dict[int, dict[str, Any]] = {}
     for i, row in enumerate(rows):
