@@ -7,16 +7,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import islice
+from json import encoder as json_encoder
 from typing import Any
 
+import orjson
 from django.db.models import QuerySet
 
 from core.canonical import canonical_json
 from core.models import AuditEvent
 from serving import personal
+from serving.fetch import stream
 from serving.models import PredictionLog
 
 CHUNK_ROWS = 2000
@@ -78,24 +82,102 @@ def audit_rows(events: QuerySet[AuditEvent]) -> Iterator[dict[str, Any]]:
         }
 
 
-def prediction_rows(records: QuerySet[PredictionLog]) -> Iterator[dict[str, Any]]:
-    rows = records.order_by("pk").values_list(*PREDICTION_FIELDS.values()).iterator(chunk_size=CHUNK_ROWS)
+def prediction_chunks(records: QuerySet[PredictionLog]) -> Iterator[list[tuple[Any, ...]]]:
+    """The records as export rows (tuples in PREDICTION_COLUMNS order), CHUNK_ROWS at a time: ids
+    and times as text, personal values decrypted or "[erased]" (serving.personal) with the
+    chunk's keys read in one query (one per record made an export of personal data 200 rows/s),
+    other inputs and outputs as the canonical JSON text stored."""
+    rows = stream(records.order_by("pk").values_list(*PREDICTION_FIELDS.values()), CHUNK_ROWS)
     while chunk := list(islice(rows, CHUNK_ROWS)):
-        found = [dict(zip(PREDICTION_COLUMNS, values, strict=True)) for values in chunk]
-        # personal values: decrypted, or "[erased]" (serving.personal), with the chunk's keys read
-        # in one query (one per record made an export of personal data 200 rows/s)
-        sealed = {i: json.loads(row["inputs"]) for i, row in enumerate(found) if '"$enc"' in row["inputs"]}
+        sealed = {i: _loads(row[INPUTS]) for i, row in enumerate(chunk) if '"$enc"' in row[INPUTS]}
         keys = personal.read_keys_of((value, None) for value in sealed.values()) if sealed else {}
-        for i, row in enumerate(found):
-            row["id"] = str(row["id"])
-            row["created_at"] = _stamp(row["created_at"])
-            # Stored as canonical JSON text: passed through as is (JSONL) or as the cell text (CSV).
+        out = []
+        for i, (public_id, created, *middle, inputs, outputs, leaf, seal) in enumerate(chunk):
+            record = str(public_id)
             if i in sealed:
-                row["inputs"] = RawJson(canonical_json(personal.reveal(row["id"], sealed[i], keys=keys)[0]))
-            else:
-                row["inputs"] = RawJson(row["inputs"])
-            row["outputs"] = RawJson(row["outputs"])
-            yield row
+                inputs = canonical_json(personal.reveal(record, sealed[i], keys=keys)[0])
+            out.append((record, _stamp(created), *middle, inputs, outputs, leaf, seal))
+        yield out
+
+
+INPUTS, OUTPUTS = PREDICTION_COLUMNS.index("inputs"), PREDICTION_COLUMNS.index("outputs")
+JSON_COLUMNS = {INPUTS, OUTPUTS}
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # (integers beyond 64 bits, say)
+        return json.loads(text)
+
+
+def prediction_rows(records: QuerySet[PredictionLog]) -> Iterator[dict[str, Any]]:
+    """The records as dicts of PREDICTION_COLUMNS (inputs and outputs as RawJson)."""
+    for chunk in prediction_chunks(records):
+        for row in chunk:
+            found = dict(zip(PREDICTION_COLUMNS, row, strict=True))
+            found["inputs"], found["outputs"] = RawJson(found["inputs"]), RawJson(found["outputs"])
+            yield found
+
+
+_FIRST = frozenset(FORMULA_START)  # each one character
+
+
+def _csv_cell(value: Any) -> Any:
+    """_cell() of a log value (text, number or None), without a call per test."""
+    if value is None:
+        return ""
+    if type(value) is str:
+        first = value[:1]
+        # looks_like_formula(): the first character, or the first after leading whitespace
+        if first in _FIRST or (first.isspace() and value.lstrip()[:1] in _FIRST):
+            return "'" + value
+    return value
+
+
+def predictions_csv(records: QuerySet[PredictionLog]) -> Iterator[bytes]:
+    """The records as CSV, one encoded chunk per CHUNK_ROWS rows (as_csv() of prediction_rows())."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(PREDICTION_COLUMNS)
+    cell = _csv_cell
+    for chunk in prediction_chunks(records):
+        # the id and the time are ours (a UUID's text, an ISO time): nothing to neutralise there
+        writer.writerows([(record, created, *map(cell, rest)) for record, created, *rest in chunk])
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def predictions_jsonl(records: QuerySet[PredictionLog]) -> Iterator[bytes]:
+    """The records as JSON Lines (as_jsonl() of prediction_rows(), byte for byte): the columns in
+    sorted order as _encode writes them, then the inputs and outputs spliced in as they are."""
+    names = sorted(c for i, c in enumerate(PREDICTION_COLUMNS) if i not in JSON_COLUMNS)
+    order = [PREDICTION_COLUMNS.index(c) for c in names]
+    keys = [_encode(c) for c in names]
+    for chunk in prediction_chunks(records):
+        lines = []
+        for row in chunk:
+            head = ", ".join([f"{k}: {_value(row[i])}" for k, i in zip(keys, order, strict=True)])
+            lines.append(f'{{{head},"inputs":{row[INPUTS]},"outputs":{row[OUTPUTS]}}}\n')
+        yield "".join(lines).encode()
+
+
+_quote = json_encoder.encode_basestring  # what _encode writes of a str
+
+
+def _value(value: Any) -> str:
+    """_encode(value) for a log value, without building a dict per row."""
+    if type(value) is str:
+        return _quote(value)
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return int.__repr__(value)
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _encode(value)
 
 
 class RawJson(str):

@@ -202,9 +202,10 @@ def version_report(version: ModelVersion, *, actor: Actor = None) -> tuple[dict,
         .order_by("deployed_at", "pk")
     ]
     serving = serving_selectors.serving_summary(version_id=version.pk)
-    covering = serving_selectors.seals_covering(version.pk)
+    covering = list(serving_selectors.seals_covering(version.pk))
     seals = [_seal_row(s) for s in covering]
-    verified = verification(covering, point=point)
+    # the seals found once (their query reads every record of the version), then verified by id
+    verified = verification(PredictionSeal.objects.filter(pk__in=[s.pk for s in covering]), point=point)
     graph = build_lineage([version])
     unsealed = version.predictions.filter(seal__isnull=True).count()
     monitoring = _monitoring(version)

@@ -362,15 +362,13 @@ def export(request: HttpRequest, what: str, fmt: str) -> HttpResponseBase:
         if what == "audit":
             f, events = _trail_filters(request)
             rows = exports.audit_rows(events)
-            columns: tuple[str, ...] = exports.AUDIT_COLUMNS
+            body = exports.as_csv(rows, exports.AUDIT_COLUMNS) if fmt == "csv" else exports.as_jsonl(rows)
         else:
             f, records = _prediction_filters(request)
-            rows = exports.prediction_rows(records)
-            columns = exports.PREDICTION_COLUMNS
+            body = exports.predictions_csv(records) if fmt == "csv" else exports.predictions_jsonl(records)
     except DomainError as exc:
         return render(request, "compliance/error.html", {"message": exc.message}, status=400)
     services.record_export(actor=request.user, what=what, filters={k: v for k, v in f.items() if v}, fmt=fmt)
-    body = exports.as_csv(rows, columns) if fmt == "csv" else exports.as_jsonl(rows)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
     response = StreamingHttpResponse(body, content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")

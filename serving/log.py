@@ -20,6 +20,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from json import encoder as json_encoder
 from typing import Any
 
 import orjson
@@ -135,6 +136,55 @@ def leaf_of(values: tuple[Any, ...]) -> bytes:
      engine, latency_ms, inputs_json, outputs_json, *rest) = values  # fmt: skip
     business_keys_json = rest[0] if rest else ""
     source, batch_job_id, batch_chunk = (*rest[1:4], None, None, None)[:3]
+    batch = source and source != "api" and batch_job_id is not None
+    if (
+        _TEXT is type(model) is type(caller) is type(request_id) is type(protocol) is type(outcome) is type(reason)
+        and _TEXT is type(engine) is type(inputs_json) is type(outputs_json)
+        and (not source or type(source) is _TEXT)
+        and type(n_rows) is int
+        and (version is None or type(version) is int)
+        and (version_id is None or type(version_id) is int)
+        and (not batch or (type(batch_job_id) is int and (batch_chunk is None or type(batch_chunk) is int)))
+    ):
+        # What canonical_json() writes of this dict, written directly (a verification recomputes
+        # a leaf per record): keys in sorted order, each value as json.dumps writes it
+        # (tests/serving/test_leaf_text.py compares the two on hostile values).
+        q = _quote
+        meta = (
+            "{"
+            + (f'"batch":{{"chunk":{_int(batch_chunk)},"job":{batch_job_id!r}}},' if batch else "")
+            + (f'"business_keys":{canonical_json(orjson.loads(business_keys_json))},' if business_keys_json else "")
+            + f'"caller":{q(caller)},"created_at":{q(created_at.isoformat())},"engine":{q(engine)},'
+            f'"id":{q(str(public_id))},"latency_ms":{_float_repr(canonical_number(latency_ms))},"model":{q(model)},'
+            f'"n_rows":{n_rows!r},"outcome":{q(outcome)},"protocol":{q(protocol)},"reason":{q(reason)},'
+            f'"request_id":{q(request_id)},'
+            + (f'"source":{q(source)},' if source and source != "api" else "")
+            + f'"version":{_int(version)},"version_id":{_int(version_id)}}}'
+        )
+        return _sha256(f"\x00{meta}\x1e{inputs_json}\x1e{outputs_json}".encode()).digest()
+    meta = canonical_json(
+        _meta(public_id, created_at, model, version, version_id, caller, request_id, protocol, outcome, reason,
+              n_rows, engine, latency_ms, business_keys_json, source, batch_job_id, batch_chunk)
+    )  # fmt: skip
+    return merkle.leaf_hash("\x1e".join((meta, inputs_json, outputs_json)).encode())
+
+
+_TEXT = str
+_quote = json_encoder.encode_basestring  # how json.dumps(ensure_ascii=False) writes a str
+_float_repr = float.__repr__  # how it writes a float
+_sha256 = hashlib.sha256
+
+
+def _int(value: int | None) -> str:
+    return "null" if value is None else int.__repr__(value)
+
+
+def _meta(
+    public_id: Any, created_at: Any, model: Any, version: Any, version_id: Any, caller: Any, request_id: Any,
+    protocol: Any, outcome: Any, reason: Any, n_rows: Any, engine: Any, latency_ms: Any, business_keys_json: Any,
+    source: Any, batch_job_id: Any, batch_chunk: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The metadata a leaf covers, as a dict (leaf_of() writes the same text directly)."""
     meta = {
         "id": str(public_id),
         "created_at": created_at.isoformat(),
@@ -156,8 +206,7 @@ def leaf_of(values: tuple[Any, ...]) -> bytes:
         meta["source"] = source
         if batch_job_id is not None:
             meta["batch"] = {"job": batch_job_id, "chunk": batch_chunk}
-    blob = "\x1e".join((canonical_json(meta), inputs_json, outputs_json))
-    return merkle.leaf_hash(blob.encode())
+    return meta
 
 
 def record_leaf(record: PredictionLog) -> bytes:
@@ -263,6 +312,23 @@ def mac_of(leaf: bytes) -> str:
     return keyed_digest(leaf).hex()
 
 
+def mac_matches(leaf: bytes, mac: str) -> bool:
+    """Whether `mac` is mac_of(leaf), from the key's two padded SHA-256 states copied (RFC 2104):
+    a verification checks every record, and hmac.digest() sets the key up anew each call."""
+    inner, outer = _mac_pads()
+    inner, outer = inner.copy(), outer.copy()
+    inner.update(leaf)
+    outer.update(inner.digest())
+    return hmac.compare_digest(mac, outer.hexdigest())
+
+
+@functools.cache
+def _mac_pads() -> tuple[Any, Any]:
+    key = _mac_key()
+    key = (_sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    return _sha256(bytes(b ^ 0x36 for b in key)), _sha256(bytes(b ^ 0x5C for b in key))
+
+
 def keyed_digest(message: bytes) -> bytes:
     """HMAC-SHA256 of `message` under the log's MAC key."""
     mac = _mac().copy()
@@ -284,6 +350,7 @@ def keyed_hexdigests(messages: list[bytes]) -> list[str]:
 def forget_mac_key() -> None:
     _mac_key.cache_clear()
     _mac.cache_clear()
+    _mac_pads.cache_clear()
 
 
 caches.register("serving.log.mac_key", forget_mac_key)

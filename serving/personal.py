@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -31,6 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.utils import timezone
 
+from core import caches
 from serving.errors import ServingError
 from serving.log import keyed_hexdigests
 from serving.subject_keys import HASH_HEX, KEY_PREFIX, KeysUnavailable, NewKeys, month_of, read_keys, write_keys
@@ -152,9 +154,19 @@ def _open(value: dict[str, str], keys: dict[int, bytes | None], place: str) -> A
         return ERASED
     raw = base64.b64decode(blob)
     try:
-        return orjson.loads(AESGCM(data_key).decrypt(raw[:12], raw[12:], place.encode()))
+        return orjson.loads(_aead(data_key).decrypt(raw[:12], raw[12:], place.encode()))
     except InvalidTag:
         raise KeysUnavailable(f"The personal value at {place} does not decrypt: it was moved or changed.") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _aead(data_key: bytes) -> AESGCM:
+    """The cipher of a data key, made once for the many values an export opens under it (the key
+    itself is read from the database every time: an erased one is never opened)."""
+    return AESGCM(data_key)
+
+
+caches.register("serving.personal.ciphers", _aead.cache_clear)
 
 
 def _key_ids(rows: Any, business_keys: list[str]) -> set[int]:
@@ -200,10 +212,11 @@ def reveal(
     `keys`: read_keys_of() over records that include this one (read just before), or None to
     read them now."""
     stored_keys = business_keys or []
-    ids = _key_ids(rows, stored_keys)
-    if not ids:
-        return rows, list(stored_keys)
-    keys = read_keys(ids) if keys is None else keys
+    if keys is None:  # (given keys were read for ids found already: not walked again)
+        ids = _key_ids(rows, stored_keys)
+        if not ids:
+            return rows, list(stored_keys)
+        keys = read_keys(ids)
     shown = []
     in_rows: dict[int, dict[str, Any]] = {}
     for i, row in enumerate(rows):

@@ -8,7 +8,6 @@ not every leaf; verification never trusts the stored tree, it only checks it was
 from __future__ import annotations
 
 import hashlib
-import hmac
 import struct
 from dataclasses import dataclass
 
@@ -20,7 +19,8 @@ from django.db.models.functions import Substr
 from core import audit
 from core.models import AuditEvent
 from serving import merkle, partitions
-from serving.log import LEAF_FIELDS, leaf_of, mac_of, record_leaf
+from serving.fetch import stream
+from serving.log import LEAF_FIELDS, leaf_of, mac_matches, record_leaf
 from serving.models import PredictionLog, PredictionSeal, SealTree
 
 _RUN = struct.Struct(">QQ")  # (first record id, count) of consecutive ids in a seal
@@ -124,22 +124,51 @@ class SealedRecord:
 def seal_leaves(seal: PredictionSeal | int) -> tuple[list[SealedRecord], list[bytes]]:
     """A seal's records in leaf order, and each leaf recomputed from the row's current content
     (values, not model instances: a seal may cover 100,000 records)."""
-    return _leaves(seal if isinstance(seal, int) else seal.pk, None)
+    read = _read(seal if isinstance(seal, int) else seal.pk, None)
+    records = [
+        SealedRecord(pk=pk, public_id=str(public_id), leaf_hash=stored)
+        for pk, public_id, stored in zip(read.pks, read.public_ids, read.stored, strict=True)
+    ]
+    return records, read.leaves
 
 
-def _leaves(seal_id: int, span: tuple[str, str] | None) -> tuple[list[SealedRecord], list[bytes]]:
-    """seal_leaves(); with the records' time span (its audit event's), reading only the log's
-    partitions of that span."""
+@dataclass
+class _Read:
+    """A seal's records as verification reads them: ids, public ids and stored leaf hashes (no
+    object per record), each leaf recomputed, and the first record whose MAC fails."""
+
+    pks: list[int]
+    public_ids: list[object]
+    stored: list[str]
+    leaves: list[bytes]
+    forged: tuple[int, str] | None
+
+
+def _read(seal_id: int, span: tuple[str, str] | None) -> _Read:
+    """A seal's records in id order, each leaf recomputed once and its MAC checked against it;
+    with the records' time span (its audit event's), reading only the log's partitions of that
+    span."""
     covered = PredictionLog.objects.filter(seal_id=seal_id)
     if span is not None:
         covered = covered.filter(created_at__gte=span[0], created_at__lte=span[1])
-    rows = covered.order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash")
-    records, leaves = [], []
     width = len(LEAF_FIELDS)
-    for row in rows.iterator(chunk_size=5000):
-        records.append(SealedRecord(pk=row[width], public_id=str(row[0]), leaf_hash=row[width + 1]))
-        leaves.append(leaf_of(row[:width]))
-    return records, leaves
+    rows = covered.order_by("pk").values_list(*LEAF_FIELDS, "pk", "leaf_hash", "mac")
+    read = _Read([], [], [], [], None)
+    pks, public_ids, stored, leaves = read.pks, read.public_ids, read.stored, read.leaves
+    for row in stream(rows):
+        leaf = leaf_of(row[:width])
+        pks.append(row[width])
+        public_ids.append(row[0])
+        stored.append(row[width + 1])
+        leaves.append(leaf)
+        mac = row[width + 2]
+        # a record without a MAC (written before MACs existed) is proven by its seal alone
+        if mac and read.forged is None and not mac_matches(leaf, mac):
+            read.forged = (row[width], _FORGED.format(row[0]))
+    return read
+
+
+_FORGED = "record {} does not match its MAC: it was changed or forged in the database"
 
 
 @dataclass(frozen=True)
@@ -153,12 +182,19 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
     """Walk the chained seal events (all, or those of the given seals): each event's root must be
     the root recomputed from the records it covers, and as many records must be left; a record
     changed before it was sealed, or a seal row without its event, fails. Then every record's MAC
-    (LOG_MAC_KEY) is checked, sealed or not. Names the first seal or record that fails."""
+    (LOG_MAC_KEY) is checked, sealed or not. Names the first seal or record that fails.
+
+    Each record is read and its leaf recomputed once: its MAC is checked against that leaf as its
+    seal is verified; the records no seal read (unsealed ones, and any claiming a seal outside the
+    span it recorded) are read for their MACs afterwards."""
     events = AuditEvent.objects.filter(action=audit.PREDICTIONS_SEALED, target_type=PredictionSeal._meta.label_lower)
-    if seals is not None:
-        events = events.filter(target_id__in=[str(pk) for pk in seals.values_list("pk", flat=True)])
-    count = 0
+    # the given seals' ids, read once (a version's seals are a subquery over its records)
+    ids = None if seals is None else list(seals.values_list("pk", flat=True))
+    if ids is not None:
+        events = events.filter(target_id__in=[str(pk) for pk in ids])
+    count = read_records = 0
     chained: set[int] = set()
+    forged: list[tuple[int, str]] = []
     retired = partitions.retired()
     for event in events.order_by("seq").iterator():
         count += 1
@@ -174,21 +210,26 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
                 f"seal #{seal_id} (audit event #{event.seq}): record {data['changed_before_sealing'][0]} was changed "
                 "before it was sealed",
             )
-        records, leaves = _leaves(seal_id, _span(data))
+        read = _read(seal_id, _span(data))
+        read_records += len(read.pks)
+        if read.forged:
+            forged.append(read.forged)
         if seal_id in retired.by_seal:
-            problem = _retired_seal_problem(seal_id, event.seq, data, records, leaves, retired)
+            problem = _retired_seal_problem(seal_id, event.seq, data, read, retired)
             if problem:
                 return SealVerification(False, count, problem)
             continue
-        if len(records) != data["tree_size"]:
+        if len(read.pks) != data["tree_size"]:
             return SealVerification(
                 False,
                 count,
                 f"seal #{seal_id} (audit event #{event.seq}) covered {data['tree_size']} records but "
-                f"{len(records)} are left",
+                f"{len(read.pks)} are left",
             )
-        if merkle.root(leaves).hex() != data["root"]:
-            changed = [str(r.public_id) for r, leaf in zip(records, leaves, strict=True) if leaf.hex() != r.leaf_hash]
+        if merkle.root(read.leaves).hex() != data["root"]:
+            changed = [
+                str(p) for p, leaf, h in zip(read.public_ids, read.leaves, read.stored, strict=True) if leaf.hex() != h
+            ]
             which = f" (record {changed[0]} changed)" if changed else ""
             return SealVerification(
                 False,
@@ -199,17 +240,35 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
             problem = _stored_tree_problem(seal_id, event.seq, data["tree_sha256"])
             if problem:
                 return SealVerification(False, count, problem)
-    table = PredictionSeal.objects.all() if seals is None else seals
+    table = PredictionSeal.objects.all() if ids is None else PredictionSeal.objects.filter(pk__in=ids)
     unchained = table.exclude(pk__in=chained).order_by("pk").values_list("pk", flat=True).first()
     if unchained is not None:
         return SealVerification(False, count, f"seal #{unchained} has no audit event: it was not made by sealing")
-    forged = first_forged_record(None if seals is None else table)
+    unread = _unread_forged(ids, chained, read_records)
+    if unread:
+        forged.append(unread)
     if forged:
-        return SealVerification(False, count, forged)
+        return SealVerification(False, count, min(forged)[1])
     gone = sum(retired.by_seal.values())
     # retired records are named as retired (by their audit events), never as missing
     also = f"; {gone} records retired by retention proven by their seals' stored trees" if gone else ""
     return SealVerification(True, count, f"{count} prediction seals verified, every record's MAC checked{also}")
+
+
+def _unread_forged(ids: list[int] | None, chained: set[int], read_records: int) -> tuple[int, str] | None:
+    """The first record the seals' pass did not read whose MAC fails: the unsealed ones (for the
+    whole log); and when more records name a verified seal than were read in its span, all of
+    them again (as first_forged_record). Records sealed while this ran (into seals newer than
+    the newest verified) are left to the next run."""
+    if ids is None:
+        sealed = PredictionLog.objects.filter(seal_id__isnull=False, seal_id__lte=max(chained, default=0))
+        scope = PredictionLog.objects.all()
+    else:
+        sealed = PredictionLog.objects.filter(seal_id__in=chained)
+        scope = PredictionLog.objects.filter(seal_id__in=ids)
+    if sealed.count() != read_records:
+        return _first_forged(scope)
+    return _first_forged(PredictionLog.objects.filter(seal__isnull=True)) if ids is None else None
 
 
 def _span(data: dict[str, object]) -> tuple[str, str] | None:
@@ -223,8 +282,7 @@ def _retired_seal_problem(
     seal_id: int,
     seq: int,
     data: dict[str, object],
-    records: list[SealedRecord],
-    leaves: list[bytes],
+    read: _Read,
     retired: partitions.Retired,
 ) -> str:
     """A seal some of whose records retention retired (serving.partitions): the retired leaves
@@ -233,21 +291,21 @@ def _retired_seal_problem(
     A record missing that no retirement covers is named."""
     name = f"seal #{seal_id} (audit event #{seq})"
     size, gone = int(str(data["tree_size"])), retired.by_seal[seal_id]
-    if len(records) + gone != size:
-        return f"{name} covered {size} records, but {len(records)} are left and retention retired {gone}"
+    if len(read.pks) + gone != size:
+        return f"{name} covered {size} records, but {len(read.pks)} are left and retention retired {gone}"
     stored = SealTree.objects.filter(pk=seal_id).values_list("levels", "record_runs").first()
     if stored is None or tree_digest(bytes(stored[0]), bytes(stored[1])) != data.get("tree_sha256"):
         return f"{name}: retention retired {gone} of its records, and the tree proving them is changed or missing"
     levels, runs = bytes(stored[0]), bytes(stored[1])
     ids = [first + i for first, n in _RUN.iter_unpack(runs) for i in range(n)]
-    present = {r.pk: (r, leaf) for r, leaf in zip(records, leaves, strict=True)}
+    present = dict(zip(read.pks, zip(read.public_ids, read.leaves, strict=True), strict=True))
     full, changed = [], []
     for index, pk in enumerate(ids[:size]):
         kept = levels[index * merkle.HASH_SIZE : (index + 1) * merkle.HASH_SIZE]
         if pk in present:
-            record, leaf = present.pop(pk)
+            public_id, leaf = present.pop(pk)
             if leaf != kept:
-                changed.append(record.public_id)
+                changed.append(str(public_id))
         elif not retired.holds(pk):
             return f"{name}: record #{pk} is missing, and no retirement by retention covers it"
         else:
@@ -276,18 +334,24 @@ def _stored_tree_problem(seal_id: int, seq: int, recorded: str) -> str:
 def first_forged_record(seals: QuerySet[PredictionSeal] | None = None) -> str:
     """The first record whose MAC does not match its content ("" when all do). A record without a
     MAC (written before MACs existed) must be sealed: its seal proves it."""
-    records = PredictionLog.objects.all() if seals is None else PredictionLog.objects.filter(seal__in=seals)
+    found = _first_forged(
+        PredictionLog.objects.all() if seals is None else PredictionLog.objects.filter(seal__in=seals)
+    )
+    return found[1] if found else ""
+
+
+def _first_forged(records: QuerySet[PredictionLog]) -> tuple[int, str] | None:
     width = len(LEAF_FIELDS)
-    rows = records.order_by("pk").values_list(*LEAF_FIELDS, "mac", "seal_id")
-    for row in rows.iterator(chunk_size=5000):
+    rows = records.order_by("pk").values_list(*LEAF_FIELDS, "mac", "seal_id", "pk")
+    for row in stream(rows):
         mac, seal_id = row[width], row[width + 1]
         if not mac:
             if seal_id is None:
-                return f"record {row[0]} has no MAC and no seal"
+                return row[width + 2], f"record {row[0]} has no MAC and no seal"
             continue
-        if not hmac.compare_digest(mac, mac_of(leaf_of(row[:width]))):
-            return f"record {row[0]} does not match its MAC: it was changed or forged in the database"
-    return ""
+        if not mac_matches(leaf_of(row[:width]), mac):
+            return row[width + 2], _FORGED.format(row[0])
+    return None
 
 
 def stored_path(seal: PredictionSeal, pk: int) -> tuple[int, list[bytes]] | None:

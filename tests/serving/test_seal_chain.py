@@ -92,3 +92,35 @@ def test_every_record_carries_a_mac_of_its_leaf(production, keyed, german):
 
     for record in answered(keyed, production, german, 1):
         assert len(record.mac) == 64 and record.mac == mac_of(record_leaf(record))
+
+
+def test_a_sealed_records_mac_is_checked_as_its_seal_is_verified(production, keyed, german):
+    """Each record is read once: the pass that recomputes its seal's root checks its MAC too."""
+    records = answered(keyed, production, german)
+    seal_predictions()
+    tamper(PredictionLog, {"pk": records[1].pk}, mac="0" * 64)
+    _fails(f"record {records[1].public_id} does not match its MAC")
+
+
+def test_a_record_that_claims_a_seal_outside_its_span_is_still_checked_for_its_mac(production, keyed, german):
+    """A seal's records are read within the time span its event recorded; a record written after
+    it, attached to it with a forged MAC, is not among them, and is read for its MAC afterwards."""
+    records = answered(keyed, production, german)
+    seal = seal_predictions()
+    assert seal is not None and seal.tree_size == len(records)
+    later = answered(keyed, production, german, 1)[-1]
+    tamper(PredictionLog, {"pk": later.pk}, seal_id=seal.pk, mac="f" * 64)
+    _fails(f"record {later.public_id} does not match its MAC")
+
+
+def test_a_version_report_names_a_record_whose_mac_alone_was_changed(production, keyed, german):
+    from compliance import report_context
+    from serving import selectors
+
+    records = answered(keyed, production, german)
+    seal_predictions()
+    assert report_context.verification(selectors.seals_covering(production.pk))["ok"] is True
+    tamper(PredictionLog, {"pk": records[0].pk}, mac="0" * 64)
+    verified = report_context.verification(selectors.seals_covering(production.pk))
+    assert verified["ok"] is False
+    assert f"record {records[0].public_id} does not match its MAC" in verified["seals"]["message"]
