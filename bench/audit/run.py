@@ -5,8 +5,8 @@ the application writes them; sealed by the application), then, in a fresh proces
 1. The version compliance report over those predictions, the time of each part: the SQL
    aggregates, the seal verification, the PDF rendering, end to end (target <= 10 s).
 2. The control map of the same model, GET /api/v1/models/<name>/controls?as_of= (target <= 5 s).
-3. `manage.py verify_audit` over the whole database (target <= 60 s, set in
-   docs/benchmarks.md for 10,000,000 records).
+3. `manage.py verify_audit` over the whole database (target <= 60 s for 10,000,000 records, set
+   in docs/benchmarks.md; at another size the same rate, 6 µs a record).
 4. Streams the prediction log as CSV and as JSON Lines through the real export view and prints
    rows/s (target >= 100,000) and the process's resident memory before, at its peak during, and
    after the export, for a tenth of the records and for all of them (flat memory: both peaks
@@ -179,12 +179,15 @@ def measure() -> None:
             )
 
     total = served["requests"]
+    # The target is 60 s at 10,000,000 records; verification is linear in the records, so at
+    # another size it is the same rate: 6 µs a record (a smaller run must not pass on 60 s).
+    allowed = 60 * total / 10_000_000
     figures = [
         (
             f"manage.py verify_audit over {total:,} records",
-            f"{t_audit:.2f} s",
-            "≤ 60 s (at 10M)",
-            t_audit <= 60,
+            f"{t_audit:.2f} s ({t_audit / max(total, 1) * 1e6:.0f} µs a record)",
+            f"≤ {allowed:,.2f} s here (60 s at 10M: 6 µs a record)",
+            t_audit <= allowed,
         ),
         ("control map, GET .../controls?as_of=", f"{t_controls:.2f} s", "≤ 5 s", t_controls <= 5),
         ("version report end to end (PDF, audited)", f"{t_total:.2f} s", "≤ 10 s", t_total <= 10),
