@@ -194,6 +194,7 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
         events = events.filter(target_id__in=[str(pk) for pk in ids])
     count = read_records = 0
     chained: set[int] = set()
+    spans: dict[int, tuple[str, str]] = {}
     forged: list[tuple[int, str]] = []
     retired = partitions.retired()
     for event in events.order_by("seq").iterator():
@@ -210,7 +211,10 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
                 f"seal #{seal_id} (audit event #{event.seq}): record {data['changed_before_sealing'][0]} was changed "
                 "before it was sealed",
             )
-        read = _read(seal_id, _span(data))
+        span = _span(data)
+        if span is not None:
+            spans[seal_id] = span
+        read = _read(seal_id, span)
         read_records += len(read.pks)
         if read.forged:
             forged.append(read.forged)
@@ -244,7 +248,7 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
     unchained = table.exclude(pk__in=chained).order_by("pk").values_list("pk", flat=True).first()
     if unchained is not None:
         return SealVerification(False, count, f"seal #{unchained} has no audit event: it was not made by sealing")
-    unread = _unread_forged(ids, chained, read_records)
+    unread = _unread_forged(ids, chained, read_records, spans)
     if unread:
         forged.append(unread)
     if forged:
@@ -255,11 +259,15 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
     return SealVerification(True, count, f"{count} prediction seals verified, every record's MAC checked{also}")
 
 
-def _unread_forged(ids: list[int] | None, chained: set[int], read_records: int) -> tuple[int, str] | None:
+def _unread_forged(
+    ids: list[int] | None, chained: set[int], read_records: int, spans: dict[int, tuple[str, str]]
+) -> tuple[int, str] | None:
     """The first record the seals' pass did not read whose MAC fails: the unsealed ones (for the
     whole log); and when more records name a verified seal than were read in its span, all of
-    them again (as first_forged_record). Records sealed while this ran (into seals newer than
-    the newest verified) are left to the next run."""
+    them again (as first_forged_record), and failing that the first record that names a seal
+    outside the time span its seal recorded: whatever its MAC, a seal's records are the ones its
+    root was computed over. Records sealed while this ran (into seals newer than the newest
+    verified) are left to the next run."""
     if ids is None:
         sealed = PredictionLog.objects.filter(seal_id__isnull=False, seal_id__lte=max(chained, default=0))
         scope = PredictionLog.objects.all()
@@ -267,8 +275,27 @@ def _unread_forged(ids: list[int] | None, chained: set[int], read_records: int) 
         sealed = PredictionLog.objects.filter(seal_id__in=chained)
         scope = PredictionLog.objects.filter(seal_id__in=ids)
     if sealed.count() != read_records:
-        return _first_forged(scope)
+        return _first_forged(scope) or _outside_its_seal(spans)
     return _first_forged(PredictionLog.objects.filter(seal__isnull=True)) if ids is None else None
+
+
+def _outside_its_seal(spans: dict[int, tuple[str, str]]) -> tuple[int, str] | None:
+    """The first record that names a seal but lies outside the time span that seal's event
+    recorded (so its root never covered it)."""
+    for seal_id, (first, last) in sorted(spans.items()):
+        outside = (
+            PredictionLog.objects.filter(seal_id=seal_id)
+            .exclude(created_at__gte=first, created_at__lte=last)
+            .order_by("pk")
+            .values_list("pk", "public_id")
+            .first()
+        )
+        if outside is not None:
+            return outside[0], (
+                f"record {outside[1]} names seal #{seal_id} but lies outside the time span its audit event "
+                "recorded: that seal's root never covered it"
+            )
+    return None
 
 
 def _span(data: dict[str, object]) -> tuple[str, str] | None:

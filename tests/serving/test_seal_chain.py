@@ -124,3 +124,14 @@ def test_a_version_report_names_a_record_whose_mac_alone_was_changed(production,
     verified = report_context.verification(selectors.seals_covering(production.pk))
     assert verified["ok"] is False
     assert f"record {records[0].public_id} does not match its MAC" in verified["seals"]["message"]
+
+
+def test_a_record_without_a_mac_that_claims_a_seal_outside_its_span_fails(production, keyed, german):
+    """A record without a MAC is proven by its seal alone: one that names a seal whose root never
+    covered it (outside the span its event recorded) is named, not taken on that seal's word."""
+    records = answered(keyed, production, german)
+    seal = seal_predictions()
+    assert seal is not None and seal.tree_size == len(records)
+    later = answered(keyed, production, german, 1)[-1]
+    tamper(PredictionLog, {"pk": later.pk}, seal_id=seal.pk, mac="")
+    _fails(f"record {later.public_id} names seal #{seal.pk} but lies outside the time span")
