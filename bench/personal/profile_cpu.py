@@ -22,8 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench" / "personal"))
 sys.path.insert(0, str(ROOT / "bench" / "serving"))
+sys.path.insert(0, str(ROOT / "bench" / "personal"))  # (first: bench/serving has a run.py too)
 import run  # noqa: E402 (bench/personal/run.py: the benchmark's environment and versions)
 
 
@@ -56,6 +56,36 @@ def main() -> None:
         run.drop(env["DATABASE_URL"])
 
 
+CURRENT = [""]  # the version being asked
+
+
+def timed(parts: dict[str, float]) -> None:
+    """Wrap the serving path's parts so that the CPU each takes is added up, per version."""
+    from serving import log, personal, predict, writers
+
+    def wrap(owner: object, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        def outer(*args: object, **kwargs: object) -> object:
+            started = time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                label_now = f"{label}, {CURRENT[0]}"
+                parts[label_now] = parts.get(label_now, 0.0) + time.process_time() - started
+
+        setattr(owner, name, outer)
+
+    wrap(personal, "protect", "personal.protect")
+    wrap(personal, "subject_hashes_of", "personal.protect: subject_hashes_of")
+    wrap(personal, "write_keys", "personal.protect: write_keys")
+    wrap(predict.log, "write", "log.write")
+    wrap(log, "record_leaf", "log.record_leaf")
+    wrap(log, "dump_json", "log.dump_json")
+    wrap(writers.PostgresLogWriter, "insert_record", "insert_record")
+    wrap(predict.engine, "predict", "engine.predict")
+
+
 def measure(setup: dict, args: argparse.Namespace) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
@@ -67,6 +97,8 @@ def measure(setup: dict, args: argparse.Namespace) -> None:
     from serving.models import ApiKey
 
     key = ApiKey.objects.get(name="bench")
+    parts: dict[str, float] = {}
+    timed(parts)
     rows = setup["rows"]
     if args.rows == 1:
         counter = iter(range(10**9))
@@ -77,6 +109,7 @@ def measure(setup: dict, args: argparse.Namespace) -> None:
         bodies = lambda: ([dict(r) for r in batch], list(keys))  # noqa: E731 (as parsed from JSON, fresh)
 
     def answer(model: str) -> None:
+        CURRENT[0] = model
         instances, business_keys = bodies()
         request = predict.PredictionRequest(
             predict.Caller(None, key), model, "v1", instances=instances, business_keys=business_keys
@@ -86,6 +119,7 @@ def measure(setup: dict, args: argparse.Namespace) -> None:
     for model in run.MODELS:  # warm: models loaded, keys made, statements prepared
         for _ in range(5):
             answer(model)
+    parts.clear()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
@@ -93,7 +127,7 @@ def measure(setup: dict, args: argparse.Namespace) -> None:
     gc.freeze()  # as config/wsgi.py does
     cpu: dict[str, list[float]] = {m: [] for m in run.MODELS}
     db: dict[str, list[float]] = {m: [] for m in run.MODELS}
-    profiles = {m: cProfile.Profile() for m in run.MODELS}
+    profiles = {m: cProfile.Profile(time.process_time) for m in run.MODELS}  # CPU: the machine is shared
     for b in range(args.blocks):
         for model in run.MODELS if b % 2 == 0 else run.MODELS[::-1]:
             started, db_started = time.process_time(), backend_cpu(backend)
@@ -106,6 +140,10 @@ def measure(setup: dict, args: argparse.Namespace) -> None:
         print(f"  {model:15} python {min(cpu[model]):6.2f}  postgres {min(db[model]):6.2f}  (min over blocks)")
         print(f"  {'':15} blocks: python {', '.join(f'{v:.2f}' for v in cpu[model])}; ")
         print(f"  {'':15}         postgres {', '.join(f'{v:.2f}' for v in db[model])}")
+    print("  CPU by part, ms per request (all blocks):")
+    total = args.n * args.blocks
+    for name, spent in sorted(parts.items()):
+        print(f"    {name:40} {spent * 1000 / total:8.3f}")
     if not args.profile:
         return
     for model in run.MODELS:
