@@ -520,6 +520,29 @@ def test_an_erasure_in_this_process_forgets_its_remembered_keys_and_subjects_at_
     assert personal.reveal_record(PredictionLog.objects.order_by("-created_at").first())[1] == KEYS
 
 
+def test_remembered_keys_are_checked_again_in_one_query_once_their_time_is_up_not_made_again(
+    personal_version, keyed, german, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """When SUBJECT_KEY_CACHE_SECONDS have passed, a process asks which of its remembered keys
+    are still live (an erasure elsewhere): the live ones are kept as they are, with no new key
+    made, wrapped or unwrapped."""
+    import time
+
+    def key_ids() -> list[int]:
+        with django_capture_on_commit_callbacks(execute=True):
+            answer = serve(keyed, german)
+        stored = orjson.loads(raw_row(answer["prediction_ids"][0].split(".")[0])[0])
+        return [int(row["age"]["$enc"].split(":", 1)[0]) for row in stored]
+
+    first = key_ids()
+    made: list[Any] = []
+    monkeypatch.setattr(subject_keys, "_make_keys", lambda *a: made.append(a) or {})
+    monkeypatch.setattr(subject_keys, "_unwrap", lambda *a: made.append(a))
+    later = time.monotonic() + settings.SUBJECT_KEY_CACHE_SECONDS + 1
+    monkeypatch.setattr(subject_keys.time, "monotonic", lambda: later)
+    assert key_ids() == first and made == []
+
+
 def test_after_an_erasure_a_lookup_by_the_subjects_business_key_finds_nothing_and_proofs_verify(
     personal_version, keyed, german, api_client, auditor, risk_officer
 ):
