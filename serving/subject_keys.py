@@ -222,10 +222,13 @@ def _remembered(place: tuple[str, date]) -> dict[str, tuple[int, AESGCM]]:
     return _remembered_month(place).keys
 
 
+CHECKED_AT_ONCE = 5_000  # ids per query (SQLite takes at most 32,766 parameters)
+
+
 def _remembered_month(place: tuple[str, date]) -> _Month:
     """What this process remembers for (model, month). Once it started remembering it
-    SUBJECT_KEY_CACHE_SECONDS ago, its keys are asked of the database again (one query, not one
-    unwrapping per key): those erased meanwhile are forgotten (with the subjects met, then), the
+    SUBJECT_KEY_CACHE_SECONDS ago, its keys are asked of the database again (a query per 5,000, not
+    one unwrapping per key): those erased meanwhile are forgotten (with the subjects met, then), the
     others kept for as long again. An erasure reaches every process's new answers within that time."""
     now = time.monotonic()
     with _lock:
@@ -235,11 +238,11 @@ def _remembered_month(place: tuple[str, date]) -> _Month:
     fresh = _Month(now)
     if month is not None and month.keys:
         remembered = dict(month.keys)  # (a copy: another thread may be adding to it)
-        live = set(
-            SubjectKey.objects.filter(pk__in=[pk for pk, _ in remembered.values()], erased_at__isnull=True).values_list(
-                "pk", flat=True
-            )
-        )
+        ids = [pk for pk, _ in remembered.values()]
+        live: set[int] = set()
+        for start in range(0, len(ids), CHECKED_AT_ONCE):
+            chunk = ids[start : start + CHECKED_AT_ONCE]
+            live.update(SubjectKey.objects.filter(pk__in=chunk, erased_at__isnull=True).values_list("pk", flat=True))
         fresh.keys = {h: key for h, key in remembered.items() if key[0] in live}
         if len(fresh.keys) == len(remembered):
             fresh.hashes = month.hashes
