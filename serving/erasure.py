@@ -68,7 +68,10 @@ def erase_subject(*, model_name: str, subject: Any, actor: Actor, reason: str = 
             "evidence": evidence(*SubjectKey.objects.filter(pk__in=ids).order_by("pk")),
         },
     )
+    # now, and again once committed: a key this process read meanwhile from the rows not yet
+    # erased is not kept either
     forget_written_keys()
+    transaction.on_commit(forget_written_keys)
     return erased
 
 
@@ -106,6 +109,7 @@ def erase_expired(*, now: datetime | None = None, retention_days: int) -> dict[s
             },
         )
         forget_written_keys()
+        transaction.on_commit(forget_written_keys)
     return counts
 
 

@@ -34,8 +34,16 @@ from django.utils import timezone
 
 from core import caches
 from serving.errors import ServingError
-from serving.log import keyed_hexdigests
-from serving.subject_keys import HASH_HEX, KEY_PREFIX, KeysUnavailable, NewKeys, month_of, read_keys, write_keys
+from serving.subject_keys import (
+    HASH_HEX,
+    KEY_PREFIX,
+    KeysUnavailable,
+    NewKeys,
+    month_of,
+    read_keys,
+    subject_hashes_of,
+    write_keys,
+)
 
 ERASED = "[erased]"
 ENC = "$enc"
@@ -75,12 +83,12 @@ def protect(
         subjects = [str(row.get(subject_field, "")) for row in rows]
     else:
         subjects = [""] * len(rows)  # no subject named: one key per month, erased by retention
-    if subject_field == BUSINESS_KEY:  # one HMAC a row: the key's lookup form is this hash, truncated
-        hashes = keyed_hexdigests([f"business-key\x1f{s}".encode() for s in subjects])
+    month = month_of(timezone.now())
+    # one HMAC per subject not met this month, none for the others (remembered with their keys)
+    hashes = subject_hashes_of(model_name, subjects, subject_field == BUSINESS_KEY, month)
+    if subject_field == BUSINESS_KEY:  # the key's lookup form is its subject hash, truncated
         lookups = [KEY_PREFIX + h[:HASH_HEX] for h in hashes]
-    else:
-        hashes = keyed_hexdigests([f"subject\x1f{model_name}\x1f{s}".encode() for s in subjects])  # subject_hash()
-    keys = write_keys(model_name, set(hashes), month_of(timezone.now()), pending)
+    keys = write_keys(model_name, set(hashes), month, pending)
     personal = version.personal_features
     personal_key = bool(business_keys) and subject_field == BUSINESS_KEY
     nonces = os.urandom(12 * len(rows))  # one call, not one per row: a nonce is never reused
@@ -97,13 +105,16 @@ def protect(
                 sealed = _seal(key_pk, aead, subjects[i], f"{record_id}.{i}.{BUSINESS_KEY}")[ENC]
                 stored_keys[i] = f"{lookups[i]}|{sealed}"  # type: ignore[index]
             continue
-        values = {name: row[name] for name in present}
+        values = {}  # (a loop, not a comprehension: no frame of its own per row on Python 3.11)
+        for name in present:
+            values[name] = row[name]
         if personal_key:
             values[BUSINESS_KEY] = subjects[i]
             stored_keys[i] = lookups[i]  # type: ignore[index]
         nonce = nonces[12 * i : 12 * i + 12]  # _seal(), inline: this loop runs once per logged row
         ciphertext = aead.encrypt(nonce, dumps(values), (place + str(i)).encode())
-        copy = {**row, present[0]: {ENC: f"{key_pk}:{b64(nonce + ciphertext, newline=False).decode()}", ROW: 1}}
+        copy = row.copy()  # (dict.copy copies the table whole; {**row} inserts key by key)
+        copy[present[0]] = {ENC: f"{key_pk}:{b64(nonce + ciphertext, newline=False).decode()}", ROW: 1}
         for name in present[1:]:
             copy[name] = {ENC: IN_ROW}
         stored.append(copy)

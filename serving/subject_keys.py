@@ -20,7 +20,7 @@ from core.envelope import keks as _keks
 from core.envelope import wrap as _wrap
 from lifecycle import dataset_store
 from serving.errors import ServingError
-from serving.log import keyed_digest
+from serving.log import keyed_digest, keyed_hexdigests
 from serving.models import SubjectKey
 from serving.writers import live_keys, writer
 
@@ -93,15 +93,48 @@ def month_of(moment: datetime) -> date:
 
 
 _lock = threading.Lock()
-# (model, month) -> (when its keys started being remembered, subject hash -> key). The keys are
-# forgotten together once that is SUBJECT_KEY_CACHE_SECONDS ago, so no key is used from memory
-# longer than that, and a request finds which of its subjects are remembered with one set
-# difference instead of a lookup and a time comparison per row.
-_writing: dict[tuple[str, date], tuple[float, dict[str, tuple[int, AESGCM]]]] = {}
+
+
+class _Month:
+    """What a process remembers for one (model, month): its subjects' keys (subject hash -> key id
+    and AES-GCM, once committed) and the keyed hashes of the subjects it met (by subject field, by
+    business key), so a known subject costs no HMAC, no unwrapping and no round trip. The keys
+    are asked of the database again once `born` is SUBJECT_KEY_CACHE_SECONDS ago (_remembered_month);
+    an erasure in this process forgets all of it at once (forget_written_keys)."""
+
+    __slots__ = ("born", "keys", "hashes")
+
+    def __init__(self, born: float) -> None:
+        self.born = born
+        self.keys: dict[str, tuple[int, AESGCM]] = {}
+        self.hashes: tuple[dict[str, str], dict[str, str]] = ({}, {})
+
+
+# (model, month) -> what is remembered of it. A request finds which of its subjects are
+# remembered with one set difference instead of a lookup and a time comparison per row.
+_writing: dict[tuple[str, date], _Month] = {}
 _kek_checked: list[float] = []
 caches.register("serving.subject_keys", forget_keys)
 KEYS_REMEMBERED = 100_000  # per model and month, per process
 _reading: dict[tuple[int, str, bytes], bytes] = {}
+
+
+def subject_hashes_of(model_name: str, subjects: list[str], by_business_key: bool, month: date) -> list[str]:
+    """The hash each subject's keys are under this month: subject_hash() or, for a subject named
+    by its business key, the key's whole keyed hash (its lookup form is that hash, truncated).
+    Remembered with the month's keys, and forgotten with them."""
+    known = _remembered_month((model_name, month)).hashes[by_business_key]
+    found = list(map(known.get, subjects))
+    if None not in found:
+        return found  # type: ignore[return-value]
+    missing = sorted({s for s, h in zip(subjects, found, strict=True) if h is None})
+    prefix = "business-key\x1f" if by_business_key else f"subject\x1f{model_name}\x1f"
+    made = dict(zip(missing, keyed_hexdigests([(prefix + s).encode() for s in missing]), strict=True))
+    with _lock:
+        if len(known) > KEYS_REMEMBERED:  # a bound on memory: start again
+            known.clear()
+        known.update(made)
+    return [h if h is not None else made[s] for s, h in zip(subjects, found, strict=True)]
 
 
 def write_keys(
@@ -175,27 +208,47 @@ def _remember_on_commit(keys: dict[tuple[str, date], dict[str, tuple[int, AESGCM
 
     def remember() -> None:
         for place, entries in keys.items():
-            remembered = _remembered(place)
+            month = _remembered_month(place)
             with _lock:
-                if len(remembered) > KEYS_REMEMBERED:  # a bound on memory: start again
-                    remembered = {}
-                    _writing[place] = (time.monotonic(), remembered)
-                remembered.update(entries)
+                if len(month.keys) > KEYS_REMEMBERED:  # a bound on memory: start again
+                    month = _writing[place] = _Month(time.monotonic())
+                month.keys.update(entries)
 
     transaction.on_commit(remember)
 
 
 def _remembered(place: tuple[str, date]) -> dict[str, tuple[int, AESGCM]]:
-    """The keys this process remembers for (model, month), none once they were first remembered
-    SUBJECT_KEY_CACHE_SECONDS ago (an erasure reaches every process's new answers within that
-    time)."""
+    """The keys this process remembers for (model, month)."""
+    return _remembered_month(place).keys
+
+
+CHECKED_AT_ONCE = 5_000  # ids per query (SQLite takes at most 32,766 parameters)
+
+
+def _remembered_month(place: tuple[str, date]) -> _Month:
+    """What this process remembers for (model, month). Once it started remembering it
+    SUBJECT_KEY_CACHE_SECONDS ago, its keys are asked of the database again (a query per 5,000, not
+    one unwrapping per key): those erased meanwhile are forgotten (with the subjects met, then), the
+    others kept for as long again. An erasure reaches every process's new answers within that time."""
     now = time.monotonic()
     with _lock:
-        born, remembered = _writing.get(place, (0.0, {}))
-        if not remembered or born <= now - settings.SUBJECT_KEY_CACHE_SECONDS:
-            remembered = {}
-            _writing[place] = (now, remembered)
-    return remembered
+        month = _writing.get(place)
+        if month is not None and month.born > now - settings.SUBJECT_KEY_CACHE_SECONDS:
+            return month
+    fresh = _Month(now)
+    if month is not None and month.keys:
+        remembered = dict(month.keys)  # (a copy: another thread may be adding to it)
+        ids = [pk for pk, _ in remembered.values()]
+        live: set[int] = set()
+        for start in range(0, len(ids), CHECKED_AT_ONCE):
+            chunk = ids[start : start + CHECKED_AT_ONCE]
+            live.update(SubjectKey.objects.filter(pk__in=chunk, erased_at__isnull=True).values_list("pk", flat=True))
+        fresh.keys = {h: key for h, key in remembered.items() if key[0] in live}
+        if len(fresh.keys) == len(remembered):
+            fresh.hashes = month.hashes
+    with _lock:
+        _writing[place] = fresh
+    return fresh
 
 
 def _make_keys(model_name: str, hashes: set[str], month: date) -> dict[str, tuple[int, bytes]]:

@@ -493,6 +493,56 @@ def test_a_key_erased_by_another_process_is_no_longer_used_once_remembered_keys_
     assert SubjectKey.objects.filter(pk=after[0], erased_at__isnull=True).exists()
 
 
+def test_an_erasure_in_this_process_forgets_its_remembered_keys_and_subjects_at_once(
+    personal_version, keyed, german, risk_officer, django_capture_on_commit_callbacks
+):
+    """A process remembers its subjects' keys and keyed hashes (a known subject costs no HMAC
+    and no round trip): an erasure it makes forgets them all, when it runs and again when it
+    commits, so the erased subject's key is never used again here, even from memory."""
+
+    def key_ids() -> list[int]:
+        with django_capture_on_commit_callbacks(execute=True):  # (keys are remembered at commit)
+            answer = serve(keyed, german)
+        stored = orjson.loads(raw_row(answer["prediction_ids"][0].split(".")[0])[0])
+        return [int(row["age"]["$enc"].split(":", 1)[0]) for row in stored]
+
+    first = key_ids()
+    assert key_ids() == first  # remembered: the same keys, no new one
+    month = subject_keys._writing[("credit-risk", subject_keys.month_of(timezone.now()))]
+    assert set(month.hashes[True]) == set(KEYS) and {pk for pk, _ in month.keys.values()} == set(first)
+    with django_capture_on_commit_callbacks(execute=True):
+        erasure.erase_subject(model_name="credit-risk", subject=KEYS[0], actor=risk_officer)
+    assert subject_keys._writing == {}  # forgotten, keys and subjects alike
+    after = key_ids()
+    assert after[0] != first[0] and after[1:] == first[1:]  # a new key for the erased subject only
+    assert SubjectKey.objects.get(pk=first[0]).wrapped is None
+    assert SubjectKey.objects.filter(pk=after[0], erased_at__isnull=True).exists()
+    assert personal.reveal_record(PredictionLog.objects.order_by("-created_at").first())[1] == KEYS
+
+
+def test_remembered_keys_are_checked_again_in_one_query_once_their_time_is_up_not_made_again(
+    personal_version, keyed, german, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """When SUBJECT_KEY_CACHE_SECONDS have passed, a process asks which of its remembered keys
+    are still live (an erasure elsewhere): the live ones are kept as they are, with no new key
+    made, wrapped or unwrapped."""
+    import time
+
+    def key_ids() -> list[int]:
+        with django_capture_on_commit_callbacks(execute=True):
+            answer = serve(keyed, german)
+        stored = orjson.loads(raw_row(answer["prediction_ids"][0].split(".")[0])[0])
+        return [int(row["age"]["$enc"].split(":", 1)[0]) for row in stored]
+
+    first = key_ids()
+    made: list[Any] = []
+    monkeypatch.setattr(subject_keys, "_make_keys", lambda *a: made.append(a) or {})
+    monkeypatch.setattr(subject_keys, "_unwrap", lambda *a: made.append(a))
+    later = time.monotonic() + settings.SUBJECT_KEY_CACHE_SECONDS + 1
+    monkeypatch.setattr(subject_keys.time, "monotonic", lambda: later)
+    assert key_ids() == first and made == []
+
+
 def test_after_an_erasure_a_lookup_by_the_subjects_business_key_finds_nothing_and_proofs_verify(
     personal_version, keyed, german, api_client, auditor, risk_officer
 ):
