@@ -40,7 +40,7 @@ MONTHS_AHEAD = 3
 MIN_RETENTION_DAYS = 183
 # What the runtime role may call (compliance.db_roles grants EXECUTE on it).
 RUNTIME_FUNCTIONS = ("serving_predictionlog_add_partitions(integer)",)
-_NAME = re.compile(rf"^{PARENT}_p(\d{{4}})_(\d{{2}})$")
+_MONTH = re.compile(r"_p(\d{4})_(\d{2})$")
 
 
 class PartitionKept(DomainError):
@@ -72,29 +72,30 @@ def partition_name(month: date, table: str = PARENT) -> str:
     return f"{table}_p{month.year:04d}_{month.month:02d}"
 
 
-def is_partitioned() -> bool:
+def is_partitioned(table: str = PARENT) -> bool:
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [PARENT])
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [table])
         row = cursor.fetchone()
     return bool(row and row[0] == "p")
 
 
-def partitions() -> list[Partition]:
-    """The log's partitions, oldest month first, the default one last ([] unless partitioned)."""
-    if not is_partitioned():
+def partitions(table: str = PARENT) -> list[Partition]:
+    """The log's (or the keys', KEYS) partitions, oldest month first, the default one last ([]
+    unless partitioned)."""
+    if not is_partitioned(table):
         return []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = to_regclass(%s)",
-            [PARENT],
+            [table],
         )
         names = [row[0] for row in cursor.fetchall()]
     found = []
     for name in names:
-        match = _NAME.match(name)
+        match = _MONTH.search(name) if name.startswith(f"{table}_p") else None
         found.append(Partition(name, date(int(match[1]), int(match[2]), 1) if match else None))
     return sorted(found, key=lambda p: (p.month is None, p.month or date.min))
 
