@@ -284,7 +284,11 @@ def test_a_business_key_is_found_in_every_month_and_a_period_reads_only_its_mont
     in_month = {r.public_id for r in keyed_zero if r.created_at < partitions.month_start(later)}
     assert 0 < len(in_month) < RECORDS // 2
 
-    found = selectors.decisions_with_key("APP-0")
+    with CaptureQueriesContext(connection) as looked_up:
+        found = selectors.decisions_with_key("APP-0")
+    log_reads = [explain(q["sql"]) for q in looked_up.captured_queries if '"serving_predictionlog"' in q["sql"]]
+    this = partitions.partition_name(date(now.year, now.month, 1))
+    assert log_reads and all(this not in p and partitions.DEFAULT not in p for p in log_reads), log_reads
     assert {r.public_id for r, _ in found} == set(keyed_zero.values_list("public_id", flat=True))
     assert len(found) == RECORDS // 2 and all(row == 0 for _, row in found)
     assert [r.created_at for r, _ in found] == sorted((r.created_at for r, _ in found), reverse=True)
