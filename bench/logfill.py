@@ -112,13 +112,13 @@ def fill_log(
             )
             if stored_keys:
                 record.business_keys_json = dump_json(stored_keys)
-                keys += [(public_id, row, index_key(k)[:200]) for row, k in enumerate(stored_keys)]
+                keys += [(public_id, row, index_key(k)[:200], record.created_at) for row, k in enumerate(stored_keys)]
             records.append(sealed_form(record))
         write_many(records)
         if keys:
             with (
                 connection.cursor() as cursor,
-                cursor.cursor.copy("COPY serving_predictionkey (record_id, row, key) FROM STDIN") as copy,
+                cursor.cursor.copy("COPY serving_predictionkey (record_id, row, key, created_at) FROM STDIN") as copy,
             ):
                 for item in keys:
                     copy.write_row(item)

@@ -215,7 +215,7 @@ def _records(
         )  # fmt: skip
         out.append(record)
         indexed += [
-            PredictionKey(record_id=record_id, row=i, key=log.index_key(k)[:200])
+            PredictionKey(record_id=record_id, row=i, key=log.index_key(k)[:200], created_at=record.created_at)
             for i, k in enumerate(stored_keys or [])
         ]
     if chunk.errors:

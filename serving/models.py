@@ -328,7 +328,12 @@ class PredictionOutcome(models.Model):
 class PredictionKey(models.Model):
     """The lookup index of business keys: one row per keyed row of a record. The key itself is
     proven by the record's leaf (business_keys_json); this table only finds it. Written in the
-    same transaction as the record."""
+    same transaction as the record.
+
+    Its created_at is its record's, so on PostgreSQL (partitioned by month like the log,
+    migration 0023) a record's keys lie in the record's month and retention drops them with it;
+    there the primary key is (id, created_at) and one_key_per_row is (record, row, created_at),
+    which, a record having one created_at, still allows one key per record's row."""
 
     record = models.ForeignKey(
         PredictionLog,
@@ -340,6 +345,7 @@ class PredictionKey(models.Model):
     )
     row = models.PositiveIntegerField()
     key = models.CharField(max_length=200)
+    created_at = models.DateTimeField()  # the record's
 
     class Meta:
         indexes = [models.Index(fields=["key"], name="serving_key_lookup")]

@@ -1,7 +1,8 @@
 """The prediction log's monthly partitions on PostgreSQL (migration 0022), and retention by
-partition: a month of records is retired whole, by detaching and dropping its partition, once it
-is older than the retention period, every record in it is sealed, every seal touching it is
-covered by a signed checkpoint, and no legal hold is in force on a model it holds.
+partition: a month of records is retired whole, by detaching and dropping its partition (and its
+business keys' partition, migration 0023), once it is older than the retention period, every
+record in it is sealed, every seal touching it is covered by a signed checkpoint, and no legal
+hold is in force on a model it holds.
 
 Retiring a month is recorded, in the same transaction, by an audit event naming the month, its
 records' count and id range, and how many records of each seal it retired. Verification reads
@@ -30,13 +31,16 @@ from serving.models import LegalHold, PredictionKey, PredictionLog, PredictionSe
 
 PARENT = PredictionLog._meta.db_table
 DEFAULT = f"{PARENT}_default"
+# The business keys' lookup index, partitioned by the same months (migration 0023): a key's
+# created_at is its record's, so a month's keys go with its records.
+KEYS = PredictionKey._meta.db_table
 MONTHS_AHEAD = 3
 # The least retention: the AI Act keeps a high-risk system's logs at least six months (art. 19),
 # as the policy's own lower bound does (governance.models.Policy).
 MIN_RETENTION_DAYS = 183
 # What the runtime role may call (compliance.db_roles grants EXECUTE on it).
 RUNTIME_FUNCTIONS = ("serving_predictionlog_add_partitions(integer)",)
-_NAME = re.compile(rf"^{PARENT}_p(\d{{4}})_(\d{{2}})$")
+_MONTH = re.compile(r"_p(\d{4})_(\d{2})$")
 
 
 class PartitionKept(DomainError):
@@ -64,33 +68,34 @@ def next_month(month: date) -> date:
     return date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
 
-def partition_name(month: date) -> str:
-    return f"{PARENT}_p{month.year:04d}_{month.month:02d}"
+def partition_name(month: date, table: str = PARENT) -> str:
+    return f"{table}_p{month.year:04d}_{month.month:02d}"
 
 
-def is_partitioned() -> bool:
+def is_partitioned(table: str = PARENT) -> bool:
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [PARENT])
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [table])
         row = cursor.fetchone()
     return bool(row and row[0] == "p")
 
 
-def partitions() -> list[Partition]:
-    """The log's partitions, oldest month first, the default one last ([] unless partitioned)."""
-    if not is_partitioned():
+def partitions(table: str = PARENT) -> list[Partition]:
+    """The log's (or the keys', KEYS) partitions, oldest month first, the default one last ([]
+    unless partitioned)."""
+    if not is_partitioned(table):
         return []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = to_regclass(%s)",
-            [PARENT],
+            [table],
         )
         names = [row[0] for row in cursor.fetchall()]
     found = []
     for name in names:
-        match = _NAME.match(name)
+        match = _MONTH.search(name) if name.startswith(f"{table}_p") else None
         found.append(Partition(name, date(int(match[1]), int(match[2]), 1) if match else None))
     return sorted(found, key=lambda p: (p.month is None, p.month or date.min))
 
@@ -107,7 +112,7 @@ def add_partitions(ahead: int = MONTHS_AHEAD) -> list[str]:
 
 def add_partition(month: date) -> str | None:
     """The owner only: make the partition of `month` (a past one, before copying or restoring its
-    records). Its name, or None if it existed."""
+    records), the log's and its business keys'. The log's name, or None if both existed."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT serving_predictionlog_add_partition(%s)", [date(month.year, month.month, 1)])
         return cursor.fetchone()[0]
@@ -173,7 +178,7 @@ def _refusals(partition: Partition, found: MonthContents, checkpoint_seq: int) -
 def retire_partition(
     month: date, *, retention_days: int, checkpoint_seq: int, now: datetime | None = None, actor: Any = None
 ) -> AuditEvent:
-    """Detach and drop the partition of `month` (as the owner), with its records' business keys,
+    """Detach and drop the partition of `month` (as the owner) and its business keys' partition,
     and record the retirement. Raises PartitionKept naming why when it may not."""
     now = now or timezone.now()
     if retention_days < MIN_RETENTION_DAYS:
@@ -191,15 +196,29 @@ def retire_partition(
     refused = _refusals(partition, found, checkpoint_seq)
     if refused:
         raise PartitionKept(f"{month:%Y-%m} is kept: " + "; ".join(refused) + ".")
-    keys_table = connection.ops.quote_name(PredictionKey._meta.db_table)
+    keys_name = partition_name(month, KEYS)
+    keys_table = connection.ops.quote_name(keys_name)
     with connection.cursor() as cursor:
-        # the business keys' lookup index (operational) loses the rows of records that are gone
-        cursor.execute(f"DELETE FROM {keys_table} WHERE record_id IN (SELECT public_id FROM {table})")  # noqa: S608
-        keys = cursor.rowcount
+        # the business keys' lookup index (operational) loses its month with the records: the
+        # month's keys are its records' (a key's created_at is its record's)
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [keys_name])
+        keyed = cursor.fetchone()[0]
+        if keyed:
+            cursor.execute(f"SELECT count(*) FROM {keys_table}")  # noqa: S608
+            keys = cursor.fetchone()[0]
+        else:  # (a month made before its keys had partitions: they wait in the default one)
+            cursor.execute(
+                f"DELETE FROM {connection.ops.quote_name(KEYS)} WHERE created_at >= %s AND created_at < %s",  # noqa: S608
+                [month_start(month), partition.ends],
+            )
+            keys = cursor.rowcount
         # deferred foreign-key checks first: a table with pending trigger events cannot be dropped
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"ALTER TABLE {connection.ops.quote_name(PARENT)} DETACH PARTITION {table}")
         cursor.execute(f"DROP TABLE {table}")
+        if keyed:
+            cursor.execute(f"ALTER TABLE {connection.ops.quote_name(KEYS)} DETACH PARTITION {keys_table}")
+            cursor.execute(f"DROP TABLE {keys_table}")
     return audit.record(
         audit.LOG_PARTITION_RETIRED,
         actor=actor,
@@ -213,7 +232,8 @@ def retire_partition(
             "last_record": found.last_record,
             "seals": {str(pk): count for pk, count in sorted(found.seals.items())},
             "models": found.models,
-            "business_keys_deleted": keys,
+            "business_keys_partition": keys_name if keyed else None,
+            "business_keys_dropped": keys,
             "retention_days": retention_days,
             "checkpoint_seq": checkpoint_seq,
         },

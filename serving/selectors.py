@@ -215,19 +215,25 @@ def logged_predictions(
         records = records.filter(request_id=request_id)
     if business_key:
         keys = PredictionKey.objects.filter(key__in=[business_key, *subject_keys.business_key_lookups(business_key)])
-        records = records.filter(public_id__in=keys.values("record_id"))
+        # a key's created_at is its record's: a period reads only its months' key index
+        records = records.filter(public_id__in=in_period(keys, since, until).values("record_id"))
     return records
 
 
 def decisions_with_key(business_key: str) -> list[tuple[PredictionLog, int]]:
     """Every logged row the client sent with this business key, newest first, as (record, row):
-    one index lookup (serving_key_lookup), whatever the size of the log."""
+    one index lookup (serving_key_lookup) per month's partition on PostgreSQL (no period is
+    known, so every month's key index is read), then the records in the months found only."""
     if not business_key or "\x00" in business_key:
         return []
     wanted = [business_key, *subject_keys.business_key_lookups(business_key)]  # a personal key: by its hash
-    keys = list(PredictionKey.objects.filter(key__in=wanted).values_list("record_id", "row")[:100])
-    records = PredictionLog.objects.in_bulk([k for k, _ in keys], field_name="public_id")
-    found = [(records[k], row) for k, row in keys if k in records]
+    keys = list(PredictionKey.objects.filter(key__in=wanted).values_list("record_id", "row", "created_at")[:100])
+    # the records are read in their months only (a key's created_at is its record's)
+    moments = {moment for _, _, moment in keys}
+    records = PredictionLog.objects.filter(created_at__in=moments).in_bulk(
+        [k for k, _, _ in keys], field_name="public_id"
+    )
+    found = [(records[k], row) for k, row, _ in keys if k in records]
     return sorted(found, key=lambda pair: (pair[0].created_at, pair[1]), reverse=True)
 
 

@@ -129,11 +129,12 @@ def record_insert_with(statuses: int, *, keyed: bool, fallback: bool, new_keys: 
         sql += " AND (SELECT count(*) FROM prelude) = %s"
     if not indexed:
         return f"WITH {ctes[0]} {sql}" if ctes else sql
-    ctes.append(f"record AS ({sql} RETURNING public_id)")
+    ctes.append(f"record AS ({sql} RETURNING public_id, created_at)")
     return (
         f"WITH {', '.join(ctes)} INSERT INTO {_table(PredictionKey)} (record_id, {connection.ops.quote_name('row')}, "  # noqa: S608
-        f"{connection.ops.quote_name('key')}) "
-        "SELECT record.public_id, t.n - 1, t.k FROM record, unnest(%s::text[]) WITH ORDINALITY AS t(k, n)"
+        f"{connection.ops.quote_name('key')}, created_at) "
+        "SELECT record.public_id, t.n - 1, t.k, record.created_at "
+        "FROM record, unnest(%s::text[]) WITH ORDINALITY AS t(k, n)"
     )
 
 

@@ -89,7 +89,8 @@ class PortableLogWriter:
             if not self._insert(record, guard, savepoint=False):
                 return False
             PredictionKey.objects.bulk_create(
-                PredictionKey(record_id=record.public_id, row=i, key=k) for i, k in enumerate(index)
+                PredictionKey(record_id=record.public_id, row=i, key=k, created_at=record.created_at)
+                for i, k in enumerate(index)
             )
         return True
 

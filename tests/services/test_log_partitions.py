@@ -1,9 +1,11 @@
-"""The prediction log partitioned by month on PostgreSQL (serving.partitions, migration 0022):
-rows land in their month's partition, the runtime role can insert and make next months'
-partitions but never drop one, and retention drops a whole month that is past retention, sealed,
-checkpointed and under no hold, recording it in the audit trail, after which verification still
-passes naming no record missing (a seal that straddled the month is proven from its stored
-tree), while a record deleted behind the application's back is still named."""
+"""The prediction log and its business keys partitioned by month on PostgreSQL (serving.partitions,
+migrations 0022 and 0023): rows, and their keys, land in their month's partition, the runtime
+role can insert and make next months' partitions but never drop one, and retention drops a whole
+month (its records' and their keys' partitions) that is past retention, sealed, checkpointed and
+under no hold, recording it in the audit trail, after which verification still passes naming no
+record missing (a seal that straddled the month is proven from its stored tree), while a record
+deleted behind the application's back is still named. Lookups by business key find a key's rows
+in every month."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from compliance import checkpoints
 from compliance.log_retention import retire_expired_months
 from core import audit
 from core.models import AuditEvent
-from serving import erasure, partitions, selectors
+from serving import erasure, merkle, partitions, seals, selectors
 from serving.models import PredictionKey, PredictionLog
 from serving.seals import verify_seals
 from tests.compliance.test_checkpoints import checkpoint_dir  # noqa: F401 (a fixture)
@@ -41,15 +43,18 @@ def old_month(now: Any, days: int) -> date:
     return date(then.year, then.month, 1)
 
 
-def where(public_ids: list[str]) -> dict[str, int]:
-    """partition -> how many of these records it holds."""
+def where(public_ids: list[str], table: str = "serving_predictionlog", column: str = "public_id") -> dict[str, int]:
+    """partition -> how many of these records (or, in the keys' table, their keys) it holds."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT tableoid::regclass::text, count(*) FROM serving_predictionlog WHERE public_id = ANY(%s::uuid[]) "
-            "GROUP BY 1",
+            f"SELECT tableoid::regclass::text, count(*) FROM {table} WHERE {column} = ANY(%s::uuid[]) GROUP BY 1",  # noqa: S608
             [public_ids],
         )
         return dict(cursor.fetchall())
+
+
+def keys_where(public_ids: list[str]) -> dict[str, int]:
+    return where(public_ids, partitions.KEYS, "record_id")
 
 
 @pytest.fixture
@@ -97,6 +102,11 @@ def test_partitions_are_made_ahead_and_records_land_in_their_month(production, t
     assert where(early) == {partitions.partition_name(month): len(early)}
     assert where(late) == {partitions.partition_name(partitions.next_month(month)): len(late)}
     assert where([str(template.public_id)]) == {partitions.partition_name(this): 1}
+    # a record's business keys lie in its month's partition of the keys
+    assert keys_where(early) == {partitions.partition_name(month, partitions.KEYS): len(early)}
+    assert keys_where(late) == {partitions.partition_name(partitions.next_month(month), partitions.KEYS): len(late)}
+    made_keys = {p.month for p in partitions.partitions(partitions.KEYS)}
+    assert made_keys == {p.month for p in partitions.partitions()}  # the same months, and a default
     # a period's query reads only its months' partitions
     with connection.cursor() as cursor:
         cursor.execute(
@@ -154,10 +164,15 @@ def test_retention_drops_a_sealed_checkpointed_month_and_verification_names_noth
     names = {p.name for p in partitions.partitions()}
     assert partitions.partition_name(month) not in names
     assert list(PredictionLog.objects.values_list("pk", flat=True)) == [template.pk]
-    assert PredictionKey.objects.count() == 0  # the lookup index lost what it pointed at
+    # the lookup index lost what it pointed at: the months' keys partitions went with the records'
+    assert PredictionKey.objects.count() == 0
+    key_months = {p.month for p in partitions.partitions(partitions.KEYS)}
+    assert key_months == {p.month for p in partitions.partitions()} and month not in key_months
     events = AuditEvent.objects.filter(action=audit.LOG_PARTITION_RETIRED).order_by("seq")
     assert [e.data["month"] for e in events] == run.retired
     assert sum(e.data["records"] for e in events) == RECORDS
+    assert sum(e.data["business_keys_dropped"] for e in events) == RECORDS
+    assert events[0].data["business_keys_partition"] == partitions.partition_name(month, partitions.KEYS)
     assert events[0].data["retention_days"] == RETENTION and events[0].data["seals"]
     out = StringIO()
     call_command("verify_audit", "--checkpoints", str(signed), stdout=out)
@@ -165,6 +180,14 @@ def test_retention_drops_a_sealed_checkpointed_month_and_verification_names_noth
     assert "Verification PASSED" in text and "Checkpoints OK" in text and "missing" not in text, text
     assert f"{RECORDS} records retired by retention proven by their seals' stored trees" in text
     assert verify_seals().seals_checked == 3  # 41 records in seals of 15
+    # the record left in a seal that lost records to retention is still proven by its stored path
+    template.refresh_from_db()
+    proof = seals.inclusion_proof(template)
+    assert proof is not None and proof["seal"] == template.seal_id
+    assert merkle.verify_inclusion(
+        proof["leaf_index"], proof["tree_size"], bytes.fromhex(proof["leaf_hash"]),
+        [bytes.fromhex(h) for h in proof["audit_path"]], bytes.fromhex(proof["root"]),
+    )  # fmt: skip
 
     # retirement does not hide a record deleted behind the application's back
     with connection.cursor() as cursor:
@@ -243,3 +266,37 @@ def test_exports_reports_and_verification_read_only_the_partitions_of_their_peri
     plans = [explain(q["sql"]) for q in verified.captured_queries if '"serving_predictionlog"."seal_id" = ' in q["sql"]]
     assert len(plans) == 3, [q["sql"][:200] for q in verified.captured_queries]
     assert sum(this not in p and partitions.DEFAULT not in p for p in plans) == 2, plans
+
+
+@pytest.mark.django_db
+def test_a_business_key_is_found_in_every_month_and_a_period_reads_only_its_months_keys(production, template):
+    now = timezone.now()
+    month = old_month(now, 300)
+    later = partitions.next_month(month)
+    partitions.add_partition(month)
+    partitions.add_partition(later)
+    start = partitions.month_start(later) - timedelta(days=5)
+    logfill.fill_log(
+        production, template, first=0, last=RECORDS, start=start, span=timedelta(days=10),
+        business_key=lambda i: f"APP-{i % 2}",
+    )  # fmt: skip
+    keyed_zero = PredictionLog.objects.filter(business_keys_json='["APP-0"]')
+    in_month = {r.public_id for r in keyed_zero if r.created_at < partitions.month_start(later)}
+    assert 0 < len(in_month) < RECORDS // 2
+
+    with CaptureQueriesContext(connection) as looked_up:
+        found = selectors.decisions_with_key("APP-0")
+    log_reads = [explain(q["sql"]) for q in looked_up.captured_queries if '"serving_predictionlog"' in q["sql"]]
+    this = partitions.partition_name(date(now.year, now.month, 1))
+    assert log_reads and all(this not in p and partitions.DEFAULT not in p for p in log_reads), log_reads
+    assert {r.public_id for r, _ in found} == set(keyed_zero.values_list("public_id", flat=True))
+    assert len(found) == RECORDS // 2 and all(row == 0 for _, row in found)
+    assert [r.created_at for r, _ in found] == sorted((r.created_at for r, _ in found), reverse=True)
+    assert {r.created_at.month for r, _ in found} == {month.month, later.month}  # both months
+
+    since, until = partitions.month_start(month), partitions.month_start(later)
+    logged = selectors.logged_predictions(business_key="APP-0", since=since, until=until)
+    assert set(logged.values_list("public_id", flat=True)) == in_month
+    plan = logged.explain()
+    keys_month, keys_later = (partitions.partition_name(m, partitions.KEYS) for m in (month, later))
+    assert keys_month in plan and keys_later not in plan and f"{partitions.KEYS}_default" not in plan, plan

@@ -52,6 +52,7 @@ def test_record_insert_with_new_subject_keys_with_ids_writes_the_keys_and_the_re
     assert PredictionLog.objects.count() == 1 and SubjectKey.objects.count() == 1
     sql = statements.record_insert_with(1, keyed=False, fallback=False, new_keys=1, indexed=True)
     assert sql.startswith("WITH prelude AS (INSERT INTO") and "unnest(%s::text[])" in sql
+    assert "RETURNING public_id, created_at)" in sql and "t.k, record.created_at FROM record" in sql
     assert statements.new_subject_keys_with_ids(2).count("(%s, %s, %s, %s, %s, %s, %s, NULL, '')") == 2
 
 

@@ -113,10 +113,12 @@ def test_a_keyed_record_writes_its_index_rows_with_it(production):
     record = log.write(_entry(production, business_keys=["a-1"], inputs=[{"age": 30}]), _guard(production))
     assert record is not None
     assert list(PredictionKey.objects.values_list("record_id", "row", "key")) == [(record.public_id, 0, "a-1")]
+    assert PredictionKey.objects.get().created_at == record.created_at  # (its month is its record's)
     assert log.write(_entry(production, business_keys=["a-2"]), _guard(production, statuses=("approved",))) is None
     assert PredictionKey.objects.count() == 1  # a refused guard writes no index row either
     unguarded = log.write(_entry(None, business_keys=["b-1"]))  # (decisions of a model served elsewhere)
     assert unguarded is not None and PredictionKey.objects.filter(record_id=unguarded.public_id).count() == 1
+    assert PredictionKey.objects.get(record_id=unguarded.public_id).created_at == unguarded.created_at
 
 
 def test_copy_records_or_a_bulk_insert_writes_sealed_records(production):
