@@ -120,27 +120,12 @@ def prediction_rows(records: QuerySet[PredictionLog]) -> Iterator[dict[str, Any]
             yield found
 
 
-_FIRST = frozenset(FORMULA_START)  # each one character
-
-
-def _csv_cell(value: Any) -> Any:
-    """_cell() of a log value (text, number or None), without a call per test."""
-    if value is None:
-        return ""
-    if type(value) is str:
-        first = value[:1]
-        # looks_like_formula(): the first character, or the first after leading whitespace
-        if first in _FIRST or (first.isspace() and value.lstrip()[:1] in _FIRST):
-            return "'" + value
-    return value
-
-
 def predictions_csv(records: QuerySet[PredictionLog]) -> Iterator[bytes]:
     """The records as CSV, one encoded chunk per CHUNK_ROWS rows (as_csv() of prediction_rows())."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(PREDICTION_COLUMNS)
-    cell = _csv_cell
+    cell = _cell  # the one rule for a cell: formulas neutralised (looks_like_formula)
     for chunk in prediction_chunks(records):
         # the id and the time are ours (a UUID's text, an ISO time): nothing to neutralise there
         writer.writerows([(record, created, *map(cell, rest)) for record, created, *rest in chunk])

@@ -161,7 +161,7 @@ def leaf_of(values: tuple[Any, ...]) -> bytes:
             + (f'"source":{q(source)},' if source and source != "api" else "")
             + f'"version":{_int(version)},"version_id":{_int(version_id)}}}'
         )
-        return _sha256(f"\x00{meta}\x1e{inputs_json}\x1e{outputs_json}".encode()).digest()
+        return merkle.leaf_hash(f"{meta}\x1e{inputs_json}\x1e{outputs_json}".encode())
     meta = canonical_json(
         _meta(public_id, created_at, model, version, version_id, caller, request_id, protocol, outcome, reason,
               n_rows, engine, latency_ms, business_keys_json, source, batch_job_id, batch_chunk)
@@ -172,7 +172,6 @@ def leaf_of(values: tuple[Any, ...]) -> bytes:
 _TEXT = str
 _quote = json_encoder.encode_basestring  # how json.dumps(ensure_ascii=False) writes a str
 _float_repr = float.__repr__  # how it writes a float
-_sha256 = hashlib.sha256
 
 
 def _int(value: int | None) -> str:
@@ -313,20 +312,8 @@ def mac_of(leaf: bytes) -> str:
 
 
 def mac_matches(leaf: bytes, mac: str) -> bool:
-    """Whether `mac` is mac_of(leaf), from the key's two padded SHA-256 states copied (RFC 2104):
-    a verification checks every record, and hmac.digest() sets the key up anew each call."""
-    inner, outer = _mac_pads()
-    inner, outer = inner.copy(), outer.copy()
-    inner.update(leaf)
-    outer.update(inner.digest())
-    return hmac.compare_digest(mac, outer.hexdigest())
-
-
-@functools.cache
-def _mac_pads() -> tuple[Any, Any]:
-    key = _mac_key()
-    key = (_sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
-    return _sha256(bytes(b ^ 0x36 for b in key)), _sha256(bytes(b ^ 0x5C for b in key))
+    """Whether `mac` is mac_of(leaf), compared in constant time."""
+    return hmac.compare_digest(mac, keyed_digest(leaf).hex())
 
 
 def keyed_digest(message: bytes) -> bytes:
@@ -350,7 +337,6 @@ def keyed_hexdigests(messages: list[bytes]) -> list[str]:
 def forget_mac_key() -> None:
     _mac_key.cache_clear()
     _mac.cache_clear()
-    _mac_pads.cache_clear()
 
 
 caches.register("serving.log.mac_key", forget_mac_key)

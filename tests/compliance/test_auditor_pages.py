@@ -134,6 +134,24 @@ def test_crafted_writes_by_an_auditor_are_refused_and_audited(served, auditor, c
     assert api_client.get(f"/api/v1/models/{name}/").status_code == 200
 
 
+def test_the_streamed_prediction_exports_are_byte_for_byte_the_generic_writers(served, api_client, german) -> None:
+    """predictions_csv / predictions_jsonl write tuples directly, for speed: the same bytes as
+    as_csv / as_jsonl of prediction_rows(), a formula-like request id included."""
+    from compliance import exports
+
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {create_api_key(actor=None, name='bytes')[1]}")
+    url = f"/api/v1/models/{served.registered_model.name}/predict"
+    answer = api_client.post(url, {"instances": rows(german, 3)}, format="json", HTTP_X_REQUEST_ID=' =1+2 "q"')
+    assert answer.status_code == 200
+    records = PredictionLog.objects.all()
+    csv_fast = b"".join(exports.predictions_csv(records))
+    assert csv_fast == b"".join(exports.as_csv(exports.prediction_rows(records), exports.PREDICTION_COLUMNS))
+    assert b"' =1+2" in csv_fast
+    jsonl_fast = b"".join(exports.predictions_jsonl(records))
+    assert jsonl_fast == b"".join(exports.as_jsonl(exports.prediction_rows(records)))
+    assert jsonl_fast.count(b"\n") == records.count()
+
+
 def test_exports_stream_csv_and_jsonl_with_formulas_neutralised(served, auditor, client, api_client, german) -> None:
     # A client chooses its own request id: here one a spreadsheet would run.
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {create_api_key(actor=None, name='sheet')[1]}")
