@@ -14,6 +14,10 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/7
 .DEFAULT_GOAL := help
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 1
+# Each suite runs on this many pytest-xdist processes (one per core here); every process has its own
+# test database and, on the services suite, its own Redis database and Celery worker (tests/conftest.py).
+TEST_PROCESSES ?= 2
+PYTEST_XDIST := -n $(TEST_PROCESSES) --dist worksteal
 .PHONY: help demo serve serve-preflight nginx bench bench-ledger bench-audit bench-decisions bench-monitoring bench-batch bench-personal bench-all bench-smoke wrk typecheck test test-sqlite test-services lint check browser pdftools venv clean
 
 help: ## List the targets
@@ -208,11 +212,11 @@ check: venv ## Django system checks and missing migrations
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py makemigrations --check --dry-run
 
 test-sqlite: venv browser pdftools ## The suite on the embedded defaults: SQLite, Celery in-process, real Chromium
-	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) -m pytest tests --ignore=tests/services
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) -m pytest tests --ignore=tests/services $(PYTEST_XDIST)
 
 test-services: venv pdftools nginx ## The suite on PostgreSQL + Redis with a real Celery worker
 	DATABASE_URL=$(SERVICES_DATABASE_URL) CELERY_BROKER_URL=$(SERVICES_BROKER_URL) \
-	  $(PY) -m pytest tests --ignore=tests/e2e
+	  $(PY) -m pytest tests --ignore=tests/e2e $(PYTEST_XDIST)
 
 test: lint typecheck check test-sqlite test-services bench-smoke ## Everything: lint, checks, both suites, then every benchmark at its smoke size
 

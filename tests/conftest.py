@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,25 @@ def pytest_configure(config: Any) -> None:
     settings.AUDIT_MAC_KEY = "test-audit-mac-key-not-a-secret"
     settings.CHECKPOINT_WITNESS_KEY = "77" * 32  # the checkpoint witness's cosigning key (compliance.checkpoints)
     settings.LOG_KEK = "5a" * 32  # the personal data's key encryption key (serving.personal)
+    _own_broker_database_per_xdist_worker(settings)
+
+
+def _own_broker_database_per_xdist_worker(settings: Any) -> None:
+    """Under pytest-xdist (make test runs each suite on two processes) every process has its own
+    PostgreSQL test database (pytest-django's _gw<n> suffix) and here its own Redis database, the
+    next ones after the suite's: its worker must not take the other process's tasks, and its
+    flushes must not empty the other's queue. The children a test starts (gunicorn, a worker)
+    inherit it through the environment."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = settings.CELERY_BROKER_URL
+    if not worker.startswith("gw") or not url.startswith("redis://"):
+        return
+    base, _, number = url.rpartition("/")
+    own = f"{base}/{int(number or 0) + 1 + int(worker[2:])}"
+    settings.CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"] = own
+    from config.celery import app
+
+    app.conf.broker_url = own
 
 
 @pytest.fixture(autouse=True)
