@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 from django.utils import timezone
 
 from compliance.checkpoints import verify_checkpoints
+from core.actors import Actor
 from core.errors import DomainError
 from governance.policies import active_policy
 from serving import partitions
@@ -38,7 +38,7 @@ def retire_expired_months(
     now: datetime | None = None,
     checkpoints: Path | str | None = None,
     only: date | None = None,
-    actor: Any = None,
+    actor: Actor = None,
 ) -> RetentionRun:
     """Retire every month of the log (or only `only`) that ended more than the retention period
     (the policy's personal-data retention unless given) ago and may go; name why the others stay."""

@@ -174,6 +174,11 @@ API_KEY_DAILY_QUOTA = env.int("API_KEY_DAILY_QUOTA", default=0)
 # A refused request logs at most this many of its rows (plus their count, SHA-256 and size).
 REFUSED_LOG_SAMPLE_ROWS = env.int("REFUSED_LOG_SAMPLE_ROWS", default=10)
 SEAL_BATCH_SIZE = env.int("SEAL_BATCH_SIZE", default=100_000)
+# Verifying the seals (verify_audit, Verify now, a report's verification) on PostgreSQL: seals
+# are judged by up to VERIFY_PROCESSES forked processes, each with at least
+# VERIFY_RECORDS_PER_PROCESS records (serving.seal_processes). Default: the machine's cores.
+VERIFY_PROCESSES = env.int("VERIFY_PROCESSES", default=os.cpu_count() or 1)
+VERIFY_RECORDS_PER_PROCESS = env.int("VERIFY_RECORDS_PER_PROCESS", default=50_000)
 # Batch jobs (serving.batch): the largest CSV accepted, the rows of one chunk (one Celery task,
 # one transaction), and the rows of one log record within a chunk.
 BATCH_MAX_BYTES = env.int("BATCH_MAX_BYTES", default=2 * 1024**3)

@@ -32,7 +32,7 @@ def _rows_with_keys(inputs: Any, business_keys: list[str], ids: set[int]) -> int
     for i in range(max(len(rows), len(business_keys))):
         row = rows[i] if i < len(rows) else {}
         # (the key ids a stored row names, read as serving.personal reads them to decrypt)
-        found = personal._key_ids([row], [business_keys[i]] if i < len(business_keys) else [])
+        found = personal.key_ids([row], [business_keys[i]] if i < len(business_keys) else [])
         count += bool(found & ids)
     return count
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor
 from core.errors import DomainError
 from core.models import AuditEvent
 from serving.models import LegalHold, PredictionKey, PredictionLog, PredictionSeal, SealTree
@@ -176,7 +176,7 @@ def _refusals(partition: Partition, found: MonthContents, checkpoint_seq: int) -
 
 @transaction.atomic
 def retire_partition(
-    month: date, *, retention_days: int, checkpoint_seq: int, now: datetime | None = None, actor: Any = None
+    month: date, *, retention_days: int, checkpoint_seq: int, now: datetime | None = None, actor: Actor = None
 ) -> AuditEvent:
     """Detach and drop the partition of `month` (as the owner) and its business keys' partition,
     and record the retirement. Raises PartitionKept naming why when it may not."""

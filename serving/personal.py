@@ -180,7 +180,9 @@ def _aead(data_key: bytes) -> AESGCM:
 caches.register("serving.personal.ciphers", _aead.cache_clear)
 
 
-def _key_ids(rows: Any, business_keys: list[str]) -> set[int]:
+def key_ids(rows: Any, business_keys: list[str]) -> set[int]:
+    """The ids of the data keys a stored record names: in its rows' sealed values and its business
+    keys (what opening it would read; serving.erasure_preview counts a subject's rows with them)."""
     ids = set()
     for row in rows if isinstance(rows, list) else []:
         if isinstance(row, dict):
@@ -210,7 +212,7 @@ def read_keys_of(records: Iterable[tuple[Any, list[str] | None]]) -> dict[int, b
     keys=): an export reads one chunk of records at a time, not one query per record."""
     ids: set[int] = set()
     for rows, business_keys in records:
-        ids |= _key_ids(rows, business_keys or [])
+        ids |= key_ids(rows, business_keys or [])
     return read_keys(ids) if ids else {}
 
 
@@ -224,7 +226,7 @@ def reveal(
     read them now."""
     stored_keys = business_keys or []
     if keys is None:  # (given keys were read for ids found already: not walked again)
-        ids = _key_ids(rows, stored_keys)
+        ids = key_ids(rows, stored_keys)
         if not ids:
             return rows, list(stored_keys)
         keys = read_keys(ids)

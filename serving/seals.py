@@ -18,7 +18,7 @@ from django.db.models.functions import Substr
 
 from core import audit
 from core.models import AuditEvent
-from serving import merkle, partitions
+from serving import merkle, partitions, seal_processes
 from serving.fetch import stream
 from serving.log import LEAF_FIELDS, leaf_of, mac_matches, record_leaf
 from serving.models import PredictionLog, PredictionSeal, SealTree
@@ -197,11 +197,21 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
     spans: dict[int, tuple[str, str]] = {}
     forged: list[tuple[int, str]] = []
     retired = partitions.retired()
-    for event in events.order_by("seq").iterator():
+    listed = [(event, event.data if isinstance(event.data, dict) else {}) for event in events.order_by("seq")]
+    # the seals read in processes beforehand (a large verification on PostgreSQL); {}: each as it comes
+    judged = seal_processes.judge_all(
+        _judge,
+        [
+            _job(int(event.target_id), data)
+            for event, data in listed
+            if "tree_size" in data and "root" in data and not data.get("changed_before_sealing")
+            and int(event.target_id) not in retired.by_seal
+        ],
+    )  # fmt: skip
+    for event, data in listed:
         count += 1
         seal_id = int(event.target_id)
         chained.add(seal_id)
-        data = event.data if isinstance(event.data, dict) else {}
         if "tree_size" not in data or "root" not in data:
             return SealVerification(False, count, f"seal #{seal_id}: its audit event #{event.seq} records no root")
         if data.get("changed_before_sealing"):
@@ -214,27 +224,28 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
         span = _span(data)
         if span is not None:
             spans[seal_id] = span
-        read = _read(seal_id, span)
-        read_records += len(read.pks)
-        if read.forged:
-            forged.append(read.forged)
         if seal_id in retired.by_seal:
+            read = _read(seal_id, span)
+            read_records += len(read.pks)
+            if read.forged:
+                forged.append(read.forged)
             problem = _retired_seal_problem(seal_id, event.seq, data, read, retired)
             if problem:
                 return SealVerification(False, count, problem)
             continue
-        if len(read.pks) != data["tree_size"]:
+        verdict = judged.get(seal_id) or _judge(_job(seal_id, data))
+        read_records += verdict.records
+        if verdict.forged:
+            forged.append(verdict.forged)
+        if verdict.records != data["tree_size"]:
             return SealVerification(
                 False,
                 count,
                 f"seal #{seal_id} (audit event #{event.seq}) covered {data['tree_size']} records but "
-                f"{len(read.pks)} are left",
+                f"{verdict.records} are left",
             )
-        if merkle.root(read.leaves).hex() != data["root"]:
-            changed = [
-                str(p) for p, leaf, h in zip(read.public_ids, read.leaves, read.stored, strict=True) if leaf.hex() != h
-            ]
-            which = f" (record {changed[0]} changed)" if changed else ""
+        if verdict.root != data["root"]:
+            which = f" (record {verdict.changed} changed)" if verdict.changed else ""
             return SealVerification(
                 False,
                 count,
@@ -257,6 +268,24 @@ def verify_seals(seals: QuerySet[PredictionSeal] | None = None) -> SealVerificat
     # retired records are named as retired (by their audit events), never as missing
     also = f"; {gone} records retired by retention proven by their seals' stored trees" if gone else ""
     return SealVerification(True, count, f"{count} prediction seals verified, every record's MAC checked{also}")
+
+
+def _job(seal_id: int, data: dict[str, object]) -> seal_processes.Job:
+    size = data["tree_size"]
+    return seal_processes.Job(seal_id, _span(data), str(data["root"]), size if isinstance(size, int) else 0)
+
+
+def _judge(job: seal_processes.Job) -> seal_processes.Judged:
+    """One seal judged: its records read once (within its span), each leaf recomputed and its MAC
+    checked, and the root recomputed; when that root is not the recorded one, the first record
+    whose leaf no longer matches the hash stored when it was written."""
+    read = _read(job.seal_id, job.span)
+    root = merkle.root(read.leaves).hex()
+    changed = None
+    if root != job.root:
+        pairs = zip(read.public_ids, read.leaves, read.stored, strict=True)
+        changed = next((str(p) for p, leaf, h in pairs if leaf.hex() != h), None)
+    return seal_processes.Judged(len(read.pks), root, read.forged, changed)
 
 
 def _unread_forged(
