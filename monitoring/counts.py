@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection, connections
 from django.db.models import F, Q, QuerySet, Sum
 
 from core import child as child_process
+from core import forked
 from governance import profile
 from monitoring.models import FoldedSeal, HourlyCounts
 from monitoring.reference import Reference
@@ -121,48 +121,28 @@ def fold_parts(seal_id: int) -> int:
     """How many processes count this seal: one unless the database is a server other processes
     can read (not SQLite, not inside a transaction they could not see) and the seal is large."""
     processes = max(1, settings.MONITOR_FOLD_PROCESSES)
-    if processes == 1 or connection.vendor == "sqlite" or connection.in_atomic_block:
+    if processes == 1 or not forked.others_can_read():
         return 1
     rows = PredictionLog.objects.filter(seal_id=seal_id).aggregate(rows=Sum("n_rows"))["rows"] or 0
     return min(processes, max(1, rows // settings.MONITOR_FOLD_ROWS_PER_PROCESS))
 
 
 def count_in_processes(seal_id: int, references: dict[int, Reference | None], parts: int) -> tuple[int, Counted]:
-    """count_part in `parts` forked processes (core.child). Each child opens its own database
-    connection; this process's is closed first so that no socket is shared."""
-    import billiard
-
-    context = billiard.get_context("fork")
-    connections.close_all()
-    children = [
-        child_process.start(context, _count_in_child, seal_id, references, part, parts) for part in range(parts)
-    ]
+    """count_part in `parts` forked processes (core.forked), each on its own connection."""
+    outcomes = forked.run_forked(count_part, [(seal_id, references, part, parts) for part in range(parts)])
     n_records, counted = 0, Counted()
-    try:
-        for child in children:
-            try:
-                result = child_process.result(child)
-            except child_process.Died as exc:
-                raise RuntimeError(f"a fold process of seal {seal_id} died (exit code {exc.exitcode})") from None
-            except child_process.Failed as exc:
-                raise RuntimeError(f"a fold process of seal {seal_id} failed: {exc}") from None
-            n_records += result[0]
-            for key, (n, counts) in result[1].items():
-                before_n, before = counted.get(key, (0, {}))
-                add_counts(before, counts)
-                counted[key] = (before_n + n, before)
-    finally:
-        for child in children:
-            child_process.stop(child)
+    for result in outcomes:
+        if isinstance(result, child_process.Died):
+            raise RuntimeError(f"a fold process of seal {seal_id} died (exit code {result.exitcode})")
+        if isinstance(result, child_process.Failed):
+            raise RuntimeError(f"a fold process of seal {seal_id} failed: {result}")
+        n_records += result[0]
+        for key, (n, counts) in result[1].items():
+            before_n, before = counted.get(key, (0, {}))
+            add_counts(before, counts)
+            counted[key] = (before_n + n, before)
     logger.info("monitoring: seal %s folded by %s processes (%s records)", seal_id, parts, n_records)
     return n_records, counted
-
-
-def _count_in_child(seal_id: int, references: dict[int, Reference | None], part: int, parts: int) -> Any:
-    try:
-        return count_part(seal_id, references, part, parts)
-    finally:
-        connections.close_all()
 
 
 # --- windows ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Seal verification spread over the cores. Each seal is judged on its own (its records read once,
 each leaf recomputed and its MAC checked, the root recomputed: serving.seals._judge), so on
 PostgreSQL the seals of a large verification are judged by up to VERIFY_PROCESSES forked
-processes (core.child), each on its own database connection, and serving.seals.verify_seals reads
+processes (core.forked), each on its own database connection, and serving.seals.verify_seals reads
 their verdicts in the order of the seal events: the same messages, in the same order, as judging
 them one after the other. A process that dies or fails leaves its seals to be judged here, one
 after the other, as they would have been without it."""
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, connections
 
 from core import child as child_process
+from core import forked
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def processes_for(jobs: list[Job]) -> int:
     can read (not SQLite, not inside a transaction they could not see), there are several seals,
     and each process gets at least VERIFY_RECORDS_PER_PROCESS records."""
     wanted = max(1, settings.VERIFY_PROCESSES)
-    if wanted == 1 or len(jobs) < 2 or connection.vendor == "sqlite" or connection.in_atomic_block:
+    if wanted == 1 or len(jobs) < 2 or not forked.others_can_read():
         return 1
     records = sum(job.size for job in jobs)
     return max(1, min(wanted, len(jobs), records // max(1, settings.VERIFY_RECORDS_PER_PROCESS)))
@@ -62,28 +62,17 @@ def judge_all(judge: Judge, jobs: list[Job]) -> dict[int, Judged]:
         least = loads.index(min(loads))
         shares[least].append(job)
         loads[least] += job.size
-    import billiard
-
-    context = billiard.get_context("fork")
-    connections.close_all()  # no socket shared with the children: each opens its own
-    children = [child_process.start(context, _judge_share, judge, share) for share in shares]
     verdicts: dict[int, Judged] = {}
-    try:
-        for child, share in zip(children, shares, strict=True):
-            try:
-                verdicts.update(child_process.result(child))
-            except (child_process.Died, child_process.Failed) as exc:
-                logger.warning("seal verification: a process judging %s seals stopped (%s)", len(share), exc)
-                verdicts.update({job.seal_id: judge(job) for job in share})
-    finally:
-        for child in children:
-            child_process.stop(child)
+    for share, outcome in zip(
+        shares, forked.run_forked(_judge_share, [(judge, share) for share in shares]), strict=True
+    ):
+        if isinstance(outcome, (child_process.Died, child_process.Failed)):
+            logger.warning("seal verification: a process judging %s seals stopped (%s)", len(share), outcome)
+            outcome = _judge_share(judge, share)
+        verdicts.update(outcome)
     logger.info("seal verification: %s seals judged by %s processes", len(jobs), parts)
     return verdicts
 
 
 def _judge_share(judge: Judge, share: list[Job]) -> dict[int, Judged]:
-    try:
-        return {job.seal_id: judge(job) for job in share}
-    finally:
-        connections.close_all()
+    return {job.seal_id: judge(job) for job in share}
