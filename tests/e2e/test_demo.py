@@ -68,7 +68,9 @@ def test_the_demos_batch_bar_moves_while_its_worker_scores(demo: str, tmp_path: 
 
     evaluation = demo_data.split(demo_data.load_german_credit())[1]
     big = tmp_path / "applications.csv"
-    pd.concat([evaluation] * 100).to_csv(big, index=False)  # 30,000 rows: 30 chunks in the demo
+    # 99,900 rows: 100 chunks of the demo's 1,000 rows, several seconds of work on a fast machine, so the
+    # page (polling each second) sees the bar between the first chunk and the last
+    pd.concat([evaluation] * 333).to_csv(big, index=False)
     with sync_playwright() as p:
         browser: Browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -98,6 +100,6 @@ def test_the_demos_batch_bar_moves_while_its_worker_scores(demo: str, tmp_path: 
         assert seen == sorted(seen) and seen[-1] == 100.0
         assert any(0 < v < 100 for v in seen), seen  # seen part-way, between the first and the last chunk
         expect(page.locator("#job-status")).to_have_text("Completed")
-        expect(page.locator("#job-rows")).to_have_text("30,000")
-        expect(page.locator("#job-chunks")).to_have_text("30")
+        expect(page.locator("#job-rows")).to_have_text("99,900")
+        expect(page.locator("#job-chunks")).to_have_text("100")
         browser.close()
