@@ -21,16 +21,13 @@ from sklearn.base import clone
 from core.canonical import sha256_json
 from core.errors import DomainError
 from governance import fairness, profile, refit
+from governance.errors import TransientCheckError
 from governance.models import CheckKind, CheckRun, CheckStatus, FairnessRequirement
 from lifecycle import onnx_model
 from lifecycle.artifacts import sha256_of
 from lifecycle.dataset_store import open_dataset
 from lifecycle.models import Dataset, ModelVersion, Task
 from lifecycle.services import load_version_model
-
-
-class TransientCheckError(Exception):
-    """A failure worth retrying (database or storage briefly unavailable)."""
 
 
 @dataclass

@@ -22,3 +22,7 @@ class DatasetRetentionRunning(WorkflowError):
     version that used it was retired."""
 
     code = "dataset_retention_running"
+
+
+class TransientCheckError(Exception):
+    """A failure worth retrying (database or storage briefly unavailable): the check task retries."""

@@ -10,19 +10,24 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from core import jobs
-from governance import checks, expiry, integrity, notifications, selectors, workflow
+from governance import expiry, integrity, notifications, selectors, workflow
+from governance.errors import TransientCheckError
 from governance.models import CheckStatus
 
 
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(checks.TransientCheckError, OperationalError, InterfaceError),
+    autoretry_for=(TransientCheckError, OperationalError, InterfaceError),
     retry_backoff=True,
     retry_backoff_max=300,
     max_retries=5,
 )
 def run_check_task(check_id: int) -> str:
+    # the checks (scikit-learn, fairlearn, pandas) are imported by the worker that runs one, not by
+    # every process that starts Django and registers this task (verify_audit, the web server)
+    from governance import checks
+
     try:
         verdict = checks.run_check(check_id)
     except SoftTimeLimitExceeded:
