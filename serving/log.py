@@ -29,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from core import caches
+from core.actors import Actor, pk_of
 from core.canonical import canonical_json, canonical_number
 from core.keyfiles import read_or_create
 from lifecycle.models import ModelVersion
@@ -62,7 +63,7 @@ class Entry:
     model_name: str
     version: ModelVersion | None
     api_key: ApiKey | None
-    user: Any
+    user: Actor
     caller: str
     request_id: str
     protocol: str
@@ -246,7 +247,7 @@ def write(entry: Entry, guard: Guard | None = None) -> PredictionLog | None:
         version=entry.version,
         version_number=entry.version.version if entry.version else None,
         api_key=entry.api_key,
-        user=entry.user if getattr(entry.user, "pk", None) else None,
+        user_id=pk_of(entry.user),  # a person's; None for a client key (no user) and for anonymous
         caller=_text(entry.caller)[:150],
         request_id=_text(entry.request_id or "")[:200],
         protocol=entry.protocol,

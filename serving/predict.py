@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 
+from core.actors import Actor
 from core.roles import roles_of
 from lifecycle.errors import ArtifactIntegrityError
 from lifecycle.models import ModelVersion
@@ -38,7 +39,7 @@ LOG_UNAVAILABLE = "The prediction log is unavailable."
 
 @dataclass
 class Caller:
-    user: Any
+    user: Actor
     api_key: ApiKey | None
 
     @property
