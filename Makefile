@@ -17,7 +17,8 @@ WEB_THREADS ?= 1
 # Each suite runs on this many pytest-xdist processes (one per core here); every process has its own
 # test database and, on the services suite, its own Redis database and Celery worker (tests/conftest.py).
 TEST_PROCESSES ?= 2
-PYTEST_XDIST := -n $(TEST_PROCESSES) --dist worksteal
+# --durations: the slowest tests are printed, where to look when CI grows
+PYTEST_XDIST := -n $(TEST_PROCESSES) --dist worksteal --durations=15
 .PHONY: help demo serve serve-preflight nginx bench bench-ledger bench-audit bench-decisions bench-monitoring bench-batch bench-personal bench-all bench-smoke wrk typecheck test test-sqlite test-services lint check browser pdftools venv clean
 
 help: ## List the targets
