@@ -5,27 +5,34 @@ taken from user data can never become markup: the SVG is embedded as an image, n
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any
 
-import matplotlib
+from governance.charts import REGRESSION_SERIES, SERIES
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
-from governance.charts import REGRESSION_SERIES, SERIES  # noqa: E402
+@functools.cache
+def _pyplot() -> Any:
+    """matplotlib's pyplot, set up once, when the first chart is drawn (not when Django starts:
+    importing it took about half a second of every process's start)."""
+    import matplotlib
 
-# text.parse_math off: group names come from user data, and "$...$" must stay literal text (a
-# name like "$\\nonexistentmacro$" made every report of its version fail as mathtext).
-plt.rcParams.update(
-    {"svg.fonttype": "path", "svg.hashsalt": "model-governance", "font.size": 9, "text.parse_math": False}
-)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # text.parse_math off: group names come from user data, and "$...$" must stay literal text (a
+    # name like "$\\nonexistentmacro$" made every report of its version fail as mathtext).
+    plt.rcParams.update(
+        {"svg.fonttype": "path", "svg.hashsalt": "model-governance", "font.size": 9, "text.parse_math": False}
+    )
+    return plt
 
 
 def _svg(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
+    _pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -39,7 +46,7 @@ def fairness_chart(feature: dict[str, Any]) -> bytes:
         f"{str(g)[:32]} (n={int(groups[g].get('count') or 0)})" + (" excluded" if g in excluded else "") for g in names
     ]
     height = 0.9 + 0.28 * len(series) * max(len(names), 1)
-    fig, ax = plt.subplots(figsize=(6.4, height))
+    fig, ax = _pyplot().subplots(figsize=(6.4, height))
     bar = 0.8 / len(series)
     for si, (key, label, colour) in enumerate(series):
         ys = [gi + si * bar for gi in range(len(names))]
@@ -62,7 +69,7 @@ def fairness_chart(feature: dict[str, Any]) -> bytes:
 
 def daily_volume_chart(days: list[dict[str, Any]]) -> bytes:
     """Rows predicted per day (bars) with refused requests marked."""
-    fig, ax = plt.subplots(figsize=(6.4, 2.2))
+    fig, ax = _pyplot().subplots(figsize=(6.4, 2.2))
     xs = list(range(len(days)))
     ax.bar(xs, [d["rows"] for d in days], color="#1f5fae", label="rows predicted")
     ax.bar(xs, [d["refused"] for d in days], color="#b3261e", label="requests refused")

@@ -14,22 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import (
-    MetricFrame,
-    count,
-    demographic_parity_difference,
-    demographic_parity_ratio,
-    equalized_odds_difference,
-    equalized_odds_ratio,
-    false_positive_rate,
-    selection_rate,
-    true_positive_rate,
-)
-from sklearn.metrics import accuracy_score, mean_absolute_error
+
+if TYPE_CHECKING:
+    from fairlearn.metrics import MetricFrame
 
 MISSING_GROUP = "(missing)"
 INTERSECTION_SEPARATOR = " × "
@@ -143,6 +134,21 @@ def assess_feature(
 ) -> FeatureFairness:
     """One feature's per-group metrics and headline disparities. With `small_groups_count`, a
     group below min_group_size that `waived` does not name makes the feature inconclusive."""
+    # fairlearn and scikit-learn are imported when fairness is measured (a check, a monitoring
+    # window), not by every process that starts Django
+    from fairlearn.metrics import (
+        MetricFrame,
+        count,
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+        equalized_odds_ratio,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+    from sklearn.metrics import accuracy_score, mean_absolute_error
+
     groups = groups.reset_index(drop=True)
     if task == "classification":
         binary_true = (np.asarray(y_true) == positive_label).astype(int)
@@ -212,6 +218,9 @@ def _regression_headline(
     """Per-group MAE over the groups large enough to compare (fairlearn MetricFrame): its
     largest difference, that difference in standard deviations of the label (all evaluation
     rows), and the ratio smallest / largest (1.0 when every group is predicted exactly)."""
+    from fairlearn.metrics import MetricFrame
+    from sklearn.metrics import mean_absolute_error
+
     frame = MetricFrame(
         metrics=mean_absolute_error, y_true=y_true, y_pred=y_pred, sensitive_features=groups.reset_index(drop=True)
     )

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
-from sklearn import metrics as skm
 
 EPSILON = 0.0001
 BOOTSTRAP_RESAMPLES = 200
@@ -54,6 +52,8 @@ def ks(reference: np.ndarray, current: np.ndarray) -> tuple[float, float] | None
     c = current[np.isfinite(current)]
     if r.size == 0 or c.size == 0:
         return None
+    from scipy import stats  # (scipy and scikit-learn are imported when a window is judged, not at start)
+
     result = stats.ks_2samp(r, c)
     return float(result.statistic), float(result.pvalue)
 
@@ -69,6 +69,8 @@ def category_shift(expected_counts: list[int], actual_counts: list[int]) -> tupl
     tv = float(0.5 * np.abs(a / a.sum() - shares).sum())
     floored = np.where(shares == 0, EPSILON, shares)
     expected = floored / floored.sum() * a.sum()
+    from scipy import stats
+
     return tv, float(stats.chisquare(a, expected).pvalue)
 
 
@@ -103,6 +105,8 @@ def _interval(values: list[float]) -> list[float] | None:
 
 
 def _classification(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray | None, positive: Any) -> dict:
+    from sklearn import metrics as skm
+
     result: dict[str, float] = {
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
@@ -115,6 +119,8 @@ def _classification(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray | 
 
 
 def _regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    from sklearn import metrics as skm
+
     result = {
         "mae": float(skm.mean_absolute_error(y_true, y_pred)),
         "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
