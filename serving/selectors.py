@@ -294,7 +294,7 @@ def serving_summary(*, version_id: int | None = None, model: str = "", since: An
     reasons = [{"outcome": outcome, "reason": reason, "requests": n} for (outcome, reason), n in top]
     return {
         "requests": sum(o["requests"] for o in by_outcome.values()),
-        "rows_predicted": by_outcome.get("ok", {}).get("rows", 0),
+        "rows_predicted": by_outcome.get(Disposition.OK, {}).get("rows", 0),
         "by_outcome": dict(sorted(by_outcome.items())),
         "per_day": days,
         "top_refusal_reasons": reasons,
